@@ -1,0 +1,472 @@
+/*
+ * kiln.h — the kiln engine's public C API.
+ *
+ * kiln builds a network of layers (built-in ones and plugins) into an engine:
+ * a self-contained, checksummed byte image that holds the graph, symbolic
+ * shape programs, the activation memory plan and the weights.  An engine is
+ * loaded once (from memory or a mapped file) and run by one execution context
+ * per thread, on the CPU or a CUDA GPU.
+ *
+ * Conventions
+ *   - Every handle is opaque.  Names are kiln_<noun>_<verb>.
+ *   - Every fallible call returns a kiln_status.  On failure a message naming
+ *     the thing at fault is available from kiln_last_error(); it is owned by
+ *     kiln, thread-local, and valid until the next kiln call on this thread.
+ *   - Expression builders (kiln_expr_*) return a kiln_expr; a negative value
+ *     (KILN_EXPR_INVALID) means failure and is accepted (and propagated) by
+ *     the other expression calls, so chains need one check at the end.
+ *   - Nothing here keeps a pointer you passed in unless it says so.
+ *
+ * Example: y = relu(x + b) with a dynamic batch dimension, built and run.
+ *
+ *     kiln_network *net;
+ *     kiln_network_create(&net);
+ *     kiln_dim_range batch_range = {1, 8, 64};          // min, opt, max
+ *     kiln_expr batch;
+ *     kiln_network_add_dim(net, "batch", &batch_range, 1, &batch);
+ *     kiln_expr xshape[2] = {batch, kiln_expr_const(kiln_network_exprs(net), 16)};
+ *     kiln_tensor x, b, s, y;
+ *     kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xshape, &x);
+ *     int64_t bdims[1] = {16};
+ *     kiln_network_add_constant(net, "bias", KILN_FLOAT32, 1, bdims, bias_data, &b);
+ *     kiln_network_add_binary(net, KILN_BINARY_ADD, x, b, &s);
+ *     kiln_network_add_unary(net, KILN_UNARY_RELU, s, &y);
+ *     kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+ *
+ *     kiln_blob *blob;
+ *     if (kiln_network_build(net, NULL, &blob) != KILN_OK)
+ *         fprintf(stderr, "build: %s\n", kiln_last_error());
+ *     kiln_blob_save(blob, "relu.engine");
+ *
+ *     kiln_engine *engine;
+ *     kiln_engine_load_file("relu.engine", 0, &engine);
+ *     kiln_context *ctx;
+ *     kiln_context_create(engine, NULL, &ctx);           // CPU by default
+ *     int64_t shape[2] = {4, 16};
+ *     kiln_context_set_input_shape(ctx, "x", 2, shape);
+ *     kiln_context_set_tensor(ctx, "x", xbuf);
+ *     kiln_context_set_tensor(ctx, "y", ybuf);
+ *     kiln_context_enqueue(ctx, NULL);                   // NULL: no stream (CPU)
+ */
+#ifndef KILN_KILN_H
+#define KILN_KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KILN_BUILDING_LIBRARY)
+#  define KILN_API __attribute__((visibility("default")))
+#else
+#  define KILN_API
+#endif
+
+#define KILN_VERSION_MAJOR 0
+#define KILN_VERSION_MINOR 1
+#define KILN_VERSION_PATCH 0
+
+/* Largest tensor rank kiln handles. */
+#define KILN_MAX_RANK 8
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_status {
+    KILN_OK = 0,
+    KILN_ERROR_INVALID_ARGUMENT = 1, /* a call got a bad argument (NULL, out of range, unknown name) */
+    KILN_ERROR_INVALID_NETWORK  = 2, /* the builder rejected the network */
+    KILN_ERROR_CORRUPT          = 3, /* engine bytes failed verification */
+    KILN_ERROR_VERSION          = 4, /* engine written by a newer format version */
+    KILN_ERROR_NOT_FOUND        = 5, /* a plugin or named tensor is not known */
+    KILN_ERROR_SHAPE            = 6, /* a shape is outside its profile or inconsistent */
+    KILN_ERROR_NO_MEMORY        = 7, /* an allocation failed */
+    KILN_ERROR_IO               = 8, /* a file could not be opened, read, mapped or written */
+    KILN_ERROR_UNSUPPORTED      = 9, /* the backend cannot run this dtype, layer or device */
+    KILN_ERROR_PLUGIN           = 10,/* a plugin callback reported failure */
+    KILN_ERROR_BACKEND          = 11,/* the device (e.g. CUDA) reported failure */
+    KILN_ERROR_STATE            = 12,/* the call is not valid now (e.g. run before shapes are set) */
+} kiln_status;
+
+/* A short constant description of a status ("invalid argument"). */
+KILN_API const char *kiln_status_string(kiln_status status);
+
+/* The message of the last failure on this thread, or "" if none. */
+KILN_API const char *kiln_last_error(void);
+
+/* Forget the last error on this thread. */
+KILN_API void kiln_clear_error(void);
+
+/* Library version string, e.g. "0.1.0". */
+KILN_API const char *kiln_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Data types                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Values are stored in engine files: never renumber. */
+typedef enum kiln_dtype {
+    KILN_FLOAT32  = 0,
+    KILN_FLOAT16  = 1,
+    KILN_BFLOAT16 = 2,
+    KILN_INT8     = 3,
+    KILN_UINT8    = 4,
+    KILN_INT32    = 5,
+    KILN_INT64    = 6,
+    KILN_BOOL     = 7,
+    KILN_DTYPE_COUNT
+} kiln_dtype;
+
+/* "float32", "float16", ...; NULL for an unknown value. */
+KILN_API const char *kiln_dtype_name(kiln_dtype dtype);
+/* Size of one element in bytes; 0 for an unknown value. */
+KILN_API size_t      kiln_dtype_size(kiln_dtype dtype);
+/* Parse a dtype name ("float32", "fp16", "bf16", "int32", "bool", ...). */
+KILN_API kiln_status kiln_dtype_from_name(const char *name, kiln_dtype *out);
+
+/* ------------------------------------------------------------------------ */
+/* Devices                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_device_type {
+    KILN_DEVICE_CPU  = 0,
+    KILN_DEVICE_CUDA = 1,
+} kiln_device_type;
+
+typedef struct kiln_device {
+    kiln_device_type type;
+    int32_t          index;  /* GPU ordinal; 0 for the CPU */
+} kiln_device;
+
+/* Whether the CUDA backend library loaded and sees at least one GPU. */
+KILN_API bool        kiln_cuda_available(void);
+/* Number of GPUs the CUDA backend sees (0 without one). */
+KILN_API int32_t     kiln_cuda_device_count(void);
+
+/* ------------------------------------------------------------------------ */
+/* Symbolic dimension expressions                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A kiln_expr names a node of an expression DAG owned by a kiln_exprs pool
+ * (every network has one).  Nodes are hash-consed: building the same
+ * expression twice gives the same kiln_expr, and operations on constants fold
+ * to constants.  Division is integer: FLOORDIV rounds towards -inf, CEILDIV
+ * towards +inf.  EQ and LT give 1 or 0.
+ */
+typedef int32_t kiln_expr;
+#define KILN_EXPR_INVALID ((kiln_expr)-1)
+
+typedef enum kiln_expr_op {       /* stored in engine files: never renumber */
+    KILN_EXPR_CONST    = 0,       /* leaf: a 64-bit constant */
+    KILN_EXPR_DIM      = 1,       /* leaf: a named dynamic dimension */
+    KILN_EXPR_ADD      = 2,
+    KILN_EXPR_SUB      = 3,
+    KILN_EXPR_MUL      = 4,
+    KILN_EXPR_FLOORDIV = 5,
+    KILN_EXPR_CEILDIV  = 6,
+    KILN_EXPR_MIN      = 7,
+    KILN_EXPR_MAX      = 8,
+    KILN_EXPR_EQ       = 9,
+    KILN_EXPR_LT       = 10,
+    KILN_EXPR_OP_COUNT
+} kiln_expr_op;
+
+typedef struct kiln_exprs kiln_exprs;
+
+KILN_API kiln_expr   kiln_expr_const (kiln_exprs *pool, int64_t value);
+KILN_API kiln_expr   kiln_expr_binary(kiln_exprs *pool, kiln_expr_op op, kiln_expr a, kiln_expr b);
+/* True, with *value set, when e folded to a constant. */
+KILN_API bool        kiln_expr_is_const(const kiln_exprs *pool, kiln_expr e, int64_t *value);
+/* Write e as text ("(batch * 16)") into buf; returns the length it needed. */
+KILN_API size_t      kiln_expr_format(const kiln_exprs *pool, kiln_expr e, char *buf, size_t size);
+/* Evaluate e given a value for each dimension (indexed as kiln_network_add_dim returned them). */
+KILN_API kiln_status kiln_expr_eval(const kiln_exprs *pool, kiln_expr e, const int64_t *dim_values,
+                                    int32_t dim_count, int64_t *out);
+
+/* ------------------------------------------------------------------------ */
+/* Typed values: plugin fields                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A kiln_value is an immutable-after-construction tree of plain data: the
+ * only thing a plugin may store in an engine.  Lists own their items, maps
+ * own their values (keys are strings, order kept), arrays own a copy of
+ * their data.  Adding an item transfers ownership of it to the container.
+ */
+typedef enum kiln_value_type {    /* stored in engine files: never renumber */
+    KILN_VALUE_NONE    = 0,
+    KILN_VALUE_BOOL    = 1,
+    KILN_VALUE_INT64   = 2,
+    KILN_VALUE_FLOAT64 = 3,
+    KILN_VALUE_STRING  = 4,
+    KILN_VALUE_BYTES   = 5,
+    KILN_VALUE_LIST    = 6,
+    KILN_VALUE_MAP     = 7,
+    KILN_VALUE_ARRAY   = 8,       /* n-d array: dtype, shape, contiguous data */
+} kiln_value_type;
+
+typedef struct kiln_value kiln_value;
+
+/* Constructors return NULL (with kiln_last_error set) on failure. */
+KILN_API kiln_value *kiln_value_none   (void);
+KILN_API kiln_value *kiln_value_bool   (bool v);
+KILN_API kiln_value *kiln_value_int64  (int64_t v);
+KILN_API kiln_value *kiln_value_float64(double v);
+KILN_API kiln_value *kiln_value_string (const char *s, size_t len);  /* UTF-8, copied */
+KILN_API kiln_value *kiln_value_bytes  (const void *data, size_t len);
+KILN_API kiln_value *kiln_value_list   (void);
+KILN_API kiln_value *kiln_value_map    (void);
+KILN_API kiln_value *kiln_value_array  (kiln_dtype dtype, int32_t rank, const int64_t *dims, const void *data);
+KILN_API void        kiln_value_free   (kiln_value *v);
+KILN_API kiln_value *kiln_value_copy   (const kiln_value *v);
+
+/* Append item to a list; takes ownership of item (also on failure). */
+KILN_API kiln_status kiln_value_list_append(kiln_value *list, kiln_value *item);
+/* Set key in a map (replacing an earlier value); takes ownership of item. */
+KILN_API kiln_status kiln_value_map_set    (kiln_value *map, const char *key, kiln_value *item);
+
+KILN_API kiln_value_type   kiln_value_get_type(const kiln_value *v);
+KILN_API bool              kiln_value_as_bool   (const kiln_value *v);
+KILN_API int64_t           kiln_value_as_int64  (const kiln_value *v);
+KILN_API double            kiln_value_as_float64(const kiln_value *v);
+/* String and bytes: pointer to the data, length in *len. */
+KILN_API const char       *kiln_value_as_string (const kiln_value *v, size_t *len);
+KILN_API const void       *kiln_value_as_bytes  (const kiln_value *v, size_t *len);
+/* List and map: number of items; items by index; map keys by index. */
+KILN_API size_t            kiln_value_count     (const kiln_value *v);
+KILN_API const kiln_value *kiln_value_item      (const kiln_value *v, size_t i);
+KILN_API const char       *kiln_value_key       (const kiln_value *v, size_t i);
+/* Map lookup by key; NULL if absent or v is not a map. */
+KILN_API const kiln_value *kiln_value_map_get   (const kiln_value *v, const char *key);
+/* Array: dtype, rank, dims (rank entries) and data. */
+KILN_API kiln_status       kiln_value_array_info(const kiln_value *v, kiln_dtype *dtype, int32_t *rank,
+                                                 const int64_t **dims, const void **data);
+
+/* Encode to / decode from kiln's binary value format (docs/engine-format.md).
+ * kiln_value_decode never reads outside [data, data+size). */
+KILN_API kiln_status kiln_value_encode(const kiln_value *v, uint8_t **out, size_t *out_size); /* free with kiln_free */
+KILN_API kiln_status kiln_value_decode(const void *data, size_t size, kiln_value **out);
+/* Structural equality (arrays compare dtype, shape and bytes). */
+KILN_API bool        kiln_value_equal (const kiln_value *a, const kiln_value *b);
+
+/* Free memory that a kiln call returned for the caller to free. */
+KILN_API void        kiln_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Networks                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kiln_network kiln_network;
+typedef int32_t kiln_tensor;          /* a tensor of one network */
+#define KILN_TENSOR_INVALID ((kiln_tensor)-1)
+
+typedef struct kiln_dim_range {
+    int64_t min, opt, max;
+} kiln_dim_range;
+
+typedef enum kiln_binary_op {   /* stored in engine files: never renumber */
+    KILN_BINARY_ADD = 0,
+    KILN_BINARY_SUB = 1,
+    KILN_BINARY_MUL = 2,
+    KILN_BINARY_DIV = 3,        /* integer division truncates toward zero; by zero gives 0 */
+    KILN_BINARY_MIN = 4,
+    KILN_BINARY_MAX = 5,
+    KILN_BINARY_OP_COUNT
+} kiln_binary_op;
+
+typedef enum kiln_unary_op {    /* stored in engine files: never renumber */
+    KILN_UNARY_RELU = 0,
+    KILN_UNARY_GELU = 1,        /* tanh approximation */
+    KILN_UNARY_SILU = 2,
+    KILN_UNARY_EXP  = 3,
+    KILN_UNARY_NEG  = 4,
+    KILN_UNARY_SQRT = 5,
+    KILN_UNARY_OP_COUNT
+} kiln_unary_op;
+
+KILN_API kiln_status kiln_network_create(kiln_network **out);
+KILN_API void        kiln_network_free  (kiln_network *net);
+/* The network's expression pool (owned by the network). */
+KILN_API kiln_exprs *kiln_network_exprs (kiln_network *net);
+
+/*
+ * Declare a named dynamic dimension with one range per optimization profile.
+ * Every dimension of a network must have the same number of ranges (the
+ * number of profiles).  Using one name on several inputs means one dimension:
+ * declare it once and use the returned expression in each input's shape.
+ */
+KILN_API kiln_status kiln_network_add_dim(kiln_network *net, const char *name,
+                                          const kiln_dim_range *ranges, int32_t profile_count,
+                                          kiln_expr *out);
+/* Find a declared dimension by name. */
+KILN_API kiln_status kiln_network_find_dim(kiln_network *net, const char *name, kiln_expr *out);
+
+/* An input; each shape entry is a constant or a dimension from kiln_network_add_dim. */
+KILN_API kiln_status kiln_network_add_input(kiln_network *net, const char *name, kiln_dtype dtype,
+                                            int32_t rank, const kiln_expr *shape, kiln_tensor *out);
+/* A constant (weights); the data (contiguous, row-major) is copied. */
+KILN_API kiln_status kiln_network_add_constant(kiln_network *net, const char *name, kiln_dtype dtype,
+                                               int32_t rank, const int64_t *dims, const void *data,
+                                               kiln_tensor *out);
+
+KILN_API kiln_status kiln_network_add_cast  (kiln_network *net, kiln_tensor x, kiln_dtype dtype, kiln_tensor *out);
+/* Elementwise with numpy broadcasting; both operands must have the same dtype. */
+KILN_API kiln_status kiln_network_add_binary(kiln_network *net, kiln_binary_op op, kiln_tensor a, kiln_tensor b,
+                                             kiln_tensor *out);
+/* Floating-point dtypes only (NEG also takes signed integers). */
+KILN_API kiln_status kiln_network_add_unary (kiln_network *net, kiln_unary_op op, kiln_tensor x, kiln_tensor *out);
+/* out = take(data, indices, axis): indices int32/int64, out shape = data[:axis] + indices + data[axis+1:]. */
+KILN_API kiln_status kiln_network_add_gather(kiln_network *net, kiln_tensor data, kiln_tensor indices,
+                                             int32_t axis, kiln_tensor *out);
+/* New shape as expressions; at most one entry may be the constant -1 (inferred). */
+KILN_API kiln_status kiln_network_add_reshape(kiln_network *net, kiln_tensor x, int32_t rank,
+                                              const kiln_expr *shape, kiln_tensor *out);
+/* a [..., M, K] x b [..., K, N]; batch dims broadcast; float dtypes. */
+KILN_API kiln_status kiln_network_add_matmul(kiln_network *net, kiln_tensor a, kiln_tensor b, kiln_tensor *out);
+
+/*
+ * A plugin layer.  The plugin creator (namespace, name, version) must be
+ * registered (kiln/plugin.h).  fields must be a KILN_VALUE_MAP; it is copied.
+ * module names where the plugin is defined (e.g. the Python module) so that
+ * a load without it can say what to import; may be NULL.  outputs receives
+ * output_count tensors, as many as the creator declares.
+ */
+KILN_API kiln_status kiln_network_add_plugin(kiln_network *net, const char *plugin_namespace,
+                                             const char *name, const char *version, const char *module,
+                                             const kiln_value *fields, int32_t input_count,
+                                             const kiln_tensor *inputs, int32_t output_count,
+                                             kiln_tensor *outputs);
+
+/* Mark a tensor as a network output; dtype must equal the tensor's dtype. */
+KILN_API kiln_status kiln_network_mark_output(kiln_network *net, kiln_tensor t, const char *name, kiln_dtype dtype);
+
+/* What the network knows about a tensor so far. */
+KILN_API kiln_status kiln_network_tensor_info(kiln_network *net, kiln_tensor t, kiln_dtype *dtype,
+                                              int32_t *rank, kiln_expr *shape /* KILN_MAX_RANK entries */);
+KILN_API const char *kiln_network_tensor_name(kiln_network *net, kiln_tensor t);
+/* Give a layer output a readable name (default "layerN.outM"). */
+KILN_API kiln_status kiln_network_set_tensor_name(kiln_network *net, kiln_tensor t, const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Building                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Bytes owned by kiln (a serialized engine). */
+typedef struct kiln_blob kiln_blob;
+KILN_API const uint8_t *kiln_blob_data(const kiln_blob *b);
+KILN_API size_t         kiln_blob_size(const kiln_blob *b);
+KILN_API kiln_status    kiln_blob_save(const kiln_blob *b, const char *path);
+KILN_API void           kiln_blob_free(kiln_blob *b);
+
+typedef struct kiln_build_options {
+    uint32_t struct_size;        /* sizeof(kiln_build_options), for evolution */
+    uint32_t flags;              /* reserved, 0 */
+} kiln_build_options;
+
+typedef struct kiln_build_report {
+    uint64_t arena_bytes;        /* activation arena, sized at the profiles' maxima */
+    uint64_t activation_bytes;   /* sum of all activations without reuse */
+    uint64_t weight_bytes;
+    int32_t  layer_count;
+} kiln_build_report;
+
+/* Validate, infer, plan memory and serialize.  options may be NULL. */
+KILN_API kiln_status kiln_network_build(kiln_network *net, const kiln_build_options *options,
+                                        kiln_blob **out);
+/* The report of the last successful build of net. */
+KILN_API kiln_status kiln_network_build_report(const kiln_network *net, kiln_build_report *out);
+
+/* ------------------------------------------------------------------------ */
+/* Engines                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kiln_engine kiln_engine;
+
+enum kiln_load_flags {
+    /* Skip verifying the weights section's checksum (metadata is always
+     * verified).  For large mapped engines whose file is trusted. */
+    KILN_LOAD_SKIP_WEIGHT_CHECKSUM = 1u << 0,
+};
+
+/* Load from memory; the bytes are copied. */
+KILN_API kiln_status kiln_engine_load_memory(const void *data, size_t size, uint32_t flags, kiln_engine **out);
+/* Load from a file, mapped read-only: weights are used in place, not copied. */
+KILN_API kiln_status kiln_engine_load_file  (const char *path, uint32_t flags, kiln_engine **out);
+/* Engines are reference counted: contexts hold a reference. */
+KILN_API void        kiln_engine_free       (kiln_engine *engine);
+
+typedef enum kiln_io_kind { KILN_IO_INPUT = 0, KILN_IO_OUTPUT = 1 } kiln_io_kind;
+
+typedef struct kiln_io_info {
+    const char *name;            /* owned by the engine */
+    kiln_io_kind kind;
+    kiln_dtype  dtype;
+    int32_t     rank;
+    kiln_expr   shape[KILN_MAX_RANK];  /* in the engine's expression pool */
+} kiln_io_info;
+
+KILN_API int32_t     kiln_engine_io_count(const kiln_engine *e);
+KILN_API kiln_status kiln_engine_io_info (const kiln_engine *e, int32_t index, kiln_io_info *out);
+/* Index of an input or output by name, or -1 (with an error naming it). */
+KILN_API int32_t     kiln_engine_io_index(const kiln_engine *e, const char *name);
+KILN_API const kiln_exprs *kiln_engine_exprs(const kiln_engine *e);
+KILN_API int32_t     kiln_engine_profile_count(const kiln_engine *e);
+KILN_API int32_t     kiln_engine_dim_count(const kiln_engine *e);
+KILN_API kiln_status kiln_engine_dim_info(const kiln_engine *e, int32_t dim, const char **name,
+                                          kiln_dim_range *ranges /* profile_count entries */);
+KILN_API int32_t     kiln_engine_layer_count(const kiln_engine *e);
+/* Layer description: kind ("matmul", "plugin", ...), for a plugin "ns::name v1". */
+KILN_API kiln_status kiln_engine_layer_info(const kiln_engine *e, int32_t index, const char **kind,
+                                            const char **detail, int32_t *input_count, const int32_t **inputs,
+                                            int32_t *output_count, const int32_t **outputs);
+KILN_API int32_t     kiln_engine_tensor_count(const kiln_engine *e);
+KILN_API const char *kiln_engine_tensor_name(const kiln_engine *e, int32_t tensor);
+KILN_API uint64_t    kiln_engine_arena_bytes(const kiln_engine *e);
+KILN_API uint64_t    kiln_engine_weight_bytes(const kiln_engine *e);
+KILN_API uint32_t    kiln_engine_format_version(const kiln_engine *e);
+KILN_API int32_t     kiln_engine_plugin_count(const kiln_engine *e);
+KILN_API kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index, const char **plugin_namespace,
+                                             const char **name, const char **version, const char **module);
+
+/* ------------------------------------------------------------------------ */
+/* Execution contexts                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kiln_context kiln_context;
+
+typedef struct kiln_context_options {
+    uint32_t    struct_size;     /* sizeof(kiln_context_options) */
+    kiln_device device;          /* default: CPU */
+} kiln_context_options;
+
+/* One context per thread; many contexts may run one engine concurrently. */
+KILN_API kiln_status kiln_context_create(kiln_engine *engine, const kiln_context_options *options,
+                                         kiln_context **out);
+KILN_API void        kiln_context_free  (kiln_context *ctx);
+KILN_API kiln_engine *kiln_context_engine(kiln_context *ctx);
+KILN_API kiln_device kiln_context_device(const kiln_context *ctx);
+
+/* Set an input's concrete shape.  Checked against the dimension ranges of the
+ * engine's profiles; the error names the input, the dimension and the range. */
+KILN_API kiln_status kiln_context_set_input_shape(kiln_context *ctx, const char *name, int32_t rank,
+                                                  const int64_t *dims);
+/* Shape of an input or output once every input shape is set (and checked). */
+KILN_API kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *name, int32_t *rank,
+                                               int64_t *dims /* KILN_MAX_RANK entries */);
+/* Bind the buffer (contiguous, on the context's device) of an input or output. */
+KILN_API kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name, void *data);
+/* Run the engine.  stream: a cudaStream_t on CUDA, ignored (NULL) on the CPU. */
+KILN_API kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream);
+/* Device memory the context holds (activation arena, workspaces). */
+KILN_API uint64_t    kiln_context_memory_bytes(const kiln_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_KILN_H */

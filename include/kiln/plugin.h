@@ -1,0 +1,138 @@
+/*
+ * plugin.h — kiln's plugin ABI and registry.
+ *
+ * A plugin is a layer whose shape rule and compute live outside kiln.  It is
+ * described by a kiln_plugin_creator: a versioned table of functions, keyed
+ * in a process-wide registry by (namespace, name, version).
+ *
+ * Life of a plugin layer
+ *   build time   kiln_network_add_plugin() looks the creator up, calls
+ *                create(fields) → infer_dtypes → infer_shapes (building
+ *                symbolic expressions) → workspace_size → serialize → destroy.
+ *                The engine stores the fields and the resulting expressions:
+ *                shape inference at run time calls no plugin code.
+ *   load time    the runtime looks the creator up again by key; a missing
+ *                one is an error naming namespace::name, version and module.
+ *   run time     each context creates its own instance (create(fields)) and
+ *                calls enqueue() with concrete tensor descriptors.
+ *
+ * Example: a native plugin library (see examples/native_plugin/).
+ *
+ *     static kiln_status scale_enqueue(void *inst, const kiln_plugin_launch *l) { ... }
+ *     static const kiln_plugin_creator scale_creator = {
+ *         .abi_version = KILN_PLUGIN_ABI_VERSION,
+ *         .plugin_namespace = "example", .name = "Scale", .version = "1",
+ *         .output_count = 1,
+ *         .create = scale_create, .destroy = scale_destroy,
+ *         .infer_dtypes = scale_dtypes, .infer_shapes = scale_shapes,
+ *         .enqueue = scale_enqueue,
+ *     };
+ *     KILN_PLUGIN_EXPORT kiln_status kiln_plugin_library_init(void) {
+ *         return kiln_plugin_register(&scale_creator);
+ *     }
+ */
+#ifndef KILN_PLUGIN_H
+#define KILN_PLUGIN_H
+
+#include "kiln/kiln.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_PLUGIN_ABI_VERSION 1u
+#define KILN_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* A concrete tensor handed to enqueue: contiguous unless strides say otherwise. */
+typedef struct kiln_tensor_desc {
+    void       *data;
+    kiln_dtype  dtype;
+    int32_t     rank;
+    int64_t     dims[KILN_MAX_RANK];
+    int64_t     strides[KILN_MAX_RANK];   /* in elements */
+    kiln_device device;
+} kiln_tensor_desc;
+
+typedef struct kiln_plugin_launch {
+    int32_t                 input_count;
+    const kiln_tensor_desc *inputs;
+    int32_t                 output_count;
+    const kiln_tensor_desc *outputs;
+    void                   *workspace;       /* NULL when workspace_size is 0 */
+    uint64_t                workspace_size;
+    void                   *stream;          /* cudaStream_t on CUDA, NULL on the CPU */
+    kiln_device             device;
+} kiln_plugin_launch;
+
+/* Symbolic shapes handed to infer_shapes: one per input or output. */
+typedef struct kiln_shape_expr {
+    int32_t   rank;
+    kiln_expr dims[KILN_MAX_RANK];
+} kiln_shape_expr;
+
+enum kiln_plugin_flags {
+    /* The plugin runs Python code (set by the Python bridge): an engine using
+     * it needs a Python interpreter with the plugin's module imported. */
+    KILN_PLUGIN_NEEDS_PYTHON = 1u << 0,
+    /* enqueue may run on the CPU device. */
+    KILN_PLUGIN_SUPPORTS_CPU = 1u << 1,
+    /* enqueue may run on CUDA devices. */
+    KILN_PLUGIN_SUPPORTS_CUDA = 1u << 2,
+};
+
+typedef struct kiln_plugin_creator kiln_plugin_creator;
+
+/*
+ * Every callback returns KILN_OK or a failure status; on failure it should
+ * call kiln_plugin_set_error() with a message (kiln prefixes the plugin's
+ * key).  Optional callbacks may be NULL, with the default stated.
+ */
+struct kiln_plugin_creator {
+    uint32_t    abi_version;        /* KILN_PLUGIN_ABI_VERSION; the registry refuses others */
+    const char *plugin_namespace;   /* e.g. "kiln"; strings must outlive the registration */
+    const char *name;
+    const char *version;
+    const char *module;             /* where it is defined, for error messages; may be NULL */
+    uint32_t    flags;              /* kiln_plugin_flags */
+    int32_t     output_count;       /* outputs every instance produces (>= 1) */
+    void       *user_data;          /* the creator's own data (e.g. a Python class) */
+
+    /* Make an instance from fields (a KILN_VALUE_MAP). */
+    kiln_status (*create)(const kiln_plugin_creator *creator, const kiln_value *fields, void **instance);
+    /* Release an instance.  May be NULL when instances own nothing. */
+    void        (*destroy)(const kiln_plugin_creator *creator, void *instance);
+    /* Output dtypes from input dtypes.  NULL: every output has input 0's dtype. */
+    kiln_status (*infer_dtypes)(void *instance, int32_t input_count, const kiln_dtype *inputs,
+                                int32_t output_count, kiln_dtype *outputs);
+    /* Output shapes from input shapes, building expressions in pool. */
+    kiln_status (*infer_shapes)(void *instance, kiln_exprs *pool, int32_t input_count,
+                                const kiln_shape_expr *inputs, int32_t output_count,
+                                kiln_shape_expr *outputs);
+    /* Workspace bytes as an expression of the input shapes.  NULL: none. */
+    kiln_status (*workspace_size)(void *instance, kiln_exprs *pool, int32_t input_count,
+                                  const kiln_shape_expr *inputs, kiln_expr *bytes);
+    /* Run.  Called from the context's thread; may launch on launch->stream. */
+    kiln_status (*enqueue)(void *instance, const kiln_plugin_launch *launch);
+};
+
+/* Register a creator (the pointer is kept: it must outlive the registration).
+ * A second creator with the same key is refused with an error naming it. */
+KILN_API kiln_status kiln_plugin_register  (const kiln_plugin_creator *creator);
+/* Remove a registration; engines loaded before keep working only if their
+ * contexts were created before (they hold instances, not the creator). */
+KILN_API kiln_status kiln_plugin_deregister(const char *plugin_namespace, const char *name, const char *version);
+/* Look a creator up; NULL if none. */
+KILN_API const kiln_plugin_creator *kiln_plugin_find(const char *plugin_namespace, const char *name,
+                                                    const char *version);
+/* For plugin callbacks: set the message kiln_last_error() will report. */
+KILN_API void        kiln_plugin_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Load a shared library of plugins: dlopen it and call its exported
+ * `kiln_status kiln_plugin_library_init(void)`. */
+KILN_API kiln_status kiln_plugin_library_load(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_PLUGIN_H */

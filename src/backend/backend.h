@@ -1,0 +1,72 @@
+/* backend.h — the interface every execution backend implements.
+ *
+ * A backend is a table of functions (ggml-style).  The CPU backend is part of
+ * libkiln; the CUDA backend is its own shared library (libkiln-cuda.so),
+ * loaded at run time by backend_registry.c, so a machine without CUDA still
+ * loads and runs kiln.  The loader refuses a table whose api_version differs.
+ *
+ * Tensors handed to run_layer are contiguous row-major and already checked by
+ * the runtime for the layer's shape rules: kernels need not re-validate
+ * shapes, but must bounds-check data-dependent indices (gather). */
+#ifndef KILN_BACKEND_H
+#define KILN_BACKEND_H
+
+#include "kiln/plugin.h"
+#include "engine/engine_desc.h"
+
+#define KILN_BACKEND_API_VERSION 1u
+
+typedef struct kiln_layer_launch {
+    uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */
+    int32_t                 subop;       /* kiln_binary_op / kiln_unary_op */
+    int64_t                 axis;        /* gather axis */
+    int32_t                 input_count, output_count;
+    const kiln_tensor_desc *inputs;
+    const kiln_tensor_desc *outputs;
+} kiln_layer_launch;
+
+typedef enum kiln_copy_kind {
+    KILN_COPY_HOST_TO_DEVICE   = 0,
+    KILN_COPY_DEVICE_TO_HOST   = 1,
+    KILN_COPY_DEVICE_TO_DEVICE = 2,
+} kiln_copy_kind;
+
+/* What libkiln gives a dynamically loaded backend. */
+typedef struct kiln_backend_host {
+    uint32_t    api_version;
+    kiln_status (*set_error)(kiln_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+} kiln_backend_host;
+
+typedef struct kiln_backend_iface {
+    uint32_t    api_version;             /* KILN_BACKEND_API_VERSION */
+    const char *name;                    /* "cpu", "cuda" */
+    kiln_device_type device_type;
+
+    /* Number of devices; the CPU backend reports 1. */
+    int32_t     (*device_count)(void);
+    /* Device memory, aligned to at least 256 bytes on CUDA, 64 on the CPU. */
+    kiln_status (*alloc)(int32_t device, size_t size, void **out);
+    void        (*free)(int32_t device, void *p);
+    /* Copy n bytes; stream may be NULL (synchronous on the default stream). */
+    kiln_status (*copy)(int32_t device, void *dst, const void *src, size_t n, kiln_copy_kind kind,
+                        void *stream);
+    /* Run one built-in layer on stream.  KILN_ERROR_UNSUPPORTED, naming the
+     * op and dtype, for combinations the backend lacks. */
+    kiln_status (*run_layer)(int32_t device, const kiln_layer_launch *launch, void *stream);
+    /* Wait for all work on stream. */
+    kiln_status (*synchronize)(int32_t device, void *stream);
+    /* Make `device` current for the calling thread (CUDA); NULL on the CPU. */
+    kiln_status (*set_device)(int32_t device);
+} kiln_backend_iface;
+
+/* The CPU backend (always present). */
+const kiln_backend_iface *kiln_backend_cpu(void);
+/* The backend for a device type: loads libkiln-cuda.so on first use.  Fails
+ * with a message saying why (library missing, no driver, no GPU). */
+kiln_status kiln_backend_get(kiln_device_type type, const kiln_backend_iface **out);
+
+/* Symbol a dynamically loaded backend exports. */
+typedef const kiln_backend_iface *(*kiln_backend_init_fn)(const kiln_backend_host *host);
+#define KILN_BACKEND_CUDA_INIT_SYMBOL "kiln_backend_cuda_init"
+
+#endif

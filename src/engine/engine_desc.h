@@ -1,0 +1,96 @@
+/* engine_desc.h — the in-memory description of an engine.
+ *
+ * The builder fills one in and hands it to the format writer; the format
+ * reader parses engine bytes back into one, which the runtime then uses.
+ * Everything the engine file holds is here and nothing else: see
+ * docs/engine-format.md for the byte layout. */
+#ifndef KILN_ENGINE_DESC_H
+#define KILN_ENGINE_DESC_H
+
+#include "kiln/kiln.h"
+#include "shape/exprs.h"
+
+/* Layer operations: stored in engine files, never renumber. */
+typedef enum kiln_op {
+    KILN_OP_CAST    = 0,   /* param: unused; output dtype is the target */
+    KILN_OP_BINARY  = 1,   /* subop: kiln_binary_op */
+    KILN_OP_UNARY   = 2,   /* subop: kiln_unary_op */
+    KILN_OP_GATHER  = 3,   /* axis */
+    KILN_OP_RESHAPE = 4,   /* also used as a plain copy */
+    KILN_OP_MATMUL  = 5,
+    KILN_OP_PLUGIN  = 6,   /* plugin: index into plugins */
+    KILN_OP_COUNT
+} kiln_op;
+
+typedef enum kiln_tensor_kind {   /* stored in engine files */
+    KILN_TENSOR_INPUT      = 0,   /* bound by the caller */
+    KILN_TENSOR_OUTPUT     = 1,   /* bound by the caller */
+    KILN_TENSOR_CONSTANT   = 2,   /* in the weights section */
+    KILN_TENSOR_ACTIVATION = 3,   /* in the activation arena */
+} kiln_tensor_kind;
+
+typedef struct kiln_tensor_record {
+    char       *name;
+    uint8_t     kind;              /* kiln_tensor_kind */
+    uint8_t     dtype;             /* kiln_dtype */
+    int32_t     rank;
+    kiln_expr   shape[KILN_MAX_RANK];
+    uint64_t    offset;            /* ACTIVATION: arena offset; CONSTANT: weights offset (64-aligned) */
+    uint64_t    size;              /* ACTIVATION: planned bytes (max over profiles); CONSTANT: bytes */
+} kiln_tensor_record;
+
+typedef struct kiln_layer_record {
+    uint8_t   op;                  /* kiln_op */
+    int32_t   subop;               /* binary/unary op; plugin index for KILN_OP_PLUGIN */
+    int64_t   axis;                /* gather axis */
+    int32_t   input_count, output_count;
+    int32_t  *inputs, *outputs;    /* tensor indices */
+    int32_t   workspace;           /* tensor index of the plugin workspace (ACTIVATION, uint8) or -1 */
+} kiln_layer_record;
+
+typedef struct kiln_plugin_record {
+    char      *plugin_namespace, *name, *version;
+    char      *module;             /* "" when unknown */
+    uint32_t   flags;              /* kiln_plugin_flags the creator had at build time */
+    uint8_t   *fields;             /* kiln_value_encode() of the fields map */
+    size_t     fields_size;
+} kiln_plugin_record;
+
+typedef struct kiln_dim_record {
+    char           *name;
+    kiln_dim_range *ranges;        /* profile_count entries */
+} kiln_dim_record;
+
+/* A condition that must hold at run time (e.g. broadcast compatibility of two
+ * dynamic dimensions); a zero value fails with the message. */
+typedef struct kiln_check_record {
+    kiln_expr  cond;
+    char      *message;
+} kiln_check_record;
+
+typedef struct kiln_engine_desc {
+    kiln_exprs         *exprs;                 /* the whole expression program */
+    int32_t             dim_count, profile_count;
+    kiln_dim_record    *dims;
+    int32_t             tensor_count;
+    kiln_tensor_record *tensors;
+    int32_t             layer_count;
+    kiln_layer_record  *layers;
+    int32_t             plugin_count;
+    kiln_plugin_record *plugins;
+    int32_t             check_count;
+    kiln_check_record  *checks;
+    int32_t             io_count;              /* inputs then outputs, in declaration order */
+    int32_t            *io;                    /* tensor indices */
+    uint64_t            arena_bytes;
+    /* Weights: 64-byte aligned.  The builder and a memory load own them
+     * (weights_owned); a file load points into the mapping. */
+    const uint8_t      *weights;
+    uint64_t            weights_size;
+    int                 weights_owned;
+} kiln_engine_desc;
+
+/* Free everything a desc owns (not the struct itself). */
+void kiln_engine_desc_clear(kiln_engine_desc *desc);
+
+#endif
