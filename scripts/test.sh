@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every kiln test on this machine (CPU; GPU tests skip without a GPU):
+#   1. C build with warnings as errors, ctest
+#   2. ASan+UBSan build, ctest (includes the engine truncation/bit-flip test)
+#   3. libFuzzer target on the engine reader for a bounded time
+#   4. pip install . and pytest (Triton kernels run under TRITON_INTERPRET=1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== C build and tests"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j"$jobs" >/dev/null
+ctest --test-dir build/release --output-on-failure
+
+echo "== C tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON -DKILN_CUDA=OFF -DKILN_BENCH=OFF >/dev/null
+cmake --build build/asan -j"$jobs" >/dev/null
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure
+
+echo "== fuzzing the engine reader (${KILN_FUZZ_SECONDS:-60} s)"
+CC=clang cmake -S . -B build/fuzz -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_BENCH=OFF -DKILN_TESTS=ON >/dev/null
+cmake --build build/fuzz --target fuzz_engine_reader -j"$jobs" >/dev/null
+corpus=$(mktemp -d)
+cp tests/fuzz/corpus/* "$corpus"/
+build/fuzz/tests/fuzz/fuzz_engine_reader -max_total_time="${KILN_FUZZ_SECONDS:-60}" -print_final_stats=1 \
+  "$corpus" 2>&1 | tail -n 12
+rm -rf "$corpus"
+
+if [ -f pyproject.toml ] && [ -d tests/python ]; then
+  echo "== Python package and tests"
+  python3 -m pip install -q --no-build-isolation . 
+  (cd tests/python && TRITON_INTERPRET=1 python3 -m pytest -q -p no:cacheprovider .)
+fi
+echo "== all tests passed"

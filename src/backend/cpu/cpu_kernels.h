@@ -1,0 +1,35 @@
+/* cpu_kernels.h — the CPU backend's kernels, one per built-in op.
+ *
+ * cpu_backend.c dispatches a kiln_layer_launch to one of these after checking
+ * the input and output counts.  The runtime has already checked shapes and
+ * dtypes against the op's rules; kernels trust them except where the data
+ * itself can be wrong (gather indices) or where a wrong dtype would make them
+ * read out of bounds (they then answer KILN_ERROR_UNSUPPORTED).
+ *
+ * Tensors are contiguous row-major; `strides` in the descriptors is ignored. */
+#ifndef KILN_CPU_KERNELS_H
+#define KILN_CPU_KERNELS_H
+
+#include "backend/backend.h"
+
+/* Elements in a tensor (1 for rank 0). */
+static inline int64_t kiln_cpu_numel(const kiln_tensor_desc *t) {
+    int64_t n = 1;
+    for (int32_t i = 0; i < t->rank; i++) n *= t->dims[i];
+    return n;
+}
+
+/* inputs[0] → outputs[0]: any dtype to any dtype, same shape. */
+kiln_status kiln_cpu_cast   (const kiln_layer_launch *l);
+/* inputs[0] (op) inputs[1] → outputs[0], numpy broadcasting; l->subop is a kiln_binary_op. */
+kiln_status kiln_cpu_binary (const kiln_layer_launch *l);
+/* op(inputs[0]) → outputs[0]; l->subop is a kiln_unary_op. */
+kiln_status kiln_cpu_unary  (const kiln_layer_launch *l);
+/* take(inputs[0], inputs[1], l->axis) → outputs[0]. */
+kiln_status kiln_cpu_gather (const kiln_layer_launch *l);
+/* Copy inputs[0]'s bytes to outputs[0] (a no-op when they are one buffer). */
+kiln_status kiln_cpu_reshape(const kiln_layer_launch *l);
+/* inputs[0] [..., M, K] x inputs[1] [..., K, N] → outputs[0] [..., M, N]. */
+kiln_status kiln_cpu_matmul (const kiln_layer_launch *l);
+
+#endif

@@ -1,0 +1,197 @@
+/* cpu_matmul.c — MATMUL: a [..., M, K] x b [..., K, N] → out [..., M, N].
+ *
+ * Batch axes broadcast numpy-style (b is often a rank-2 weight shared by
+ * every batch).  Each matrix product is a blocked i-k-j loop: for a panel of
+ * NC output columns and a block of KC rows of b (small enough to stay in
+ * cache), every group of MR rows of a adds a[i, k] * b[k, :] into float32
+ * output rows.  The innermost loop runs along a row of b and of the output,
+ * contiguous in both, so the compiler vectorizes it, and each b load feeds MR
+ * rows.  float16/bfloat16 are converted to float32 panels as they are used
+ * and the float32 sums rounded back once at the end. */
+#include <stdint.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "core/alloc.h"
+#include "core/dtype.h"
+#include "core/error.h"
+
+enum {
+    MR = 4,             /* rows of a per micro-kernel call */
+    KC = 128,           /* rows of b per block */
+    NC = 256,           /* columns of b and out per panel */
+    STACK_FLOATS = 2048 /* scratch up to this size lives on the stack (small layers allocate nothing) */
+};
+
+/* c_r[0:nc] += sum over k of a_r[k] * b[k, 0:nc], for MR rows r at once. */
+static void micro_rows4(const float *a0, const float *a1, const float *a2, const float *a3,
+                        const float *restrict b, int64_t ldb, float *restrict c0, float *restrict c1,
+                        float *restrict c2, float *restrict c3, int64_t kc, int64_t nc) {
+    for (int64_t k = 0; k < kc; k++) {
+        const float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+        const float *restrict br = b + k * ldb;
+        for (int64_t j = 0; j < nc; j++) {
+            float v = br[j];
+            c0[j] += x0 * v;
+            c1[j] += x1 * v;
+            c2[j] += x2 * v;
+            c3[j] += x3 * v;
+        }
+    }
+}
+
+static void micro_row(const float *a0, const float *restrict b, int64_t ldb, float *restrict c0, int64_t kc,
+                      int64_t nc) {
+    for (int64_t k = 0; k < kc; k++) {
+        const float x0 = a0[k];
+        const float *restrict br = b + k * ldb;
+        for (int64_t j = 0; j < nc; j++) c0[j] += x0 * br[j];
+    }
+}
+
+static void halfs_to_f32(kiln_dtype dt, const uint16_t *src, float *dst, int64_t n) {
+    if (dt == KILN_FLOAT16) for (int64_t i = 0; i < n; i++) dst[i] = kiln_f16_to_f32(src[i]);
+    else                    for (int64_t i = 0; i < n; i++) dst[i] = kiln_bf16_to_f32(src[i]);
+}
+
+static void f32_to_halfs(kiln_dtype dt, const float *src, uint16_t *dst, int64_t n) {
+    if (dt == KILN_FLOAT16) for (int64_t i = 0; i < n; i++) dst[i] = kiln_f32_to_f16(src[i]);
+    else                    for (int64_t i = 0; i < n; i++) dst[i] = kiln_f32_to_bf16(src[i]);
+}
+
+typedef struct gemm_shape {
+    kiln_dtype dt;
+    int64_t    M, K, N;
+    float     *bbuf;    /* half: KC x NC float32 block of b */
+    float     *cbuf;    /* half: M x NC float32 sums */
+} gemm_shape;
+
+/* One product c = a b of row-major matrices. */
+static void gemm(const gemm_shape *s, const void *a, const void *b, void *c) {
+    const int64_t M = s->M, K = s->K, N = s->N;
+    const int half = s->dt != KILN_FLOAT32;
+    if (K == 0) {   /* empty sums: all-zero bits are 0.0 in every float dtype */
+        memset(c, 0, (size_t)(M * N) * kiln_dtype_size(s->dt));
+        return;
+    }
+    float abuf[MR][KC];
+    for (int64_t j0 = 0; j0 < N; j0 += NC) {
+        const int64_t nc = N - j0 < NC ? N - j0 : NC;
+        float *cpanel = half ? s->cbuf : (float *)c + j0;
+        const int64_t ldc = half ? nc : N;
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            const int64_t kc = K - k0 < KC ? K - k0 : KC;
+            const float *bp = (const float *)b + k0 * N + j0;
+            int64_t ldb = N;
+            if (half) {
+                for (int64_t k = 0; k < kc; k++)
+                    halfs_to_f32(s->dt, (const uint16_t *)b + (k0 + k) * N + j0, s->bbuf + k * nc, nc);
+                bp = s->bbuf;
+                ldb = nc;
+            }
+            for (int64_t i0 = 0; i0 < M; i0 += MR) {
+                const int rows = M - i0 < MR ? (int)(M - i0) : MR;
+                const float *ap[MR];
+                float *cr[MR];
+                for (int r = 0; r < rows; r++) {
+                    if (half) {
+                        halfs_to_f32(s->dt, (const uint16_t *)a + (i0 + r) * K + k0, abuf[r], kc);
+                        ap[r] = abuf[r];
+                    } else {
+                        ap[r] = (const float *)a + (i0 + r) * K + k0;
+                    }
+                    cr[r] = cpanel + (i0 + r) * ldc;
+                    if (k0 == 0) memset(cr[r], 0, (size_t)nc * sizeof(float));
+                }
+                if (rows == MR)
+                    micro_rows4(ap[0], ap[1], ap[2], ap[3], bp, ldb, cr[0], cr[1], cr[2], cr[3], kc, nc);
+                else
+                    for (int r = 0; r < rows; r++) micro_row(ap[r], bp, ldb, cr[r], kc, nc);
+            }
+        }
+        if (half)
+            for (int64_t i = 0; i < M; i++)
+                f32_to_halfs(s->dt, s->cbuf + i * nc, (uint16_t *)c + i * N + j0, nc);
+    }
+}
+
+static int overlaps(const void *p, size_t pn, const void *q, size_t qn) {
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)q;
+    return pn && qn && a < b + qn && b < a + pn;
+}
+
+kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
+    const kiln_tensor_desc *a = &l->inputs[0], *b = &l->inputs[1], *out = &l->outputs[0];
+    kiln_dtype dt = out->dtype;
+    if (!kiln_dtype_is_float(dt) || a->dtype != dt || b->dtype != dt) {
+        const char *an = kiln_dtype_name(a->dtype), *bn = kiln_dtype_name(b->dtype), *on = kiln_dtype_name(dt);
+        return kiln_error(KILN_ERROR_UNSUPPORTED,
+                          "cpu backend: matmul of %s x %s into %s is not supported (float32, float16, bfloat16 only)",
+                          an ? an : "unknown", bn ? bn : "unknown", on ? on : "unknown");
+    }
+    int ra = a->rank, rb = b->rank, ro = out->rank;
+    if (ra < 2 || rb < 2 || ro != (ra > rb ? ra : rb) || ro > KILN_MAX_RANK)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: matmul of ranks %d x %d into rank %d", ra, rb, ro);
+    const int64_t M = a->dims[ra - 2], K = a->dims[ra - 1], N = b->dims[rb - 1];
+    if (b->dims[rb - 2] != K || out->dims[ro - 2] != M || out->dims[ro - 1] != N)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
+                          "cpu backend: matmul of [%lld, %lld] x [%lld, %lld] into [%lld, %lld]", (long long)M,
+                          (long long)K, (long long)b->dims[rb - 2], (long long)N, (long long)out->dims[ro - 2],
+                          (long long)out->dims[ro - 1]);
+
+    /* Batch strides, in matrices, of a and b aligned to out's batch axes. */
+    const int nb = ro - 2;
+    int64_t sa[KILN_MAX_RANK], sb[KILN_MAX_RANK], batches = 1;
+    int64_t stride_a = 1, stride_b = 1;
+    for (int i = nb - 1; i >= 0; i--) {
+        int ia = i - (ro - ra), ib = i - (ro - rb);
+        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1, d = out->dims[i];
+        if ((da != 1 && da != d) || (db != 1 && db != d))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
+                              "cpu backend: matmul batch axis %d: %lld and %lld do not broadcast to %lld", i,
+                              (long long)da, (long long)db, (long long)d);
+        sa[i] = da == 1 ? 0 : stride_a;
+        sb[i] = db == 1 ? 0 : stride_b;
+        stride_a *= da;
+        stride_b *= db;
+        batches *= d;
+    }
+    if (batches == 0 || M == 0 || N == 0) return KILN_OK;
+
+    size_t es = kiln_dtype_size(dt);
+    size_t out_bytes = (size_t)(batches * M * N) * es;
+    if (overlaps(out->data, out_bytes, a->data, (size_t)(stride_a * M * K) * es) ||
+        overlaps(out->data, out_bytes, b->data, (size_t)(stride_b * K * N) * es))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: matmul output overlaps an input");
+
+    gemm_shape s = {.dt = dt, .M = M, .K = K, .N = N, .bbuf = NULL, .cbuf = NULL};
+    float stack[STACK_FLOATS];
+    float *heap = NULL;
+    if (dt != KILN_FLOAT32) {
+        size_t kc = (size_t)(K < KC ? K : KC), nc = (size_t)(N < NC ? N : NC);
+        size_t need = kc * nc + (size_t)M * nc;
+        if (need > STACK_FLOATS && !(heap = kiln_malloc(need * sizeof(float))))
+            return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: matmul: cannot allocate %zu bytes of scratch",
+                              need * sizeof(float));
+        s.bbuf = heap ? heap : stack;
+        s.cbuf = s.bbuf + kc * nc;
+    }
+
+    const char *pa = (const char *)a->data, *pb = (const char *)b->data;
+    char *po = (char *)out->data;
+    const size_t mat_a = (size_t)(M * K) * es, mat_b = (size_t)(K * N) * es, mat_o = (size_t)(M * N) * es;
+    int64_t idx[KILN_MAX_RANK] = {0}, oa = 0, ob = 0;
+    for (int64_t t = 0; t < batches; t++) {
+        gemm(&s, pa + (size_t)oa * mat_a, pb + (size_t)ob * mat_b, po + (size_t)t * mat_o);
+        for (int ax = nb - 1; ax >= 0; ax--) {
+            oa += sa[ax];
+            ob += sb[ax];
+            if (++idx[ax] < out->dims[ax]) break;
+            oa -= sa[ax] * out->dims[ax];
+            ob -= sb[ax] * out->dims[ax];
+            idx[ax] = 0;
+        }
+    }
+    kiln_free(heap);
+    return KILN_OK;
+}

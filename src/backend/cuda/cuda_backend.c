@@ -1,0 +1,236 @@
+/* cuda_backend.c — the CUDA backend's function table and its entry point.
+ *
+ * libkiln-cuda.so is loaded at run time by backend_registry.c, which looks up
+ * kiln_backend_cuda_init (the one symbol the module exports) and calls it
+ * with the host's error setter.  The CUDA runtime is linked statically and
+ * finds the driver itself when first used, so on a machine without a driver
+ * or a GPU the module still loads and init still returns the table: its
+ * device_count reports 0 and the loader decides what to tell the user.
+ *
+ * Every function takes a device ordinal.  It makes that device current for
+ * the call and puts the caller's device back afterwards (a device guard), so
+ * that a thread working with several GPUs never finds its current device
+ * changed behind its back. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "backend/cuda/cuda_ops.h"
+
+const kiln_backend_host *kiln_cuda_host;
+
+/* ---- errors ------------------------------------------------------------- */
+
+kiln_status kiln_cuda_fail(kiln_status status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (kiln_cuda_host && kiln_cuda_host->set_error) return kiln_cuda_host->set_error(status, "%s", msg);
+    return status;
+}
+
+kiln_status kiln_cuda_check(cudaError_t err, const char *what) {
+    if (err == cudaSuccess) return KILN_OK;
+    (void)cudaGetLastError();   /* clear it, so it is not reported again by the next call */
+    return kiln_cuda_fail(KILN_ERROR_BACKEND, "cuda: %s: %s", what, cudaGetErrorString(err));
+}
+
+kiln_status kiln_cuda_check_launch(const char *kernel) {
+    return kiln_cuda_check(cudaGetLastError(), kernel);
+}
+
+kiln_status kiln_cuda_unsupported(const char *op, kiln_dtype dtype) {
+    const char *name = (unsigned)dtype < KILN_DTYPE_COUNT ? (const char *[]){
+        "float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool"}[dtype] : "unknown dtype";
+    return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: %s does not support %s", op, name);
+}
+
+/* ---- small helpers the kernels share ------------------------------------ */
+
+int64_t kiln_cuda_numel(const kiln_tensor_desc *t) {
+    int64_t n = 1;
+    for (int32_t i = 0; i < t->rank; i++) n *= t->dims[i];
+    return n;
+}
+
+unsigned kiln_cuda_grid(int64_t n, int threads) {
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)
+        != cudaSuccess || sms <= 0) {
+        (void)cudaGetLastError();
+        sms = 132;
+    }
+    /* Enough resident blocks for every SM several times over; a grid-stride
+     * loop covers the rest, so launch overhead stays flat for huge tensors. */
+    int64_t cap = (int64_t)sms * (2048 / threads) * 4;
+    int64_t need = (n + threads - 1) / threads;
+    if (need < 1) need = 1;
+    return (unsigned)(need < cap ? need : cap);
+}
+
+/* ---- device guard ------------------------------------------------------- */
+
+typedef struct device_guard {
+    int previous;
+    int changed;
+} device_guard;
+
+static kiln_status guard_enter(device_guard *g, int32_t device, const char *what) {
+    g->changed = 0;
+    kiln_status st = kiln_cuda_check(cudaGetDevice(&g->previous), what);
+    if (st != KILN_OK) return st;
+    if (g->previous == device) return KILN_OK;
+    st = kiln_cuda_check(cudaSetDevice(device), what);
+    if (st == KILN_OK) g->changed = 1;
+    return st;
+}
+
+static void guard_leave(device_guard *g) {
+    if (g->changed && cudaSetDevice(g->previous) != cudaSuccess) (void)cudaGetLastError();
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+/* 0 when CUDA has no driver or no device; the reason is left as the last
+ * error, for the loader to report. */
+static int32_t cuda_device_count(void) {
+    int n = 0;
+    cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+        kiln_cuda_check(err, "cudaGetDeviceCount");
+        return 0;
+    }
+    return n;
+}
+
+static kiln_status cuda_alloc(int32_t device, size_t size, void **out) {
+    if (!out) return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: alloc: NULL out");
+    *out = NULL;
+    if (size == 0) return KILN_OK;
+    device_guard g;
+    kiln_status st = guard_enter(&g, device, "alloc: cudaSetDevice");
+    if (st != KILN_OK) return st;
+    cudaError_t err = cudaMalloc(out, size);
+    guard_leave(&g);
+    if (err != cudaSuccess) {
+        *out = NULL;
+        char what[64];
+        snprintf(what, sizeof what, "cudaMalloc(%zu bytes) on device %d", size, (int)device);
+        return kiln_cuda_check(err, what);
+    }
+    return KILN_OK;
+}
+
+static void cuda_free(int32_t device, void *p) {
+    if (!p) return;
+    device_guard g;
+    if (guard_enter(&g, device, "free: cudaSetDevice") != KILN_OK) return;
+    if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
+    guard_leave(&g);
+}
+
+static kiln_status cuda_copy(int32_t device, void *dst, const void *src, size_t n, kiln_copy_kind kind,
+                             void *stream) {
+    static const enum cudaMemcpyKind kinds[] = {
+        [KILN_COPY_HOST_TO_DEVICE] = cudaMemcpyHostToDevice,
+        [KILN_COPY_DEVICE_TO_HOST] = cudaMemcpyDeviceToHost,
+        [KILN_COPY_DEVICE_TO_DEVICE] = cudaMemcpyDeviceToDevice,
+    };
+    if ((unsigned)kind > KILN_COPY_DEVICE_TO_DEVICE)
+        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: copy: unknown copy kind %d", (int)kind);
+    if (n == 0 || dst == src) return KILN_OK;
+    if (!dst || !src) return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: copy: NULL pointer");
+    device_guard g;
+    kiln_status st = guard_enter(&g, device, "copy: cudaSetDevice");
+    if (st != KILN_OK) return st;
+    if (stream)
+        st = kiln_cuda_check(cudaMemcpyAsync(dst, src, n, kinds[kind], (cudaStream_t)stream), "cudaMemcpyAsync");
+    else
+        st = kiln_cuda_check(cudaMemcpy(dst, src, n, kinds[kind]), "cudaMemcpy");
+    guard_leave(&g);
+    return st;
+}
+
+static kiln_status run_reshape(const kiln_layer_launch *l, cudaStream_t stream) {
+    const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
+    if (in->data == out->data) return KILN_OK;
+    size_t bytes = (size_t)kiln_cuda_numel(out) * kiln_dtype_size(out->dtype);
+    if (bytes == 0) return KILN_OK;
+    return kiln_cuda_check(cudaMemcpyAsync(out->data, in->data, bytes, cudaMemcpyDeviceToDevice, stream),
+                           "reshape: cudaMemcpyAsync");
+}
+
+/* How many inputs each op takes (it always has one output). */
+static const int32_t op_inputs[KILN_OP_COUNT] = {
+    [KILN_OP_CAST] = 1, [KILN_OP_BINARY] = 2, [KILN_OP_UNARY] = 1,
+    [KILN_OP_GATHER] = 2, [KILN_OP_RESHAPE] = 1, [KILN_OP_MATMUL] = 2,
+};
+static const char *const op_names[KILN_OP_COUNT] = {
+    [KILN_OP_CAST] = "cast", [KILN_OP_BINARY] = "binary", [KILN_OP_UNARY] = "unary",
+    [KILN_OP_GATHER] = "gather", [KILN_OP_RESHAPE] = "reshape", [KILN_OP_MATMUL] = "matmul",
+    [KILN_OP_PLUGIN] = "plugin",
+};
+
+static kiln_status cuda_run_layer(int32_t device, const kiln_layer_launch *l, void *stream) {
+    if (!l) return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: run_layer: NULL launch");
+    if (l->op >= KILN_OP_COUNT || l->op == KILN_OP_PLUGIN)
+        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %s is not a built-in layer",
+                              l->op < KILN_OP_COUNT ? op_names[l->op] : "(unknown)");
+    if (l->input_count < op_inputs[l->op] || l->output_count < 1 || !l->inputs || !l->outputs)
+        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants %d inputs and 1 output, got %d and %d",
+                              op_names[l->op], (int)op_inputs[l->op], (int)l->input_count, (int)l->output_count);
+    /* A tensor with no elements needs no launch (and a grid of 0 is an error). */
+    if (kiln_cuda_numel(&l->outputs[0]) == 0) return KILN_OK;
+
+    device_guard g;
+    kiln_status st = guard_enter(&g, device, "run_layer: cudaSetDevice");
+    if (st != KILN_OK) return st;
+    cudaStream_t s = (cudaStream_t)stream;
+    switch ((kiln_op)l->op) {
+    case KILN_OP_CAST:    st = kiln_cuda_cast_run(l, s); break;
+    case KILN_OP_BINARY:  st = kiln_cuda_binary_run(l, s); break;
+    case KILN_OP_UNARY:   st = kiln_cuda_unary_run(l, s); break;
+    case KILN_OP_GATHER:  st = kiln_cuda_gather_run(l, s); break;
+    case KILN_OP_RESHAPE: st = run_reshape(l, s); break;
+    case KILN_OP_MATMUL:  st = kiln_cuda_matmul_run(device, l, s); break;
+    default:              st = kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %d", (int)l->op); break;
+    }
+    guard_leave(&g);
+    return st;
+}
+
+static kiln_status cuda_synchronize(int32_t device, void *stream) {
+    device_guard g;
+    kiln_status st = guard_enter(&g, device, "synchronize: cudaSetDevice");
+    if (st != KILN_OK) return st;
+    st = kiln_cuda_check(cudaStreamSynchronize((cudaStream_t)stream), "cudaStreamSynchronize");
+    guard_leave(&g);
+    return st;
+}
+
+static kiln_status cuda_set_device(int32_t device) {
+    return kiln_cuda_check(cudaSetDevice(device), "cudaSetDevice");
+}
+
+static const kiln_backend_iface cuda_iface = {
+    .api_version  = KILN_BACKEND_API_VERSION,
+    .name         = "cuda",
+    .device_type  = KILN_DEVICE_CUDA,
+    .device_count = cuda_device_count,
+    .alloc        = cuda_alloc,
+    .free         = cuda_free,
+    .copy         = cuda_copy,
+    .run_layer    = cuda_run_layer,
+    .synchronize  = cuda_synchronize,
+    .set_device   = cuda_set_device,
+};
+
+/* The module's only exported symbol.  NULL when the host is missing or was
+ * built against another backend interface version (its struct may differ). */
+__attribute__((visibility("default")))
+const kiln_backend_iface *kiln_backend_cuda_init(const kiln_backend_host *host) {
+    if (!host || host->api_version != KILN_BACKEND_API_VERSION || !host->set_error) return NULL;
+    kiln_cuda_host = host;
+    return &cuda_iface;
+}

@@ -1,0 +1,53 @@
+/* cuda_ops.h — what the CUDA backend's table (cuda_backend.c) and its kernels
+ * (one .cu file per layer op) share.
+ *
+ * Everything here is private to libkiln-cuda.so: the module is compiled with
+ * hidden visibility, and only kiln_backend_cuda_init is exported.  Each
+ * kiln_cuda_<op>_run launches on `stream` and returns at once (no
+ * synchronization); tensors are contiguous row-major and the runtime has
+ * already checked their shapes, so the functions check only what the
+ * runtime cannot know (dtype combinations, sizes a library cannot take). */
+#ifndef KILN_CUDA_OPS_H
+#define KILN_CUDA_OPS_H
+
+#include <cuda_runtime_api.h>
+
+#include "backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The host's error setter, recorded by kiln_backend_cuda_init. */
+extern const kiln_backend_host *kiln_cuda_host;
+
+/* KILN_OK for cudaSuccess; otherwise clears CUDA's last (non-sticky) error
+ * and reports KILN_ERROR_BACKEND "cuda: <what>: <CUDA's message>". */
+kiln_status kiln_cuda_check(cudaError_t err, const char *what);
+/* Check the launch that just happened (cudaGetLastError). */
+kiln_status kiln_cuda_check_launch(const char *kernel);
+/* KILN_ERROR_UNSUPPORTED "cuda: <op> does not support <dtype>". */
+kiln_status kiln_cuda_unsupported(const char *op, kiln_dtype dtype);
+/* Any other failure, formatted. */
+kiln_status kiln_cuda_fail(kiln_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Elements of a tensor (product of dims; 1 for rank 0). */
+int64_t     kiln_cuda_numel(const kiln_tensor_desc *t);
+/* Blocks for a grid-stride loop over n items with `threads` per block:
+ * enough to fill the device, never more than the items need. */
+unsigned    kiln_cuda_grid(int64_t n, int threads);
+
+kiln_status kiln_cuda_cast_run  (const kiln_layer_launch *l, cudaStream_t stream);
+kiln_status kiln_cuda_binary_run(const kiln_layer_launch *l, cudaStream_t stream);
+kiln_status kiln_cuda_unary_run (const kiln_layer_launch *l, cudaStream_t stream);
+kiln_status kiln_cuda_gather_run(const kiln_layer_launch *l, cudaStream_t stream);
+/* cuBLAS handles are cached per (device, stream) and never destroyed: at
+ * process exit the CUDA runtime may already be gone when a destructor would
+ * run (PyTorch leaks its handles for the same reason). */
+kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,205 @@
+/* matmul.cu — a [..., M, K] x b [..., K, N] through cuBLAS, batch dims
+ * broadcast as numpy's matmul does, f32/f16/bf16 with float accumulation.
+ *
+ * cuBLAS is column-major; a row-major C = A B is the column-major
+ * C^T = B^T A^T, so we pass b first with leading dimension N, then a with K,
+ * and C gets leading dimension N: no transposes are needed.
+ *
+ * Batches: the broadcast batch axes are reduced like the elementwise ones
+ * (size-1 axes dropped, axes contiguous in a, b and out merged).  The
+ * innermost reduced axis is one cublasGemmStridedBatchedEx (stride 0 for an
+ * operand that broadcasts); outer axes, which only an unusual broadcast
+ * leaves, become a loop of such calls.  When b is shared by every batch and
+ * a's batches are contiguous (x @ W, the common case), the batch folds into
+ * M and the whole product is one large GEMM.
+ *
+ * float32 is computed in true float32 (CUBLAS_COMPUTE_32F, no TF32), so
+ * results track the CPU backend; f16/bf16 accumulate in float.
+ *
+ * Handles: one cuBLAS handle per (device, stream), created on first use and
+ * kept.  A handle owns a workspace that its kernels use; sharing one handle
+ * between streams lets two streams' GEMMs use that workspace at once, so a
+ * handle stays bound to its stream.  A mutex guards the table and the calls
+ * (enqueueing a GEMM takes microseconds).  A device keeps at most
+ * KC_BLAS_PER_DEVICE handles; the least recently used goes when a new stream
+ * arrives (cublasDestroy frees its workspace with cudaFree, which waits for
+ * the work still using it). */
+#include <pthread.h>
+#include <stdio.h>
+#include <cublas_v2.h>
+
+#include "backend/cuda/cuda_ops.h"
+
+#define KC_BLAS_DEVICES    64
+#define KC_BLAS_PER_DEVICE 8
+
+typedef struct kc_blas_slot {
+    cublasHandle_t handle;     /* NULL: empty */
+    cudaStream_t   stream;
+    uint64_t       last_use;
+} kc_blas_slot;
+
+static kc_blas_slot    kc_blas[KC_BLAS_DEVICES][KC_BLAS_PER_DEVICE];
+static uint64_t        kc_blas_clock;
+static pthread_mutex_t kc_blas_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static kiln_status kc_blas_check(cublasStatus_t st, const char *what) {
+    if (st == CUBLAS_STATUS_SUCCESS) return KILN_OK;
+    return kiln_cuda_fail(KILN_ERROR_BACKEND, "cuda: %s: %s", what, cublasGetStatusString(st));
+}
+
+/* The handle bound to (device, stream); the caller holds kc_blas_lock and
+ * has made `device` current. */
+static kiln_status kc_blas_handle(int32_t device, cudaStream_t stream, cublasHandle_t *out) {
+    if (device < 0 || device >= KC_BLAS_DEVICES)
+        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: matmul: device %d (at most %d devices)", (int)device,
+                              KC_BLAS_DEVICES);
+    kc_blas_slot *slots = kc_blas[device], *empty = NULL, *oldest = NULL;
+    for (int i = 0; i < KC_BLAS_PER_DEVICE; i++) {
+        kc_blas_slot *s = &slots[i];
+        if (!s->handle) {
+            if (!empty) empty = s;
+        } else if (s->stream == stream) {
+            s->last_use = ++kc_blas_clock;
+            *out = s->handle;
+            return KILN_OK;
+        } else if (!oldest || s->last_use < oldest->last_use) {
+            oldest = s;
+        }
+    }
+    kc_blas_slot *pick = empty ? empty : oldest;
+    if (pick->handle) {                       /* table full: retire the least recently used */
+        cublasDestroy(pick->handle);
+        pick->handle = NULL;
+    }
+    cublasHandle_t h;
+    kiln_status st = kc_blas_check(cublasCreate(&h), "cublasCreate");
+    if (st != KILN_OK) return st;
+    st = kc_blas_check(cublasSetStream(h, stream), "cublasSetStream");
+    if (st != KILN_OK) {
+        cublasDestroy(h);
+        return st;
+    }
+    pick->handle = h;
+    pick->stream = stream;
+    pick->last_use = ++kc_blas_clock;
+    *out = h;
+    return KILN_OK;
+}
+
+/* Reduced batch axes; axis 0 is the innermost.  Strides count matrices. */
+typedef struct kc_batch {
+    int32_t rank;
+    int64_t dims[KILN_MAX_RANK];
+    int64_t sa[KILN_MAX_RANK], sb[KILN_MAX_RANK], sc[KILN_MAX_RANK];
+} kc_batch;
+
+/* Strides (in matrices) of an operand's batch axes right-aligned against
+ * the output's nb batch axes: 0 where it broadcasts. */
+static void kc_batch_strides(const int64_t *dims, int32_t n, int32_t nb, int64_t *strides) {
+    int64_t s = 1;
+    for (int32_t i = nb - 1; i >= 0; i--) {
+        int32_t j = i - (nb - n);
+        if (j < 0 || dims[j] == 1) {
+            strides[i] = 0;
+        } else {
+            strides[i] = s;
+            s *= dims[j];
+        }
+    }
+}
+
+static int kc_fits_int(int64_t v) { return v >= 0 && v <= 0x7fffffff; }
+
+kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream) {
+    const kiln_tensor_desc *a = &l->inputs[0], *b = &l->inputs[1], *c = &l->outputs[0];
+    if (a->dtype != c->dtype || b->dtype != c->dtype)
+        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: matmul: a, b and the output must share one dtype");
+    cudaDataType_t type;
+    switch (c->dtype) {
+    case KILN_FLOAT32:  type = CUDA_R_32F; break;
+    case KILN_FLOAT16:  type = CUDA_R_16F; break;
+    case KILN_BFLOAT16: type = CUDA_R_16BF; break;
+    default:            return kiln_cuda_unsupported("matmul", c->dtype);
+    }
+    if (a->rank < 1 || b->rank < 1)
+        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: matmul: operands need rank >= 1");
+    size_t esize = kiln_dtype_size(c->dtype);
+
+    /* A rank-1 a is one row [1, K]; a rank-1 b is one column [K, 1]. */
+    int32_t na = a->rank >= 2 ? a->rank - 2 : 0, nbb = b->rank >= 2 ? b->rank - 2 : 0;
+    int64_t M = a->rank >= 2 ? a->dims[a->rank - 2] : 1, K = a->dims[a->rank - 1];
+    int64_t N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    int32_t nb = na > nbb ? na : nbb;       /* the output's batch axes lead its dims */
+    if (nb > c->rank) return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: matmul: output rank too small");
+
+    if (K == 0)   /* an empty sum: zeros */
+        return kiln_cuda_check(cudaMemsetAsync(c->data, 0, (size_t)kiln_cuda_numel(c) * esize, stream),
+                               "matmul: cudaMemsetAsync");
+
+    int64_t sa[KILN_MAX_RANK], sb[KILN_MAX_RANK];
+    kc_batch_strides(a->dims, na, nb, sa);
+    kc_batch_strides(b->dims, nbb, nb, sb);
+    kc_batch bt;
+    bt.rank = 0;
+    int64_t sc = 1;
+    for (int32_t i = nb - 1; i >= 0; i--) {
+        int64_t d = c->dims[i];
+        if (d != 1) {
+            int32_t k = bt.rank - 1;
+            if (k >= 0 && sa[i] == bt.sa[k] * bt.dims[k] && sb[i] == bt.sb[k] * bt.dims[k] &&
+                sc == bt.sc[k] * bt.dims[k]) {
+                bt.dims[k] *= d;
+            } else {
+                bt.dims[bt.rank] = d;
+                bt.sa[bt.rank] = sa[i];
+                bt.sb[bt.rank] = sb[i];
+                bt.sc[bt.rank] = sc;
+                bt.rank++;
+            }
+        }
+        sc *= d;
+    }
+
+    int64_t inner = bt.rank > 0 ? bt.dims[0] : 1;
+    int64_t inner_sa = bt.rank > 0 ? bt.sa[0] : 0, inner_sb = bt.rank > 0 ? bt.sb[0] : 0;
+    int64_t inner_sc = bt.rank > 0 ? bt.sc[0] : 0;
+    int64_t gemm_m = M;
+    if (bt.rank == 1 && inner_sb == 0 && inner_sa == 1 && inner_sc == 1 && kc_fits_int(M * inner)) {
+        gemm_m = M * inner;                    /* x @ W: fold the batch into the rows */
+        inner = 1;
+    }
+    if (!kc_fits_int(gemm_m) || !kc_fits_int(N) || !kc_fits_int(K) || !kc_fits_int(inner))
+        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED,
+                              "cuda: matmul: M=%lld N=%lld K=%lld batch=%lld exceed cuBLAS's 32-bit sizes",
+                              (long long)gemm_m, (long long)N, (long long)K, (long long)inner);
+    int64_t outer = 1;
+    for (int32_t i = 1; i < bt.rank; i++) outer *= bt.dims[i];
+
+    const float alpha = 1.0f, beta = 0.0f;
+    const long long stride_a = inner_sa * M * K, stride_b = inner_sb * K * N, stride_c = inner_sc * M * N;
+    pthread_mutex_lock(&kc_blas_lock);
+    cublasHandle_t h = NULL;
+    kiln_status st = kc_blas_handle(device, stream, &h);
+    for (int64_t o = 0; st == KILN_OK && o < outer; o++) {
+        /* Offsets (in matrices) of this outer batch: walk the outer axes. */
+        int64_t rem = o, oa = 0, ob = 0, oc = 0;
+        for (int32_t i = 1; i < bt.rank; i++) {
+            int64_t x = rem % bt.dims[i];
+            rem /= bt.dims[i];
+            oa += x * bt.sa[i];
+            ob += x * bt.sb[i];
+            oc += x * bt.sc[i];
+        }
+        const char *pa = (const char *)a->data + (size_t)(oa * M * K) * esize;
+        const char *pb = (const char *)b->data + (size_t)(ob * K * N) * esize;
+        char *pc = (char *)c->data + (size_t)(oc * M * N) * esize;
+        st = kc_blas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)gemm_m, (int)K,
+                                                      &alpha, pb, type, (int)N, stride_b, pa, type, (int)K,
+                                                      stride_a, &beta, pc, type, (int)N, stride_c, (int)inner,
+                                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                           "cublasGemmStridedBatchedEx");
+    }
+    pthread_mutex_unlock(&kc_blas_lock);
+    return st;
+}

@@ -1,0 +1,148 @@
+/* plugin_layer.c — adding a plugin layer: the creator is asked, once, for the
+ * output dtypes, symbolic shapes and workspace size; the engine stores the
+ * answers, so running the engine never calls plugin shape code. */
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "graph/network_impl.h"
+
+#define KILN_PLUGIN_MAX_IO 1024
+
+static kiln_status plugin_failed(kiln_status s, const kiln_plugin_creator *c, const char *step) {
+    if (s == KILN_OK) s = KILN_ERROR_PLUGIN;
+    if (s != KILN_ERROR_NO_MEMORY) s = KILN_ERROR_PLUGIN;
+    return kiln_error_prefix(s, "plugin %s::%s version %s: %s", c->plugin_namespace, c->name, c->version, step);
+}
+
+/* Every output shape must be a valid rank with valid, non-negative-able expressions of this pool. */
+static kiln_status check_shapes(kiln_network *net, const kiln_plugin_creator *c, int32_t count,
+                                const kiln_shape_expr *shapes) {
+    for (int32_t i = 0; i < count; i++) {
+        if (shapes[i].rank < 0 || shapes[i].rank > KILN_MAX_RANK)
+            return kiln_error(KILN_ERROR_PLUGIN, "plugin %s::%s version %s: output %d has rank %d (need 0..%d)",
+                              c->plugin_namespace, c->name, c->version, i, shapes[i].rank, KILN_MAX_RANK);
+        for (int32_t d = 0; d < shapes[i].rank; d++) {
+            int64_t v;
+            if (!kiln_exprs_valid(net->exprs, shapes[i].dims[d]))
+                return kiln_error(KILN_ERROR_PLUGIN,
+                                  "plugin %s::%s version %s: output %d axis %d is not a valid expression",
+                                  c->plugin_namespace, c->name, c->version, i, d);
+            if (kiln_expr_is_const(net->exprs, shapes[i].dims[d], &v) && v < 0)
+                return kiln_error(KILN_ERROR_PLUGIN, "plugin %s::%s version %s: output %d axis %d has size %lld",
+                                  c->plugin_namespace, c->name, c->version, i, d, (long long)v);
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status record_plugin(kiln_network *net, const kiln_plugin_creator *c, const char *module,
+                                 const kiln_value *fields, kiln_expr workspace, int32_t *index) {
+    if (!kiln_grow((void **)&net->plugins, &net->plugin_capacity, net->plugin_count + 1, sizeof *net->plugins))
+        return kiln_error(KILN_ERROR_NO_MEMORY, "adding plugin layer: out of memory");
+    kiln_net_plugin *p = &net->plugins[net->plugin_count];
+    memset(p, 0, sizeof *p);
+    p->workspace = workspace;
+    kiln_plugin_record *r = &p->record;
+    r->flags = c->flags;
+    r->plugin_namespace = kiln_strdup(c->plugin_namespace);
+    r->name = kiln_strdup(c->name);
+    r->version = kiln_strdup(c->version);
+    r->module = kiln_strdup(module ? module : c->module ? c->module : "");
+    kiln_status s = KILN_OK;
+    if (!r->plugin_namespace || !r->name || !r->version || !r->module)
+        s = kiln_error(KILN_ERROR_NO_MEMORY, "adding plugin layer: out of memory");
+    else
+        s = kiln_value_encode(fields, &r->fields, &r->fields_size);
+    if (s) {
+        kiln_free(r->plugin_namespace); kiln_free(r->name); kiln_free(r->version); kiln_free(r->module);
+        return s;
+    }
+    *index = (int32_t)net->plugin_count++;
+    return KILN_OK;
+}
+
+kiln_status kiln_network_add_plugin(kiln_network *net, const char *ns, const char *name, const char *version,
+                                    const char *module, const kiln_value *fields, int32_t input_count,
+                                    const kiln_tensor *inputs, int32_t output_count, kiln_tensor *outputs) {
+    if (!net || !ns || !name || !version || !fields || (input_count > 0 && !inputs) || !outputs)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_add_plugin: NULL argument");
+    const kiln_plugin_creator *c = kiln_plugin_find(ns, name, version);
+    if (!c)
+        return kiln_error(KILN_ERROR_NOT_FOUND, "plugin %s::%s version %s is not registered%s%s%s", ns, name, version,
+                          module ? " (defined in module '" : "", module ? module : "", module ? "')" : "");
+    if (kiln_value_get_type(fields) != KILN_VALUE_MAP)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s: fields must be a map", ns, name,
+                          version);
+    if (input_count < 0 || input_count > KILN_PLUGIN_MAX_IO)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s: %d inputs (need 0..%d)", ns, name,
+                          version, input_count, KILN_PLUGIN_MAX_IO);
+    if (output_count != c->output_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s produces %d outputs, not %d", ns,
+                          name, version, c->output_count, output_count);
+
+    kiln_dtype in_dtypes[KILN_PLUGIN_MAX_IO], out_dtypes[KILN_PLUGIN_MAX_IO];
+    kiln_shape_expr *in_shapes = kiln_calloc((size_t)input_count + (size_t)output_count, sizeof *in_shapes);
+    if (!in_shapes) return kiln_error(KILN_ERROR_NO_MEMORY, "adding plugin layer: out of memory");
+    kiln_shape_expr *out_shapes = in_shapes + input_count;
+    kiln_status s = KILN_OK;
+    for (int32_t i = 0; i < input_count && !s; i++) {
+        kiln_net_tensor *t;
+        if ((s = kiln_net_tensor_get(net, inputs[i], "kiln_network_add_plugin", &t))) break;
+        in_dtypes[i] = t->dtype;
+        in_shapes[i].rank = t->rank;
+        memcpy(in_shapes[i].dims, t->shape, sizeof(kiln_expr) * (size_t)t->rank);
+    }
+    void *instance = NULL;
+    kiln_expr workspace = KILN_EXPR_INVALID;
+    if (!s) {
+        kiln_clear_error();
+        s = c->create(c, fields, &instance);
+        if (s) s = plugin_failed(s, c, "create");
+    }
+    if (!s) {
+        if (c->infer_dtypes) {
+            s = c->infer_dtypes(instance, input_count, in_dtypes, output_count, out_dtypes);
+            if (s) s = plugin_failed(s, c, "infer_dtypes");
+        } else if (input_count == 0) {
+            s = kiln_error(KILN_ERROR_PLUGIN, "plugin %s::%s version %s has no inputs and no infer_dtypes", ns, name,
+                           version);
+        } else {
+            for (int32_t i = 0; i < output_count; i++) out_dtypes[i] = in_dtypes[0];
+        }
+        for (int32_t i = 0; i < output_count && !s; i++)
+            if (!kiln_dtype_name(out_dtypes[i]))
+                s = kiln_error(KILN_ERROR_PLUGIN, "plugin %s::%s version %s: output %d has unknown dtype %d", ns,
+                               name, version, i, (int)out_dtypes[i]);
+    }
+    if (!s) {
+        for (int32_t i = 0; i < output_count; i++) out_shapes[i].rank = -1;
+        s = c->infer_shapes(instance, net->exprs, input_count, in_shapes, output_count, out_shapes);
+        s = s ? plugin_failed(s, c, "infer_shapes") : check_shapes(net, c, output_count, out_shapes);
+    }
+    if (!s && c->workspace_size) {
+        s = c->workspace_size(instance, net->exprs, input_count, in_shapes, &workspace);
+        if (s) s = plugin_failed(s, c, "workspace_size");
+        else if (!kiln_exprs_valid(net->exprs, workspace))
+            s = kiln_error(KILN_ERROR_PLUGIN, "plugin %s::%s version %s: workspace_size gave an invalid expression",
+                           ns, name, version);
+        else {
+            int64_t v;
+            if (kiln_expr_is_const(net->exprs, workspace, &v) && v <= 0) workspace = KILN_EXPR_INVALID;
+        }
+    }
+    if (instance && c->destroy) c->destroy(c, instance);
+    int32_t plugin_index = -1;
+    if (!s) s = record_plugin(net, c, module, fields, workspace, &plugin_index);
+    if (!s) {
+        s = kiln_net_add_layer(net, KILN_OP_PLUGIN, plugin_index, 0, input_count, inputs, output_count, out_dtypes,
+                               out_shapes, outputs);
+        if (s) {   /* forget the record we just added */
+            kiln_plugin_record *r = &net->plugins[--net->plugin_count].record;
+            kiln_free(r->plugin_namespace); kiln_free(r->name); kiln_free(r->version);
+            kiln_free(r->module); kiln_free(r->fields);
+        }
+    }
+    kiln_free(in_shapes);
+    return s;
+}

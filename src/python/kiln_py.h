@@ -1,0 +1,178 @@
+/*
+ * kiln_py.h — what the files of the _kiln extension module share.
+ *
+ * _kiln is the C half of the `kiln` Python package: it wraps the public C API
+ * (include/kiln/kiln.h, include/kiln/plugin.h) in a few heap types and holds
+ * the bridge that turns a Python plugin class into a kiln_plugin_creator.
+ * Everything lives in the module state (PEP 573/630): no C globals, so the
+ * module could be loaded in several interpreters (Python plugins registered
+ * in the process-wide kiln registry still belong to the interpreter that
+ * registered them).
+ *
+ * Files, one concept each:
+ *   module.c          module definition, state, kiln.Error, small functions
+ *   expr_pool.c       ExprPool: a handle on a kiln_exprs pool (symbolic dims)
+ *   network_object.c  Network: kiln_network and its layers
+ *   blob_object.c     Blob: serialized engine bytes (buffer protocol, save)
+ *   engine_object.c   Engine: a loaded engine and its metadata
+ *   context_object.c  Context: an execution context; run() binds and runs
+ *   tensor_view.c     reading pointer/shape/dtype from Python arrays (DLPack, buffers)
+ *   tensor_wrapper.c  TensorWrapper: a kiln_tensor_desc shown to Python
+ *   value_convert.c   Python objects <-> kiln_value (plugin fields)
+ *   plugin_bridge.c   Python plugin classes as kiln plugin creators
+ */
+#ifndef KILN_PYTHON_KILN_PY_H
+#define KILN_PYTHON_KILN_PY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "kiln/kiln.h"
+#include "kiln/plugin.h"
+
+/* Take the raised exception (normalized, traceback attached), or NULL.
+ * PyErr_Fetch is deprecated from 3.12 on; both versions are supported. */
+static inline PyObject *kiln_py_fetch_exception(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (!type) return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value) PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Raise exc again (steals the reference). */
+static inline void kiln_py_restore_exception(PyObject *exc) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
+typedef struct kiln_py_state {
+    PyObject     *error;            /* kiln.Error (a RuntimeError) */
+    PyTypeObject *pool_type;
+    PyTypeObject *network_type;
+    PyTypeObject *blob_type;
+    PyTypeObject *engine_type;
+    PyTypeObject *context_type;
+    PyTypeObject *wrapper_type;
+    /* What TensorWrapper.dtype returns for each kiln_dtype (torch dtypes
+     * when torch is importable); set by kiln.dtypes.  NULL: the int code. */
+    PyObject     *wrapper_dtypes;
+    /* Python helpers of kiln.plugin that trace shape_dtype_inference. */
+    PyObject     *trace_dtypes, *trace_shapes, *trace_workspace;
+    /* The trace the Python layer made before kiln_network_add_plugin:
+     * (creator key tuple, dtype codes, shapes, workspace expr) or NULL. */
+    PyObject     *pending_trace;
+    /* The first Python exception a plugin callback raised inside the kiln
+     * call now running (re-raised as the cause of kiln.Error). */
+    PyObject     *pending_exception;
+    PyObject     *format_exception; /* traceback.format_exception, loaded lazily */
+    PyObject     *numpy;            /* numpy module, loaded lazily */
+    /* Interned attribute names. */
+    PyObject     *str_forward, *str_workspace, *str_current_stream, *str_dlpack,
+                 *str_dlpack_device, *str_new, *str_max_version;
+} kiln_py_state;
+
+/* --- module.c ----------------------------------------------------------- */
+kiln_py_state *kiln_py_state_of_type(PyTypeObject *type);
+/* Raise kiln.Error for a failed kiln call: message from kiln_last_error(),
+ * attribute .status, chained to a pending plugin exception.  Returns NULL. */
+PyObject *kiln_py_raise(kiln_py_state *st, kiln_status status);
+/* Same with a message of our own. */
+PyObject *kiln_py_raise_msg(kiln_py_state *st, kiln_status status, const char *fmt, ...);
+/* Lazily imported numpy (NULL with an exception when missing). */
+PyObject *kiln_py_numpy(kiln_py_state *st);
+/* Parse a dtype given as an int code (the Python layer normalizes first). */
+int kiln_py_dtype_arg(PyObject *obj, kiln_dtype *out);
+
+/* --- expr_pool.c ------------------------------------------------------- */
+typedef struct kiln_py_pool {
+    PyObject_HEAD
+    kiln_exprs *pool;     /* NULL once a borrowed pool's callback returned */
+    PyObject   *owner;    /* keeps pool alive (a Network), or NULL when borrowed */
+} kiln_py_pool;
+extern PyType_Spec kiln_py_pool_spec;
+/* A pool object; owner NULL means borrowed for the duration of a callback. */
+PyObject *kiln_py_pool_new(kiln_py_state *st, kiln_exprs *pool, PyObject *owner);
+void      kiln_py_pool_invalidate(PyObject *pool_obj);
+
+/* --- network_object.c -------------------------------------------------- */
+typedef struct kiln_py_network {
+    PyObject_HEAD
+    kiln_network *net;
+    PyObject     *pool;   /* cached ExprPool */
+} kiln_py_network;
+extern PyType_Spec kiln_py_network_spec;
+
+/* --- blob_object.c ----------------------------------------------------- */
+extern PyType_Spec kiln_py_blob_spec;
+PyObject *kiln_py_blob_new(kiln_py_state *st, kiln_blob *blob);
+
+/* --- engine_object.c --------------------------------------------------- */
+typedef struct kiln_py_engine {
+    PyObject_HEAD
+    kiln_engine *engine;
+} kiln_py_engine;
+extern PyType_Spec kiln_py_engine_spec;
+
+/* --- context_object.c -------------------------------------------------- */
+extern PyType_Spec kiln_py_context_spec;
+
+/* --- tensor_view.c ----------------------------------------------------- */
+/* A borrowed look at a Python array's memory, held for the length of a run. */
+typedef struct kiln_py_view {
+    kiln_tensor_desc desc;
+    int        contiguous;
+    int        readonly;
+    Py_buffer  buffer;          /* when has_buffer */
+    int        has_buffer;
+    void      *managed;         /* consumed DLPack tensor whose deleter we owe */
+    int        versioned;
+} kiln_py_view;
+
+/* Fill view from obj (a TensorWrapper, an object with the buffer protocol,
+ * or one with __dlpack__).  what names the tensor in error messages.  stream
+ * is passed to __dlpack__ for CUDA producers.  Returns 0, or -1 with an
+ * exception set (the view then needs no release). */
+int  kiln_py_view_get(kiln_py_state *st, PyObject *obj, const char *what, int writable,
+                      PyObject *stream, kiln_py_view *view);
+void kiln_py_view_release(kiln_py_view *view);
+/* Buffer format ('f', '<e', 'q', ...) to a kiln dtype. */
+int  kiln_py_dtype_from_format(const char *format, Py_ssize_t itemsize, kiln_dtype *out);
+int  kiln_py_desc_is_contiguous(const kiln_tensor_desc *d);
+
+/* --- tensor_wrapper.c -------------------------------------------------- */
+typedef struct kiln_py_wrapper {
+    PyObject_HEAD
+    kiln_tensor_desc desc;
+    PyObject *owner;      /* keeps the memory alive when wrapping a Python array */
+    PyObject *shape;      /* cached tuple, NULL when stale */
+    PyObject *strides;    /* cached tuple, NULL when stale */
+    PyObject *weakreflist;
+} kiln_py_wrapper;
+extern PyType_Spec kiln_py_wrapper_spec;
+PyObject *kiln_py_wrapper_new(kiln_py_state *st);
+/* Point a wrapper at new memory (the bridge reuses wrappers across calls). */
+void      kiln_py_wrapper_set(kiln_py_wrapper *w, const kiln_tensor_desc *desc);
+
+/* --- value_convert.c --------------------------------------------------- */
+/* Convert a plugin attribute to a kiln_value.  path names it in errors
+ * ("attribute 'table'").  NULL with an exception set on failure. */
+kiln_value *kiln_py_value_from_object(kiln_py_state *st, PyObject *obj, const char *path);
+PyObject   *kiln_py_value_to_object(kiln_py_state *st, const kiln_value *v);
+
+/* --- plugin_bridge.c --------------------------------------------------- */
+PyObject *kiln_py_register_plugin(PyObject *module, PyObject *args, PyObject *kwargs);
+PyObject *kiln_py_deregister_plugin(PyObject *module, PyObject *args);
+PyObject *kiln_py_plugin_creator_info(PyObject *module, PyObject *args);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * module.c — the _kiln module: definition (multi-phase init, PEP 489),
+ * state, the kiln.Error exception and a few module-level functions.
+ */
+#include "kiln_py.h"
+
+#include <stdarg.h>
+
+static kiln_py_state *module_state(PyObject *module) {
+    return (kiln_py_state *)PyModule_GetState(module);
+}
+
+kiln_py_state *kiln_py_state_of_type(PyTypeObject *type) {
+    return (kiln_py_state *)PyType_GetModuleState(type);
+}
+
+/* Attach a pending plugin exception (if any) as __cause__ of the current one. */
+static void chain_pending(kiln_py_state *st) {
+    if (!st->pending_exception) return;
+    PyObject *cause = st->pending_exception;
+    st->pending_exception = NULL;
+    PyObject *exc = kiln_py_fetch_exception();
+    if (!exc) {
+        Py_DECREF(cause);
+        return;
+    }
+    PyException_SetCause(exc, cause);  /* steals cause */
+    kiln_py_restore_exception(exc);
+}
+
+static PyObject *raise_with(kiln_py_state *st, kiln_status status, PyObject *message) {
+    if (!message) return NULL;
+    PyObject *exc = PyObject_CallOneArg(st->error, message);
+    Py_DECREF(message);
+    if (!exc) return NULL;
+    PyObject *code = PyLong_FromLong((long)status);
+    PyObject *name = PyUnicode_FromString(kiln_status_string(status));
+    if (code && name) {
+        PyObject_SetAttrString(exc, "status", code);
+        PyObject_SetAttrString(exc, "status_name", name);
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(name);
+    PyErr_SetObject(st->error, exc);
+    Py_DECREF(exc);
+    chain_pending(st);
+    return NULL;
+}
+
+PyObject *kiln_py_raise(kiln_py_state *st, kiln_status status) {
+    const char *msg = kiln_last_error();
+    if (!msg || !*msg) msg = kiln_status_string(status);
+    PyObject *m = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    return raise_with(st, status, m);
+}
+
+PyObject *kiln_py_raise_msg(kiln_py_state *st, kiln_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *m = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    return raise_with(st, status, m);
+}
+
+PyObject *kiln_py_numpy(kiln_py_state *st) {
+    if (!st->numpy) st->numpy = PyImport_ImportModule("numpy");
+    return st->numpy;
+}
+
+int kiln_py_dtype_arg(PyObject *obj, kiln_dtype *out) {
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v >= KILN_DTYPE_COUNT) {
+        PyErr_Format(PyExc_ValueError, "unknown kiln dtype code %ld", v);
+        return -1;
+    }
+    *out = (kiln_dtype)v;
+    return 0;
+}
+
+/* --- module functions ---------------------------------------------------- */
+
+static PyObject *mod_version(PyObject *m, PyObject *unused) {
+    return PyUnicode_FromString(kiln_version());
+}
+
+static PyObject *mod_dtype_info(PyObject *m, PyObject *arg) {
+    kiln_dtype d;
+    if (kiln_py_dtype_arg(arg, &d) < 0) return NULL;
+    return Py_BuildValue("(sn)", kiln_dtype_name(d), (Py_ssize_t)kiln_dtype_size(d));
+}
+
+static PyObject *mod_dtype_from_name(PyObject *m, PyObject *arg) {
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return NULL;
+    kiln_dtype d;
+    kiln_status s = kiln_dtype_from_name(name, &d);
+    if (s != KILN_OK) {
+        kiln_clear_error();
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLong((long)d);
+}
+
+static PyObject *mod_status_string(PyObject *m, PyObject *arg) {
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred()) return NULL;
+    return PyUnicode_FromString(kiln_status_string((kiln_status)v));
+}
+
+static PyObject *mod_cuda_available(PyObject *m, PyObject *unused) {
+    PyObject *r;
+    Py_BEGIN_ALLOW_THREADS
+    r = kiln_cuda_available() ? Py_True : Py_False;
+    Py_END_ALLOW_THREADS
+    kiln_clear_error();
+    return Py_NewRef(r);
+}
+
+static PyObject *mod_cuda_device_count(PyObject *m, PyObject *unused) {
+    int32_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = kiln_cuda_device_count();
+    Py_END_ALLOW_THREADS
+    kiln_clear_error();
+    return PyLong_FromLong(n);
+}
+
+static PyObject *mod_set_wrapper_dtypes(PyObject *m, PyObject *arg) {
+    kiln_py_state *st = module_state(m);
+    if (arg != Py_None && (!PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) != KILN_DTYPE_COUNT)) {
+        PyErr_Format(PyExc_TypeError, "expected a tuple of %d dtype objects or None", KILN_DTYPE_COUNT);
+        return NULL;
+    }
+    Py_XSETREF(st->wrapper_dtypes, arg == Py_None ? NULL : Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_set_plugin_hooks(PyObject *m, PyObject *args) {
+    kiln_py_state *st = module_state(m);
+    PyObject *d, *s, *w;
+    if (!PyArg_ParseTuple(args, "OOO", &d, &s, &w)) return NULL;
+    Py_XSETREF(st->trace_dtypes, Py_NewRef(d));
+    Py_XSETREF(st->trace_shapes, Py_NewRef(s));
+    Py_XSETREF(st->trace_workspace, Py_NewRef(w));
+    Py_RETURN_NONE;
+}
+
+/* Encode / decode a plugin-fields object: used by tests to check round trips. */
+static PyObject *mod_value_roundtrip(PyObject *m, PyObject *arg) {
+    kiln_py_state *st = module_state(m);
+    kiln_value *v = kiln_py_value_from_object(st, arg, "value");
+    if (!v) return NULL;
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    kiln_status s = kiln_value_encode(v, &bytes, &size);
+    kiln_value_free(v);
+    if (s != KILN_OK) return kiln_py_raise(st, s);
+    kiln_value *back = NULL;
+    s = kiln_value_decode(bytes, size, &back);
+    kiln_free(bytes);
+    if (s != KILN_OK) return kiln_py_raise(st, s);
+    PyObject *r = kiln_py_value_to_object(st, back);
+    kiln_value_free(back);
+    return r;
+}
+
+static PyMethodDef module_methods[] = {
+    {"version", mod_version, METH_NOARGS, "kiln library version string"},
+    {"dtype_info", mod_dtype_info, METH_O, "dtype_info(code) -> (name, itemsize)"},
+    {"dtype_from_name", mod_dtype_from_name, METH_O, "dtype code for a name, or None"},
+    {"status_string", mod_status_string, METH_O, "description of a status code"},
+    {"cuda_available", mod_cuda_available, METH_NOARGS, "whether the CUDA backend sees a GPU"},
+    {"cuda_device_count", mod_cuda_device_count, METH_NOARGS, "number of GPUs kiln sees"},
+    {"_set_wrapper_dtypes", mod_set_wrapper_dtypes, METH_O, "objects TensorWrapper.dtype returns"},
+    {"_set_plugin_hooks", mod_set_plugin_hooks, METH_VARARGS, "tracing helpers of kiln.plugin"},
+    {"value_roundtrip", mod_value_roundtrip, METH_O, "encode then decode as plugin fields"},
+    {"register_plugin", (PyCFunction)(void (*)(void))kiln_py_register_plugin, METH_VARARGS | METH_KEYWORDS,
+     "register_plugin(cls, namespace, name, version, module, num_outputs, has_workspace)"},
+    {"deregister_plugin", kiln_py_deregister_plugin, METH_VARARGS, "deregister_plugin(namespace, name, version)"},
+    {"plugin_creator_info", kiln_py_plugin_creator_info, METH_VARARGS,
+     "plugin_creator_info(namespace, name, version) -> dict or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* --- state lifetime ------------------------------------------------------ */
+
+static int module_traverse(PyObject *m, visitproc visit, void *arg) {
+    kiln_py_state *st = module_state(m);
+    if (!st) return 0;
+    Py_VISIT(st->error);
+    Py_VISIT(st->pool_type);
+    Py_VISIT(st->network_type);
+    Py_VISIT(st->blob_type);
+    Py_VISIT(st->engine_type);
+    Py_VISIT(st->context_type);
+    Py_VISIT(st->wrapper_type);
+    Py_VISIT(st->wrapper_dtypes);
+    Py_VISIT(st->trace_dtypes);
+    Py_VISIT(st->trace_shapes);
+    Py_VISIT(st->trace_workspace);
+    Py_VISIT(st->pending_trace);
+    Py_VISIT(st->pending_exception);
+    Py_VISIT(st->format_exception);
+    Py_VISIT(st->numpy);
+    return 0;
+}
+
+static int module_clear(PyObject *m) {
+    kiln_py_state *st = module_state(m);
+    if (!st) return 0;
+    Py_CLEAR(st->error);
+    Py_CLEAR(st->pool_type);
+    Py_CLEAR(st->network_type);
+    Py_CLEAR(st->blob_type);
+    Py_CLEAR(st->engine_type);
+    Py_CLEAR(st->context_type);
+    Py_CLEAR(st->wrapper_type);
+    Py_CLEAR(st->wrapper_dtypes);
+    Py_CLEAR(st->trace_dtypes);
+    Py_CLEAR(st->trace_shapes);
+    Py_CLEAR(st->trace_workspace);
+    Py_CLEAR(st->pending_trace);
+    Py_CLEAR(st->pending_exception);
+    Py_CLEAR(st->format_exception);
+    Py_CLEAR(st->numpy);
+    Py_CLEAR(st->str_forward);
+    Py_CLEAR(st->str_workspace);
+    Py_CLEAR(st->str_current_stream);
+    Py_CLEAR(st->str_dlpack);
+    Py_CLEAR(st->str_dlpack_device);
+    Py_CLEAR(st->str_new);
+    Py_CLEAR(st->str_max_version);
+    return 0;
+}
+
+static void module_free(void *m) { module_clear((PyObject *)m); }
+
+static int add_type(PyObject *m, PyType_Spec *spec, PyTypeObject **slot) {
+    PyObject *t = PyType_FromModuleAndSpec(m, spec, NULL);
+    if (!t) return -1;
+    *slot = (PyTypeObject *)t;
+    return PyModule_AddType(m, (PyTypeObject *)t);
+}
+
+static int intern(PyObject **slot, const char *s) {
+    *slot = PyUnicode_InternFromString(s);
+    return *slot ? 0 : -1;
+}
+
+static int module_exec(PyObject *m) {
+    kiln_py_state *st = module_state(m);
+    st->error = PyErr_NewExceptionWithDoc(
+        "kiln.Error",
+        "A kiln call failed.  .status is the kiln_status code, .status_name its description.",
+        PyExc_RuntimeError, NULL);
+    if (!st->error || PyModule_AddObjectRef(m, "Error", st->error) < 0) return -1;
+    if (add_type(m, &kiln_py_pool_spec, &st->pool_type) < 0) return -1;
+    if (add_type(m, &kiln_py_network_spec, &st->network_type) < 0) return -1;
+    if (add_type(m, &kiln_py_blob_spec, &st->blob_type) < 0) return -1;
+    if (add_type(m, &kiln_py_engine_spec, &st->engine_type) < 0) return -1;
+    if (add_type(m, &kiln_py_context_spec, &st->context_type) < 0) return -1;
+    if (add_type(m, &kiln_py_wrapper_spec, &st->wrapper_type) < 0) return -1;
+    if (intern(&st->str_forward, "forward") < 0 || intern(&st->str_workspace, "workspace") < 0 ||
+        intern(&st->str_current_stream, "current_stream") < 0 || intern(&st->str_dlpack, "__dlpack__") < 0 ||
+        intern(&st->str_dlpack_device, "__dlpack_device__") < 0 || intern(&st->str_new, "__new__") < 0 ||
+        intern(&st->str_max_version, "max_version") < 0)
+        return -1;
+    if (PyModule_AddIntConstant(m, "MAX_RANK", KILN_MAX_RANK) < 0) return -1;
+    if (PyModule_AddIntConstant(m, "DTYPE_COUNT", KILN_DTYPE_COUNT) < 0) return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, (void *)module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef kiln_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_kiln",
+    .m_doc = "C half of the kiln package: networks, engines, contexts and the plugin bridge.",
+    .m_size = sizeof(kiln_py_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__kiln(void) {
+    return PyModuleDef_Init(&kiln_module);
+}

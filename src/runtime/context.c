@@ -1,0 +1,390 @@
+/* context.c — execution contexts: binding shapes and buffers, running layers.
+ *
+ * Shapes are resolved lazily: kiln_context_set_input_shape records a shape
+ * (checking it against the dimension ranges at once, so the error points at
+ * the call that caused it); the first kiln_context_tensor_shape or enqueue
+ * afterwards evaluates the expression program once, picks a profile, runs
+ * the engine's checks, re-derives every layer's shapes and prepares the
+ * launch descriptors.  Enqueue then only patches data pointers and calls
+ * kernels, which keeps per-layer overhead small. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "runtime/engine_impl.h"
+
+static kiln_status upload_weights(kiln_context *ctx) {
+    kiln_engine *e = ctx->engine;
+    if (ctx->device.type == KILN_DEVICE_CPU) {
+        ctx->weights = (uint8_t *)e->desc.weights;
+        return KILN_OK;
+    }
+    int32_t dev = ctx->device.index;
+    if (dev < 0 || dev >= KILN_MAX_CUDA_DEVICES)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "CUDA device %d is out of range", dev);
+    kiln_status s = KILN_OK;
+    pthread_mutex_lock(&e->device_lock);
+    if (!e->device_weights[dev] && e->desc.weights_size) {
+        void *p = NULL;
+        s = ctx->backend->alloc(dev, (size_t)e->desc.weights_size, &p);
+        if (!s) s = ctx->backend->copy(dev, p, e->desc.weights, (size_t)e->desc.weights_size, KILN_COPY_HOST_TO_DEVICE,
+                                       NULL);
+        if (!s) {
+            e->device_weights[dev] = p;
+            e->device_backend = ctx->backend;
+        } else if (p) {
+            ctx->backend->free(dev, p);
+        }
+    }
+    ctx->weights = e->device_weights[dev];
+    pthread_mutex_unlock(&e->device_lock);
+    return s ? kiln_error_prefix(s, "uploading %llu bytes of weights", (unsigned long long)e->desc.weights_size) : s;
+}
+
+static kiln_status create_instances(kiln_context *ctx) {
+    kiln_engine *e = ctx->engine;
+    uint32_t need = ctx->device.type == KILN_DEVICE_CPU ? KILN_PLUGIN_SUPPORTS_CPU : KILN_PLUGIN_SUPPORTS_CUDA;
+    for (int32_t i = 0; i < e->desc.plugin_count; i++) {
+        const kiln_plugin_creator *c = e->creators[i];
+        if (!(c->flags & need))
+            return kiln_error(KILN_ERROR_UNSUPPORTED, "plugin %s::%s version %s does not run on %s", c->plugin_namespace,
+                              c->name, c->version, ctx->device.type == KILN_DEVICE_CPU ? "the CPU" : "CUDA devices");
+        kiln_clear_error();
+        kiln_status s = c->create(c, e->plugin_fields[i], &ctx->instances[i]);
+        if (s)
+            return kiln_error_prefix(s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_PLUGIN,
+                                     "plugin %s::%s version %s: create", c->plugin_namespace, c->name, c->version);
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *options, kiln_context **out) {
+    if (!e || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_create: NULL argument");
+    *out = NULL;
+    kiln_device device = {KILN_DEVICE_CPU, 0};
+    if (options) {
+        if (options->struct_size < sizeof(uint32_t) + sizeof(kiln_device))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_create: options.struct_size is wrong");
+        device = options->device;
+    }
+    if (device.type != KILN_DEVICE_CPU && device.type != KILN_DEVICE_CUDA)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_create: unknown device type %d", (int)device.type);
+    const kiln_backend_iface *backend;
+    kiln_status s = kiln_backend_get(device.type, &backend);
+    if (s) return s;
+    if (device.index < 0 || device.index >= backend->device_count())
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "device %s:%d does not exist (%d available)", backend->name,
+                          device.index, backend->device_count());
+
+    const kiln_engine_desc *d = &e->desc;
+    kiln_context *ctx = kiln_calloc(1, sizeof *ctx);
+    if (!ctx) return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_create: out of memory");
+    atomic_fetch_add(&e->refcount, 1);
+    ctx->engine = e;
+    ctx->device = device;
+    ctx->backend = backend;
+    ctx->profile = -1;
+    size_t nt = d->tensor_count ? (size_t)d->tensor_count : 1, nio = d->io_count ? (size_t)d->io_count : 1;
+    ctx->instances = kiln_calloc(d->plugin_count ? (size_t)d->plugin_count : 1, sizeof *ctx->instances);
+    ctx->input_shapes = kiln_calloc(nio, sizeof *ctx->input_shapes);
+    ctx->input_ranks = kiln_calloc(nio, sizeof *ctx->input_ranks);
+    ctx->expr_values = kiln_calloc(d->exprs->count ? d->exprs->count : 1, sizeof *ctx->expr_values);
+    ctx->dim_values = kiln_calloc(d->dim_count ? (size_t)d->dim_count : 1, sizeof *ctx->dim_values);
+    ctx->data = kiln_calloc(nt, sizeof *ctx->data);
+    ctx->tensor_descs = kiln_calloc(nt, sizeof *ctx->tensor_descs);
+    ctx->layers = kiln_calloc(d->layer_count ? (size_t)d->layer_count : 1, sizeof *ctx->layers);
+    if (!ctx->instances || !ctx->input_shapes || !ctx->input_ranks || !ctx->expr_values || !ctx->dim_values ||
+        !ctx->data || !ctx->tensor_descs || !ctx->layers) {
+        kiln_context_free(ctx);
+        return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_create: out of memory");
+    }
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *r = &d->layers[l];
+        size_t n = (size_t)r->input_count + (size_t)r->output_count;
+        kiln_prepared_layer *p = &ctx->layers[l];
+        p->descs = kiln_calloc(n ? n : 1, sizeof *p->descs);
+        p->tensor_ids = kiln_malloc((n ? n : 1) * sizeof *p->tensor_ids);
+        if (!p->descs || !p->tensor_ids) {
+            kiln_context_free(ctx);
+            return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_create: out of memory");
+        }
+        memcpy(p->tensor_ids, r->inputs, sizeof(int32_t) * (size_t)r->input_count);
+        memcpy(p->tensor_ids + r->input_count, r->outputs, sizeof(int32_t) * (size_t)r->output_count);
+    }
+    s = backend->set_device ? backend->set_device(device.index) : KILN_OK;
+    if (!s && d->arena_bytes) s = backend->alloc(device.index, (size_t)d->arena_bytes, &ctx->arena);
+    if (!s) s = upload_weights(ctx);
+    if (!s) s = create_instances(ctx);
+    if (s) {
+        kiln_context_free(ctx);
+        return s;
+    }
+    for (int32_t t = 0; t < d->tensor_count; t++) {
+        const kiln_tensor_record *r = &d->tensors[t];
+        if (r->kind == KILN_TENSOR_CONSTANT) ctx->data[t] = ctx->weights + r->offset;
+        else if (r->kind == KILN_TENSOR_ACTIVATION) ctx->data[t] = (uint8_t *)ctx->arena + r->offset;
+    }
+    *out = ctx;
+    return KILN_OK;
+}
+
+void kiln_context_free(kiln_context *ctx) {
+    if (!ctx) return;
+    kiln_engine *e = ctx->engine;
+    if (ctx->instances)
+        for (int32_t i = 0; i < e->desc.plugin_count; i++)
+            if (ctx->instances[i] && e->creators[i]->destroy) e->creators[i]->destroy(e->creators[i], ctx->instances[i]);
+    if (ctx->arena) ctx->backend->free(ctx->device.index, ctx->arena);
+    if (ctx->input_shapes)
+        for (int32_t i = 0; i < e->desc.io_count; i++) kiln_free(ctx->input_shapes[i]);
+    if (ctx->layers)
+        for (int32_t l = 0; l < e->desc.layer_count; l++) {
+            kiln_free(ctx->layers[l].descs);
+            kiln_free(ctx->layers[l].tensor_ids);
+        }
+    kiln_free(ctx->layers);
+    kiln_free(ctx->instances);
+    kiln_free(ctx->input_shapes);
+    kiln_free(ctx->input_ranks);
+    kiln_free(ctx->expr_values);
+    kiln_free(ctx->dim_values);
+    kiln_free(ctx->data);
+    kiln_free(ctx->tensor_descs);
+    kiln_free(ctx);
+    kiln_engine_free(e);
+}
+
+kiln_engine *kiln_context_engine(kiln_context *ctx) { return ctx ? ctx->engine : NULL; }
+kiln_device kiln_context_device(const kiln_context *ctx) {
+    kiln_device cpu = {KILN_DEVICE_CPU, 0};
+    return ctx ? ctx->device : cpu;
+}
+
+uint64_t kiln_context_memory_bytes(const kiln_context *ctx) {
+    if (!ctx) return 0;
+    uint64_t n = ctx->engine->desc.arena_bytes;
+    if (ctx->device.type != KILN_DEVICE_CPU) n += ctx->engine->desc.weights_size;
+    return n;
+}
+
+static kiln_status find_io(kiln_context *ctx, const char *name, const char *what, int32_t *io) {
+    if (!ctx || !name) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: NULL argument", what);
+    *io = kiln_engine_io_index(ctx->engine, name);
+    if (*io < 0) return kiln_error(KILN_ERROR_NOT_FOUND, "%s: the engine has no input or output named '%s'", what, name);
+    return KILN_OK;
+}
+
+/* Is value inside the range of `dim` in any profile?  Also describes the ranges. */
+static int dim_in_some_profile(const kiln_engine_desc *d, int32_t dim, int64_t value, char *ranges, size_t size) {
+    int ok = 0;
+    size_t used = 0;
+    ranges[0] = '\0';
+    for (int32_t p = 0; p < d->profile_count; p++) {
+        const kiln_dim_range *r = &d->dims[dim].ranges[p];
+        ok |= value >= r->min && value <= r->max;
+        if (used < size)
+            used += (size_t)snprintf(ranges + used, size - used, "%s[%lld, %lld]", p ? " or " : "",
+                                     (long long)r->min, (long long)r->max);
+    }
+    return ok;
+}
+
+kiln_status kiln_context_set_input_shape(kiln_context *ctx, const char *name, int32_t rank, const int64_t *dims) {
+    int32_t io;
+    kiln_status s = find_io(ctx, name, "kiln_context_set_input_shape", &io);
+    if (s) return s;
+    const kiln_engine_desc *d = &ctx->engine->desc;
+    const kiln_tensor_record *t = &d->tensors[d->io[io]];
+    if (t->kind != KILN_TENSOR_INPUT)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "'%s' is an output; only inputs take a shape", name);
+    if (rank != t->rank)
+        return kiln_error(KILN_ERROR_SHAPE, "input '%s' has rank %d, not %d", name, t->rank, rank);
+    if (rank && !dims) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_set_input_shape: dims is NULL");
+    for (int32_t a = 0; a < rank; a++) {
+        const kiln_expr_node *node = &d->exprs->nodes[t->shape[a]];
+        if (dims[a] < 0)
+            return kiln_error(KILN_ERROR_SHAPE, "input '%s' axis %d: size %lld is negative", name, a, (long long)dims[a]);
+        if (node->op == KILN_EXPR_CONST && node->value != dims[a])
+            return kiln_error(KILN_ERROR_SHAPE, "input '%s' axis %d must be %lld, got %lld", name, a,
+                              (long long)node->value, (long long)dims[a]);
+        if (node->op == KILN_EXPR_DIM) {
+            char ranges[512];
+            if (!dim_in_some_profile(d, (int32_t)node->value, dims[a], ranges, sizeof ranges))
+                return kiln_error(KILN_ERROR_SHAPE, "input '%s' axis %d ('%s') = %lld is outside the profile range %s",
+                                  name, a, d->dims[node->value].name, (long long)dims[a], ranges);
+        }
+    }
+    if (!ctx->input_shapes[io] && !(ctx->input_shapes[io] = kiln_calloc(KILN_MAX_RANK, sizeof(int64_t))))
+        return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_set_input_shape: out of memory");
+    memcpy(ctx->input_shapes[io], dims, sizeof(int64_t) * (size_t)rank);
+    ctx->input_ranks[io] = rank;
+    ctx->prepared = 0;
+    return KILN_OK;
+}
+
+/* Give every dimension its value from the input shapes; one name on two inputs must agree. */
+static kiln_status resolve_dims(kiln_context *ctx) {
+    const kiln_engine_desc *d = &ctx->engine->desc;
+    int32_t *source = kiln_malloc(sizeof(int32_t) * (d->dim_count ? (size_t)d->dim_count : 1));
+    if (!source) return kiln_error(KILN_ERROR_NO_MEMORY, "resolving shapes: out of memory");
+    for (int32_t i = 0; i < d->dim_count; i++) source[i] = -1;
+    kiln_status s = KILN_OK;
+    for (int32_t io = 0; io < d->io_count && !s; io++) {
+        const kiln_tensor_record *t = &d->tensors[d->io[io]];
+        if (t->kind != KILN_TENSOR_INPUT) continue;
+        if (!ctx->input_shapes[io]) {
+            s = kiln_error(KILN_ERROR_STATE, "input '%s' has no shape: call kiln_context_set_input_shape first",
+                           t->name);
+            break;
+        }
+        for (int32_t a = 0; a < t->rank && !s; a++) {
+            const kiln_expr_node *node = &d->exprs->nodes[t->shape[a]];
+            if (node->op != KILN_EXPR_DIM) continue;
+            int32_t dim = (int32_t)node->value;
+            int64_t v = ctx->input_shapes[io][a];
+            if (source[dim] < 0) {
+                source[dim] = io;
+                ctx->dim_values[dim] = v;
+            } else if (ctx->dim_values[dim] != v) {
+                s = kiln_error(KILN_ERROR_SHAPE, "dimension '%s' is %lld in input '%s' but %lld in input '%s'",
+                               d->dims[dim].name, (long long)ctx->dim_values[dim],
+                               d->tensors[d->io[source[dim]]].name, (long long)v, t->name);
+            }
+        }
+    }
+    for (int32_t i = 0; i < d->dim_count && !s; i++)
+        if (source[i] < 0)
+            s = kiln_error(KILN_ERROR_SHAPE, "dimension '%s' is not the size of any input axis", d->dims[i].name);
+    kiln_free(source);
+    if (s) return s;
+    /* The first profile that holds every dimension. */
+    for (int32_t p = 0; p < d->profile_count; p++) {
+        int fits = 1;
+        for (int32_t i = 0; i < d->dim_count && fits; i++)
+            fits = ctx->dim_values[i] >= d->dims[i].ranges[p].min && ctx->dim_values[i] <= d->dims[i].ranges[p].max;
+        if (fits) {
+            ctx->profile = p;
+            return KILN_OK;
+        }
+    }
+    char text[1024];
+    size_t used = 0;
+    for (int32_t i = 0; i < d->dim_count && used < sizeof text; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s%s = %lld", i ? ", " : "", d->dims[i].name,
+                                 (long long)ctx->dim_values[i]);
+    return kiln_error(KILN_ERROR_SHAPE, "no optimization profile holds all input dimensions together (%s)", text);
+}
+
+static kiln_status prepare(kiln_context *ctx) {
+    const kiln_engine_desc *d = &ctx->engine->desc;
+    ctx->prepared = 0;
+    kiln_status s = resolve_dims(ctx);
+    if (s) return s;
+    s = kiln_exprs_eval_all(d->exprs, ctx->dim_values, d->dim_count, ctx->expr_values);
+    if (s) return kiln_error_prefix(s, "evaluating shapes");
+    for (int32_t c = 0; c < d->check_count; c++)
+        if (ctx->expr_values[d->checks[c].cond] == 0) return kiln_error(KILN_ERROR_SHAPE, "%s", d->checks[c].message);
+    for (int32_t t = 0; t < d->tensor_count; t++) {
+        const kiln_tensor_record *r = &d->tensors[t];
+        kiln_tensor_desc *desc = &ctx->tensor_descs[t];
+        desc->dtype = (kiln_dtype)r->dtype;
+        desc->rank = r->rank;
+        desc->device = ctx->device;
+        uint64_t bytes = kiln_dtype_size(desc->dtype);
+        for (int32_t a = r->rank - 1; a >= 0; a--) {
+            int64_t v = ctx->expr_values[r->shape[a]];
+            if (v < 0) return kiln_error(KILN_ERROR_SHAPE, "tensor '%s' axis %d has negative size %lld", r->name, a,
+                                         (long long)v);
+            desc->dims[a] = v;
+            desc->strides[a] = a == r->rank - 1 ? 1 : desc->strides[a + 1] * desc->dims[a + 1];
+            if (__builtin_mul_overflow(bytes, (uint64_t)v, &bytes))
+                return kiln_error(KILN_ERROR_SHAPE, "tensor '%s' is too large", r->name);
+        }
+        if ((r->kind == KILN_TENSOR_ACTIVATION || r->kind == KILN_TENSOR_CONSTANT) && bytes > r->size)
+            return kiln_error(KILN_ERROR_SHAPE,
+                              "tensor '%s' needs %llu bytes for these shapes but the engine planned %llu (shapes "
+                              "outside what the profiles' maxima imply)", r->name, (unsigned long long)bytes,
+                              (unsigned long long)r->size);
+    }
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *r = &d->layers[l];
+        kiln_prepared_layer *p = &ctx->layers[l];
+        int32_t n = r->input_count + r->output_count;
+        for (int32_t i = 0; i < n; i++) p->descs[i] = ctx->tensor_descs[p->tensor_ids[i]];
+        if (r->op == KILN_OP_PLUGIN) {
+            p->plugin = (kiln_plugin_launch){.input_count = r->input_count, .inputs = p->descs,
+                                             .output_count = r->output_count, .outputs = p->descs + r->input_count,
+                                             .device = ctx->device};
+            if (r->workspace >= 0) {
+                p->plugin.workspace_size = (uint64_t)ctx->expr_values[d->tensors[r->workspace].shape[0]];
+                p->plugin.workspace = p->plugin.workspace_size ? ctx->data[r->workspace] : NULL;
+            }
+        } else {
+            if ((s = kiln_layer_check_shapes(ctx->engine, l, p->descs))) return s;
+            p->launch = (kiln_layer_launch){.op = r->op, .subop = r->subop, .axis = r->axis,
+                                            .input_count = r->input_count, .output_count = r->output_count,
+                                            .inputs = p->descs, .outputs = p->descs + r->input_count};
+        }
+    }
+    ctx->prepared = 1;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *name, int32_t *rank, int64_t *dims) {
+    int32_t io;
+    kiln_status s = find_io(ctx, name, "kiln_context_tensor_shape", &io);
+    if (s) return s;
+    if (!rank || !dims) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_tensor_shape: NULL argument");
+    if (!ctx->prepared && (s = prepare(ctx))) return s;
+    const kiln_tensor_desc *desc = &ctx->tensor_descs[ctx->engine->desc.io[io]];
+    *rank = desc->rank;
+    memcpy(dims, desc->dims, sizeof(int64_t) * (size_t)desc->rank);
+    return KILN_OK;
+}
+
+kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name, void *data) {
+    int32_t io;
+    kiln_status s = find_io(ctx, name, "kiln_context_set_tensor", &io);
+    if (s) return s;
+    ctx->data[ctx->engine->desc.io[io]] = data;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream) {
+    if (!ctx) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_enqueue: context is NULL");
+    const kiln_engine_desc *d = &ctx->engine->desc;
+    kiln_status s;
+    if (!ctx->prepared && (s = prepare(ctx))) return s;
+    for (int32_t i = 0; i < d->io_count; i++) {
+        int32_t t = d->io[i];
+        if (!ctx->data[t] && ctx->tensor_descs[t].rank >= 0) {
+            uint64_t n = 1;
+            for (int32_t a = 0; a < ctx->tensor_descs[t].rank; a++) n *= (uint64_t)ctx->tensor_descs[t].dims[a];
+            if (n) return kiln_error(KILN_ERROR_STATE, "%s '%s' has no buffer: call kiln_context_set_tensor",
+                                     d->tensors[t].kind == KILN_TENSOR_INPUT ? "input" : "output", d->tensors[t].name);
+        }
+    }
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        kiln_prepared_layer *p = &ctx->layers[l];
+        const kiln_layer_record *r = &d->layers[l];
+        int32_t n = r->input_count + r->output_count;
+        for (int32_t i = 0; i < n; i++) p->descs[i].data = ctx->data[p->tensor_ids[i]];
+        if (r->op == KILN_OP_PLUGIN) {
+            p->plugin.stream = stream;
+            kiln_clear_error();
+            s = ctx->engine->creators[r->subop]->enqueue(ctx->instances[r->subop], &p->plugin);
+            if (s) {
+                const kiln_plugin_record *pr = &d->plugins[r->subop];
+                return kiln_error_prefix(s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_PLUGIN,
+                                         "layer %d (plugin %s::%s version %s)", l, pr->plugin_namespace, pr->name,
+                                         pr->version);
+            }
+        } else {
+            s = ctx->backend->run_layer(ctx->device.index, &p->launch, stream);
+            if (s) return kiln_error_prefix(s, "layer %d (%s)", l, ctx->engine->layer_details[l][0]
+                                                                       ? ctx->engine->layer_details[l] : "built-in");
+        }
+    }
+    return KILN_OK;
+}

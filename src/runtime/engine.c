@@ -1,0 +1,255 @@
+/* engine.c — loading engines (from memory or a mapped file) and describing them. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "format/engine_format.h"
+#include "runtime/engine_impl.h"
+
+static const char *const op_names[KILN_OP_COUNT] = {"cast", "binary", "unary", "gather", "reshape", "matmul",
+                                                     "plugin"};
+static const char *const binary_names[KILN_BINARY_OP_COUNT] = {"add", "sub", "mul", "div", "min", "max"};
+static const char *const unary_names[KILN_UNARY_OP_COUNT] = {"relu", "gelu", "silu", "exp", "neg", "sqrt"};
+
+static void engine_destroy(kiln_engine *e) {
+    for (int i = 0; i < KILN_MAX_CUDA_DEVICES; i++)
+        if (e->device_weights[i] && e->device_backend) e->device_backend->free(i, e->device_weights[i]);
+    for (int32_t i = 0; i < e->desc.plugin_count; i++)
+        if (e->plugin_fields) kiln_value_free(e->plugin_fields[i]);
+    kiln_free(e->plugin_fields);
+    kiln_free(e->creators);
+    if (e->layer_details)
+        for (int32_t i = 0; i < e->desc.layer_count; i++) kiln_free(e->layer_details[i]);
+    kiln_free(e->layer_details);
+    kiln_engine_desc_clear(&e->desc);
+    if (e->mapping) munmap(e->mapping, e->mapping_size);
+    kiln_aligned_free(e->bytes);
+    pthread_mutex_destroy(&e->device_lock);
+    kiln_free(e);
+}
+
+void kiln_engine_free(kiln_engine *e) {
+    if (e && atomic_fetch_sub(&e->refcount, 1) == 1) engine_destroy(e);
+}
+
+/* Decode plugin fields, find each creator, name layers. */
+static kiln_status resolve(kiln_engine *e) {
+    kiln_engine_desc *d = &e->desc;
+    size_t np = d->plugin_count ? (size_t)d->plugin_count : 1;
+    e->plugin_fields = kiln_calloc(np, sizeof *e->plugin_fields);
+    e->creators = kiln_calloc(np, sizeof *e->creators);
+    e->layer_details = kiln_calloc(d->layer_count ? (size_t)d->layer_count : 1, sizeof *e->layer_details);
+    if (!e->plugin_fields || !e->creators || !e->layer_details)
+        return kiln_error(KILN_ERROR_NO_MEMORY, "loading engine: out of memory");
+    for (int32_t i = 0; i < d->plugin_count; i++) {
+        const kiln_plugin_record *r = &d->plugins[i];
+        kiln_status s = kiln_value_decode(r->fields, r->fields_size, &e->plugin_fields[i]);
+        if (s) return kiln_error_prefix(KILN_ERROR_CORRUPT, "plugin %s::%s version %s fields", r->plugin_namespace,
+                                        r->name, r->version);
+        if (kiln_value_get_type(e->plugin_fields[i]) != KILN_VALUE_MAP)
+            return kiln_error(KILN_ERROR_CORRUPT, "plugin %s::%s version %s: fields are not a map",
+                              r->plugin_namespace, r->name, r->version);
+        e->creators[i] = kiln_plugin_find(r->plugin_namespace, r->name, r->version);
+        if (!e->creators[i]) {
+            int py = (r->flags & KILN_PLUGIN_NEEDS_PYTHON) != 0;
+            if (r->module[0])
+                return kiln_error(KILN_ERROR_NOT_FOUND,
+                                  "engine needs plugin %s::%s version %s, which is not registered; it is defined in "
+                                  "%s '%s': %s it before loading the engine",
+                                  r->plugin_namespace, r->name, r->version, py ? "Python module" : "library",
+                                  r->module, py ? "import" : "load");
+            return kiln_error(KILN_ERROR_NOT_FOUND,
+                              "engine needs plugin %s::%s version %s, which is not registered", r->plugin_namespace,
+                              r->name, r->version);
+        }
+        if (e->creators[i]->output_count != 0) {
+            for (int32_t l = 0; l < d->layer_count; l++)
+                if (d->layers[l].op == KILN_OP_PLUGIN && d->layers[l].subop == i &&
+                    d->layers[l].output_count != e->creators[i]->output_count)
+                    return kiln_error(KILN_ERROR_CORRUPT,
+                                      "layer %d uses plugin %s::%s version %s with %d outputs, but the registered "
+                                      "plugin produces %d", l, r->plugin_namespace, r->name, r->version,
+                                      d->layers[l].output_count, e->creators[i]->output_count);
+        }
+    }
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *layer = &d->layers[l];
+        char detail[1024] = "";
+        if (layer->op == KILN_OP_PLUGIN) {
+            const kiln_plugin_record *r = &d->plugins[layer->subop];
+            snprintf(detail, sizeof detail, "%s::%s v%s", r->plugin_namespace, r->name, r->version);
+        } else if (layer->op == KILN_OP_BINARY) {
+            snprintf(detail, sizeof detail, "%s", binary_names[layer->subop]);
+        } else if (layer->op == KILN_OP_UNARY) {
+            snprintf(detail, sizeof detail, "%s", unary_names[layer->subop]);
+        } else if (layer->op == KILN_OP_GATHER) {
+            snprintf(detail, sizeof detail, "axis %lld", (long long)layer->axis);
+        } else if (layer->op == KILN_OP_CAST) {
+            snprintf(detail, sizeof detail, "to %s", kiln_dtype_name((kiln_dtype)d->tensors[layer->outputs[0]].dtype));
+        }
+        if (!(e->layer_details[l] = kiln_strdup(detail)))
+            return kiln_error(KILN_ERROR_NO_MEMORY, "loading engine: out of memory");
+    }
+    return KILN_OK;
+}
+
+static kiln_status engine_new(kiln_engine **out) {
+    kiln_engine *e = kiln_calloc(1, sizeof *e);
+    if (!e) return kiln_error(KILN_ERROR_NO_MEMORY, "loading engine: out of memory");
+    atomic_init(&e->refcount, 1);
+    pthread_mutex_init(&e->device_lock, NULL);
+    *out = e;
+    return KILN_OK;
+}
+
+static kiln_status engine_finish(kiln_engine *e, const uint8_t *data, size_t size, uint32_t flags,
+                                 kiln_engine **out) {
+    kiln_status s = kiln_format_read(data, size, flags, &e->desc);
+    if (!s) s = resolve(e);
+    if (s) {
+        engine_destroy(e);
+        return s;
+    }
+    *out = e;
+    return KILN_OK;
+}
+
+kiln_status kiln_engine_load_memory(const void *data, size_t size, uint32_t flags, kiln_engine **out) {
+    if (!out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_memory: out is NULL");
+    *out = NULL;
+    if (!data && size) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_memory: data is NULL");
+    kiln_engine *e;
+    kiln_status s = engine_new(&e);
+    if (s) return s;
+    /* Copy to a 64-byte aligned buffer so weights are aligned in place. */
+    e->bytes = kiln_aligned_alloc(size ? size : 1);
+    if (!e->bytes) {
+        engine_destroy(e);
+        return kiln_error(KILN_ERROR_NO_MEMORY, "loading engine: out of memory for %zu bytes", size);
+    }
+    if (size) memcpy(e->bytes, data, size);
+    return engine_finish(e, e->bytes, size, flags, out);
+}
+
+kiln_status kiln_engine_load_file(const char *path, uint32_t flags, kiln_engine **out) {
+    if (!path || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_file: NULL argument");
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return kiln_error(KILN_ERROR_IO, "cannot open engine '%s': %m", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return kiln_error(KILN_ERROR_IO, "engine '%s' is not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    if (size == 0) {
+        close(fd);
+        return kiln_error(KILN_ERROR_CORRUPT, "engine '%s' is empty", path);
+    }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return kiln_error(KILN_ERROR_IO, "cannot map engine '%s': %m", path);
+    kiln_engine *e;
+    kiln_status s = engine_new(&e);
+    if (s) {
+        munmap(map, size);
+        return s;
+    }
+    e->mapping = map;
+    e->mapping_size = size;
+    s = engine_finish(e, map, size, flags, out);
+    if (s) return kiln_error_prefix(s, "loading '%s'", path);
+    return KILN_OK;
+}
+
+/* ---- description ---------------------------------------------------------- */
+
+int32_t kiln_engine_io_count(const kiln_engine *e) { return e ? e->desc.io_count : 0; }
+
+kiln_status kiln_engine_io_info(const kiln_engine *e, int32_t index, kiln_io_info *out) {
+    if (!e || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_io_info: NULL argument");
+    if (index < 0 || index >= e->desc.io_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_io_info: index %d is outside [0, %d)", index,
+                          e->desc.io_count);
+    const kiln_tensor_record *t = &e->desc.tensors[e->desc.io[index]];
+    out->name = t->name;
+    out->kind = t->kind == KILN_TENSOR_INPUT ? KILN_IO_INPUT : KILN_IO_OUTPUT;
+    out->dtype = (kiln_dtype)t->dtype;
+    out->rank = t->rank;
+    memcpy(out->shape, t->shape, sizeof out->shape);
+    return KILN_OK;
+}
+
+int32_t kiln_engine_io_index(const kiln_engine *e, const char *name) {
+    if (!e || !name) {
+        kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_io_index: NULL argument");
+        return -1;
+    }
+    for (int32_t i = 0; i < e->desc.io_count; i++)
+        if (strcmp(e->desc.tensors[e->desc.io[i]].name, name) == 0) return i;
+    kiln_error(KILN_ERROR_NOT_FOUND, "the engine has no input or output named '%s'", name);
+    return -1;
+}
+
+const kiln_exprs *kiln_engine_exprs(const kiln_engine *e) { return e ? e->desc.exprs : NULL; }
+int32_t kiln_engine_profile_count(const kiln_engine *e) { return e ? e->desc.profile_count : 0; }
+int32_t kiln_engine_dim_count(const kiln_engine *e) { return e ? e->desc.dim_count : 0; }
+
+kiln_status kiln_engine_dim_info(const kiln_engine *e, int32_t dim, const char **name, kiln_dim_range *ranges) {
+    if (!e) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_dim_info: engine is NULL");
+    if (dim < 0 || dim >= e->desc.dim_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_dim_info: dimension %d is outside [0, %d)", dim,
+                          e->desc.dim_count);
+    if (name) *name = e->desc.dims[dim].name;
+    if (ranges) memcpy(ranges, e->desc.dims[dim].ranges, sizeof *ranges * (size_t)e->desc.profile_count);
+    return KILN_OK;
+}
+
+int32_t kiln_engine_layer_count(const kiln_engine *e) { return e ? e->desc.layer_count : 0; }
+
+kiln_status kiln_engine_layer_info(const kiln_engine *e, int32_t index, const char **kind, const char **detail,
+                                   int32_t *input_count, const int32_t **inputs, int32_t *output_count,
+                                   const int32_t **outputs) {
+    if (!e) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_layer_info: engine is NULL");
+    if (index < 0 || index >= e->desc.layer_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_layer_info: layer %d is outside [0, %d)", index,
+                          e->desc.layer_count);
+    const kiln_layer_record *l = &e->desc.layers[index];
+    if (kind) *kind = op_names[l->op];
+    if (detail) *detail = e->layer_details[index];
+    if (input_count) *input_count = l->input_count;
+    if (inputs) *inputs = l->inputs;
+    if (output_count) *output_count = l->output_count;
+    if (outputs) *outputs = l->outputs;
+    return KILN_OK;
+}
+
+int32_t kiln_engine_tensor_count(const kiln_engine *e) { return e ? e->desc.tensor_count : 0; }
+
+const char *kiln_engine_tensor_name(const kiln_engine *e, int32_t t) {
+    return e && t >= 0 && t < e->desc.tensor_count ? e->desc.tensors[t].name : NULL;
+}
+
+uint64_t kiln_engine_arena_bytes(const kiln_engine *e) { return e ? e->desc.arena_bytes : 0; }
+uint64_t kiln_engine_weight_bytes(const kiln_engine *e) { return e ? e->desc.weights_size : 0; }
+uint32_t kiln_engine_format_version(const kiln_engine *e) { return e ? KILN_FORMAT_VERSION : 0; }
+int32_t kiln_engine_plugin_count(const kiln_engine *e) { return e ? e->desc.plugin_count : 0; }
+
+kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index, const char **ns, const char **name,
+                                    const char **version, const char **module) {
+    if (!e) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_plugin_info: engine is NULL");
+    if (index < 0 || index >= e->desc.plugin_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_plugin_info: plugin %d is outside [0, %d)", index,
+                          e->desc.plugin_count);
+    const kiln_plugin_record *r = &e->desc.plugins[index];
+    if (ns) *ns = r->plugin_namespace;
+    if (name) *name = r->name;
+    if (version) *version = r->version;
+    if (module) *module = r->module;
+    return KILN_OK;
+}

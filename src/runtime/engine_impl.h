@@ -1,0 +1,61 @@
+/* engine_impl.h — loaded engines and execution contexts (private). */
+#ifndef KILN_RUNTIME_ENGINE_IMPL_H
+#define KILN_RUNTIME_ENGINE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "backend/backend.h"
+#include "engine/engine_desc.h"
+#include "kiln/plugin.h"
+
+#define KILN_MAX_CUDA_DEVICES 16
+
+struct kiln_engine {
+    atomic_int                  refcount;
+    kiln_engine_desc            desc;          /* verified by the format reader */
+    void                       *mapping;       /* file loads: the read-only mapping */
+    size_t                      mapping_size;
+    uint8_t                    *bytes;         /* memory loads: our aligned copy */
+    kiln_value                **plugin_fields; /* decoded, one per plugin record */
+    const kiln_plugin_creator **creators;      /* resolved at load */
+    char                      **layer_details; /* "kiln::Lookup v1" for plugins, "" otherwise */
+    /* Weights uploaded once per GPU, shared by that GPU's contexts. */
+    pthread_mutex_t             device_lock;
+    void                       *device_weights[KILN_MAX_CUDA_DEVICES];
+    const kiln_backend_iface   *device_backend;
+};
+
+/* A layer ready to run: descriptors with concrete shapes; data pointers are
+ * refreshed from the context's tensor table at every enqueue. */
+typedef struct kiln_prepared_layer {
+    kiln_layer_launch  launch;         /* built-in layers */
+    kiln_plugin_launch plugin;         /* plugin layers */
+    kiln_tensor_desc  *descs;          /* inputs then outputs */
+    int32_t           *tensor_ids;     /* engine tensor per desc */
+} kiln_prepared_layer;
+
+struct kiln_context {
+    kiln_engine              *engine;
+    kiln_device               device;
+    const kiln_backend_iface *backend;
+    void                     *arena;          /* activation arena on the device */
+    uint8_t                  *weights;        /* engine weights on the device */
+    void                    **instances;      /* one per plugin record */
+    int64_t                 **input_shapes;   /* per io index: dims (inputs), NULL until set */
+    int32_t                  *input_ranks;
+    int64_t                  *expr_values;    /* evaluated expression program */
+    int64_t                  *dim_values;
+    void                    **data;           /* per engine tensor: device pointer */
+    kiln_tensor_desc         *tensor_descs;   /* per engine tensor: concrete shape */
+    kiln_prepared_layer      *layers;
+    int                       prepared;       /* shapes evaluated and layers ready */
+    int32_t                   profile;        /* profile the current shapes fall in */
+};
+
+/* Shape checks each built-in layer needs before a kernel may touch memory:
+ * the engine file could have been crafted, so the runtime re-derives every
+ * output shape from the concrete inputs.  Errors name the layer. */
+kiln_status kiln_layer_check_shapes(const kiln_engine *e, int32_t layer, const kiln_tensor_desc *descs);
+
+#endif

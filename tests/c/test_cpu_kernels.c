@@ -1,0 +1,1006 @@
+/* test_cpu_kernels.c — the CPU backend's ops against references computed here.
+ *
+ * References are written independently of the kernels: half-precision values
+ * are decoded with ldexp, rounding to a float format is done in double with
+ * nearbyint (round half to even), integer wrap-around in 64-bit arithmetic.
+ * Every op is run on every dtype it takes and over every kind of broadcast;
+ * unsupported combinations must answer KILN_ERROR_UNSUPPORTED.  The last
+ * tests check the backend loader on a machine without CUDA. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "backend/backend.h"
+#include "core/alloc.h"
+#include "core/dtype.h"
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static const kiln_dtype all_dtypes[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16, KILN_INT8,
+                                        KILN_UINT8,   KILN_INT32,   KILN_INT64,    KILN_BOOL};
+#define DTYPE_COUNT ((int)(sizeof all_dtypes / sizeof all_dtypes[0]))
+
+static int is_float(kiln_dtype dt) { return dt == KILN_FLOAT32 || dt == KILN_FLOAT16 || dt == KILN_BFLOAT16; }
+
+static kiln_tensor_desc make_desc(void *data, kiln_dtype dt, int rank, const int64_t *dims) {
+    kiln_tensor_desc d;
+    memset(&d, 0, sizeof d);
+    d.data = data;
+    d.dtype = dt;
+    d.rank = rank;
+    int64_t stride = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        d.dims[i] = dims[i];
+        d.strides[i] = stride;
+        stride *= dims[i];
+    }
+    d.device.type = KILN_DEVICE_CPU;
+    return d;
+}
+
+static int64_t numel_of(int rank, const int64_t *dims) {
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    return n;
+}
+
+static kiln_status run_op(int op, int subop, int64_t axis, int nin, const kiln_tensor_desc *ins,
+                          const kiln_tensor_desc *out) {
+    kiln_layer_launch l = {.op = (uint8_t)op, .subop = subop, .axis = axis, .input_count = nin,
+                           .output_count = 1, .inputs = ins, .outputs = out};
+    return kiln_backend_cpu()->run_layer(0, &l, NULL);
+}
+
+/* Buffers with a guard zone after them, so ASan is not the only check that
+ * a kernel stays inside its output. */
+static void *alloc_elems(kiln_dtype dt, int64_t n) {
+    size_t bytes = (size_t)(n > 0 ? n : 1) * kiln_dtype_size(dt);
+    unsigned char *p = malloc(bytes);
+    if (p) memset(p, 0xA5, bytes);
+    return p;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Independent decoders. */
+static double decode_f16(uint16_t h) {
+    int sign = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v;
+    if (e == 0) v = ldexp(m, -24);
+    else if (e == 31) v = m ? NAN : INFINITY;
+    else v = ldexp(m + 1024, e - 25);
+    return sign ? -v : v;
+}
+static double decode_bf16(uint16_t h) {
+    int sign = h >> 15, e = (h >> 7) & 255, m = h & 127;
+    double v;
+    if (e == 0) v = ldexp(m, -133);
+    else if (e == 255) v = m ? NAN : INFINITY;
+    else v = ldexp(m + 128, e - 134);
+    return sign ? -v : v;
+}
+
+static double get_f(kiln_dtype dt, const void *p, int64_t i) {
+    switch (dt) {
+    case KILN_FLOAT32:  return ((const float *)p)[i];
+    case KILN_FLOAT16:  return decode_f16(((const uint16_t *)p)[i]);
+    case KILN_BFLOAT16: return decode_bf16(((const uint16_t *)p)[i]);
+    default:            return NAN;
+    }
+}
+static int64_t get_i(kiln_dtype dt, const void *p, int64_t i) {
+    switch (dt) {
+    case KILN_INT8:  return ((const int8_t *)p)[i];
+    case KILN_UINT8: return ((const uint8_t *)p)[i];
+    case KILN_INT32: return ((const int32_t *)p)[i];
+    case KILN_INT64: return ((const int64_t *)p)[i];
+    case KILN_BOOL:  return ((const uint8_t *)p)[i];
+    default:         return INT64_MIN;
+    }
+}
+
+/* Float formats: precision p (with the implicit bit), exponent of the
+ * smallest subnormal, largest finite value. */
+typedef struct float_format { int p, qmin; double max; } float_format;
+static float_format format_of(kiln_dtype dt) {
+    switch (dt) {
+    case KILN_FLOAT16:  return (float_format){11, -24, 65504.0};
+    case KILN_BFLOAT16: return (float_format){8, -133, ldexp(255.0, 120)};
+    default:            return (float_format){24, -149, FLT_MAX};
+    }
+}
+
+/* v (exact in double) rounded to nearest even in format f. */
+static double ref_round(double v, float_format f) {
+    if (isnan(v) || isinf(v) || v == 0) return v;
+    int e;
+    frexp(v, &e);
+    int q = e - f.p;
+    if (q < f.qmin) q = f.qmin;
+    double r = ldexp(nearbyint(ldexp(v, -q)), q);
+    if (fabs(r) > f.max) return copysign(INFINITY, v);
+    if (r == 0) return copysign(0.0, v);
+    return r;
+}
+
+/* An int64 rounded to nearest even in format f (exact for any int64). */
+static double ref_round_int(int64_t v, float_format f) {
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    int bits = 0;
+    while (bits < 64 && (u >> bits)) bits++;
+    double r;
+    if (bits <= f.p) {
+        r = (double)u;
+    } else {
+        int shift = bits - f.p;
+        uint64_t q = u >> shift, rem = u & ((UINT64_C(1) << shift) - 1), half = UINT64_C(1) << (shift - 1);
+        if (rem > half || (rem == half && (q & 1))) q++;
+        r = ldexp((double)q, shift);
+    }
+    if (r > f.max) r = INFINITY;
+    return v < 0 ? -r : r;
+}
+
+static void set_f(kiln_dtype dt, void *p, int64_t i, double v) {
+    switch (dt) {
+    case KILN_FLOAT32:  ((float *)p)[i] = (float)v; break;
+    case KILN_FLOAT16:  ((uint16_t *)p)[i] = kiln_f32_to_f16((float)v); break;
+    case KILN_BFLOAT16: ((uint16_t *)p)[i] = kiln_f32_to_bf16((float)v); break;
+    default: break;
+    }
+}
+
+static int int_bits(kiln_dtype dt) {
+    switch (dt) {
+    case KILN_INT8: case KILN_UINT8: return 8;
+    case KILN_INT32: return 32;
+    default: return 64;
+    }
+}
+static int is_signed(kiln_dtype dt) { return dt == KILN_INT8 || dt == KILN_INT32 || dt == KILN_INT64; }
+static int64_t int_min(kiln_dtype dt) {
+    return dt == KILN_INT8 ? INT8_MIN : dt == KILN_INT32 ? INT32_MIN : dt == KILN_INT64 ? INT64_MIN : 0;
+}
+static int64_t int_max(kiln_dtype dt) {
+    return dt == KILN_INT8 ? INT8_MAX : dt == KILN_UINT8 ? UINT8_MAX : dt == KILN_INT32 ? INT32_MAX
+         : dt == KILN_INT64 ? INT64_MAX : 1;
+}
+
+/* u reduced modulo 2^bits of dt, read as dt (two's complement when signed). */
+static int64_t ref_wrap(kiln_dtype dt, uint64_t u) {
+    if (dt == KILN_BOOL) return u != 0;
+    int bits = int_bits(dt);
+    if (bits == 64) {
+        int64_t r;
+        memcpy(&r, &u, sizeof r);
+        return r;
+    }
+    uint64_t m = u & ((UINT64_C(1) << bits) - 1);
+    if (is_signed(dt) && (m >> (bits - 1))) return (int64_t)m - ((int64_t)1 << bits);
+    return (int64_t)m;
+}
+
+static void set_i(kiln_dtype dt, void *p, int64_t i, int64_t v) {
+    int64_t w = ref_wrap(dt, (uint64_t)v);
+    switch (dt) {
+    case KILN_INT8:  ((int8_t *)p)[i] = (int8_t)w; break;
+    case KILN_UINT8: ((uint8_t *)p)[i] = (uint8_t)w; break;
+    case KILN_INT32: ((int32_t *)p)[i] = (int32_t)w; break;
+    case KILN_INT64: ((int64_t *)p)[i] = w; break;
+    case KILN_BOOL:  ((uint8_t *)p)[i] = (uint8_t)w; break;
+    default: break;
+    }
+}
+
+static int same_float(double want, double got) {
+    if (isnan(want)) return isnan(got);
+    return want == got;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The function table                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void test_backend_table(void) {
+    const kiln_backend_iface *cpu = kiln_backend_cpu();
+    REQUIRE(cpu != NULL);
+    CHECK(cpu->api_version == KILN_BACKEND_API_VERSION);
+    CHECK(strcmp(cpu->name, "cpu") == 0);
+    CHECK(cpu->device_type == KILN_DEVICE_CPU);
+    CHECK(cpu->device_count() == 1);
+    CHECK(cpu->set_device == NULL);
+
+    void *p = NULL;
+    CHECK_OK(cpu->alloc(0, 1000, &p));
+    REQUIRE(p != NULL);
+    CHECK(((uintptr_t)p & 63) == 0);
+    char src[1000];
+    for (int i = 0; i < 1000; i++) src[i] = (char)i;
+    CHECK_OK(cpu->copy(0, p, src, sizeof src, KILN_COPY_HOST_TO_DEVICE, NULL));
+    char back[1000];
+    CHECK_OK(cpu->copy(0, back, p, sizeof back, KILN_COPY_DEVICE_TO_HOST, NULL));
+    CHECK(memcmp(src, back, sizeof src) == 0);
+    CHECK_OK(cpu->synchronize(0, NULL));
+    cpu->free(0, p);
+
+    kiln_alloc_fail_after(0);
+    p = NULL;
+    CHECK_FAILS(cpu->alloc(0, 64, &p), KILN_ERROR_NO_MEMORY, "cannot allocate");
+    kiln_alloc_fail_after(-1);
+    CHECK(p == NULL);
+    CHECK_FAILS(cpu->alloc(1, 64, &p), KILN_ERROR_INVALID_ARGUMENT, "no device 1");
+}
+
+static void test_dispatch_errors(void) {
+    float x = 1, y = 0;
+    int64_t one = 1;
+    kiln_tensor_desc in = make_desc(&x, KILN_FLOAT32, 1, &one), out = make_desc(&y, KILN_FLOAT32, 1, &one);
+    CHECK_FAILS(run_op(KILN_OP_PLUGIN, 0, 0, 1, &in, &out), KILN_ERROR_UNSUPPORTED, "plugin");
+    CHECK_FAILS(run_op(99, 0, 0, 1, &in, &out), KILN_ERROR_UNSUPPORTED, "op 99");
+    CHECK_FAILS(run_op(KILN_OP_BINARY, KILN_BINARY_ADD, 0, 1, &in, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "binary takes 2 input(s)");
+    CHECK_FAILS(run_op(KILN_OP_BINARY, 17, 0, 2, (kiln_tensor_desc[]){in, in}, &out), KILN_ERROR_UNSUPPORTED,
+                "binary op 17");
+    CHECK_FAILS(run_op(KILN_OP_UNARY, -1, 0, 1, &in, &out), KILN_ERROR_UNSUPPORTED, "unary op -1");
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, NULL, NULL), KILN_ERROR_INVALID_ARGUMENT, "NULL launch");
+}
+
+/* ------------------------------------------------------------------------ */
+/* CAST                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Source values: doubles for float dtypes (rounded into the dtype when
+ * stored), int64 for the others (wrapped when stored). */
+static const double cast_float_values[] = {
+    0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, -3.7, 3.7, 127.0, 127.9, 128.0, -128.0, -128.5, -129.0,
+    255.0, 255.5, 256.0, 300.0, -300.0, 2049.0, 2051.0, 257.0, 259.0, 65504.0, 65519.0, 65520.0, 1e10, -1e10,
+    3e9, -3e9, 2147483520.0, 2147483648.0, -2147483648.0, -2147483904.0, 9.2e18, 9.3e18, -9.3e18, 1e-8, 3e-8,
+    6e-8, 1.0009765625, 1.00048828125, 1.00146484375, 1e30, 3.4e38, -3.4e38, 1e-40, NAN, INFINITY, -INFINITY,
+};
+static const int64_t cast_int_values[] = {
+    0, 1, -1, 2, 7, -7, 100, 127, 128, -128, -129, 200, 255, 256, 257, 1000, -1000, 2049, 65504, 65520, 70000,
+    16777216, 16777217, 16842753, 16908289, INT32_MAX, INT32_MIN, (int64_t)1 << 31, -((int64_t)1 << 40) - 1,
+    ((int64_t)1 << 53) + 1, ((int64_t)1 << 62) + 12345, INT64_MAX, INT64_MIN, INT64_MIN + 1,
+};
+
+static int64_t ref_float_to_int(double v, kiln_dtype to) {
+    if (isnan(v)) return 0;
+    double t = trunc(v);
+    if (t <= (double)int_min(to)) return int_min(to);
+    if (t >= ldexp(1.0, 63) || t >= (double)int_max(to)) return int_max(to);
+    return (int64_t)t;
+}
+
+static void check_cast(kiln_dtype from, kiln_dtype to) {
+    const int64_t n_src = is_float(from) ? (int64_t)(sizeof cast_float_values / sizeof cast_float_values[0])
+                                         : (int64_t)(sizeof cast_int_values / sizeof cast_int_values[0]);
+    void *in = alloc_elems(from, n_src), *out = alloc_elems(to, n_src);
+    REQUIRE(in && out);
+    for (int64_t i = 0; i < n_src; i++) {
+        if (is_float(from)) set_f(from, in, i, cast_float_values[i]);
+        else set_i(from, in, i, cast_int_values[i]);
+    }
+    int64_t dims[2] = {1, n_src};
+    kiln_tensor_desc din = make_desc(in, from, 2, dims), dout = make_desc(out, to, 2, dims);
+    kiln_status st = run_op(KILN_OP_CAST, 0, 0, 1, &din, &dout);
+    CHECK(st == KILN_OK);
+    int bad = 0;
+    for (int64_t i = 0; i < n_src && st == KILN_OK && bad < 5; i++) {
+        if (is_float(from)) {
+            double v = get_f(from, in, i);
+            if (is_float(to)) {
+                double want = ref_round(v, format_of(to)), got = get_f(to, out, i);
+                if (!same_float(want, got) || (want == 0 && signbit(want) != signbit(got))) {
+                    bad++;
+                    fprintf(stderr, "  cast %s→%s of %.17g: want %.17g got %.17g\n", kiln_dtype_name(from),
+                            kiln_dtype_name(to), v, want, got);
+                }
+            } else {
+                int64_t want = to == KILN_BOOL ? (v != 0 || isnan(v)) : ref_float_to_int(v, to);
+                int64_t got = get_i(to, out, i);
+                if (want != got) {
+                    bad++;
+                    fprintf(stderr, "  cast %s→%s of %.17g: want %lld got %lld\n", kiln_dtype_name(from),
+                            kiln_dtype_name(to), v, (long long)want, (long long)got);
+                }
+            }
+        } else {
+            int64_t v = get_i(from, in, i);
+            if (from == KILN_BOOL) v = v != 0;
+            if (is_float(to)) {
+                double want = ref_round_int(v, format_of(to)), got = get_f(to, out, i);
+                if (!same_float(want, got)) {
+                    bad++;
+                    fprintf(stderr, "  cast %s→%s of %lld: want %.17g got %.17g\n", kiln_dtype_name(from),
+                            kiln_dtype_name(to), (long long)v, want, got);
+                }
+            } else {
+                int64_t want = ref_wrap(to, (uint64_t)v), got = get_i(to, out, i);
+                if (want != got) {
+                    bad++;
+                    fprintf(stderr, "  cast %s→%s of %lld: want %lld got %lld\n", kiln_dtype_name(from),
+                            kiln_dtype_name(to), (long long)v, (long long)want, (long long)got);
+                }
+            }
+        }
+    }
+    CHECK(bad == 0);
+    free(in);
+    free(out);
+}
+
+static void test_cast_all_pairs(void) {
+    for (int a = 0; a < DTYPE_COUNT; a++)
+        for (int b = 0; b < DTYPE_COUNT; b++) check_cast(all_dtypes[a], all_dtypes[b]);
+}
+
+/* The edge cases spelled out, so that a wrong reference cannot hide them. */
+static void test_cast_edges(void) {
+    float f[] = {NAN, INFINITY, -INFINITY, 3e9f, -3e9f, -0.5f, -1.0f, 2.5f, -2.5f, 255.9f, 256.0f};
+    int64_t n = sizeof f / sizeof f[0];
+    int32_t i32[sizeof f / sizeof f[0]];
+    uint8_t u8[sizeof f / sizeof f[0]], b[sizeof f / sizeof f[0]];
+    int8_t i8[sizeof f / sizeof f[0]];
+    kiln_tensor_desc in = make_desc(f, KILN_FLOAT32, 1, &n);
+    kiln_tensor_desc o32 = make_desc(i32, KILN_INT32, 1, &n), ou8 = make_desc(u8, KILN_UINT8, 1, &n);
+    kiln_tensor_desc oi8 = make_desc(i8, KILN_INT8, 1, &n), ob = make_desc(b, KILN_BOOL, 1, &n);
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &in, &o32));
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &in, &ou8));
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &in, &oi8));
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &in, &ob));
+    const int32_t want32[] = {0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 0, -1, 2, -2, 255, 256};
+    const uint8_t wantu8[] = {0, 255, 0, 255, 0, 0, 0, 2, 0, 255, 255};
+    const int8_t wanti8[] = {0, 127, -128, 127, -128, 0, -1, 2, -2, 127, 127};
+    const uint8_t wantb[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(memcmp(i32, want32, sizeof want32) == 0);
+    CHECK(memcmp(u8, wantu8, sizeof wantu8) == 0);
+    CHECK(memcmp(i8, wanti8, sizeof wanti8) == 0);
+    CHECK(memcmp(b, wantb, sizeof wantb) == 0);
+
+    /* Negative integers to uint8 wrap; int64 to bf16 rounds once, not twice. */
+    int64_t iv[] = {-1, -256, 16842753 /* 2^24 + 2^16 + 1 */, 2049, 2051, 0};
+    int64_t m = 6;
+    uint8_t ub[6];
+    uint16_t h[6], bf[6];
+    kiln_tensor_desc iin = make_desc(iv, KILN_INT64, 1, &m);
+    kiln_tensor_desc oub = make_desc(ub, KILN_UINT8, 1, &m), oh = make_desc(h, KILN_FLOAT16, 1, &m);
+    kiln_tensor_desc obf = make_desc(bf, KILN_BFLOAT16, 1, &m);
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &iin, &oub));
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &iin, &oh));
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &iin, &obf));
+    CHECK(ub[0] == 255 && ub[1] == 0 && ub[5] == 0);
+    CHECK(decode_bf16(bf[2]) == 16908288.0);     /* 2^24 + 2^17: above the halfway point */
+    CHECK(decode_f16(h[3]) == 2048.0);           /* tie → even */
+    CHECK(decode_f16(h[4]) == 2052.0);           /* tie → even */
+    CHECK(isinf(decode_f16(h[2])));
+
+    /* f32 → f16 ties at 1 + 2^-11 and 1 + 3 * 2^-11, and 2.5 exact. */
+    float hf[] = {1.00048828125f, 1.00146484375f, 2.5f, -0.0f, 65520.0f};
+    int64_t k = 5;
+    uint16_t hout[5];
+    kiln_tensor_desc hin = make_desc(hf, KILN_FLOAT32, 1, &k), hod = make_desc(hout, KILN_FLOAT16, 1, &k);
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &hin, &hod));
+    CHECK(hout[0] == 0x3c00 && hout[1] == 0x3c02 && hout[2] == 0x4100 && hout[3] == 0x8000 && hout[4] == 0x7c00);
+
+    /* Same dtype is a copy; an unknown dtype is refused. */
+    float c_in[3] = {1, 2, 3}, c_out[3] = {0};
+    int64_t three = 3;
+    kiln_tensor_desc cin = make_desc(c_in, KILN_FLOAT32, 1, &three), cout = make_desc(c_out, KILN_FLOAT32, 1, &three);
+    CHECK_OK(run_op(KILN_OP_CAST, 0, 0, 1, &cin, &cout));
+    CHECK(c_out[0] == 1 && c_out[2] == 3);
+    cout.dtype = (kiln_dtype)42;
+    CHECK_FAILS(run_op(KILN_OP_CAST, 0, 0, 1, &cin, &cout), KILN_ERROR_UNSUPPORTED, "cast from float32");
+}
+
+/* ------------------------------------------------------------------------ */
+/* BINARY                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void fill_values(kiln_dtype dt, void *p, int64_t n, int specials) {
+    static const double float_specials[] = {0.0, -0.0, NAN, INFINITY, -INFINITY, 1.0, -1.0};
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t r = rng();
+        if (is_float(dt)) {
+            double v;
+            if (specials && r % 11 == 0) v = float_specials[(r >> 8) % 7];
+            else if (r % 3 == 0) v = (double)((int64_t)(r >> 16) % 65) / 8.0;           /* exact quarters */
+            else v = ((double)(r >> 11) / 9007199254740992.0 - 0.5) * 20.0;            /* [-10, 10) */
+            set_f(dt, p, i, v);
+        } else if (dt == KILN_BOOL) {
+            set_i(dt, p, i, (int64_t)((r >> 7) & 1));
+        } else {
+            int64_t edges[] = {0, 1, -1, 2, -2, 7, -7, int_min(dt), int_max(dt), int_min(dt) + 1};
+            int64_t v;
+            if (specials && r % 4 == 0) v = edges[(r >> 8) % 10];
+            else {
+                int64_t span = int_bits(dt) == 64 ? INT64_MAX : int_max(dt) - int_min(dt) + 1;
+                v = int_min(dt) + (int64_t)((r >> 1) % (uint64_t)span);
+                if (r % 5 == 0) v = (int64_t)((r >> 20) % 41) - 20;          /* small values too */
+            }
+            set_i(dt, p, i, v);
+        }
+    }
+}
+
+static double ref_binary_float(int op, double x, double y) {
+    switch (op) {
+    case KILN_BINARY_ADD: return x + y;
+    case KILN_BINARY_SUB: return x - y;
+    case KILN_BINARY_MUL: return x * y;
+    case KILN_BINARY_DIV: return x / y;
+    case KILN_BINARY_MIN: return isnan(x) || isnan(y) ? NAN : x < y ? x : y;
+    default:              return isnan(x) || isnan(y) ? NAN : x > y ? x : y;
+    }
+}
+
+static int64_t ref_binary_int(kiln_dtype dt, int op, int64_t x, int64_t y) {
+    if (dt == KILN_BOOL) {
+        int a = x != 0, b = y != 0;
+        switch (op) {
+        case KILN_BINARY_ADD: case KILN_BINARY_MAX: return a | b;
+        case KILN_BINARY_SUB: return a ^ b;
+        case KILN_BINARY_MUL: case KILN_BINARY_MIN: return a & b;
+        default: return a;
+        }
+    }
+    switch (op) {
+    case KILN_BINARY_ADD: return ref_wrap(dt, (uint64_t)x + (uint64_t)y);
+    case KILN_BINARY_SUB: return ref_wrap(dt, (uint64_t)x - (uint64_t)y);
+    case KILN_BINARY_MUL: return ref_wrap(dt, (uint64_t)x * (uint64_t)y);
+    case KILN_BINARY_DIV:
+        if (y == 0) return 0;
+        if (x == int_min(dt) && y == -1 && is_signed(dt)) return x;
+        return x / y;
+    case KILN_BINARY_MIN: return x < y ? x : y;
+    default: return x > y ? x : y;
+    }
+}
+
+/* Runs a (op) b with the given shapes and compares every output element. */
+static void check_binary(kiln_dtype dt, int op, int ra, const int64_t *da, int rb, const int64_t *db) {
+    int ro = ra > rb ? ra : rb;
+    int64_t dout[KILN_MAX_RANK];
+    for (int i = 0; i < ro; i++) {
+        int ia = i - (ro - ra), ib = i - (ro - rb);
+        int64_t x = ia >= 0 ? da[ia] : 1, y = ib >= 0 ? db[ib] : 1;
+        dout[i] = x == 1 ? y : x;
+    }
+    int64_t na = numel_of(ra, da), nb = numel_of(rb, db), no = numel_of(ro, dout);
+    void *a = alloc_elems(dt, na), *b = alloc_elems(dt, nb), *o = alloc_elems(dt, no);
+    REQUIRE(a && b && o);
+    fill_values(dt, a, na, 1);
+    fill_values(dt, b, nb, 1);
+    kiln_tensor_desc ins[2] = {make_desc(a, dt, ra, da), make_desc(b, dt, rb, db)};
+    kiln_tensor_desc out = make_desc(o, dt, ro, dout);
+    kiln_status st = run_op(KILN_OP_BINARY, op, 0, 2, ins, &out);
+    CHECK(st == KILN_OK);
+    int bad = 0;
+    for (int64_t t = 0; t < no && st == KILN_OK && bad < 5; t++) {
+        /* Unravel t, then ravel into a and b with broadcasting. */
+        int64_t rest = t, ia = 0, ib = 0, sa = 1, sb = 1;
+        for (int i = ro - 1; i >= 0; i--) {
+            int64_t c = rest % dout[i];
+            rest /= dout[i];
+            int xa = i - (ro - ra), xb = i - (ro - rb);
+            if (xa >= 0) { if (da[xa] != 1) ia += c * sa; sa *= da[xa]; }
+            if (xb >= 0) { if (db[xb] != 1) ib += c * sb; sb *= db[xb]; }
+        }
+        if (is_float(dt)) {
+            double x = get_f(dt, a, ia), y = get_f(dt, b, ib);
+            /* float32 arithmetic is the double result rounded once; the
+             * half types then round that float32 again. */
+            double want = (double)(float)ref_binary_float(op, x, y);
+            if (dt != KILN_FLOAT32) want = ref_round(want, format_of(dt));
+            double got = get_f(dt, o, t);
+            if (!same_float(want, got)) {
+                bad++;
+                fprintf(stderr, "  binary %d %s [%lld]: %.9g, %.9g → want %.9g got %.9g\n", op, kiln_dtype_name(dt),
+                        (long long)t, x, y, want, got);
+            }
+        } else {
+            int64_t x = get_i(dt, a, ia), y = get_i(dt, b, ib);
+            int64_t want = ref_binary_int(dt, op, x, y), got = get_i(dt, o, t);
+            if (want != got) {
+                bad++;
+                fprintf(stderr, "  binary %d %s [%lld]: %lld, %lld → want %lld got %lld\n", op, kiln_dtype_name(dt),
+                        (long long)t, (long long)x, (long long)y, (long long)want, (long long)got);
+            }
+        }
+    }
+    CHECK(bad == 0);
+    free(a);
+    free(b);
+    free(o);
+}
+
+static void test_binary_all(void) {
+    static const struct { int ra; int64_t da[4]; int rb; int64_t db[4]; } cases[] = {
+        {3, {2, 3, 4}, 3, {2, 3, 4}},      /* same shape */
+        {1, {600}, 1, {600}},              /* long: crosses the half chunk size */
+        {3, {2, 3, 4}, 0, {0}},            /* scalar b (rank 0) */
+        {0, {0}, 1, {5}},                  /* scalar a */
+        {1, {6}, 1, {1}},                  /* size-1 b */
+        {2, {3, 4}, 1, {4}},               /* row */
+        {2, {2, 300}, 1, {300}},           /* long rows */
+        {2, {3, 4}, 2, {3, 1}},            /* column */
+        {2, {3, 1}, 2, {3, 4}},            /* column on the left */
+        {3, {2, 3, 4}, 2, {3, 1}},         /* rank mismatch and a size-1 axis */
+        {2, {3, 1}, 2, {1, 4}},            /* both sides broadcast */
+        {3, {2, 1, 4}, 2, {3, 1}},         /* both sides, rank mismatch */
+        {4, {2, 1, 3, 1}, 3, {4, 1, 5}},   /* interleaved */
+        {3, {1, 3, 1}, 3, {1, 3, 1}},      /* size-1 output axes */
+        {2, {0, 4}, 1, {4}},               /* empty */
+        {0, {0}, 0, {0}},                  /* scalar and scalar */
+    };
+    for (int d = 0; d < DTYPE_COUNT; d++)
+        for (int op = 0; op < KILN_BINARY_OP_COUNT; op++)
+            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+                check_binary(all_dtypes[d], op, cases[c].ra, cases[c].da, cases[c].rb, cases[c].db);
+}
+
+static void test_binary_integer_edges(void) {
+    int32_t a[] = {7, -7, 7, -7, 5, INT32_MIN, INT32_MAX, INT32_MIN, 0};
+    int32_t b[] = {2, 2, -2, -2, 0, -1, 1, 1, 0};
+    int32_t q[9], s[9], d[9];
+    int64_t n = 9;
+    kiln_tensor_desc ins[2] = {make_desc(a, KILN_INT32, 1, &n), make_desc(b, KILN_INT32, 1, &n)};
+    kiln_tensor_desc oq = make_desc(q, KILN_INT32, 1, &n), os = make_desc(s, KILN_INT32, 1, &n);
+    kiln_tensor_desc od = make_desc(d, KILN_INT32, 1, &n);
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_DIV, 0, 2, ins, &oq));
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_ADD, 0, 2, ins, &os));
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_SUB, 0, 2, ins, &od));
+    const int32_t wq[] = {3, -3, -3, 3, 0, INT32_MIN, INT32_MAX, INT32_MIN, 0};
+    CHECK(memcmp(q, wq, sizeof wq) == 0);
+    CHECK(s[6] == INT32_MIN);      /* INT32_MAX + 1 wraps */
+    CHECK(d[7] == INT32_MAX);      /* INT32_MIN - 1 wraps */
+
+    int8_t a8[] = {-128, 100, -128}, b8[] = {-1, 100, 0}, q8[3], m8[3];
+    int64_t n3 = 3;
+    kiln_tensor_desc i8s[2] = {make_desc(a8, KILN_INT8, 1, &n3), make_desc(b8, KILN_INT8, 1, &n3)};
+    kiln_tensor_desc oq8 = make_desc(q8, KILN_INT8, 1, &n3), om8 = make_desc(m8, KILN_INT8, 1, &n3);
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_DIV, 0, 2, i8s, &oq8));
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_MUL, 0, 2, i8s, &om8));
+    CHECK(q8[0] == -128 && q8[1] == 1 && q8[2] == 0);
+    CHECK(m8[1] == 16);            /* 10000 mod 256 */
+
+    int64_t a64[] = {INT64_MIN, INT64_MAX}, b64[] = {-1, 2}, q64[2], p64[2];
+    int64_t n2 = 2;
+    kiln_tensor_desc i64s[2] = {make_desc(a64, KILN_INT64, 1, &n2), make_desc(b64, KILN_INT64, 1, &n2)};
+    kiln_tensor_desc oq64 = make_desc(q64, KILN_INT64, 1, &n2), op64 = make_desc(p64, KILN_INT64, 1, &n2);
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_DIV, 0, 2, i64s, &oq64));
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_MUL, 0, 2, i64s, &op64));
+    CHECK(q64[0] == INT64_MIN && q64[1] == INT64_MAX / 2);
+    CHECK(p64[0] == INT64_MIN && p64[1] == -2);
+
+    /* Float NaN propagates through MIN and MAX. */
+    float fa[] = {NAN, 1.0f, 2.0f}, fb[] = {1.0f, NAN, 3.0f}, fm[3];
+    kiln_tensor_desc fs[2] = {make_desc(fa, KILN_FLOAT32, 1, &n3), make_desc(fb, KILN_FLOAT32, 1, &n3)};
+    kiln_tensor_desc ofm = make_desc(fm, KILN_FLOAT32, 1, &n3);
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_MIN, 0, 2, fs, &ofm));
+    CHECK(isnan(fm[0]) && isnan(fm[1]) && fm[2] == 2.0f);
+
+    /* Mixed dtypes are refused. */
+    kiln_tensor_desc mixed[2] = {make_desc(a, KILN_INT32, 1, &n3), make_desc(fa, KILN_FLOAT32, 1, &n3)};
+    CHECK_FAILS(run_op(KILN_OP_BINARY, KILN_BINARY_ADD, 0, 2, mixed, &ofm), KILN_ERROR_UNSUPPORTED, "add");
+    /* An incompatible broadcast is refused, not read out of bounds. */
+    int64_t n4 = 4;
+    kiln_tensor_desc wrong[2] = {make_desc(fa, KILN_FLOAT32, 1, &n3), make_desc(fb, KILN_FLOAT32, 1, &n3)};
+    float big[4];
+    kiln_tensor_desc obig = make_desc(big, KILN_FLOAT32, 1, &n4);
+    CHECK_FAILS(run_op(KILN_OP_BINARY, KILN_BINARY_ADD, 0, 2, wrong, &obig), KILN_ERROR_INVALID_ARGUMENT,
+                "operand a axis 0 has size 3");
+}
+
+/* Operating in place (out is a) works for the contiguous case. */
+static void test_binary_in_place(void) {
+    float a[5] = {1, 2, 3, 4, 5}, b[5] = {10, 20, 30, 40, 50};
+    int64_t n = 5;
+    kiln_tensor_desc ins[2] = {make_desc(a, KILN_FLOAT32, 1, &n), make_desc(b, KILN_FLOAT32, 1, &n)};
+    CHECK_OK(run_op(KILN_OP_BINARY, KILN_BINARY_ADD, 0, 2, ins, &ins[0]));
+    CHECK(a[0] == 11 && a[4] == 55);
+}
+
+/* ------------------------------------------------------------------------ */
+/* UNARY                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static double ref_unary(int op, double x) {
+    switch (op) {
+    case KILN_UNARY_RELU: return x < 0 ? 0 : x;
+    case KILN_UNARY_GELU: return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    case KILN_UNARY_SILU: return x / (1 + exp(-x));
+    case KILN_UNARY_EXP:  return exp(x);
+    case KILN_UNARY_NEG:  return -x;
+    default:              return sqrt(x);
+    }
+}
+
+static void check_unary_float(kiln_dtype dt, int op) {
+    const int64_t n = 600;
+    void *in = alloc_elems(dt, n), *out = alloc_elems(dt, n);
+    REQUIRE(in && out);
+    fill_values(dt, in, n, 0);
+    set_f(dt, in, 0, 0.0);
+    set_f(dt, in, 1, NAN);
+    set_f(dt, in, 2, INFINITY);
+    set_f(dt, in, 3, -1.0);
+    set_f(dt, in, 4, 20.0);
+    set_f(dt, in, 5, -20.0);
+    set_f(dt, in, 6, 1e-3);
+    kiln_tensor_desc din = make_desc(in, dt, 1, &n), dout = make_desc(out, dt, 1, &n);
+    kiln_status st = run_op(KILN_OP_UNARY, op, 0, 1, &din, &dout);
+    CHECK(st == KILN_OK);
+    float_format f = format_of(dt);
+    int bad = 0;
+    for (int64_t i = 0; i < n && st == KILN_OK && bad < 5; i++) {
+        double x = get_f(dt, in, i), want = ref_unary(op, x), got = get_f(dt, out, i);
+        if (op == KILN_UNARY_GELU && isinf(x)) continue;   /* inf * 0 in the formula: no promise */
+        int ok;
+        if (isnan(want) || isinf(want)) ok = same_float(want, got);
+        else {
+            /* Within two units in the last place of the format (float32 math
+             * functions may be off by one ulp before rounding), plus an
+             * absolute slack near zero where GELU and SILU cancel. */
+            double tol = ldexp(fabs(want), 2 - f.p) + (dt == KILN_FLOAT32 ? 1e-6 : ldexp(1.0, -f.p - 4));
+            ok = fabs(want - got) <= tol;
+        }
+        if (!ok) {
+            bad++;
+            fprintf(stderr, "  unary %d %s of %.9g: want %.9g got %.9g\n", op, kiln_dtype_name(dt), x, want, got);
+        }
+    }
+    CHECK(bad == 0);
+    free(in);
+    free(out);
+}
+
+static void test_unary_all(void) {
+    const kiln_dtype floats[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
+    for (int d = 0; d < 3; d++)
+        for (int op = 0; op < KILN_UNARY_OP_COUNT; op++) check_unary_float(floats[d], op);
+
+    /* NEG on signed integers wraps at the minimum. */
+    const kiln_dtype ints[] = {KILN_INT8, KILN_INT32, KILN_INT64};
+    for (int d = 0; d < 3; d++) {
+        kiln_dtype dt = ints[d];
+        const int64_t n = 100;
+        void *in = alloc_elems(dt, n), *out = alloc_elems(dt, n);
+        REQUIRE(in && out);
+        fill_values(dt, in, n, 1);
+        set_i(dt, in, 0, int_min(dt));
+        set_i(dt, in, 1, int_max(dt));
+        kiln_tensor_desc din = make_desc(in, dt, 1, &n), dout = make_desc(out, dt, 1, &n);
+        CHECK_OK(run_op(KILN_OP_UNARY, KILN_UNARY_NEG, 0, 1, &din, &dout));
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (get_i(dt, out, i) != ref_wrap(dt, 0 - (uint64_t)get_i(dt, in, i))) bad++;
+        CHECK(bad == 0);
+        CHECK(get_i(dt, out, 0) == int_min(dt));
+        CHECK(get_i(dt, out, 1) == -int_max(dt));
+        free(in);
+        free(out);
+    }
+
+    /* Everything else is refused with the op and dtype named. */
+    int32_t x[2] = {1, 2}, y[2];
+    uint8_t u[2] = {1, 2}, v[2];
+    int64_t n = 2;
+    kiln_tensor_desc xi = make_desc(x, KILN_INT32, 1, &n), yi = make_desc(y, KILN_INT32, 1, &n);
+    kiln_tensor_desc ub = make_desc(u, KILN_UINT8, 1, &n), vb = make_desc(v, KILN_UINT8, 1, &n);
+    CHECK_FAILS(run_op(KILN_OP_UNARY, KILN_UNARY_RELU, 0, 1, &xi, &yi), KILN_ERROR_UNSUPPORTED, "relu on int32");
+    CHECK_FAILS(run_op(KILN_OP_UNARY, KILN_UNARY_EXP, 0, 1, &xi, &yi), KILN_ERROR_UNSUPPORTED, "exp on int32");
+    CHECK_FAILS(run_op(KILN_OP_UNARY, KILN_UNARY_NEG, 0, 1, &ub, &vb), KILN_ERROR_UNSUPPORTED, "neg on uint8");
+    ub.dtype = vb.dtype = KILN_BOOL;
+    CHECK_FAILS(run_op(KILN_OP_UNARY, KILN_UNARY_SQRT, 0, 1, &ub, &vb), KILN_ERROR_UNSUPPORTED, "sqrt on bool");
+    ub.dtype = vb.dtype = KILN_INT64;
+    CHECK_FAILS(run_op(KILN_OP_UNARY, KILN_UNARY_SILU, 0, 1, &ub, &vb), KILN_ERROR_UNSUPPORTED, "silu on int64");
+}
+
+/* ------------------------------------------------------------------------ */
+/* GATHER                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* data of rank rd with dims dd, indices of rank ri with dims di; every data
+ * element's value is its flat position, so the output says where it came from. */
+static void check_gather(kiln_dtype dt, kiln_dtype it, int axis, int rd, const int64_t *dd, int ri,
+                         const int64_t *di) {
+    int64_t nd = numel_of(rd, dd), ni = numel_of(ri, di);
+    int ro = rd - 1 + ri;
+    int64_t dout[KILN_MAX_RANK];
+    for (int i = 0; i < axis; i++) dout[i] = dd[i];
+    for (int i = 0; i < ri; i++) dout[axis + i] = di[i];
+    for (int i = axis + 1; i < rd; i++) dout[ri + i - 1] = dd[i];
+    int64_t no = numel_of(ro, dout);
+    void *data = alloc_elems(dt, nd), *idx = alloc_elems(it, ni), *out = alloc_elems(dt, no);
+    REQUIRE(data && idx && out);
+    for (int64_t i = 0; i < nd; i++) {
+        if (is_float(dt)) set_f(dt, data, i, (double)(i % 2000));
+        else set_i(dt, data, i, dt == KILN_BOOL ? (i * 7 % 3 == 0) : i);
+    }
+    for (int64_t j = 0; j < ni; j++) set_i(it, idx, j, (int64_t)(rng() % (uint64_t)dd[axis]));
+    kiln_tensor_desc ins[2] = {make_desc(data, dt, rd, dd), make_desc(idx, it, ri, di)};
+    kiln_tensor_desc dto = make_desc(out, dt, ro, dout);
+    CHECK_OK(run_op(KILN_OP_GATHER, 0, axis, 2, ins, &dto));
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; i++) outer *= dd[i];
+    for (int i = axis + 1; i < rd; i++) inner *= dd[i];
+    int bad = 0;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < ni; j++)
+            for (int64_t k = 0; k < inner; k++) {
+                int64_t src = (o * dd[axis] + get_i(it, idx, j)) * inner + k, dst = (o * ni + j) * inner + k;
+                size_t es = kiln_dtype_size(dt);
+                if (memcmp((char *)data + src * es, (char *)out + dst * es, es) != 0) bad++;
+            }
+    CHECK(bad == 0);
+    free(data);
+    free(idx);
+    free(out);
+}
+
+static void test_gather(void) {
+    const int64_t d2[] = {5, 3}, d3[] = {2, 5, 3}, i1[] = {4}, i2[] = {2, 2}, emb[] = {50, 1000};
+    const int64_t tok[] = {3, 7};
+    for (int d = 0; d < DTYPE_COUNT; d++) {
+        kiln_dtype dt = all_dtypes[d];
+        for (int it = 0; it < 2; it++) {
+            kiln_dtype idt = it ? KILN_INT64 : KILN_INT32;
+            check_gather(dt, idt, 0, 2, d2, 2, i2);    /* rows */
+            check_gather(dt, idt, 1, 2, d2, 1, i1);    /* single elements (typed copies) */
+            check_gather(dt, idt, 1, 3, d3, 2, i2);    /* a middle axis */
+            check_gather(dt, idt, 2, 3, d3, 1, i1);    /* last axis */
+            check_gather(dt, idt, 0, 1, d2, 0, i1);    /* scalar index */
+        }
+    }
+    check_gather(KILN_FLOAT16, KILN_INT32, 0, 2, emb, 2, tok);    /* embedding lookup */
+    check_gather(KILN_FLOAT32, KILN_INT64, 0, 2, emb, 2, tok);
+
+    /* Out-of-range indices name the index, its position and the range. */
+    static uint8_t vocab[128256];
+    int64_t vdims[2] = {128256, 1}, idims[1] = {13};
+    int32_t ids[13] = {0};
+    ids[12] = 128256;
+    uint8_t got[13];
+    int64_t odims[2] = {13, 1};
+    kiln_tensor_desc ins[2] = {make_desc(vocab, KILN_UINT8, 2, vdims), make_desc(ids, KILN_INT32, 1, idims)};
+    kiln_tensor_desc out = make_desc(got, KILN_UINT8, 2, odims);
+    CHECK_FAILS(run_op(KILN_OP_GATHER, 0, 0, 2, ins, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "gather: index 128256 at position 12 is out of range [0, 128256)");
+    int64_t ids64[2] = {1, -1};
+    int64_t two = 2;
+    int64_t odims2[2] = {2, 1};
+    ins[1] = make_desc(ids64, KILN_INT64, 1, &two);
+    out = make_desc(got, KILN_UINT8, 2, odims2);
+    CHECK_FAILS(run_op(KILN_OP_GATHER, 0, 0, 2, ins, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "gather: index -1 at position 1 is out of range [0, 128256)");
+    ins[1].dtype = KILN_FLOAT32;
+    CHECK_FAILS(run_op(KILN_OP_GATHER, 0, 0, 2, ins, &out), KILN_ERROR_UNSUPPORTED, "gather indices of dtype float32");
+    ins[1].dtype = KILN_INT64;
+    CHECK_FAILS(run_op(KILN_OP_GATHER, 0, 2, 2, ins, &out), KILN_ERROR_INVALID_ARGUMENT, "gather axis 2");
+}
+
+/* ------------------------------------------------------------------------ */
+/* RESHAPE                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_reshape(void) {
+    int32_t a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {0};
+    int64_t d1[2] = {2, 3}, d2[3] = {3, 1, 2};
+    kiln_tensor_desc in = make_desc(a, KILN_INT32, 2, d1), out = make_desc(b, KILN_INT32, 3, d2);
+    CHECK_OK(run_op(KILN_OP_RESHAPE, 0, 0, 1, &in, &out));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    kiln_tensor_desc same = make_desc(a, KILN_INT32, 3, d2);
+    CHECK_OK(run_op(KILN_OP_RESHAPE, 0, 0, 1, &in, &same));
+    CHECK(a[5] == 6);
+    int64_t d3[1] = {5};
+    kiln_tensor_desc wrong = make_desc(b, KILN_INT32, 1, d3);
+    CHECK_FAILS(run_op(KILN_OP_RESHAPE, 0, 0, 1, &in, &wrong), KILN_ERROR_INVALID_ARGUMENT, "reshape of 6 elements");
+}
+
+/* ------------------------------------------------------------------------ */
+/* MATMUL                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* exact: small integer inputs, so every float32 sum is exact and the result
+ * must equal the exact product rounded once to the dtype. */
+static void check_matmul(kiln_dtype dt, int ra, const int64_t *da, int rb, const int64_t *db, int exact) {
+    int ro = ra > rb ? ra : rb;
+    int64_t M = da[ra - 2], K = da[ra - 1], N = db[rb - 1];
+    int64_t dout[KILN_MAX_RANK];
+    for (int i = 0; i < ro - 2; i++) {
+        int ia = i - (ro - ra), ib = i - (ro - rb);
+        int64_t x = ia >= 0 ? da[ia] : 1, y = ib >= 0 ? db[ib] : 1;
+        dout[i] = x == 1 ? y : x;
+    }
+    dout[ro - 2] = M;
+    dout[ro - 1] = N;
+    int64_t na = numel_of(ra, da), nb = numel_of(rb, db), no = numel_of(ro, dout);
+    void *a = alloc_elems(dt, na), *b = alloc_elems(dt, nb), *o = alloc_elems(dt, no);
+    REQUIRE(a && b && o);
+    for (int64_t i = 0; i < na; i++)
+        set_f(dt, a, i, exact ? (double)((int64_t)(rng() % 9) - 4) : (double)(rng() % 20001) / 10000.0 - 1.0);
+    for (int64_t i = 0; i < nb; i++)
+        set_f(dt, b, i, exact ? (double)((int64_t)(rng() % 9) - 4) : (double)(rng() % 20001) / 10000.0 - 1.0);
+    kiln_tensor_desc ins[2] = {make_desc(a, dt, ra, da), make_desc(b, dt, rb, db)};
+    kiln_tensor_desc out = make_desc(o, dt, ro, dout);
+    kiln_status st = run_op(KILN_OP_MATMUL, 0, 0, 2, ins, &out);
+    CHECK(st == KILN_OK);
+    int64_t batches = no / (M * N > 0 ? M * N : 1);
+    int bad = 0;
+    for (int64_t t = 0; t < batches && st == KILN_OK && M * N > 0; t++) {
+        /* Batch offsets of a and b for output batch t. */
+        int64_t rest = t, ba = 0, bb = 0, sa = 1, sb = 1;
+        for (int i = ro - 3; i >= 0; i--) {
+            int64_t c = rest % dout[i];
+            rest /= dout[i];
+            int xa = i - (ro - ra), xb = i - (ro - rb);
+            if (xa >= 0) { if (da[xa] != 1) ba += c * sa; sa *= da[xa]; }
+            if (xb >= 0) { if (db[xb] != 1) bb += c * sb; sb *= db[xb]; }
+        }
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double sum = 0;
+                for (int64_t k = 0; k < K; k++)
+                    sum += get_f(dt, a, ba * M * K + i * K + k) * get_f(dt, b, bb * K * N + k * N + j);
+                double got = get_f(dt, o, t * M * N + i * N + j);
+                int ok = exact ? got == ref_round(sum, format_of(dt))
+                               : fabs(got - sum) <= 1e-5 * (double)K + ldexp(fabs(sum), 1 - format_of(dt).p);
+                if (!ok && bad++ < 5)
+                    fprintf(stderr, "  matmul %s [%lld][%lld][%lld]: want %.9g got %.9g\n", kiln_dtype_name(dt),
+                            (long long)t, (long long)i, (long long)j, sum, got);
+            }
+    }
+    CHECK(bad == 0);
+    free(a);
+    free(b);
+    free(o);
+}
+
+static void test_matmul(void) {
+    const kiln_dtype floats[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
+    for (int d = 0; d < 3; d++) {
+        kiln_dtype dt = floats[d];
+        check_matmul(dt, 2, (int64_t[]){3, 5}, 2, (int64_t[]){5, 7}, 1);
+        check_matmul(dt, 2, (int64_t[]){1, 33}, 2, (int64_t[]){33, 17}, 1);         /* one row (decode) */
+        check_matmul(dt, 2, (int64_t[]){9, 300}, 2, (int64_t[]){300, 520}, 1);      /* crosses every block */
+        check_matmul(dt, 2, (int64_t[]){6, 40}, 2, (int64_t[]){40, 12}, 0);         /* real values */
+        check_matmul(dt, 4, (int64_t[]){2, 3, 4, 5}, 2, (int64_t[]){5, 6}, 1);      /* b shared */
+        check_matmul(dt, 4, (int64_t[]){2, 1, 4, 5}, 3, (int64_t[]){3, 5, 6}, 1);   /* both broadcast */
+        check_matmul(dt, 2, (int64_t[]){4, 5}, 3, (int64_t[]){2, 5, 6}, 1);         /* a shared */
+        check_matmul(dt, 3, (int64_t[]){3, 4, 5}, 3, (int64_t[]){3, 5, 2}, 1);      /* plain batch */
+        check_matmul(dt, 2, (int64_t[]){0, 5}, 2, (int64_t[]){5, 3}, 1);            /* empty */
+    }
+    /* K = 0: the output is all zeros. */
+    float a[1], b[1], o[6] = {1, 2, 3, 4, 5, 6};
+    int64_t da[2] = {2, 0}, db[2] = {0, 3}, dout[2] = {2, 3};
+    kiln_tensor_desc ins[2] = {make_desc(a, KILN_FLOAT32, 2, da), make_desc(b, KILN_FLOAT32, 2, db)};
+    kiln_tensor_desc out = make_desc(o, KILN_FLOAT32, 2, dout);
+    CHECK_OK(run_op(KILN_OP_MATMUL, 0, 0, 2, ins, &out));
+    CHECK(o[0] == 0 && o[5] == 0);
+
+    /* Integer matmul is refused; so is an output on top of an input. */
+    int32_t ia[4] = {0}, ib[4] = {0}, io[4];
+    int64_t d22[2] = {2, 2};
+    kiln_tensor_desc iins[2] = {make_desc(ia, KILN_INT32, 2, d22), make_desc(ib, KILN_INT32, 2, d22)};
+    kiln_tensor_desc iout = make_desc(io, KILN_INT32, 2, d22);
+    CHECK_FAILS(run_op(KILN_OP_MATMUL, 0, 0, 2, iins, &iout), KILN_ERROR_UNSUPPORTED, "matmul of int32");
+    float fa[4] = {1, 2, 3, 4}, fb[4] = {1, 0, 0, 1};
+    kiln_tensor_desc fins[2] = {make_desc(fa, KILN_FLOAT32, 2, d22), make_desc(fb, KILN_FLOAT32, 2, d22)};
+    CHECK_FAILS(run_op(KILN_OP_MATMUL, 0, 0, 2, fins, &fins[0]), KILN_ERROR_INVALID_ARGUMENT, "overlaps");
+    int64_t d23[2] = {2, 3};
+    kiln_tensor_desc bad_k[2] = {make_desc(fa, KILN_FLOAT32, 2, d23), make_desc(fb, KILN_FLOAT32, 2, d22)};
+    float fo[4];
+    kiln_tensor_desc fout = make_desc(fo, KILN_FLOAT32, 2, d22);
+    CHECK_FAILS(run_op(KILN_OP_MATMUL, 0, 0, 2, bad_k, &fout), KILN_ERROR_INVALID_ARGUMENT, "matmul of [2, 3]");
+}
+
+/* A half matmul large enough to need heap scratch reports a failed allocation. */
+static void test_matmul_out_of_memory(void) {
+    int64_t da[2] = {8, 200}, db[2] = {200, 300}, dout[2] = {8, 300};
+    uint16_t *a = calloc(8 * 200, 2), *b = calloc(200 * 300, 2), *o = calloc(8 * 300, 2);
+    REQUIRE(a && b && o);
+    kiln_tensor_desc ins[2] = {make_desc(a, KILN_FLOAT16, 2, da), make_desc(b, KILN_FLOAT16, 2, db)};
+    kiln_tensor_desc out = make_desc(o, KILN_FLOAT16, 2, dout);
+    kiln_alloc_fail_after(0);
+    kiln_status st = run_op(KILN_OP_MATMUL, 0, 0, 2, ins, &out);
+    kiln_alloc_fail_after(-1);
+    CHECK(st == KILN_ERROR_NO_MEMORY);
+    CHECK(strstr(kiln_last_error(), "matmul") != NULL);
+    CHECK_OK(run_op(KILN_OP_MATMUL, 0, 0, 2, ins, &out));
+    free(a);
+    free(b);
+    free(o);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The backend loader                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* With KILN_CUDA_BACKEND pointing nowhere, CUDA fails cleanly, naming the path. */
+static void test_cuda_backend_missing(void) {
+    setenv("KILN_CUDA_BACKEND", "/nonexistent/libkiln-cuda.so", 1);
+    const kiln_backend_iface *iface = (const kiln_backend_iface *)1;
+    CHECK_FAILS(kiln_backend_get(KILN_DEVICE_CUDA, &iface), KILN_ERROR_UNSUPPORTED,
+                "KILN_CUDA_BACKEND=/nonexistent/libkiln-cuda.so");
+    CHECK(iface == NULL);
+    /* The outcome is cached: a second call gives the same answer. */
+    CHECK_FAILS(kiln_backend_get(KILN_DEVICE_CUDA, &iface), KILN_ERROR_UNSUPPORTED, "CUDA backend unavailable");
+    /* The queries do not disturb the caller's last error. */
+    kiln_plugin_set_error("marker");
+    CHECK(!kiln_cuda_available());
+    CHECK(kiln_cuda_device_count() == 0);
+    CHECK(strcmp(kiln_last_error(), "marker") == 0);
+
+    CHECK_OK(kiln_backend_get(KILN_DEVICE_CPU, &iface));
+    CHECK(iface == kiln_backend_cpu());
+    CHECK_FAILS(kiln_backend_get((kiln_device_type)7, &iface), KILN_ERROR_INVALID_ARGUMENT, "unknown device type 7");
+    CHECK_FAILS(kiln_backend_get(KILN_DEVICE_CPU, NULL), KILN_ERROR_INVALID_ARGUMENT, "NULL");
+}
+
+/* Without the variable, the default search runs (in a child, since the
+ * outcome is cached per process).  On a machine without CUDA it must fail
+ * with a message; where a GPU and the backend exist it must see a device. */
+static void test_cuda_backend_default_search(void) {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        unsetenv("KILN_CUDA_BACKEND");
+        const kiln_backend_iface *iface = NULL;
+        kiln_status st = kiln_backend_get(KILN_DEVICE_CUDA, &iface);
+        char msg[512];
+        int code;
+        if (st == KILN_OK) code = kiln_cuda_available() && kiln_cuda_device_count() > 0 ? 10 : 11;
+        else code = !kiln_cuda_available() && kiln_cuda_device_count() == 0 && st == KILN_ERROR_UNSUPPORTED &&
+                    strstr(kiln_last_error(), "CUDA backend unavailable") ? 0 : 1;
+        snprintf(msg, sizeof msg, "%s", st == KILN_OK ? "(loaded)" : kiln_last_error());
+        ssize_t w = write(fds[1], msg, strlen(msg));
+        (void)w;
+        close(fds[1]);
+        _exit(code);
+    }
+    close(fds[1]);
+    char msg[513] = "";
+    ssize_t got = read(fds[0], msg, sizeof msg - 1);
+    if (got > 0) msg[got] = '\0';
+    close(fds[0]);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    fprintf(stderr, "  default CUDA search: %s\n", msg);
+    CHECK(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 10);
+    CHECK(strlen(msg) > 0);
+}
+
+int main(void) {
+    TEST_RUN(test_backend_table);
+    TEST_RUN(test_dispatch_errors);
+    TEST_RUN(test_cast_all_pairs);
+    TEST_RUN(test_cast_edges);
+    TEST_RUN(test_binary_all);
+    TEST_RUN(test_binary_integer_edges);
+    TEST_RUN(test_binary_in_place);
+    TEST_RUN(test_unary_all);
+    TEST_RUN(test_gather);
+    TEST_RUN(test_reshape);
+    TEST_RUN(test_matmul);
+    TEST_RUN(test_matmul_out_of_memory);
+    TEST_RUN(test_cuda_backend_default_search);
+    TEST_RUN(test_cuda_backend_missing);
+    return test_summary();
+}
