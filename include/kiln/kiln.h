@@ -147,6 +147,28 @@ KILN_API bool        kiln_cuda_available(void);
 /* Number of GPUs the CUDA backend sees (0 without one). */
 KILN_API int32_t     kiln_cuda_device_count(void);
 
+/*
+ * Device memory.  Buffers bound with kiln_context_set_tensor must live on the
+ * context's device; these calls let a caller allocate them and move data
+ * without linking against CUDA itself.  On the CPU they are plain host
+ * memory (64-byte aligned) and plain copies.
+ */
+typedef enum kiln_memcpy_kind {
+    KILN_MEMCPY_HOST_TO_DEVICE   = 0,
+    KILN_MEMCPY_DEVICE_TO_HOST   = 1,
+    KILN_MEMCPY_DEVICE_TO_DEVICE = 2,
+} kiln_memcpy_kind;
+
+/* Allocate size bytes (at least 1) on device; free with kiln_device_free. */
+KILN_API kiln_status kiln_device_malloc     (kiln_device device, size_t size, void **out);
+/* Release kiln_device_malloc memory; NULL is ignored. */
+KILN_API void        kiln_device_free       (kiln_device device, void *p);
+/* Copy size bytes; stream is a cudaStream_t, or NULL for a synchronous copy. */
+KILN_API kiln_status kiln_device_memcpy     (kiln_device device, void *dst, const void *src, size_t size,
+                                             kiln_memcpy_kind kind, void *stream);
+/* Wait until the work queued on stream (NULL: the default stream) is done. */
+KILN_API kiln_status kiln_device_synchronize(kiln_device device, void *stream);
+
 /* ------------------------------------------------------------------------ */
 /* Symbolic dimension expressions                                           */
 /* ------------------------------------------------------------------------ */
@@ -247,7 +269,7 @@ KILN_API const kiln_value *kiln_value_map_get   (const kiln_value *v, const char
 KILN_API kiln_status       kiln_value_array_info(const kiln_value *v, kiln_dtype *dtype, int32_t *rank,
                                                  const int64_t **dims, const void **data);
 
-/* Encode to / decode from kiln's binary value format (docs/engine-format.md).
+/* Encode to / decode from kiln's binary value format (docs/value-format.md).
  * kiln_value_decode never reads outside [data, data+size). */
 KILN_API kiln_status kiln_value_encode(const kiln_value *v, uint8_t **out, size_t *out_size); /* free with kiln_free */
 KILN_API kiln_status kiln_value_decode(const void *data, size_t size, kiln_value **out);
@@ -391,6 +413,11 @@ enum kiln_load_flags {
     /* Skip verifying the weights section's checksum (metadata is always
      * verified).  For large mapped engines whose file is trusted. */
     KILN_LOAD_SKIP_WEIGHT_CHECKSUM = 1u << 0,
+    /* Do not look plugins up in the registry: the engine can be described
+     * (kiln_engine_*) but not run; kiln_context_create fails, naming the
+     * first unresolved plugin.  For tools that inspect engines whose plugins
+     * are not available in this process. */
+    KILN_LOAD_NO_PLUGINS           = 1u << 1,
 };
 
 /* Load from memory; the bytes are copied. */
@@ -426,12 +453,18 @@ KILN_API kiln_status kiln_engine_layer_info(const kiln_engine *e, int32_t index,
                                             int32_t *output_count, const int32_t **outputs);
 KILN_API int32_t     kiln_engine_tensor_count(const kiln_engine *e);
 KILN_API const char *kiln_engine_tensor_name(const kiln_engine *e, int32_t tensor);
+/* A tensor's dtype and symbolic shape (in kiln_engine_exprs); outputs may be NULL. */
+KILN_API kiln_status kiln_engine_tensor_info(const kiln_engine *e, int32_t tensor, kiln_dtype *dtype,
+                                             int32_t *rank, kiln_expr *shape /* KILN_MAX_RANK entries */);
 KILN_API uint64_t    kiln_engine_arena_bytes(const kiln_engine *e);
 KILN_API uint64_t    kiln_engine_weight_bytes(const kiln_engine *e);
 KILN_API uint32_t    kiln_engine_format_version(const kiln_engine *e);
 KILN_API int32_t     kiln_engine_plugin_count(const kiln_engine *e);
 KILN_API kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index, const char **plugin_namespace,
                                              const char **name, const char **version, const char **module);
+/* The kiln_plugin_flags (kiln/plugin.h) the plugin's creator had when the engine
+ * was built: KILN_PLUGIN_NEEDS_PYTHON says running it needs Python. */
+KILN_API kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t index, uint32_t *flags);
 
 /* ------------------------------------------------------------------------ */
 /* Execution contexts                                                       */
@@ -462,6 +495,21 @@ KILN_API kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *na
 KILN_API kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name, void *data);
 /* Run the engine.  stream: a cudaStream_t on CUDA, ignored (NULL) on the CPU. */
 KILN_API kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream);
+/*
+ * CUDA graphs.  kiln_context_capture runs the engine once on stream while
+ * recording it into a graph (plugins included: a Python plugin's kernels are
+ * recorded, its Python code runs only during the capture), so
+ * kiln_context_replay launches the whole run at once with no per-layer work
+ * and no Python.  The graph is tied to the shapes and buffers bound at
+ * capture: changing either makes it stale, and replay then fails with
+ * KILN_ERROR_STATE until kiln_context_capture is called again.
+ * KILN_ERROR_UNSUPPORTED on the CPU.
+ */
+KILN_API kiln_status kiln_context_capture(kiln_context *ctx, void *stream);
+KILN_API kiln_status kiln_context_replay (kiln_context *ctx, void *stream);
+/* True when a captured graph matches the current shapes and buffers. */
+KILN_API bool        kiln_context_graph_ready(const kiln_context *ctx);
+
 /* Device memory the context holds (activation arena, workspaces). */
 KILN_API uint64_t    kiln_context_memory_bytes(const kiln_context *ctx);
 

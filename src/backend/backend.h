@@ -57,6 +57,15 @@ typedef struct kiln_backend_iface {
     kiln_status (*synchronize)(int32_t device, void *stream);
     /* Make `device` current for the calling thread (CUDA); NULL on the CPU. */
     kiln_status (*set_device)(int32_t device);
+
+    /* Graph capture (CUDA graphs).  NULL on backends without graphs.
+     * capture_begin starts capturing work enqueued on stream (thread-local
+     * mode); capture_end stops it and instantiates an executable graph;
+     * graph_launch replays it on stream; graph_free releases it. */
+    kiln_status (*capture_begin)(int32_t device, void *stream);
+    kiln_status (*capture_end)(int32_t device, void *stream, void **graph);
+    kiln_status (*graph_launch)(int32_t device, void *graph, void *stream);
+    void        (*graph_free)(int32_t device, void *graph);
 } kiln_backend_iface;
 
 /* The CPU backend (always present). */

@@ -238,22 +238,27 @@ static kiln_status zero_word(uint32_t value, const char *what) {
 }
 
 /* Copy the string a reference at ref names into *out (fresh allocation).
- * The string must lie inside the strings section, end with NUL and hold none. */
+ * The string must lie inside the strings section, end with NUL and hold none.
+ * fmt and index name the reference in messages ("tensor %d name"). */
 static kiln_status read_string(const reader *r, const uint8_t *ref, char **out, const char *fmt, int32_t index) {
-    char what[64];
-    snprintf(what, sizeof what, fmt, index);
     uint64_t offset = kiln_load_u32le(ref), length = kiln_load_u32le(ref + 4);
     uint64_t avail = r->sec_size[KILN_SECTION_STRINGS];
-    const uint8_t *s = r->sec[KILN_SECTION_STRINGS] + offset;
+    const char *problem = NULL;
     if (offset >= avail || length >= avail - offset)   /* length + the NUL must fit */
-        return CORRUPT("%s (offset %" PRIu64 ", length %" PRIu64 ") runs past the end of the %" PRIu64
-                       "-byte strings section", what, offset, length, avail);
-    if (s[length] != 0) return CORRUPT("%s (offset %" PRIu64 ") is not NUL-terminated", what, offset);
-    if (memchr(s, 0, (size_t)length))
-        return CORRUPT("%s (offset %" PRIu64 ") contains a NUL byte", what, offset);
+        problem = "runs past the end of the strings section";
+    else if (r->sec[KILN_SECTION_STRINGS][offset + length] != 0)
+        problem = "is not NUL-terminated";
+    else if (memchr(r->sec[KILN_SECTION_STRINGS] + offset, 0, (size_t)length))
+        problem = "contains a NUL byte";
+    if (problem) {
+        char what[64];
+        snprintf(what, sizeof what, fmt, index);
+        return CORRUPT("%s (offset %" PRIu64 ", length %" PRIu64 ") %s (%" PRIu64 " bytes)", what, offset, length,
+                       problem, avail);
+    }
     *out = kiln_malloc((size_t)length + 1);
     if (!*out) return no_memory("strings");
-    memcpy(*out, s, (size_t)length + 1);
+    memcpy(*out, r->sec[KILN_SECTION_STRINGS] + offset, (size_t)length + 1);
     return KILN_OK;
 }
 

@@ -321,7 +321,7 @@ kiln_status kiln_format_write(const kiln_engine_desc *desc, uint8_t **out, size_
     writer w;
     memset(&w, 0, sizeof w);
     w.desc = desc;
-    uint64_t file_size;
+    uint64_t file_size = 0;
     if ((st = plan(&w, &file_size)) != KILN_OK) return st;
 
     w.buf = kiln_aligned_alloc((size_t)file_size);

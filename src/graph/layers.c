@@ -16,7 +16,7 @@ static kiln_status single_output(kiln_network *net, kiln_op op, int32_t subop, i
 }
 
 kiln_status kiln_network_add_cast(kiln_network *net, kiln_tensor x, kiln_dtype dtype, kiln_tensor *out) {
-    kiln_net_tensor *t;
+    kiln_net_tensor *t = NULL;
     kiln_status s = kiln_net_tensor_get(net, x, "kiln_network_add_cast", &t);
     if (s) return s;
     if (!kiln_dtype_name(dtype))
@@ -77,7 +77,7 @@ static kiln_status broadcast_shapes(kiln_network *net, const char *what, kiln_te
 
 kiln_status kiln_network_add_binary(kiln_network *net, kiln_binary_op op, kiln_tensor a, kiln_tensor b,
                                     kiln_tensor *out) {
-    kiln_net_tensor *x, *y;
+    kiln_net_tensor *x = NULL, *y = NULL;
     kiln_status s;
     if ((s = kiln_net_tensor_get(net, a, "kiln_network_add_binary", &x)) ||
         (s = kiln_net_tensor_get(net, b, "kiln_network_add_binary", &y)))
@@ -102,7 +102,7 @@ kiln_status kiln_network_add_binary(kiln_network *net, kiln_binary_op op, kiln_t
 }
 
 kiln_status kiln_network_add_unary(kiln_network *net, kiln_unary_op op, kiln_tensor x, kiln_tensor *out) {
-    kiln_net_tensor *t;
+    kiln_net_tensor *t = NULL;
     kiln_status s = kiln_net_tensor_get(net, x, "kiln_network_add_unary", &t);
     if (s) return s;
     if ((unsigned)op >= KILN_UNARY_OP_COUNT)
@@ -119,7 +119,7 @@ kiln_status kiln_network_add_unary(kiln_network *net, kiln_unary_op op, kiln_ten
 
 kiln_status kiln_network_add_gather(kiln_network *net, kiln_tensor data, kiln_tensor indices, int32_t axis,
                                     kiln_tensor *out) {
-    kiln_net_tensor *d, *ix;
+    kiln_net_tensor *d = NULL, *ix = NULL;
     kiln_status s;
     if ((s = kiln_net_tensor_get(net, data, "kiln_network_add_gather", &d)) ||
         (s = kiln_net_tensor_get(net, indices, "kiln_network_add_gather", &ix)))
@@ -154,7 +154,7 @@ static kiln_expr shape_numel(kiln_exprs *p, int32_t rank, const kiln_expr *dims)
 
 kiln_status kiln_network_add_reshape(kiln_network *net, kiln_tensor x, int32_t rank, const kiln_expr *shape,
                                      kiln_tensor *out) {
-    kiln_net_tensor *t;
+    kiln_net_tensor *t = NULL;
     kiln_status s = kiln_net_tensor_get(net, x, "kiln_network_add_reshape", &t);
     if (s) return s;
     const char *label = kiln_net_tensor_label(net, x);
@@ -197,7 +197,7 @@ kiln_status kiln_network_add_reshape(kiln_network *net, kiln_tensor x, int32_t r
 }
 
 kiln_status kiln_network_add_matmul(kiln_network *net, kiln_tensor a, kiln_tensor b, kiln_tensor *out) {
-    kiln_net_tensor *x, *y;
+    kiln_net_tensor *x = NULL, *y = NULL;
     kiln_status s;
     if ((s = kiln_net_tensor_get(net, a, "kiln_network_add_matmul", &x)) ||
         (s = kiln_net_tensor_get(net, b, "kiln_network_add_matmul", &y)))

@@ -285,7 +285,7 @@ oom:
 }
 
 kiln_status kiln_network_mark_output(kiln_network *net, kiln_tensor t, const char *name, kiln_dtype dtype) {
-    kiln_net_tensor *x;
+    kiln_net_tensor *x = NULL;
     kiln_status s = kiln_net_tensor_get(net, t, "kiln_network_mark_output", &x);
     if (s) return s;
     if ((s = check_name(name, "kiln_network_mark_output"))) return s;
@@ -311,7 +311,7 @@ kiln_status kiln_network_mark_output(kiln_network *net, kiln_tensor t, const cha
 
 kiln_status kiln_network_tensor_info(kiln_network *net, kiln_tensor t, kiln_dtype *dtype, int32_t *rank,
                                      kiln_expr *shape) {
-    kiln_net_tensor *x;
+    kiln_net_tensor *x = NULL;
     kiln_status s = kiln_net_tensor_get(net, t, "kiln_network_tensor_info", &x);
     if (s) return s;
     if (dtype) *dtype = x->dtype;
@@ -321,13 +321,13 @@ kiln_status kiln_network_tensor_info(kiln_network *net, kiln_tensor t, kiln_dtyp
 }
 
 const char *kiln_network_tensor_name(kiln_network *net, kiln_tensor t) {
-    kiln_net_tensor *x;
+    kiln_net_tensor *x = NULL;
     if (kiln_net_tensor_get(net, t, "kiln_network_tensor_name", &x)) return NULL;
     return kiln_net_tensor_label(net, t);
 }
 
 kiln_status kiln_network_set_tensor_name(kiln_network *net, kiln_tensor t, const char *name) {
-    kiln_net_tensor *x;
+    kiln_net_tensor *x = NULL;
     kiln_status s = kiln_net_tensor_get(net, t, "kiln_network_set_tensor_name", &x);
     if (s) return s;
     if ((s = check_name(name, "kiln_network_set_tensor_name"))) return s;

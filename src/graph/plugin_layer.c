@@ -87,7 +87,7 @@ kiln_status kiln_network_add_plugin(kiln_network *net, const char *ns, const cha
     kiln_shape_expr *out_shapes = in_shapes + input_count;
     kiln_status s = KILN_OK;
     for (int32_t i = 0; i < input_count && !s; i++) {
-        kiln_net_tensor *t;
+        kiln_net_tensor *t = NULL;
         if ((s = kiln_net_tensor_get(net, inputs[i], "kiln_network_add_plugin", &t))) break;
         in_dtypes[i] = t->dtype;
         in_shapes[i].rank = t->rank;

@@ -75,6 +75,7 @@ typedef struct kiln_py_state {
     /* The first Python exception a plugin callback raised inside the kiln
      * call now running (re-raised as the cause of kiln.Error). */
     PyObject     *pending_exception;
+    unsigned long pending_thread;   /* the thread it was raised on */
     PyObject     *format_exception; /* traceback.format_exception, loaded lazily */
     PyObject     *numpy;            /* numpy module, loaded lazily */
     /* Interned attribute names. */

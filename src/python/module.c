@@ -19,6 +19,10 @@ static void chain_pending(kiln_py_state *st) {
     if (!st->pending_exception) return;
     PyObject *cause = st->pending_exception;
     st->pending_exception = NULL;
+    if (st->pending_thread != PyThread_get_thread_ident()) {   /* another thread's failure */
+        Py_DECREF(cause);
+        return;
+    }
     PyObject *exc = kiln_py_fetch_exception();
     if (!exc) {
         Py_DECREF(cause);

@@ -8,6 +8,8 @@
  */
 #include "kiln_py.h"
 
+#include <stdio.h>
+
 static kiln_py_state *state_of(PyObject *self) { return kiln_py_state_of_type(Py_TYPE(self)); }
 static kiln_network *net_of(PyObject *self) { return ((kiln_py_network *)self)->net; }
 
@@ -210,28 +212,32 @@ static PyObject *network_add_cast(PyObject *self, PyObject *args) {
     int x, dtype;
     if (!PyArg_ParseTuple(args, "ii:add_cast", &x, &dtype)) return NULL;
     kiln_tensor t = KILN_TENSOR_INVALID;
-    return tensor_result(self, kiln_network_add_cast(net_of(self), x, (kiln_dtype)dtype, &t), t);
+    kiln_status s = kiln_network_add_cast(net_of(self), x, (kiln_dtype)dtype, &t);
+    return tensor_result(self, s, t);
 }
 
 static PyObject *network_add_binary(PyObject *self, PyObject *args) {
     int op, a, b;
     if (!PyArg_ParseTuple(args, "iii:add_binary", &op, &a, &b)) return NULL;
     kiln_tensor t = KILN_TENSOR_INVALID;
-    return tensor_result(self, kiln_network_add_binary(net_of(self), (kiln_binary_op)op, a, b, &t), t);
+    kiln_status s = kiln_network_add_binary(net_of(self), (kiln_binary_op)op, a, b, &t);
+    return tensor_result(self, s, t);
 }
 
 static PyObject *network_add_unary(PyObject *self, PyObject *args) {
     int op, x;
     if (!PyArg_ParseTuple(args, "ii:add_unary", &op, &x)) return NULL;
     kiln_tensor t = KILN_TENSOR_INVALID;
-    return tensor_result(self, kiln_network_add_unary(net_of(self), (kiln_unary_op)op, x, &t), t);
+    kiln_status s = kiln_network_add_unary(net_of(self), (kiln_unary_op)op, x, &t);
+    return tensor_result(self, s, t);
 }
 
 static PyObject *network_add_gather(PyObject *self, PyObject *args) {
     int data, indices, axis;
     if (!PyArg_ParseTuple(args, "iii:add_gather", &data, &indices, &axis)) return NULL;
     kiln_tensor t = KILN_TENSOR_INVALID;
-    return tensor_result(self, kiln_network_add_gather(net_of(self), data, indices, axis, &t), t);
+    kiln_status s = kiln_network_add_gather(net_of(self), data, indices, axis, &t);
+    return tensor_result(self, s, t);
 }
 
 static PyObject *network_add_reshape(PyObject *self, PyObject *args) {
@@ -242,14 +248,16 @@ static PyObject *network_add_reshape(PyObject *self, PyObject *args) {
     int32_t rank;
     if (expr_list(shape_obj, "reshape", shape, &rank) < 0) return NULL;
     kiln_tensor t = KILN_TENSOR_INVALID;
-    return tensor_result(self, kiln_network_add_reshape(net_of(self), x, rank, shape, &t), t);
+    kiln_status s = kiln_network_add_reshape(net_of(self), x, rank, shape, &t);
+    return tensor_result(self, s, t);
 }
 
 static PyObject *network_add_matmul(PyObject *self, PyObject *args) {
     int a, b;
     if (!PyArg_ParseTuple(args, "ii:add_matmul", &a, &b)) return NULL;
     kiln_tensor t = KILN_TENSOR_INVALID;
-    return tensor_result(self, kiln_network_add_matmul(net_of(self), a, b, &t), t);
+    kiln_status s = kiln_network_add_matmul(net_of(self), a, b, &t);
+    return tensor_result(self, s, t);
 }
 
 /*
@@ -273,7 +281,15 @@ static PyObject *network_add_plugin(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "plugin %s::%s: num_outputs must be 1..1024, got %d", ns, name, num_outputs);
         return NULL;
     }
-    kiln_value *fields = kiln_py_value_from_object(st, fields_obj, "fields");
+    if (!PyDict_Check(fields_obj)) {
+        PyErr_Format(PyExc_TypeError, "plugin %s::%s: fields must be a dict", ns, name);
+        return NULL;
+    }
+    /* Errors name the plugin and the attribute: "plugin ns::name (version 1):
+     * attribute 'table'[2]: ..." */
+    char root[300];
+    snprintf(root, sizeof root, "plugin %s::%s (version %s): attribute", ns, name, version);
+    kiln_value *fields = kiln_py_value_from_object(st, fields_obj, root);
     if (!fields) return NULL;
     PyObject *seq = PySequence_Fast(inputs_obj, "inputs must be a sequence of tensor ids");
     if (!seq) {

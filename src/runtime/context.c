@@ -62,6 +62,15 @@ static kiln_status create_instances(kiln_context *ctx) {
 kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *options, kiln_context **out) {
     if (!e || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_create: NULL argument");
     *out = NULL;
+    for (int32_t i = 0; i < e->desc.plugin_count; i++)
+        if (!e->creators[i]) {
+            const kiln_plugin_record *r = &e->desc.plugins[i];
+            return kiln_error(KILN_ERROR_NOT_FOUND,
+                              "the engine was loaded with KILN_LOAD_NO_PLUGINS, so plugin %s::%s version %s is not "
+                              "resolved: it can be described but not run (register the plugin%s and load it again)",
+                              r->plugin_namespace, r->name, r->version,
+                              r->flags & KILN_PLUGIN_NEEDS_PYTHON ? ", which needs Python," : "");
+        }
     kiln_device device = {KILN_DEVICE_CPU, 0};
     if (options) {
         if (options->struct_size < sizeof(uint32_t) + sizeof(kiln_device))
@@ -135,6 +144,7 @@ void kiln_context_free(kiln_context *ctx) {
     if (ctx->instances)
         for (int32_t i = 0; i < e->desc.plugin_count; i++)
             if (ctx->instances[i] && e->creators[i]->destroy) e->creators[i]->destroy(e->creators[i], ctx->instances[i]);
+    if (ctx->graph) ctx->backend->graph_free(ctx->device.index, ctx->graph);
     if (ctx->arena) ctx->backend->free(ctx->device.index, ctx->arena);
     if (ctx->input_shapes)
         for (int32_t i = 0; i < e->desc.io_count; i++) kiln_free(ctx->input_shapes[i]);
@@ -191,7 +201,7 @@ static int dim_in_some_profile(const kiln_engine_desc *d, int32_t dim, int64_t v
 }
 
 kiln_status kiln_context_set_input_shape(kiln_context *ctx, const char *name, int32_t rank, const int64_t *dims) {
-    int32_t io;
+    int32_t io = -1;
     kiln_status s = find_io(ctx, name, "kiln_context_set_input_shape", &io);
     if (s) return s;
     const kiln_engine_desc *d = &ctx->engine->desc;
@@ -218,6 +228,8 @@ kiln_status kiln_context_set_input_shape(kiln_context *ctx, const char *name, in
     if (!ctx->input_shapes[io] && !(ctx->input_shapes[io] = kiln_calloc(KILN_MAX_RANK, sizeof(int64_t))))
         return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_set_input_shape: out of memory");
     memcpy(ctx->input_shapes[io], dims, sizeof(int64_t) * (size_t)rank);
+    if (ctx->input_ranks[io] != rank || memcmp(ctx->input_shapes[io], dims, sizeof(int64_t) * (size_t)rank) != 0)
+        ctx->graph_stale = 1;
     ctx->input_ranks[io] = rank;
     ctx->prepared = 0;
     return KILN_OK;
@@ -332,7 +344,7 @@ static kiln_status prepare(kiln_context *ctx) {
 }
 
 kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *name, int32_t *rank, int64_t *dims) {
-    int32_t io;
+    int32_t io = -1;
     kiln_status s = find_io(ctx, name, "kiln_context_tensor_shape", &io);
     if (s) return s;
     if (!rank || !dims) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_tensor_shape: NULL argument");
@@ -344,9 +356,10 @@ kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *name, int32
 }
 
 kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name, void *data) {
-    int32_t io;
+    int32_t io = -1;
     kiln_status s = find_io(ctx, name, "kiln_context_set_tensor", &io);
     if (s) return s;
+    if (ctx->data[ctx->engine->desc.io[io]] != data) ctx->graph_stale = 1;
     ctx->data[ctx->engine->desc.io[io]] = data;
     return KILN_OK;
 }
@@ -356,6 +369,8 @@ kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream) {
     const kiln_engine_desc *d = &ctx->engine->desc;
     kiln_status s;
     if (!ctx->prepared && (s = prepare(ctx))) return s;
+    /* The calling thread may have another GPU current. */
+    if (ctx->backend->set_device && (s = ctx->backend->set_device(ctx->device.index))) return s;
     for (int32_t i = 0; i < d->io_count; i++) {
         int32_t t = d->io[i];
         if (!ctx->data[t] && ctx->tensor_descs[t].rank >= 0) {
@@ -387,4 +402,45 @@ kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream) {
         }
     }
     return KILN_OK;
+}
+
+kiln_status kiln_context_capture(kiln_context *ctx, void *stream) {
+    if (!ctx) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_capture: context is NULL");
+    const kiln_backend_iface *b = ctx->backend;
+    if (!b->capture_begin || !b->capture_end || !b->graph_launch || !b->graph_free)
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "CUDA graphs need a CUDA device; this context runs on %s", b->name);
+    if (!stream)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
+                          "kiln_context_capture: a stream is required (the default stream cannot be captured)");
+    kiln_status s;
+    /* Resolve shapes before capturing so errors surface outside the capture. */
+    if (!ctx->prepared && (s = prepare(ctx))) return s;
+    if (b->set_device && (s = b->set_device(ctx->device.index))) return s;
+    if ((s = b->capture_begin(ctx->device.index, stream))) return kiln_error_prefix(s, "starting graph capture");
+    kiln_status run = kiln_context_enqueue(ctx, stream);
+    char run_error[1024] = "";
+    if (run) snprintf(run_error, sizeof run_error, "%s", kiln_last_error());
+    void *graph = NULL;
+    s = b->capture_end(ctx->device.index, stream, &graph);
+    if (run) {
+        if (graph) b->graph_free(ctx->device.index, graph);
+        return kiln_error(run, "during graph capture: %s", run_error);
+    }
+    if (s) return kiln_error_prefix(s, "finishing graph capture (a plugin may have synchronized or allocated "
+                                       "memory while capturing)");
+    if (ctx->graph) b->graph_free(ctx->device.index, ctx->graph);
+    ctx->graph = graph;
+    ctx->graph_stale = 0;
+    return KILN_OK;
+}
+
+bool kiln_context_graph_ready(const kiln_context *ctx) { return ctx && ctx->graph && !ctx->graph_stale; }
+
+kiln_status kiln_context_replay(kiln_context *ctx, void *stream) {
+    if (!ctx) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_replay: context is NULL");
+    if (!ctx->graph) return kiln_error(KILN_ERROR_STATE, "no graph captured: call kiln_context_capture first");
+    if (ctx->graph_stale)
+        return kiln_error(KILN_ERROR_STATE, "the captured graph is stale: input shapes or buffers changed since "
+                                            "capture; call kiln_context_capture again");
+    return ctx->backend->graph_launch(ctx->device.index, ctx->graph, stream);
 }

@@ -37,8 +37,9 @@ void kiln_engine_free(kiln_engine *e) {
     if (e && atomic_fetch_sub(&e->refcount, 1) == 1) engine_destroy(e);
 }
 
-/* Decode plugin fields, find each creator, name layers. */
-static kiln_status resolve(kiln_engine *e) {
+/* Decode plugin fields, find each creator (unless KILN_LOAD_NO_PLUGINS: the
+ * creators stay NULL and kiln_context_create refuses the engine), name layers. */
+static kiln_status resolve(kiln_engine *e, uint32_t flags) {
     kiln_engine_desc *d = &e->desc;
     size_t np = d->plugin_count ? (size_t)d->plugin_count : 1;
     e->plugin_fields = kiln_calloc(np, sizeof *e->plugin_fields);
@@ -54,6 +55,7 @@ static kiln_status resolve(kiln_engine *e) {
         if (kiln_value_get_type(e->plugin_fields[i]) != KILN_VALUE_MAP)
             return kiln_error(KILN_ERROR_CORRUPT, "plugin %s::%s version %s: fields are not a map",
                               r->plugin_namespace, r->name, r->version);
+        if (flags & KILN_LOAD_NO_PLUGINS) continue;
         e->creators[i] = kiln_plugin_find(r->plugin_namespace, r->name, r->version);
         if (!e->creators[i]) {
             int py = (r->flags & KILN_PLUGIN_NEEDS_PYTHON) != 0;
@@ -110,7 +112,7 @@ static kiln_status engine_new(kiln_engine **out) {
 static kiln_status engine_finish(kiln_engine *e, const uint8_t *data, size_t size, uint32_t flags,
                                  kiln_engine **out) {
     kiln_status s = kiln_format_read(data, size, flags, &e->desc);
-    if (!s) s = resolve(e);
+    if (!s) s = resolve(e, flags);
     if (s) {
         engine_destroy(e);
         return s;
@@ -123,7 +125,7 @@ kiln_status kiln_engine_load_memory(const void *data, size_t size, uint32_t flag
     if (!out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_memory: out is NULL");
     *out = NULL;
     if (!data && size) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_memory: data is NULL");
-    kiln_engine *e;
+    kiln_engine *e = NULL;
     kiln_status s = engine_new(&e);
     if (s) return s;
     /* Copy to a 64-byte aligned buffer so weights are aligned in place. */
@@ -154,7 +156,7 @@ kiln_status kiln_engine_load_file(const char *path, uint32_t flags, kiln_engine 
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return kiln_error(KILN_ERROR_IO, "cannot map engine '%s': %m", path);
-    kiln_engine *e;
+    kiln_engine *e = NULL;
     kiln_status s = engine_new(&e);
     if (s) {
         munmap(map, size);
@@ -235,6 +237,19 @@ const char *kiln_engine_tensor_name(const kiln_engine *e, int32_t t) {
     return e && t >= 0 && t < e->desc.tensor_count ? e->desc.tensors[t].name : NULL;
 }
 
+kiln_status kiln_engine_tensor_info(const kiln_engine *e, int32_t t, kiln_dtype *dtype, int32_t *rank,
+                                    kiln_expr *shape) {
+    if (!e) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_tensor_info: engine is NULL");
+    if (t < 0 || t >= e->desc.tensor_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_tensor_info: tensor %d is outside [0, %d)", t,
+                          e->desc.tensor_count);
+    const kiln_tensor_record *r = &e->desc.tensors[t];
+    if (dtype) *dtype = (kiln_dtype)r->dtype;
+    if (rank) *rank = r->rank;
+    if (shape) memcpy(shape, r->shape, sizeof *shape * (size_t)r->rank);
+    return KILN_OK;
+}
+
 uint64_t kiln_engine_arena_bytes(const kiln_engine *e) { return e ? e->desc.arena_bytes : 0; }
 uint64_t kiln_engine_weight_bytes(const kiln_engine *e) { return e ? e->desc.weights_size : 0; }
 uint32_t kiln_engine_format_version(const kiln_engine *e) { return e ? KILN_FORMAT_VERSION : 0; }
@@ -251,5 +266,14 @@ kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index, const c
     if (name) *name = r->name;
     if (version) *version = r->version;
     if (module) *module = r->module;
+    return KILN_OK;
+}
+
+kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t index, uint32_t *flags) {
+    if (!e || !flags) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_plugin_flags: NULL argument");
+    if (index < 0 || index >= e->desc.plugin_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_plugin_flags: plugin %d is outside [0, %d)", index,
+                          e->desc.plugin_count);
+    *flags = e->desc.plugins[index].flags;
     return KILN_OK;
 }

@@ -51,6 +51,8 @@ struct kiln_context {
     kiln_prepared_layer      *layers;
     int                       prepared;       /* shapes evaluated and layers ready */
     int32_t                   profile;        /* profile the current shapes fall in */
+    void                     *graph;          /* captured CUDA graph, or NULL */
+    int                       graph_stale;    /* shapes or buffers changed since capture */
 };
 
 /* Shape checks each built-in layer needs before a kernel may touch memory:

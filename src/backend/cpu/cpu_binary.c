@@ -18,7 +18,6 @@
  *                      DIV = a (true / true is true; division by false has no
  *                      meaning, and returning a keeps the op total) */
 #include "backend/cpu/cpu_kernels.h"
-#include "core/dtype.h"
 #include "core/error.h"
 
 /* Innermost loop: n elements; sa and sb are 0 (broadcast) or 1 (contiguous). */
@@ -58,14 +57,14 @@ BINARY_KERNEL(f32_max, float, (x > y || x != x) ? x : y)
         const uint16_t *a = (const uint16_t *)a_, *b = (const uint16_t *)b_;                \
         uint16_t *o = (uint16_t *)o_;                                                       \
         float fa[HALF_CHUNK], fb[HALF_CHUNK], fo[HALF_CHUNK];                               \
-        if (!sa) fa[0] = TO_F32(a[0]);                                                      \
-        if (!sb) fb[0] = TO_F32(b[0]);                                                      \
+        if (!sa) TO_F32(a, fa, 1);                                                          \
+        if (!sb) TO_F32(b, fb, 1);                                                          \
         for (int64_t start = 0; start < n; start += HALF_CHUNK) {                           \
             int64_t m = n - start < HALF_CHUNK ? n - start : HALF_CHUNK;                    \
-            if (sa) for (int64_t i = 0; i < m; i++) fa[i] = TO_F32(a[start + i]);           \
-            if (sb) for (int64_t i = 0; i < m; i++) fb[i] = TO_F32(b[start + i]);           \
+            if (sa) TO_F32(a + start, fa, m);                                               \
+            if (sb) TO_F32(b + start, fb, m);                                               \
             F32_KERNEL(fa, sa, fb, sb, fo, m);                                              \
-            for (int64_t i = 0; i < m; i++) o[start + i] = FROM_F32(fo[i]);                 \
+            FROM_F32(fo, o + start, m);                                                     \
         }                                                                                   \
     }
 
@@ -76,8 +75,8 @@ BINARY_KERNEL(f32_max, float, (x > y || x != x) ? x : y)
     HALF_KERNEL(PREFIX##_div, TO_F32, FROM_F32, f32_div)       \
     HALF_KERNEL(PREFIX##_min, TO_F32, FROM_F32, f32_min)       \
     HALF_KERNEL(PREFIX##_max, TO_F32, FROM_F32, f32_max)
-HALF_KERNELS(f16, kiln_f16_to_f32, kiln_f32_to_f16)
-HALF_KERNELS(bf16, kiln_bf16_to_f32, kiln_f32_to_bf16)
+HALF_KERNELS(f16, kiln_cpu_f16_to_f32, kiln_cpu_f32_to_f16)
+HALF_KERNELS(bf16, kiln_cpu_bf16_to_f32, kiln_cpu_f32_to_bf16)
 
 /* Signed integers: add/sub/mul in the unsigned type UT wrap instead of
  * overflowing; DIV special-cases 0 and -1 (whose quotient, -x, may not fit). */

@@ -2,7 +2,8 @@
  *
  * Rules (the CUDA backend follows the same ones):
  *   float → float      round to nearest even (f16/bf16 through float32, which
- *                      holds every f16 and bf16 value exactly)
+ *                      holds every f16 and bf16 value exactly); these use the
+ *                      vectorized bulk conversions of cpu_convert.c
  *   float → integer    NaN → 0, out of range → the nearest bound (saturate),
  *                      otherwise truncate toward zero
  *   integer → integer  wrap modulo 2^bits, as numpy and torch do
@@ -108,11 +109,36 @@ static inline uint8_t  is_bool(int64_t v) { return v != 0; }
     case KILN_BOOL:     CAST_LOOP(SRC_T, LOAD, uint8_t,  is_bool);          \
     default: break; } } while (0)
 
+/* Between float dtypes the bulk conversions of cpu_convert.c do the work
+ * (vectorized), through a float32 chunk on the stack. */
+static void cast_floats(kiln_dtype from, const void *src, kiln_dtype to, void *dst, int64_t n) {
+    enum { CHUNK = 512 };
+    float buf[CHUNK];
+    for (int64_t start = 0; start < n; start += CHUNK) {
+        int64_t m = n - start < CHUNK ? n - start : CHUNK;
+        const float *f = buf;
+        switch (from) {
+        case KILN_FLOAT16:  kiln_cpu_f16_to_f32((const uint16_t *)src + start, buf, m); break;
+        case KILN_BFLOAT16: kiln_cpu_bf16_to_f32((const uint16_t *)src + start, buf, m); break;
+        default:            f = (const float *)src + start; break;
+        }
+        switch (to) {
+        case KILN_FLOAT16:  kiln_cpu_f32_to_f16(f, (uint16_t *)dst + start, m); break;
+        case KILN_BFLOAT16: kiln_cpu_f32_to_bf16(f, (uint16_t *)dst + start, m); break;
+        default:            memcpy((float *)dst + start, f, (size_t)m * sizeof(float)); break;
+        }
+    }
+}
+
 kiln_status kiln_cpu_cast(const kiln_layer_launch *l) {
     const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
     int64_t n = kiln_cpu_numel(out);
     if ((unsigned)in->dtype < KILN_DTYPE_COUNT && in->dtype == out->dtype) {
         if (n > 0 && in->data != out->data) memmove(out->data, in->data, (size_t)n * kiln_dtype_size(in->dtype));
+        return KILN_OK;
+    }
+    if (kiln_dtype_is_float(in->dtype) && kiln_dtype_is_float(out->dtype)) {
+        cast_floats(in->dtype, in->data, out->dtype, out->data, n);
         return KILN_OK;
     }
     switch (in->dtype) {

@@ -19,6 +19,13 @@ static inline int64_t kiln_cpu_numel(const kiln_tensor_desc *t) {
     return n;
 }
 
+/* Bulk conversions, bit-identical to core/dtype.h's scalar ones but written
+ * so that the compiler vectorizes them (cpu_convert.c). */
+void kiln_cpu_f16_to_f32 (const uint16_t *src, float *dst, int64_t n);
+void kiln_cpu_f32_to_f16 (const float *src, uint16_t *dst, int64_t n);
+void kiln_cpu_bf16_to_f32(const uint16_t *src, float *dst, int64_t n);
+void kiln_cpu_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
+
 /* inputs[0] → outputs[0]: any dtype to any dtype, same shape. */
 kiln_status kiln_cpu_cast   (const kiln_layer_launch *l);
 /* inputs[0] (op) inputs[1] → outputs[0], numpy broadcasting; l->subop is a kiln_binary_op. */

@@ -50,13 +50,13 @@ static void micro_row(const float *a0, const float *restrict b, int64_t ldb, flo
 }
 
 static void halfs_to_f32(kiln_dtype dt, const uint16_t *src, float *dst, int64_t n) {
-    if (dt == KILN_FLOAT16) for (int64_t i = 0; i < n; i++) dst[i] = kiln_f16_to_f32(src[i]);
-    else                    for (int64_t i = 0; i < n; i++) dst[i] = kiln_bf16_to_f32(src[i]);
+    if (dt == KILN_FLOAT16) kiln_cpu_f16_to_f32(src, dst, n);
+    else                    kiln_cpu_bf16_to_f32(src, dst, n);
 }
 
 static void f32_to_halfs(kiln_dtype dt, const float *src, uint16_t *dst, int64_t n) {
-    if (dt == KILN_FLOAT16) for (int64_t i = 0; i < n; i++) dst[i] = kiln_f32_to_f16(src[i]);
-    else                    for (int64_t i = 0; i < n; i++) dst[i] = kiln_f32_to_bf16(src[i]);
+    if (dt == KILN_FLOAT16) kiln_cpu_f32_to_f16(src, dst, n);
+    else                    kiln_cpu_f32_to_bf16(src, dst, n);
 }
 
 typedef struct gemm_shape {

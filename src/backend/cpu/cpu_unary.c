@@ -8,7 +8,6 @@
 #include <math.h>
 
 #include "backend/cpu/cpu_kernels.h"
-#include "core/dtype.h"
 #include "core/error.h"
 
 typedef void (*unary_kernel)(const void *in, void *out, int64_t n);
@@ -36,9 +35,9 @@ UNARY_F32(f32_sqrt, sqrtf(x))
         float buf[HALF_CHUNK];                                                   \
         for (int64_t start = 0; start < n; start += HALF_CHUNK) {                \
             int64_t m = n - start < HALF_CHUNK ? n - start : HALF_CHUNK;         \
-            for (int64_t i = 0; i < m; i++) buf[i] = TO_F32(in[start + i]);      \
+            TO_F32(in + start, buf, m);                                          \
             F32_KERNEL(buf, buf, m);                                             \
-            for (int64_t i = 0; i < m; i++) out[start + i] = FROM_F32(buf[i]);   \
+            FROM_F32(buf, out + start, m);                                       \
         }                                                                        \
     }
 
@@ -48,8 +47,8 @@ UNARY_F32(f32_sqrt, sqrtf(x))
     UNARY_HALF(PREFIX##_silu, TO_F32, FROM_F32, f32_silu)       \
     UNARY_HALF(PREFIX##_exp,  TO_F32, FROM_F32, f32_exp)        \
     UNARY_HALF(PREFIX##_sqrt, TO_F32, FROM_F32, f32_sqrt)
-UNARY_HALFS(f16, kiln_f16_to_f32, kiln_f32_to_f16)
-UNARY_HALFS(bf16, kiln_bf16_to_f32, kiln_f32_to_bf16)
+UNARY_HALFS(f16, kiln_cpu_f16_to_f32, kiln_cpu_f32_to_f16)
+UNARY_HALFS(bf16, kiln_cpu_bf16_to_f32, kiln_cpu_f32_to_bf16)
 
 /* Negating a half is flipping its sign bit (exact, NaN included). */
 static void half_neg(const void *in_, void *out_, int64_t n) {

@@ -41,8 +41,12 @@ kiln_status kiln_cuda_check_launch(const char *kernel) {
 }
 
 kiln_status kiln_cuda_unsupported(const char *op, kiln_dtype dtype) {
-    const char *name = (unsigned)dtype < KILN_DTYPE_COUNT ? (const char *[]){
-        "float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool"}[dtype] : "unknown dtype";
+    static const char *const names[KILN_DTYPE_COUNT] = {
+        [KILN_FLOAT32] = "float32", [KILN_FLOAT16] = "float16", [KILN_BFLOAT16] = "bfloat16",
+        [KILN_INT8] = "int8",       [KILN_UINT8] = "uint8",     [KILN_INT32] = "int32",
+        [KILN_INT64] = "int64",     [KILN_BOOL] = "bool",
+    };
+    const char *name = (unsigned)dtype < KILN_DTYPE_COUNT ? names[dtype] : "an unknown dtype";
     return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: %s does not support %s", op, name);
 }
 

@@ -1,0 +1,50 @@
+"""kiln — build, serialize and run inference engines with Python plugins.
+
+The C library does the work (networks, builder, engine format, runtime,
+backends); this package is a thin layer over its extension module _kiln.
+
+    import kiln
+    builder = kiln.Builder()
+    network = builder.create_network()
+    with kiln.net_guard(network):
+        x = kiln.Tensor(name="x", shape=(4, 16), dtype="float32")
+        kiln.relu(x).mark_output("y")
+    engine = builder.build_engine(network, builder.create_builder_config())
+    session = kiln.runtime.Session.from_serialized_engine(engine)
+    print(session({"x": numpy.ones((4, 16), "float32")})["y"])
+
+Modules: network (Builder, Tensor, layers), plugin (PluginBase, @plugin,
+SymTensor), runtime (Session, TensorInfo), tensor (TensorWrapper and
+converters), dtypes, compat.trtllm (TensorRT-LLM spellings).
+"""
+from ._native import _kiln
+from .errors import Error
+from .dtypes import (DataType, float32, float16, bfloat16, int8, uint8, int32, int64, bool_,
+                     to_dtype, to_torch_dtype, to_numpy_dtype, dtype_name)
+from .network import (Builder, BuilderConfig, Network, Tensor, net_guard, current_network, constant, cast,
+                      matmul, gather, reshape, relu, gelu, silu, exp, neg, sqrt, add, sub, mul, div,
+                      minimum, maximum)
+from .plugin import (PluginBase, plugin, SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt,
+                     registered_plugins)
+from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
+from . import runtime
+from .runtime import Session, TensorInfo
+
+__version__ = _kiln.version()
+
+
+def cuda_available():
+    """Whether kiln's CUDA backend loaded and sees a GPU."""
+    return _kiln.cuda_available()
+
+
+__all__ = [
+    "Error", "DataType", "float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool_",
+    "to_dtype", "to_torch_dtype", "to_numpy_dtype", "dtype_name",
+    "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network", "constant", "cast",
+    "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt", "add", "sub", "mul", "div",
+    "minimum", "maximum",
+    "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
+    "registered_plugins", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
+    "runtime", "Session", "TensorInfo", "cuda_available", "__version__",
+]

@@ -1,0 +1,1 @@
+"""Compatibility layers: code written for other APIs, ported by changing imports."""

@@ -1,0 +1,59 @@
+"""TensorRT-LLM's Python-plugin API on kiln.
+
+Code written for TensorRT-LLM's Python plugins ports by changing its imports:
+
+    from kiln.compat.trtllm import (PluginBase, SymTensor, TensorWrapper, trtllm_plugin,
+                                    convert_to_torch_tensor)
+    from kiln.compat.trtllm import Builder, Tensor, net_guard, str_dtype_to_trt, \\
+        torch_dtype_to_trt, torch_dtype_to_str
+    from kiln.compat.trtllm.runtime.session import Session, TensorInfo
+
+"trt" dtypes are kiln DataTypes here.
+"""
+from ... import dtypes as _dt
+from ...network import Builder, Tensor, net_guard, Network
+from ...plugin import PluginBase, SymTensor, SymDim, plugin as _plugin
+from ...tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy
+from ...runtime import Session, TensorInfo
+from . import runtime
+
+__all__ = [
+    "trtllm_plugin", "PluginBase", "SymTensor", "SymDim", "TensorWrapper", "convert_to_torch_tensor",
+    "convert_to_numpy", "Builder", "Tensor", "net_guard", "Network", "str_dtype_to_trt", "torch_dtype_to_trt",
+    "torch_dtype_to_str", "trt_dtype_to_torch", "str_dtype_to_torch", "trt_dtype_to_str", "Session",
+    "TensorInfo", "runtime",
+]
+
+
+def trtllm_plugin(plugin_name, *, plugin_version="1", plugin_namespace="tensorrt_llm", plugin_num_outputs=None,
+                  version=None, namespace=None, num_outputs=None, **ignored):
+    """@trtllm_plugin("Name"): kiln.plugin with TensorRT-LLM's keyword names
+    (kiln's names are accepted too)."""
+    return _plugin(plugin_name,
+                   version=version if version is not None else plugin_version,
+                   namespace=namespace if namespace is not None else plugin_namespace,
+                   num_outputs=num_outputs if num_outputs is not None else plugin_num_outputs)
+
+
+def str_dtype_to_trt(dtype):
+    return _dt.to_dtype(dtype)
+
+
+def torch_dtype_to_trt(dtype):
+    return _dt.to_dtype(dtype)
+
+
+def torch_dtype_to_str(dtype):
+    return _dt.dtype_name(dtype)
+
+
+def trt_dtype_to_torch(dtype):
+    return _dt.to_torch_dtype(dtype)
+
+
+def trt_dtype_to_str(dtype):
+    return _dt.dtype_name(dtype)
+
+
+def str_dtype_to_torch(dtype):
+    return _dt.to_torch_dtype(dtype)

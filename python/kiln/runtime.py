@@ -1,0 +1,186 @@
+"""Running engines: Session and TensorInfo (TensorRT-LLM's runtime.session API).
+
+    session = Session.from_file("lookup.engine")          # mapped, not read
+    outs = session({"x": x, "y": y})                      # allocates outputs
+    session.run(inputs={"x": x, "y": y}, outputs={"output": z})   # into z
+
+Inputs and outputs may be torch tensors, numpy arrays or anything speaking
+DLPack or the buffer protocol; they must be contiguous and on the session's
+device.  Errors raise kiln.Error naming the tensor (unknown or missing name,
+wrong dtype, shape outside the profile, wrong output shape).  The C runtime
+runs with the GIL released; Python plugin layers take it back.
+
+A Session wraps one engine and one execution context: use one Session per
+thread (Session.from_engine shares a loaded engine).
+"""
+import os
+
+from ._native import _kiln
+from . import dtypes as _dt
+
+__all__ = ["Session", "TensorInfo", "Engine", "load_engine"]
+
+Engine = _kiln.Engine
+
+_CPU, _CUDA = 0, 1
+
+
+class TensorInfo:
+    """Name, dtype and shape of an engine input or output."""
+
+    __slots__ = ("name", "dtype", "shape")
+
+    def __init__(self, name, dtype, shape):
+        self.name = name
+        self.dtype = dtype
+        self.shape = tuple(shape)
+
+    def __repr__(self):
+        return f"TensorInfo(name={self.name!r}, dtype={self.dtype}, shape={self.shape})"
+
+    def __eq__(self, other):
+        if not isinstance(other, TensorInfo):
+            return NotImplemented
+        return (self.name == other.name and _dt.to_dtype(self.dtype) == _dt.to_dtype(other.dtype)
+                and self.shape == other.shape)
+
+    __hash__ = None
+
+
+def _parse_device(device):
+    if device is None:
+        return _CPU, 0
+    if isinstance(device, tuple):
+        return int(device[0]), int(device[1])
+    text = str(device)   # accepts torch.device too
+    if text == "cpu":
+        return _CPU, 0
+    if text == "cuda":
+        return _CUDA, 0
+    if text.startswith("cuda:"):
+        return _CUDA, int(text[5:])
+    raise ValueError(f"unknown device {device!r} (expected 'cpu', 'cuda' or 'cuda:N')")
+
+
+def _stream_handle(stream):
+    if stream is None:
+        return None
+    if isinstance(stream, int):
+        return stream
+    handle = getattr(stream, "cuda_stream", None)   # torch.cuda.Stream
+    if handle is not None:
+        return int(handle)
+    raise TypeError(f"stream must be an int (a cudaStream_t), a torch.cuda.Stream or None, "
+                    f"not {type(stream).__name__}")
+
+
+def load_engine(source):
+    """An Engine from a path (mapped) or from bytes-like data (copied)."""
+    if isinstance(source, Engine):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return Engine.from_file(os.fspath(source))
+    return Engine.from_memory(source)
+
+
+class Session:
+    """An engine plus one execution context on a device ('cpu', 'cuda', 'cuda:N')."""
+
+    def __init__(self, engine, device="cpu"):
+        self._engine = load_engine(engine)
+        dev_type, dev_index = _parse_device(device)
+        self._device = (dev_type, dev_index)
+        self._context = _kiln.Context(self._engine, dev_type, dev_index)
+        self._io = self._engine.io()
+        self._inputs = [n for n, is_out, _, _ in self._io if not is_out]
+        self._outputs = [n for n, is_out, _, _ in self._io if is_out]
+        self._dtypes = {n: dt for n, _, dt, _ in self._io}
+
+    @classmethod
+    def from_serialized_engine(cls, data, device="cpu"):
+        """Load from engine bytes (anything with the buffer protocol)."""
+        return cls(Engine.from_memory(data), device=device)
+
+    @classmethod
+    def from_file(cls, path, device="cpu"):
+        """Load from a file, mapped read-only (weights are used in place)."""
+        return cls(Engine.from_file(os.fspath(path)), device=device)
+
+    @classmethod
+    def from_engine(cls, engine, device="cpu"):
+        return cls(engine, device=device)
+
+    @property
+    def engine(self):
+        return self._engine
+
+    @property
+    def device(self):
+        t, i = self._device
+        return "cpu" if t == _CPU else f"cuda:{i}"
+
+    @property
+    def input_names(self):
+        return list(self._inputs)
+
+    @property
+    def output_names(self):
+        return list(self._outputs)
+
+    def io_info(self):
+        """TensorInfo of every input and output; dynamic dims are their names."""
+        return [TensorInfo(n, _dt.to_dtype(dt), shape) for n, _, dt, shape in self._io]
+
+    def infer_shapes(self, inputs, context=None):
+        """Output TensorInfos for the given input TensorInfos (no Python runs:
+        shapes come from the expressions stored in the engine)."""
+        for info in inputs:
+            expected = self._dtypes.get(info.name)
+            if expected is not None and info.dtype is not None and _dt.to_dtype(info.dtype).code != expected:
+                raise _kiln.Error(f"input '{info.name}': dtype {_dt.to_dtype(info.dtype).name} given, "
+                                  f"the engine expects {_dt.to_dtype(expected).name}")
+            self._context.set_input_shape(info.name, [int(d) for d in info.shape])
+        return [TensorInfo(n, _dt.to_dtype(self._dtypes[n]), self._context.tensor_shape(n))
+                for n in self._outputs]
+
+    def run(self, inputs, outputs=None, stream=None, context=None):
+        """Run the engine.  With outputs given, writes into them and returns
+        True; without, allocates them (torch tensors when the inputs are, else
+        numpy arrays) and returns {name: tensor}.  Raises kiln.Error."""
+        return self._context.run(inputs, outputs, _stream_handle(stream),
+                                 None if outputs is not None else _allocator_for(inputs, self))
+
+    def __call__(self, inputs, stream=None):
+        """Run and return {name: output} (allocated)."""
+        return self._context.run(inputs, None, _stream_handle(stream), _allocator_for(inputs, self))
+
+    @property
+    def memory_bytes(self):
+        return self._context.memory_bytes
+
+
+def _allocator_for(inputs, session):
+    torch_like = None
+    for v in inputs.values():
+        if type(v).__module__.startswith("torch"):
+            torch_like = v
+            break
+    if torch_like is not None or session._device[0] == _CUDA:
+        torch = _dt._torch()
+        if torch is None:
+            raise ImportError("allocating CUDA outputs needs torch")
+        device = torch_like.device if torch_like is not None else torch.device(session.device)
+
+        def alloc(name, code, shape):
+            return torch.empty(shape, dtype=_dt.to_torch_dtype(code), device=device)
+        return alloc
+
+    def alloc_np(name, code, shape):
+        if code == _dt.bfloat16.code:
+            torch = _dt._torch()
+            if torch is None:
+                raise TypeError(f"output '{name}' is bfloat16, which needs torch (numpy has no bfloat16)")
+            return torch.empty(shape, dtype=torch.bfloat16)
+        import numpy as np
+        return np.empty(shape, dtype=_dt.to_numpy_dtype(code))
+    return alloc_np

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (device tool): build kiln with CUDA and the
+# Python extension, run the C tests (CUDA backend included) and the Python
+# tests (GPU variants included), the seed example on the GPU, then the GPU
+# benchmarks; a short summary table comes last.  Logs go to $OUT when set.
+#   usage: bash scripts/gpu-check.sh [quick]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=${OUT:-$root/build/gpu-out}
+mkdir -p "$out"
+declare -a summary
+step() {   # step NAME COMMAND...: run, log, record pass/fail
+  local name=$1; shift
+  local t0=$(date +%s.%N)
+  if "$@" >"$out/$name.log" 2>&1; then status=pass; else status=FAIL; fi
+  local t1=$(date +%s.%N)
+  summary+=("$(printf '| %-22s | %-4s | %6.1f s |' "$name" "$status" "$(echo "$t1 - $t0" | bc)")")
+  echo "---- $name: $status"; tail -n 25 "$out/$name.log"
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+build=$root/build/gpu
+step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DKILN_PYTHON=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DPython3_EXECUTABLE="$(command -v python3)"
+step build cmake --build "$build" -j"$(nproc)"
+step ctest ctest --test-dir "$build" --output-on-failure
+export KILN_BUILD_DIR=$build PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
+step pytest python3 -m pytest -q -p no:cacheprovider tests/python
+step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py"
+if [ "${1:-}" != quick ]; then
+  for b in bench/bench_gpu_*.py; do
+    [ -f "$b" ] && step "$(basename "$b" .py)" python3 "$b"
+  done
+  step bench_run_overhead "$build/bench/bench_run_overhead"
+fi
+echo
+echo "| step                   | result | time     |"
+echo "|------------------------|------|----------|"
+printf '%s\n' "${summary[@]}"

@@ -1,0 +1,722 @@
+/* test_cuda_backend.c — every op of the CUDA backend against the CPU backend.
+ *
+ * Modelled on ggml's tests/test-backend-ops.cpp: random inputs, the same
+ * launch on both backends, the results compared with a tolerance that fits
+ * the op (bit-exact where both sides round the same IEEE operation, a few
+ * units in the last place for exp/tanh, a norm-relative bound for matmul,
+ * whose summation order differs).  Outputs are poisoned before each run so
+ * that an element the kernel forgot to write cannot pass.
+ *
+ * Without a GPU (no driver, no device, module not built) the test prints
+ * "skipped: no CUDA device" and passes.  KILN_CUDA_BACKEND points the loader
+ * at the module built next to this test unless the caller set it.  With
+ * KILN_CUDA_BENCH=1 it also times the embedding gather (effective GB/s). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "test.h"
+#include "backend/backend.h"
+#include "core/dtype.h"
+
+static const kiln_backend_iface *cpu, *gpu;
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+/* The default stream, and CUDA's per-thread default stream (the documented
+ * handle value cudaStreamPerThread), so both stream paths are exercised
+ * without linking the CUDA runtime here. */
+#define STREAM_DEFAULT    ((void *)0)
+#define STREAM_PER_THREAD ((void *)0x2)
+
+static uint64_t rng_next(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+/* Uniform in [lo, hi). */
+static double rng_uniform(double lo, double hi) { return lo + (hi - lo) * (double)(rng_next() >> 11) * 0x1p-53; }
+
+/* ---- buffers living on both backends -------------------------------------- */
+
+typedef struct buf {
+    kiln_tensor_desc host;    /* host memory: the CPU backend's tensor */
+    kiln_tensor_desc dev;     /* device memory: the CUDA backend's tensor */
+    void  *dev_base;          /* allocation (dev.data may be offset from it) */
+    size_t bytes;
+    int64_t n;
+} buf;
+
+static void desc_init(kiln_tensor_desc *d, kiln_dtype dt, int32_t rank, const int64_t *dims, kiln_device_type type) {
+    memset(d, 0, sizeof *d);
+    d->dtype = dt;
+    d->rank = rank;
+    int64_t s = 1;
+    for (int32_t i = rank - 1; i >= 0; i--) {
+        d->dims[i] = dims[i];
+        d->strides[i] = s;
+        s *= dims[i];
+    }
+    d->device.type = type;
+}
+
+/* A tensor on both sides; `offset` elements of slack before the device data
+ * make its pointer unaligned (to test the kernels' scalar paths). */
+static int buf_init_off(buf *b, kiln_dtype dt, int32_t rank, const int64_t *dims, int offset) {
+    memset(b, 0, sizeof *b);
+    desc_init(&b->host, dt, rank, dims, KILN_DEVICE_CPU);
+    desc_init(&b->dev, dt, rank, dims, KILN_DEVICE_CUDA);
+    b->n = 1;
+    for (int32_t i = 0; i < rank; i++) b->n *= dims[i];
+    size_t es = kiln_dtype_size(dt);
+    b->bytes = (size_t)b->n * es;
+    if (cpu->alloc(0, b->bytes + 64, &b->host.data) != KILN_OK) return 0;
+    if (gpu->alloc(0, b->bytes + (size_t)offset * es + 64, &b->dev_base) != KILN_OK) return 0;
+    b->dev.data = (char *)b->dev_base + (size_t)offset * es;
+    return 1;
+}
+static int buf_init(buf *b, kiln_dtype dt, int32_t rank, const int64_t *dims) {
+    return buf_init_off(b, dt, rank, dims, 0);
+}
+
+static void buf_free(buf *b) {
+    if (b->host.data) cpu->free(0, b->host.data);
+    if (b->dev_base) gpu->free(0, b->dev_base);
+    memset(b, 0, sizeof *b);
+}
+
+static kiln_status buf_upload(buf *b) {
+    return gpu->copy(0, b->dev.data, b->host.data, b->bytes, KILN_COPY_HOST_TO_DEVICE, NULL);
+}
+
+/* Fill the output with a byte pattern on both sides (0xA5: a NaN-free but
+ * implausible value in every dtype). */
+static kiln_status buf_poison(buf *b) {
+    memset(b->host.data, 0xA5, b->bytes);
+    return buf_upload(b);
+}
+
+/* ---- random data ------------------------------------------------------------ */
+
+static void store_f(kiln_dtype dt, void *p, int64_t i, double v) {
+    switch (dt) {
+    case KILN_FLOAT32:  ((float *)p)[i] = (float)v; break;
+    case KILN_FLOAT16:  ((uint16_t *)p)[i] = kiln_f32_to_f16((float)v); break;
+    case KILN_BFLOAT16: ((uint16_t *)p)[i] = kiln_f32_to_bf16((float)v); break;
+    default: break;
+    }
+}
+
+static double load_f(kiln_dtype dt, const void *p, int64_t i) {
+    switch (dt) {
+    case KILN_FLOAT32:  return ((const float *)p)[i];
+    case KILN_FLOAT16:  return kiln_f16_to_f32(((const uint16_t *)p)[i]);
+    case KILN_BFLOAT16: return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
+    case KILN_INT8:     return ((const int8_t *)p)[i];
+    case KILN_UINT8:    return ((const uint8_t *)p)[i];
+    case KILN_INT32:    return ((const int32_t *)p)[i];
+    case KILN_INT64:    return (double)((const int64_t *)p)[i];
+    default:            return ((const uint8_t *)p)[i];
+    }
+}
+
+static void store_i(kiln_dtype dt, void *p, int64_t i, int64_t v) {
+    switch (dt) {
+    case KILN_INT8:  ((int8_t *)p)[i] = (int8_t)v; break;
+    case KILN_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case KILN_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case KILN_INT64: ((int64_t *)p)[i] = v; break;
+    case KILN_BOOL:  ((uint8_t *)p)[i] = (uint8_t)v; break;
+    default:         store_f(dt, p, i, (double)v); break;
+    }
+}
+
+static int64_t int_min(kiln_dtype dt) {
+    return dt == KILN_INT8 ? INT8_MIN : dt == KILN_INT32 ? INT32_MIN : dt == KILN_INT64 ? INT64_MIN : 0;
+}
+
+/* Floats uniform in [lo, hi); integers over their whole range with the
+ * awkward values (0, -1, 1, MIN) planted often; bools 0/1 with the odd
+ * other nonzero byte. */
+static void fill_random(buf *b, double lo, double hi) {
+    kiln_dtype dt = b->host.dtype;
+    void *p = b->host.data;
+    for (int64_t i = 0; i < b->n; i++) {
+        uint64_t r = rng_next();
+        if (kiln_dtype_is_float(dt)) {
+            store_f(dt, p, i, rng_uniform(lo, hi));
+        } else if (dt == KILN_BOOL) {
+            store_i(dt, p, i, (r & 7) == 0 ? (int64_t)((r >> 8) % 255 + 1) : (int64_t)((r >> 8) & 1));
+        } else {
+            int64_t v = (int64_t)r;
+            switch ((r >> 60) & 15) {
+            case 0: v = 0; break;
+            case 1: v = -1; break;
+            case 2: v = 1; break;
+            case 3: v = int_min(dt); break;
+            case 4: v = (int64_t)(r % 7) - 3; break;
+            default: break;
+            }
+            store_i(dt, p, i, v);
+        }
+    }
+}
+
+/* ---- comparing ---------------------------------------------------------------- */
+
+/* For results of exp/tanh, which libm and CUDA compute to a few ulps:
+ * relative error a few units of the dtype's last place, and an absolute
+ * floor for results that cancel towards zero (gelu of negative x). */
+static double tol_rel(kiln_dtype dt) { return dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 2e-3 : 1.6e-2; }
+static double tol_abs(kiln_dtype dt) { return dt == KILN_FLOAT32 ? 1e-6 : dt == KILN_FLOAT16 ? 1e-4 : 1e-3; }
+
+/* Element-wise: rtol = atol = 0 asks for exact equality (floats: equal
+ * values, or both NaN).  Returns the number of mismatches; prints a few. */
+static int64_t compare(const char *what, kiln_dtype dt, const void *got, const void *want, int64_t n, double rtol,
+                       double atol, const uint8_t *mask) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (mask && !mask[i]) continue;
+        int ok;
+        if (!kiln_dtype_is_float(dt)) {
+            size_t es = kiln_dtype_size(dt);
+            ok = memcmp((const char *)got + (size_t)i * es, (const char *)want + (size_t)i * es, es) == 0;
+        } else {
+            double g = load_f(dt, got, i), w = load_f(dt, want, i);
+            if (isnan(w) || isnan(g)) ok = isnan(w) && isnan(g);
+            else if (isinf(w) || isinf(g)) ok = g == w;
+            else ok = fabs(g - w) <= atol + rtol * fabs(w);
+        }
+        if (!ok) {
+            if (bad < 5) {
+                fprintf(stderr, "  %s: element %lld: cuda %.9g, cpu %.9g\n", what, (long long)i,
+                        load_f(dt, got, i), load_f(dt, want, i));
+            }
+            bad++;
+        }
+    }
+    if (bad) fprintf(stderr, "  %s: %lld of %lld elements differ\n", what, (long long)bad, (long long)n);
+    return bad;
+}
+
+/* ||got - want|| / ||want||, NaN if either has a NaN. */
+static double rel_error(kiln_dtype dt, const void *got, const void *want, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double g = load_f(dt, got, i), w = load_f(dt, want, i);
+        num += (g - w) * (g - w);
+        den += w * w;
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* ---- running one launch on both backends --------------------------------------- */
+
+/* Run op on both backends: inputs are uploaded, the output poisoned, and the
+ * GPU result copied into *got (malloc'd, out->bytes).  Returns 1 when both ran. */
+static int run_both(const char *what, kiln_op op, int32_t subop, int64_t axis, buf *in, int32_t nin, buf *out,
+                    void *stream, void **got) {
+    *got = NULL;
+    kiln_tensor_desc hin[2], din[2];
+    for (int32_t i = 0; i < nin; i++) {
+        if (buf_upload(&in[i]) != KILN_OK) return 0;
+        hin[i] = in[i].host;
+        din[i] = in[i].dev;
+    }
+    if (buf_poison(out) != KILN_OK) return 0;
+    kiln_layer_launch lc = {.op = (uint8_t)op, .subop = subop, .axis = axis, .input_count = nin, .output_count = 1,
+                            .inputs = hin, .outputs = &out->host};
+    kiln_layer_launch lg = lc;
+    lg.inputs = din;
+    lg.outputs = &out->dev;
+    kiln_status sc = cpu->run_layer(0, &lc, NULL);
+    if (sc != KILN_OK) {
+        fprintf(stderr, "  %s: cpu: %s\n", what, kiln_last_error());
+        return 0;
+    }
+    kiln_status sg = gpu->run_layer(0, &lg, stream);
+    if (sg == KILN_OK) sg = gpu->synchronize(0, stream);
+    if (sg != KILN_OK) {
+        fprintf(stderr, "  %s: cuda: %s\n", what, kiln_last_error());
+        return 0;
+    }
+    *got = malloc(out->bytes + 1);
+    if (!*got) return 0;
+    if (gpu->copy(0, *got, out->dev.data, out->bytes, KILN_COPY_DEVICE_TO_HOST, NULL) != KILN_OK) {
+        free(*got);
+        *got = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+static const kiln_dtype all_dtypes[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16, KILN_INT8,
+                                        KILN_UINT8,   KILN_INT32,   KILN_INT64,    KILN_BOOL};
+static const kiln_dtype float_dtypes[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
+
+/* ---- basic table functions ------------------------------------------------------- */
+
+static void test_table(void) {
+    CHECK(gpu->api_version == KILN_BACKEND_API_VERSION);
+    CHECK(strcmp(gpu->name, "cuda") == 0);
+    CHECK(gpu->device_type == KILN_DEVICE_CUDA);
+    CHECK(gpu->device_count() >= 1);
+    CHECK_OK(gpu->set_device(0));
+    CHECK_FAILS(gpu->set_device(4096), KILN_ERROR_BACKEND, "cuda: cudaSetDevice");
+
+    void *p = NULL;
+    CHECK_OK(gpu->alloc(0, 0, &p));
+    CHECK(p == NULL);
+    CHECK_OK(gpu->alloc(0, 1000, &p));
+    REQUIRE(p != NULL);
+    CHECK(((uintptr_t)p & 255) == 0);
+    gpu->free(0, p);
+    CHECK_FAILS(gpu->alloc(0, (size_t)1 << 60, &p), KILN_ERROR_BACKEND, "cuda: cudaMalloc");
+    CHECK(p == NULL);
+
+    CHECK_OK(gpu->alloc(0, 1000, &p));
+    void *q = NULL;
+    CHECK_OK(gpu->alloc(0, 1000, &q));
+    uint8_t src[1000], dst[1000];
+    for (int i = 0; i < 1000; i++) src[i] = (uint8_t)(i * 7 + 3);
+    CHECK_OK(gpu->copy(0, p, src, 1000, KILN_COPY_HOST_TO_DEVICE, NULL));
+    CHECK_OK(gpu->copy(0, q, p, 1000, KILN_COPY_DEVICE_TO_DEVICE, STREAM_PER_THREAD));
+    CHECK_OK(gpu->synchronize(0, STREAM_PER_THREAD));
+    memset(dst, 0, sizeof dst);
+    CHECK_OK(gpu->copy(0, dst, q, 1000, KILN_COPY_DEVICE_TO_HOST, NULL));
+    CHECK(memcmp(src, dst, sizeof src) == 0);
+    CHECK_FAILS(gpu->copy(0, dst, q, 1000, (kiln_copy_kind)7, NULL), KILN_ERROR_INVALID_ARGUMENT, "copy kind");
+    gpu->free(0, p);
+    gpu->free(0, q);
+    gpu->free(0, NULL);
+}
+
+/* ---- CAST -------------------------------------------------------------------------- */
+
+/* Floats that probe the rules: NaN, infinities, signed zeros, halves, the
+ * bounds of every integer type and beyond. */
+static const double cast_specials[] = {
+    NAN, INFINITY, -INFINITY, 0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 127.0, 127.9, 128.0, -128.0, -128.9, -129.0,
+    255.0, 255.5, 256.0, -1.0, -0.9, 65504.0, 65520.0, 1e10, -1e10, 2147483520.0, 2147483648.0, -2147483648.0,
+    -2147483904.0, 9.2233715e18, 9.3e18, -9.2233715e18, -9.3e18, 3.0e38, 1e-40, 6e-8, 3e-8,
+};
+
+static void test_cast_case(kiln_dtype from, kiln_dtype to, int64_t n, int offset) {
+    char what[96];
+    snprintf(what, sizeof what, "cast %s -> %s (n=%lld, offset %d)", kiln_dtype_name(from), kiln_dtype_name(to),
+             (long long)n, offset);
+    buf in, out;
+    int64_t dims[1] = {n};
+    REQUIRE(buf_init_off(&in, from, 1, dims, offset) && buf_init_off(&out, to, 1, dims, offset));
+    fill_random(&in, -300.0, 300.0);
+    if (kiln_dtype_is_float(from)) {
+        int64_t specials = (int64_t)(sizeof cast_specials / sizeof cast_specials[0]);
+        for (int64_t i = 0; i < specials && i < n; i++) store_f(from, in.host.data, i * 7 % n, cast_specials[i]);
+    }
+    void *got;
+    if (run_both(what, KILN_OP_CAST, 0, 0, &in, 1, &out, STREAM_DEFAULT, &got)) {
+        CHECK(compare(what, to, got, out.host.data, n, 0, 0, NULL) == 0);
+        free(got);
+    } else {
+        CHECK(!"cast ran on both backends");
+    }
+    buf_free(&in);
+    buf_free(&out);
+}
+
+static void test_cast(void) {
+    for (size_t i = 0; i < 8; i++)
+        for (size_t j = 0; j < 8; j++) test_cast_case(all_dtypes[i], all_dtypes[j], 1000 + (int64_t)(rng_next() % 64), 0);
+    /* The vectorized float <-> half paths, large, aligned and not. */
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < 3; j++) {
+            if (i == j) continue;
+            test_cast_case(float_dtypes[i], float_dtypes[j], 1 << 20, 0);
+            test_cast_case(float_dtypes[i], float_dtypes[j], (1 << 20) + 5, 1);
+        }
+    test_cast_case(KILN_INT32, KILN_INT8, 1 << 20, 0);
+    test_cast_case(KILN_INT64, KILN_BFLOAT16, 1 << 20, 0);
+}
+
+/* ---- BINARY --------------------------------------------------------------------------- */
+
+typedef struct bshape {
+    int32_t ra, rb, ro;
+    int64_t a[4], b[4], o[4];
+} bshape;
+
+static const bshape binary_shapes[] = {
+    {1, 1, 1, {1000}, {1000}, {1000}},                       /* same shape: flat, vectorized */
+    {2, 1, 2, {64, 300}, {300}, {64, 300}},                  /* bias row */
+    {2, 2, 2, {64, 300}, {64, 1}, {64, 300}},                /* column */
+    {0, 1, 1, {0}, {517}, {517}},                            /* scalar a */
+    {3, 0, 3, {3, 5, 7}, {0}, {3, 5, 7}},                    /* scalar b */
+    {3, 2, 3, {4, 1, 33}, {5, 1}, {4, 5, 33}},               /* both broadcast */
+    {4, 4, 4, {2, 1, 3, 1}, {1, 4, 1, 5}, {2, 4, 3, 5}},     /* alternating */
+    {2, 2, 2, {1, 1}, {1, 1}, {1, 1}},                       /* one element */
+};
+
+static void test_binary_case(kiln_dtype dt, int op, const bshape *s, int offset, void *stream) {
+    static const char *const names[] = {"add", "sub", "mul", "div", "min", "max"};
+    char what[128];
+    snprintf(what, sizeof what, "binary %s %s rank %d x %d -> [%lld..] (offset %d)", names[op], kiln_dtype_name(dt),
+             (int)s->ra, (int)s->rb, (long long)s->o[0], offset);
+    buf in[2], out;
+    REQUIRE(buf_init_off(&in[0], dt, s->ra, s->a, offset) && buf_init(&in[1], dt, s->rb, s->b) &&
+            buf_init_off(&out, dt, s->ro, s->o, offset));
+    fill_random(&in[0], -10.0, 10.0);
+    fill_random(&in[1], -10.0, 10.0);
+    void *got;
+    if (run_both(what, KILN_OP_BINARY, op, 0, in, 2, &out, stream, &got)) {
+        /* IEEE add/sub/mul/div round the same on both sides: exact. */
+        CHECK(compare(what, dt, got, out.host.data, out.n, 0, 0, NULL) == 0);
+        free(got);
+    } else {
+        CHECK(!"binary ran on both backends");
+    }
+    buf_free(&in[0]);
+    buf_free(&in[1]);
+    buf_free(&out);
+}
+
+static void test_binary(void) {
+    for (size_t d = 0; d < 8; d++)
+        for (int op = 0; op < KILN_BINARY_OP_COUNT; op++)
+            for (size_t s = 0; s < sizeof binary_shapes / sizeof binary_shapes[0]; s++)
+                test_binary_case(all_dtypes[d], op, &binary_shapes[s], 0, (s & 1) ? STREAM_PER_THREAD : NULL);
+    /* Unaligned operands take the scalar path. */
+    for (size_t d = 0; d < 8; d++) test_binary_case(all_dtypes[d], KILN_BINARY_ADD, &binary_shapes[0], 1, NULL);
+    /* Large: a million elements, flat and broadcast. */
+    bshape big_flat = {1, 1, 1, {1 << 20}, {1 << 20}, {1 << 20}};
+    bshape big_bcast = {2, 2, 2, {1024, 1024}, {1024, 1}, {1024, 1024}};
+    bshape big_odd = {3, 1, 3, {3, 1, 349525}, {349525}, {3, 3, 349525}};
+    for (size_t d = 0; d < 8; d++) {
+        test_binary_case(all_dtypes[d], KILN_BINARY_MUL, &big_flat, 0, NULL);
+        test_binary_case(all_dtypes[d], KILN_BINARY_SUB, &big_bcast, 0, NULL);
+    }
+    test_binary_case(KILN_FLOAT16, KILN_BINARY_DIV, &big_odd, 0, NULL);
+    test_binary_case(KILN_FLOAT32, KILN_BINARY_MAX, &big_flat, 3, NULL);
+}
+
+/* ---- UNARY ------------------------------------------------------------------------------ */
+
+static void test_unary_case(kiln_dtype dt, int op, int64_t n, int offset) {
+    static const char *const names[] = {"relu", "gelu", "silu", "exp", "neg", "sqrt"};
+    char what[96];
+    snprintf(what, sizeof what, "unary %s %s (n=%lld, offset %d)", names[op], kiln_dtype_name(dt), (long long)n,
+             offset);
+    buf in, out;
+    int64_t dims[1] = {n};
+    REQUIRE(buf_init_off(&in, dt, 1, dims, offset) && buf_init_off(&out, dt, 1, dims, offset));
+    fill_random(&in, -8.0, 8.0);
+    void *got;
+    if (run_both(what, KILN_OP_UNARY, op, 0, &in, 1, &out, STREAM_DEFAULT, &got)) {
+        /* relu, neg and sqrt are exact in IEEE; exp and tanh differ by ulps
+         * between libm and CUDA, which f16/bf16 rounding may turn into one
+         * unit of theirs. */
+        int exact = op == KILN_UNARY_RELU || op == KILN_UNARY_NEG || op == KILN_UNARY_SQRT;
+        double rtol = exact ? 0 : tol_rel(dt), atol = exact ? 0 : tol_abs(dt);
+        CHECK(compare(what, dt, got, out.host.data, n, rtol, atol, NULL) == 0);
+        free(got);
+    } else {
+        CHECK(!"unary ran on both backends");
+    }
+    buf_free(&in);
+    buf_free(&out);
+}
+
+static void test_unary(void) {
+    for (size_t d = 0; d < 3; d++)
+        for (int op = 0; op < KILN_UNARY_OP_COUNT; op++) {
+            test_unary_case(float_dtypes[d], op, 4099, 0);
+            test_unary_case(float_dtypes[d], op, 1001, 1);
+        }
+    test_unary_case(KILN_INT8, KILN_UNARY_NEG, 4099, 0);
+    test_unary_case(KILN_INT32, KILN_UNARY_NEG, 4099, 1);
+    test_unary_case(KILN_INT64, KILN_UNARY_NEG, 4099, 0);
+    test_unary_case(KILN_FLOAT16, KILN_UNARY_GELU, 1 << 20, 0);
+    test_unary_case(KILN_BFLOAT16, KILN_UNARY_SILU, 1 << 20, 0);
+    test_unary_case(KILN_FLOAT32, KILN_UNARY_EXP, 1 << 20, 0);
+
+    /* Integer ops other than NEG, and uint8/bool, are refused by name. */
+    buf in, out;
+    int64_t dims[1] = {16};
+    REQUIRE(buf_init(&in, KILN_INT32, 1, dims) && buf_init(&out, KILN_INT32, 1, dims));
+    kiln_layer_launch l = {.op = KILN_OP_UNARY, .subop = KILN_UNARY_RELU, .input_count = 1, .output_count = 1,
+                           .inputs = &in.dev, .outputs = &out.dev};
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "relu does not support int32");
+    in.dev.dtype = out.dev.dtype = KILN_BOOL;
+    l.subop = KILN_UNARY_NEG;
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "neg does not support bool");
+    buf_free(&in);
+    buf_free(&out);
+}
+
+/* ---- GATHER ------------------------------------------------------------------------------ */
+
+/* Gather with `bad` indices out of range: the CPU runs with the bad ones
+ * replaced by 0 (it would refuse them); the GPU with the originals, whose
+ * rows must be zeros, all other rows equal to the CPU's. */
+static void test_gather_case(kiln_dtype dt, kiln_dtype it, int32_t rank, const int64_t *dims, int64_t axis,
+                             int32_t irank, const int64_t *idims, int bad, int offset) {
+    char what[128];
+    snprintf(what, sizeof what, "gather %s[rank %d] axis %lld, %s indices%s (offset %d)", kiln_dtype_name(dt),
+             (int)rank, (long long)axis, kiln_dtype_name(it), bad ? ", some out of range" : "", offset);
+    int64_t odims[KILN_MAX_RANK];
+    int32_t orank = 0;
+    for (int32_t i = 0; i < axis; i++) odims[orank++] = dims[i];
+    for (int32_t i = 0; i < irank; i++) odims[orank++] = idims[i];
+    for (int32_t i = (int32_t)axis + 1; i < rank; i++) odims[orank++] = dims[i];
+
+    buf in[2], out;
+    REQUIRE(buf_init_off(&in[0], dt, rank, dims, offset) && buf_init(&in[1], it, irank, idims) &&
+            buf_init_off(&out, dt, orank, odims, offset));
+    fill_random(&in[0], -100.0, 100.0);
+    int64_t limit = dims[axis], nidx = in[1].n;
+    uint8_t *row_bad = calloc((size_t)nidx + 1, 1);
+    REQUIRE(row_bad);
+    for (int64_t j = 0; j < nidx; j++) {
+        int64_t v = (int64_t)(rng_next() % (uint64_t)limit);
+        if (bad && rng_next() % 4 == 0) {
+            static const int64_t wild[] = {-1, -2, 0, 1, INT32_MAX, INT32_MIN};
+            int k = (int)(rng_next() % 6);
+            v = k == 2 ? limit : k == 3 ? limit + 100 : wild[k];
+            row_bad[j] = 1;
+        }
+        store_i(it, in[1].host.data, j, v);
+    }
+    /* Upload the real indices for the GPU, then sanitize the host copy. */
+    kiln_tensor_desc hin[2] = {in[0].host, in[1].host}, din[2] = {in[0].dev, in[1].dev};
+    int ok = buf_upload(&in[0]) == KILN_OK && buf_upload(&in[1]) == KILN_OK && buf_poison(&out) == KILN_OK;
+    for (int64_t j = 0; j < nidx; j++)
+        if (row_bad[j]) store_i(it, in[1].host.data, j, 0);
+    kiln_layer_launch lc = {.op = KILN_OP_GATHER, .axis = axis, .input_count = 2, .output_count = 1,
+                            .inputs = hin, .outputs = &out.host};
+    kiln_layer_launch lg = lc;
+    lg.inputs = din;
+    lg.outputs = &out.dev;
+    void *got = malloc(out.bytes + 1);
+    ok = ok && got && cpu->run_layer(0, &lc, NULL) == KILN_OK && gpu->run_layer(0, &lg, NULL) == KILN_OK &&
+         gpu->synchronize(0, NULL) == KILN_OK &&
+         gpu->copy(0, got, out.dev.data, out.bytes, KILN_COPY_DEVICE_TO_HOST, NULL) == KILN_OK;
+    if (!ok) fprintf(stderr, "  %s: %s\n", what, kiln_last_error());
+    CHECK(ok);
+    if (ok) {
+        /* Output element e is in index slot (e / inner) % nidx. */
+        int64_t inner = 1;
+        for (int32_t i = (int32_t)axis + 1; i < rank; i++) inner *= dims[i];
+        uint8_t *mask = malloc((size_t)out.n + 1);
+        REQUIRE(mask);
+        int64_t nonzero_bad = 0;
+        size_t es = kiln_dtype_size(dt);
+        static const uint8_t zeros[8];
+        for (int64_t e = 0; e < out.n; e++) {
+            mask[e] = !row_bad[(e / inner) % nidx];
+            if (!mask[e] && memcmp((const char *)got + (size_t)e * es, zeros, es) != 0) nonzero_bad++;
+        }
+        CHECK(compare(what, dt, got, out.host.data, out.n, 0, 0, mask) == 0);
+        CHECK(nonzero_bad == 0);
+        if (nonzero_bad) fprintf(stderr, "  %s: %lld elements of bad rows not zero\n", what, (long long)nonzero_bad);
+        free(mask);
+    }
+    free(got);
+    free(row_bad);
+    buf_free(&in[0]);
+    buf_free(&in[1]);
+    buf_free(&out);
+}
+
+static void test_gather(void) {
+    const kiln_dtype its[2] = {KILN_INT32, KILN_INT64};
+    for (int k = 0; k < 2; k++) {
+        kiln_dtype it = its[k];
+        /* Embedding: rows of 256 halves (512 bytes: 16-byte units). */
+        int64_t emb[2] = {1000, 256}, tok[2] = {8, 512};
+        test_gather_case(KILN_FLOAT16, it, 2, emb, 0, 2, tok, 0, 0);
+        test_gather_case(KILN_FLOAT16, it, 2, emb, 0, 2, tok, 1, 0);
+        /* Unaligned rows: 12 bytes (4-byte units), odd int8 rows (bytes). */
+        int64_t d3[2] = {50, 3}, d5[2] = {70, 5}, i1[1] = {300};
+        test_gather_case(KILN_FLOAT32, it, 2, d3, 0, 1, i1, 0, 0);
+        test_gather_case(KILN_INT8, it, 2, d5, 0, 1, i1, 1, 0);
+        test_gather_case(KILN_BFLOAT16, it, 2, emb, 0, 1, i1, 0, 1);
+        /* Inner and last axes; rank-0 indices. */
+        int64_t d4[3] = {6, 40, 9}, i2[2] = {5, 7};
+        test_gather_case(KILN_INT64, it, 3, d4, 1, 2, i2, 0, 0);
+        test_gather_case(KILN_FLOAT32, it, 3, d4, 2, 2, i2, 1, 0);
+        test_gather_case(KILN_BOOL, it, 3, d4, 1, 0, i2, 0, 0);
+        test_gather_case(KILN_UINT8, it, 3, d4, 0, 1, i1, 1, 0);
+        /* Large: a million-element output, and a long-row embedding. */
+        int64_t big[2] = {32000, 64}, bigi[1] = {16384};
+        test_gather_case(KILN_FLOAT32, it, 2, big, 0, 1, bigi, 0, 0);
+        int64_t wide[2] = {512, 4096}, widei[1] = {300};
+        test_gather_case(KILN_BFLOAT16, it, 2, wide, 0, 1, widei, 1, 0);
+    }
+
+    buf in[2], out;
+    int64_t dims[1] = {4};
+    REQUIRE(buf_init(&in[0], KILN_FLOAT32, 1, dims) && buf_init(&in[1], KILN_FLOAT32, 1, dims) &&
+            buf_init(&out, KILN_FLOAT32, 1, dims));
+    kiln_tensor_desc din[2] = {in[0].dev, in[1].dev};
+    kiln_layer_launch l = {.op = KILN_OP_GATHER, .input_count = 2, .output_count = 1, .inputs = din,
+                           .outputs = &out.dev};
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "gather indices does not support float32");
+    buf_free(&in[0]);
+    buf_free(&in[1]);
+    buf_free(&out);
+}
+
+/* ---- RESHAPE -------------------------------------------------------------------------------- */
+
+static void test_reshape(void) {
+    buf in, out;
+    int64_t a[2] = {300, 7}, b[3] = {7, 10, 30};
+    REQUIRE(buf_init(&in, KILN_INT32, 2, a) && buf_init(&out, KILN_INT32, 3, b));
+    fill_random(&in, 0, 0);
+    void *got;
+    if (run_both("reshape", KILN_OP_RESHAPE, 0, 0, &in, 1, &out, STREAM_PER_THREAD, &got)) {
+        CHECK(memcmp(got, in.host.data, in.bytes) == 0);
+        free(got);
+    } else {
+        CHECK(!"reshape ran on both backends");
+    }
+    /* In place: nothing to copy. */
+    kiln_tensor_desc same = out.dev;
+    same.data = in.dev.data;
+    kiln_layer_launch l = {.op = KILN_OP_RESHAPE, .input_count = 1, .output_count = 1, .inputs = &in.dev,
+                           .outputs = &same};
+    CHECK_OK(gpu->run_layer(0, &l, NULL));
+    buf_free(&in);
+    buf_free(&out);
+}
+
+/* ---- MATMUL --------------------------------------------------------------------------------- */
+
+typedef struct mshape {
+    int32_t ra, rb, ro;
+    int64_t a[4], b[4], o[4];
+} mshape;
+
+static const mshape matmul_shapes[] = {
+    {2, 2, 2, {37, 61}, {61, 23}, {37, 23}},                            /* one GEMM, odd sizes */
+    {3, 2, 3, {5, 16, 64}, {64, 48}, {5, 16, 48}},                      /* x @ W: batch folds into M */
+    {2, 3, 3, {16, 64}, {5, 64, 48}, {5, 16, 48}},                      /* W @ x: a shared */
+    {3, 3, 3, {4, 33, 17}, {4, 17, 9}, {4, 33, 9}},                     /* strided batch */
+    {4, 4, 4, {2, 1, 8, 12}, {1, 3, 12, 10}, {2, 3, 8, 10}},            /* both broadcast: a loop */
+    {4, 3, 4, {3, 1, 7, 5}, {4, 5, 6}, {3, 4, 7, 6}},                   /* a broadcast inside */
+    {2, 2, 2, {1, 128}, {128, 1}, {1, 1}},                              /* dot product */
+    {2, 2, 2, {4, 0}, {0, 5}, {4, 5}},                                  /* K = 0: zeros */
+    {2, 2, 2, {256, 512}, {512, 384}, {256, 384}},                      /* larger */
+    {3, 2, 3, {8, 128, 256}, {256, 512}, {8, 128, 512}},                /* half a million outputs */
+};
+
+static void test_matmul_case(kiln_dtype dt, const mshape *s, void *stream) {
+    char what[160];
+    snprintf(what, sizeof what, "matmul %s [%lld,%lld..] x [%lld,%lld..] (rank %d x %d)", kiln_dtype_name(dt),
+             (long long)s->a[0], (long long)s->a[1], (long long)s->b[0], (long long)s->b[1], (int)s->ra, (int)s->rb);
+    buf in[2], out;
+    REQUIRE(buf_init(&in[0], dt, s->ra, s->a) && buf_init(&in[1], dt, s->rb, s->b) &&
+            buf_init(&out, dt, s->ro, s->o));
+    fill_random(&in[0], -1.0, 1.0);
+    fill_random(&in[1], -1.0, 1.0);
+    void *got;
+    if (run_both(what, KILN_OP_MATMUL, 0, 0, in, 2, &out, stream, &got)) {
+        double err = rel_error(dt, got, out.host.data, out.n);
+        /* float32 sums differ only by order; halves by one rounding of the result */
+        double tol = dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
+        if (!(err <= tol)) fprintf(stderr, "  %s: relative error %g > %g\n", what, err, tol);
+        CHECK(err <= tol);
+        free(got);
+    } else {
+        CHECK(!"matmul ran on both backends");
+    }
+    buf_free(&in[0]);
+    buf_free(&in[1]);
+    buf_free(&out);
+}
+
+static void test_matmul(void) {
+    for (size_t d = 0; d < 3; d++)
+        for (size_t s = 0; s < sizeof matmul_shapes / sizeof matmul_shapes[0]; s++)
+            test_matmul_case(float_dtypes[d], &matmul_shapes[s], (s & 1) ? STREAM_PER_THREAD : STREAM_DEFAULT);
+
+    buf in[2], out;
+    int64_t dims[2] = {4, 4};
+    REQUIRE(buf_init(&in[0], KILN_INT32, 2, dims) && buf_init(&in[1], KILN_INT32, 2, dims) &&
+            buf_init(&out, KILN_INT32, 2, dims));
+    kiln_tensor_desc din[2] = {in[0].dev, in[1].dev};
+    kiln_layer_launch l = {.op = KILN_OP_MATMUL, .input_count = 2, .output_count = 1, .inputs = din,
+                           .outputs = &out.dev};
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "matmul does not support int32");
+    l.op = KILN_OP_PLUGIN;
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "plugin");
+    buf_free(&in[0]);
+    buf_free(&in[1]);
+    buf_free(&out);
+}
+
+/* ---- optional: embedding bandwidth ------------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Effective bandwidth (bytes read + written) of an embedding lookup. */
+static void bench_gather(kiln_dtype dt, int64_t vocab, int64_t hidden, int64_t tokens) {
+    buf in[2], out;
+    int64_t ddims[2] = {vocab, hidden}, idims[1] = {tokens}, odims[2] = {tokens, hidden};
+    if (!buf_init(&in[0], dt, 2, ddims) || !buf_init(&in[1], KILN_INT64, 1, idims) ||
+        !buf_init(&out, dt, 2, odims)) {
+        fprintf(stderr, "bench: allocation failed: %s\n", kiln_last_error());
+        return;
+    }
+    memset(in[0].host.data, 0x3c, in[0].bytes);
+    for (int64_t j = 0; j < tokens; j++) ((int64_t *)in[1].host.data)[j] = (int64_t)(rng_next() % (uint64_t)vocab);
+    buf_upload(&in[0]);
+    buf_upload(&in[1]);
+    kiln_tensor_desc din[2] = {in[0].dev, in[1].dev};
+    kiln_layer_launch l = {.op = KILN_OP_GATHER, .axis = 0, .input_count = 2, .output_count = 1, .inputs = din,
+                           .outputs = &out.dev};
+    for (int i = 0; i < 10; i++) gpu->run_layer(0, &l, NULL);
+    gpu->synchronize(0, NULL);
+    const int iters = 200;
+    double t0 = now_s();
+    for (int i = 0; i < iters; i++) gpu->run_layer(0, &l, NULL);
+    gpu->synchronize(0, NULL);
+    double dt_s = (now_s() - t0) / iters;
+    double bytes = 2.0 * (double)out.bytes + (double)in[1].bytes;
+    printf("bench gather %-8s vocab %6lld hidden %5lld tokens %6lld: %8.2f us  %7.1f GB/s\n", kiln_dtype_name(dt),
+           (long long)vocab, (long long)hidden, (long long)tokens, dt_s * 1e6, bytes / dt_s * 1e-9);
+    buf_free(&in[0]);
+    buf_free(&in[1]);
+    buf_free(&out);
+}
+
+int main(void) {
+#ifdef KILN_CUDA_MODULE_PATH
+    setenv("KILN_CUDA_BACKEND", KILN_CUDA_MODULE_PATH, 0);
+#endif
+    cpu = kiln_backend_cpu();
+    if (kiln_backend_get(KILN_DEVICE_CUDA, &gpu) != KILN_OK || !gpu || gpu->device_count() < 1) {
+        printf("skipped: no CUDA device (%s)\n", kiln_last_error());
+        return 0;
+    }
+    TEST_RUN(test_table);
+    TEST_RUN(test_cast);
+    TEST_RUN(test_binary);
+    TEST_RUN(test_unary);
+    TEST_RUN(test_gather);
+    TEST_RUN(test_reshape);
+    TEST_RUN(test_matmul);
+    const char *bench = getenv("KILN_CUDA_BENCH");
+    if (bench && bench[0] == '1') {
+        bench_gather(KILN_BFLOAT16, 128256, 4096, 16384);
+        bench_gather(KILN_FLOAT16, 32000, 4096, 4096);
+        bench_gather(KILN_FLOAT32, 32000, 1024, 8192);
+        bench_gather(KILN_BFLOAT16, 50000, 768, 2048);
+    }
+    return test_summary();
+}
