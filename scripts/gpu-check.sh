@@ -12,10 +12,10 @@ mkdir -p "$out"
 declare -a summary
 step() {   # step NAME COMMAND...: run, log, record pass/fail
   local name=$1; shift
-  local t0=$(date +%s.%N)
+  local t0=$(date +%s%N)
   if "$@" >"$out/$name.log" 2>&1; then status=pass; else status=FAIL; fi
-  local t1=$(date +%s.%N)
-  summary+=("$(printf '| %-22s | %-4s | %6.1f s |' "$name" "$status" "$(echo "$t1 - $t0" | bc)")")
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  summary+=("$(printf '| %-22s | %-6s | %4d.%01d s |' "$name" "$status" $((ms / 1000)) $((ms % 1000 / 100)))")
   echo "---- $name: $status"; tail -n 25 "$out/$name.log"
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true

@@ -1,6 +1,6 @@
 /* cli.h — the kiln command-line tool's internal interface.
  *
- * The tool is built on the public API alone (include/kiln/*.h), like any
+ * The tool is built on the public API alone (include/kiln/), like any
  * other application: it is the first user of that API and proves it is
  * enough to describe, run and time an engine.
  *
@@ -108,7 +108,5 @@ int cli_cmd_bench(int argc, char **argv);
 
 /* Per-command help text (main.c), printed by `kiln help CMD` and `kiln CMD --help`. */
 void cli_print_command_help(const char *command);
-/* True for a known command name. */
-bool cli_is_command(const char *command);
 
 #endif

@@ -14,7 +14,7 @@
 int cli_load_plugin_libraries(const cli_string_list *paths) {
     for (int32_t i = 0; i < paths->count; i++)
         if (kiln_plugin_library_load(paths->items[i]) != KILN_OK)
-            return cli_fail_kiln("cannot load plugin library '%s'", paths->items[i]);
+            return cli_fail(CLI_EXIT_FAILURE, "--plugin-lib: %s", kiln_last_error());   /* names the library */
     return CLI_EXIT_OK;
 }
 

@@ -53,7 +53,7 @@ void cli_random_fill(void *data, kiln_dtype dtype, size_t count, uint64_t seed, 
             break;
         }
         case KILN_BOOL:
-            p[i] = (unsigned char)(next(&state) & 1);
+            p[i] = (unsigned char)(next(&state) >> 63);
             break;
         default:
             return;

@@ -25,7 +25,7 @@ from .network import (Builder, BuilderConfig, Network, Tensor, net_guard, curren
                       matmul, gather, reshape, relu, gelu, silu, exp, neg, sqrt, add, sub, mul, div,
                       minimum, maximum)
 from .plugin import (PluginBase, plugin, SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt,
-                     registered_plugins)
+                     registered_plugins, unregister_plugin)
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
 from . import runtime
 from .runtime import Session, TensorInfo
@@ -45,6 +45,6 @@ __all__ = [
     "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt", "add", "sub", "mul", "div",
     "minimum", "maximum",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
-    "registered_plugins", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
+    "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
     "runtime", "Session", "TensorInfo", "cuda_available", "__version__",
 ]

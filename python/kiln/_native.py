@@ -12,6 +12,8 @@ try:
     from . import _kiln  # installed layout
 except ImportError:
     _build = os.environ.get("KILN_BUILD_DIR")
+    if _build:
+        _build = os.path.abspath(_build)
     if _build and _build not in sys.path:
         sys.path.insert(0, _build)
     try:

@@ -36,7 +36,7 @@ from ._native import _kiln
 from . import dtypes as _dt
 
 __all__ = ["PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
-           "registered_plugins"]
+           "registered_plugins", "unregister_plugin"]
 
 # kiln_expr_op codes (include/kiln/kiln.h)
 _OP_ADD, _OP_SUB, _OP_MUL, _OP_FLOORDIV, _OP_CEILDIV, _OP_MIN, _OP_MAX, _OP_EQ, _OP_LT = range(2, 11)
@@ -340,8 +340,9 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
     return register
 
 
-def _unregister(cls):
-    """Remove a registration (tests).  Engines loaded before keep their instances."""
+def unregister_plugin(cls):
+    """Remove a plugin class's registration (tests, notebooks re-running a
+    cell).  Sessions created before keep working."""
     key = cls.__dict__.get("_kiln_key")
     if key is None or _registry.get(key) is not cls:
         raise ValueError(f"{cls.__qualname__} is not registered")

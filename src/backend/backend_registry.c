@@ -101,9 +101,13 @@ static void load_cuda_backend(void) {
     /* The init function has run code (CUDA's own setup) from here on, so the
      * library stays loaded even when it is refused. */
     const kiln_backend_iface *iface = init(&host);
+    /* The backend reports why through host.set_error, into the last error;
+     * it is copied out before being formatted into the new message. */
+    char why[1024];
     if (!iface) {
-        const char *why = kiln_last_error();
-        cuda_status = kiln_error(KILN_ERROR_UNSUPPORTED, "CUDA backend unavailable: %s", why[0] ? why : "its init failed");
+        snprintf(why, sizeof why, "%s", kiln_last_error());
+        cuda_status = kiln_error(KILN_ERROR_UNSUPPORTED, "CUDA backend unavailable: %s: %s", path,
+                                 why[0] ? why : "its init function failed");
         goto failed;
     }
     if (iface->api_version != KILN_BACKEND_API_VERSION) {
@@ -119,8 +123,9 @@ static void load_cuda_backend(void) {
                                  path);
         goto failed;
     }
+    kiln_clear_error();
     if (iface->device_count() <= 0) {
-        const char *why = kiln_last_error();
+        snprintf(why, sizeof why, "%s", kiln_last_error());
         cuda_status = kiln_error(KILN_ERROR_UNSUPPORTED, "CUDA backend unavailable: no CUDA device%s%s",
                                  why[0] ? ": " : "", why);
         goto failed;

@@ -35,10 +35,18 @@ void kiln_clear_error(void) { last_error[0] = '\0'; }
 
 const char *kiln_version(void) { return "0.1.0"; }
 
+/* Format into a scratch buffer first: callers may pass kiln_last_error()
+ * itself as an argument, and vsnprintf must not write what it reads. */
+static void set_message(const char *fmt, va_list ap) {
+    char scratch[KILN_ERROR_CAPACITY];
+    vsnprintf(scratch, sizeof scratch, fmt, ap);
+    memcpy(last_error, scratch, sizeof last_error);
+}
+
 kiln_status kiln_error(kiln_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
     return status;
 }
@@ -46,7 +54,7 @@ kiln_status kiln_error(kiln_status status, const char *fmt, ...) {
 void kiln_plugin_set_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
 }
 

@@ -22,6 +22,7 @@
 #define KILN_FORMAT_MAGIC_SIZE        4
 #define KILN_FORMAT_PREFIX_SIZE       12          /* magic, version, header size */
 #define KILN_FORMAT_HEADER_SIZE       128
+#define KILN_FORMAT_MIN_HEADER_SIZE   24          /* any version: prefix, padding, checksum */
 
 #define KILN_HDR_MAGIC                0           /* 4  "KILN" */
 #define KILN_HDR_VERSION              4           /* u32 format version */

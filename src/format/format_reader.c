@@ -64,8 +64,9 @@ static kiln_status check_prefix_and_checksum(const reader *r) {
         return CORRUPT("engine is truncated: %zu bytes, less than the %d-byte format prefix", r->size,
                        KILN_FORMAT_PREFIX_SIZE);
     uint32_t header_size = kiln_load_u32le(h + KILN_HDR_HEADER_SIZE);
-    if (header_size < 24 || header_size % 8 != 0)
-        return CORRUPT("header size %" PRIu32 " is invalid (a multiple of 8, at least 24)", header_size);
+    if (header_size < KILN_FORMAT_MIN_HEADER_SIZE || header_size % 8 != 0)
+        return CORRUPT("header size %" PRIu32 " is invalid (a multiple of 8, at least %d)", header_size,
+                       KILN_FORMAT_MIN_HEADER_SIZE);
     if (header_size > r->size)
         return CORRUPT("engine is truncated: %zu bytes, but the header alone is %" PRIu32 " bytes", r->size,
                        header_size);

@@ -33,7 +33,7 @@ static void seal_sections(uint8_t *data, size_t size) {
 void kiln_format_seal(uint8_t *data, size_t size) {
     if (!data || size < KILN_FORMAT_PREFIX_SIZE) return;
     uint32_t header_size = kiln_load_u32le(data + KILN_HDR_HEADER_SIZE);
-    if (header_size < KILN_FORMAT_PREFIX_SIZE + 8 || header_size > size) return;
+    if (header_size < KILN_FORMAT_MIN_HEADER_SIZE || header_size % 8 != 0 || header_size > size) return;
     /* Only a version-1-sized header has the section table fields where we
      * expect them; any other size gets just its header checksum. */
     if (header_size == KILN_FORMAT_HEADER_SIZE) seal_sections(data, size);

@@ -92,6 +92,8 @@ PyObject *kiln_py_raise(kiln_py_state *st, kiln_status status);
 PyObject *kiln_py_raise_msg(kiln_py_state *st, kiln_status status, const char *fmt, ...);
 /* Lazily imported numpy (NULL with an exception when missing). */
 PyObject *kiln_py_numpy(kiln_py_state *st);
+/* "module.QualName" of obj's type (e.g. "torch.Tensor"), for messages; never NULL. */
+PyObject *kiln_py_type_label(PyObject *obj);
 /* Parse a dtype given as an int code (the Python layer normalizes first). */
 int kiln_py_dtype_arg(PyObject *obj, kiln_dtype *out);
 

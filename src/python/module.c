@@ -71,6 +71,24 @@ PyObject *kiln_py_numpy(kiln_py_state *st) {
     return st->numpy;
 }
 
+PyObject *kiln_py_type_label(PyObject *obj) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    PyObject *mod = PyObject_GetAttrString((PyObject *)tp, "__module__");
+    PyObject *qual = PyObject_GetAttrString((PyObject *)tp, "__qualname__");
+    PyObject *r = NULL;
+    if (mod && qual && PyUnicode_Check(mod) && PyUnicode_Check(qual)) {
+        r = PyUnicode_CompareWithASCIIString(mod, "builtins") == 0 ? Py_NewRef(qual)
+                                                                   : PyUnicode_FromFormat("%U.%U", mod, qual);
+    }
+    Py_XDECREF(mod);
+    Py_XDECREF(qual);
+    if (!r) {
+        PyErr_Clear();
+        r = PyUnicode_FromString(tp->tp_name);
+    }
+    return r;
+}
+
 int kiln_py_dtype_arg(PyObject *obj, kiln_dtype *out) {
     long v = PyLong_AsLong(obj);
     if (v == -1 && PyErr_Occurred()) return -1;

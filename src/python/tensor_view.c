@@ -217,10 +217,12 @@ int kiln_py_view_get(kiln_py_state *st, PyObject *obj, const char *what, int wri
     else if (PyObject_CheckBuffer(obj)) rc = from_buffer(obj, what, writable, view);
     else if (PyObject_HasAttr(obj, st->str_dlpack)) rc = from_dlpack(st, obj, what, writable, stream, view);
     else {
+        PyObject *label = kiln_py_type_label(obj);
         PyErr_Format(PyExc_TypeError,
-                     "%s: a %.100s is not a tensor (expected a torch tensor, a numpy array or an object with "
+                     "%s: a %U is not a tensor (expected a torch tensor, a numpy array or an object with "
                      "__dlpack__ or the buffer protocol)",
-                     what, Py_TYPE(obj)->tp_name);
+                     what, label);
+        Py_XDECREF(label);
         return -1;
     }
     if (rc < 0) return -1;

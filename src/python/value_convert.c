@@ -31,6 +31,13 @@ static const char *allowed =
 
 static kiln_value *convert(kiln_py_state *st, PyObject *obj, const char *path, int depth);
 
+static kiln_value *not_storable(PyObject *obj, const char *path) {
+    PyObject *label = kiln_py_type_label(obj);
+    PyErr_Format(PyExc_TypeError, "%s: a %U cannot be stored in an engine (%s)", path, label, allowed);
+    Py_XDECREF(label);
+    return NULL;
+}
+
 static kiln_value *kiln_fail(kiln_py_state *st, const char *path) {
     const char *msg = kiln_last_error();
     kiln_py_raise_msg(st, KILN_ERROR_NO_MEMORY, "%s: %s", path, (msg && *msg) ? msg : "out of memory");
@@ -112,9 +119,7 @@ static kiln_value *convert_buffer(kiln_py_state *st, PyObject *obj, const char *
     Py_buffer b;
     if (PyObject_GetBuffer(obj, &b, PyBUF_RECORDS_RO) < 0) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: a %.100s cannot be stored in an engine (%s)", path, Py_TYPE(obj)->tp_name,
-                     allowed);
-        return NULL;
+        return not_storable(obj, path);
     }
     kiln_value *v = NULL;
     kiln_dtype dt;
@@ -236,9 +241,7 @@ static kiln_value *convert(kiln_py_state *st, PyObject *obj, const char *path, i
     } else if (PyMemoryView_Check(obj)) {
         return convert_buffer(st, obj, path);
     } else {
-        PyErr_Format(PyExc_TypeError, "%s: a %.100s cannot be stored in an engine (%s)", path, Py_TYPE(obj)->tp_name,
-                     allowed);
-        return NULL;
+        return not_storable(obj, path);
     }
     if (!v) return kiln_fail(st, path);
     return v;

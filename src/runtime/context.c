@@ -413,8 +413,11 @@ kiln_status kiln_context_capture(kiln_context *ctx, void *stream) {
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
                           "kiln_context_capture: a stream is required (the default stream cannot be captured)");
     kiln_status s;
-    /* Resolve shapes before capturing so errors surface outside the capture. */
-    if (!ctx->prepared && (s = prepare(ctx))) return s;
+    /* One ordinary run first: errors surface outside the capture, and lazy
+     * one-time work (cuBLAS handles, Triton JIT compilation in Python
+     * plugins) happens before recording, where it would be illegal. */
+    if ((s = kiln_context_enqueue(ctx, stream))) return s;
+    if ((s = ctx->backend->synchronize(ctx->device.index, stream))) return s;
     if (b->set_device && (s = b->set_device(ctx->device.index))) return s;
     if ((s = b->capture_begin(ctx->device.index, stream))) return kiln_error_prefix(s, "starting graph capture");
     kiln_status run = kiln_context_enqueue(ctx, stream);

@@ -10,7 +10,8 @@
  * Without a GPU (no driver, no device, module not built) the test prints
  * "skipped: no CUDA device" and passes.  KILN_CUDA_BACKEND points the loader
  * at the module built next to this test unless the caller set it.  With
- * KILN_CUDA_BENCH=1 it also times the embedding gather (effective GB/s). */
+ * KILN_CUDA_BENCH=1 it also times the embedding gather and a few large
+ * elementwise ops (effective GB/s: bytes read + written) and a bf16 GEMM. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -350,6 +351,8 @@ typedef struct bshape {
 static const bshape binary_shapes[] = {
     {1, 1, 1, {1000}, {1000}, {1000}},                       /* same shape: flat, vectorized */
     {2, 1, 2, {64, 300}, {300}, {64, 300}},                  /* bias row */
+    {3, 1, 3, {3, 16, 256}, {256}, {3, 16, 256}},            /* bias row, vector per thread */
+    {3, 3, 3, {3, 1, 64}, {1, 16, 1}, {3, 16, 64}},          /* row x column, vector per thread */
     {2, 2, 2, {64, 300}, {64, 1}, {64, 300}},                /* column */
     {0, 1, 1, {0}, {517}, {517}},                            /* scalar a */
     {3, 0, 3, {3, 5, 7}, {0}, {3, 5, 7}},                    /* scalar b */
@@ -695,6 +698,52 @@ static void bench_gather(kiln_dtype dt, int64_t vocab, int64_t hidden, int64_t t
     buf_free(&out);
 }
 
+/* Time one launch (average of many): bytes moved, or flops for matmul. */
+static void bench_layer(const char *what, kiln_op op, int32_t subop, buf *in, int32_t nin, buf *out, double flops) {
+    kiln_tensor_desc din[2];
+    for (int32_t i = 0; i < nin; i++) {
+        memset(in[i].host.data, 0x3c, in[i].bytes);   /* small finite values in every float dtype */
+        buf_upload(&in[i]);
+        din[i] = in[i].dev;
+    }
+    kiln_layer_launch l = {.op = (uint8_t)op, .subop = subop, .input_count = nin, .output_count = 1, .inputs = din,
+                           .outputs = &out->dev};
+    for (int i = 0; i < 5; i++) gpu->run_layer(0, &l, NULL);
+    gpu->synchronize(0, NULL);
+    const int iters = 50;
+    double t0 = now_s();
+    for (int i = 0; i < iters; i++) gpu->run_layer(0, &l, NULL);
+    gpu->synchronize(0, NULL);
+    double t = (now_s() - t0) / iters, bytes = (double)out->bytes;
+    for (int32_t i = 0; i < nin; i++) bytes += (double)in[i].bytes;
+    if (flops > 0) printf("bench %-40s %9.2f us  %7.1f TFLOP/s\n", what, t * 1e6, flops / t * 1e-12);
+    else           printf("bench %-40s %9.2f us  %7.1f GB/s\n", what, t * 1e6, bytes / t * 1e-9);
+}
+
+static void bench_ops(void) {
+    int64_t n16[1] = {1 << 24}, rows[2] = {8192, 4096}, row[1] = {4096}, sq[2] = {4096, 4096};
+    buf a, b, c, d;
+    if (buf_init(&a, KILN_BFLOAT16, 1, n16) && buf_init(&b, KILN_BFLOAT16, 1, n16) && buf_init(&c, KILN_BFLOAT16, 1, n16)) {
+        buf ab[2] = {a, b};
+        bench_layer("binary add bf16 [16M] + [16M]", KILN_OP_BINARY, KILN_BINARY_ADD, ab, 2, &c, 0);
+        bench_layer("unary gelu bf16 [16M]", KILN_OP_UNARY, KILN_UNARY_GELU, &a, 1, &c, 0);
+    }
+    buf_free(&a); buf_free(&b); buf_free(&c);
+    if (buf_init(&a, KILN_BFLOAT16, 2, rows) && buf_init(&b, KILN_BFLOAT16, 1, row) && buf_init(&c, KILN_BFLOAT16, 2, rows)) {
+        buf ab[2] = {a, b};
+        bench_layer("binary add bf16 [8192,4096] + [4096]", KILN_OP_BINARY, KILN_BINARY_ADD, ab, 2, &c, 0);
+    }
+    buf_free(&a); buf_free(&b); buf_free(&c);
+    if (buf_init(&a, KILN_FLOAT32, 1, n16) && buf_init(&c, KILN_BFLOAT16, 1, n16))
+        bench_layer("cast f32 -> bf16 [16M]", KILN_OP_CAST, 0, &a, 1, &c, 0);
+    buf_free(&a); buf_free(&c);
+    if (buf_init(&a, KILN_BFLOAT16, 2, sq) && buf_init(&b, KILN_BFLOAT16, 2, sq) && buf_init(&d, KILN_BFLOAT16, 2, sq)) {
+        buf ab[2] = {a, b};
+        bench_layer("matmul bf16 4096^3", KILN_OP_MATMUL, 0, ab, 2, &d, 2.0 * 4096.0 * 4096.0 * 4096.0);
+    }
+    buf_free(&a); buf_free(&b); buf_free(&d);
+}
+
 int main(void) {
 #ifdef KILN_CUDA_MODULE_PATH
     setenv("KILN_CUDA_BACKEND", KILN_CUDA_MODULE_PATH, 0);
@@ -717,6 +766,7 @@ int main(void) {
         bench_gather(KILN_FLOAT16, 32000, 4096, 4096);
         bench_gather(KILN_FLOAT32, 32000, 1024, 8192);
         bench_gather(KILN_BFLOAT16, 50000, 768, 2048);
+        bench_ops();
     }
     return test_summary();
 }

@@ -13,7 +13,8 @@
  * problems (including one operand a single element) move 16 bytes per load
  * when the pointers allow; the rest index through at most KILN_MAX_RANK
  * (dim, stride_a, stride_b) triples passed by value, in 32-bit arithmetic
- * when the output is small enough. */
+ * when the output is small enough, a vector of outputs per thread when the
+ * innermost axis allows it (bias rows and columns). */
 #include <math.h>
 #include <type_traits>
 
@@ -129,6 +130,47 @@ __global__ void kc_binary_bcast(const T *__restrict__ a, const T *__restrict__ b
     }
 }
 
+/* Broadcast whose innermost axis is a multiple of a vector and walked with
+ * stride 0 or 1 by each operand (x + bias, x * column): a thread takes one
+ * vector of the output, so the index arithmetic is paid once per 16 bytes.
+ * An operand with inner stride 1 then starts every vector at a multiple of
+ * V::N elements (its outer strides are multiples of the inner axis), hence
+ * aligned; one with stride 0 is a single element repeated. */
+template <typename T>
+__global__ void kc_binary_bcast_vec(const T *__restrict__ a, const T *__restrict__ b, T *__restrict__ out,
+                                    uint32_t nvec, const kc_bcast s, int op) {
+    typedef kc_vec<T> V;
+    const uint32_t step = gridDim.x * blockDim.x;
+    for (uint32_t v = blockIdx.x * blockDim.x + threadIdx.x; v < nvec; v += step) {
+        uint32_t rem = v * V::N, ia = 0, ib = 0;
+#pragma unroll
+        for (int d = 0; d < KILN_MAX_RANK; d++) {
+            if (d >= s.rank) break;
+            uint32_t q = rem / (uint32_t)s.dims[d];
+            uint32_t c = rem - q * (uint32_t)s.dims[d];
+            ia += c * (uint32_t)s.sa[d];
+            ib += c * (uint32_t)s.sb[d];
+            rem = q;
+        }
+        V x, y, r;
+        if (s.sa[0]) {
+            x = *(const V *)(a + ia);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V::N; k++) x.v[k] = a[ia];
+        }
+        if (s.sb[0]) {
+            y = *(const V *)(b + ib);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V::N; k++) y.v[k] = b[ib];
+        }
+#pragma unroll
+        for (int k = 0; k < V::N; k++) r.v[k] = kc_binary(x.v[k], y.v[k], op);
+        ((V *)out)[v] = r;
+    }
+}
+
 /* ---- host side ---------------------------------------------------------- */
 
 /* Right-align t against the output's rank: stride 0 where t broadcasts. */
@@ -188,6 +230,10 @@ static void kc_binary_launch(const kiln_tensor_desc *a, const kiln_tensor_desc *
         int64_t items = vectorize ? n / kc_vec<T>::N + 1 : n;
         kc_binary_flat<T><<<kiln_cuda_grid(items, KC_THREADS), KC_THREADS, 0, stream>>>(pa, pb, po, n, op, mode,
                                                                                         vectorize);
+    } else if (n < INT32_MAX && s.dims[0] % kc_vec<T>::N == 0 && s.sa[0] <= 1 && s.sb[0] <= 1 &&
+               kc_aligned16(pa, pb, po)) {
+        uint32_t nvec = (uint32_t)(n / kc_vec<T>::N);
+        kc_binary_bcast_vec<T><<<kiln_cuda_grid(nvec, KC_THREADS), KC_THREADS, 0, stream>>>(pa, pb, po, nvec, s, op);
     } else if (n < INT32_MAX) {
         /* 32-bit index arithmetic: the divisions are the kernel's main cost */
         kc_binary_bcast<T, uint32_t><<<kiln_cuda_grid(n, KC_THREADS), KC_THREADS, 0, stream>>>(pa, pb, po,

@@ -130,7 +130,7 @@ kiln_status kiln_cuda_cast_run(const kiln_layer_launch *l, cudaStream_t stream) 
     if ((unsigned)dst >= KILN_DTYPE_COUNT) return kiln_cuda_unsupported("cast (target)", dst);
     if (src == dst) {
         if (x->data == y->data) return KILN_OK;
-        return kiln_cuda_check(cudaMemcpyAsync(y->data, x->data, (size_t)n * kiln_dtype_size(dst),
+        return kiln_cuda_check(cudaMemcpyAsync(y->data, x->data, (size_t)n * kiln_cuda_dtype_size(dst),
                                                cudaMemcpyDeviceToDevice, stream), "cast: cudaMemcpyAsync");
     }
     bool vec = kc_aligned16(x->data, y->data, NULL);

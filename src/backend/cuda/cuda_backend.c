@@ -159,7 +159,7 @@ static kiln_status cuda_copy(int32_t device, void *dst, const void *src, size_t 
 static kiln_status run_reshape(const kiln_layer_launch *l, cudaStream_t stream) {
     const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
     if (in->data == out->data) return KILN_OK;
-    size_t bytes = (size_t)kiln_cuda_numel(out) * kiln_dtype_size(out->dtype);
+    size_t bytes = (size_t)kiln_cuda_numel(out) * kiln_cuda_dtype_size(out->dtype);
     if (bytes == 0) return KILN_OK;
     return kiln_cuda_check(cudaMemcpyAsync(out->data, in->data, bytes, cudaMemcpyDeviceToDevice, stream),
                            "reshape: cudaMemcpyAsync");
@@ -228,6 +228,10 @@ static const kiln_backend_iface cuda_iface = {
     .run_layer    = cuda_run_layer,
     .synchronize  = cuda_synchronize,
     .set_device   = cuda_set_device,
+    .capture_begin = kiln_cuda_capture_begin,
+    .capture_end   = kiln_cuda_capture_end,
+    .graph_launch  = kiln_cuda_graph_launch,
+    .graph_free    = kiln_cuda_graph_free,
 };
 
 /* The module's only exported symbol.  NULL when the host is missing or was

@@ -46,6 +46,25 @@ kiln_status kiln_cuda_gather_run(const kiln_layer_launch *l, cudaStream_t stream
  * run (PyTorch leaks its handles for the same reason). */
 kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
 
+/* Element size, local to this module: libkiln-cuda.so must not call into
+ * libkiln (Python loads libkiln with RTLD_LOCAL, so its symbols are not
+ * visible to modules it dlopens). */
+static inline size_t kiln_cuda_dtype_size(kiln_dtype t) {
+    switch (t) {
+    case KILN_FLOAT32: case KILN_INT32: return 4;
+    case KILN_FLOAT16: case KILN_BFLOAT16: return 2;
+    case KILN_INT8: case KILN_UINT8: case KILN_BOOL: return 1;
+    case KILN_INT64: return 8;
+    default: return 0;
+    }
+}
+
+/* CUDA graphs (cuda_graph.c). */
+kiln_status kiln_cuda_capture_begin(int32_t device, void *stream);
+kiln_status kiln_cuda_capture_end(int32_t device, void *stream, void **graph);
+kiln_status kiln_cuda_graph_launch(int32_t device, void *graph, void *stream);
+void        kiln_cuda_graph_free(int32_t device, void *graph);
+
 #ifdef __cplusplus
 }
 #endif

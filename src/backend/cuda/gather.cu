@@ -73,7 +73,7 @@ kiln_status kiln_cuda_gather_run(const kiln_layer_launch *l, cudaStream_t stream
     const kiln_tensor_desc *data = &l->inputs[0], *idx = &l->inputs[1], *out = &l->outputs[0];
     if (idx->dtype != KILN_INT32 && idx->dtype != KILN_INT64)
         return kiln_cuda_unsupported("gather indices", idx->dtype);
-    size_t esize = kiln_dtype_size(data->dtype);
+    size_t esize = kiln_cuda_dtype_size(data->dtype);
     if (esize == 0 || data->dtype != out->dtype) return kiln_cuda_unsupported("gather", data->dtype);
     int64_t axis = l->axis;
     if (axis < 0) axis += data->rank;

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <cublas_v2.h>
 
+#include "backend/cuda/cuda_dtype.cuh"
 #include "backend/cuda/cuda_ops.h"
 
 #define KC_BLAS_DEVICES    64
@@ -124,7 +125,7 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
     }
     if (a->rank < 1 || b->rank < 1)
         return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: matmul: operands need rank >= 1");
-    size_t esize = kiln_dtype_size(c->dtype);
+    size_t esize = kiln_cuda_dtype_size(c->dtype);
 
     /* A rank-1 a is one row [1, K]; a rank-1 b is one column [K, 1]. */
     int32_t na = a->rank >= 2 ? a->rank - 2 : 0, nbb = b->rank >= 2 ? b->rank - 2 : 0;
