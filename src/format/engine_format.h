@@ -63,8 +63,9 @@ kiln_status kiln_format_check_desc(const kiln_engine_desc *desc);
  * section table), the table's and the header's.  For tests and the fuzzer,
  * which patch bytes on purpose and want the reader to see the patch rather
  * than a checksum mismatch; the writer uses it to finish a file.  Safe on any
- * bytes: checksums whose region is out of bounds are left alone.
+ * bytes: checksums whose region is out of bounds are left alone.  Returns 0
+ * when memory for a large section's block checksums cannot be had, else 1.
  */
-void kiln_format_seal(uint8_t *data, size_t size);
+int kiln_format_seal(uint8_t *data, size_t size);
 
 #endif

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "format/byte_order.h"
 #include "format/checksum.h"
+#include "format/section_checksum.h"
 #include "format/engine_format.h"
 #include "format/format_layout.h"
 
@@ -191,7 +192,8 @@ static kiln_status load_sections(reader *r, uint32_t flags) {
         int skip = id == KILN_SECTION_WEIGHTS && (flags & KILN_LOAD_SKIP_WEIGHT_CHECKSUM);
         if (!skip) {
             stored = kiln_load_u64le(e + KILN_SEC_CHECKSUM);
-            computed = kiln_checksum(h + offset, (size_t)length);
+            if (!kiln_section_checksum(h + offset, (size_t)length, &computed))
+                return kiln_error(KILN_ERROR_NO_MEMORY, "loading engine: out of memory checking section '%s'", name);
             if (stored != computed)
                 return CORRUPT("section '%s' checksum mismatch (stored 0x%016" PRIx64 ", computed 0x%016" PRIx64 ")",
                                name, stored, computed);

@@ -339,7 +339,10 @@ kiln_status kiln_format_write(const kiln_engine_desc *desc, uint8_t **out, size_
     write_checks(&w);
     write_io(&w);
     if (desc->weights_size) memcpy(section(&w, KILN_SECTION_WEIGHTS), desc->weights, desc->weights_size);
-    kiln_format_seal(w.buf, (size_t)file_size);
+    if (!kiln_format_seal(w.buf, (size_t)file_size)) {
+        kiln_aligned_free(w.buf);
+        return kiln_error(KILN_ERROR_NO_MEMORY, "writing engine: out of memory for the weights checksum");
+    }
 
     *out = w.buf;
     *out_size = (size_t)file_size;
