@@ -1,0 +1,80 @@
+"""Shared pieces of the GPU benchmarks: timing with CUDA events, building
+the example lookup engine, and the seed's original one-element kernel."""
+import os
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples" / "python_plugin"))
+
+import plugin_lib  # noqa: E402,F401  (registers LookUpPlugin; selects Triton's mode)
+from plugin_lib import LookUpPlugin  # noqa: E402
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
+import kiln  # noqa: E402
+
+
+def time_cuda(fn, iterations=100, warmup=10, stream=None):
+    """Mean milliseconds per call of fn, measured with CUDA events on stream."""
+    stream = stream or torch.cuda.current_stream()
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            fn()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(stream)
+        for _ in range(iterations):
+            fn()
+        end.record(stream)
+    end.synchronize()
+    return start.elapsed_time(end) / iterations
+
+
+def build_lookup_engine(dtype, vocab, hidden, max_tokens):
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        x = kiln.Tensor(name="x", shape=(-1,), dtype="int32",
+                        dim_range=OrderedDict([("num_tokens", [(1, max_tokens, max_tokens)])]))
+        y = kiln.Tensor(name="y", shape=(vocab, hidden), dtype=dtype)
+        LookUpPlugin(False, False)(x, y).mark_output("output")
+    return builder.build_engine(net)
+
+
+# The seed's kernel (TensorRT-LLM's example): one element per program, the
+# programs striding over the output.  Kept only as the baseline kiln's
+# example kernel replaces.
+@triton.jit
+def seed_lookup_kernel(X, Y, Z, vocab_size, hidden_size, token_num):
+    pid = tl.program_id(0)
+    while pid < token_num * hidden_size:
+        row = pid // hidden_size
+        col = pid % hidden_size
+        word = tl.load(X + row)
+        valid = (word >= 0) & (word < vocab_size)
+        value = tl.load(Y + word * hidden_size + col, mask=valid, other=0.0)
+        tl.store(Z + pid, value)
+        pid += tl.num_programs(0)
+
+
+def seed_lookup(x, y, z):
+    grid = (min(65536, x.shape[0]) * min(512, y.shape[1]),)
+    seed_lookup_kernel[grid](x, y, z, y.shape[0], y.shape[1], x.shape[0])
+
+
+def table(rows, header):
+    """Print a markdown table."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+
+
+def device_name():
+    return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, triton {triton.__version__})"
+
+
+os.environ.setdefault("KILN_DEVICE", "cuda")
