@@ -100,8 +100,11 @@ def main():
         cx = torch.rand(tokens, hidden, device="cuda").half()
         cout = torch.empty(tokens, hidden, dtype=torch.float16, device="cuda")
         chain_eager = per_call_us(lambda: chain.run({"x": cx}, {"out": cout}, stream=stream), 500, 50)
+        eager_out = cout.clone()
         chain.capture({"x": cx}, {"out": cout}, stream=stream)
+        cout.zero_()
         chain_replay = per_call_us(lambda: chain.replay(stream), 500, 50)
+        assert torch.equal(cout, eager_out), 'graph replay differs from the eager run'
         rows.append(["24 built-in layers + 1 plugin, eager", f"{chain_eager:.1f}", "", "", "report"])
         rows.append(["24 built-in layers + 1 plugin, graph replay", f"{chain_replay:.1f}", "",
                      f"{chain_eager / chain_replay:.1f}× faster", "report"])
