@@ -140,7 +140,20 @@ static int fill_from_dl(const kiln_dl_tensor *t, const char *what, kiln_py_view 
     return 0;
 }
 
-static PyObject *call_dlpack(kiln_py_state *st, PyObject *obj, PyObject *stream) {
+/* DLPack's stream argument for a cudaStream_t: the spec reserves 0, and the
+ * legacy default stream (handle 0 in the CUDA runtime) is spelled 1. */
+static PyObject *dlpack_stream_arg(PyObject *stream) {
+    if (!stream || stream == Py_None) return NULL;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(stream, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return Py_NewRef(stream);
+    }
+    return v == 0 && !overflow ? PyLong_FromLong(1) : Py_NewRef(stream);
+}
+
+static PyObject *call_dlpack(kiln_py_state *st, PyObject *obj, PyObject *stream_in) {
     /* Ask for a versioned capsule (it carries the read-only flag, so numpy
      * gives one for read-only arrays too); old producers reject the keyword. */
     PyObject *kwnames = NULL, *version = NULL, *r = NULL;
@@ -151,6 +164,7 @@ static PyObject *call_dlpack(kiln_py_state *st, PyObject *obj, PyObject *stream)
         Py_DECREF(version);
         return NULL;
     }
+    PyObject *stream = dlpack_stream_arg(stream_in);
     if (stream && stream != Py_None) {
         PyObject *args[2] = {stream, version};
         kwnames = Py_BuildValue("(ss)", "stream", "max_version");
@@ -174,6 +188,7 @@ static PyObject *call_dlpack(kiln_py_state *st, PyObject *obj, PyObject *stream)
     }
     Py_DECREF(method);
     Py_DECREF(version);
+    Py_XDECREF(stream);
     return r;
 }
 
