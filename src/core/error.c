@@ -65,6 +65,8 @@ kiln_status kiln_error_prefix(kiln_status status, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old[0] ? old : kiln_status_string(status));
+    /* Long messages are cut at the buffer's end, on purpose. */
+    if (snprintf(last_error, sizeof last_error, "%s: %s", prefix, old[0] ? old : kiln_status_string(status)) < 0)
+        last_error[0] = '\0';
     return status;
 }
