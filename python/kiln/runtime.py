@@ -90,6 +90,9 @@ class Session:
         self._engine = load_engine(engine)
         dev_type, dev_index = _parse_device(device)
         self._device = (dev_type, dev_index)
+        if dev_type == _CUDA:
+            from . import _streams
+            _streams.install(_kiln)
         self._context = _kiln.Context(self._engine, dev_type, dev_index)
         self._io = self._engine.io()
         self._inputs = [n for n, is_out, _, _ in self._io if not is_out]
@@ -149,6 +152,32 @@ class Session:
         numpy arrays) and returns {name: tensor}.  Raises kiln.Error."""
         return self._context.run(inputs, outputs, _stream_handle(stream),
                                  None if outputs is not None else _allocator_for(inputs, self))
+
+    def capture(self, inputs, outputs=None, stream=None):
+        """Bind inputs and outputs and record the whole run into a CUDA graph
+        (running it once); replay() then relaunches it with no per-layer work
+        and no Python, plugins included.  The graph reads and writes the
+        memory of the tensors given here: keep them alive and write new
+        input values into them.  Needs a CUDA session and a stream other
+        than the default one.  Returns the outputs like run()."""
+        return self._context.run(inputs, outputs, _stream_handle(stream),
+                                 None if outputs is not None else _allocator_for(inputs, self), 1)
+
+    def replay(self, stream=None):
+        """Launch the graph recorded by capture().  Raises kiln.Error if none was
+        captured or if shapes or buffers were rebound since (capture again)."""
+        self._context.replay(_stream_handle(stream))
+
+    @property
+    def graph_ready(self):
+        """True when a captured graph matches the current bindings."""
+        return self._context.graph_ready
+
+    def run_graph(self, inputs, outputs, stream):
+        """run() through a CUDA graph: replays the captured graph when the
+        shapes and buffers are the ones it was captured with, and captures a
+        new one (running once, eagerly) when they changed."""
+        return self._context.run(inputs, outputs, _stream_handle(stream), None, 2)
 
     def __call__(self, inputs, stream=None):
         """Run and return {name: output} (allocated)."""

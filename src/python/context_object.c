@@ -268,11 +268,15 @@ static int bind_output(context_object *c, const io_entry *io, kiln_py_view *v, c
  * Returns the outputs dict when anything was allocated, else True.
  */
 static PyObject *context_run(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"inputs", "outputs", "stream", "allocator", NULL};
+    static char *kwlist[] = {"inputs", "outputs", "stream", "allocator", "graph", NULL};
     context_object *c = (context_object *)self;
     kiln_py_state *st = state_of(self);
     PyObject *inputs, *outputs = Py_None, *stream_obj = Py_None, *allocator = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOO:run", kwlist, &inputs, &outputs, &stream_obj, &allocator))
+    /* graph: 0 run eagerly; 1 capture a CUDA graph (running once); 2 replay
+     * the captured graph when it still matches the bindings, else capture. */
+    int graph = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOi:run", kwlist, &inputs, &outputs, &stream_obj, &allocator,
+                                     &graph))
         return NULL;
     if (!PyDict_Check(inputs)) {
         PyErr_Format(PyExc_TypeError, "inputs must be a dict {name: tensor}, not %.100s", Py_TYPE(inputs)->tp_name);
@@ -404,7 +408,9 @@ static PyObject *context_run(PyObject *self, PyObject *args, PyObject *kwargs) {
     kiln_context *ctx = c->ctx;
     Py_CLEAR(st->pending_exception);
     Py_BEGIN_ALLOW_THREADS
-    s = kiln_context_enqueue(ctx, stream);
+    if (graph == 0) s = kiln_context_enqueue(ctx, stream);
+    else if (graph == 2 && kiln_context_graph_ready(ctx)) s = kiln_context_replay(ctx, stream);
+    else s = kiln_context_capture(ctx, stream);
     Py_END_ALLOW_THREADS
     if (s != KILN_OK) {
         kiln_py_raise(st, s);
@@ -424,6 +430,27 @@ done:
     return result;
 }
 
+/* replay(stream): launch the captured CUDA graph on its bindings. */
+static PyObject *context_replay(PyObject *self, PyObject *stream_obj) {
+    context_object *c = (context_object *)self;
+    void *stream = NULL;
+    if (stream_obj != Py_None) {
+        stream = PyLong_AsVoidPtr(stream_obj);
+        if (!stream && PyErr_Occurred()) return NULL;
+    }
+    kiln_status s;
+    kiln_context *ctx = c->ctx;
+    Py_BEGIN_ALLOW_THREADS
+    s = kiln_context_replay(ctx, stream);
+    Py_END_ALLOW_THREADS
+    if (s != KILN_OK) return kiln_py_raise(state_of(self), s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *context_get_graph_ready(PyObject *self, void *closure) {
+    return PyBool_FromLong(kiln_context_graph_ready(((context_object *)self)->ctx));
+}
+
 static PyObject *context_get_memory(PyObject *self, void *closure) {
     return PyLong_FromUnsignedLongLong(kiln_context_memory_bytes(((context_object *)self)->ctx));
 }
@@ -441,12 +468,14 @@ static PyMethodDef context_methods[] = {
     {"set_input_shape", context_set_input_shape, METH_VARARGS, "set_input_shape(name, dims)"},
     {"tensor_shape", context_tensor_shape, METH_O, "tensor_shape(name) -> tuple"},
     {"run", (PyCFunction)(void (*)(void))context_run, METH_VARARGS | METH_KEYWORDS,
-     "run(inputs, outputs=None, stream=None, allocator=None)"},
+     "run(inputs, outputs=None, stream=None, allocator=None, graph=0)"},
+    {"replay", context_replay, METH_O, "replay(stream) — launch the captured CUDA graph"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef context_getset[] = {
     {"memory_bytes", context_get_memory, NULL, "device memory the context holds", NULL},
+    {"graph_ready", context_get_graph_ready, NULL, "a captured graph matches the current bindings", NULL},
     {"engine", context_get_engine, NULL, "the Engine", NULL},
     {"device", context_get_device, NULL, "(device_type, index)", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -69,6 +69,9 @@ typedef struct kiln_py_state {
     PyObject     *wrapper_dtypes;
     /* Python helpers of kiln.plugin that trace shape_dtype_inference. */
     PyObject     *trace_dtypes, *trace_shapes, *trace_workspace;
+    /* kiln._streams.use_stream(handle, device): makes torch's current CUDA
+     * stream the session's before a plugin's forward runs (NULL: no torch). */
+    PyObject     *use_stream;
     /* The trace the Python layer made before kiln_network_add_plugin:
      * (creator key tuple, dtype codes, shapes, workspace expr) or NULL. */
     PyObject     *pending_trace;

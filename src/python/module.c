@@ -169,6 +169,12 @@ static PyObject *mod_set_plugin_hooks(PyObject *m, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_set_stream_hook(PyObject *m, PyObject *arg) {
+    kiln_py_state *st = module_state(m);
+    Py_XSETREF(st->use_stream, arg == Py_None ? NULL : Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
 /* Encode / decode a plugin-fields object: used by tests to check round trips. */
 static PyObject *mod_value_roundtrip(PyObject *m, PyObject *arg) {
     kiln_py_state *st = module_state(m);
@@ -197,6 +203,7 @@ static PyMethodDef module_methods[] = {
     {"cuda_device_count", mod_cuda_device_count, METH_NOARGS, "number of GPUs kiln sees"},
     {"_set_wrapper_dtypes", mod_set_wrapper_dtypes, METH_O, "objects TensorWrapper.dtype returns"},
     {"_set_plugin_hooks", mod_set_plugin_hooks, METH_VARARGS, "tracing helpers of kiln.plugin"},
+    {"_set_stream_hook", mod_set_stream_hook, METH_O, "kiln._streams.use_stream, or None"},
     {"value_roundtrip", mod_value_roundtrip, METH_O, "encode then decode as plugin fields"},
     {"register_plugin", (PyCFunction)(void (*)(void))kiln_py_register_plugin, METH_VARARGS | METH_KEYWORDS,
      "register_plugin(cls, namespace, name, version, module, num_outputs, has_workspace)"},
@@ -222,6 +229,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->trace_dtypes);
     Py_VISIT(st->trace_shapes);
     Py_VISIT(st->trace_workspace);
+    Py_VISIT(st->use_stream);
     Py_VISIT(st->pending_trace);
     Py_VISIT(st->pending_exception);
     Py_VISIT(st->format_exception);
@@ -243,6 +251,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->trace_dtypes);
     Py_CLEAR(st->trace_shapes);
     Py_CLEAR(st->trace_workspace);
+    Py_CLEAR(st->use_stream);
     Py_CLEAR(st->pending_trace);
     Py_CLEAR(st->pending_exception);
     Py_CLEAR(st->format_exception);

@@ -503,6 +503,16 @@ static kiln_status bridge_enqueue(void *instance, const kiln_plugin_launch *laun
         status = bridge_fail(pc, "enqueue");
         goto done;
     }
+    /* Triton (and torch) launch on torch's current stream: make it ours. */
+    if (launch->device.type == KILN_DEVICE_CUDA && st->use_stream) {
+        PyObject *ok = PyObject_CallFunction(st->use_stream, "Ki", (unsigned long long)(uintptr_t)launch->stream,
+                                             (int)launch->device.index);
+        if (!ok) {
+            status = bridge_fail(pc, "setting torch's current stream");
+            goto done;
+        }
+        Py_DECREF(ok);
+    }
     PyObject *args[4] = {NULL, inst->obj, inst->in_list, inst->out_list};
     PyObject *r = PyObject_VectorcallMethod(st->str_forward, args + 1, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (!r) status = bridge_fail(pc, "forward");

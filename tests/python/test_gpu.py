@@ -100,3 +100,70 @@ def test_triton_kernel_with_wrappers_on_gpu():
         out = s({"x": idx, "y": table})["output"]
         torch.cuda.synchronize()
         assert torch.equal(out, torch.nn.functional.embedding(idx.long(), table))
+
+
+@kiln.plugin("StreamProbe", namespace="test_gpu")
+class StreamProbe(kiln.PluginBase):
+    """Records torch's current stream inside forward and launches with no
+    stream handling of its own (like the seed's forward)."""
+    seen = []
+
+    def __init__(self):
+        super().__init__()
+
+    def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
+        return kiln.SymTensor(inputs[0].dtype, inputs[0].shape)
+
+    def forward(self, inputs, outputs):
+        StreamProbe.seen.append(torch.cuda.current_stream().cuda_stream)
+        x = kiln.convert_to_torch_tensor(inputs[0])
+        torch.mul(x, 2.0, out=kiln.convert_to_torch_tensor(outputs[0]))
+
+
+def _probe_session():
+    return Session.from_serialized_engine(build(lambda x: kiln.relu(StreamProbe()(x) + x), "x"), device="cuda")
+
+
+def test_forward_runs_on_the_session_stream():
+    s = _probe_session()
+    x = torch.randn(64, 32, device="cuda")
+    out = torch.empty_like(x)
+    stream = torch.cuda.Stream()
+    StreamProbe.seen.clear()
+    s.run({"x": x}, {"out": out}, stream=stream)      # torch's current stream is NOT `stream` here
+    stream.synchronize()
+    assert StreamProbe.seen == [stream.cuda_stream]
+    assert torch.allclose(out, torch.relu(3 * x))
+
+
+def test_graph_capture_and_replay_with_a_python_plugin():
+    s = _probe_session()
+    x = torch.randn(64, 32, device="cuda")
+    out = torch.empty_like(x)
+    stream = torch.cuda.Stream()
+    with pytest.raises(kiln.Error, match="no graph captured"):
+        s.replay(stream)
+    s.capture({"x": x}, {"out": out}, stream=stream)
+    stream.synchronize()
+    assert s.graph_ready and torch.allclose(out, torch.relu(3 * x))
+    StreamProbe.seen.clear()
+    x.copy_(torch.randn(64, 32, device="cuda"))     # new values, same buffer
+    out.zero_()
+    s.replay(stream)
+    stream.synchronize()
+    assert StreamProbe.seen == []                    # no Python ran
+    assert torch.allclose(out, torch.relu(3 * x))
+    # A new shape: replay refuses the stale graph; run_graph captures again.
+    y = torch.randn(10, 32, device="cuda")
+    out_y = torch.empty_like(y)
+    s.run({"x": y}, {"out": out_y}, stream=stream)
+    assert not s.graph_ready
+    with pytest.raises(kiln.Error, match="stale"):
+        s.replay(stream)
+    s.run_graph({"x": y}, {"out": out_y}, stream=stream)
+    assert s.graph_ready
+    out_y.zero_()
+    s.run_graph({"x": y}, {"out": out_y}, stream=stream)   # replays
+    stream.synchronize()
+    assert torch.allclose(out_y, torch.relu(3 * y))
+

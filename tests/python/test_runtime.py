@@ -151,3 +151,20 @@ def test_device_argument(engine):
     if not kiln.cuda_available():
         with pytest.raises(kiln.Error):
             Session.from_serialized_engine(engine, device="cuda")
+
+
+def test_cuda_graphs_are_refused_on_the_cpu():
+    from collections import OrderedDict
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        a = kiln.Tensor(name="a", shape=(-1, 4), dtype="float32",
+                        dim_range=OrderedDict([("n", [(1, 2, 8)]), ("w", [4])]))
+        (a + a).mark_output("out")
+    s = kiln.runtime.Session.from_serialized_engine(builder.build_engine(net), device="cpu")
+    x = np.ones((2, 4), dtype=np.float32)
+    with pytest.raises(kiln.Error, match="CUDA graphs need a CUDA device"):
+        s.capture({"a": x}, stream=1)
+    with pytest.raises(kiln.Error, match="no graph captured"):
+        s.replay()
+    assert not s.graph_ready
