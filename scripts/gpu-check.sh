@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-out=${OUT:-$root/build/gpu-out}
+out=$root/build/gpu-logs
 mkdir -p "$out"
 declare -a summary
 step() {   # step NAME COMMAND...: run, log, record pass/fail
@@ -31,7 +31,13 @@ if [ "${1:-}" != quick ]; then
   for b in bench/bench_gpu_*.py; do
     [ -f "$b" ] && step "$(basename "$b" .py)" python3 "$b"
   done
+  step bench_python_plugin python3 bench/bench_python_plugin.py
   step bench_run_overhead "$build/bench/bench_run_overhead"
+  step bench_load "$build/bench/bench_load" "$build/bench_load.engine"
+fi
+# $OUT (device tool) takes few files: one combined log.
+if [ -n "${OUT:-}" ]; then
+  for f in "$out"/*.log; do echo "===== $(basename "$f")"; cat "$f"; done > "$OUT/gpu-check.log"
 fi
 echo
 echo "| step                   | result | time     |"
