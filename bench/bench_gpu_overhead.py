@@ -13,12 +13,13 @@ the end), since launch overhead is what is measured."""
 import time
 from collections import OrderedDict
 
+from gpu_bench_common import LookUpPlugin, build_lookup_engine, device_name, table  # first: picks Triton's mode
+
 import torch
 import triton
 import triton.language as tl
 
 import kiln
-from gpu_bench_common import LookUpPlugin, build_lookup_engine, device_name, table
 from plugin_lib.lookup_kernel import launch_lookup
 from kiln.runtime import Session
 
@@ -64,7 +65,8 @@ def build_chain(hidden):
     builder = kiln.Builder()
     net = builder.create_network()
     with kiln.net_guard(net):
-        h = kiln.Tensor(name="x", shape=(-1, hidden), dtype="float16", dim_range=OrderedDict([("n", [(1, 16, 64)])]))
+        h = kiln.Tensor(name="x", shape=(-1, hidden), dtype="float16",
+                        dim_range=OrderedDict([("n", [(1, 16, 64)]), ("hidden", [hidden])]))
         for i in range(24):
             h = kiln.relu(h) if i % 3 == 0 else h * h if i % 3 == 1 else h + h
             if i == 11:

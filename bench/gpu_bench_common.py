@@ -4,7 +4,6 @@ import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "python_plugin"))
 
@@ -76,5 +75,3 @@ def table(rows, header):
 def device_name():
     return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, triton {triton.__version__})"
 
-
-os.environ.setdefault("KILN_DEVICE", "cuda")

@@ -84,6 +84,10 @@ typedef struct kiln_py_state {
     /* Interned attribute names. */
     PyObject     *str_forward, *str_workspace, *str_current_stream, *str_dlpack,
                  *str_dlpack_device, *str_new, *str_max_version;
+    /* torch.Tensor fast path (tensor_view.c): the type once torch has been
+     * imported by someone, and {torch dtype: kiln dtype code}. */
+    PyObject     *torch_tensor_type, *torch_dtypes;
+    PyObject     *str_data_ptr, *str_shape, *str_stride, *str_dtype, *str_get_device;
 } kiln_py_state;
 
 /* --- module.c ----------------------------------------------------------- */

@@ -234,6 +234,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->pending_exception);
     Py_VISIT(st->format_exception);
     Py_VISIT(st->numpy);
+    Py_VISIT(st->torch_tensor_type);
+    Py_VISIT(st->torch_dtypes);
     return 0;
 }
 
@@ -256,6 +258,13 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->pending_exception);
     Py_CLEAR(st->format_exception);
     Py_CLEAR(st->numpy);
+    Py_CLEAR(st->torch_tensor_type);
+    Py_CLEAR(st->torch_dtypes);
+    Py_CLEAR(st->str_data_ptr);
+    Py_CLEAR(st->str_shape);
+    Py_CLEAR(st->str_stride);
+    Py_CLEAR(st->str_dtype);
+    Py_CLEAR(st->str_get_device);
     Py_CLEAR(st->str_forward);
     Py_CLEAR(st->str_workspace);
     Py_CLEAR(st->str_current_stream);
@@ -309,6 +318,10 @@ static int module_exec(PyObject *m) {
     if (add_type(m, &kiln_py_engine_spec, &st->engine_type) < 0) return -1;
     if (add_type(m, &kiln_py_context_spec, &st->context_type) < 0) return -1;
     if (add_type(m, &kiln_py_wrapper_spec, &st->wrapper_type) < 0) return -1;
+    if (intern(&st->str_data_ptr, "data_ptr") < 0 || intern(&st->str_shape, "shape") < 0 ||
+        intern(&st->str_stride, "stride") < 0 || intern(&st->str_dtype, "dtype") < 0 ||
+        intern(&st->str_get_device, "get_device") < 0)
+        return -1;
     if (intern(&st->str_forward, "forward") < 0 || intern(&st->str_workspace, "workspace") < 0 ||
         intern(&st->str_current_stream, "current_stream") < 0 || intern(&st->str_dlpack, "__dlpack__") < 0 ||
         intern(&st->str_dlpack_device, "__dlpack_device__") < 0 || intern(&st->str_new, "__new__") < 0 ||

@@ -224,11 +224,96 @@ done:
     return rc;
 }
 
+/* The torch.Tensor fast path.  torch's attributes are C getters: reading
+ * data_ptr, shape, stride, dtype and device costs far less than making and
+ * consuming a DLPack capsule, which matters for per-run overhead.  Exact
+ * torch.Tensor only (subclasses may override these); no stream handshake:
+ * as with TensorRT, the caller passes the stream its inputs are ready on. */
+static PyTypeObject *torch_tensor_type(kiln_py_state *st) {
+    if (st->torch_tensor_type) return (PyTypeObject *)st->torch_tensor_type;
+    PyObject *name = PyUnicode_FromString("torch");
+    PyObject *torch = name ? PyImport_GetModule(name) : NULL;   /* only if already imported */
+    Py_XDECREF(name);
+    if (!torch) {
+        PyErr_Clear();
+        return NULL;
+    }
+    static const struct { const char *name; kiln_dtype dtype; } map[] = {
+        {"float32", KILN_FLOAT32}, {"float16", KILN_FLOAT16}, {"bfloat16", KILN_BFLOAT16}, {"int8", KILN_INT8},
+        {"uint8", KILN_UINT8},     {"int32", KILN_INT32},     {"int64", KILN_INT64},       {"bool", KILN_BOOL},
+    };
+    PyObject *type = PyObject_GetAttrString(torch, "Tensor");
+    PyObject *dtypes = PyDict_New();
+    int ok = type && PyType_Check(type) && dtypes;
+    for (size_t i = 0; ok && i < sizeof map / sizeof map[0]; i++) {
+        PyObject *key = PyObject_GetAttrString(torch, map[i].name);
+        PyObject *code = PyLong_FromLong(map[i].dtype);
+        ok = key && code && PyDict_SetItem(dtypes, key, code) == 0;
+        Py_XDECREF(key);
+        Py_XDECREF(code);
+    }
+    Py_DECREF(torch);
+    if (!ok) {   /* an unusual torch: use DLPack for it */
+        PyErr_Clear();
+        Py_XDECREF(type);
+        Py_XDECREF(dtypes);
+        return NULL;
+    }
+    st->torch_tensor_type = type;
+    st->torch_dtypes = dtypes;
+    return (PyTypeObject *)type;
+}
+
+/* Fills view from an exact torch.Tensor; returns 1 done, 0 "use DLPack", -1 error. */
+static int from_torch(kiln_py_state *st, PyObject *obj, const char *what, kiln_py_view *view) {
+    PyObject *dtype = PyObject_GetAttr(obj, st->str_dtype);
+    if (!dtype) return -1;
+    PyObject *code = PyDict_GetItemWithError(st->torch_dtypes, dtype);   /* borrowed */
+    Py_DECREF(dtype);
+    if (!code) return PyErr_Occurred() ? -1 : 0;   /* a dtype kiln lacks: DLPack reports it */
+    PyObject *ptr = PyObject_CallMethodNoArgs(obj, st->str_data_ptr);
+    PyObject *shape = ptr ? PyObject_GetAttr(obj, st->str_shape) : NULL;
+    PyObject *strides = shape ? PyObject_CallMethodNoArgs(obj, st->str_stride) : NULL;
+    PyObject *device = strides ? PyObject_CallMethodNoArgs(obj, st->str_get_device) : NULL;
+    int rc = -1;
+    if (!device) goto done;
+    if (!PyTuple_Check(shape) || !PyTuple_Check(strides) || PyTuple_GET_SIZE(shape) != PyTuple_GET_SIZE(strides)) {
+        rc = 0;
+        goto done;
+    }
+    Py_ssize_t rank = PyTuple_GET_SIZE(shape);
+    if (rank > KILN_MAX_RANK) {
+        PyErr_Format(PyExc_ValueError, "%s: rank %zd is outside 0..%d", what, rank, KILN_MAX_RANK);
+        goto done;
+    }
+    view->desc.rank = (int32_t)rank;
+    for (Py_ssize_t i = 0; i < rank; i++) {
+        view->desc.dims[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, i));
+        view->desc.strides[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(strides, i));
+    }
+    long dev = PyLong_AsLong(device);
+    view->desc.data = PyLong_AsVoidPtr(ptr);
+    if (PyErr_Occurred()) goto done;
+    view->desc.dtype = (kiln_dtype)PyLong_AsLong(code);
+    view->desc.device = dev < 0 ? (kiln_device){KILN_DEVICE_CPU, 0} : (kiln_device){KILN_DEVICE_CUDA, (int32_t)dev};
+    view->contiguous = kiln_py_desc_is_contiguous(&view->desc);
+    rc = 1;
+done:
+    Py_XDECREF(ptr);
+    Py_XDECREF(shape);
+    Py_XDECREF(strides);
+    Py_XDECREF(device);
+    return rc;
+}
+
 int kiln_py_view_get(kiln_py_state *st, PyObject *obj, const char *what, int writable, PyObject *stream,
                      kiln_py_view *view) {
     memset(view, 0, sizeof *view);
     int rc;
+    PyTypeObject *tensor_type = torch_tensor_type(st);
     if (Py_IS_TYPE(obj, st->wrapper_type)) rc = from_wrapper((kiln_py_wrapper *)obj, what, writable, view);
+    else if (tensor_type && Py_IS_TYPE(obj, tensor_type) && (rc = from_torch(st, obj, what, view)) != 0)
+        rc = rc < 0 ? -1 : 0;
     else if (PyObject_CheckBuffer(obj)) rc = from_buffer(obj, what, writable, view);
     else if (PyObject_HasAttr(obj, st->str_dlpack)) rc = from_dlpack(st, obj, what, writable, stream, view);
     else {

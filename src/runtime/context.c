@@ -98,12 +98,13 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     ctx->instances = kiln_calloc(d->plugin_count ? (size_t)d->plugin_count : 1, sizeof *ctx->instances);
     ctx->input_shapes = kiln_calloc(nio, sizeof *ctx->input_shapes);
     ctx->input_ranks = kiln_calloc(nio, sizeof *ctx->input_ranks);
+    ctx->input_set = kiln_calloc(nio, sizeof *ctx->input_set);
     ctx->expr_values = kiln_calloc(d->exprs->count ? d->exprs->count : 1, sizeof *ctx->expr_values);
     ctx->dim_values = kiln_calloc(d->dim_count ? (size_t)d->dim_count : 1, sizeof *ctx->dim_values);
     ctx->data = kiln_calloc(nt, sizeof *ctx->data);
     ctx->tensor_descs = kiln_calloc(nt, sizeof *ctx->tensor_descs);
     ctx->layers = kiln_calloc(d->layer_count ? (size_t)d->layer_count : 1, sizeof *ctx->layers);
-    if (!ctx->instances || !ctx->input_shapes || !ctx->input_ranks || !ctx->expr_values || !ctx->dim_values ||
+    if (!ctx->instances || !ctx->input_shapes || !ctx->input_ranks || !ctx->input_set || !ctx->expr_values || !ctx->dim_values ||
         !ctx->data || !ctx->tensor_descs || !ctx->layers) {
         kiln_context_free(ctx);
         return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_create: out of memory");
@@ -157,6 +158,7 @@ void kiln_context_free(kiln_context *ctx) {
     kiln_free(ctx->instances);
     kiln_free(ctx->input_shapes);
     kiln_free(ctx->input_ranks);
+    kiln_free(ctx->input_set);
     kiln_free(ctx->expr_values);
     kiln_free(ctx->dim_values);
     kiln_free(ctx->data);
@@ -227,10 +229,15 @@ kiln_status kiln_context_set_input_shape(kiln_context *ctx, const char *name, in
     }
     if (!ctx->input_shapes[io] && !(ctx->input_shapes[io] = kiln_calloc(KILN_MAX_RANK, sizeof(int64_t))))
         return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_set_input_shape: out of memory");
+    /* The same shape again (the usual case in a serving loop) keeps the
+     * prepared launch descriptors and any captured graph. */
+    if (ctx->input_set[io] && ctx->input_ranks[io] == rank &&
+        memcmp(ctx->input_shapes[io], dims, sizeof(int64_t) * (size_t)rank) == 0)
+        return KILN_OK;
     memcpy(ctx->input_shapes[io], dims, sizeof(int64_t) * (size_t)rank);
-    if (ctx->input_ranks[io] != rank || memcmp(ctx->input_shapes[io], dims, sizeof(int64_t) * (size_t)rank) != 0)
-        ctx->graph_stale = 1;
     ctx->input_ranks[io] = rank;
+    ctx->input_set[io] = 1;
+    ctx->graph_stale = 1;
     ctx->prepared = 0;
     return KILN_OK;
 }

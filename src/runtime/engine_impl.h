@@ -44,6 +44,7 @@ struct kiln_context {
     void                    **instances;      /* one per plugin record */
     int64_t                 **input_shapes;   /* per io index: dims (inputs), NULL until set */
     int32_t                  *input_ranks;
+    uint8_t                  *input_set;      /* per io index: a shape was set */
     int64_t                  *expr_values;    /* evaluated expression program */
     int64_t                  *dim_values;
     void                    **data;           /* per engine tensor: device pointer */

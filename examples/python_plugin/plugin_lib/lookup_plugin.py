@@ -3,7 +3,6 @@
 Ported by changing imports only; the kernel is a 2-D-grid rewrite
 (lookup_kernel.py) instead of one element per program.
 """
-from contextlib import nullcontext
 from typing import Sequence
 
 import torch
@@ -45,8 +44,6 @@ class LookUpPlugin(PluginBase):
             x = convert_to_torch_tensor(x)
             y = convert_to_torch_tensor(y)
             z = convert_to_torch_tensor(z)
-        # Triton launches on torch's current stream: make it the session's.
-        stream = (torch.cuda.stream(torch.cuda.ExternalStream(self.current_stream))
-                  if not on_cpu and self.current_stream else nullcontext())
-        with stream:
-            launch_lookup(x, y, z)
+        # Triton launches on torch's current stream, which kiln has made the
+        # session's stream (self.current_stream) before calling forward.
+        launch_lookup(x, y, z)

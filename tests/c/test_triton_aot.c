@@ -1,0 +1,167 @@
+/* test_triton_aot.c — the built-in kiln::TritonAOT plugin without a GPU: it
+ * is registered with no set-up call, rebuilds output shapes from its
+ * expression program, refuses malformed fields naming the kernel and the
+ * node or parameter, survives an engine round trip without NEEDS_PYTHON, and
+ * a CPU context is refused with a message naming it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/kiln.h"
+#include "kiln/plugin.h"
+#include "test.h"
+
+static kiln_value *ints(int n, const int64_t *v) {
+    kiln_value *l = kiln_value_list();
+    for (int i = 0; i < n; i++) kiln_value_list_append(l, kiln_value_int64(v[i]));
+    return l;
+}
+
+static kiln_value *str(const char *s) { return kiln_value_string(s, strlen(s)); }
+
+/* One input x[n, 16] float16; output [ceildiv(n*16, 128) * 2, 16]:
+ * exprs 0: input 0 axis 0, 1: const 16, 2: 0*1, 3: const 128, 4: ceildiv(2,3),
+ *       5: const 2, 6: 4*5 */
+static kiln_value *fields(void) {
+    kiln_value *f = kiln_value_map();
+    kiln_value *plugin = kiln_value_map();
+    kiln_value_map_set(plugin, "namespace", str("test"));
+    kiln_value_map_set(plugin, "name", str("Copy"));
+    kiln_value_map_set(plugin, "version", str("3"));
+    kiln_value_map_set(f, "plugin", plugin);
+    kiln_value_map_set(f, "inputs", kiln_value_int64(1));
+    static const int64_t nodes[7][4] = {{1, 0, 0, 0}, {0, -1, -1, 16}, {4, 0, 1, 0}, {0, -1, -1, 128},
+                                        {6, 2, 3, 0}, {0, -1, -1, 2}, {4, 4, 5, 0}};
+    kiln_value *exprs = kiln_value_list();
+    for (int i = 0; i < 7; i++) kiln_value_list_append(exprs, ints(4, nodes[i]));
+    kiln_value_map_set(f, "exprs", exprs);
+    kiln_value *out = kiln_value_map();
+    kiln_value_map_set(out, "dtype", kiln_value_int64(KILN_FLOAT16));
+    kiln_value_map_set(out, "shape", ints(2, (int64_t[]){6, 1}));
+    kiln_value *outs = kiln_value_list();
+    kiln_value_list_append(outs, out);
+    kiln_value_map_set(f, "outputs", outs);
+    kiln_value *k = kiln_value_map();
+    kiln_value_map_set(k, "name", str("copy_kernel"));
+    kiln_value_map_set(k, "cubin", kiln_value_bytes("\x7f" "ELF", 4));
+    kiln_value_map_set(k, "ptx", str(".version 8.0"));
+    kiln_value_map_set(k, "num_warps", kiln_value_int64(4));
+    kiln_value_map_set(k, "grid", ints(3, (int64_t[]){4, 5, 5}));
+    kiln_value *params = kiln_value_list();
+    kiln_value *p0 = kiln_value_map(), *p1 = kiln_value_map(), *p2 = kiln_value_map();
+    kiln_value_map_set(p0, "kind", str("input"));
+    kiln_value_map_set(p0, "index", kiln_value_int64(0));
+    kiln_value_map_set(p0, "align", kiln_value_int64(16));
+    kiln_value_map_set(p1, "kind", str("output"));
+    kiln_value_map_set(p1, "index", kiln_value_int64(0));
+    kiln_value_map_set(p2, "kind", str("i32"));
+    kiln_value_map_set(p2, "expr", kiln_value_int64(2));
+    kiln_value_list_append(params, p0);
+    kiln_value_list_append(params, p1);
+    kiln_value_list_append(params, p2);
+    kiln_value_map_set(k, "params", params);
+    kiln_value *kernels = kiln_value_list();
+    kiln_value_list_append(kernels, k);
+    kiln_value_map_set(f, "kernels", kernels);
+    return f;
+}
+
+static kiln_network *network(kiln_tensor *x) {
+    kiln_network *net;
+    kiln_network_create(&net);
+    kiln_dim_range r = {1, 8, 64};
+    kiln_expr n;
+    kiln_network_add_dim(net, "n", &r, 1, &n);
+    kiln_expr shape[2] = {n, kiln_expr_const(kiln_network_exprs(net), 16)};
+    kiln_network_add_input(net, "x", KILN_FLOAT16, 2, shape, x);
+    return net;
+}
+
+static void test_registered_and_shapes(void) {
+    const kiln_plugin_creator *c = kiln_plugin_find("kiln", "TritonAOT", "1");
+    REQUIRE(c != NULL);
+    CHECK(c->flags == KILN_PLUGIN_SUPPORTS_CUDA);
+    kiln_tensor x, y;
+    kiln_network *net = network(&x);
+    kiln_value *f = fields();
+    CHECK_OK(kiln_network_add_plugin(net, "kiln", "TritonAOT", "1", "my.module", f, 1, &x, 1, &y));
+    kiln_dtype dt;
+    int32_t rank;
+    kiln_expr shape[KILN_MAX_RANK];
+    CHECK_OK(kiln_network_tensor_info(net, y, &dt, &rank, shape));
+    CHECK(dt == KILN_FLOAT16 && rank == 2);
+    int64_t v;
+    for (int64_t n = 1; n <= 64; n += 9) {
+        CHECK_OK(kiln_expr_eval(kiln_network_exprs(net), shape[0], &n, 1, &v));
+        CHECK(v == (n * 16 + 127) / 128 * 2);
+    }
+    CHECK(kiln_expr_is_const(kiln_network_exprs(net), shape[1], &v) && v == 16);
+    /* kiln_expr_node_info reads the DAG back. */
+    kiln_expr_op op;
+    kiln_expr a, b;
+    CHECK_OK(kiln_expr_node_info(kiln_network_exprs(net), shape[0], &op, &a, &b, &v));
+    CHECK(op == KILN_EXPR_MUL && a >= 0 && b >= 0);
+    CHECK_FAILS(kiln_expr_node_info(kiln_network_exprs(net), 1 << 30, &op, &a, &b, &v),
+                KILN_ERROR_INVALID_ARGUMENT, "not an expression");
+
+    /* Engine round trip: no Python needed, CPU refused by name. */
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT16);
+    kiln_blob *blob = NULL;
+    CHECK_OK(kiln_network_build(net, NULL, &blob));
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    uint32_t flags = 0;
+    CHECK_OK(kiln_engine_plugin_flags(e, 0, &flags));
+    CHECK(!(flags & KILN_PLUGIN_NEEDS_PYTHON));
+    kiln_context *ctx = NULL;
+    CHECK_FAILS(kiln_context_create(e, NULL, &ctx), KILN_ERROR_UNSUPPORTED, "TritonAOT");
+    kiln_engine_free(e);
+    kiln_blob_free(blob);
+    kiln_value_free(f);
+    kiln_network_free(net);
+}
+
+/* Replace fields[key] (a path of map keys / list indices given as strings). */
+static void set_path(kiln_value *root, const char *const *path, int n, kiln_value *item) {
+    kiln_value *v = root;
+    for (int i = 0; i < n - 1; i++) {
+        const char *k = path[i];
+        v = (kiln_value *)(k[0] >= '0' && k[0] <= '9' ? kiln_value_item(v, (size_t)atoi(k))
+                                                      : kiln_value_map_get(v, k));
+    }
+    kiln_value_map_set(v, path[n - 1], item);
+}
+
+static void expect_refused(const char *const *path, int n, kiln_value *item, const char *message) {
+    kiln_tensor x, y;
+    kiln_network *net = network(&x);
+    kiln_value *f = fields();
+    set_path(f, path, n, item);
+    CHECK_FAILS(kiln_network_add_plugin(net, "kiln", "TritonAOT", "1", NULL, f, 1, &x, 1, &y), KILN_ERROR_PLUGIN,
+                message);
+    kiln_value_free(f);
+    kiln_network_free(net);
+}
+
+static void test_bad_fields(void) {
+    static const char *const exprs[] = {"exprs"}, *grid[] = {"kernels", "0", "grid"},
+                             *warps[] = {"kernels", "0", "num_warps"}, *name[] = {"kernels", "0", "name"},
+                             *inputs[] = {"inputs"}, *plugin[] = {"plugin"};
+    static const int64_t forward[4] = {2, 0, 3, 0}, axis[4] = {1, 0, 9, 0};
+    kiln_value *l = kiln_value_list();
+    kiln_value_list_append(l, ints(4, forward));
+    expect_refused(exprs, 1, l, "AOT plugin test::Copy version 3: expression node 0 uses an operand");
+    l = kiln_value_list();
+    kiln_value_list_append(l, ints(4, axis));
+    expect_refused(exprs, 1, l, "expression node 0 reads an input axis that does not exist");
+    expect_refused(grid, 3, ints(3, (int64_t[]){0, 0, 70}), "kernel 0 'copy_kernel' grid[2]: expression 70");
+    expect_refused(warps, 3, kiln_value_int64(0), "kernel 0 'copy_kernel': field 'num_warps' is 0");
+    expect_refused(name, 3, kiln_value_int64(1), "kernel 0: 'name'");
+    expect_refused(inputs, 1, kiln_value_int64(2), "takes 2 inputs and 1 outputs, the layer has 1 and 1");
+    expect_refused(plugin, 1, kiln_value_none(), "field 'plugin' must be a map");
+}
+
+int main(void) {
+    TEST_RUN(test_registered_and_shapes);
+    TEST_RUN(test_bad_fields);
+    return test_summary();
+}
