@@ -89,6 +89,10 @@ def main():
         eager = per_call_us(lambda: session.run({"x": idx, "y": tab}, {"output": out}, stream=stream))
         rows.append(["one plugin, eager session.run", f"{eager:.1f}", f"{direct:.1f} (direct Triton launch)",
                      f"{eager - direct:+.1f} µs", "< 10 µs added"])
+        wrapped = [kiln.wrap_tensor(t) for t in (idx, tab, out)]
+        via_wrappers = per_call_us(lambda: launch_lookup(*wrapped))
+        rows.append(["  (Triton launch given TensorWrappers)", f"{via_wrappers:.1f}", f"{direct:.1f}",
+                     f"{via_wrappers - direct:+.1f} µs", "breakdown"])
         session.capture({"x": idx, "y": tab}, {"output": out}, stream=stream)
         replay = per_call_us(lambda: session.replay(stream))
         graph = torch.cuda.CUDAGraph()

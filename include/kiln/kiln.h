@@ -209,6 +209,11 @@ KILN_API size_t      kiln_expr_format(const kiln_exprs *pool, kiln_expr e, char 
 /* Evaluate e given a value for each dimension (indexed as kiln_network_add_dim returned them). */
 KILN_API kiln_status kiln_expr_eval(const kiln_exprs *pool, kiln_expr e, const int64_t *dim_values,
                                     int32_t dim_count, int64_t *out);
+/* Read one node of the DAG (to translate an expression into another form):
+ * its op, its operands (KILN_EXPR_INVALID for leaves) and, for leaves, its
+ * value (CONST: the constant; DIM: the dimension index).  Outputs may be NULL. */
+KILN_API kiln_status kiln_expr_node_info(const kiln_exprs *pool, kiln_expr e, kiln_expr_op *op, kiln_expr *a,
+                                         kiln_expr *b, int64_t *value);
 
 /* ------------------------------------------------------------------------ */
 /* Typed values: plugin fields                                              */

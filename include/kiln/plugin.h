@@ -94,7 +94,8 @@ struct kiln_plugin_creator {
     const char *version;
     const char *module;             /* where it is defined, for error messages; may be NULL */
     uint32_t    flags;              /* kiln_plugin_flags */
-    int32_t     output_count;       /* outputs every instance produces (>= 1) */
+    int32_t     output_count;       /* outputs every instance produces (>= 1); 0: each layer says
+                                     * (its fields), and create/infer_shapes check the count */
     void       *user_data;          /* the creator's own data (e.g. a Python class) */
 
     /* Make an instance from fields (a KILN_VALUE_MAP). */

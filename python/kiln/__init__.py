@@ -28,6 +28,8 @@ from .plugin import (PluginBase, plugin, SymTensor, SymDim, sym_min, sym_max, sy
                      registered_plugins, unregister_plugin)
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
 from . import runtime
+from . import aot
+from .aot import AotLaunch, cdiv
 from .runtime import Session, TensorInfo
 
 __version__ = _kiln.version()
@@ -46,5 +48,5 @@ __all__ = [
     "minimum", "maximum",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
-    "runtime", "Session", "TensorInfo", "cuda_available", "__version__",
+    "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "cdiv",
 ]

@@ -157,8 +157,15 @@ class Builder:
         # declared dtype); the flag is accepted for TensorRT-LLM code.
         self.strongly_typed = True
 
-    def create_network(self):
-        return Network()
+    def create_network(self, prefer_aot=None, aot_target=None):
+        """A new network.  prefer_aot / aot_target: how plugins with an aot()
+        method are added (python/kiln/aot.py); the defaults come from the
+        environment (KILN_PREFER_AOT, KILN_AOT_TARGET), else AOT for the local GPU."""
+        net = Network()
+        if prefer_aot is not None or aot_target is not None:
+            from . import aot as _aot
+            _aot.configure(net, prefer_aot=prefer_aot, aot_target=aot_target)
+        return net
 
     def create_builder_config(self, precision="float32", **kwargs):
         return BuilderConfig(precision=precision, **kwargs)
@@ -168,6 +175,9 @@ class Builder:
         bytes(engine)) and .save(path)."""
         if not isinstance(network, Network):
             raise TypeError(f"build_engine needs a kiln Network, got {type(network).__name__}")
+        if getattr(network, "_kiln_aot_layers", None):
+            from . import aot as _aot
+            _aot.check_config(network, config)
         return network.build()
 
     def save_config(self, config, path):

@@ -479,6 +479,10 @@ def _add_layer(obj, tensors):
         dtype, shape = net._net.tensor_info(t._id)
         inputs.append(SymTensor(_dt.to_dtype(dtype), [SymDim._of(pool, e) for e in shape]))
     codes, outs = _trace(obj, inputs, cls._kiln_num_outputs)
+    if callable(getattr(cls, "aot", None)):
+        from . import aot as _aot
+        if _aot.prefer_aot(net):   # compiled kernels instead of forward (python/kiln/aot.py)
+            return _aot.add_layer(obj, net, tensors, inputs, codes, outs)
     shapes = [_shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
     ws = _workspace_expr(obj, pool, inputs) if cls._kiln_has_workspace else None
     trace = (cls._kiln_key, tuple(codes), shapes, ws, pool.key)

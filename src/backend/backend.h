@@ -66,6 +66,22 @@ typedef struct kiln_backend_iface {
     kiln_status (*capture_end)(int32_t device, void *stream, void **graph);
     kiln_status (*graph_launch)(int32_t device, void *graph, void *stream);
     void        (*graph_free)(int32_t device, void *graph);
+
+    /* Compiled kernels (ahead-of-time plugins, e.g. Triton cubins).  NULL on
+     * backends that cannot load machine code (the CPU).
+     * kernel_load loads a module image (a cubin, or NUL-terminated PTX) on
+     * device and finds the entry `name`; shared is the dynamic shared memory
+     * its launches use (the limit is raised when above 48 KiB).  *kernel is
+     * an opaque handle for kernel_launch and kernel_unload.  Load before any
+     * graph capture: loading is not capturable.
+     * kernel_launch launches on stream with params as for cuLaunchKernel (an
+     * array of pointers to each argument's value); the calling thread must
+     * have made device current (set_device), as every enqueue does. */
+    kiln_status (*kernel_load)(int32_t device, const void *image, size_t size, const char *name,
+                               uint32_t shared, void **kernel);
+    kiln_status (*kernel_launch)(int32_t device, void *kernel, const uint32_t grid[3], const uint32_t block[3],
+                                 uint32_t shared, void **params, void *stream);
+    void        (*kernel_unload)(int32_t device, void *kernel);
 } kiln_backend_iface;
 
 /* The CPU backend (always present). */

@@ -77,7 +77,7 @@ kiln_status kiln_network_add_plugin(kiln_network *net, const char *ns, const cha
     if (input_count < 0 || input_count > KILN_PLUGIN_MAX_IO)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s: %d inputs (need 0..%d)", ns, name,
                           version, input_count, KILN_PLUGIN_MAX_IO);
-    if (output_count != c->output_count)
+    if (c->output_count == 0 ? output_count < 1 || output_count > KILN_PLUGIN_MAX_IO : output_count != c->output_count)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s produces %d outputs, not %d", ns,
                           name, version, c->output_count, output_count);
 

@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "kiln/plugin.h"
+#include "plugin/builtin_plugins.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static const kiln_plugin_creator **registry;
@@ -26,7 +27,26 @@ static long find_locked(const char *ns, const char *name, const char *version) {
 
 static int valid_key_part(const char *s) { return s && s[0] && strlen(s) < 256; }
 
+static kiln_status add_creator(const kiln_plugin_creator *c);
+
+/* The built-in creators are registered on first use of the registry, so no
+ * initialization call is needed (a constructor would run even in programs
+ * that never touch plugins).  add_creator, not kiln_plugin_register: calling
+ * pthread_once from its own init routine would deadlock. */
+static pthread_once_t builtins_once = PTHREAD_ONCE_INIT;
+
+static void register_builtins(void) {
+    if (add_creator(&kiln_triton_aot_creator) != KILN_OK) kiln_clear_error();
+}
+
+static void ensure_builtins(void) { pthread_once(&builtins_once, register_builtins); }
+
 kiln_status kiln_plugin_register(const kiln_plugin_creator *c) {
+    ensure_builtins();
+    return add_creator(c);
+}
+
+static kiln_status add_creator(const kiln_plugin_creator *c) {
     if (!c) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_plugin_register: creator is NULL");
     if (!valid_key_part(c->plugin_namespace) || !valid_key_part(c->name) || !valid_key_part(c->version))
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
@@ -40,8 +60,8 @@ kiln_status kiln_plugin_register(const kiln_plugin_creator *c) {
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
                           "plugin %s::%s version %s lacks a required callback (create, infer_shapes, enqueue)",
                           c->plugin_namespace, c->name, c->version);
-    if (c->output_count < 1 || c->output_count > 1024)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s declares %d outputs (need 1..1024)",
+    if (c->output_count < 0 || c->output_count > 1024)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s declares %d outputs (need 0..1024)",
                           c->plugin_namespace, c->name, c->version, c->output_count);
     kiln_status status = KILN_OK;
     pthread_mutex_lock(&registry_lock);
@@ -61,6 +81,7 @@ kiln_status kiln_plugin_register(const kiln_plugin_creator *c) {
 kiln_status kiln_plugin_deregister(const char *ns, const char *name, const char *version) {
     if (!ns || !name || !version)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_plugin_deregister: NULL argument");
+    ensure_builtins();
     pthread_mutex_lock(&registry_lock);
     long i = find_locked(ns, name, version);
     if (i >= 0) {
@@ -75,6 +96,7 @@ kiln_status kiln_plugin_deregister(const char *ns, const char *name, const char 
 
 const kiln_plugin_creator *kiln_plugin_find(const char *ns, const char *name, const char *version) {
     if (!ns || !name || !version) return NULL;
+    ensure_builtins();
     pthread_mutex_lock(&registry_lock);
     long i = find_locked(ns, name, version);
     const kiln_plugin_creator *c = i >= 0 ? registry[i] : NULL;

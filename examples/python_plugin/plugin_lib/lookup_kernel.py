@@ -24,6 +24,13 @@ def lookup_kernel(index_ptr, table_ptr, out_ptr, vocab_size, hidden, BLOCK: tl.c
     tl.store(out_ptr + row.to(tl.int64) * hidden + cols, values.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+def launch_config(hidden):
+    """(BLOCK, num_warps) for rows of `hidden` elements (shared with the AOT plugin)."""
+    block = min(1024, triton.next_power_of_2(max(1, hidden)))
+    num_warps = 8 if block >= 1024 else 4 if block >= 256 else 2 if block >= 64 else 1
+    return block, num_warps
+
+
 def launch_lookup(index, table, out):
     """index [n] int32/int64, table [vocab, hidden], out [n, hidden]: any
     objects Triton accepts (torch tensors; kiln TensorWrappers on a GPU)."""
@@ -31,7 +38,6 @@ def launch_lookup(index, table, out):
     vocab_size, hidden = table.shape[0], table.shape[1]
     if n_tokens == 0 or hidden == 0:
         return
-    block = min(1024, triton.next_power_of_2(hidden))
-    num_warps = 8 if block >= 1024 else 4 if block >= 256 else 2 if block >= 64 else 1
+    block, num_warps = launch_config(hidden)
     grid = (n_tokens, triton.cdiv(hidden, block))
     lookup_kernel[grid](index, table, out, vocab_size, hidden, BLOCK=block, num_warps=num_warps)

@@ -232,6 +232,9 @@ static const kiln_backend_iface cuda_iface = {
     .capture_end   = kiln_cuda_capture_end,
     .graph_launch  = kiln_cuda_graph_launch,
     .graph_free    = kiln_cuda_graph_free,
+    .kernel_load   = kiln_cuda_kernel_load,
+    .kernel_launch = kiln_cuda_kernel_launch,
+    .kernel_unload = kiln_cuda_kernel_unload,
 };
 
 /* The module's only exported symbol.  NULL when the host is missing or was

@@ -65,6 +65,13 @@ kiln_status kiln_cuda_capture_end(int32_t device, void *stream, void **graph);
 kiln_status kiln_cuda_graph_launch(int32_t device, void *graph, void *stream);
 void        kiln_cuda_graph_free(int32_t device, void *graph);
 
+/* Compiled kernels through the driver API (kernel_launch.c). */
+kiln_status kiln_cuda_kernel_load(int32_t device, const void *image, size_t size, const char *name,
+                                  uint32_t shared, void **kernel);
+kiln_status kiln_cuda_kernel_launch(int32_t device, void *kernel, const uint32_t grid[3], const uint32_t block[3],
+                                    uint32_t shared, void **params, void *stream);
+void        kiln_cuda_kernel_unload(int32_t device, void *kernel);
+
 #ifdef __cplusplus
 }
 #endif
