@@ -29,8 +29,8 @@ step pytest python3 -m pytest -q -p no:cacheprovider tests/python
 step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py"
 # Ahead-of-time plugin: build the AOT engine (checked against torch on this
 # GPU), then run it from C with no Python in the process.
-step aot-example bash -c "cd examples/python_plugin && python3 build_lookup_aot.py --out '$out/aot' --tokens 37 --vocab 100 --hidden 200"
-step aot-c-test env KILN_AOT_DIR="$out/aot" KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_aot_engine"
+step aot-example bash -c "cd examples/python_plugin && python3 build_lookup_aot.py --out '$build/aot' --tokens 37 --vocab 100 --hidden 200"
+step aot-c-test env KILN_AOT_DIR="$build/aot" KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_aot_engine"
 if [ "${1:-}" != quick ]; then
   for b in bench/bench_gpu_*.py; do
     [ -f "$b" ] && step "$(basename "$b" .py)" python3 "$b"

@@ -14,7 +14,7 @@
 #include "kiln/plugin.h"
 #include "engine/engine_desc.h"
 
-#define KILN_BACKEND_API_VERSION 1u
+#define KILN_BACKEND_API_VERSION 2u   /* 2: kernel_load/kernel_launch/kernel_unload */
 
 typedef struct kiln_layer_launch {
     uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */

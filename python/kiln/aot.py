@@ -1,0 +1,430 @@
+"""Ahead-of-time (AOT) plugins: Triton kernels compiled at build time and
+launched by kiln's C runtime, with no Python in the process that runs them.
+
+A plugin opts in by defining `aot(inputs, outputs)` next to `forward`: it
+gets the SymTensors of its inputs and of its outputs (as its
+shape_dtype_inference made them) and returns one AotLaunch per kernel
+launch, in order:
+
+    @kiln.plugin("LookUp")
+    class LookUp(kiln.PluginBase):
+        def shape_dtype_inference(self, inputs) -> kiln.SymTensor: ...
+        def forward(self, inputs, outputs): ...          # the JIT path (eager calls, fallback)
+
+        def aot(self, inputs, outputs):
+            index, table = inputs
+            n, hidden = index.shape[0], table.shape[1]
+            return [kiln.AotLaunch(lookup_kernel,
+                                   args=[index, table, outputs[0], table.shape[0], hidden],
+                                   grid=(n, kiln.cdiv(hidden, 1024)),
+                                   constexprs={"BLOCK": 1024}, num_warps=8)]
+
+`args` are the kernel's non-constexpr parameters in order: SymTensors from
+`inputs`/`outputs` (their device pointers), Python ints and floats, or SymDims
+(any expression of the input shapes).  `grid` has 1 to 3 entries of the same
+kinds.  When a network adds the plugin and AOT is preferred (the default),
+kiln compiles each kernel with triton.compile for the target GPU and adds
+the built-in plugin kiln::TritonAOT in its place; its fields hold the cubin
+(PTX as a fallback), the launch parameters as a small expression program of
+the input shapes, and the output shapes.  See docs/plugin-guide.md.
+
+Settings (per network, else the environment, else the default):
+  prefer AOT   network.prefer_aot / KILN_PREFER_AOT=0|1      default: yes
+  target       network.aot_target / KILN_AOT_TARGET=sm_90    default: the local
+               GPU (torch.cuda), else sm_90
+Builder.create_network(prefer_aot=..., aot_target=...) sets both; a builder
+config with other values is refused at build_engine (the kernels are
+compiled when the layer is added, before the config exists).
+"""
+import os
+
+from . import dtypes as _dt
+
+__all__ = ["AotLaunch", "cdiv", "default_target", "configure"]
+
+_NODE_CONST, _NODE_INPUT = 0, 1
+_EXPR_CONST, _EXPR_DIM = 0, 1
+
+# kiln dtype code -> Triton pointer element type
+_TRITON_TYPES = {
+    _dt.float32.code: "fp32", _dt.float16.code: "fp16", _dt.bfloat16.code: "bf16", _dt.int8.code: "i8",
+    _dt.uint8.code: "u8", _dt.int32.code: "i32", _dt.int64.code: "i64", _dt.bool_.code: "i1",
+}
+_SCALAR_TYPES = ("i32", "i64", "fp32")
+_POINTER_ALIGN = 16   # what Triton's JIT specializes pointers on; checked at run time
+
+
+def cdiv(a, b):
+    """Ceiling division for ints and SymDims (SymDim's / is ceiling division)."""
+    from .plugin import SymDim
+    if isinstance(a, SymDim) or isinstance(b, SymDim):
+        return (a if isinstance(a, SymDim) else SymDim(a)) / b
+    return -((-a) // b)
+
+
+class AotLaunch:
+    """One kernel launch of an AOT plugin.
+
+    kernel      a @triton.jit function
+    args        its non-constexpr parameters in order (SymTensor, int, float, SymDim)
+    grid        1 to 3 entries (int or SymDim), or a callable taking the constexprs dict
+    constexprs  {name: value} for every tl.constexpr parameter
+    num_warps, num_stages   as for a Triton launch
+    assume_divisible  names of int parameters the kernel may assume divisible by 16
+                (as Triton's JIT specializes them); checked at every run
+    types       {name: "i32"|"i64"|"fp32"} to override a scalar parameter's type
+    """
+
+    __slots__ = ("kernel", "args", "grid", "constexprs", "num_warps", "num_stages", "assume_divisible", "types")
+
+    def __init__(self, kernel, args, grid, constexprs=None, num_warps=4, num_stages=3, assume_divisible=(),
+                 types=None):
+        self.kernel = kernel
+        self.args = list(args)
+        self.grid = grid
+        self.constexprs = dict(constexprs or {})
+        self.num_warps = int(num_warps)
+        self.num_stages = int(num_stages)
+        self.assume_divisible = tuple(assume_divisible)
+        self.types = dict(types or {})
+
+    def __repr__(self):
+        return f"AotLaunch({_kernel_name(self.kernel)}, grid={self.grid!r}, constexprs={self.constexprs!r})"
+
+
+# --- settings ----------------------------------------------------------------------
+
+def configure(network, prefer_aot=None, aot_target=None):
+    """Set a network's AOT settings (before adding plugin layers)."""
+    if prefer_aot is not None:
+        network.prefer_aot = bool(prefer_aot)
+    if aot_target is not None:
+        _parse_target(aot_target)
+        network.aot_target = str(aot_target)
+    return network
+
+
+def prefer_aot(network):
+    v = getattr(network, "prefer_aot", None)
+    if v is not None:
+        return bool(v)
+    env = os.environ.get("KILN_PREFER_AOT")
+    if env is not None and env.strip() != "":
+        return env.strip().lower() not in ("0", "false", "no", "off")
+    return True
+
+
+def default_target():
+    """"sm_XY" of the local GPU when torch sees one, else "sm_90"."""
+    env = os.environ.get("KILN_AOT_TARGET")
+    if env:
+        return env
+    try:
+        import torch
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability()
+            return f"sm_{major}{minor}"
+    except Exception:
+        pass
+    return "sm_90"
+
+
+def _target_of(network):
+    t = getattr(network, "aot_target", None)
+    return str(t) if t else default_target()
+
+
+def _parse_target(target):
+    s = str(target).lower().replace("sm_", "").replace("sm", "").rstrip("a")
+    if not s.isdigit() or len(s) < 2:
+        raise ValueError(f"AOT target {target!r} is not like 'sm_90'")
+    return int(s)
+
+
+def check_config(network, config):
+    """At build_engine: a builder config's AOT settings must be those the
+    network's AOT layers were compiled with."""
+    used = getattr(network, "_kiln_aot_layers", None)
+    if config is None:
+        return
+    opts = getattr(config, "options", {}) or {}
+    if used and "aot_target" in opts and opts["aot_target"] is not None:
+        want = _parse_target(opts["aot_target"])
+        for label, target in used:
+            if _parse_target(target) != want:
+                raise ValueError(f"plugin {label} was compiled ahead of time for {target} when it was added to the "
+                                 f"network, but the builder config asks for {opts['aot_target']}: set it before "
+                                 "adding layers (Builder.create_network(aot_target=...) or kiln.aot.configure)")
+    if used and opts.get("prefer_aot") is False:
+        raise ValueError(f"the builder config says prefer_aot=False but plugin {used[0][0]} was added as an AOT "
+                         "layer: set prefer_aot=False on the network before adding layers "
+                         "(Builder.create_network(prefer_aot=False) or kiln.aot.configure)")
+
+
+# --- compiling -----------------------------------------------------------------------
+
+def _kernel_name(kernel):
+    fn = getattr(kernel, "fn", kernel)
+    return getattr(fn, "__name__", repr(kernel))
+
+
+def _jit_function(kernel, where):
+    """A JITFunction for kernel; under TRITON_INTERPRET=1 @triton.jit gives an
+    InterpretedFunction, whose Python function is compiled the same way."""
+    try:
+        from triton.runtime.jit import JITFunction
+    except ImportError as e:
+        raise RuntimeError(f"{where}: compiling an AOT plugin needs triton ({e})") from None
+    if isinstance(kernel, JITFunction):
+        return kernel
+    fn = getattr(kernel, "fn", None)
+    if fn is not None and callable(fn) and type(kernel).__name__ == "InterpretedFunction":
+        return JITFunction(fn)
+    raise TypeError(f"{where}: kernel {kernel!r} is not a @triton.jit function")
+
+
+def _compile(jf, signature, constexprs, attrs, target, num_warps, num_stages, where):
+    import triton
+    from triton.compiler import ASTSource
+    try:
+        from triton.backends.compiler import GPUTarget
+    except ImportError:  # pragma: no cover - older layouts
+        from triton.compiler import GPUTarget
+    arch = _parse_target(target)
+    options = {"num_warps": num_warps, "num_stages": num_stages}
+    try:
+        src = ASTSource(jf, signature, constexprs, attrs)
+        return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
+    except Exception as e:
+        raise RuntimeError(f"{where}: triton.compile for {target} failed: {type(e).__name__}: {e}") from e
+
+
+def _meta(compiled, key, default=0):
+    md = compiled.metadata
+    v = getattr(md, key, None)
+    if v is None and isinstance(md, dict):
+        v = md.get(key)
+    return default if v is None else v
+
+
+# --- the expression program ------------------------------------------------------
+
+class _Program:
+    """Translates expressions of the network's pool into kiln::TritonAOT's
+    node list: input axes become leaves "input i axis j"."""
+
+    def __init__(self, pool, input_shapes, label):
+        self.pool = pool
+        self.label = label
+        self.nodes = []
+        self.memo = {}
+        self.axes = {}
+        for i, shape in enumerate(input_shapes):
+            for j, e in enumerate(shape):
+                self.axes.setdefault(e, (i, j))
+
+    def add(self, e, what):
+        idx = self.memo.get(e)
+        if idx is not None:
+            return idx
+        c = self.pool.is_const(e)
+        if c is not None:
+            node = [_NODE_CONST, -1, -1, int(c)]
+        elif e in self.axes:
+            i, j = self.axes[e]
+            node = [_NODE_INPUT, i, j, 0]
+        else:
+            op, a, b, _ = self.pool.node(e)
+            if op == _EXPR_DIM:
+                raise ValueError(f"plugin {self.label}: {what} uses dimension '{self.pool.format(e)}', which is "
+                                 "not an axis of any of the plugin's inputs (the C runtime computes launch "
+                                 "parameters from the input shapes only)")
+            if op == _EXPR_CONST:   # pragma: no cover - is_const covers it
+                node = [_NODE_CONST, -1, -1, int(self.pool.is_const(e))]
+            else:
+                node = [op, self.add(a, what), self.add(b, what), 0]
+        self.nodes.append(node)
+        idx = len(self.nodes) - 1
+        self.memo[e] = idx
+        return idx
+
+    def value(self, v, what):
+        """Node index of an int or SymDim."""
+        from .plugin import SymDim, _as_int
+        if isinstance(v, SymDim):
+            try:
+                e = v._expr_in(self.pool)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"plugin {self.label}: {what}: {err}") from None
+            return self.add(e, what)
+        try:
+            return self.add(self.pool.const(_as_int(v)), what)
+        except TypeError as err:
+            raise TypeError(f"plugin {self.label}: {what}: {err}") from None
+
+
+def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
+    from .plugin import SymDim, SymTensor
+    if not isinstance(launch, AotLaunch):
+        raise TypeError(f"plugin {label}: aot() must return AotLaunch objects, got {type(launch).__name__}")
+    kname = _kernel_name(launch.kernel)
+    where = f"plugin {label}: AOT kernel {index} '{kname}'"
+    jf = _jit_function(launch.kernel, where)
+    params = list(jf.params)
+    names = [p.name for p in params]
+    constexpr_names = [p.name for p in params if p.is_constexpr]
+    runtime_names = [p.name for p in params if not p.is_constexpr]
+    for k in launch.constexprs:
+        if k not in constexpr_names:
+            raise ValueError(f"{where}: constexprs names '{k}', which is not a tl.constexpr parameter "
+                             f"(those are {constexpr_names})")
+    missing = [k for k in constexpr_names if k not in launch.constexprs]
+    if missing:
+        raise ValueError(f"{where}: constexprs lacks {missing} (every tl.constexpr parameter needs a value)")
+    if len(launch.args) != len(runtime_names):
+        raise ValueError(f"{where}: args has {len(launch.args)} entries but the kernel has {len(runtime_names)} "
+                         f"non-constexpr parameters {runtime_names}")
+    for k in launch.assume_divisible:
+        if k not in runtime_names:
+            raise ValueError(f"{where}: assume_divisible names '{k}', which is not a parameter of the kernel")
+    signature, attrs, pfields = {}, {}, []
+    arg_iter = iter(launch.args)
+    for pos, p in enumerate(params):
+        if p.is_constexpr:
+            signature[p.name] = "constexpr"
+            continue
+        a = next(arg_iter)
+        pw = f"argument '{p.name}'"
+        if isinstance(a, SymTensor):
+            kind, idx = None, None
+            for i, t in enumerate(inputs):
+                if a is t:
+                    kind, idx = "input", i
+            for i, t in enumerate(outputs):
+                if a is t:
+                    kind, idx = "output", i
+            if kind is None:
+                raise ValueError(f"{where}: {pw} is a SymTensor that is neither one of aot()'s inputs nor "
+                                 "one of its outputs")
+            code = _dt.to_dtype(a.dtype).code
+            signature[p.name] = "*" + _TRITON_TYPES[code]
+            attrs[(pos,)] = [["tt.divisibility", 16]]
+            pfields.append({"kind": kind, "index": idx, "align": _POINTER_ALIGN})
+            continue
+        if isinstance(a, bool):
+            raise TypeError(f"{where}: {pw} is a bool: pass an int")
+        if isinstance(a, float):
+            signature[p.name] = "fp32"
+            pfields.append({"kind": "fp32", "value": float(a)})
+            continue
+        if not isinstance(a, (int, SymDim)) and not hasattr(a, "__index__"):
+            raise TypeError(f"{where}: {pw} is a {type(a).__name__}; use a SymTensor, int, float or SymDim")
+        node = prog.value(a, f"AOT kernel '{kname}' {pw}")
+        const = prog.nodes[node][3] if prog.nodes[node][0] == _NODE_CONST else None
+        ty = launch.types.get(p.name)
+        if ty is None:
+            ty = "i64" if const is not None and not (-2**31 <= const < 2**31) else "i32"
+        if ty not in _SCALAR_TYPES:
+            raise ValueError(f"{where}: types['{p.name}'] is {ty!r}, not one of {_SCALAR_TYPES}")
+        signature[p.name] = ty
+        f = {"kind": ty, "expr": node}
+        if ty != "fp32" and (p.name in launch.assume_divisible or (const is not None and const % 16 == 0
+                                                                   and const != 0)):
+            attrs[(pos,)] = [["tt.divisibility", 16]]
+            f["align"] = 16
+        pfields.append(f)
+    grid = launch.grid(dict(launch.constexprs)) if callable(launch.grid) else launch.grid
+    if isinstance(grid, (int, SymDim)):
+        grid = (grid,)
+    grid = tuple(grid)
+    if not 1 <= len(grid) <= 3:
+        raise ValueError(f"{where}: grid has {len(grid)} entries (need 1 to 3)")
+    grid_nodes = [prog.value(g, f"AOT kernel '{kname}' grid[{i}]") for i, g in enumerate(grid)]
+    while len(grid_nodes) < 3:
+        grid_nodes.append(prog.value(1, "grid"))
+    try:
+        compiled = _compile(jf, signature, dict(launch.constexprs), attrs, target, launch.num_warps,
+                            launch.num_stages, where)
+    except RuntimeError:
+        if not attrs:
+            raise
+        # An older Triton with another attrs format: compile without the hints.
+        compiled = _compile(jf, signature, dict(launch.constexprs), None, target, launch.num_warps,
+                            launch.num_stages, where)
+    num_ctas = int(_meta(compiled, "num_ctas", 1))
+    if num_ctas != 1:
+        raise ValueError(f"{where}: compiled with num_ctas={num_ctas}; kiln launches single-CTA kernels only")
+    asm = compiled.asm
+    cubin = asm.get("cubin", b"") or b""
+    ptx = asm.get("ptx", "") or ""
+    if isinstance(ptx, bytes):
+        ptx = ptx.decode()
+    return {
+        "name": str(_meta(compiled, "name", kname)),
+        "cubin": bytes(cubin),
+        "ptx": ptx,
+        "target": str(target),
+        "triton_version": _triton_version(),
+        "num_warps": int(_meta(compiled, "num_warps", launch.num_warps)),
+        "num_ctas": num_ctas,
+        "shared": int(_meta(compiled, "shared", 0)),
+        "global_scratch_size": int(_meta(compiled, "global_scratch_size", 0)),
+        "global_scratch_align": max(1, int(_meta(compiled, "global_scratch_align", 1))),
+        "profile_scratch_size": int(_meta(compiled, "profile_scratch_size", 0)),
+        "profile_scratch_align": max(1, int(_meta(compiled, "profile_scratch_align", 1))),
+        "grid": grid_nodes,
+        "params": pfields,
+    }
+
+
+def _triton_version():
+    try:
+        import triton
+        return str(triton.__version__)
+    except Exception:  # pragma: no cover
+        return ""
+
+
+def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_exprs, target):
+    """The kiln::TritonAOT fields for plugin obj (see src/plugin/triton_aot.c)."""
+    cls = type(obj)
+    label = cls._kiln_label
+    launches = obj.aot(input_syms, out_syms)
+    if isinstance(launches, AotLaunch):
+        launches = [launches]
+    if not isinstance(launches, (list, tuple)) or not launches:
+        raise TypeError(f"plugin {label}: aot() must return an AotLaunch or a non-empty list of them, "
+                        f"got {launches!r}")
+    prog = _Program(pool, input_exprs, label)
+    outputs = []
+    for i, (code, shape) in enumerate(zip(out_codes, out_exprs)):
+        outputs.append({"dtype": int(code),
+                        "shape": [prog.add(e, f"output {i} axis {a}") for a, e in enumerate(shape)]})
+    kernels = [_kernel_fields(l, k, input_syms, out_syms, prog, target, label) for k, l in enumerate(launches)]
+    ns, name, version = cls._kiln_key
+    return {
+        "plugin": {"namespace": ns, "name": name, "version": version, "module": cls.__module__ or ""},
+        "inputs": len(input_exprs),
+        "exprs": prog.nodes,
+        "outputs": outputs,
+        "kernels": kernels,
+    }
+
+
+def add_layer(obj, net, tensors, input_syms, codes, outs):
+    """Add obj as kiln::TritonAOT on kiln Tensors; returns its output Tensor(s)."""
+    from .plugin import _shape_exprs
+    cls = type(obj)
+    pool = net.exprs
+    input_exprs = [tuple(net._net.tensor_info(t._id)[1]) for t in tensors]
+    out_exprs = [_shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
+    target = _target_of(net)
+    fields = build_fields(obj, pool, input_syms, input_exprs, codes, outs, out_exprs, target)
+    ids = net._net.add_plugin("kiln", "TritonAOT", "1", cls.__module__ or "", fields, [t._id for t in tensors],
+                              cls._kiln_num_outputs, None)
+    layers = getattr(net, "_kiln_aot_layers", None)
+    if layers is None:
+        layers = net._kiln_aot_layers = []
+    layers.append((cls._kiln_label, target))
+    result = [net._tensor(i) for i in ids]
+    return result[0] if len(result) == 1 else tuple(result)

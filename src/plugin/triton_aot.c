@@ -1,0 +1,643 @@
+/* triton_aot.c — kiln::TritonAOT, the built-in plugin that runs kernels
+ * compiled ahead of time (Triton cubins, PTX as a fallback) with no Python.
+ *
+ * The Python layer (python/kiln/aot.py) compiles a plugin's kernels at build
+ * time and adds this plugin in its place; everything it needs at run time is
+ * in the fields (typed values, docs/plugin-guide.md "Ahead-of-time plugins"):
+ *
+ *   plugin   {namespace, name, version, module}   the plugin it stands for
+ *   inputs   int                                  how many inputs it takes
+ *   exprs    [[op, a, b, value], ...]             the expression program
+ *   outputs  [{dtype, shape: [expr...]}, ...]
+ *   kernels  [{name, cubin, ptx, num_warps, num_ctas, shared,
+ *              global_scratch_size/align, profile_scratch_size/align,
+ *              grid: [expr, expr, expr],
+ *              params: [{kind: input|output, index, align}
+ *                      |{kind: i32|i64, expr, align} | {kind: fp32, expr|value}]}]
+ *
+ * The expression program is a list of nodes, each using only earlier ones:
+ * op 0 is a constant (value), op 1 is "axis b of input a" (this program's
+ * meaning of kiln's DIM leaf), ops 2..10 are kiln_expr_op's operators on
+ * nodes a and b.  It is evaluated at every enqueue from the concrete input
+ * shapes (a few integer operations), and at build time rebuilt as kiln_exprs
+ * for the output shapes, so shape inference needs no Python either.
+ *
+ * Every field is checked at create; a bad one is an error naming the kernel
+ * and the parameter or node.  Kernels are loaded on the first enqueue (per
+ * instance, i.e. per context, so no lock is needed) — that is the warm-up
+ * run kiln_context_capture makes before recording, so graphs capture only
+ * launches.  Each kernel gets Triton's two hidden trailing parameters
+ * (global scratch, profile scratch), allocated when the kernel needs them. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "plugin/builtin_plugins.h"
+
+#define AOT_MAX_NODES   65536
+#define AOT_MAX_KERNELS 64
+#define AOT_MAX_PARAMS  256
+
+enum { NODE_CONST = 0, NODE_INPUT = 1 };
+enum { PARAM_INPUT, PARAM_OUTPUT, PARAM_I32, PARAM_I64, PARAM_FP32 };
+
+typedef struct aot_node {
+    int32_t op, a, b;
+    int64_t value;
+} aot_node;
+
+typedef struct aot_param {
+    int32_t kind;
+    int32_t index;      /* PARAM_INPUT/OUTPUT: the tensor */
+    int32_t expr;       /* scalars: the node, or -1 for fp32 constants */
+    int64_t align;      /* pointers: required address alignment; ints: required divisor (1: none) */
+    float   fvalue;     /* fp32 constant */
+} aot_param;
+
+/* Storage for one argument value; params[] points into these. */
+typedef union aot_arg {
+    uint64_t ptr;
+    int32_t  i32;
+    int64_t  i64;
+    float    f32;
+} aot_arg;
+
+typedef struct aot_kernel {
+    const char *name;                 /* entry symbol, in the instance's fields */
+    const void *cubin;
+    size_t      cubin_size;
+    const char *ptx;
+    size_t      ptx_size;             /* without the NUL */
+    uint32_t    block, shared;
+    uint64_t    scratch_size[2], scratch_align[2];   /* global, profile */
+    int32_t     grid[3];
+    int32_t     param_count;          /* user parameters (the two scratch ones come after) */
+    aot_param  *params;
+    aot_arg    *args;                 /* param_count + 2 */
+    void      **argv;                 /* param_count + 2 pointers into args */
+    void       *fn;                   /* loaded kernel, NULL until the first enqueue */
+    void       *scratch[2];
+    size_t      scratch_bytes[2];
+} aot_kernel;
+
+typedef struct aot_instance {
+    kiln_value *fields;               /* our copy: kernel images and names point into it */
+    char        label[600];           /* "AOT plugin ns::name version v" for messages */
+    int32_t     input_count, output_count;
+    int32_t     node_count;
+    aot_node   *nodes;
+    int64_t    *values;               /* node_count: evaluated at enqueue */
+    kiln_dtype *out_dtypes;
+    int32_t    *out_ranks;
+    int32_t    (*out_shapes)[KILN_MAX_RANK];
+    int32_t     kernel_count;
+    aot_kernel *kernels;
+    const kiln_backend_iface *backend; /* set with the first load */
+    int32_t     device;               /* where the kernels are (being) loaded; -1 none */
+    int         loaded;               /* every kernel loaded on device */
+} aot_instance;
+
+/* ---- reading fields --------------------------------------------------------- */
+
+static kiln_status bad(const aot_instance *in, const char *fmt, const char *what, long long n) {
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, what, n);
+    return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s", in->label, msg);
+}
+
+static const kiln_value *get(const kiln_value *map, const char *key, kiln_value_type type) {
+    const kiln_value *v = kiln_value_map_get(map, key);
+    return v && kiln_value_get_type(v) == type ? v : NULL;
+}
+
+/* An int field in [lo, hi]. */
+static kiln_status get_int(const aot_instance *in, const kiln_value *map, const char *key, int64_t lo, int64_t hi,
+                           const char *where, int64_t *out) {
+    const kiln_value *v = get(map, key, KILN_VALUE_INT64);
+    if (!v)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is missing or not an int", in->label,
+                          where, key);
+    int64_t x = kiln_value_as_int64(v);
+    if (x < lo || x > hi)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is %lld, outside [%lld, %lld]", in->label,
+                          where, key, (long long)x, (long long)lo, (long long)hi);
+    *out = x;
+    return KILN_OK;
+}
+
+/* An optional int field (default when absent). */
+static kiln_status get_int_or(const aot_instance *in, const kiln_value *map, const char *key, int64_t lo,
+                              int64_t hi, int64_t dflt, const char *where, int64_t *out) {
+    if (!kiln_value_map_get(map, key)) {
+        *out = dflt;
+        return KILN_OK;
+    }
+    return get_int(in, map, key, lo, hi, where, out);
+}
+
+static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
+
+static kiln_status read_exprs(aot_instance *in) {
+    const kiln_value *list = get(in->fields, "exprs", KILN_VALUE_LIST);
+    if (!list) return bad(in, "field '%s' is missing or not a list%lld", "exprs", 0);
+    size_t n = kiln_value_count(list);
+    if (n > AOT_MAX_NODES) return bad(in, "field '%s' has %lld nodes (too many)", "exprs", (long long)n);
+    in->node_count = (int32_t)n;
+    in->nodes = kiln_calloc(n ? n : 1, sizeof *in->nodes);
+    in->values = kiln_calloc(n ? n : 1, sizeof *in->values);
+    if (!in->nodes || !in->values) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+    for (size_t i = 0; i < n; i++) {
+        const kiln_value *node = kiln_value_item(list, i);
+        int64_t f[4];
+        int ok = kiln_value_get_type(node) == KILN_VALUE_LIST && kiln_value_count(node) == 4;
+        for (size_t k = 0; ok && k < 4; k++) {
+            const kiln_value *x = kiln_value_item(node, k);
+            ok = kiln_value_get_type(x) == KILN_VALUE_INT64;
+            if (ok) f[k] = kiln_value_as_int64(x);
+        }
+        if (!ok) return bad(in, "%s node %lld is not a list of 4 ints [op, a, b, value]", "expression", (long long)i);
+        aot_node *d = &in->nodes[i];
+        if (f[0] == NODE_CONST) {
+            *d = (aot_node){NODE_CONST, -1, -1, f[3]};
+        } else if (f[0] == NODE_INPUT) {
+            if (f[1] < 0 || f[1] >= in->input_count || f[2] < 0 || f[2] >= KILN_MAX_RANK)
+                return bad(in, "%s node %lld reads an input axis that does not exist", "expression", (long long)i);
+            *d = (aot_node){NODE_INPUT, (int32_t)f[1], (int32_t)f[2], 0};
+        } else if (f[0] >= KILN_EXPR_ADD && f[0] < KILN_EXPR_OP_COUNT) {
+            if (f[1] < 0 || f[1] >= (int64_t)i || f[2] < 0 || f[2] >= (int64_t)i)
+                return bad(in, "%s node %lld uses an operand that is not an earlier node", "expression",
+                           (long long)i);
+            *d = (aot_node){(int32_t)f[0], (int32_t)f[1], (int32_t)f[2], 0};
+        } else {
+            return bad(in, "%s node %lld has an unknown op", "expression", (long long)i);
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status check_expr(const aot_instance *in, int64_t e, const char *what) {
+    if (e < 0 || e >= in->node_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: expression %lld does not exist (the program has %d nodes)",
+                          in->label, what, (long long)e, (int)in->node_count);
+    return KILN_OK;
+}
+
+static kiln_status read_outputs(aot_instance *in) {
+    const kiln_value *list = get(in->fields, "outputs", KILN_VALUE_LIST);
+    if (!list || kiln_value_count(list) < 1 || kiln_value_count(list) > 1024)
+        return bad(in, "field '%s' is missing or not a list of 1..1024 outputs%lld", "outputs", 0);
+    size_t n = kiln_value_count(list);
+    in->output_count = (int32_t)n;
+    in->out_dtypes = kiln_calloc(n, sizeof *in->out_dtypes);
+    in->out_ranks = kiln_calloc(n, sizeof *in->out_ranks);
+    in->out_shapes = kiln_calloc(n, sizeof *in->out_shapes);
+    if (!in->out_dtypes || !in->out_ranks || !in->out_shapes)
+        return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+    for (size_t i = 0; i < n; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "output %zu", i);
+        const kiln_value *o = kiln_value_item(list, i);
+        if (kiln_value_get_type(o) != KILN_VALUE_MAP) return bad(in, "%s %lld is not a map", "output", (long long)i);
+        int64_t dtype;
+        kiln_status s = get_int(in, o, "dtype", 0, KILN_DTYPE_COUNT - 1, where, &dtype);
+        if (s) return s;
+        in->out_dtypes[i] = (kiln_dtype)dtype;
+        const kiln_value *shape = get(o, "shape", KILN_VALUE_LIST);
+        if (!shape || kiln_value_count(shape) > KILN_MAX_RANK)
+            return bad(in, "%s %lld: 'shape' is missing or has more than 8 axes", "output", (long long)i);
+        in->out_ranks[i] = (int32_t)kiln_value_count(shape);
+        for (int32_t a = 0; a < in->out_ranks[i]; a++) {
+            const kiln_value *x = kiln_value_item(shape, (size_t)a);
+            snprintf(where, sizeof where, "output %zu axis %d", i, (int)a);
+            if (kiln_value_get_type(x) != KILN_VALUE_INT64)
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, where);
+            if ((s = check_expr(in, kiln_value_as_int64(x), where))) return s;
+            in->out_shapes[i][a] = (int32_t)kiln_value_as_int64(x);
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status read_param(aot_instance *in, const kiln_value *p, const char *where, aot_param *out) {
+    if (kiln_value_get_type(p) != KILN_VALUE_MAP)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
+    const kiln_value *kind = get(p, "kind", KILN_VALUE_STRING);
+    const char *k = kind ? kiln_value_as_string(kind, NULL) : "";
+    kiln_status s;
+    int64_t x;
+    out->align = 1;
+    out->expr = -1;
+    if (!strcmp(k, "input") || !strcmp(k, "output")) {
+        int is_in = k[0] == 'i';
+        out->kind = is_in ? PARAM_INPUT : PARAM_OUTPUT;
+        if ((s = get_int(in, p, "index", 0, (is_in ? in->input_count : in->output_count) - 1, where, &x))) return s;
+        out->index = (int32_t)x;
+        if ((s = get_int_or(in, p, "align", 1, 4096, 1, where, &out->align))) return s;
+        if (!is_pow2((uint64_t)out->align))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: align must be a power of two", in->label, where);
+        return KILN_OK;
+    }
+    if (!strcmp(k, "i32") || !strcmp(k, "i64")) {
+        out->kind = k[1] == '3' ? PARAM_I32 : PARAM_I64;
+        if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
+        if ((s = check_expr(in, x, where))) return s;
+        out->expr = (int32_t)x;
+        return get_int_or(in, p, "align", 1, INT32_MAX, 1, where, &out->align);
+    }
+    if (!strcmp(k, "fp32")) {
+        out->kind = PARAM_FP32;
+        const kiln_value *v = get(p, "value", KILN_VALUE_FLOAT64);
+        if (v) {
+            out->fvalue = (float)kiln_value_as_float64(v);
+            return KILN_OK;
+        }
+        if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
+        if ((s = check_expr(in, x, where))) return s;
+        out->expr = (int32_t)x;
+        return KILN_OK;
+    }
+    return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
+                      "%s: %s: kind '%s' is not input, output, i32, i64 or fp32", in->label, where, k);
+}
+
+static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t index, aot_kernel *k) {
+    char where[300];
+    snprintf(where, sizeof where, "kernel %d", (int)index);
+    if (kiln_value_get_type(kv) != KILN_VALUE_MAP)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
+    const kiln_value *name = get(kv, "name", KILN_VALUE_STRING);
+    size_t len = 0;
+    k->name = name ? kiln_value_as_string(name, &len) : NULL;
+    if (!k->name || len == 0 || len > 255 || strlen(k->name) != len)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'name' (the entry symbol) is missing or invalid",
+                          in->label, where);
+    snprintf(where, sizeof where, "kernel %d '%s'", (int)index, k->name);
+    const kiln_value *cubin = get(kv, "cubin", KILN_VALUE_BYTES);
+    const kiln_value *ptx = get(kv, "ptx", KILN_VALUE_STRING);
+    if (cubin) k->cubin = kiln_value_as_bytes(cubin, &k->cubin_size);
+    if (ptx) k->ptx = kiln_value_as_string(ptx, &k->ptx_size);
+    if (!k->cubin_size && !k->ptx_size)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
+    kiln_status s;
+    int64_t x;
+    if ((s = get_int(in, kv, "num_warps", 1, 32, where, &x))) return s;
+    k->block = (uint32_t)x * 32u;
+    if ((s = get_int_or(in, kv, "num_ctas", 1, 1, 1, where, &x))) return s;   /* clusters are not supported */
+    if ((s = get_int_or(in, kv, "shared", 0, 1 << 20, 0, where, &x))) return s;
+    k->shared = (uint32_t)x;
+    static const char *const scratch_keys[2][2] = {{"global_scratch_size", "global_scratch_align"},
+                                                   {"profile_scratch_size", "profile_scratch_align"}};
+    for (int i = 0; i < 2; i++) {
+        if ((s = get_int_or(in, kv, scratch_keys[i][0], 0, INT32_MAX, 0, where, &x))) return s;
+        k->scratch_size[i] = (uint64_t)x;
+        if ((s = get_int_or(in, kv, scratch_keys[i][1], 1, 256, 1, where, &x))) return s;
+        if (!is_pow2((uint64_t)x))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: %s must be a power of two up to 256",
+                              in->label, where, scratch_keys[i][1]);
+        k->scratch_align[i] = (uint64_t)x;
+    }
+    const kiln_value *grid = get(kv, "grid", KILN_VALUE_LIST);
+    if (!grid || kiln_value_count(grid) != 3)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'grid' must be a list of 3 expression indices",
+                          in->label, where);
+    for (int i = 0; i < 3; i++) {
+        const kiln_value *g = kiln_value_item(grid, (size_t)i);
+        char w[340];
+        snprintf(w, sizeof w, "%s grid[%d]", where, i);
+        if (kiln_value_get_type(g) != KILN_VALUE_INT64)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, w);
+        if ((s = check_expr(in, kiln_value_as_int64(g), w))) return s;
+        k->grid[i] = (int32_t)kiln_value_as_int64(g);
+    }
+    const kiln_value *params = get(kv, "params", KILN_VALUE_LIST);
+    if (!params || kiln_value_count(params) > AOT_MAX_PARAMS)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'params' is missing or has more than %d entries",
+                          in->label, where, AOT_MAX_PARAMS);
+    k->param_count = (int32_t)kiln_value_count(params);
+    k->params = kiln_calloc((size_t)k->param_count + 1, sizeof *k->params);
+    k->args = kiln_calloc((size_t)k->param_count + 2, sizeof *k->args);
+    k->argv = kiln_calloc((size_t)k->param_count + 2, sizeof *k->argv);
+    if (!k->params || !k->args || !k->argv) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+    for (int32_t i = 0; i < k->param_count; i++) {
+        char w[340];
+        snprintf(w, sizeof w, "%s param %d", where, (int)i);
+        if ((s = read_param(in, kiln_value_item(params, (size_t)i), w, &k->params[i]))) return s;
+    }
+    for (int32_t i = 0; i < k->param_count + 2; i++) k->argv[i] = &k->args[i];
+    return KILN_OK;
+}
+
+static void aot_destroy(const kiln_plugin_creator *creator, void *instance) {
+    aot_instance *in = instance;
+    if (!in) return;
+    for (int32_t i = 0; in->kernels && i < in->kernel_count; i++) {
+        aot_kernel *k = &in->kernels[i];
+        if (k->fn && in->backend && in->backend->kernel_unload) in->backend->kernel_unload(in->device, k->fn);
+        for (int j = 0; j < 2; j++)
+            if (k->scratch[j] && in->backend) in->backend->free(in->device, k->scratch[j]);
+        kiln_free(k->params);
+        kiln_free(k->args);
+        kiln_free(k->argv);
+    }
+    kiln_free(in->kernels);
+    kiln_free(in->nodes);
+    kiln_free(in->values);
+    kiln_free(in->out_dtypes);
+    kiln_free(in->out_ranks);
+    kiln_free(in->out_shapes);
+    kiln_value_free(in->fields);
+    kiln_free(in);
+}
+
+static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_value *fields, void **out) {
+    *out = NULL;
+    aot_instance *in = kiln_calloc(1, sizeof *in);
+    if (!in) return kiln_error(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory");
+    in->device = -1;
+    snprintf(in->label, sizeof in->label, "kiln::TritonAOT");
+    kiln_status s = KILN_OK;
+    if (!(in->fields = kiln_value_copy(fields))) {
+        aot_destroy(creator, in);
+        return kiln_error(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory copying the fields");
+    }
+    const kiln_value *plugin = get(in->fields, "plugin", KILN_VALUE_MAP);
+    const kiln_value *ns = plugin ? get(plugin, "namespace", KILN_VALUE_STRING) : NULL;
+    const kiln_value *name = plugin ? get(plugin, "name", KILN_VALUE_STRING) : NULL;
+    const kiln_value *version = plugin ? get(plugin, "version", KILN_VALUE_STRING) : NULL;
+    if (!ns || !name || !version) {
+        s = bad(in, "field '%s' must be a map with the strings namespace, name and version%lld", "plugin", 0);
+    } else {
+        snprintf(in->label, sizeof in->label, "AOT plugin %.180s::%.180s version %.60s",
+                 kiln_value_as_string(ns, NULL), kiln_value_as_string(name, NULL),
+                 kiln_value_as_string(version, NULL));
+    }
+    int64_t x = 0;
+    if (!s) s = get_int(in, in->fields, "inputs", 0, 1024, "fields", &x);
+    in->input_count = (int32_t)x;
+    if (!s) s = read_exprs(in);
+    if (!s) s = read_outputs(in);
+    const kiln_value *kernels = s ? NULL : get(in->fields, "kernels", KILN_VALUE_LIST);
+    if (!s && (!kernels || kiln_value_count(kernels) < 1 || kiln_value_count(kernels) > AOT_MAX_KERNELS))
+        s = bad(in, "field '%s' is missing or not a list of 1..%lld kernels", "kernels", AOT_MAX_KERNELS);
+    if (!s) {
+        in->kernel_count = (int32_t)kiln_value_count(kernels);
+        in->kernels = kiln_calloc((size_t)in->kernel_count, sizeof *in->kernels);
+        if (!in->kernels) s = kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+    }
+    for (int32_t i = 0; !s && i < in->kernel_count; i++)
+        s = read_kernel(in, kiln_value_item(kernels, (size_t)i), i, &in->kernels[i]);
+    if (s) {
+        aot_destroy(creator, in);
+        return s;
+    }
+    kiln_clear_error();   /* absent optional fields left "no key" messages behind */
+    *out = in;
+    return KILN_OK;
+}
+
+/* ---- build time: dtypes and shapes -------------------------------------------------- */
+
+static kiln_status aot_infer_dtypes(void *instance, int32_t input_count, const kiln_dtype *inputs,
+                                    int32_t output_count, kiln_dtype *outputs) {
+    aot_instance *in = instance;
+    if (input_count != in->input_count || output_count != in->output_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+                          in->label, (int)in->input_count, (int)in->output_count, (int)input_count,
+                          (int)output_count);
+    memcpy(outputs, in->out_dtypes, sizeof *outputs * (size_t)output_count);
+    return KILN_OK;
+}
+
+static kiln_status aot_infer_shapes(void *instance, kiln_exprs *pool, int32_t input_count,
+                                    const kiln_shape_expr *inputs, int32_t output_count, kiln_shape_expr *outputs) {
+    aot_instance *in = instance;
+    if (input_count != in->input_count || output_count != in->output_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+                          in->label, (int)in->input_count, (int)in->output_count, (int)input_count,
+                          (int)output_count);
+    kiln_expr *e = kiln_calloc(in->node_count ? (size_t)in->node_count : 1, sizeof *e);
+    if (!e) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+    kiln_status s = KILN_OK;
+    for (int32_t i = 0; i < in->node_count && !s; i++) {
+        const aot_node *n = &in->nodes[i];
+        if (n->op == NODE_CONST) {
+            e[i] = kiln_expr_const(pool, n->value);
+        } else if (n->op == NODE_INPUT) {
+            if (n->b >= inputs[n->a].rank) {
+                s = kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: expression node %d reads axis %d of input %d, "
+                               "which has rank %d", in->label, (int)i, (int)n->b, (int)n->a, (int)inputs[n->a].rank);
+                break;
+            }
+            e[i] = inputs[n->a].dims[n->b];
+        } else {
+            e[i] = kiln_expr_binary(pool, (kiln_expr_op)n->op, e[n->a], e[n->b]);
+        }
+        if (e[i] == KILN_EXPR_INVALID)
+            s = kiln_error_prefix(KILN_ERROR_INVALID_ARGUMENT, "%s: expression node %d", in->label, (int)i);
+    }
+    for (int32_t o = 0; o < output_count && !s; o++) {
+        outputs[o].rank = in->out_ranks[o];
+        for (int32_t a = 0; a < in->out_ranks[o]; a++) outputs[o].dims[a] = e[in->out_shapes[o][a]];
+    }
+    kiln_free(e);
+    return s;
+}
+
+/* ---- run time ------------------------------------------------------------------------- */
+
+static kiln_status eval_fail(const aot_instance *in, int32_t i, const char *why) {
+    return kiln_error(KILN_ERROR_SHAPE, "%s: expression node %d: %s", in->label, (int)i, why);
+}
+
+static int64_t floordiv(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static int64_t ceildiv(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) == (b < 0))) ? q + 1 : q;
+}
+
+static kiln_status evaluate(aot_instance *in, const kiln_plugin_launch *l) {
+    int64_t *v = in->values;
+    for (int32_t i = 0; i < in->node_count; i++) {
+        const aot_node *n = &in->nodes[i];
+        int64_t a = n->op >= KILN_EXPR_ADD ? v[n->a] : 0, b = n->op >= KILN_EXPR_ADD ? v[n->b] : 0, r = 0;
+        switch (n->op) {
+        case NODE_CONST: r = n->value; break;
+        case NODE_INPUT:
+            if (n->b >= l->inputs[n->a].rank) return eval_fail(in, i, "reads an axis beyond the input's rank");
+            r = l->inputs[n->a].dims[n->b];
+            break;
+        case KILN_EXPR_ADD: if (__builtin_add_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
+        case KILN_EXPR_SUB: if (__builtin_sub_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
+        case KILN_EXPR_MUL: if (__builtin_mul_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
+        case KILN_EXPR_FLOORDIV:
+        case KILN_EXPR_CEILDIV:
+            if (b == 0) return eval_fail(in, i, "division by zero");
+            if (a == INT64_MIN && b == -1) return eval_fail(in, i, "overflow");
+            r = n->op == KILN_EXPR_FLOORDIV ? floordiv(a, b) : ceildiv(a, b);
+            break;
+        case KILN_EXPR_MIN: r = a < b ? a : b; break;
+        case KILN_EXPR_MAX: r = a > b ? a : b; break;
+        case KILN_EXPR_EQ:  r = a == b; break;
+        case KILN_EXPR_LT:  r = a < b; break;
+        default: return eval_fail(in, i, "unknown op");
+        }
+        v[i] = r;
+    }
+    return KILN_OK;
+}
+
+static kiln_status load_kernels(aot_instance *in, int32_t device) {
+    const kiln_backend_iface *b = NULL;
+    kiln_status s = kiln_backend_get(KILN_DEVICE_CUDA, &b);
+    if (s) return kiln_error_prefix(s, "%s", in->label);
+    if (!b->kernel_load || !b->kernel_launch || !b->kernel_unload)
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "%s: the %s backend cannot load compiled kernels", in->label,
+                          b->name);
+    in->backend = b;
+    in->device = device;
+    for (int32_t i = 0; i < in->kernel_count; i++) {
+        aot_kernel *k = &in->kernels[i];
+        if (k->fn) continue;   /* loaded by an earlier, partly failed call */
+        char cubin_error[1024] = "";
+        s = KILN_ERROR_UNSUPPORTED;
+        if (k->cubin_size) {
+            s = b->kernel_load(device, k->cubin, k->cubin_size, k->name, k->shared, &k->fn);
+            if (s) snprintf(cubin_error, sizeof cubin_error, "%s", kiln_last_error());
+        }
+        if (s && k->ptx_size) {
+            /* The driver wants PTX NUL-terminated; the value's bytes may not be. */
+            char *ptx = kiln_malloc(k->ptx_size + 1);
+            if (!ptx) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+            memcpy(ptx, k->ptx, k->ptx_size);
+            ptx[k->ptx_size] = 0;
+            s = b->kernel_load(device, ptx, k->ptx_size + 1, k->name, k->shared, &k->fn);
+            kiln_free(ptx);
+        }
+        if (s) {
+            if (cubin_error[0] && k->ptx_size)
+                return kiln_error_prefix(s, "%s: kernel '%s': the cubin did not load (%s), nor did the PTX",
+                                         in->label, k->name, cubin_error);
+            return kiln_error_prefix(s, "%s: kernel '%s'", in->label, k->name);
+        }
+    }
+    in->loaded = 1;
+    return KILN_OK;
+}
+
+/* Grow a kernel's scratch buffer to `need` bytes.  Growing waits for the
+ * stream first: the old buffer may still be in use by queued launches. */
+static kiln_status ensure_scratch(aot_instance *in, aot_kernel *k, int j, size_t need, void *stream) {
+    if (need <= k->scratch_bytes[j]) return KILN_OK;
+    kiln_status s;
+    if (k->scratch[j]) {
+        if ((s = in->backend->synchronize(in->device, stream))) return s;
+        in->backend->free(in->device, k->scratch[j]);
+        k->scratch[j] = NULL;
+        k->scratch_bytes[j] = 0;
+    }
+    if ((s = in->backend->alloc(in->device, need, &k->scratch[j])))
+        return kiln_error_prefix(s, "%s: kernel '%s': %zu bytes of scratch memory", in->label, k->name, need);
+    k->scratch_bytes[j] = need;
+    return KILN_OK;
+}
+
+static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plugin_launch *l) {
+    static const int64_t grid_max[3] = {INT32_MAX, 65535, 65535};
+    uint32_t grid[3];
+    for (int d = 0; d < 3; d++) {
+        int64_t g = in->values[k->grid[d]];
+        if (g < 0 || g > grid_max[d])
+            return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': grid[%d] is %lld (allowed 0..%lld)", in->label,
+                              k->name, d, (long long)g, (long long)grid_max[d]);
+        grid[d] = (uint32_t)g;
+    }
+    if (!grid[0] || !grid[1] || !grid[2]) return KILN_OK;   /* no programs, nothing to do (as Triton) */
+    for (int32_t i = 0; i < k->param_count; i++) {
+        const aot_param *p = &k->params[i];
+        aot_arg *arg = &k->args[i];
+        if (p->kind == PARAM_INPUT || p->kind == PARAM_OUTPUT) {
+            const kiln_tensor_desc *t = p->kind == PARAM_INPUT ? &l->inputs[p->index] : &l->outputs[p->index];
+            arg->ptr = (uint64_t)(uintptr_t)t->data;
+            if (arg->ptr % (uint64_t)p->align)
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: kernel '%s' param %d: %s %d at %p is not "
+                                  "%lld-byte aligned, as the kernel was compiled to assume", in->label, k->name,
+                                  (int)i, p->kind == PARAM_INPUT ? "input" : "output", (int)p->index, t->data,
+                                  (long long)p->align);
+        } else if (p->kind == PARAM_FP32) {
+            arg->f32 = p->expr >= 0 ? (float)in->values[p->expr] : p->fvalue;
+        } else {
+            int64_t v = in->values[p->expr];
+            if (v % p->align)
+                return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, not a multiple of %lld as "
+                                  "the kernel was compiled to assume", in->label, k->name, (int)i, (long long)v,
+                                  (long long)p->align);
+            if (p->kind == PARAM_I64) {
+                arg->i64 = v;
+            } else {
+                if (v < INT32_MIN || v > INT32_MAX)
+                    return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, which does not fit "
+                                      "its type i32", in->label, k->name, (int)i, (long long)v);
+                arg->i32 = (int32_t)v;
+            }
+        }
+    }
+    /* Triton's hidden trailing parameters: global scratch, profile scratch. */
+    uint64_t programs = (uint64_t)grid[0] * grid[1] * grid[2];
+    for (int j = 0; j < 2; j++) {
+        aot_arg *arg = &k->args[k->param_count + j];
+        arg->ptr = 0;
+        if (!k->scratch_size[j]) continue;
+        if (programs > SIZE_MAX / k->scratch_size[j])
+            return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': scratch size overflows", in->label, k->name);
+        kiln_status s = ensure_scratch(in, k, j, (size_t)(programs * k->scratch_size[j]), l->stream);
+        if (s) return s;
+        arg->ptr = (uint64_t)(uintptr_t)k->scratch[j];
+    }
+    const uint32_t block[3] = {k->block, 1, 1};
+    kiln_status s = in->backend->kernel_launch(in->device, k->fn, grid, block, k->shared, k->argv, l->stream);
+    return s ? kiln_error_prefix(s, "%s: kernel '%s'", in->label, k->name) : KILN_OK;
+}
+
+static kiln_status aot_enqueue(void *instance, const kiln_plugin_launch *l) {
+    aot_instance *in = instance;
+    if (l->device.type != KILN_DEVICE_CUDA)
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "%s runs compiled GPU kernels: it needs a CUDA device", in->label);
+    if (l->input_count != in->input_count || l->output_count != in->output_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+                          in->label, (int)in->input_count, (int)in->output_count, (int)l->input_count,
+                          (int)l->output_count);
+    kiln_status s;
+    if (!in->loaded || in->device != l->device.index) {
+        /* An instance belongs to one context, which runs on one device. */
+        if (in->device >= 0 && in->device != l->device.index)
+            return kiln_error(KILN_ERROR_STATE, "%s: instance loaded on device %d, launched on device %d", in->label,
+                              (int)in->device, (int)l->device.index);
+        if ((s = load_kernels(in, l->device.index))) return s;
+    }
+    if ((s = evaluate(in, l))) return s;
+    for (int32_t i = 0; i < in->kernel_count; i++)
+        if ((s = launch_kernel(in, &in->kernels[i], l))) return s;
+    return KILN_OK;
+}
+
+const kiln_plugin_creator kiln_triton_aot_creator = {
+    .abi_version      = KILN_PLUGIN_ABI_VERSION,
+    .plugin_namespace = "kiln",
+    .name             = "TritonAOT",
+    .version          = "1",
+    .module           = "libkiln (built in)",
+    .flags            = KILN_PLUGIN_SUPPORTS_CUDA,
+    .output_count     = 0,   /* as many as the fields' outputs */
+    .create           = aot_create,
+    .destroy          = aot_destroy,
+    .infer_dtypes     = aot_infer_dtypes,
+    .infer_shapes     = aot_infer_shapes,
+    .enqueue          = aot_enqueue,
+};
