@@ -101,7 +101,17 @@ def main():
         session = kiln.Session.from_serialized_engine(path.read_bytes(), device="cuda")
         got = session({"x": index.cuda(), "y": table.cuda()})["output"]
         torch.cuda.synchronize()
-        assert torch.equal(torch.as_tensor(got).cpu(), expected), "AOT engine output differs from torch"
+        got = torch.as_tensor(got).cpu()
+        if not torch.equal(got, expected):
+            bad = [i for i in range(expected.shape[0]) if not torch.equal(got[i], expected[i])]
+            jit = torch.empty_like(expected).cuda()
+            from plugin_lib.lookup_kernel import launch_lookup
+            launch_lookup(index.cuda(), table.cuda(), jit)
+            torch.cuda.synchronize()
+            print(f"mismatching rows {bad[:20]} of {expected.shape[0]} (indices {index[bad[:20]].tolist()}); "
+                  f"the JIT kernel on the same data matches torch: {torch.equal(jit.cpu(), expected)}; "
+                  f"first bad row got {got[bad[0]][:6].tolist()} want {expected[bad[0]][:6].tolist()}")
+        assert torch.equal(got, expected), "AOT engine output differs from torch"
         print("ran it on the GPU: matches torch")
 
 

@@ -253,6 +253,10 @@ static kiln_status resolve_dims(kiln_context *ctx) {
         const kiln_tensor_record *t = &d->tensors[d->io[io]];
         if (t->kind != KILN_TENSOR_INPUT) continue;
         if (!ctx->input_shapes[io]) {
+            /* An input whose every axis is a constant has one possible shape. */
+            int fixed = 1;
+            for (int32_t a = 0; a < t->rank; a++) fixed &= d->exprs->nodes[t->shape[a]].op == KILN_EXPR_CONST;
+            if (fixed) continue;
             s = kiln_error(KILN_ERROR_STATE, "input '%s' has no shape: call kiln_context_set_input_shape first",
                            t->name);
             break;

@@ -272,6 +272,40 @@ static void test_builtin_chain(void) {
     kiln_engine_free(engine);
 }
 
+/* An input with only constant axes needs no kiln_context_set_input_shape. */
+static void test_static_inputs_need_no_shape(void) {
+    kiln_network *net;
+    kiln_network_create(&net);
+    kiln_exprs *pool = kiln_network_exprs(net);
+    kiln_dim_range r = {1, 2, 4};
+    kiln_expr n;
+    kiln_network_add_dim(net, "n", &r, 1, &n);
+    kiln_expr as[1] = {n}, bs[1] = {kiln_expr_const(pool, 1)};
+    kiln_tensor a, b, sum;
+    kiln_network_add_input(net, "a", KILN_INT64, 1, as, &a);
+    kiln_network_add_input(net, "b", KILN_INT64, 1, bs, &b);
+    kiln_network_add_binary(net, KILN_BINARY_ADD, a, b, &sum);
+    kiln_network_mark_output(net, sum, "sum", KILN_INT64);
+    kiln_blob *blob;
+    CHECK_OK(kiln_network_build(net, NULL, &blob));
+    kiln_network_free(net);
+    kiln_engine *engine;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
+    kiln_blob_free(blob);
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(engine, NULL, &ctx));
+    int64_t av[3] = {1, 2, 3}, bv[1] = {10}, out[3], three = 3;
+    CHECK_FAILS(kiln_context_enqueue(ctx, NULL), KILN_ERROR_STATE, "input 'a' has no shape");
+    CHECK_OK(kiln_context_set_input_shape(ctx, "a", 1, &three));
+    kiln_context_set_tensor(ctx, "a", av);
+    kiln_context_set_tensor(ctx, "b", bv);
+    kiln_context_set_tensor(ctx, "sum", out);
+    CHECK_OK(kiln_context_enqueue(ctx, NULL));
+    for (int i = 0; i < 3; i++) CHECK(out[i] == av[i] + 10);
+    kiln_context_free(ctx);
+    kiln_engine_free(engine);
+}
+
 typedef struct worker {
     kiln_engine *engine;
     int          id;
@@ -333,6 +367,7 @@ int main(void) {
     TEST_RUN(test_shape_errors);
     TEST_RUN(test_shared_dims_and_runtime_checks);
     TEST_RUN(test_builtin_chain);
+    TEST_RUN(test_static_inputs_need_no_shape);
     TEST_RUN(test_concurrent_contexts);
     TEST_RUN(test_missing_plugin_at_load);   /* last: it deregisters a plugin */
     return test_summary();
