@@ -389,6 +389,12 @@ def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_ex
     """The kiln::TritonAOT fields for plugin obj (see src/plugin/triton_aot.c)."""
     cls = type(obj)
     label = cls._kiln_label
+    # shape_dtype_inference may have assigned into its inputs' shape lists (the
+    # seed's example does: `shape = inputs[1].shape; shape[0] = ...`), so aot()
+    # gets fresh SymTensors built from the inputs' own expressions.
+    from .plugin import SymDim, SymTensor
+    input_syms = [SymTensor(s.dtype, [SymDim._of(pool, e) for e in exprs])
+                  for s, exprs in zip(input_syms, input_exprs)]
     launches = obj.aot(input_syms, out_syms)
     if isinstance(launches, AotLaunch):
         launches = [launches]

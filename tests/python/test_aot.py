@@ -355,3 +355,54 @@ def test_aot_engine_runs_in_a_process_without_python_plugins(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     assert "matches" in r.stdout
+
+
+@kiln.plugin("SeedStyleMutation", namespace="test_aot")
+class SeedStyleMutation(kiln.PluginBase):
+    """shape_dtype_inference assigns into inputs[1].shape, as the seed's
+    example does; aot() must still see the inputs' own shapes."""
+
+    def __init__(self):
+        super().__init__()
+
+    def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
+        shape = inputs[1].shape
+        shape[0] = inputs[0].shape[0]
+        return kiln.SymTensor(inputs[1].dtype, shape)
+
+    def forward(self, inputs, outputs):
+        raise AssertionError("not run in this test")
+
+    def aot(self, inputs, outputs):
+        n = inputs[1].shape[0] * inputs[1].shape[1]     # b's own rows, not a's
+        return [kiln.AotLaunch(_scale_kernel, args=[inputs[1], outputs[0], n, 2.0],
+                               grid=(kiln.cdiv(n, 128),), constexprs={"BLOCK": 128})]
+
+
+def test_aot_sees_inputs_unchanged_by_shape_inference(monkeypatch):
+    import kiln.aot as aot
+    captured = []
+    real = aot.build_fields
+    monkeypatch.setattr(aot, "build_fields", lambda *a: captured.append(real(*a)) or captured[-1])
+    net = kiln.Builder().create_network(prefer_aot=True, aot_target="sm_90")
+    with kiln.net_guard(net):
+        a = kiln.Tensor(name="a", shape=(-1, 16), dtype="float32",
+                        dim_range=OrderedDict([("n", [(1, 4, 64)]), ("w", [16])]))
+        b = kiln.Tensor(name="b", shape=(-1, 16), dtype="float32",
+                        dim_range=OrderedDict([("m", [(1, 4, 64)]), ("w", [16])]))
+        SeedStyleMutation()(a, b)
+    fields = captured[0]
+    nodes = fields["exprs"]
+    shapes = {0: [5, 16], 1: [7, 16]}     # a has 5 rows, b has 7
+
+    def value(i):
+        op, x, y, v = nodes[i]
+        if op == 0:
+            return v
+        if op == 1:
+            return shapes[x][y]
+        return {2: lambda p, q: p + q, 3: lambda p, q: p - q, 4: lambda p, q: p * q,
+                5: lambda p, q: p // q, 6: lambda p, q: -((-p) // q)}[op](value(x), value(y))
+
+    param = fields["kernels"][0]["params"][2]
+    assert value(param["expr"]) == 7 * 16
