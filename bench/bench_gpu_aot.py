@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -31,7 +30,7 @@ if not (kiln.cuda_available() and torch.cuda.is_available()):
     print("skipped: needs a GPU that kiln and torch can use")
     sys.exit(0)
 
-import plugin_lib  # noqa: E402,F401
+from gpu_bench_common import per_call_us, time_cuda  # noqa: E402  (imports plugin_lib)
 from plugin_lib import LookUpPlugin, LookUpPluginAOT  # noqa: E402
 from plugin_lib.lookup_kernel import launch_config  # noqa: E402
 
@@ -67,31 +66,8 @@ def build_aot_capturing_cubin(tokens, hidden, vocab):
     return engine, captured[-1]
 
 
-def per_call_us(fn, iterations=2000, warmup=100):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(iterations):
-            fn()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t0) / iterations * 1e6)
-    return best
-
-
 def gpu_us(fn, stream, iterations=200, warmup=20):
-    with torch.cuda.stream(stream):
-        for _ in range(warmup):
-            fn()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record(stream)
-        for _ in range(iterations):
-            fn()
-        end.record(stream)
-    end.synchronize()
-    return start.elapsed_time(end) / iterations * 1e3
+    return time_cuda(fn, iterations, warmup, stream) * 1e3
 
 
 def launch_overhead():

@@ -10,10 +10,9 @@
    middle: eager session.run against graph replay.
 Host wall-clock per call (time.perf_counter over many calls, synchronized at
 the end), since launch overhead is what is measured."""
-import time
 from collections import OrderedDict
 
-from gpu_bench_common import LookUpPlugin, build_lookup_engine, device_name, table  # first: picks Triton's mode
+from gpu_bench_common import build_lookup_engine, device_name, per_call_us, table  # first: picks Triton's mode
 
 import torch
 import triton
@@ -22,20 +21,6 @@ import triton.language as tl
 import kiln
 from plugin_lib.lookup_kernel import launch_lookup
 from kiln.runtime import Session
-
-
-def per_call_us(fn, iterations=2000, warmup=200):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(iterations):
-            fn()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t0) / iterations * 1e6)
-    return best
 
 
 @triton.jit

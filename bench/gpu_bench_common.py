@@ -2,8 +2,12 @@
 the example lookup engine, and the seed's original one-element kernel."""
 import os
 import sys
+import time
 from collections import OrderedDict
 from pathlib import Path
+
+# Benchmarks run on the GPU: never let plugin_lib pick Triton's interpreter.
+os.environ.setdefault("KILN_DEVICE", "cuda")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "python_plugin"))
 
@@ -30,6 +34,22 @@ def time_cuda(fn, iterations=100, warmup=10, stream=None):
         end.record(stream)
     end.synchronize()
     return start.elapsed_time(end) / iterations
+
+
+def per_call_us(fn, iterations=2000, warmup=200):
+    """Best-of-3 host wall-clock µs per call of fn (synchronized at the end
+    of each round): what launch overhead costs."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            fn()
+        torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t0) / iterations * 1e6)
+    return best
 
 
 def build_lookup_engine(dtype, vocab, hidden, max_tokens):

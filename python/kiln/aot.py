@@ -271,7 +271,6 @@ def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
     where = f"plugin {label}: AOT kernel {index} '{kname}'"
     jf = _jit_function(launch.kernel, where)
     params = list(jf.params)
-    names = [p.name for p in params]
     constexpr_names = [p.name for p in params if p.is_constexpr]
     runtime_names = [p.name for p in params if not p.is_constexpr]
     for k in launch.constexprs:

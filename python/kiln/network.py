@@ -25,7 +25,6 @@ objects tidy.
 import json
 import os
 import threading
-from collections import OrderedDict
 from contextlib import contextmanager
 
 from ._native import _kiln

@@ -29,7 +29,6 @@ How it fits together
 SymDim arithmetic: + - * with ints and SymDims, // floor division, / ceiling
 division (as in TensorRT-LLM), sym_min / sym_max, sym_eq / sym_lt (1 or 0).
 """
-import sys
 import typing
 
 from ._native import _kiln
