@@ -18,3 +18,11 @@ if(NOT found STREQUAL "kiln_backend_cuda_init")
   message(FATAL_ERROR "libkiln-cuda exports [${found}], wanted only kiln_backend_cuda_init")
 endif()
 message(STATUS "libkiln-cuda exports kiln_backend_cuda_init and nothing else")
+
+# Nor may it need anything from libkiln: Python loads libkiln with
+# RTLD_LOCAL, so a module libkiln dlopens cannot see libkiln's symbols.
+execute_process(COMMAND nm -D --undefined-only ${LIB} OUTPUT_VARIABLE undef)
+string(REGEX MATCHALL "kiln_[A-Za-z0-9_]*" needs "${undef}")
+if(needs)
+  message(FATAL_ERROR "libkiln-cuda needs libkiln symbols ${needs}; the host table must provide them instead")
+endif()

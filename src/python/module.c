@@ -4,7 +4,6 @@
  */
 #include "kiln_py.h"
 
-#include <dlfcn.h>
 #include <stdarg.h>
 
 static kiln_py_state *module_state(PyObject *module) {
@@ -289,24 +288,8 @@ static int intern(PyObject **slot, const char *s) {
     return *slot ? 0 : -1;
 }
 
-/*
- * Python loads extension modules with RTLD_LOCAL, so libkiln (our
- * dependency) is not in the global symbol scope.  The CUDA backend module
- * that libkiln dlopens later may refer to libkiln's exported functions; make
- * them visible by promoting the already-loaded libkiln to RTLD_GLOBAL
- * (RTLD_NOLOAD: never loads anything new).
- */
-static void promote_libkiln(void) {
-    Dl_info info;
-    if (dladdr((void *)kiln_version, &info) && info.dli_fname) {
-        void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
-        if (h) dlclose(h);   /* drops only the reference NOLOAD added */
-    }
-}
-
 static int module_exec(PyObject *m) {
     kiln_py_state *st = module_state(m);
-    promote_libkiln();
     st->error = PyErr_NewExceptionWithDoc(
         "kiln.Error",
         "A kiln call failed.  .status is the kiln_status code, .status_name its description.",
