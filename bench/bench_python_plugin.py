@@ -39,7 +39,7 @@ def session_with(n_plugins, builtin=False):
         for _ in range(n_plugins):
             h = kiln.relu(h) if builtin else Noop()(h)
         h.mark_output("y")
-    return kiln.Session.from_serialized_engine(builder.build_engine(net))
+    return kiln.Session.from_serialized_engine(builder.build_engine(net), device="cpu")
 
 
 def best_of(fn, number, repeat):

@@ -18,7 +18,7 @@ import os
 from ._native import _kiln
 from . import dtypes as _dt
 
-__all__ = ["Session", "TensorInfo", "Engine", "load_engine"]
+__all__ = ["Session", "TensorInfo", "Engine", "load_engine", "default_device"]
 
 Engine = _kiln.Engine
 
@@ -47,9 +47,19 @@ class TensorInfo:
     __hash__ = None
 
 
+def default_device():
+    """The device a Session uses when none is given: $KILN_DEFAULT_DEVICE if
+    set ('cpu', 'cuda', 'cuda:N'), else the first GPU when kiln's CUDA backend
+    sees one, else the CPU."""
+    env = os.environ.get("KILN_DEFAULT_DEVICE")
+    if env:
+        return env
+    return "cuda:0" if _kiln.cuda_available() else "cpu"
+
+
 def _parse_device(device):
     if device is None:
-        return _CPU, 0
+        device = default_device()
     if isinstance(device, tuple):
         return int(device[0]), int(device[1])
     text = str(device)   # accepts torch.device too
@@ -84,9 +94,10 @@ def load_engine(source):
 
 
 class Session:
-    """An engine plus one execution context on a device ('cpu', 'cuda', 'cuda:N')."""
+    """An engine plus one execution context on a device ('cpu', 'cuda', 'cuda:N';
+    default: the GPU when there is one, see default_device())."""
 
-    def __init__(self, engine, device="cpu"):
+    def __init__(self, engine, device=None):
         self._engine = load_engine(engine)
         dev_type, dev_index = _parse_device(device)
         self._device = (dev_type, dev_index)
@@ -100,17 +111,17 @@ class Session:
         self._dtypes = {n: dt for n, _, dt, _ in self._io}
 
     @classmethod
-    def from_serialized_engine(cls, data, device="cpu"):
+    def from_serialized_engine(cls, data, device=None):
         """Load from engine bytes (anything with the buffer protocol)."""
         return cls(Engine.from_memory(data), device=device)
 
     @classmethod
-    def from_file(cls, path, device="cpu"):
+    def from_file(cls, path, device=None):
         """Load from a file, mapped read-only (weights are used in place)."""
         return cls(Engine.from_file(os.fspath(path)), device=device)
 
     @classmethod
-    def from_engine(cls, engine, device="cpu"):
+    def from_engine(cls, engine, device=None):
         return cls(engine, device=device)
 
     @property

@@ -24,6 +24,10 @@ def _setup_path():
 
 _setup_path()
 
+# Sessions default to the GPU when there is one; these tests pass numpy and
+# CPU torch tensors unless they ask for "cuda" explicitly (test_gpu.py).
+os.environ.setdefault("KILN_DEFAULT_DEVICE", "cpu")
+
 import kiln  # noqa: E402
 
 HAVE_GPU = False

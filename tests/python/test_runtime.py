@@ -168,3 +168,18 @@ def test_cuda_graphs_are_refused_on_the_cpu():
     with pytest.raises(kiln.Error, match="no graph captured"):
         s.replay()
     assert not s.graph_ready
+
+
+def test_default_device(monkeypatch):
+    monkeypatch.setenv("KILN_DEFAULT_DEVICE", "cpu")
+    assert kiln.runtime.default_device() == "cpu"
+    monkeypatch.delenv("KILN_DEFAULT_DEVICE")
+    assert kiln.runtime.default_device() == ("cuda:0" if kiln.cuda_available() else "cpu")
+    monkeypatch.setenv("KILN_DEFAULT_DEVICE", "tpu")
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        a = kiln.Tensor(name="a", shape=(2,), dtype="float32")
+        (a + a).mark_output("out")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        Session.from_serialized_engine(builder.build_engine(net))
