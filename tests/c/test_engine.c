@@ -91,6 +91,7 @@ static void test_build_load_run(void) {
     CHECK(kiln_engine_profile_count(engine) == 2);
     CHECK(kiln_engine_plugin_count(engine) == 2);
     CHECK(kiln_engine_weight_bytes(engine) >= 64);
+    CHECK(kiln_engine_arena_bytes(engine) > 0);
     kiln_io_info info;
     CHECK_OK(kiln_engine_io_info(engine, 1, &info));
     CHECK(strcmp(info.name, "lo") == 0 && info.kind == KILN_IO_OUTPUT && info.rank == 2);
@@ -99,6 +100,9 @@ static void test_build_load_run(void) {
     CHECK(strcmp(text, "batch") == 0);
     kiln_context *ctx;
     CHECK_OK(kiln_context_create(engine, NULL, &ctx));
+    /* On the CPU a context holds the activation arena; weights stay in the engine. */
+    CHECK(kiln_context_memory_bytes(ctx) == kiln_engine_arena_bytes(engine));
+    CHECK(kiln_context_memory_bytes(NULL) == 0);
     float x[96];
     for (int i = 0; i < 96; i++) x[i] = (float)((i * 37) % 17 - 8) / 4.0f;
     double err;

@@ -158,6 +158,39 @@ static void test_symbolic_shapes(void) {
     CHECK(strstr(text, "b") != NULL);
 }
 
+static void test_tensor_names(void) {
+    fresh();
+    kiln_expr c2 = kiln_expr_const(pool, 2);
+    kiln_tensor x = input2("x", KILN_FLOAT32, c2, c2), y, z;
+    kiln_network_add_unary(net, KILN_UNARY_EXP, x, &y);
+    kiln_network_add_unary(net, KILN_UNARY_EXP, y, &z);
+    CHECK(strcmp(kiln_network_tensor_name(net, x), "x") == 0);
+    CHECK(strcmp(kiln_network_tensor_name(net, y), "layer0.out0") == 0);
+    CHECK(kiln_network_tensor_name(net, 99) == NULL && strstr(kiln_last_error(), "tensor 99"));
+    CHECK_OK(kiln_network_set_tensor_name(net, y, "hidden"));
+    CHECK(strcmp(kiln_network_tensor_name(net, y), "hidden") == 0);
+    CHECK_FAILS(kiln_network_set_tensor_name(net, z, "hidden"), KILN_ERROR_INVALID_ARGUMENT,
+                "duplicate tensor name 'hidden'");
+    CHECK_FAILS(kiln_network_set_tensor_name(net, x, "renamed"), KILN_ERROR_INVALID_ARGUMENT,
+                "tensor 'x' is an input or constant");
+    CHECK_FAILS(kiln_network_set_tensor_name(net, z, ""), KILN_ERROR_INVALID_ARGUMENT, "empty");
+    /* A user name that clashes with an output name is renamed in the engine, not refused. */
+    CHECK_OK(kiln_network_set_tensor_name(net, z, "out"));
+    kiln_tensor w;
+    kiln_network_add_unary(net, KILN_UNARY_NEG, z, &w);
+    CHECK_OK(kiln_network_mark_output(net, w, "result", KILN_FLOAT32));
+    kiln_blob *blob;
+    CHECK_OK(kiln_network_build(net, NULL, &blob));
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    int found_hidden = 0;
+    for (int32_t t = 0; t < kiln_engine_tensor_count(e); t++)
+        found_hidden |= strcmp(kiln_engine_tensor_name(e, t), "hidden") == 0;
+    CHECK(found_hidden);
+    kiln_engine_free(e);
+    kiln_blob_free(blob);
+}
+
 static void test_build_validation(void) {
     fresh();
     kiln_blob *blob;
@@ -251,6 +284,7 @@ int main(void) {
     TEST_RUN(test_inputs_and_constants);
     TEST_RUN(test_layer_errors);
     TEST_RUN(test_symbolic_shapes);
+    TEST_RUN(test_tensor_names);
     TEST_RUN(test_build_validation);
     TEST_RUN(test_plugin_layer_errors);
     TEST_RUN(test_allocation_failures);
