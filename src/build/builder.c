@@ -79,7 +79,7 @@ static void build_state_free(build_state *b) {
 
 static kiln_status validate(kiln_network *net) {
     if (net->output_count == 0)
-        return kiln_error(KILN_ERROR_INVALID_NETWORK, "network has no outputs (call kiln_network_mark_output)");
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "network has no outputs (mark at least one tensor as an output: mark_output)");
     /* A dimension must be an axis of some input, or nothing can give it a value. */
     for (size_t d = 0; d < net->dim_count; d++) {
         int bound = 0;
