@@ -501,9 +501,11 @@ KILN_API kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name
 /* Run the engine.  stream: a cudaStream_t on CUDA, ignored (NULL) on the CPU. */
 KILN_API kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream);
 /*
- * CUDA graphs.  kiln_context_capture runs the engine once on stream while
- * recording it into a graph (plugins included: a Python plugin's kernels are
- * recorded, its Python code runs only during the capture), so
+ * CUDA graphs.  kiln_context_capture runs the engine once on stream
+ * eagerly (so one-time work such as JIT compilation happens outside the
+ * capture), then runs it again while recording it into a graph (plugins
+ * included: a Python plugin's kernels are recorded, its Python code runs only
+ * during the capture), so
  * kiln_context_replay launches the whole run at once with no per-layer work
  * and no Python.  The graph is tied to the shapes and buffers bound at
  * capture: changing either makes it stale, and replay then fails with
