@@ -4,9 +4,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "graph/network_impl.h"
-
-static const char *const binary_names[KILN_BINARY_OP_COUNT] = {"add", "sub", "mul", "div", "min", "max"};
-static const char *const unary_names[KILN_UNARY_OP_COUNT] = {"relu", "gelu", "silu", "exp", "neg", "sqrt"};
+#include "engine/op_names.h"
 
 static kiln_status single_output(kiln_network *net, kiln_op op, int32_t subop, int64_t axis, int32_t input_count,
                                  const kiln_tensor *inputs, kiln_dtype dtype, const kiln_shape_expr *shape,
@@ -84,7 +82,7 @@ kiln_status kiln_network_add_binary(kiln_network *net, kiln_binary_op op, kiln_t
         return s;
     if ((unsigned)op >= KILN_BINARY_OP_COUNT)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_add_binary: unknown op %d", (int)op);
-    const char *what = binary_names[op];
+    const char *what = kiln_binary_op_name(op);
     if (x->dtype != y->dtype)
         return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: dtype mismatch: '%s' is %s but '%s' is %s (cast one)",
                           what, kiln_net_tensor_label(net, a), kiln_dtype_name(x->dtype),
@@ -109,7 +107,7 @@ kiln_status kiln_network_add_unary(kiln_network *net, kiln_unary_op op, kiln_ten
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_add_unary: unknown op %d", (int)op);
     int is_signed_int = t->dtype == KILN_INT8 || t->dtype == KILN_INT32 || t->dtype == KILN_INT64;
     if (!kiln_dtype_is_float(t->dtype) && !(op == KILN_UNARY_NEG && is_signed_int))
-        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not supported (%s)", unary_names[op],
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not supported (%s)", kiln_unary_op_name(op),
                           kiln_net_tensor_label(net, x), kiln_dtype_name(t->dtype),
                           op == KILN_UNARY_NEG ? "floating-point or signed integer only" : "floating-point only");
     kiln_shape_expr shape = {.rank = t->rank};

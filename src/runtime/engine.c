@@ -10,11 +10,7 @@
 #include "core/error.h"
 #include "format/engine_format.h"
 #include "runtime/engine_impl.h"
-
-static const char *const op_names[KILN_OP_COUNT] = {"cast", "binary", "unary", "gather", "reshape", "matmul",
-                                                     "plugin"};
-static const char *const binary_names[KILN_BINARY_OP_COUNT] = {"add", "sub", "mul", "div", "min", "max"};
-static const char *const unary_names[KILN_UNARY_OP_COUNT] = {"relu", "gelu", "silu", "exp", "neg", "sqrt"};
+#include "engine/op_names.h"
 
 static void engine_destroy(kiln_engine *e) {
     for (int i = 0; i < KILN_MAX_CUDA_DEVICES; i++)
@@ -101,9 +97,9 @@ static kiln_status resolve(kiln_engine *e, uint32_t flags) {
                 kiln_clear_error();   /* a missing key is not a failure here */
             }
         } else if (layer->op == KILN_OP_BINARY) {
-            snprintf(detail, sizeof detail, "%s", binary_names[layer->subop]);
+            snprintf(detail, sizeof detail, "%s", kiln_binary_op_name(layer->subop));
         } else if (layer->op == KILN_OP_UNARY) {
-            snprintf(detail, sizeof detail, "%s", unary_names[layer->subop]);
+            snprintf(detail, sizeof detail, "%s", kiln_unary_op_name(layer->subop));
         } else if (layer->op == KILN_OP_GATHER) {
             snprintf(detail, sizeof detail, "axis %lld", (long long)layer->axis);
         } else if (layer->op == KILN_OP_CAST) {
@@ -237,7 +233,7 @@ kiln_status kiln_engine_layer_info(const kiln_engine *e, int32_t index, const ch
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_layer_info: layer %d is outside [0, %d)", index,
                           e->desc.layer_count);
     const kiln_layer_record *l = &e->desc.layers[index];
-    if (kind) *kind = op_names[l->op];
+    if (kind) *kind = kiln_op_name(l->op);
     if (detail) *detail = e->layer_details[index];
     if (input_count) *input_count = l->input_count;
     if (inputs) *inputs = l->inputs;

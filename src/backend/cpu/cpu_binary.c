@@ -19,6 +19,7 @@
  *                      meaning, and returning a keeps the op total) */
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
+#include "engine/op_names.h"
 
 /* Innermost loop: n elements; sa and sb are 0 (broadcast) or 1 (contiguous). */
 typedef void (*binary_kernel)(const void *a, int64_t sa, const void *b, int64_t sb, void *out, int64_t n);
@@ -122,8 +123,6 @@ static const binary_kernel binary_kernels[KILN_DTYPE_COUNT][KILN_BINARY_OP_COUNT
     [KILN_BOOL]     = {b_or, b_xor, b_and, b_div, b_and, b_or},
 };
 
-static const char *const binary_names[KILN_BINARY_OP_COUNT] = {"add", "sub", "mul", "div", "min", "max"};
-
 /* The broadcast as at most KILN_MAX_RANK merged axes with element strides. */
 typedef struct broadcast_plan {
     int     rank;
@@ -189,7 +188,7 @@ kiln_status kiln_cpu_binary(const kiln_layer_launch *l) {
     kiln_dtype dt = out->dtype;
     if (l->subop < 0 || l->subop >= KILN_BINARY_OP_COUNT)
         return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: binary op %d is not supported", (int)l->subop);
-    const char *opname = binary_names[l->subop];
+    const char *opname = kiln_binary_op_name(l->subop);
     if ((unsigned)dt >= KILN_DTYPE_COUNT)
         return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: binary %s on dtype %d is not supported", opname, (int)dt);
     if (a->dtype != dt || b->dtype != dt)

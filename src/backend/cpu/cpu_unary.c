@@ -9,6 +9,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
+#include "engine/op_names.h"
 
 typedef void (*unary_kernel)(const void *in, void *out, int64_t n);
 
@@ -79,13 +80,11 @@ static const unary_kernel unary_kernels[KILN_DTYPE_COUNT][KILN_UNARY_OP_COUNT] =
     [KILN_INT64]    = {[KILN_UNARY_NEG] = i64_neg},
 };
 
-static const char *const unary_names[KILN_UNARY_OP_COUNT] = {"relu", "gelu", "silu", "exp", "neg", "sqrt"};
-
 kiln_status kiln_cpu_unary(const kiln_layer_launch *l) {
     const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
     if (l->subop < 0 || l->subop >= KILN_UNARY_OP_COUNT)
         return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: unary op %d is not supported", (int)l->subop);
-    const char *opname = unary_names[l->subop];
+    const char *opname = kiln_unary_op_name(l->subop);
     const char *dname = kiln_dtype_name(in->dtype);
     unary_kernel kernel = dname ? unary_kernels[in->dtype][l->subop] : NULL;
     if (!kernel || out->dtype != in->dtype)
