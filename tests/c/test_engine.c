@@ -53,6 +53,18 @@ static kiln_blob *build_mlp(const float *w, const float *b) {
     return blob;
 }
 
+/* Build net (freed here) and load the engine from memory; NULL on failure. */
+static kiln_engine *build_and_load(kiln_network *net) {
+    kiln_blob *blob = NULL;
+    kiln_engine *engine = NULL;
+    kiln_status s = kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    if (s == KILN_OK) s = kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine);
+    if (s != KILN_OK) fprintf(stderr, "build and load: %s\n", kiln_last_error());
+    kiln_blob_free(blob);
+    return engine;
+}
+
 static const float W[12] = {0.5f, -1, 0.25f, 2, -0.5f, 1, 1.5f, -2, 1, 0.75f, -0.25f, 0.125f};
 static const float B[4] = {0.1f, -0.2f, 0.3f, -0.4f};
 
@@ -177,7 +189,6 @@ static void test_shape_errors(void) {
 static void test_shared_dims_and_runtime_checks(void) {
     kiln_network *net;
     kiln_network_create(&net);
-    kiln_exprs *pool = kiln_network_exprs(net);
     kiln_dim_range r = {1, 4, 8};
     kiln_expr n, m;
     kiln_network_add_dim(net, "n", &r, 1, &n);
@@ -190,13 +201,8 @@ static void test_shared_dims_and_runtime_checks(void) {
     kiln_network_add_binary(net, KILN_BINARY_MUL, a, b, &ab);
     kiln_network_add_binary(net, KILN_BINARY_ADD, ab, c, &abc);   /* n vs m: checked at run time */
     kiln_network_mark_output(net, abc, "out", KILN_INT32);
-    kiln_blob *blob;
-    CHECK_OK(kiln_network_build(net, NULL, &blob));
-    kiln_network_free(net);
-    (void)pool;
-    kiln_engine *engine;
-    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
-    kiln_blob_free(blob);
+    kiln_engine *engine = build_and_load(net);
+    REQUIRE(engine != NULL);
     kiln_context *ctx;
     CHECK_OK(kiln_context_create(engine, NULL, &ctx));
     int32_t av[4] = {1, 2, 3, 4}, bv[4] = {5, 6, 7, 8}, cv[4] = {100, 200, 300, 400}, out[4];
@@ -243,12 +249,8 @@ static void test_builtin_chain(void) {
     CHECK_OK(kiln_network_add_cast(net, flat, KILN_FLOAT16, &half));
     CHECK_OK(kiln_network_add_unary(net, KILN_UNARY_GELU, half, &act));
     kiln_network_mark_output(net, act, "out", KILN_FLOAT16);
-    kiln_blob *blob;
-    CHECK_OK(kiln_network_build(net, NULL, &blob));
-    kiln_network_free(net);
-    kiln_engine *engine;
-    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
-    kiln_blob_free(blob);
+    kiln_engine *engine = build_and_load(net);
+    REQUIRE(engine != NULL);
     kiln_context *ctx;
     CHECK_OK(kiln_context_create(engine, NULL, &ctx));
     int64_t idv[3] = {4, 0, 2}, n = 3;
@@ -290,12 +292,8 @@ static void test_static_inputs_need_no_shape(void) {
     kiln_network_add_input(net, "b", KILN_INT64, 1, bs, &b);
     kiln_network_add_binary(net, KILN_BINARY_ADD, a, b, &sum);
     kiln_network_mark_output(net, sum, "sum", KILN_INT64);
-    kiln_blob *blob;
-    CHECK_OK(kiln_network_build(net, NULL, &blob));
-    kiln_network_free(net);
-    kiln_engine *engine;
-    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
-    kiln_blob_free(blob);
+    kiln_engine *engine = build_and_load(net);
+    REQUIRE(engine != NULL);
     kiln_context *ctx;
     CHECK_OK(kiln_context_create(engine, NULL, &ctx));
     int64_t av[3] = {1, 2, 3}, bv[1] = {10}, out[3], three = 3;
