@@ -73,7 +73,7 @@ def gpu_us(fn, stream, iterations=200, warmup=20):
 def launch_overhead():
     tokens, hidden, vocab = SIZES[0]
     engine, compiled = build_aot_capturing_cubin(tokens, hidden, vocab)
-    block, _ = launch_config(hidden)
+    block, _ = launch_config(hidden, 2)   # float16 tables
     md = compiled.metadata
     exe = Path(os.environ.get("KILN_BUILD_DIR", ROOT / "build")) / "bench" / "bench_aot"
     if not exe.is_file():

@@ -2,15 +2,22 @@
 Python plugin's forward runs, so that Triton and torch work inside forward
 lands on the stream kiln runs on (also during CUDA graph capture).
 
-The C bridge calls use_stream(handle, device) before each forward on a GPU.
-It costs one cheap query when the stream is already current, which is the
-usual case: a session keeps using one stream."""
+Before each forward on a GPU the C bridge asks torch for its current raw
+stream (one C call) and calls use_stream(handle, device) only when that is
+not the session's stream; a session usually keeps one stream, so the usual
+case runs no Python."""
 _external = {}   # (handle, device) -> torch.cuda.ExternalStream, kept alive
+
+
+def _current_raw_stream(torch):
+    """torch's own query (what Triton uses), else the public spelling."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    return raw or (lambda device: torch.cuda.current_stream(device).cuda_stream)
 
 
 def use_stream(handle, device):
     import torch
-    if torch._C._cuda_getCurrentRawStream(device) == handle:
+    if _current_raw_stream(torch)(device) == handle:
         return
     key = (handle, device)
     stream = _external.get(key)
@@ -30,4 +37,4 @@ def install(native):
             return
     except ImportError:
         return
-    native._set_stream_hook(use_stream)
+    native._set_stream_hook(use_stream, _current_raw_stream(torch))

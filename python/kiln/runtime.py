@@ -72,18 +72,6 @@ def _parse_device(device):
     raise ValueError(f"unknown device {device!r} (expected 'cpu', 'cuda' or 'cuda:N')")
 
 
-def _stream_handle(stream):
-    if stream is None:
-        return None
-    if isinstance(stream, int):
-        return stream
-    handle = getattr(stream, "cuda_stream", None)   # torch.cuda.Stream
-    if handle is not None:
-        return int(handle)
-    raise TypeError(f"stream must be an int (a cudaStream_t), a torch.cuda.Stream or None, "
-                    f"not {type(stream).__name__}")
-
-
 def load_engine(source):
     """An Engine from a path (mapped) or from bytes-like data (copied)."""
     if isinstance(source, Engine):
@@ -161,7 +149,7 @@ class Session:
         """Run the engine.  With outputs given, writes into them and returns
         True; without, allocates them (torch tensors when the inputs are, else
         numpy arrays) and returns {name: tensor}.  Raises kiln.Error."""
-        return self._context.run(inputs, outputs, _stream_handle(stream),
+        return self._context.run(inputs, outputs, stream,
                                  None if outputs is not None else _allocator_for(inputs, self))
 
     def capture(self, inputs, outputs=None, stream=None):
@@ -171,13 +159,13 @@ class Session:
         memory of the tensors given here: keep them alive and write new
         input values into them.  Needs a CUDA session and a stream other
         than the default one.  Returns the outputs like run()."""
-        return self._context.run(inputs, outputs, _stream_handle(stream),
+        return self._context.run(inputs, outputs, stream,
                                  None if outputs is not None else _allocator_for(inputs, self), 1)
 
     def replay(self, stream=None):
         """Launch the graph recorded by capture().  Raises kiln.Error if none was
         captured or if shapes or buffers were rebound since (capture again)."""
-        self._context.replay(_stream_handle(stream))
+        self._context.replay(stream)
 
     @property
     def graph_ready(self):
@@ -188,11 +176,11 @@ class Session:
         """run() through a CUDA graph: replays the captured graph when the
         shapes and buffers are the ones it was captured with, and captures a
         new one (running once, eagerly) when they changed."""
-        return self._context.run(inputs, outputs, _stream_handle(stream), None, 2)
+        return self._context.run(inputs, outputs, stream, None, 2)
 
     def __call__(self, inputs, stream=None):
         """Run and return {name: output} (allocated)."""
-        return self._context.run(inputs, None, _stream_handle(stream), _allocator_for(inputs, self))
+        return self._context.run(inputs, None, stream, _allocator_for(inputs, self))
 
     @property
     def memory_bytes(self):

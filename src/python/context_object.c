@@ -258,11 +258,35 @@ static int bind_output(context_object *c, const io_entry *io, kiln_py_view *v, c
     return 0;
 }
 
+/* A stream argument: None, an int (a cudaStream_t) or an object with an int
+ * `cuda_stream` (torch.cuda.Stream).  *handle gets the int object (a new
+ * reference, NULL for None), which DLPack producers are given too. */
+static int stream_arg(kiln_py_state *st, PyObject *obj, void **stream, PyObject **handle) {
+    *stream = NULL;
+    *handle = NULL;
+    if (obj == Py_None) return 0;
+    PyObject *h = PyLong_Check(obj) ? Py_NewRef(obj) : PyObject_GetAttr(obj, st->str_cuda_stream);
+    if (!h || !PyLong_Check(h)) {
+        Py_XDECREF(h);
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "stream must be an int (a cudaStream_t), a torch.cuda.Stream or None, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *stream = PyLong_AsVoidPtr(h);
+    if (!*stream && PyErr_Occurred()) {
+        Py_DECREF(h);
+        return -1;
+    }
+    *handle = h;
+    return 0;
+}
+
 /*
  * run(inputs, outputs=None, stream=None, allocator=None)
  *   inputs:    {name: array}
  *   outputs:   {name: array} or None
- *   stream:    int (a cudaStream_t) or None
+ *   stream:    int (a cudaStream_t), a torch.cuda.Stream or None
  *   allocator: allocator(name, dtype_code, shape) -> array, used for outputs
  *              not given (all of them when outputs is None)
  * Returns the outputs dict when anything was allocated, else True.
@@ -288,15 +312,15 @@ static PyObject *context_run(PyObject *self, PyObject *args, PyObject *kwargs) {
         return NULL;
     }
     void *stream = NULL;
-    if (stream_obj != Py_None) {
-        stream = PyLong_AsVoidPtr(stream_obj);
-        if (!stream && PyErr_Occurred()) return NULL;
-    }
-    PyObject *dl_stream = c->device.type == KILN_DEVICE_CUDA ? stream_obj : NULL;
-    if (c->busy)
+    PyObject *stream_handle = NULL;
+    if (stream_arg(st, stream_obj, &stream, &stream_handle) < 0) return NULL;
+    PyObject *dl_stream = c->device.type == KILN_DEVICE_CUDA ? (stream_handle ? stream_handle : Py_None) : NULL;
+    if (c->busy) {
+        Py_XDECREF(stream_handle);
         return kiln_py_raise_msg(st, KILN_ERROR_STATE,
                                  "this session is already running (one run at a time per session; "
                                  "use one Session per thread)");
+    }
     c->busy = 1;
 
     /* Small engines (the common case) bind without allocating. */
@@ -310,6 +334,7 @@ static PyObject *context_run(PyObject *self, PyObject *args, PyObject *kwargs) {
         if (!views || !bound) {
             PyMem_Free(views);
             PyMem_Free(bound);
+            Py_XDECREF(stream_handle);
             c->busy = 0;
             return PyErr_NoMemory();
         }
@@ -426,6 +451,7 @@ done:
         PyMem_Free(bound);
     }
     Py_XDECREF(allocated);
+    Py_XDECREF(stream_handle);
     c->busy = 0;
     return result;
 }
@@ -434,10 +460,9 @@ done:
 static PyObject *context_replay(PyObject *self, PyObject *stream_obj) {
     context_object *c = (context_object *)self;
     void *stream = NULL;
-    if (stream_obj != Py_None) {
-        stream = PyLong_AsVoidPtr(stream_obj);
-        if (!stream && PyErr_Occurred()) return NULL;
-    }
+    PyObject *handle = NULL;
+    if (stream_arg(state_of(self), stream_obj, &stream, &handle) < 0) return NULL;
+    Py_XDECREF(handle);
     kiln_status s;
     kiln_context *ctx = c->ctx;
     Py_BEGIN_ALLOW_THREADS

@@ -70,8 +70,10 @@ typedef struct kiln_py_state {
     /* Python helpers of kiln.plugin that trace shape_dtype_inference. */
     PyObject     *trace_dtypes, *trace_shapes, *trace_workspace;
     /* kiln._streams.use_stream(handle, device): makes torch's current CUDA
-     * stream the session's before a plugin's forward runs (NULL: no torch). */
-    PyObject     *use_stream;
+     * stream the session's before a plugin's forward runs (NULL: no torch).
+     * current_stream(device) -> int, torch's current raw stream, is asked
+     * first so that the usual case (already current) stays in C. */
+    PyObject     *use_stream, *current_stream;
     /* The trace the Python layer made before kiln_network_add_plugin:
      * (creator key tuple, dtype codes, shapes, workspace expr) or NULL. */
     PyObject     *pending_trace;
@@ -88,6 +90,7 @@ typedef struct kiln_py_state {
      * imported by someone, and {torch dtype: kiln dtype code}. */
     PyObject     *torch_tensor_type, *torch_dtypes;
     PyObject     *str_data_ptr, *str_shape, *str_stride, *str_dtype, *str_get_device;
+    PyObject     *str_cuda_stream;
 } kiln_py_state;
 
 /* --- module.c ----------------------------------------------------------- */

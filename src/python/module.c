@@ -168,9 +168,17 @@ static PyObject *mod_set_plugin_hooks(PyObject *m, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *mod_set_stream_hook(PyObject *m, PyObject *arg) {
+/* _set_stream_hook(use_stream, current_stream) or _set_stream_hook(None, None) */
+static PyObject *mod_set_stream_hook(PyObject *m, PyObject *args) {
     kiln_py_state *st = module_state(m);
-    Py_XSETREF(st->use_stream, arg == Py_None ? NULL : Py_NewRef(arg));
+    PyObject *use, *current;
+    if (!PyArg_ParseTuple(args, "OO:_set_stream_hook", &use, &current)) return NULL;
+    if ((use != Py_None && !PyCallable_Check(use)) || (current != Py_None && !PyCallable_Check(current))) {
+        PyErr_SetString(PyExc_TypeError, "_set_stream_hook: use_stream and current_stream must be callables or None");
+        return NULL;
+    }
+    Py_XSETREF(st->use_stream, use == Py_None ? NULL : Py_NewRef(use));
+    Py_XSETREF(st->current_stream, current == Py_None ? NULL : Py_NewRef(current));
     Py_RETURN_NONE;
 }
 
@@ -202,7 +210,8 @@ static PyMethodDef module_methods[] = {
     {"cuda_device_count", mod_cuda_device_count, METH_NOARGS, "number of GPUs kiln sees"},
     {"_set_wrapper_dtypes", mod_set_wrapper_dtypes, METH_O, "objects TensorWrapper.dtype returns"},
     {"_set_plugin_hooks", mod_set_plugin_hooks, METH_VARARGS, "tracing helpers of kiln.plugin"},
-    {"_set_stream_hook", mod_set_stream_hook, METH_O, "kiln._streams.use_stream, or None"},
+    {"_set_stream_hook", mod_set_stream_hook, METH_VARARGS,
+     "_set_stream_hook(use_stream, current_stream): kiln._streams's hooks, or (None, None)"},
     {"value_roundtrip", mod_value_roundtrip, METH_O, "encode then decode as plugin fields"},
     {"register_plugin", (PyCFunction)(void (*)(void))kiln_py_register_plugin, METH_VARARGS | METH_KEYWORDS,
      "register_plugin(cls, namespace, name, version, module, num_outputs, has_workspace)"},
@@ -229,6 +238,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->trace_shapes);
     Py_VISIT(st->trace_workspace);
     Py_VISIT(st->use_stream);
+    Py_VISIT(st->current_stream);
     Py_VISIT(st->pending_trace);
     Py_VISIT(st->pending_exception);
     Py_VISIT(st->format_exception);
@@ -253,6 +263,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->trace_shapes);
     Py_CLEAR(st->trace_workspace);
     Py_CLEAR(st->use_stream);
+    Py_CLEAR(st->current_stream);
     Py_CLEAR(st->pending_trace);
     Py_CLEAR(st->pending_exception);
     Py_CLEAR(st->format_exception);
@@ -264,6 +275,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->str_stride);
     Py_CLEAR(st->str_dtype);
     Py_CLEAR(st->str_get_device);
+    Py_CLEAR(st->str_cuda_stream);
     Py_CLEAR(st->str_forward);
     Py_CLEAR(st->str_workspace);
     Py_CLEAR(st->str_current_stream);
@@ -303,7 +315,7 @@ static int module_exec(PyObject *m) {
     if (add_type(m, &kiln_py_wrapper_spec, &st->wrapper_type) < 0) return -1;
     if (intern(&st->str_data_ptr, "data_ptr") < 0 || intern(&st->str_shape, "shape") < 0 ||
         intern(&st->str_stride, "stride") < 0 || intern(&st->str_dtype, "dtype") < 0 ||
-        intern(&st->str_get_device, "get_device") < 0)
+        intern(&st->str_get_device, "get_device") < 0 || intern(&st->str_cuda_stream, "cuda_stream") < 0)
         return -1;
     if (intern(&st->str_forward, "forward") < 0 || intern(&st->str_workspace, "workspace") < 0 ||
         intern(&st->str_current_stream, "current_stream") < 0 || intern(&st->str_dlpack, "__dlpack__") < 0 ||

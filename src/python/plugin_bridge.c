@@ -474,6 +474,37 @@ static int set_pointer_attr(PyObject *obj, PyObject *name, PyObject **cache, voi
     return PyObject_GenericSetAttr(obj, name, *cache);
 }
 
+/* 1 unless torch's current stream on the launch's device is known to be the
+ * launch's stream already (the usual case: a session keeps one stream). */
+static int stream_is_not_current(kiln_py_state *st, const kiln_plugin_launch *launch) {
+    if (!st->current_stream) return 1;
+    PyObject *index = PyLong_FromLong(launch->device.index);   /* small ints are cached: no allocation */
+    if (!index) {
+        PyErr_Clear();
+        return 1;
+    }
+    PyObject *r = PyObject_CallOneArg(st->current_stream, index);
+    Py_DECREF(index);
+    if (!r) {   /* use_stream will ask again and report */
+        PyErr_Clear();
+        return 1;
+    }
+    void *current = PyLong_AsVoidPtr(r);
+    Py_DECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    return current != launch->stream;
+}
+
+static int set_current_stream(kiln_py_state *st, const kiln_plugin_launch *launch) {
+    PyObject *ok = PyObject_CallFunction(st->use_stream, "Ki", (unsigned long long)(uintptr_t)launch->stream,
+                                         (int)launch->device.index);
+    Py_XDECREF(ok);
+    return ok ? 0 : -1;
+}
+
 static kiln_status bridge_enqueue(void *instance, const kiln_plugin_launch *launch) {
     py_instance *inst = instance;
     py_creator *pc = inst->creator;
@@ -504,14 +535,10 @@ static kiln_status bridge_enqueue(void *instance, const kiln_plugin_launch *laun
         goto done;
     }
     /* Triton (and torch) launch on torch's current stream: make it ours. */
-    if (launch->device.type == KILN_DEVICE_CUDA && st->use_stream) {
-        PyObject *ok = PyObject_CallFunction(st->use_stream, "Ki", (unsigned long long)(uintptr_t)launch->stream,
-                                             (int)launch->device.index);
-        if (!ok) {
-            status = bridge_fail(pc, "setting torch's current stream");
-            goto done;
-        }
-        Py_DECREF(ok);
+    if (launch->device.type == KILN_DEVICE_CUDA && st->use_stream && stream_is_not_current(st, launch) &&
+        set_current_stream(st, launch) < 0) {
+        status = bridge_fail(pc, "setting torch's current stream");
+        goto done;
     }
     PyObject *args[4] = {NULL, inst->obj, inst->in_list, inst->out_list};
     PyObject *r = PyObject_VectorcallMethod(st->str_forward, args + 1, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);

@@ -92,6 +92,12 @@ def test_bad_input_names_the_tensor(engine):
     ro.setflags(write=False)
     with pytest.raises(ValueError, match="output 'y'.*read-only"):
         s.run({"x": x, "b": b}, {"y": ro})
+    for stream, pattern in (("s0", "stream must be an int.*not str"), (1.5, "not float"),
+                            (type("S", (), {"cuda_stream": "x"})(), "not S")):
+        with pytest.raises(TypeError, match=pattern):
+            s.run({"x": x, "b": b}, {"y": y}, stream=stream)
+        with pytest.raises(TypeError, match=pattern):
+            s.replay(stream)
     # The session stays usable after every failure.
     assert s.run({"x": x + 1, "b": b}, {"y": y}) and (y == 1).all()
 

@@ -24,10 +24,14 @@ def lookup_kernel(index_ptr, table_ptr, out_ptr, vocab_size, hidden, BLOCK: tl.c
     tl.store(out_ptr + row.to(tl.int64) * hidden + cols, values.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def launch_config(hidden):
-    """(BLOCK, num_warps) for rows of `hidden` elements (shared with the AOT plugin)."""
-    block = min(1024, triton.next_power_of_2(max(1, hidden)))
-    num_warps = 8 if block >= 1024 else 4 if block >= 256 else 2 if block >= 64 else 1
+def launch_config(hidden, element_bytes):
+    """(BLOCK, num_warps) for rows of `hidden` elements of `element_bytes`
+    each (shared with the AOT plugin).  Each thread moves 16 bytes (one
+    128-bit load and store) and a program has at most 8 warps, so a program
+    covers up to 4 KB of a row; bench/tune_gpu_lookup.py measured the choices."""
+    per_thread = max(1, 16 // element_bytes)
+    block = min(256 * per_thread, triton.next_power_of_2(max(1, hidden)))
+    num_warps = max(1, min(8, block // (32 * per_thread)))
     return block, num_warps
 
 
@@ -38,6 +42,6 @@ def launch_lookup(index, table, out):
     vocab_size, hidden = table.shape[0], table.shape[1]
     if n_tokens == 0 or hidden == 0:
         return
-    block, num_warps = launch_config(hidden)
+    block, num_warps = launch_config(hidden, table.dtype.itemsize)
     grid = (n_tokens, triton.cdiv(hidden, block))
     lookup_kernel[grid](index, table, out, vocab_size, hidden, BLOCK=block, num_warps=num_warps)

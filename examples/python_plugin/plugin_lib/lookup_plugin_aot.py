@@ -23,7 +23,7 @@ class LookUpPluginAOT(LookUpPlugin):
         vocab_size, hidden = table.shape[0], table.shape[1]
         # BLOCK and num_warps are compile-time choices: use the real hidden
         # size when the network fixes it, else the widest block.
-        block, num_warps = launch_config(hidden.value if hidden.value is not None else 1 << 30)
+        block, num_warps = launch_config(hidden.value if hidden.value is not None else 1 << 30, table.dtype.itemsize)
         return [kiln.AotLaunch(lookup_kernel,
                                args=[index, table, outputs[0], vocab_size, hidden],
                                grid=(n_tokens, kiln.cdiv(hidden, block)),

@@ -12,6 +12,7 @@
  * that a thread working with several GPUs never finds its current device
  * changed behind its back. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "backend/cuda/cuda_ops.h"
@@ -58,13 +59,25 @@ int64_t kiln_cuda_numel(const kiln_tensor_desc *t) {
     return n;
 }
 
-unsigned kiln_cuda_grid(int64_t n, int threads) {
+/* SM count per device, asked once: every built-in layer's launch needs it. */
+#define KC_CACHED_DEVICES 64
+static _Atomic int sm_counts[KC_CACHED_DEVICES];
+
+static int sm_count(void) {
     int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)
-        != cudaSuccess || sms <= 0) {
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = -1;
+    if (dev >= 0 && dev < KC_CACHED_DEVICES && (sms = atomic_load_explicit(&sm_counts[dev], memory_order_relaxed)))
+        return sms;
+    if (dev < 0 || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0) {
         (void)cudaGetLastError();
-        sms = 132;
+        return 132;   /* an H100's: only sizes the grid-stride loop */
     }
+    if (dev < KC_CACHED_DEVICES) atomic_store_explicit(&sm_counts[dev], sms, memory_order_relaxed);
+    return sms;
+}
+
+unsigned kiln_cuda_grid(int64_t n, int threads) {
+    int sms = sm_count();
     /* Enough resident blocks for every SM several times over; a grid-stride
      * loop covers the rest, so launch overhead stays flat for huge tensors. */
     int64_t cap = (int64_t)sms * (2048 / threads) * 4;
@@ -213,7 +226,12 @@ static kiln_status cuda_synchronize(int32_t device, void *stream) {
     return st;
 }
 
+/* Called before every run: asking first is a thread-local read, while
+ * cudaSetDevice goes through the driver even when nothing changes. */
 static kiln_status cuda_set_device(int32_t device) {
+    int current = -1;
+    if (cudaGetDevice(&current) == cudaSuccess && current == device) return KILN_OK;
+    (void)cudaGetLastError();
     return kiln_cuda_check(cudaSetDevice(device), "cudaSetDevice");
 }
 
