@@ -45,6 +45,12 @@ fi
 if [ -n "${OUT:-}" ]; then
   for f in "$out"/*.log; do echo "===== $(basename "$f")"; cat "$f"; done > "$OUT/gpu-check.log"
 fi
+# The headline numbers, then the step table.
+for b in bench_gpu_lookup bench_gpu_overhead bench_gpu_aot; do
+  if [ -f "$out/$b.log" ]; then
+    echo; echo "$b:"; grep -E '^\|' "$out/$b.log" | grep -v -- '---' | head -n 12
+  fi
+done
 echo
 echo "| step                   | result | time     |"
 echo "|------------------------|------|----------|"
