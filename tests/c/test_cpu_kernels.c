@@ -950,6 +950,11 @@ static void test_matmul(void) {
         check_matmul(dt, 2, (int64_t[]){4, 5}, 3, (int64_t[]){2, 5, 6}, 1);         /* a shared */
         check_matmul(dt, 3, (int64_t[]){3, 4, 5}, 3, (int64_t[]){3, 5, 2}, 1);      /* plain batch */
         check_matmul(dt, 2, (int64_t[]){0, 5}, 2, (int64_t[]){5, 3}, 1);            /* empty */
+        /* 6 rows or more take the packed AVX2 path on CPUs that have it:
+         * partial tiles, batches, broadcasting and real values there too. */
+        check_matmul(dt, 3, (int64_t[]){2, 13, 70}, 2, (int64_t[]){70, 33}, 1);
+        check_matmul(dt, 4, (int64_t[]){2, 1, 8, 17}, 3, (int64_t[]){3, 17, 40}, 1);
+        check_matmul(dt, 2, (int64_t[]){20, 600}, 2, (int64_t[]){600, 47}, 0);
     }
     /* K = 0: the output is all zeros. */
     float a[1], b[1], o[6] = {1, 2, 3, 4, 5, 6};
@@ -975,10 +980,11 @@ static void test_matmul(void) {
     CHECK_FAILS(run_op(KILN_OP_MATMUL, 0, 0, 2, bad_k, &fout), KILN_ERROR_INVALID_ARGUMENT, "matmul of [2, 3]");
 }
 
-/* A half matmul large enough to need heap scratch reports a failed allocation. */
-static void test_matmul_out_of_memory(void) {
-    int64_t da[2] = {8, 200}, db[2] = {200, 300}, dout[2] = {8, 300};
-    uint16_t *a = calloc(8 * 200, 2), *b = calloc(200 * 300, 2), *o = calloc(8 * 300, 2);
+/* A half matmul large enough to need heap scratch reports a failed
+ * allocation, on the portable path (3 rows) and on the AVX2 one (8 rows). */
+static void check_matmul_out_of_memory(int64_t M) {
+    int64_t da[2] = {M, 200}, db[2] = {200, 300}, dout[2] = {M, 300};
+    uint16_t *a = calloc((size_t)M * 200, 2), *b = calloc(200 * 300, 2), *o = calloc((size_t)M * 300, 2);
     REQUIRE(a && b && o);
     kiln_tensor_desc ins[2] = {make_desc(a, KILN_FLOAT16, 2, da), make_desc(b, KILN_FLOAT16, 2, db)};
     kiln_tensor_desc out = make_desc(o, KILN_FLOAT16, 2, dout);
@@ -991,6 +997,11 @@ static void test_matmul_out_of_memory(void) {
     free(a);
     free(b);
     free(o);
+}
+
+static void test_matmul_out_of_memory(void) {
+    check_matmul_out_of_memory(3);
+    check_matmul_out_of_memory(8);
 }
 
 /* ------------------------------------------------------------------------ */

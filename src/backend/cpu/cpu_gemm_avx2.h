@@ -1,0 +1,31 @@
+/* cpu_gemm_avx2.h — the CPU matmul's packed AVX2/FMA path (x86-64 only).
+ *
+ * cpu_matmul.c asks kiln_cpu_gemm_avx2_usable(M) per layer; when it says
+ * yes it gives kiln_cpu_gemm_avx2 a float scratch buffer of
+ * kiln_cpu_gemm_avx2_scratch_floats(...) elements and calls it once per
+ * matrix of the batch.  KILN_CPU_GEMM_AVX2 is 0 where the compiler cannot
+ * target AVX2 (then only the portable kernel exists). */
+#ifndef KILN_CPU_GEMM_AVX2_H
+#define KILN_CPU_GEMM_AVX2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/kiln.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KILN_CPU_GEMM_AVX2 1
+/* True when this CPU has AVX2 and FMA and the product has enough rows (M)
+ * for the 6-row tiles to pay off. */
+bool   kiln_cpu_gemm_avx2_usable(int64_t M);
+size_t kiln_cpu_gemm_avx2_scratch_floats(kiln_dtype dt, int64_t M, int64_t K, int64_t N);
+/* c [M, N] = a [M, K] b [K, N], all of dtype dt (float32, float16 or
+ * bfloat16), row-major, summed in float32; K > 0. */
+void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,
+                          float *scratch);
+#else
+#define KILN_CPU_GEMM_AVX2 0
+#endif
+
+#endif
