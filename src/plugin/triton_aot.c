@@ -71,6 +71,7 @@ typedef struct aot_kernel {
     size_t      cubin_size;
     const char *ptx;
     size_t      ptx_size;             /* without the NUL */
+    char        target[32];           /* "sm_90": what it was compiled for (for messages), or "" */
     uint32_t    block, shared;
     uint64_t    scratch_size[2], scratch_align[2];   /* global, profile */
     int32_t     grid[3];
@@ -281,6 +282,14 @@ static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t i
     if (ptx) k->ptx = kiln_value_as_string(ptx, &k->ptx_size);
     if (!k->cubin_size && !k->ptx_size)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
+    const kiln_value *target = get(kv, "target", KILN_VALUE_STRING);
+    if (target) {   /* optional and only quoted in messages: keep it printable and short */
+        size_t tlen = 0;
+        const char *t = kiln_value_as_string(target, &tlen);
+        size_t n = 0;
+        for (; n < tlen && n + 1 < sizeof k->target && t[n] > ' ' && t[n] < 127; n++) k->target[n] = t[n];
+        k->target[n] = 0;
+    }
     kiln_status s;
     int64_t x;
     if ((s = get_int(in, kv, "num_warps", 1, 32, where, &x))) return s;
@@ -521,10 +530,15 @@ static kiln_status load_kernels(aot_instance *in, int32_t device) {
             kiln_free(ptx);
         }
         if (s) {
+            /* The usual cause: a GPU older than the one the engine was built for. */
+            char hint[160] = "";
+            if (k->target[0])
+                snprintf(hint, sizeof hint, " (compiled for %s: build the engine for this GPU's architecture, "
+                         "aot_target=...)", k->target);
             if (cubin_error[0] && k->ptx_size)
-                return kiln_error_prefix(s, "%s: kernel '%s': the cubin did not load (%s), nor did the PTX",
-                                         in->label, k->name, cubin_error);
-            return kiln_error_prefix(s, "%s: kernel '%s'", in->label, k->name);
+                return kiln_error_prefix(s, "%s: kernel '%s'%s: the cubin did not load (%s), nor did the PTX",
+                                         in->label, k->name, hint, cubin_error);
+            return kiln_error_prefix(s, "%s: kernel '%s'%s", in->label, k->name, hint);
         }
     }
     in->loaded = 1;

@@ -322,6 +322,26 @@ def test_aot_scale_runs_and_matches_jit():
 
 
 @gpu
+def test_engine_for_a_newer_gpu_says_what_it_was_built_for():
+    # Kernels compiled for an architecture this GPU lacks (sm_100 cubin and
+    # PTX on an sm_90 H100) cannot load: the error names the plugin, the
+    # kernel and the target, and says to rebuild.
+    major, _ = torch.cuda.get_device_capability()
+    target = "sm_100" if major < 10 else "sm_120" if major < 12 else None
+    if target is None:
+        pytest.skip("no architecture newer than this GPU's to build for")
+    try:
+        builder, net = _scale_network(target=target)
+        engine = bytes(builder.build_engine(net, builder.create_builder_config()))
+    except RuntimeError as e:
+        pytest.skip(f"this Triton cannot compile for {target}: {e}")
+    x = torch.randn(4, 8, device="cuda")
+    with pytest.raises(kiln.Error, match=f"TritonAOT.*_scale_kernel.*compiled for {target}.*aot_target"):
+        s = kiln.Session.from_serialized_engine(engine, device="cuda")
+        s({"x": x})
+
+
+@gpu
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 def test_aot_lookup_matches_torch(tmp_path, dtype):
     tokens, vocab, hidden = 33, 50, 200
