@@ -32,6 +32,7 @@ rm -rf "$corpus"
 if [ -f pyproject.toml ] && [ -d tests/python ]; then
   echo "== Python package and tests"
   python3 -m pip install -q --no-build-isolation . 
-  (cd tests/python && TRITON_INTERPRET=1 python3 -m pytest -q -p no:cacheprovider .)
+  # KILN_CLI: the Python tests also check what `kiln inspect` says of the engines they build.
+  (cd tests/python && KILN_CLI="$root/build/release/kiln" TRITON_INTERPRET=1 python3 -m pytest -q -p no:cacheprovider .)
 fi
 echo "== all tests passed"

@@ -27,6 +27,32 @@ static int plugin_view_get(const kiln_engine *e, int32_t i, plugin_view *p) {
     return CLI_EXIT_OK;
 }
 
+/* For a kiln::TritonAOT plugin, its compiled kernels: "name (sm_90, sm_80)"
+ * per kernel, "; "-separated, into buf (empty for other plugins or fields
+ * without kernels).  Each is one kernel compiled for those architectures. */
+static void aot_kernels_text(const kiln_engine *e, int32_t i, const plugin_view *p, char *buf, size_t size) {
+    buf[0] = 0;
+    const kiln_value *fields = NULL;
+    if (strcmp(p->ns, "kiln") != 0 || strcmp(p->name, "TritonAOT") != 0 ||
+        kiln_engine_plugin_fields(e, i, &fields) != KILN_OK)
+        return;
+    const kiln_value *kernels = kiln_value_map_get(fields, "kernels");
+    size_t used = 0;
+    for (size_t k = 0; kernels && k < kiln_value_count(kernels) && used < size; k++) {
+        const kiln_value *kv = kiln_value_item(kernels, k);
+        const kiln_value *name = kiln_value_map_get(kv, "name"), *images = kiln_value_map_get(kv, "images");
+        const char *n = name && kiln_value_get_type(name) == KILN_VALUE_STRING ? kiln_value_as_string(name, NULL) : "?";
+        used += (size_t)snprintf(buf + used, size - used, "%s%s (", k ? "; " : "", n);
+        size_t count = 1 + (images && kiln_value_get_type(images) == KILN_VALUE_LIST ? kiln_value_count(images) : 0);
+        for (size_t j = 0; j < count && used < size; j++) {
+            const kiln_value *t = kiln_value_map_get(j ? kiln_value_item(images, j - 1) : kv, "target");
+            const char *ts = t && kiln_value_get_type(t) == KILN_VALUE_STRING ? kiln_value_as_string(t, NULL) : "?";
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", j ? ", " : "", ts);
+        }
+        if (used < size) used += (size_t)snprintf(buf + used, size - used, ")");
+    }
+}
+
 /* A dimension's ranges (profile_count entries, malloc'd). */
 static kiln_dim_range *dim_ranges(const kiln_engine *e, int32_t d, const char **name) {
     int32_t np = kiln_engine_profile_count(e);
@@ -123,6 +149,9 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
         printf("      module %s, needs Python: %s, runs on: %s, registered here: %s\n",
                p.module[0] ? p.module : "(unknown)", p.flags & KILN_PLUGIN_NEEDS_PYTHON ? "yes" : "no",
                cpu && cuda ? "cpu cuda" : cpu ? "cpu" : cuda ? "cuda" : "none", p.registered ? "yes" : "no");
+        char kernels[1024];
+        aot_kernels_text(e, i, &p, kernels, sizeof kernels);
+        if (kernels[0]) printf("      AOT kernels: %s\n", kernels);
     }
 
     printf("\nmemory\n");
@@ -254,6 +283,9 @@ static int print_json(const kiln_engine *e, const char *path, long long file_siz
         json_key(&w, "supports_cpu"), json_bool(&w, p.flags & KILN_PLUGIN_SUPPORTS_CPU);
         json_key(&w, "supports_cuda"), json_bool(&w, p.flags & KILN_PLUGIN_SUPPORTS_CUDA);
         json_key(&w, "registered"), json_bool(&w, p.registered);
+        char kernels[1024];
+        aot_kernels_text(e, i, &p, kernels, sizeof kernels);
+        if (kernels[0]) json_key(&w, "aot_kernels"), json_string(&w, kernels);
         json_end_object(&w);
     }
     json_end_array(&w);

@@ -470,6 +470,10 @@ KILN_API kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index
 /* The kiln_plugin_flags (kiln/plugin.h) the plugin's creator had when the engine
  * was built: KILN_PLUGIN_NEEDS_PYTHON says running it needs Python. */
 KILN_API kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t index, uint32_t *flags);
+/* The plugin's fields (a map), as stored: owned by the engine, valid while it
+ * is loaded.  For kiln::TritonAOT they describe the compiled kernels
+ * (docs/plugin-guide.md); `kiln inspect` lists them. */
+KILN_API kiln_status kiln_engine_plugin_fields(const kiln_engine *e, int32_t index, const kiln_value **fields);
 
 /* ------------------------------------------------------------------------ */
 /* Execution contexts                                                       */

@@ -31,7 +31,9 @@ the input shapes, and the output shapes.  See docs/plugin-guide.md.
 Settings (per network, else the environment, else the default):
   prefer AOT   network.prefer_aot / KILN_PREFER_AOT=0|1      default: yes
   target       network.aot_target / KILN_AOT_TARGET=sm_90    default: the local
-               GPU (torch.cuda), else sm_90
+               GPU (torch.cuda), else sm_90.  Several, comma-separated or as
+               a list ("sm_90,sm_80"), compile every kernel for each; the
+               runtime loads the one that fits the GPU it runs on.
 Builder.create_network(prefer_aot=..., aot_target=...) sets both; a builder
 config with other values is refused at build_engine (the kernels are
 compiled when the layer is added, before the config exists).
@@ -99,8 +101,7 @@ def configure(network, prefer_aot=None, aot_target=None):
     if prefer_aot is not None:
         network.prefer_aot = bool(prefer_aot)
     if aot_target is not None:
-        _parse_target(aot_target)
-        network.aot_target = str(aot_target)
+        network.aot_target = _target_string(aot_target)
     return network
 
 
@@ -131,14 +132,30 @@ def default_target():
 
 def _target_of(network):
     t = getattr(network, "aot_target", None)
-    return str(t) if t else default_target()
+    return _target_string(t if t else default_target())
 
 
 def _parse_target(target):
-    s = str(target).lower().replace("sm_", "").replace("sm", "").rstrip("a")
+    s = str(target).strip().lower().replace("sm_", "").replace("sm", "").rstrip("a")
     if not s.isdigit() or len(s) < 2:
         raise ValueError(f"AOT target {target!r} is not like 'sm_90'")
     return int(s)
+
+
+def _parse_targets(targets):
+    """Architectures (ints, newest first, no repeats) of "sm_90", "sm_90,sm_80"
+    or a list of such."""
+    items = targets.split(",") if isinstance(targets, str) else list(targets)
+    archs = sorted({_parse_target(t) for t in items if str(t).strip()}, reverse=True)
+    if not archs:
+        raise ValueError(f"AOT target {targets!r} names no architecture (expected e.g. 'sm_90' or 'sm_90,sm_80')")
+    if len(archs) > 8:
+        raise ValueError(f"AOT target {targets!r} names {len(archs)} architectures; an engine holds at most 8")
+    return archs
+
+
+def _target_string(targets):
+    return ",".join(f"sm_{a}" for a in _parse_targets(targets))
 
 
 def check_config(network, config):
@@ -149,9 +166,9 @@ def check_config(network, config):
         return
     opts = getattr(config, "options", {}) or {}
     if used and "aot_target" in opts and opts["aot_target"] is not None:
-        want = _parse_target(opts["aot_target"])
+        want = _parse_targets(opts["aot_target"])
         for label, target in used:
-            if _parse_target(target) != want:
+            if _parse_targets(target) != want:
                 raise ValueError(f"plugin {label} was compiled ahead of time for {target} when it was added to the "
                                  f"network, but the builder config asks for {opts['aot_target']}: set it before "
                                  "adding layers (Builder.create_network(aot_target=...) or kiln.aot.configure)")
@@ -341,15 +358,25 @@ def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
     grid_nodes = [prog.value(g, f"AOT kernel '{kname}' grid[{i}]") for i, g in enumerate(grid)]
     while len(grid_nodes) < 3:
         grid_nodes.append(prog.value(1, "grid"))
+    images = [_image(jf, signature, dict(launch.constexprs), attrs, t, launch, where)
+              for t in _target_string(target).split(",")]
+    kernel = dict(images[0])
+    if len(images) > 1:
+        kernel["images"] = images[1:]
+    kernel["grid"] = grid_nodes
+    kernel["params"] = pfields
+    return kernel
+
+
+def _image(jf, signature, constexprs, attrs, target, launch, where):
+    """The kernel compiled for one target, with what launching it needs."""
     try:
-        compiled = _compile(jf, signature, dict(launch.constexprs), attrs, target, launch.num_warps,
-                            launch.num_stages, where)
+        compiled = _compile(jf, signature, constexprs, attrs, target, launch.num_warps, launch.num_stages, where)
     except RuntimeError:
         if not attrs:
             raise
         # An older Triton with another attrs format: compile without the hints.
-        compiled = _compile(jf, signature, dict(launch.constexprs), None, target, launch.num_warps,
-                            launch.num_stages, where)
+        compiled = _compile(jf, signature, constexprs, None, target, launch.num_warps, launch.num_stages, where)
     num_ctas = int(_meta(compiled, "num_ctas", 1))
     if num_ctas != 1:
         raise ValueError(f"{where}: compiled with num_ctas={num_ctas}; kiln launches single-CTA kernels only")
@@ -359,7 +386,7 @@ def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
     if isinstance(ptx, bytes):
         ptx = ptx.decode()
     return {
-        "name": str(_meta(compiled, "name", kname)),
+        "name": str(_meta(compiled, "name", _kernel_name(launch.kernel))),
         "cubin": bytes(cubin),
         "ptx": ptx,
         "target": str(target),
@@ -371,8 +398,6 @@ def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
         "global_scratch_align": max(1, int(_meta(compiled, "global_scratch_align", 1))),
         "profile_scratch_size": int(_meta(compiled, "profile_scratch_size", 0)),
         "profile_scratch_align": max(1, int(_meta(compiled, "profile_scratch_align", 1))),
-        "grid": grid_nodes,
-        "params": pfields,
     }
 
 

@@ -9,11 +9,19 @@
  *   inputs   int                                  how many inputs it takes
  *   exprs    [[op, a, b, value], ...]             the expression program
  *   outputs  [{dtype, shape: [expr...]}, ...]
- *   kernels  [{name, cubin, ptx, num_warps, num_ctas, shared,
+ *   kernels  [{name, cubin, ptx, target, num_warps, num_ctas, shared,
  *              global_scratch_size/align, profile_scratch_size/align,
+ *              images: [{name, cubin, ptx, target, num_warps, ...}, ...],
  *              grid: [expr, expr, expr],
  *              params: [{kind: input|output, index, align}
  *                      |{kind: i32|i64, expr, align} | {kind: fp32, expr|value}]}]
+ *
+ * A kernel's own image keys (name ... profile_scratch_align) are its first
+ * compiled image; the optional `images` list holds the same kernel compiled
+ * for more GPU architectures (an engine built with aot_target="sm_90,sm_80").
+ * Loading tries every image's cubin in order (a cubin loads only on its own
+ * architecture family, and images are stored newest first), then every
+ * image's PTX, and launches with the parameters of the image that loaded.
  *
  * The expression program is a list of nodes, each using only earlier ones:
  * op 0 is a constant (value), op 1 is "axis b of input a" (this program's
@@ -40,6 +48,7 @@
 #define AOT_MAX_NODES   65536
 #define AOT_MAX_KERNELS 64
 #define AOT_MAX_PARAMS  256
+#define AOT_MAX_IMAGES  8
 
 enum { NODE_CONST = 0, NODE_INPUT = 1 };
 enum { PARAM_INPUT, PARAM_OUTPUT, PARAM_I32, PARAM_I64, PARAM_FP32 };
@@ -65,7 +74,9 @@ typedef union aot_arg {
     float    f32;
 } aot_arg;
 
-typedef struct aot_kernel {
+/* One compiled form of a kernel: its code for one GPU architecture and the
+ * launch parameters that code needs. */
+typedef struct aot_image {
     const char *name;                 /* entry symbol, in the instance's fields */
     const void *cubin;
     size_t      cubin_size;
@@ -74,6 +85,13 @@ typedef struct aot_kernel {
     char        target[32];           /* "sm_90": what it was compiled for (for messages), or "" */
     uint32_t    block, shared;
     uint64_t    scratch_size[2], scratch_align[2];   /* global, profile */
+} aot_image;
+
+typedef struct aot_kernel {
+    const char *name;                 /* the first image's entry symbol, for messages */
+    aot_image   images[AOT_MAX_IMAGES];
+    int32_t     image_count;
+    const aot_image *image;           /* the one that loaded; NULL before */
     int32_t     grid[3];
     int32_t     param_count;          /* user parameters (the two scratch ones come after) */
     aot_param  *params;
@@ -264,50 +282,75 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
                       "%s: %s: kind '%s' is not input, output, i32, i64 or fp32", in->label, where, k);
 }
 
-static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t index, aot_kernel *k) {
-    char where[300];
-    snprintf(where, sizeof where, "kernel %d", (int)index);
+/* The image keys of map kv (a kernel, or an entry of its `images`). */
+static kiln_status read_image(aot_instance *in, const kiln_value *kv, const char *kernel_where, aot_image *img) {
+    char where[340];
+    snprintf(where, sizeof where, "%s", kernel_where);
     if (kiln_value_get_type(kv) != KILN_VALUE_MAP)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
     const kiln_value *name = get(kv, "name", KILN_VALUE_STRING);
     size_t len = 0;
-    k->name = name ? kiln_value_as_string(name, &len) : NULL;
-    if (!k->name || len == 0 || len > 255 || strlen(k->name) != len)
+    img->name = name ? kiln_value_as_string(name, &len) : NULL;
+    if (!img->name || len == 0 || len > 255 || strlen(img->name) != len)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'name' (the entry symbol) is missing or invalid",
                           in->label, where);
-    snprintf(where, sizeof where, "kernel %d '%s'", (int)index, k->name);
-    const kiln_value *cubin = get(kv, "cubin", KILN_VALUE_BYTES);
-    const kiln_value *ptx = get(kv, "ptx", KILN_VALUE_STRING);
-    if (cubin) k->cubin = kiln_value_as_bytes(cubin, &k->cubin_size);
-    if (ptx) k->ptx = kiln_value_as_string(ptx, &k->ptx_size);
-    if (!k->cubin_size && !k->ptx_size)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
     const kiln_value *target = get(kv, "target", KILN_VALUE_STRING);
     if (target) {   /* optional and only quoted in messages: keep it printable and short */
         size_t tlen = 0;
         const char *t = kiln_value_as_string(target, &tlen);
         size_t n = 0;
-        for (; n < tlen && n + 1 < sizeof k->target && t[n] > ' ' && t[n] < 127; n++) k->target[n] = t[n];
-        k->target[n] = 0;
+        for (; n < tlen && n + 1 < sizeof img->target && t[n] > ' ' && t[n] < 127; n++) img->target[n] = t[n];
+        img->target[n] = 0;
     }
+    snprintf(where, sizeof where, "%s '%s'%s%s", kernel_where, img->name, img->target[0] ? " for " : "",
+             img->target);
+    const kiln_value *cubin = get(kv, "cubin", KILN_VALUE_BYTES);
+    const kiln_value *ptx = get(kv, "ptx", KILN_VALUE_STRING);
+    if (cubin) img->cubin = kiln_value_as_bytes(cubin, &img->cubin_size);
+    if (ptx) img->ptx = kiln_value_as_string(ptx, &img->ptx_size);
+    if (!img->cubin_size && !img->ptx_size)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
     kiln_status s;
     int64_t x;
     if ((s = get_int(in, kv, "num_warps", 1, 32, where, &x))) return s;
-    k->block = (uint32_t)x * 32u;
+    img->block = (uint32_t)x * 32u;
     if ((s = get_int_or(in, kv, "num_ctas", 1, 1, 1, where, &x))) return s;   /* clusters are not supported */
     if ((s = get_int_or(in, kv, "shared", 0, 1 << 20, 0, where, &x))) return s;
-    k->shared = (uint32_t)x;
+    img->shared = (uint32_t)x;
     static const char *const scratch_keys[2][2] = {{"global_scratch_size", "global_scratch_align"},
                                                    {"profile_scratch_size", "profile_scratch_align"}};
     for (int i = 0; i < 2; i++) {
         if ((s = get_int_or(in, kv, scratch_keys[i][0], 0, INT32_MAX, 0, where, &x))) return s;
-        k->scratch_size[i] = (uint64_t)x;
+        img->scratch_size[i] = (uint64_t)x;
         if ((s = get_int_or(in, kv, scratch_keys[i][1], 1, 256, 1, where, &x))) return s;
         if (!is_pow2((uint64_t)x))
             return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: %s must be a power of two up to 256",
                               in->label, where, scratch_keys[i][1]);
-        k->scratch_align[i] = (uint64_t)x;
+        img->scratch_align[i] = (uint64_t)x;
     }
+    return KILN_OK;
+}
+
+static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t index, aot_kernel *k) {
+    char where[300];
+    snprintf(where, sizeof where, "kernel %d", (int)index);
+    kiln_status s = read_image(in, kv, where, &k->images[0]);
+    if (s) return s;
+    k->name = k->images[0].name;
+    k->image_count = 1;
+    const kiln_value *images = kiln_value_map_get(kv, "images");
+    if (images) {
+        if (kiln_value_get_type(images) != KILN_VALUE_LIST || kiln_value_count(images) > AOT_MAX_IMAGES - 1)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s '%s': 'images' must be a list of at most %d "
+                              "more compiled images", in->label, where, k->name, AOT_MAX_IMAGES - 1);
+        for (size_t i = 0; i < kiln_value_count(images); i++) {
+            char w[340];
+            snprintf(w, sizeof w, "kernel %d image %d", (int)index, (int)i + 1);
+            if ((s = read_image(in, kiln_value_item(images, i), w, &k->images[k->image_count]))) return s;
+            k->image_count++;
+        }
+    }
+    snprintf(where, sizeof where, "kernel %d '%s'", (int)index, k->name);
     const kiln_value *grid = get(kv, "grid", KILN_VALUE_LIST);
     if (!grid || kiln_value_count(grid) != 3)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'grid' must be a list of 3 expression indices",
@@ -502,6 +545,49 @@ static kiln_status evaluate(aot_instance *in, const kiln_plugin_launch *l) {
     return KILN_OK;
 }
 
+/* Load one kernel: each image's cubin in order, then each image's PTX. */
+static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, int32_t device, aot_kernel *k) {
+    char errors[1024] = "", targets[160] = "";
+    size_t used = 0, tused = 0;
+    kiln_status s = KILN_ERROR_UNSUPPORTED;
+    for (int pass = 0; pass < 2; pass++) {   /* 0: cubins, 1: PTX */
+        for (int32_t i = 0; i < k->image_count; i++) {
+            const aot_image *img = &k->images[i];
+            if (pass == 0 && img->target[0] && tused < sizeof targets)
+                tused += (size_t)snprintf(targets + tused, sizeof targets - tused, "%s%s", tused ? ", " : "",
+                                          img->target);
+            if (pass == 0 ? !img->cubin_size : !img->ptx_size) continue;
+            if (pass == 0) {
+                s = b->kernel_load(device, img->cubin, img->cubin_size, img->name, img->shared, &k->fn);
+            } else {
+                /* The driver wants PTX NUL-terminated; the value's bytes may not be. */
+                char *ptx = kiln_malloc(img->ptx_size + 1);
+                if (!ptx) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+                memcpy(ptx, img->ptx, img->ptx_size);
+                ptx[img->ptx_size] = 0;
+                s = b->kernel_load(device, ptx, img->ptx_size + 1, img->name, img->shared, &k->fn);
+                kiln_free(ptx);
+            }
+            if (!s) {
+                k->image = img;
+                kiln_clear_error();   /* earlier images' failures are not errors now */
+                return KILN_OK;
+            }
+            if (used < sizeof errors)
+                used += (size_t)snprintf(errors + used, sizeof errors - used, "%s%s%s%s: %s", used ? "; " : "",
+                                         pass ? "PTX" : "cubin", img->target[0] ? " for " : "", img->target,
+                                         kiln_last_error());
+        }
+    }
+    /* The usual cause: a GPU older (or other) than the ones the engine was built for. */
+    char hint[256] = "";
+    if (targets[0])
+        snprintf(hint, sizeof hint, " (compiled for %s: build the engine for this GPU's architecture, "
+                 "aot_target=...)", targets);
+    return kiln_error(s ? s : KILN_ERROR_UNSUPPORTED, "%s: kernel '%s'%s: no compiled image loaded (%s)", in->label,
+                      k->name, hint, errors);
+}
+
 static kiln_status load_kernels(aot_instance *in, int32_t device) {
     const kiln_backend_iface *b = NULL;
     kiln_status s = kiln_backend_get(KILN_DEVICE_CUDA, &b);
@@ -514,32 +600,7 @@ static kiln_status load_kernels(aot_instance *in, int32_t device) {
     for (int32_t i = 0; i < in->kernel_count; i++) {
         aot_kernel *k = &in->kernels[i];
         if (k->fn) continue;   /* loaded by an earlier, partly failed call */
-        char cubin_error[1024] = "";
-        s = KILN_ERROR_UNSUPPORTED;
-        if (k->cubin_size) {
-            s = b->kernel_load(device, k->cubin, k->cubin_size, k->name, k->shared, &k->fn);
-            if (s) snprintf(cubin_error, sizeof cubin_error, "%s", kiln_last_error());
-        }
-        if (s && k->ptx_size) {
-            /* The driver wants PTX NUL-terminated; the value's bytes may not be. */
-            char *ptx = kiln_malloc(k->ptx_size + 1);
-            if (!ptx) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
-            memcpy(ptx, k->ptx, k->ptx_size);
-            ptx[k->ptx_size] = 0;
-            s = b->kernel_load(device, ptx, k->ptx_size + 1, k->name, k->shared, &k->fn);
-            kiln_free(ptx);
-        }
-        if (s) {
-            /* The usual cause: a GPU older than the one the engine was built for. */
-            char hint[160] = "";
-            if (k->target[0])
-                snprintf(hint, sizeof hint, " (compiled for %s: build the engine for this GPU's architecture, "
-                         "aot_target=...)", k->target);
-            if (cubin_error[0] && k->ptx_size)
-                return kiln_error_prefix(s, "%s: kernel '%s'%s: the cubin did not load (%s), nor did the PTX",
-                                         in->label, k->name, hint, cubin_error);
-            return kiln_error_prefix(s, "%s: kernel '%s'%s", in->label, k->name, hint);
-        }
+        if ((s = load_kernel(in, b, device, k))) return s;
     }
     in->loaded = 1;
     return KILN_OK;
@@ -607,15 +668,16 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
     for (int j = 0; j < 2; j++) {
         aot_arg *arg = &k->args[k->param_count + j];
         arg->ptr = 0;
-        if (!k->scratch_size[j]) continue;
-        if (programs > SIZE_MAX / k->scratch_size[j])
+        const uint64_t per_program = k->image->scratch_size[j];
+        if (!per_program) continue;
+        if (programs > SIZE_MAX / per_program)
             return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': scratch size overflows", in->label, k->name);
-        kiln_status s = ensure_scratch(in, k, j, (size_t)(programs * k->scratch_size[j]), l->stream);
+        kiln_status s = ensure_scratch(in, k, j, (size_t)(programs * per_program), l->stream);
         if (s) return s;
         arg->ptr = (uint64_t)(uintptr_t)k->scratch[j];
     }
-    const uint32_t block[3] = {k->block, 1, 1};
-    kiln_status s = in->backend->kernel_launch(in->device, k->fn, grid, block, k->shared, k->argv, l->stream);
+    const uint32_t block[3] = {k->image->block, 1, 1};
+    kiln_status s = in->backend->kernel_launch(in->device, k->fn, grid, block, k->image->shared, k->argv, l->stream);
     return s ? kiln_error_prefix(s, "%s: kernel '%s'", in->label, k->name) : KILN_OK;
 }
 

@@ -280,6 +280,15 @@ kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index, const c
     return KILN_OK;
 }
 
+kiln_status kiln_engine_plugin_fields(const kiln_engine *e, int32_t index, const kiln_value **fields) {
+    if (!e || !fields) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_plugin_fields: NULL argument");
+    if (index < 0 || index >= e->desc.plugin_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_plugin_fields: plugin %d is outside [0, %d)",
+                          index, e->desc.plugin_count);
+    *fields = e->plugin_fields[index];
+    return KILN_OK;
+}
+
 kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t index, uint32_t *flags) {
     if (!e || !flags) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_plugin_flags: NULL argument");
     if (index < 0 || index >= e->desc.plugin_count)

@@ -42,6 +42,7 @@ static kiln_blob *build(void) {
     kiln_tensor x, t, c, y;
     kiln_network_add_input(net, "x", KILN_FLOAT32, 2, shape, &x);
     kiln_value *fields = kiln_value_map();
+    kiln_value_map_set(fields, "times", kiln_value_int64(2));
     kiln_network_add_plugin(net, "describe", "Twice", "3", NULL, fields, 1, &x, 1, &t);
     kiln_value_free(fields);
     int64_t cd[1] = {3};
@@ -73,6 +74,12 @@ static void test_describe_without_plugins(void) {
     CHECK(flags == (KILN_PLUGIN_NEEDS_PYTHON | KILN_PLUGIN_SUPPORTS_CPU));
     CHECK_FAILS(kiln_engine_plugin_flags(e, 1, &flags), KILN_ERROR_INVALID_ARGUMENT, "plugin 1");
     CHECK_FAILS(kiln_engine_plugin_flags(e, 0, NULL), KILN_ERROR_INVALID_ARGUMENT, "NULL");
+    const kiln_value *fields = NULL;
+    CHECK_OK(kiln_engine_plugin_fields(e, 0, &fields));
+    CHECK(fields && kiln_value_get_type(fields) == KILN_VALUE_MAP);
+    CHECK(kiln_value_as_int64(kiln_value_map_get(fields, "times")) == 2);
+    CHECK_FAILS(kiln_engine_plugin_fields(e, 1, &fields), KILN_ERROR_INVALID_ARGUMENT, "plugin 1");
+    CHECK_FAILS(kiln_engine_plugin_fields(NULL, 0, &fields), KILN_ERROR_INVALID_ARGUMENT, "NULL");
     /* Layers still have their details. */
     const char *kind, *detail;
     CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));

@@ -5,10 +5,12 @@ ptxas, no GPU needed), the engine holds kiln::TritonAOT and no Python plugin,
 and a fresh process that never imports the plugin's module loads it; bad AOT
 definitions raise errors naming the plugin and the kernel.  With a GPU the
 engine also runs and must match torch and the JIT (forward) path."""
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -128,8 +130,11 @@ def _example_data(out, dtype, vocab, hidden, tokens):
 
 
 def _cli():
+    """The kiln command-line tool: $KILN_CLI (scripts/test.sh sets it), else
+    the one in $KILN_BUILD_DIR, else one on PATH; None skips those checks."""
     build = os.environ.get("KILN_BUILD_DIR")
-    for p in ([Path(build) / "kiln"] if build else []):
+    candidates = [Path(os.environ["KILN_CLI"])] if os.environ.get("KILN_CLI") else []
+    for p in candidates + ([Path(build) / "kiln"] if build else []):
         if p.is_file() and os.access(p, os.X_OK):
             return str(p)
     return shutil.which("kiln")
@@ -195,6 +200,10 @@ def test_example_engine_loads_in_a_process_without_python_plugins(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "kiln::TritonAOT" in r.stdout
         assert "needs Python: no" in r.stdout
+        assert "AOT kernels: lookup_kernel (sm_90)" in r.stdout, r.stdout
+        r = subprocess.run([cli, "inspect", "--json", str(path)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["plugins"][0]["aot_kernels"] == "lookup_kernel (sm_90)"
 
 
 def test_python_plugin_engine_names_the_plugin_that_needs_python(tmp_path):
@@ -272,6 +281,28 @@ def test_bad_target_and_config_mismatch():
     with pytest.raises(ValueError, match="prefer_aot=False"):
         builder.build_engine(net, builder.create_builder_config(prefer_aot=False))
     builder.build_engine(net, builder.create_builder_config(aot_target="sm_90"))
+    with pytest.raises(ValueError, match="names no architecture"):
+        kiln.Builder().create_network(aot_target=" , ")
+
+
+def test_several_targets_compile_every_kernel_for_each():
+    builder, net = _scale_network(target="sm_80, sm_90")
+    assert net.aot_target == "sm_90,sm_80"   # newest first: the order the runtime tries them in
+    with pytest.raises(ValueError, match="compiled ahead of time for sm_90,sm_80.*sm_90"):
+        builder.build_engine(net, builder.create_builder_config(aot_target="sm_90"))
+    engine = bytes(builder.build_engine(net, builder.create_builder_config(aot_target=["sm_90", "sm_80"])))
+    assert b"sm_80" in engine and b"sm_90" in engine
+    # Each image is a real compilation for its architecture.
+    assert b".target sm_90" in engine and b".target sm_80" in engine
+    cli = _cli()
+    if cli:
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "scale.engine")
+            with open(path, "wb") as f:
+                f.write(engine)
+            r = subprocess.run([cli, "inspect", path], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "AOT kernels: _scale_kernel (sm_90, sm_80)" in r.stdout, r.stdout
 
 
 def test_corrupt_fields_are_refused_at_build():
@@ -303,6 +334,15 @@ def test_corrupt_fields_are_refused_at_build():
     broken(["kernels", 0, "num_warps"], 64, "field 'num_warps' is 64")
     broken(["kernels", 0, "cubin"], b"", "neither a cubin nor PTX")
     broken(["outputs"], [{"dtype": 0, "shape": [7]}], "output 0 axis 0: expression 7 does not exist")
+    # More compiled images of a kernel (other GPU architectures) are checked the same way.
+    image = {"name": "k", "cubin": b"\x7fELF", "target": "sm_80", "num_warps": 4}
+    good = dict(base, kernels=[dict(base["kernels"][0], target="sm_90", images=[image])])
+    assert len(net._net.add_plugin("kiln", "TritonAOT", "1", "", good, [x._id], 1, None)) == 1
+    broken(["kernels", 0, "images"], "sm_80", "kernel 0 'k': 'images' must be a list")
+    broken(["kernels", 0, "images"], [dict(image, cubin=b"")], "kernel 0 image 1 'k' for sm_80 has neither")
+    broken(["kernels", 0, "images"], [dict(image, num_warps=0)], "kernel 0 image 1 'k' for sm_80: field 'num_warps'")
+    broken(["kernels", 0, "images"], [dict(image, name="")], "kernel 0 image 1: 'name'")
+    broken(["kernels", 0, "images"], [image] * 8, "at most 7 more")
 
 
 # --- GPU: run it ---------------------------------------------------------------------------
@@ -339,6 +379,21 @@ def test_engine_for_a_newer_gpu_says_what_it_was_built_for():
     with pytest.raises(kiln.Error, match=f"TritonAOT.*_scale_kernel.*compiled for {target}.*aot_target"):
         s = kiln.Session.from_serialized_engine(engine, device="cuda")
         s({"x": x})
+
+
+@gpu
+def test_engine_for_several_gpus_runs_the_image_for_this_one():
+    major, minor = torch.cuda.get_device_capability()
+    newer = "sm_100" if major < 10 else "sm_120" if major < 12 else None
+    targets = f"{newer},sm_{major}{minor}" if newer else f"sm_{major}{minor},sm_80"
+    try:
+        builder, net = _scale_network(factor=5.0, target=targets)
+        engine = bytes(builder.build_engine(net, builder.create_builder_config()))
+    except RuntimeError as e:
+        pytest.skip(f"this Triton cannot compile for {targets}: {e}")
+    x = torch.randn(37, 8, device="cuda")
+    y = kiln.Session.from_serialized_engine(engine, device="cuda")({"x": x})["y"]
+    torch.testing.assert_close(torch.as_tensor(y), x * 5.0)
 
 
 @gpu
