@@ -1,12 +1,14 @@
 /* bench_cpu_matmul.c — the CPU backend's matmul layer in GFLOP/s.
  *
  * One-layer engines x [M, K] · w [K, N] (w a constant, as a weight is) in
- * float32, float16 and bfloat16, run on one CPU thread; each result is
- * checked against a double-precision dot product at a few positions. */
+ * float32, float16 and bfloat16, on one CPU thread (KILN_CPU_THREADS=1) and
+ * on all the CPUs this process may use; each result is checked against a
+ * double-precision dot product at a few positions. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_clock.h"
 #include "kiln/kiln.h"
@@ -106,20 +108,35 @@ static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
     return flops / best / 1e9;
 }
 
+/* GFLOP/s of run() with $KILN_CPU_THREADS set to `threads` (0: unset). */
+static double run_with_threads(int threads, kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
+    char n[16];
+    snprintf(n, sizeof n, "%d", threads);
+    if (threads) setenv("KILN_CPU_THREADS", n, 1);
+    else unsetenv("KILN_CPU_THREADS");
+    return run(dt, M, K, N, ok);
+}
+
 int main(void) {
     static const struct { int64_t M, K, N; } sizes[] = {{1, 4096, 4096}, {64, 1024, 1024}, {512, 512, 512},
                                                          {1024, 1024, 1024}};
     static const kiln_dtype dts[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
     int all_ok = 1;
-    printf("| M x K x N | dtype | GFLOP/s (best of 3, one thread) | checked |\n|---|---|---:|---|\n");
+    const char *given = getenv("KILN_CPU_THREADS");
+    char saved[32] = "";
+    if (given) snprintf(saved, sizeof saved, "%s", given);
+    printf("| M x K x N | dtype | GFLOP/s, 1 thread | GFLOP/s, all threads (%ld CPUs) | checked |\n"
+           "|---|---|---:|---:|---|\n", sysconf(_SC_NPROCESSORS_ONLN));
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++) {
-            int ok;
-            double g = run(dts[d], sizes[s].M, sizes[s].K, sizes[s].N, &ok);
-            all_ok &= ok;
-            printf("| %lld x %lld x %lld | %s | %.1f | %s |\n", (long long)sizes[s].M, (long long)sizes[s].K,
-                   (long long)sizes[s].N, kiln_dtype_name(dts[d]), g, ok ? "ok" : "WRONG");
+            int ok1, okn;
+            double g1 = run_with_threads(1, dts[d], sizes[s].M, sizes[s].K, sizes[s].N, &ok1);
+            double gn = run_with_threads(0, dts[d], sizes[s].M, sizes[s].K, sizes[s].N, &okn);
+            all_ok &= ok1 & okn;
+            printf("| %lld x %lld x %lld | %s | %.1f | %.1f | %s |\n", (long long)sizes[s].M, (long long)sizes[s].K,
+                   (long long)sizes[s].N, kiln_dtype_name(dts[d]), g1, gn, ok1 && okn ? "ok" : "WRONG");
         }
     }
+    if (given) setenv("KILN_CPU_THREADS", saved, 1);
     return all_ok ? 0 : 1;
 }

@@ -16,7 +16,8 @@
 
 #define KILN_CHECKSUM_BLOCK ((size_t)4 << 20)
 
-/* Returns 0 when memory for the block array cannot be had, else 1. */
+/* Returns 0 when memory for the block array cannot be had (or the section
+ * is beyond 8 PiB), else 1.  Uses up to kiln_cpu_thread_limit() threads. */
 int kiln_section_checksum(const uint8_t *data, size_t size, uint64_t *out);
 
 #endif

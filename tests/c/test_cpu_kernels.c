@@ -1004,6 +1004,43 @@ static void test_matmul_out_of_memory(void) {
     check_matmul_out_of_memory(8);
 }
 
+/* Large products run on several threads ($KILN_CPU_THREADS caps them), cut
+ * along N (wide) or M (tall): every thread count gives the same bits, and
+ * the exact-integer reference holds under threads too. */
+static void test_matmul_threads(void) {
+    static const struct { int64_t M, K, N; } shapes[] = {{192, 256, 390}, {390, 256, 96}};
+    const kiln_dtype floats[] = {KILN_FLOAT32, KILN_BFLOAT16};
+    for (size_t sh = 0; sh < 2; sh++) {
+        for (int d = 0; d < 2; d++) {
+            kiln_dtype dt = floats[d];
+            int64_t M = shapes[sh].M, K = shapes[sh].K, N = shapes[sh].N;
+            int64_t da[2] = {M, K}, db[2] = {K, N}, dout[2] = {M, N};
+            void *a = alloc_elems(dt, M * K), *b = alloc_elems(dt, K * N), *o = alloc_elems(dt, M * N),
+                 *first = alloc_elems(dt, M * N);
+            REQUIRE(a && b && o && first);
+            for (int64_t i = 0; i < M * K; i++) set_f(dt, a, i, (double)(rng() % 20001) / 10000.0 - 1.0);
+            for (int64_t i = 0; i < K * N; i++) set_f(dt, b, i, (double)(rng() % 20001) / 10000.0 - 1.0);
+            kiln_tensor_desc ins[2] = {make_desc(a, dt, 2, da), make_desc(b, dt, 2, db)};
+            kiln_tensor_desc out = make_desc(o, dt, 2, dout);
+            static const char *const counts[] = {"1", "2", "3", "7"};
+            for (int c = 0; c < 4; c++) {
+                setenv("KILN_CPU_THREADS", counts[c], 1);
+                memset(o, 0, (size_t)(M * N) * kiln_dtype_size(dt));
+                CHECK_OK(run_op(KILN_OP_MATMUL, 0, 0, 2, ins, &out));
+                if (c == 0) memcpy(first, o, (size_t)(M * N) * kiln_dtype_size(dt));
+                else CHECK(memcmp(first, o, (size_t)(M * N) * kiln_dtype_size(dt)) == 0);
+            }
+            free(a);
+            free(b);
+            free(o);
+            free(first);
+            setenv("KILN_CPU_THREADS", "3", 1);
+            check_matmul(dt, 2, da, 2, db, 1);
+        }
+    }
+    unsetenv("KILN_CPU_THREADS");
+}
+
 /* ------------------------------------------------------------------------ */
 /* The backend loader                                                       */
 /* ------------------------------------------------------------------------ */
@@ -1080,6 +1117,7 @@ int main(void) {
     TEST_RUN(test_reshape);
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);
+    TEST_RUN(test_matmul_threads);
     TEST_RUN(test_cuda_backend_default_search);
     TEST_RUN(test_cuda_backend_missing);
     return test_summary();

@@ -6,6 +6,7 @@
 
 #include "format/byte_order.h"
 #include "format/checksum.h"
+#include "format/section_checksum.h"
 #include "format/engine_format.h"
 #include "format/format_layout.h"
 #include "format_sample.h"
@@ -502,6 +503,32 @@ static void test_writer_arguments(void) {
 
 /* --- the checksum ------------------------------------------------------------------- */
 
+/* A section past the parallel threshold: the same sum on any number of
+ * threads, and the documented definition (block sums, then the length). */
+static void test_section_checksum_threads(void) {
+    size_t size = ((size_t)65 << 20) + 12345;   /* 17 blocks, the last one short */
+    uint8_t *data = malloc(size);
+    REQUIRE(data);
+    for (size_t i = 0; i < size; i++) data[i] = (uint8_t)(i * 2654435761u >> 13);
+    size_t blocks = (size + KILN_CHECKSUM_BLOCK - 1) / KILN_CHECKSUM_BLOCK;
+    uint8_t sums[8 * 32];
+    for (size_t b = 0; b < blocks; b++) {
+        size_t off = b * KILN_CHECKSUM_BLOCK, n = size - off < KILN_CHECKSUM_BLOCK ? size - off : KILN_CHECKSUM_BLOCK;
+        kiln_store_u64le(sums + 8 * b, kiln_checksum(data + off, n));
+    }
+    kiln_store_u64le(sums + 8 * blocks, (uint64_t)size);
+    uint64_t want = kiln_checksum(sums, 8 * blocks + 8);
+    static const char *const counts[] = {"1", "3", "64"};
+    for (int c = 0; c < 3; c++) {
+        setenv("KILN_CPU_THREADS", counts[c], 1);
+        uint64_t got = 0;
+        CHECK(kiln_section_checksum(data, size, &got) == 1);
+        CHECK(got == want);
+    }
+    unsetenv("KILN_CPU_THREADS");
+    free(data);
+}
+
 static void test_checksum(void) {
     uint8_t buf[300], shifted[301];
     for (int i = 0; i < 300; i++) buf[i] = (uint8_t)(i * 7 + 3);
@@ -569,6 +596,7 @@ static void test_corpus_seeds(void) {
 
 int main(void) {
     TEST_RUN(test_checksum);
+    TEST_RUN(test_section_checksum_threads);
     TEST_RUN(test_roundtrip);
     TEST_RUN(test_every_truncation);
     TEST_RUN(test_random_flips);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "core/parallel.h"
 
 #if KILN_CPU_GEMM_AVX2
 
@@ -54,12 +55,12 @@ static void row_to_f32(kiln_dtype dt, const void *src, int64_t offset, float *ds
     else kiln_cpu_bf16_to_f32((const uint16_t *)src + offset, dst, n);
 }
 
-/* b[k0:k0+kc, j0:j0+nc] → strips of NR columns, each kc x NR, zero-padded. */
-static void pack_b(kiln_dtype dt, const void *b, int64_t N, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
+/* b[k0:k0+kc, j0:j0+nc] (rows ldb apart) → strips of NR columns, each kc x NR, zero-padded. */
+static void pack_b(kiln_dtype dt, const void *b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
                    float *bp) {
     float row[NC];
     for (int64_t k = 0; k < kc; k++) {
-        row_to_f32(dt, b, (k0 + k) * N + j0, row, nc);
+        row_to_f32(dt, b, (k0 + k) * ldb + j0, row, nc);
         for (int64_t s = 0; s * NR < nc; s++) {
             float *dst = bp + (s * kc + k) * NR;
             int64_t cols = nc - s * NR < NR ? nc - s * NR : NR;
@@ -69,12 +70,12 @@ static void pack_b(kiln_dtype dt, const void *b, int64_t N, int64_t k0, int64_t 
     }
 }
 
-/* a[i0:i0+rows, k0:k0+kc] → kc groups of MR values (k-major), zero-padded rows. */
-static void pack_a(kiln_dtype dt, const void *a, int64_t K, int64_t i0, int rows, int64_t k0, int64_t kc,
+/* a[i0:i0+rows, k0:k0+kc] (rows lda apart) → kc groups of MR values (k-major), zero-padded rows. */
+static void pack_a(kiln_dtype dt, const void *a, int64_t lda, int64_t i0, int rows, int64_t k0, int64_t kc,
                    float *ap) {
     float row[KC];
     for (int r = 0; r < MR; r++) {
-        if (r < rows) row_to_f32(dt, a, (i0 + r) * K + k0, row, kc);
+        if (r < rows) row_to_f32(dt, a, (i0 + r) * lda + k0, row, kc);
         for (int64_t k = 0; k < kc; k++) ap[k * MR + r] = r < rows ? row[k] : 0.0f;
     }
 }
@@ -110,34 +111,111 @@ AVX2 static void tile(int64_t kc, const float *ap, const float *bp, float *c, in
     }
 }
 
-void kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,
-                        float *scratch) {
+/* One product: c [M, N] (rows ldc apart) = a [M, K] (lda) b [K, N] (ldb),
+ * element offsets into the tensors of dtype dt; on one thread. */
+typedef struct gemm_part {
+    kiln_dtype  dt;
+    int64_t     M, K, N;
+    const void *a, *b;
+    void       *c;
+    int64_t     a_off, b_off, c_off, lda, ldb, ldc;
+} gemm_part;
+
+static void gemm_part_run(const gemm_part *g, float *scratch) {
+    const kiln_dtype dt = g->dt;
+    const int64_t M = g->M, K = g->K, N = g->N;
     const int64_t kcmax = K < KC ? K : KC, ncmax = N < NC ? N : NC;
     float *bp = scratch;
     float *ap = bp + kcmax * ((ncmax + NR - 1) / NR) * NR;
     float *cbuf = ap + MR * kcmax;   /* half types only */
     const int half = dt != KILN_FLOAT32;
+    const size_t es = half ? 2 : 4;
+    const char *a = (const char *)g->a + (size_t)g->a_off * es, *b = (const char *)g->b + (size_t)g->b_off * es;
+    char *c = (char *)g->c + (size_t)g->c_off * es;
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         float *cpanel = half ? cbuf : (float *)c + j0;
-        const int64_t ldc = half ? nc : N;
+        const int64_t ldc = half ? nc : g->ldc;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
-            pack_b(dt, b, N, k0, kc, j0, nc, bp);
+            pack_b(dt, b, g->ldb, k0, kc, j0, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MR) {
                 const int rows = M - i0 < MR ? (int)(M - i0) : MR;
-                pack_a(dt, a, K, i0, rows, k0, kc, ap);
+                pack_a(dt, a, g->lda, i0, rows, k0, kc, ap);
                 for (int64_t s = 0; s * NR < nc; s++) {
                     const int cols = nc - s * NR < NR ? (int)(nc - s * NR) : NR;
                     tile(kc, ap, bp + s * kc * NR, cpanel + i0 * ldc + s * NR, ldc, rows, cols, k0 > 0);
                 }
             }
         }
+        uint16_t *ch = (uint16_t *)c;
         if (dt == KILN_FLOAT16)
-            for (int64_t i = 0; i < M; i++) kiln_cpu_f32_to_f16(cbuf + i * nc, (uint16_t *)c + i * N + j0, nc);
+            for (int64_t i = 0; i < M; i++) kiln_cpu_f32_to_f16(cbuf + i * nc, ch + i * g->ldc + j0, nc);
         else if (dt == KILN_BFLOAT16)
-            for (int64_t i = 0; i < M; i++) kiln_cpu_f32_to_bf16(cbuf + i * nc, (uint16_t *)c + i * N + j0, nc);
+            for (int64_t i = 0; i < M; i++) kiln_cpu_f32_to_bf16(cbuf + i * nc, ch + i * g->ldc + j0, nc);
     }
+}
+
+/* Threads: one part each, cut along M (in whole 6-row tiles) or along N (in
+ * whole 16-column strips).
+ * Every element of c is summed by one thread in the same order as by one
+ * thread alone: results do not depend on the thread count. */
+typedef struct gemm_split {
+    gemm_part whole;
+    float    *scratch;
+    size_t    scratch_floats;   /* per thread */
+    int       parts, by_rows;
+    int64_t   step;             /* rows or columns per part */
+} gemm_split;
+
+static void run_split_part(void *ctx, int t) {
+    const gemm_split *sp = ctx;
+    gemm_part g = sp->whole;
+    int64_t lo = (int64_t)t * sp->step, extent = sp->by_rows ? g.M : g.N;
+    if (lo >= extent) return;
+    int64_t n = extent - lo < sp->step ? extent - lo : sp->step;
+    if (sp->by_rows) {
+        g.M = n;
+        g.a_off += lo * g.lda;
+        g.c_off += lo * g.ldc;
+    } else {
+        g.N = n;
+        g.b_off += lo;
+        g.c_off += lo;
+    }
+    gemm_part_run(&g, sp->scratch + (size_t)t * sp->scratch_floats);
+}
+
+int kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N) {
+    /* About 8 MFLOP per thread at least: below, starting threads costs more than it saves. */
+    double flops = 2.0 * (double)M * (double)K * (double)N;
+    int64_t by_work = (int64_t)(flops / (8.0 * 1024 * 1024));
+    int64_t tiles = ((M + MR - 1) / MR) > ((N + NR - 1) / NR) ? (M + MR - 1) / MR : (N + NR - 1) / NR;
+    int64_t t = kiln_cpu_thread_limit();
+    if (t > by_work) t = by_work;
+    if (t > tiles) t = tiles;
+    return t < 1 ? 1 : (int)t;
+}
+
+void kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,
+                        float *scratch, int threads) {
+    gemm_split sp = {
+        .whole = {.dt = dt, .M = M, .K = K, .N = N, .a = a, .b = b, .c = c, .lda = K, .ldb = N, .ldc = N},
+        .scratch = scratch,
+        .scratch_floats = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N),
+    };
+    if (threads <= 1) {
+        gemm_part_run(&sp.whole, scratch);
+        return;
+    }
+    int64_t row_tiles = (M + MR - 1) / MR, col_strips = (N + NR - 1) / NR;
+    /* Each part packs all of its b block and a rows: cut the larger of M and
+     * N, so that what every part packs again (the other operand) is the smaller. */
+    sp.by_rows = (M > N && row_tiles >= threads) || col_strips < threads;
+    int64_t units = sp.by_rows ? row_tiles : col_strips, per = (units + threads - 1) / threads;
+    sp.step = per * (sp.by_rows ? MR : NR);
+    sp.parts = (int)((units + per - 1) / per);
+    kiln_parallel_run(sp.parts, threads, run_split_part, &sp);
 }
 
 #endif

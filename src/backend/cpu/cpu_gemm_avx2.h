@@ -2,8 +2,8 @@
  *
  * cpu_matmul.c asks kiln_cpu_gemm_avx2_usable(M) per layer; when it says
  * yes it gives kiln_cpu_gemm_avx2 a float scratch buffer of
- * kiln_cpu_gemm_avx2_scratch_floats(...) elements and calls it once per
- * matrix of the batch.  KILN_CPU_GEMM_AVX2 is 0 where the compiler cannot
+ * kiln_cpu_gemm_avx2_scratch_floats(...) elements per thread and calls it
+ * once per matrix of the batch; large products run on several threads.  KILN_CPU_GEMM_AVX2 is 0 where the compiler cannot
  * target AVX2 (then only the portable kernel exists). */
 #ifndef KILN_CPU_GEMM_AVX2_H
 #define KILN_CPU_GEMM_AVX2_H
@@ -19,11 +19,16 @@
 /* True when this CPU has AVX2 and FMA and the product has enough rows (M)
  * for the 6-row tiles to pay off. */
 bool   kiln_cpu_gemm_avx2_usable(int64_t M);
+/* Scratch floats one thread needs for this product. */
 size_t kiln_cpu_gemm_avx2_scratch_floats(kiln_dtype dt, int64_t M, int64_t K, int64_t N);
+/* How many threads this product is worth (1 for small ones), within
+ * kiln_cpu_thread_limit() ($KILN_CPU_THREADS). */
+int    kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N);
 /* c [M, N] = a [M, K] b [K, N], all of dtype dt (float32, float16 or
- * bfloat16), row-major, summed in float32; K > 0. */
+ * bfloat16), row-major, summed in float32; K > 0.  scratch holds `threads`
+ * times the scratch floats; the result is the same for any thread count. */
 void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,
-                          float *scratch);
+                          float *scratch, int threads);
 #else
 #define KILN_CPU_GEMM_AVX2 0
 #endif

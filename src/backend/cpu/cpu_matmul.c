@@ -11,7 +11,8 @@
  *
  * This is the portable kernel.  On x86-64 CPUs with AVX2 and FMA, products
  * of at least 6 rows take the packed, register-blocked path of
- * cpu_gemm_avx2.c instead (several times faster); both sum in float32. */
+ * cpu_gemm_avx2.c instead (several times faster, and on several threads
+ * for large products); both sum in float32. */
 #include <stdint.h>
 #include <string.h>
 
@@ -188,7 +189,8 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
     const size_t mat_a = (size_t)(M * K) * es, mat_b = (size_t)(K * N) * es, mat_o = (size_t)(M * N) * es;
 #if KILN_CPU_GEMM_AVX2
     if (K > 0 && kiln_cpu_gemm_avx2_usable(M)) {
-        size_t need = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N);
+        int threads = kiln_cpu_gemm_avx2_threads(M, K, N);
+        size_t need = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N) * (size_t)threads;
         float *scratch = kiln_malloc(need * sizeof(float));
         if (!scratch)
             return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: matmul: cannot allocate %zu bytes of scratch",
@@ -196,7 +198,7 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
         int64_t idx[KILN_MAX_RANK] = {0}, oa = 0, ob = 0;
         for (int64_t t = 0; t < batches; t++) {
             kiln_cpu_gemm_avx2(dt, M, K, N, pa + (size_t)oa * mat_a, pb + (size_t)ob * mat_b, po + (size_t)t * mat_o,
-                               scratch);
+                               scratch, threads);
             next_batch(nb, out->dims, sa, sb, idx, &oa, &ob);
         }
         kiln_free(scratch);

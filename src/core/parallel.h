@@ -1,0 +1,27 @@
+/* parallel.h — running independent tasks on several CPU threads.
+ *
+ * kiln has no long-lived thread pool: work big enough to be worth threads
+ * (checksumming a large engine, a large matmul) starts them per call, which
+ * costs tens of microseconds against milliseconds of work, and leaves no
+ * threads behind in the processes that embed kiln.
+ *
+ *   static void square(void *ctx, int task) { float *x = ctx; x[task] *= x[task]; }
+ *   kiln_parallel_run(n, kiln_cpu_thread_limit(), square, x);
+ */
+#ifndef KILN_CORE_PARALLEL_H
+#define KILN_CORE_PARALLEL_H
+
+/* How many threads CPU work may use: $KILN_CPU_THREADS when it is a positive
+ * integer, else the CPUs this process may run on; at least 1, at most
+ * KILN_MAX_THREADS.  Read on every call (cheap next to the work it sizes). */
+#define KILN_MAX_THREADS 64
+int  kiln_cpu_thread_limit(void);
+
+/* Run fn(ctx, task) for task = 0 .. tasks-1 on up to `threads` threads (the
+ * calling one included) and return when all are done.  Tasks must not
+ * depend on each other's order.  If a thread cannot be started its tasks
+ * run on the calling thread: this never fails.  fn must not call
+ * kiln_error (the message is thread-local): report through ctx instead. */
+void kiln_parallel_run(int tasks, int threads, void (*fn)(void *ctx, int task), void *ctx);
+
+#endif
