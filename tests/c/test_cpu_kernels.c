@@ -1005,12 +1005,14 @@ static void test_matmul_out_of_memory(void) {
 }
 
 /* Large products run on several threads ($KILN_CPU_THREADS caps them), cut
- * along N (wide) or M (tall): every thread count gives the same bits, and
+ * along N or M: every thread count gives the same bits, and
  * the exact-integer reference holds under threads too. */
 static void test_matmul_threads(void) {
-    static const struct { int64_t M, K, N; } shapes[] = {{192, 256, 390}, {390, 256, 96}};
+    /* AVX2 path cut by columns and by rows; portable path (under 6 rows) by columns. */
+    static const struct { int64_t M, K, N; } shapes[] = {{192, 256, 390}, {390, 256, 96}, {1, 2048, 4200},
+                                                         {3, 1024, 4100}};
     const kiln_dtype floats[] = {KILN_FLOAT32, KILN_BFLOAT16};
-    for (size_t sh = 0; sh < 2; sh++) {
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
         for (int d = 0; d < 2; d++) {
             kiln_dtype dt = floats[d];
             int64_t M = shapes[sh].M, K = shapes[sh].K, N = shapes[sh].N;

@@ -21,6 +21,7 @@
 #include "core/alloc.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/parallel.h"
 
 enum {
     MR = 4,             /* rows of a per micro-kernel call */
@@ -68,22 +69,25 @@ static void f32_to_halfs(kiln_dtype dt, const float *src, uint16_t *dst, int64_t
 typedef struct gemm_shape {
     kiln_dtype dt;
     int64_t    M, K, N;
-    float     *bbuf;    /* half: KC x NC float32 block of b */
-    float     *cbuf;    /* half: M x NC float32 sums */
 } gemm_shape;
 
-/* One product c = a b of row-major matrices. */
-static void gemm(const gemm_shape *s, const void *a, const void *b, void *c) {
+/* Columns [j_begin, j_end) of one product c = a b of row-major matrices.
+ * Half types need scratch: a KC x NC float32 block of b, then M x NC
+ * float32 sums (gemm_scratch_floats). */
+static void gemm_columns(const gemm_shape *s, const void *a, const void *b, void *c, int64_t j_begin, int64_t j_end,
+                         float *scratch) {
     const int64_t M = s->M, K = s->K, N = s->N;
     const int half = s->dt != KILN_FLOAT32;
+    const size_t es = kiln_dtype_size(s->dt);
     if (K == 0) {   /* empty sums: all-zero bits are 0.0 in every float dtype */
-        memset(c, 0, (size_t)(M * N) * kiln_dtype_size(s->dt));
+        for (int64_t i = 0; i < M; i++) memset((char *)c + (size_t)(i * N + j_begin) * es, 0, (size_t)(j_end - j_begin) * es);
         return;
     }
+    float *bbuf = scratch, *cbuf = half ? scratch + (K < KC ? K : KC) * (N < NC ? N : NC) : NULL;
     float abuf[MR][KC];
-    for (int64_t j0 = 0; j0 < N; j0 += NC) {
-        const int64_t nc = N - j0 < NC ? N - j0 : NC;
-        float *cpanel = half ? s->cbuf : (float *)c + j0;
+    for (int64_t j0 = j_begin; j0 < j_end; j0 += NC) {
+        const int64_t nc = j_end - j0 < NC ? j_end - j0 : NC;
+        float *cpanel = half ? cbuf : (float *)c + j0;
         const int64_t ldc = half ? nc : N;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
@@ -91,8 +95,8 @@ static void gemm(const gemm_shape *s, const void *a, const void *b, void *c) {
             int64_t ldb = N;
             if (half) {
                 for (int64_t k = 0; k < kc; k++)
-                    halfs_to_f32(s->dt, (const uint16_t *)b + (k0 + k) * N + j0, s->bbuf + k * nc, nc);
-                bp = s->bbuf;
+                    halfs_to_f32(s->dt, (const uint16_t *)b + (k0 + k) * N + j0, bbuf + k * nc, nc);
+                bp = bbuf;
                 ldb = nc;
             }
             for (int64_t i0 = 0; i0 < M; i0 += MR) {
@@ -116,9 +120,43 @@ static void gemm(const gemm_shape *s, const void *a, const void *b, void *c) {
             }
         }
         if (half)
-            for (int64_t i = 0; i < M; i++)
-                f32_to_halfs(s->dt, s->cbuf + i * nc, (uint16_t *)c + i * N + j0, nc);
+            for (int64_t i = 0; i < M; i++) f32_to_halfs(s->dt, cbuf + i * nc, (uint16_t *)c + i * N + j0, nc);
     }
+}
+
+static size_t gemm_scratch_floats(const gemm_shape *s) {
+    if (s->dt == KILN_FLOAT32) return 0;
+    const size_t nc = (size_t)(s->N < NC ? s->N : NC);
+    return (size_t)(s->K < KC ? s->K : KC) * nc + (size_t)s->M * nc;
+}
+
+/* Threads take whole column panels: a one-row product (decoding a token)
+ * streams all of b, and cutting b by columns shares that read between
+ * cores.  Each column is summed by one thread in the usual order. */
+typedef struct gemm_job {
+    gemm_shape  s;
+    const void *a, *b;
+    void       *c;
+    float      *scratch;
+    size_t      scratch_floats;   /* per thread */
+    int64_t     step;             /* columns per task */
+} gemm_job;
+
+static void gemm_task(void *ctx, int t) {
+    const gemm_job *job = ctx;
+    int64_t j_begin = (int64_t)t * job->step;
+    if (j_begin >= job->s.N) return;
+    int64_t j_end = job->s.N - j_begin < job->step ? job->s.N : j_begin + job->step;
+    gemm_columns(&job->s, job->a, job->b, job->c, j_begin, j_end, job->scratch + (size_t)t * job->scratch_floats);
+}
+
+/* Threads worth using: about 8 MFLOP each at least, and 64 columns. */
+static int gemm_threads(const gemm_shape *s) {
+    double flops = 2.0 * (double)s->M * (double)s->K * (double)s->N;
+    int64_t t = kiln_cpu_thread_limit(), by_work = (int64_t)(flops / (8.0 * 1024 * 1024)), by_cols = s->N / 64;
+    if (t > by_work) t = by_work;
+    if (t > by_cols) t = by_cols;
+    return t < 1 ? 1 : (int)t;
 }
 
 /* Step the batch index idx (odometer over out's nb batch axes) and the
@@ -206,22 +244,26 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
     }
 #endif
 
-    gemm_shape s = {.dt = dt, .M = M, .K = K, .N = N, .bbuf = NULL, .cbuf = NULL};
+    gemm_job job = {.s = {.dt = dt, .M = M, .K = K, .N = N}};
+    const int threads = gemm_threads(&job.s);
+    job.scratch_floats = gemm_scratch_floats(&job.s);
+    job.step = (N + threads - 1) / threads;
+    job.step = (job.step + 15) / 16 * 16;   /* whole 64-byte lines of float32 sums per thread */
+    size_t need = job.scratch_floats * (size_t)threads;
     float stack[STACK_FLOATS];
     float *heap = NULL;
-    if (dt != KILN_FLOAT32) {
-        size_t kc = (size_t)(K < KC ? K : KC), nc = (size_t)(N < NC ? N : NC);
-        size_t need = kc * nc + (size_t)M * nc;
-        if (need > STACK_FLOATS && !(heap = kiln_malloc(need * sizeof(float))))
-            return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: matmul: cannot allocate %zu bytes of scratch",
-                              need * sizeof(float));
-        s.bbuf = heap ? heap : stack;
-        s.cbuf = s.bbuf + kc * nc;
-    }
+    if (need > STACK_FLOATS && !(heap = kiln_malloc(need * sizeof(float))))
+        return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: matmul: cannot allocate %zu bytes of scratch",
+                          need * sizeof(float));
+    job.scratch = heap ? heap : stack;
+    const int tasks = (int)((N + job.step - 1) / job.step);
 
     int64_t idx[KILN_MAX_RANK] = {0}, oa = 0, ob = 0;
     for (int64_t t = 0; t < batches; t++) {
-        gemm(&s, pa + (size_t)oa * mat_a, pb + (size_t)ob * mat_b, po + (size_t)t * mat_o);
+        job.a = pa + (size_t)oa * mat_a;
+        job.b = pb + (size_t)ob * mat_b;
+        job.c = po + (size_t)t * mat_o;
+        kiln_parallel_run(tasks, threads, gemm_task, &job);
         next_batch(nb, out->dims, sa, sb, idx, &oa, &ob);
     }
     kiln_free(heap);
