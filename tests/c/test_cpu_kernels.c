@@ -1004,6 +1004,56 @@ static void test_matmul_out_of_memory(void) {
     check_matmul_out_of_memory(8);
 }
 
+/* Large elementwise layers are cut into flat pieces on several threads: the
+ * same bits for every thread count, and errors still come with a message. */
+static void test_elementwise_threads(void) {
+    const int64_t n = 700001;   /* odd: the last piece is short */
+    int64_t dims[2] = {7, 100000}, odd[1] = {n};
+    struct { int op, subop, nin; kiln_dtype in, out; } cases[] = {
+        {KILN_OP_UNARY, KILN_UNARY_GELU, 1, KILN_FLOAT16, KILN_FLOAT16},
+        {KILN_OP_BINARY, KILN_BINARY_MUL, 2, KILN_BFLOAT16, KILN_BFLOAT16},
+        {KILN_OP_CAST, 0, 1, KILN_FLOAT32, KILN_FLOAT16},
+        {KILN_OP_CAST, 0, 1, KILN_FLOAT32, KILN_INT32},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t count = c == 0 ? n : 700000;
+        const int64_t *d = c == 0 ? odd : dims;
+        int rank = c == 0 ? 1 : 2;
+        void *x = alloc_elems(cases[c].in, count), *y = alloc_elems(cases[c].in, count);
+        void *o = alloc_elems(cases[c].out, count), *first = alloc_elems(cases[c].out, count);
+        REQUIRE(x && y && o && first);
+        for (int64_t i = 0; i < count; i++) {
+            set_f(cases[c].in, x, i, (double)(rng() % 20001) / 100.0 - 100.0);
+            set_f(cases[c].in, y, i, (double)(rng() % 20001) / 10000.0 - 1.0);
+        }
+        kiln_tensor_desc ins[2] = {make_desc(x, cases[c].in, rank, d), make_desc(y, cases[c].in, rank, d)};
+        kiln_tensor_desc out = make_desc(o, cases[c].out, rank, d);
+        size_t bytes = (size_t)count * kiln_dtype_size(cases[c].out);
+        static const char *const counts[] = {"1", "2", "5"};
+        for (int t = 0; t < 3; t++) {
+            setenv("KILN_CPU_THREADS", counts[t], 1);
+            memset(o, 0xab, bytes);
+            CHECK_OK(run_op(cases[c].op, cases[c].subop, 0, cases[c].nin, ins, &out));
+            if (t == 0) memcpy(first, o, bytes);
+            else CHECK(memcmp(first, o, bytes) == 0);
+        }
+        free(x);
+        free(y);
+        free(o);
+        free(first);
+    }
+    /* An op the dtype lacks fails with its message, threads or not. */
+    int32_t *ix = calloc(700000, sizeof *ix), *io = calloc(700000, sizeof *io);
+    REQUIRE(ix && io);
+    kiln_tensor_desc iin = make_desc(ix, KILN_INT32, 2, dims), iout = make_desc(io, KILN_INT32, 2, dims);
+    setenv("KILN_CPU_THREADS", "4", 1);
+    CHECK_FAILS(run_op(KILN_OP_UNARY, KILN_UNARY_RELU, 0, 1, &iin, &iout), KILN_ERROR_UNSUPPORTED,
+                "unary relu on int32");
+    unsetenv("KILN_CPU_THREADS");
+    free(ix);
+    free(io);
+}
+
 /* Large products run on several threads ($KILN_CPU_THREADS caps them), cut
  * along N or M: every thread count gives the same bits, and
  * the exact-integer reference holds under threads too. */
@@ -1120,6 +1170,7 @@ int main(void) {
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);
     TEST_RUN(test_matmul_threads);
+    TEST_RUN(test_elementwise_threads);
     TEST_RUN(test_cuda_backend_default_search);
     TEST_RUN(test_cuda_backend_missing);
     return test_summary();

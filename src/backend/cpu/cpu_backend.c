@@ -9,6 +9,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "engine/op_names.h"
 
 static int32_t cpu_device_count(void) { return 1; }
 
@@ -33,15 +34,6 @@ static kiln_status cpu_copy(int32_t device, void *dst, const void *src, size_t n
 
 static kiln_status cpu_synchronize(int32_t device, void *stream) { return KILN_OK; }
 
-static const char *op_name(int op) {
-    static const char *const names[KILN_OP_COUNT] = {
-        [KILN_OP_CAST] = "cast",       [KILN_OP_BINARY] = "binary", [KILN_OP_UNARY] = "unary",
-        [KILN_OP_GATHER] = "gather",   [KILN_OP_RESHAPE] = "reshape", [KILN_OP_MATMUL] = "matmul",
-        [KILN_OP_PLUGIN] = "plugin",
-    };
-    return op >= 0 && op < KILN_OP_COUNT ? names[op] : "unknown";
-}
-
 static kiln_status cpu_run_layer(int32_t device, const kiln_layer_launch *l, void *stream) {
     if (!l) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: run_layer: NULL launch");
     int want_inputs;
@@ -56,11 +48,13 @@ static kiln_status cpu_run_layer(int32_t device, const kiln_layer_launch *l, voi
     default:
         /* Plugins are run by the runtime through their own enqueue. */
         return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: op %d (%s) is not a built-in layer it can run",
-                          (int)l->op, op_name(l->op));
+                          (int)l->op, kiln_op_name(l->op));
     }
     if (l->input_count != want_inputs || l->output_count != 1 || !l->inputs || !l->outputs)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: %s takes %d input(s) and 1 output, got %d and %d",
-                          op_name(l->op), want_inputs, (int)l->input_count, (int)l->output_count);
+                          kiln_op_name(l->op), want_inputs, (int)l->input_count, (int)l->output_count);
+    /* Elementwise layers may be cut into flat pieces run on several threads. */
+    if (l->op == KILN_OP_CAST || l->op == KILN_OP_UNARY || l->op == KILN_OP_BINARY) return kiln_cpu_run_split(l, kernel);
     return kernel(l);
 }
 

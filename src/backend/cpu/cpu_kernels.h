@@ -39,4 +39,9 @@ kiln_status kiln_cpu_reshape(const kiln_layer_launch *l);
 /* inputs[0] [..., M, K] x inputs[1] [..., K, N] → outputs[0] [..., M, N]. */
 kiln_status kiln_cpu_matmul (const kiln_layer_launch *l);
 
+/* kernel(l) for an elementwise layer whose inputs all have the output's
+ * element count, cut into flat pieces on several threads when it is large
+ * (cpu_split.c); otherwise (broadcasting, small) kernel(l) as it is. */
+kiln_status kiln_cpu_run_split(const kiln_layer_launch *l, kiln_status (*kernel)(const kiln_layer_launch *));
+
 #endif

@@ -1,0 +1,76 @@
+/* cpu_split.c — running a large elementwise layer on several threads.
+ *
+ * Cast, unary and same-shape binary layers compute each output element from
+ * the input elements at the same flat position, so a layer can be cut into
+ * flat pieces that are layers of their own (rank 1, the same dtypes and
+ * kernel).  These kernels fail only for their dtypes and op, which an empty
+ * piece run on the calling thread first checks, with the kernel's own
+ * message (messages are thread-local); a failure in a worker all the same
+ * is reported as such.  Results do not depend on the cut. */
+#include <stdatomic.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "core/error.h"
+#include "core/dtype.h"
+#include "core/parallel.h"
+#include "engine/op_names.h"
+
+enum {
+    SPLIT_MIN_ELEMENTS = 1 << 18,   /* per thread: below, starting threads costs more than it saves */
+    SPLIT_ALIGN = 64,               /* pieces start on whole cache lines of every dtype */
+    SPLIT_MAX_OPERANDS = 4
+};
+
+typedef struct split_job {
+    const kiln_layer_launch *whole;
+    kiln_status (*kernel)(const kiln_layer_launch *);
+    int64_t n, step;
+    _Atomic int failed;
+} split_job;
+
+/* Elements [begin, begin + len) of every operand as a layer of its own. */
+static kiln_status run_piece(split_job *job, int64_t begin, int64_t len) {
+    const kiln_layer_launch *l = job->whole;
+    kiln_tensor_desc ins[SPLIT_MAX_OPERANDS], out = l->outputs[0];
+    for (int32_t i = 0; i < l->input_count; i++) ins[i] = l->inputs[i];
+    for (int32_t i = 0; i <= l->input_count; i++) {
+        kiln_tensor_desc *d = i < l->input_count ? &ins[i] : &out;
+        d->data = (char *)d->data + (size_t)begin * kiln_dtype_size(d->dtype);
+        d->rank = 1;
+        d->dims[0] = len;
+        d->strides[0] = 1;
+    }
+    kiln_layer_launch piece = *l;
+    piece.inputs = ins;
+    piece.outputs = &out;
+    return job->kernel(&piece);
+}
+
+static void run_piece_task(void *ctx, int t) {
+    split_job *job = ctx;
+    int64_t begin = (int64_t)t * job->step;
+    if (begin >= job->n) return;
+    int64_t len = job->n - begin < job->step ? job->n - begin : job->step;
+    if (run_piece(job, begin, len) != KILN_OK) atomic_store(&job->failed, 1);
+}
+
+kiln_status kiln_cpu_run_split(const kiln_layer_launch *l, kiln_status (*kernel)(const kiln_layer_launch *)) {
+    const int64_t n = kiln_cpu_numel(&l->outputs[0]);
+    int threads = kiln_cpu_thread_limit();
+    if (n / SPLIT_MIN_ELEMENTS < threads) threads = (int)(n / SPLIT_MIN_ELEMENTS);
+    int same = l->input_count <= SPLIT_MAX_OPERANDS && l->output_count == 1;
+    for (int32_t i = 0; same && i < l->input_count; i++)
+        same = kiln_cpu_numel(&l->inputs[i]) == n && kiln_dtype_size(l->inputs[i].dtype) > 0;
+    if (threads < 2 || !same || kiln_dtype_size(l->outputs[0].dtype) == 0) return kernel(l);
+    int64_t step = (n + threads - 1) / threads;
+    step = (step + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+    split_job job = {.whole = l, .kernel = kernel, .n = n, .step = step};
+    atomic_init(&job.failed, 0);
+    kiln_status s = run_piece(&job, 0, 0);
+    if (s) return s;
+    kiln_parallel_run((int)((n + step - 1) / step), threads, run_piece_task, &job);
+    if (atomic_load(&job.failed))
+        return kiln_error(KILN_ERROR_BACKEND, "cpu backend: %s layer: a piece run on a worker thread failed",
+                          kiln_op_name(l->op));
+    return KILN_OK;
+}
