@@ -40,6 +40,7 @@ elif [ "${1:-}" != quick ]; then
   step bench_python_plugin python3 bench/bench_python_plugin.py
   step bench_run_overhead "$build/bench/bench_run_overhead"
   step bench_cpu_matmul "$build/bench/bench_cpu_matmul"
+  step bench_cpu_elementwise "$build/bench/bench_cpu_elementwise"
   step bench_load "$build/bench/bench_load" "$build/bench_load.engine"
 fi
 # $OUT (device tool) takes few files: one combined log.
