@@ -445,11 +445,21 @@ static PyObject *context_run(PyObject *self, PyObject *args, PyObject *kwargs) {
     kiln_status s;
     kiln_context *ctx = c->ctx;
     Py_CLEAR(st->pending_exception);
-    Py_BEGIN_ALLOW_THREADS
-    if (graph == 0) s = kiln_context_enqueue(ctx, stream);
-    else if (graph == 2 && kiln_context_graph_ready(ctx)) s = kiln_context_replay(ctx, stream);
-    else s = kiln_context_capture(ctx, stream);
-    Py_END_ALLOW_THREADS
+    /* On the CPU the layers compute here: other Python threads run
+     * meanwhile.  On a GPU a run or replay only queues launches, microseconds
+     * that Python plugins would spend taking the GIL straight back (and, when
+     * another thread is waiting for it, waiting for that thread): keep it.
+     * Capture synchronizes with the GPU, so it lets go. */
+    int capture = graph == 1 || (graph == 2 && !kiln_context_graph_ready(ctx));
+    if (c->device.type == KILN_DEVICE_CUDA && !capture) {
+        s = graph == 0 ? kiln_context_enqueue(ctx, stream) : kiln_context_replay(ctx, stream);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        if (graph == 0) s = kiln_context_enqueue(ctx, stream);
+        else if (!capture) s = kiln_context_replay(ctx, stream);
+        else s = kiln_context_capture(ctx, stream);
+        Py_END_ALLOW_THREADS
+    }
     if (s != KILN_OK) {
         kiln_py_raise(st, s);
         goto done;
@@ -478,9 +488,7 @@ static PyObject *context_replay(PyObject *self, PyObject *stream_obj) {
     Py_XDECREF(handle);
     kiln_status s;
     kiln_context *ctx = c->ctx;
-    Py_BEGIN_ALLOW_THREADS
-    s = kiln_context_replay(ctx, stream);
-    Py_END_ALLOW_THREADS
+    s = kiln_context_replay(ctx, stream);   /* queues one graph launch: keeps the GIL (see context_run) */
     if (s != KILN_OK) return kiln_py_raise(state_of(self), s);
     Py_RETURN_NONE;
 }
