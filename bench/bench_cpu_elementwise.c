@@ -9,10 +9,8 @@
 #include <unistd.h>
 
 #include "bench_clock.h"
+#include "bench_engine.h"
 #include "kiln/kiln.h"
-
-#define TRY(call) do { kiln_status s_ = (call); if (s_ != KILN_OK) { \
-    fprintf(stderr, "%s: %s\n", #call, kiln_last_error()); exit(1); } } while (0)
 
 enum { ROWS = 4096, COLS = 4096 };
 typedef enum { RELU, GELU, ADD, CAST } which;
@@ -31,12 +29,8 @@ static double run(which w, float *x, float *y, void *out) {
     if (w == ADD) TRY(kiln_network_add_binary(net, KILN_BINARY_ADD, tx, ty, &t));
     if (w == CAST) TRY(kiln_network_add_cast(net, tx, KILN_FLOAT16, &t));
     TRY(kiln_network_mark_output(net, t, "out", w == CAST ? KILN_FLOAT16 : KILN_FLOAT32));
-    kiln_blob *blob;
-    TRY(kiln_network_build(net, NULL, &blob));
-    kiln_engine *engine;
-    TRY(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
-    kiln_context *ctx;
-    TRY(kiln_context_create(engine, NULL, &ctx));
+    bench_engine be = bench_engine_open(net);
+    kiln_context *ctx = be.ctx;
     TRY(kiln_context_set_tensor(ctx, "x", x));
     if (w == ADD) TRY(kiln_context_set_tensor(ctx, "y", y));
     TRY(kiln_context_set_tensor(ctx, "out", out));
@@ -48,10 +42,7 @@ static double run(which w, float *x, float *y, void *out) {
         double dt = bench_now() - t0;
         if (dt < best) best = dt;
     }
-    kiln_context_free(ctx);
-    kiln_engine_free(engine);
-    kiln_blob_free(blob);
-    kiln_network_free(net);
+    bench_engine_close(&be);
     return best;
 }
 

@@ -11,10 +11,8 @@
 #include <unistd.h>
 
 #include "bench_clock.h"
+#include "bench_engine.h"
 #include "kiln/kiln.h"
-
-#define TRY(call) do { kiln_status s_ = (call); if (s_ != KILN_OK) { \
-    fprintf(stderr, "%s: %s\n", #call, kiln_last_error()); exit(1); } } while (0)
 
 static uint16_t to_half_bits(kiln_dtype dt, float f) {
     uint32_t u;
@@ -67,12 +65,8 @@ static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
     TRY(kiln_network_add_constant(net, "w", dt, 2, wd, w, &tw));
     TRY(kiln_network_add_matmul(net, tx, tw, &ty));
     TRY(kiln_network_mark_output(net, ty, "y", dt));
-    kiln_blob *blob;
-    TRY(kiln_network_build(net, NULL, &blob));
-    kiln_engine *engine;
-    TRY(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
-    kiln_context *ctx;
-    TRY(kiln_context_create(engine, NULL, &ctx));
+    bench_engine be = bench_engine_open(net);
+    kiln_context *ctx = be.ctx;
     TRY(kiln_context_set_tensor(ctx, "x", x));
     TRY(kiln_context_set_tensor(ctx, "y", y));
     TRY(kiln_context_enqueue(ctx, NULL));
@@ -98,10 +92,7 @@ static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
         double tol = (dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 2e-3 : 1e-2) * (mag + 1e-3);
         if (fabs(got - want) > tol) *ok = 0;
     }
-    kiln_context_free(ctx);
-    kiln_engine_free(engine);
-    kiln_blob_free(blob);
-    kiln_network_free(net);
+    bench_engine_close(&be);
     free(x);
     free(w);
     free(y);

@@ -8,10 +8,8 @@
 #include <stdlib.h>
 
 #include "bench_clock.h"
+#include "bench_engine.h"
 #include "kiln/kiln.h"
-
-#define TRY(call) do { kiln_status s_ = (call); if (s_ != KILN_OK) { \
-    fprintf(stderr, "%s: %s\n", #call, kiln_last_error()); exit(1); } } while (0)
 
 static double run_chain(int layers, int iterations) {
     kiln_network *net;
@@ -28,12 +26,8 @@ static double run_chain(int layers, int iterations) {
         else TRY(kiln_network_add_unary(net, KILN_UNARY_RELU, t, &t));
     }
     TRY(kiln_network_mark_output(net, t, "y", KILN_FLOAT32));
-    kiln_blob *blob;
-    TRY(kiln_network_build(net, NULL, &blob));
-    kiln_engine *engine;
-    TRY(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
-    kiln_context *ctx;
-    TRY(kiln_context_create(engine, NULL, &ctx));
+    bench_engine be = bench_engine_open(net);
+    kiln_context *ctx = be.ctx;
     float in[4] = {1, -1, 2, -2}, out[4];
     int64_t s = 4;
     TRY(kiln_context_set_input_shape(ctx, "x", 1, &s));
@@ -48,10 +42,7 @@ static double run_chain(int layers, int iterations) {
         if (per_layer < best) best = per_layer;
     }
     if (out[0] < 1.0f) { fprintf(stderr, "wrong result %f\n", out[0]); exit(1); }
-    kiln_context_free(ctx);
-    kiln_engine_free(engine);
-    kiln_blob_free(blob);
-    kiln_network_free(net);
+    bench_engine_close(&be);
     return best;
 }
 

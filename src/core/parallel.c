@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,14 +17,21 @@ int kiln_cpu_thread_limit(void) {
         long n = strtol(env, &end, 10);
         if (*end == 0 && n > 0) return n < KILN_MAX_THREADS ? (int)n : KILN_MAX_THREADS;
     }
-    long n = 0;
+    /* The affinity mask costs a system call: asked once.  Every thread that
+     * races here stores the same answer. */
+    static _Atomic int cpus = 0;
+    int n = atomic_load_explicit(&cpus, memory_order_relaxed);
+    if (n > 0) return n;
+    long c = 0;
 #ifdef CPU_COUNT
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) c = CPU_COUNT(&set);
 #endif
-    if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n <= 0) n = 1;
-    return n < KILN_MAX_THREADS ? (int)n : KILN_MAX_THREADS;
+    if (c <= 0) c = sysconf(_SC_NPROCESSORS_ONLN);
+    if (c <= 0) c = 1;
+    n = c < KILN_MAX_THREADS ? (int)c : KILN_MAX_THREADS;
+    atomic_store_explicit(&cpus, n, memory_order_relaxed);
+    return n;
 }
 
 typedef struct worker {

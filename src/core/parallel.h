@@ -12,8 +12,9 @@
 #define KILN_CORE_PARALLEL_H
 
 /* How many threads CPU work may use: $KILN_CPU_THREADS when it is a positive
- * integer, else the CPUs this process may run on; at least 1, at most
- * KILN_MAX_THREADS.  Read on every call (cheap next to the work it sizes). */
+ * integer (read on every call), else the CPUs this process may run on (asked
+ * once); at least 1, at most KILN_MAX_THREADS.  Callers ask only for work
+ * big enough to split. */
 #define KILN_MAX_THREADS 64
 int  kiln_cpu_thread_limit(void);
 

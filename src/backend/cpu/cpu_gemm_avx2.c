@@ -191,6 +191,7 @@ int kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N) {
     double flops = 2.0 * (double)M * (double)K * (double)N;
     int64_t by_work = (int64_t)(flops / (8.0 * 1024 * 1024));
     int64_t tiles = ((M + MR - 1) / MR) > ((N + NR - 1) / NR) ? (M + MR - 1) / MR : (N + NR - 1) / NR;
+    if (by_work < 2 || tiles < 2) return 1;
     int64_t t = kiln_cpu_thread_limit();
     if (t > by_work) t = by_work;
     if (t > tiles) t = tiles;

@@ -153,7 +153,9 @@ static void gemm_task(void *ctx, int t) {
 /* Threads worth using: about 8 MFLOP each at least, and 64 columns. */
 static int gemm_threads(const gemm_shape *s) {
     double flops = 2.0 * (double)s->M * (double)s->K * (double)s->N;
-    int64_t t = kiln_cpu_thread_limit(), by_work = (int64_t)(flops / (8.0 * 1024 * 1024)), by_cols = s->N / 64;
+    int64_t by_work = (int64_t)(flops / (8.0 * 1024 * 1024)), by_cols = s->N / 64;
+    if (by_work < 2 || by_cols < 2) return 1;
+    int64_t t = kiln_cpu_thread_limit();
     if (t > by_work) t = by_work;
     if (t > by_cols) t = by_cols;
     return t < 1 ? 1 : (int)t;

@@ -56,6 +56,7 @@ static void run_piece_task(void *ctx, int t) {
 
 kiln_status kiln_cpu_run_split(const kiln_layer_launch *l, kiln_status (*kernel)(const kiln_layer_launch *)) {
     const int64_t n = kiln_cpu_numel(&l->outputs[0]);
+    if (n < 2 * (int64_t)SPLIT_MIN_ELEMENTS) return kernel(l);   /* the usual case: no threads to size */
     int threads = kiln_cpu_thread_limit();
     if (n / SPLIT_MIN_ELEMENTS < threads) threads = (int)(n / SPLIT_MIN_ELEMENTS);
     int same = l->input_count <= SPLIT_MAX_OPERANDS && l->output_count == 1;
