@@ -1,7 +1,8 @@
 /* bench_cpu_elementwise.c — large elementwise CPU layers, one thread against
  * all of them (KILN_CPU_THREADS).  Each engine has one layer on a
  * 4096 x 4096 input: relu (memory-bound), gelu (compute-bound), add of two
- * same-shape tensors, and a float32 → float16 cast.  GB/s counts the bytes
+ * same-shape tensors, add of a bias row (broadcast), and a float32 → float16
+ * cast.  GB/s counts the bytes
  * read and written; outputs of both runs are compared. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,9 @@
 #include "kiln/kiln.h"
 
 enum { ROWS = 4096, COLS = 4096 };
-typedef enum { RELU, GELU, ADD, CAST } which;
-static const char *const names[] = {"relu float32", "gelu float32", "add float32", "cast float32 -> float16"};
+typedef enum { RELU, GELU, ADD, BIAS, CAST } which;
+static const char *const names[] = {"relu float32", "gelu float32", "add float32", "add a [4096] bias row float32",
+                                    "cast float32 -> float16"};
 
 static double run(which w, float *x, float *y, void *out) {
     kiln_network *net;
@@ -24,15 +26,16 @@ static double run(which w, float *x, float *y, void *out) {
     kiln_tensor tx, ty, t;
     TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 2, shape, &tx));
     if (w == ADD) TRY(kiln_network_add_input(net, "y", KILN_FLOAT32, 2, shape, &ty));
+    if (w == BIAS) TRY(kiln_network_add_input(net, "y", KILN_FLOAT32, 1, shape + 1, &ty));
     if (w == RELU) TRY(kiln_network_add_unary(net, KILN_UNARY_RELU, tx, &t));
     if (w == GELU) TRY(kiln_network_add_unary(net, KILN_UNARY_GELU, tx, &t));
-    if (w == ADD) TRY(kiln_network_add_binary(net, KILN_BINARY_ADD, tx, ty, &t));
+    if (w == ADD || w == BIAS) TRY(kiln_network_add_binary(net, KILN_BINARY_ADD, tx, ty, &t));
     if (w == CAST) TRY(kiln_network_add_cast(net, tx, KILN_FLOAT16, &t));
     TRY(kiln_network_mark_output(net, t, "out", w == CAST ? KILN_FLOAT16 : KILN_FLOAT32));
     bench_engine be = bench_engine_open(net);
     kiln_context *ctx = be.ctx;
     TRY(kiln_context_set_tensor(ctx, "x", x));
-    if (w == ADD) TRY(kiln_context_set_tensor(ctx, "y", y));
+    if (w == ADD || w == BIAS) TRY(kiln_context_set_tensor(ctx, "y", y));
     TRY(kiln_context_set_tensor(ctx, "out", out));
     TRY(kiln_context_enqueue(ctx, NULL));
     double best = 1e30;

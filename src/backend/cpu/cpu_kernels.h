@@ -39,9 +39,10 @@ kiln_status kiln_cpu_reshape(const kiln_layer_launch *l);
 /* inputs[0] [..., M, K] x inputs[1] [..., K, N] → outputs[0] [..., M, N]. */
 kiln_status kiln_cpu_matmul (const kiln_layer_launch *l);
 
-/* kernel(l) for an elementwise layer whose inputs all have the output's
- * element count, cut into flat pieces on several threads when it is large
- * (cpu_split.c); otherwise (broadcasting, small) kernel(l) as it is. */
+/* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
+ * run on several threads when it is large (cpu_split.c): flat pieces when
+ * every input has the output's element count, else pieces of the output's
+ * first axis; small layers run as they are. */
 kiln_status kiln_cpu_run_split(const kiln_layer_launch *l, kiln_status (*kernel)(const kiln_layer_launch *));
 
 #endif

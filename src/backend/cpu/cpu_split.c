@@ -3,7 +3,9 @@
  * Cast, unary and same-shape binary layers compute each output element from
  * the input elements at the same flat position, so a layer can be cut into
  * flat pieces that are layers of their own (rank 1, the same dtypes and
- * kernel).  These kernels fail only for their dtypes and op, which an empty
+ * kernel).  A broadcasting binary layer (a bias added to every row) is cut
+ * along the output's first axis instead: each piece takes its rows of the
+ * operands that have them and all of an operand broadcast along that axis.  These kernels fail only for their dtypes and op, which an empty
  * piece run on the calling thread first checks, with the kernel's own
  * message (messages are thread-local); a failure in a worker all the same
  * is reported as such.  Results do not depend on the cut. */
@@ -24,17 +26,33 @@ enum {
 typedef struct split_job {
     const kiln_layer_launch *whole;
     kiln_status (*kernel)(const kiln_layer_launch *);
-    int64_t n, step;
+    int64_t n, step;        /* flat: elements; by rows: rows of the output's axis 0 */
+    int by_rows;
     _Atomic int failed;
 } split_job;
 
-/* Elements [begin, begin + len) of every operand as a layer of its own. */
+/* Elements of a tensor per index of its axis 0. */
+static int64_t row_elements(const kiln_tensor_desc *d) {
+    int64_t n = 1;
+    for (int32_t a = 1; a < d->rank; a++) n *= d->dims[a];
+    return n;
+}
+
+/* Piece [begin, begin + len) — of the flat elements, or of the output's
+ * rows — of every operand, as a layer of its own. */
 static kiln_status run_piece(split_job *job, int64_t begin, int64_t len) {
     const kiln_layer_launch *l = job->whole;
     kiln_tensor_desc ins[SPLIT_MAX_OPERANDS], out = l->outputs[0];
     for (int32_t i = 0; i < l->input_count; i++) ins[i] = l->inputs[i];
     for (int32_t i = 0; i <= l->input_count; i++) {
         kiln_tensor_desc *d = i < l->input_count ? &ins[i] : &out;
+        if (job->by_rows) {
+            /* Operands with the output's rows are cut; broadcast ones are whole. */
+            if (d->rank != out.rank || d->dims[0] != l->outputs[0].dims[0]) continue;
+            d->data = (char *)d->data + (size_t)(begin * row_elements(d)) * kiln_dtype_size(d->dtype);
+            d->dims[0] = len;
+            continue;
+        }
         d->data = (char *)d->data + (size_t)begin * kiln_dtype_size(d->dtype);
         d->rank = 1;
         d->dims[0] = len;
@@ -59,17 +77,25 @@ kiln_status kiln_cpu_run_split(const kiln_layer_launch *l, kiln_status (*kernel)
     if (n < 2 * (int64_t)SPLIT_MIN_ELEMENTS) return kernel(l);   /* the usual case: no threads to size */
     int threads = kiln_cpu_thread_limit();
     if (n / SPLIT_MIN_ELEMENTS < threads) threads = (int)(n / SPLIT_MIN_ELEMENTS);
-    int same = l->input_count <= SPLIT_MAX_OPERANDS && l->output_count == 1;
-    for (int32_t i = 0; same && i < l->input_count; i++)
-        same = kiln_cpu_numel(&l->inputs[i]) == n && kiln_dtype_size(l->inputs[i].dtype) > 0;
-    if (threads < 2 || !same || kiln_dtype_size(l->outputs[0].dtype) == 0) return kernel(l);
-    int64_t step = (n + threads - 1) / threads;
-    step = (step + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
-    split_job job = {.whole = l, .kernel = kernel, .n = n, .step = step};
+    const kiln_tensor_desc *out = &l->outputs[0];
+    int ok = l->input_count <= SPLIT_MAX_OPERANDS && l->output_count == 1 && kiln_dtype_size(out->dtype) > 0;
+    int same = ok;
+    for (int32_t i = 0; ok && i < l->input_count; i++) {
+        ok = kiln_dtype_size(l->inputs[i].dtype) > 0;
+        same = same && kiln_cpu_numel(&l->inputs[i]) == n;
+    }
+    split_job job = {.whole = l, .kernel = kernel, .n = n, .by_rows = !same};
+    if (!same && out->rank >= 1) {   /* broadcasting: by rows, when there are enough */
+        job.n = out->dims[0];
+        if (job.n < threads) threads = (int)job.n;
+    }
+    if (threads < 2 || !ok || (!same && out->rank < 1)) return kernel(l);
+    job.step = (job.n + threads - 1) / threads;
+    if (same) job.step = (job.step + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
     atomic_init(&job.failed, 0);
     kiln_status s = run_piece(&job, 0, 0);
     if (s) return s;
-    kiln_parallel_run((int)((n + step - 1) / step), threads, run_piece_task, &job);
+    kiln_parallel_run((int)((job.n + job.step - 1) / job.step), threads, run_piece_task, &job);
     if (atomic_load(&job.failed))
         return kiln_error(KILN_ERROR_BACKEND, "cpu backend: %s layer: a piece run on a worker thread failed",
                           kiln_op_name(l->op));
