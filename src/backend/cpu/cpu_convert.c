@@ -19,14 +19,23 @@
 #include "backend/cpu/cpu_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define KC_F16C 1
+/* CPUID leaf 1: F16C (ECX bit 29) and AVX (bit 28), and the OS saving the
+ * YMM registers (OSXSAVE, bit 27, and XCR0 bits 1-2).  Asked directly: not
+ * every compiler's __builtin_cpu_supports knows "f16c". */
 static int have_f16c(void) {
     static _Atomic int have = -1;   /* every thread that races here stores the same answer */
     int h = atomic_load_explicit(&have, memory_order_relaxed);
     if (h < 0) {
-        __builtin_cpu_init();
-        h = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        unsigned a, b, c, d;
+        h = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1) && (c >> 28 & 1) && (c >> 27 & 1)) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            h = (lo & 6u) == 6u;
+        }
         atomic_store_explicit(&have, h, memory_order_relaxed);
     }
     return h;
