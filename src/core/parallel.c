@@ -34,6 +34,15 @@ int kiln_cpu_thread_limit(void) {
     return n;
 }
 
+int kiln_parallel_threads(double work, double min_work, int64_t parts) {
+    double by_work = work / min_work;
+    if (by_work < 2 || parts < 2) return 1;
+    int64_t t = kiln_cpu_thread_limit();
+    if (t > by_work) t = (int64_t)by_work;
+    if (t > parts) t = parts;
+    return t < 1 ? 1 : (int)t;
+}
+
 typedef struct worker {
     void (*fn)(void *ctx, int task);
     void *ctx;

@@ -187,15 +187,10 @@ static void run_split_part(void *ctx, int t) {
 }
 
 int kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N) {
-    /* About 8 MFLOP per thread at least: below, starting threads costs more than it saves. */
     double flops = 2.0 * (double)M * (double)K * (double)N;
-    int64_t by_work = (int64_t)(flops / (8.0 * 1024 * 1024));
-    int64_t tiles = ((M + MR - 1) / MR) > ((N + NR - 1) / NR) ? (M + MR - 1) / MR : (N + NR - 1) / NR;
-    if (by_work < 2 || tiles < 2) return 1;
-    int64_t t = kiln_cpu_thread_limit();
-    if (t > by_work) t = by_work;
-    if (t > tiles) t = tiles;
-    return t < 1 ? 1 : (int)t;
+    int64_t row_tiles = (M + MR - 1) / MR, col_strips = (N + NR - 1) / NR;
+    return kiln_parallel_threads(flops, KILN_CPU_GEMM_MIN_FLOPS_PER_THREAD,
+                                 row_tiles > col_strips ? row_tiles : col_strips);
 }
 
 void kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,

@@ -14,6 +14,10 @@
 
 #include "kiln/kiln.h"
 
+/* Below this much work per thread, starting a thread for a matmul costs
+ * more than it saves (both matmul paths). */
+#define KILN_CPU_GEMM_MIN_FLOPS_PER_THREAD (8.0 * 1024 * 1024)
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define KILN_CPU_GEMM_AVX2 1
 /* True when this CPU has AVX2 and FMA and the product has enough rows (M)

@@ -150,15 +150,10 @@ static void gemm_task(void *ctx, int t) {
     gemm_columns(&job->s, job->a, job->b, job->c, j_begin, j_end, job->scratch + (size_t)t * job->scratch_floats);
 }
 
-/* Threads worth using: about 8 MFLOP each at least, and 64 columns. */
+/* Threads worth using: 64 columns each at least. */
 static int gemm_threads(const gemm_shape *s) {
     double flops = 2.0 * (double)s->M * (double)s->K * (double)s->N;
-    int64_t by_work = (int64_t)(flops / (8.0 * 1024 * 1024)), by_cols = s->N / 64;
-    if (by_work < 2 || by_cols < 2) return 1;
-    int64_t t = kiln_cpu_thread_limit();
-    if (t > by_work) t = by_work;
-    if (t > by_cols) t = by_cols;
-    return t < 1 ? 1 : (int)t;
+    return kiln_parallel_threads(flops, KILN_CPU_GEMM_MIN_FLOPS_PER_THREAD, s->N / 64);
 }
 
 /* Step the batch index idx (odometer over out's nb batch axes) and the

@@ -74,9 +74,8 @@ static void run_piece_task(void *ctx, int t) {
 
 kiln_status kiln_cpu_run_split(const kiln_layer_launch *l, kiln_status (*kernel)(const kiln_layer_launch *)) {
     const int64_t n = kiln_cpu_numel(&l->outputs[0]);
-    if (n < 2 * (int64_t)SPLIT_MIN_ELEMENTS) return kernel(l);   /* the usual case: no threads to size */
-    int threads = kiln_cpu_thread_limit();
-    if (n / SPLIT_MIN_ELEMENTS < threads) threads = (int)(n / SPLIT_MIN_ELEMENTS);
+    int threads = kiln_parallel_threads((double)n, SPLIT_MIN_ELEMENTS, INT64_MAX);
+    if (threads < 2) return kernel(l);   /* the usual case */
     const kiln_tensor_desc *out = &l->outputs[0];
     int ok = l->input_count <= SPLIT_MAX_OPERANDS && l->output_count == 1 && kiln_dtype_size(out->dtype) > 0;
     int same = ok;
