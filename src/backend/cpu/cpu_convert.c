@@ -13,33 +13,14 @@
  * per instruction (round to nearest even, subnormals exact, as ours).  Only
  * NaN payloads could differ, so blocks holding an inf or NaN take the
  * portable loop; everything else gets the same bits 3-5x faster. */
-#include <stdatomic.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/cpu_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
 #include <immintrin.h>
 #define KC_F16C 1
-/* CPUID leaf 1: F16C (ECX bit 29) and AVX (bit 28), and the OS saving the
- * YMM registers (OSXSAVE, bit 27, and XCR0 bits 1-2).  Asked directly: not
- * every compiler's __builtin_cpu_supports knows "f16c". */
-static int have_f16c(void) {
-    static _Atomic int have = -1;   /* every thread that races here stores the same answer */
-    int h = atomic_load_explicit(&have, memory_order_relaxed);
-    if (h < 0) {
-        unsigned a, b, c, d;
-        h = 0;
-        if (__get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1) && (c >> 28 & 1) && (c >> 27 & 1)) {
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            h = (lo & 6u) == 6u;
-        }
-        atomic_store_explicit(&have, h, memory_order_relaxed);
-    }
-    return h;
-}
 #else
 #define KC_F16C 0
 #endif
@@ -113,7 +94,7 @@ static void f32_to_f16_f16c(const float *src, uint16_t *dst, int64_t n) {
 
 void kiln_cpu_f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
 #if KC_F16C
-    if (have_f16c()) {
+    if (kiln_cpu_has_f16c()) {
         f16_to_f32_f16c(src, dst, n);
         return;
     }
@@ -123,7 +104,7 @@ void kiln_cpu_f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
 
 void kiln_cpu_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
 #if KC_F16C
-    if (have_f16c()) {
+    if (kiln_cpu_has_f16c()) {
         f32_to_f16_f16c(src, dst, n);
         return;
     }

@@ -15,9 +15,9 @@
  * cpu_matmul.c's portable kernel runs. */
 #include "backend/cpu/cpu_gemm_avx2.h"
 
-#include <stdatomic.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/parallel.h"
 
@@ -30,14 +30,7 @@ enum { MR = 6, NR = 16, KC = 256, NC = 512 };
 #define AVX2 __attribute__((target("avx2,fma")))
 
 bool kiln_cpu_gemm_avx2_usable(int64_t M) {
-    static _Atomic int supported = -1;   /* every thread that races here computes the same answer */
-    int s = atomic_load_explicit(&supported, memory_order_relaxed);
-    if (s < 0) {
-        __builtin_cpu_init();
-        s = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        atomic_store_explicit(&supported, s, memory_order_relaxed);
-    }
-    return s && M >= MR;
+    return M >= MR && kiln_cpu_has_avx2_fma();
 }
 
 size_t kiln_cpu_gemm_avx2_scratch_floats(kiln_dtype dt, int64_t M, int64_t K, int64_t N) {
