@@ -14,7 +14,8 @@ Host wall-clock per call (time.perf_counter over many calls, synchronized at
 the end), since launch overhead is what is measured."""
 from collections import OrderedDict
 
-from gpu_bench_common import build_lookup_engine, device_name, interleaved_us, per_call_us, table  # first: picks Triton's mode
+from gpu_bench_common import (build_lookup_engine, build_nothing_engine, device_name,  # first: picks Triton's mode
+                              interleaved_us, per_call_us, table)
 
 import torch
 import triton
@@ -47,30 +48,6 @@ class Halve(kiln.PluginBase):
         _scale_kernel[(triton.cdiv(n, 1024),)](inputs[0], outputs[0], n, BLOCK=1024)
 
 
-@kiln.plugin("BenchNothing", namespace="bench")
-class Nothing(kiln.PluginBase):
-    """A plugin whose forward does nothing: what kiln alone costs per call."""
-
-    def __init__(self):
-        super().__init__()
-
-    def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
-        return kiln.SymTensor(inputs[0].dtype, inputs[0].shape)
-
-    def forward(self, inputs, outputs):
-        pass
-
-
-def build_nothing(hidden):
-    builder = kiln.Builder()
-    net = builder.create_network()
-    with kiln.net_guard(net):
-        x = kiln.Tensor(name="x", shape=(-1, hidden), dtype="float16",
-                        dim_range=OrderedDict([("n", [(1, 16, 64)]), ("hidden", [hidden])]))
-        Nothing()(x).mark_output("out")
-    return builder.build_engine(net)
-
-
 def build_chain(hidden):
     """24 built-in elementwise layers, the Triton plugin after the 12th."""
     builder = kiln.Builder()
@@ -96,15 +73,14 @@ def main():
     session = Session.from_serialized_engine(build_lookup_engine(torch.float16, vocab, hidden, tokens), device="cuda")
     rows = []
     with torch.cuda.stream(stream):
-        nothing = Session.from_serialized_engine(build_nothing(hidden), device="cuda")
-        nx = torch.rand(tokens, hidden, device="cuda").half()
-        nout = torch.empty_like(nx)
+        nothing = Session.from_serialized_engine(build_nothing_engine(torch.float16, vocab, hidden, tokens),
+                                                 device="cuda")
         wrapped = [kiln.wrap_tensor(t) for t in (idx, tab, out)]
         best = interleaved_us({
             "direct": lambda: launch_lookup(idx, tab, out),
             "eager": lambda: session.run({"x": idx, "y": tab}, {"output": out}, stream=stream),
             "wrappers": lambda: launch_lookup(*wrapped),
-            "nothing": lambda: nothing.run({"x": nx}, {"out": nout}, stream=stream),
+            "nothing": lambda: nothing.run({"x": idx, "y": tab}, {"output": out}, stream=stream),
         })
         direct, eager = best["direct"], best["eager"]
         rows.append(["one plugin, eager session.run", f"{eager:.1f}", f"{direct:.1f} (direct Triton launch)",

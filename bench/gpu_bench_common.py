@@ -85,6 +85,35 @@ def build_lookup_engine(dtype, vocab, hidden, max_tokens, aot=False):
     return builder.build_engine(net)
 
 
+@kiln.plugin("BenchNothing", namespace="bench")
+class Nothing(kiln.PluginBase):
+    """The lookup's shape rule and a forward that does nothing: what kiln
+    alone costs per plugin call."""
+
+    def __init__(self):
+        super().__init__()
+
+    def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
+        shape = inputs[1].shape
+        shape[0] = inputs[0].shape[0]
+        return kiln.SymTensor(inputs[1].dtype, shape)
+
+    def forward(self, inputs, outputs):
+        pass
+
+
+def build_nothing_engine(dtype, vocab, hidden, max_tokens):
+    """build_lookup_engine's engine with Nothing in place of the lookup."""
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        x = kiln.Tensor(name="x", shape=(-1,), dtype="int32",
+                        dim_range=OrderedDict([("num_tokens", [(1, max_tokens, max_tokens)])]))
+        y = kiln.Tensor(name="y", shape=(vocab, hidden), dtype=dtype)
+        Nothing()(x, y).mark_output("output")
+    return builder.build_engine(net)
+
+
 # The seed's kernel (TensorRT-LLM's example): one element per program, the
 # programs striding over the output.  Kept only as the baseline kiln's
 # example kernel replaces.

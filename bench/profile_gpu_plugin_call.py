@@ -9,7 +9,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_bench_common import LookUpPlugin, build_lookup_engine, device_name, interleaved_us, table  # noqa: E402
+from gpu_bench_common import (LookUpPlugin, build_lookup_engine, build_nothing_engine, device_name,  # noqa: E402
+                              interleaved_us, table)
 
 import torch  # noqa: E402
 
@@ -17,31 +18,6 @@ import kiln  # noqa: E402
 from kiln._streams import use_stream  # noqa: E402
 from kiln.runtime import Session  # noqa: E402
 from plugin_lib.lookup_kernel import launch_lookup  # noqa: E402
-
-
-@kiln.plugin("ProbeNothing", namespace="bench")
-class Nothing(kiln.PluginBase):
-    def __init__(self):
-        super().__init__()
-
-    def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
-        shape = inputs[1].shape
-        shape[0] = inputs[0].shape[0]
-        return kiln.SymTensor(inputs[1].dtype, shape)
-
-    def forward(self, inputs, outputs):
-        pass
-
-
-def build_nothing(tokens, vocab, hidden):
-    builder = kiln.Builder()
-    net = builder.create_network()
-    with kiln.net_guard(net):
-        x = kiln.Tensor(name="x", shape=(-1,), dtype="int32",
-                        dim_range=OrderedDict([("n", [(1, tokens, tokens)])]))
-        y = kiln.Tensor(name="y", shape=(vocab, hidden), dtype="float16")
-        Nothing()(x, y).mark_output("output")
-    return builder.build_engine(net)
 
 
 def main():
@@ -52,7 +28,7 @@ def main():
     tab = torch.randn(vocab, hidden, device="cuda").half()
     out = torch.empty(tokens, hidden, dtype=torch.float16, device="cuda")
     cidx, ctab, cout = idx.cpu(), tab.cpu(), out.cpu()
-    nothing = build_nothing(tokens, vocab, hidden)
+    nothing = build_nothing_engine(torch.float16, vocab, hidden, tokens)
     gpu_nothing = Session.from_serialized_engine(nothing, device="cuda")
     cpu_nothing = Session.from_serialized_engine(nothing, device="cpu")
     lookup = Session.from_serialized_engine(build_lookup_engine(torch.float16, vocab, hidden, tokens), device="cuda")
