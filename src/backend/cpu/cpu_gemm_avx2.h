@@ -3,8 +3,9 @@
  * cpu_matmul.c asks kiln_cpu_gemm_avx2_usable(M) per layer; when it says
  * yes it gives kiln_cpu_gemm_avx2 a float scratch buffer of
  * kiln_cpu_gemm_avx2_scratch_floats(...) elements per thread and calls it
- * once per matrix of the batch; large products run on several threads.  KILN_CPU_GEMM_AVX2 is 0 where the compiler cannot
- * target AVX2 (then only the portable kernel exists). */
+ * once per matrix of the batch; large products run on several threads.
+ * Where the compiler cannot target AVX2, KILN_CPU_GEMM_AVX2 is 0 and the
+ * functions are stubs that are never usable. */
 #ifndef KILN_CPU_GEMM_AVX2_H
 #define KILN_CPU_GEMM_AVX2_H
 
@@ -34,7 +35,18 @@ int    kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N);
 void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,
                           float *scratch, int threads);
 #else
+/* No AVX2 path here: never usable, so the others are never called. */
 #define KILN_CPU_GEMM_AVX2 0
+static inline bool   kiln_cpu_gemm_avx2_usable(int64_t M) { (void)M; return false; }
+static inline size_t kiln_cpu_gemm_avx2_scratch_floats(kiln_dtype dt, int64_t M, int64_t K, int64_t N) {
+    (void)dt, (void)M, (void)K, (void)N;
+    return 0;
+}
+static inline int    kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N) { (void)M, (void)K, (void)N; return 1; }
+static inline void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b,
+                                        void *c, float *scratch, int threads) {
+    (void)dt, (void)M, (void)K, (void)N, (void)a, (void)b, (void)c, (void)scratch, (void)threads;
+}
 #endif
 
 #endif

@@ -156,6 +156,25 @@ static int gemm_threads(const gemm_shape *s) {
     return kiln_parallel_threads(flops, KILN_CPU_GEMM_MIN_FLOPS_PER_THREAD, s->N / 64);
 }
 
+/* How this layer's matrices are multiplied: the AVX2 path, or the portable
+ * one in column panels (job), on `threads` threads. */
+typedef struct matmul_run {
+    gemm_job job;     /* the portable path; job.scratch is both paths' scratch */
+    int      avx2, threads, tasks;
+} matmul_run;
+
+static void run_matrix(matmul_run *r, const void *a, const void *b, void *c) {
+    if (r->avx2) {
+        const gemm_shape *s = &r->job.s;
+        kiln_cpu_gemm_avx2(s->dt, s->M, s->K, s->N, a, b, c, r->job.scratch, r->threads);
+        return;
+    }
+    r->job.a = a;
+    r->job.b = b;
+    r->job.c = c;
+    kiln_parallel_run(r->tasks, r->threads, gemm_task, &r->job);
+}
+
 /* Step the batch index idx (odometer over out's nb batch axes) and the
  * matching matrix offsets of a and b (strides sa, sb; 0 on broadcast axes). */
 static void next_batch(int nb, const int64_t *dims, const int64_t *sa, const int64_t *sb, int64_t *idx, int64_t *oa,
@@ -222,45 +241,30 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
     const char *pa = (const char *)a->data, *pb = (const char *)b->data;
     char *po = (char *)out->data;
     const size_t mat_a = (size_t)(M * K) * es, mat_b = (size_t)(K * N) * es, mat_o = (size_t)(M * N) * es;
-#if KILN_CPU_GEMM_AVX2
-    if (K > 0 && kiln_cpu_gemm_avx2_usable(M)) {
-        int threads = kiln_cpu_gemm_avx2_threads(M, K, N);
-        size_t need = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N) * (size_t)threads;
-        float *scratch = kiln_malloc(need * sizeof(float));
-        if (!scratch)
-            return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: matmul: cannot allocate %zu bytes of scratch",
-                              need * sizeof(float));
-        int64_t idx[KILN_MAX_RANK] = {0}, oa = 0, ob = 0;
-        for (int64_t t = 0; t < batches; t++) {
-            kiln_cpu_gemm_avx2(dt, M, K, N, pa + (size_t)oa * mat_a, pb + (size_t)ob * mat_b, po + (size_t)t * mat_o,
-                               scratch, threads);
-            next_batch(nb, out->dims, sa, sb, idx, &oa, &ob);
-        }
-        kiln_free(scratch);
-        return KILN_OK;
+    matmul_run r = {.job = {.s = {.dt = dt, .M = M, .K = K, .N = N}}};
+    size_t need;
+    r.avx2 = K > 0 && kiln_cpu_gemm_avx2_usable(M);
+    if (r.avx2) {
+        r.threads = kiln_cpu_gemm_avx2_threads(M, K, N);
+        need = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N) * (size_t)r.threads;
+    } else {
+        r.threads = gemm_threads(&r.job.s);
+        r.job.scratch_floats = gemm_scratch_floats(&r.job.s);
+        r.job.step = (N + r.threads - 1) / r.threads;
+        r.job.step = (r.job.step + 15) / 16 * 16;   /* whole 64-byte lines of float32 sums per thread */
+        r.tasks = (int)((N + r.job.step - 1) / r.job.step);
+        need = r.job.scratch_floats * (size_t)r.threads;
     }
-#endif
-
-    gemm_job job = {.s = {.dt = dt, .M = M, .K = K, .N = N}};
-    const int threads = gemm_threads(&job.s);
-    job.scratch_floats = gemm_scratch_floats(&job.s);
-    job.step = (N + threads - 1) / threads;
-    job.step = (job.step + 15) / 16 * 16;   /* whole 64-byte lines of float32 sums per thread */
-    size_t need = job.scratch_floats * (size_t)threads;
     float stack[STACK_FLOATS];
     float *heap = NULL;
     if (need > STACK_FLOATS && !(heap = kiln_malloc(need * sizeof(float))))
         return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: matmul: cannot allocate %zu bytes of scratch",
                           need * sizeof(float));
-    job.scratch = heap ? heap : stack;
-    const int tasks = (int)((N + job.step - 1) / job.step);
+    r.job.scratch = heap ? heap : stack;
 
     int64_t idx[KILN_MAX_RANK] = {0}, oa = 0, ob = 0;
     for (int64_t t = 0; t < batches; t++) {
-        job.a = pa + (size_t)oa * mat_a;
-        job.b = pb + (size_t)ob * mat_b;
-        job.c = po + (size_t)t * mat_o;
-        kiln_parallel_run(tasks, threads, gemm_task, &job);
+        run_matrix(&r, pa + (size_t)oa * mat_a, pb + (size_t)ob * mat_b, po + (size_t)t * mat_o);
         next_batch(nb, out->dims, sa, sb, idx, &oa, &ob);
     }
     kiln_free(heap);
