@@ -295,6 +295,16 @@ static int stream_arg(kiln_py_state *st, PyObject *obj, void **stream, PyObject 
     return 0;
 }
 
+typedef enum { RUN_ENQUEUE, RUN_REPLAY, RUN_CAPTURE } run_mode;
+
+static kiln_status run_in_mode(kiln_context *ctx, run_mode mode, void *stream) {
+    switch (mode) {
+    case RUN_ENQUEUE: return kiln_context_enqueue(ctx, stream);
+    case RUN_REPLAY:  return kiln_context_replay(ctx, stream);
+    default:          return kiln_context_capture(ctx, stream);
+    }
+}
+
 /*
  * run(inputs, outputs=None, stream=None, allocator=None)
  *   inputs:    {name: array}
@@ -450,14 +460,12 @@ static PyObject *context_run(PyObject *self, PyObject *args, PyObject *kwargs) {
      * that Python plugins would spend taking the GIL straight back (and, when
      * another thread is waiting for it, waiting for that thread): keep it.
      * Capture synchronizes with the GPU, so it lets go. */
-    int capture = graph == 1 || (graph == 2 && !kiln_context_graph_ready(ctx));
-    if (c->device.type == KILN_DEVICE_CUDA && !capture) {
-        s = graph == 0 ? kiln_context_enqueue(ctx, stream) : kiln_context_replay(ctx, stream);
+    run_mode mode = graph == 0 ? RUN_ENQUEUE : graph == 2 && kiln_context_graph_ready(ctx) ? RUN_REPLAY : RUN_CAPTURE;
+    if (c->device.type == KILN_DEVICE_CUDA && mode != RUN_CAPTURE) {
+        s = run_in_mode(ctx, mode, stream);
     } else {
         Py_BEGIN_ALLOW_THREADS
-        if (graph == 0) s = kiln_context_enqueue(ctx, stream);
-        else if (!capture) s = kiln_context_replay(ctx, stream);
-        else s = kiln_context_capture(ctx, stream);
+        s = run_in_mode(ctx, mode, stream);
         Py_END_ALLOW_THREADS
     }
     if (s != KILN_OK) {
