@@ -16,9 +16,9 @@ def _current_raw_stream(torch):
 
 
 def use_stream(handle, device):
+    """Make `handle` torch's current stream on `device` (the bridge has found
+    it is not)."""
     import torch
-    if _current_raw_stream(torch)(device) == handle:
-        return
     key = (handle, device)
     stream = _external.get(key)
     if stream is None:

@@ -485,7 +485,7 @@ static int stream_is_not_current(kiln_py_state *st, const kiln_plugin_launch *la
     }
     PyObject *r = PyObject_CallOneArg(st->current_stream, index);
     Py_DECREF(index);
-    if (!r) {   /* use_stream will ask again and report */
+    if (!r) {   /* then set it: use_stream reports what is wrong with torch */
         PyErr_Clear();
         return 1;
     }
