@@ -15,7 +15,7 @@ from gpu_bench_common import (LookUpPlugin, build_lookup_engine, build_nothing_e
 import torch  # noqa: E402
 
 import kiln  # noqa: E402
-from kiln._streams import use_stream  # noqa: E402
+from kiln._streams import _current_raw_stream  # noqa: E402
 from kiln.runtime import Session  # noqa: E402
 from plugin_lib.lookup_kernel import launch_lookup  # noqa: E402
 
@@ -35,6 +35,7 @@ def main():
     plugin = LookUpPlugin(False, False)
     win, wout = [kiln.wrap_tensor(idx), kiln.wrap_tensor(tab)], [kiln.wrap_tensor(out)]
     handle = stream.cuda_stream
+    current_stream = _current_raw_stream(torch)
 
     def python_call(inputs, outputs, stream=None):
         return True
@@ -46,7 +47,7 @@ def main():
     cases = OrderedDict([
         ("Python call with two dicts (floor)", lambda: python_call({"x": idx, "y": tab}, {"output": out}, stream=stream)),
         ("reading 3 torch tensors' fields in Python", torch_reads),
-        ("torch stream hook (stream already current)", lambda: use_stream(handle, 0)),
+        ("torch's current-stream query (the bridge's per-call check)", lambda: current_stream(0)),
         ("session.run, no-op plugin, CPU session", lambda: cpu_nothing.run({"x": cidx, "y": ctab}, {"output": cout})),
         ("session.run, no-op plugin, GPU session", lambda: gpu_nothing.run({"x": idx, "y": tab}, {"output": out},
                                                                           stream=stream)),
