@@ -358,8 +358,8 @@ def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
     grid_nodes = [prog.value(g, f"AOT kernel '{kname}' grid[{i}]") for i, g in enumerate(grid)]
     while len(grid_nodes) < 3:
         grid_nodes.append(prog.value(1, "grid"))
-    images = [_image(jf, signature, dict(launch.constexprs), attrs, t, launch, where)
-              for t in _target_string(target).split(",")]
+    # target is _target_of's "sm_90,sm_80": newest first, the order loading tries.
+    images = [_image(jf, signature, dict(launch.constexprs), attrs, t, launch, where) for t in target.split(",")]
     kernel = dict(images[0])
     if len(images) > 1:
         kernel["images"] = images[1:]
