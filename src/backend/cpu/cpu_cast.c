@@ -31,6 +31,8 @@ static inline int64_t ld_bool(uint8_t x)  { return x != 0; }
 
 /* float → target. */
 static inline float    fs_f32 (float f) { return f; }
+static inline uint16_t fs_f16 (float f) { return kiln_f32_to_f16(f); }
+static inline uint16_t fs_bf16(float f) { return kiln_f32_to_bf16(f); }
 static inline uint8_t  fs_bool(float f) { return f != 0.0f; }
 static inline int8_t   fs_i8  (float f) {
     if (f != f) return 0;
@@ -87,26 +89,17 @@ static inline uint8_t  is_bool(int64_t v) { return v != 0; }
         return KILN_OK;                                                 \
     } while (0)
 
-#define CAST_FROM_FLOAT(SRC_T, LOAD) do { switch (out->dtype) {              \
-    case KILN_FLOAT32:  CAST_LOOP(SRC_T, LOAD, float,    fs_f32);           \
-    case KILN_FLOAT16:  CAST_LOOP(SRC_T, LOAD, uint16_t, kiln_f32_to_f16);  \
-    case KILN_BFLOAT16: CAST_LOOP(SRC_T, LOAD, uint16_t, kiln_f32_to_bf16); \
-    case KILN_INT8:     CAST_LOOP(SRC_T, LOAD, int8_t,   fs_i8);            \
-    case KILN_UINT8:    CAST_LOOP(SRC_T, LOAD, uint8_t,  fs_u8);            \
-    case KILN_INT32:    CAST_LOOP(SRC_T, LOAD, int32_t,  fs_i32);           \
-    case KILN_INT64:    CAST_LOOP(SRC_T, LOAD, int64_t,  fs_i64);           \
-    case KILN_BOOL:     CAST_LOOP(SRC_T, LOAD, uint8_t,  fs_bool);          \
-    default: break; } } while (0)
-
-#define CAST_FROM_INT(SRC_T, LOAD) do { switch (out->dtype) {                \
-    case KILN_FLOAT32:  CAST_LOOP(SRC_T, LOAD, float,    is_f32);           \
-    case KILN_FLOAT16:  CAST_LOOP(SRC_T, LOAD, uint16_t, is_f16);           \
-    case KILN_BFLOAT16: CAST_LOOP(SRC_T, LOAD, uint16_t, is_bf16);          \
-    case KILN_INT8:     CAST_LOOP(SRC_T, LOAD, int8_t,   is_i8);            \
-    case KILN_UINT8:    CAST_LOOP(SRC_T, LOAD, uint8_t,  is_u8);            \
-    case KILN_INT32:    CAST_LOOP(SRC_T, LOAD, int32_t,  is_i32);           \
-    case KILN_INT64:    CAST_LOOP(SRC_T, LOAD, int64_t,  is_i64);           \
-    case KILN_BOOL:     CAST_LOOP(SRC_T, LOAD, uint8_t,  is_bool);          \
+/* One switch over the output dtype for every source: P is fs
+ * (the source loads as float) or is (it loads as int64_t). */
+#define CAST_FROM(SRC_T, LOAD, P) do { switch (out->dtype) {          \
+    case KILN_FLOAT32:  CAST_LOOP(SRC_T, LOAD, float,    P##_f32);  \
+    case KILN_FLOAT16:  CAST_LOOP(SRC_T, LOAD, uint16_t, P##_f16);  \
+    case KILN_BFLOAT16: CAST_LOOP(SRC_T, LOAD, uint16_t, P##_bf16); \
+    case KILN_INT8:     CAST_LOOP(SRC_T, LOAD, int8_t,   P##_i8);   \
+    case KILN_UINT8:    CAST_LOOP(SRC_T, LOAD, uint8_t,  P##_u8);   \
+    case KILN_INT32:    CAST_LOOP(SRC_T, LOAD, int32_t,  P##_i32);  \
+    case KILN_INT64:    CAST_LOOP(SRC_T, LOAD, int64_t,  P##_i64);  \
+    case KILN_BOOL:     CAST_LOOP(SRC_T, LOAD, uint8_t,  P##_bool); \
     default: break; } } while (0)
 
 /* Between float dtypes the bulk conversions of cpu_convert.c do the work
@@ -142,14 +135,14 @@ kiln_status kiln_cpu_cast(const kiln_layer_launch *l) {
         return KILN_OK;
     }
     switch (in->dtype) {
-    case KILN_FLOAT32:  CAST_FROM_FLOAT(float,    ld_f32);           break;
-    case KILN_FLOAT16:  CAST_FROM_FLOAT(uint16_t, kiln_f16_to_f32);  break;
-    case KILN_BFLOAT16: CAST_FROM_FLOAT(uint16_t, kiln_bf16_to_f32); break;
-    case KILN_INT8:     CAST_FROM_INT(int8_t,  ld_i8);   break;
-    case KILN_UINT8:    CAST_FROM_INT(uint8_t, ld_u8);   break;
-    case KILN_INT32:    CAST_FROM_INT(int32_t, ld_i32);  break;
-    case KILN_INT64:    CAST_FROM_INT(int64_t, ld_i64);  break;
-    case KILN_BOOL:     CAST_FROM_INT(uint8_t, ld_bool); break;
+    case KILN_FLOAT32:  CAST_FROM(float,    ld_f32,           fs); break;
+    case KILN_FLOAT16:  CAST_FROM(uint16_t, kiln_f16_to_f32,  fs); break;
+    case KILN_BFLOAT16: CAST_FROM(uint16_t, kiln_bf16_to_f32, fs); break;
+    case KILN_INT8:     CAST_FROM(int8_t,   ld_i8,            is); break;
+    case KILN_UINT8:    CAST_FROM(uint8_t,  ld_u8,            is); break;
+    case KILN_INT32:    CAST_FROM(int32_t,  ld_i32,           is); break;
+    case KILN_INT64:    CAST_FROM(int64_t,  ld_i64,           is); break;
+    case KILN_BOOL:     CAST_FROM(uint8_t,  ld_bool,          is); break;
     default: break;
     }
     const char *from = kiln_dtype_name(in->dtype), *to = kiln_dtype_name(out->dtype);
