@@ -11,8 +11,8 @@
 #include "format/engine_format.h"
 #include "graph/network_impl.h"
 
-#define ARENA_ALIGNMENT 256
-#define WEIGHT_ALIGNMENT 64
+#define ARENA_ALIGNMENT KILN_FORMAT_ARENA_ALIGNMENT
+#define WEIGHT_ALIGNMENT KILN_FORMAT_WEIGHT_ALIGNMENT
 
 struct kiln_blob {
     uint8_t *data;

@@ -130,19 +130,33 @@ static kiln_status check_tensors(const kiln_engine_desc *d) {
             snprintf(what, sizeof what, "tensor %d '%.64s' dimension %d", i, t->name, k);
             return bad_expr(d, what, t->shape[k]);
         }
+        if (t->kind == KILN_TENSOR_INPUT) {
+            /* The caller gives an input's size axis by axis; an entry that is
+             * an expression (batch*4) would let the kernels' idea of the size
+             * differ from the caller's buffer. */
+            for (int32_t k = 0; k < t->rank; k++) {
+                const kiln_expr_node *n = &d->exprs->nodes[t->shape[k]];
+                if (n->op == KILN_EXPR_DIM || (n->op == KILN_EXPR_CONST && n->value >= 0)) continue;
+                return CORRUPT("input tensor %d '%s' dimension %d is neither a constant size nor a named dimension", i,
+                               t->name, k);
+            }
+        }
         if (t->kind == KILN_TENSOR_CONSTANT) {
             uint64_t bytes;
             if (!constant_bytes(d, t, i, &bytes, &st)) return st;
             if (t->size != bytes)
                 return CORRUPT("constant tensor %d '%s' has size %" PRIu64 " but its shape and dtype need %" PRIu64,
                                i, t->name, t->size, bytes);
-            if (t->offset % 64 != 0)
-                return CORRUPT("constant tensor %d '%s' weights offset %" PRIu64 " is not 64-byte aligned", i,
-                               t->name, t->offset);
+            if (t->offset % KILN_FORMAT_WEIGHT_ALIGNMENT != 0)
+                return CORRUPT("constant tensor %d '%s' weights offset %" PRIu64 " is not %u-byte aligned", i,
+                               t->name, t->offset, KILN_FORMAT_WEIGHT_ALIGNMENT);
             if (t->offset > d->weights_size || t->size > d->weights_size - t->offset)
                 return CORRUPT("constant tensor %d '%s' bytes [%" PRIu64 ", +%" PRIu64 ") lie outside the %" PRIu64
                                "-byte weights section", i, t->name, t->offset, t->size, d->weights_size);
         } else if (t->kind == KILN_TENSOR_ACTIVATION) {
+            if (t->offset % KILN_FORMAT_ARENA_ALIGNMENT != 0)
+                return CORRUPT("activation tensor %d '%s' arena offset %" PRIu64 " is not %u-byte aligned", i,
+                               t->name, t->offset, KILN_FORMAT_ARENA_ALIGNMENT);
             if (t->offset > d->arena_bytes || t->size > d->arena_bytes - t->offset)
                 return CORRUPT("activation tensor %d '%s' bytes [%" PRIu64 ", +%" PRIu64 ") lie outside the %" PRIu64
                                "-byte activation arena", i, t->name, t->offset, t->size, d->arena_bytes);

@@ -24,6 +24,12 @@
  * newer version with KILN_ERROR_VERSION (docs/engine-format.md, "Versions"). */
 #define KILN_FORMAT_VERSION 1
 
+/* Where tensors start: weights at 64-byte offsets in the weights section,
+ * activations at 256-byte offsets in the arena (the builder plans them so;
+ * the reader refuses others, since kernels do aligned vector loads). */
+#define KILN_FORMAT_WEIGHT_ALIGNMENT 64u
+#define KILN_FORMAT_ARENA_ALIGNMENT  256u
+
 /*
  * Serialize desc.  *out comes from kiln_aligned_alloc (64-byte aligned; free
  * it with kiln_aligned_free) and holds *out_size bytes.  The writer does not

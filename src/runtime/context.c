@@ -91,6 +91,7 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     if (!ctx) return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_create: out of memory");
     atomic_fetch_add(&e->refcount, 1);
     ctx->engine = e;
+    atomic_init(&ctx->busy, 0);
     ctx->device = device;
     ctx->backend = backend;
     ctx->profile = -1;
@@ -187,6 +188,20 @@ static kiln_status find_io(kiln_context *ctx, const char *name, const char *what
     return KILN_OK;
 }
 
+/* A context serves one thread at a time (kiln.h).  Concurrent use is a bug
+ * in the caller that would corrupt shared state; it is refused, naming the
+ * call, rather than raced. */
+static kiln_status context_enter(kiln_context *ctx, const char *what) {
+    if (!ctx) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: context is NULL", what);
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&ctx->busy, &idle, 1))
+        return kiln_error(KILN_ERROR_STATE, "%s: the context is in use by another thread (a context serves one "
+                          "thread at a time: create one context per thread)", what);
+    return KILN_OK;
+}
+
+static void context_leave(kiln_context *ctx) { atomic_store(&ctx->busy, 0); }
+
 /* Is value inside the range of `dim` in any profile?  Also describes the ranges. */
 static int dim_in_some_profile(const kiln_engine_desc *d, int32_t dim, int64_t value, char *ranges, size_t size) {
     int ok = 0;
@@ -202,7 +217,7 @@ static int dim_in_some_profile(const kiln_engine_desc *d, int32_t dim, int64_t v
     return ok;
 }
 
-kiln_status kiln_context_set_input_shape(kiln_context *ctx, const char *name, int32_t rank, const int64_t *dims) {
+static kiln_status context_set_input_shape(kiln_context *ctx, const char *name, int32_t rank, const int64_t *dims) {
     int32_t io = -1;
     kiln_status s = find_io(ctx, name, "kiln_context_set_input_shape", &io);
     if (s) return s;
@@ -299,6 +314,24 @@ static kiln_status resolve_dims(kiln_context *ctx) {
     return kiln_error(KILN_ERROR_SHAPE, "no optimization profile holds all input dimensions together (%s)", text);
 }
 
+/* The dims an input's shape expressions evaluate to must be the ones the
+ * caller set: kernels size their reads by the evaluated shape, the caller's
+ * buffer by its own.  The reader already refuses inputs whose entries are not
+ * constants or named dimensions, so this holds for every engine it accepts;
+ * checked again here because a mismatch would read past a caller's buffer. */
+static kiln_status check_input_dims(const kiln_context *ctx, int32_t tensor) {
+    const kiln_engine_desc *d = &ctx->engine->desc;
+    int32_t io = kiln_engine_io_index(ctx->engine, d->tensors[tensor].name);
+    if (io < 0 || !ctx->input_shapes[io]) return KILN_OK;   /* all-constant input, never set */
+    const kiln_tensor_desc *desc = &ctx->tensor_descs[tensor];
+    for (int32_t a = 0; a < desc->rank; a++)
+        if (desc->dims[a] != ctx->input_shapes[io][a])
+            return kiln_error(KILN_ERROR_SHAPE, "input '%s' axis %d: the engine's shape gives %lld but the caller set "
+                              "%lld (inconsistent engine)", d->tensors[tensor].name, a, (long long)desc->dims[a],
+                              (long long)ctx->input_shapes[io][a]);
+    return KILN_OK;
+}
+
 static kiln_status prepare(kiln_context *ctx) {
     const kiln_engine_desc *d = &ctx->engine->desc;
     ctx->prepared = 0;
@@ -314,16 +347,21 @@ static kiln_status prepare(kiln_context *ctx) {
         desc->dtype = (kiln_dtype)r->dtype;
         desc->rank = r->rank;
         desc->device = ctx->device;
+        /* Size first, strides after: every stride is a partial product of
+         * the dims, so once the byte count is known to fit in int64 none of
+         * them can overflow. */
         uint64_t bytes = kiln_dtype_size(desc->dtype);
-        for (int32_t a = r->rank - 1; a >= 0; a--) {
+        for (int32_t a = 0; a < r->rank; a++) {
             int64_t v = ctx->expr_values[r->shape[a]];
             if (v < 0) return kiln_error(KILN_ERROR_SHAPE, "tensor '%s' axis %d has negative size %lld", r->name, a,
                                          (long long)v);
             desc->dims[a] = v;
-            desc->strides[a] = a == r->rank - 1 ? 1 : desc->strides[a + 1] * desc->dims[a + 1];
-            if (__builtin_mul_overflow(bytes, (uint64_t)v, &bytes))
-                return kiln_error(KILN_ERROR_SHAPE, "tensor '%s' is too large", r->name);
+            if (__builtin_mul_overflow(bytes, (uint64_t)v, &bytes) || bytes > (uint64_t)INT64_MAX)
+                return kiln_error(KILN_ERROR_SHAPE, "tensor '%s' is too large (more than 2^63 bytes)", r->name);
         }
+        for (int32_t a = r->rank - 1; a >= 0; a--)
+            desc->strides[a] = a == r->rank - 1 ? 1 : desc->strides[a + 1] * desc->dims[a + 1];
+        if (r->kind == KILN_TENSOR_INPUT && (s = check_input_dims(ctx, t))) return s;
         if ((r->kind == KILN_TENSOR_ACTIVATION || r->kind == KILN_TENSOR_CONSTANT) && bytes > r->size)
             return kiln_error(KILN_ERROR_SHAPE,
                               "tensor '%s' needs %llu bytes for these shapes but the engine planned %llu (shapes "
@@ -354,7 +392,7 @@ static kiln_status prepare(kiln_context *ctx) {
     return KILN_OK;
 }
 
-kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *name, int32_t *rank, int64_t *dims) {
+static kiln_status context_tensor_shape(kiln_context *ctx, const char *name, int32_t *rank, int64_t *dims) {
     int32_t io = -1;
     kiln_status s = find_io(ctx, name, "kiln_context_tensor_shape", &io);
     if (s) return s;
@@ -366,7 +404,7 @@ kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *name, int32
     return KILN_OK;
 }
 
-kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name, void *data) {
+static kiln_status context_set_tensor(kiln_context *ctx, const char *name, void *data) {
     int32_t io = -1;
     kiln_status s = find_io(ctx, name, "kiln_context_set_tensor", &io);
     if (s) return s;
@@ -375,7 +413,7 @@ kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name, void *d
     return KILN_OK;
 }
 
-kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream) {
+static kiln_status context_enqueue(kiln_context *ctx, void *stream) {
     if (!ctx) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_enqueue: context is NULL");
     const kiln_engine_desc *d = &ctx->engine->desc;
     kiln_status s;
@@ -415,7 +453,7 @@ kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream) {
     return KILN_OK;
 }
 
-kiln_status kiln_context_capture(kiln_context *ctx, void *stream) {
+static kiln_status context_capture(kiln_context *ctx, void *stream) {
     if (!ctx) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_capture: context is NULL");
     const kiln_backend_iface *b = ctx->backend;
     if (!b->capture_begin || !b->capture_end || !b->graph_launch || !b->graph_free)
@@ -427,11 +465,11 @@ kiln_status kiln_context_capture(kiln_context *ctx, void *stream) {
     /* One ordinary run first: errors surface outside the capture, and lazy
      * one-time work (cuBLAS handles, Triton JIT compilation in Python
      * plugins) happens before recording, where it would be illegal. */
-    if ((s = kiln_context_enqueue(ctx, stream))) return s;
+    if ((s = context_enqueue(ctx, stream))) return s;
     if ((s = ctx->backend->synchronize(ctx->device.index, stream))) return s;
     if (b->set_device && (s = b->set_device(ctx->device.index))) return s;
     if ((s = b->capture_begin(ctx->device.index, stream))) return kiln_error_prefix(s, "starting graph capture");
-    kiln_status run = kiln_context_enqueue(ctx, stream);
+    kiln_status run = context_enqueue(ctx, stream);
     char run_error[1024] = "";
     if (run) snprintf(run_error, sizeof run_error, "%s", kiln_last_error());
     void *graph = NULL;
@@ -450,11 +488,61 @@ kiln_status kiln_context_capture(kiln_context *ctx, void *stream) {
 
 bool kiln_context_graph_ready(const kiln_context *ctx) { return ctx && ctx->graph && !ctx->graph_stale; }
 
-kiln_status kiln_context_replay(kiln_context *ctx, void *stream) {
+static kiln_status context_replay(kiln_context *ctx, void *stream) {
     if (!ctx) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_replay: context is NULL");
     if (!ctx->graph) return kiln_error(KILN_ERROR_STATE, "no graph captured: call kiln_context_capture first");
     if (ctx->graph_stale)
         return kiln_error(KILN_ERROR_STATE, "the captured graph is stale: input shapes or buffers changed since "
                                             "capture; call kiln_context_capture again");
     return ctx->backend->graph_launch(ctx->device.index, ctx->graph, stream);
+}
+
+/* The public calls that read or change a context's state: each holds the
+ * context for its duration, so a second thread is refused instead of racing. */
+kiln_status kiln_context_set_input_shape(kiln_context *ctx, const char *name, int32_t rank, const int64_t *dims) {
+    kiln_status s = context_enter(ctx, "kiln_context_set_input_shape");
+    if (s) return s;
+    s = context_set_input_shape(ctx, name, rank, dims);
+    context_leave(ctx);
+    return s;
+}
+
+kiln_status kiln_context_tensor_shape(kiln_context *ctx, const char *name, int32_t *rank, int64_t *dims) {
+    kiln_status s = context_enter(ctx, "kiln_context_tensor_shape");
+    if (s) return s;
+    s = context_tensor_shape(ctx, name, rank, dims);
+    context_leave(ctx);
+    return s;
+}
+
+kiln_status kiln_context_set_tensor(kiln_context *ctx, const char *name, void *data) {
+    kiln_status s = context_enter(ctx, "kiln_context_set_tensor");
+    if (s) return s;
+    s = context_set_tensor(ctx, name, data);
+    context_leave(ctx);
+    return s;
+}
+
+kiln_status kiln_context_enqueue(kiln_context *ctx, void *stream) {
+    kiln_status s = context_enter(ctx, "kiln_context_enqueue");
+    if (s) return s;
+    s = context_enqueue(ctx, stream);
+    context_leave(ctx);
+    return s;
+}
+
+kiln_status kiln_context_capture(kiln_context *ctx, void *stream) {
+    kiln_status s = context_enter(ctx, "kiln_context_capture");
+    if (s) return s;
+    s = context_capture(ctx, stream);
+    context_leave(ctx);
+    return s;
+}
+
+kiln_status kiln_context_replay(kiln_context *ctx, void *stream) {
+    kiln_status s = context_enter(ctx, "kiln_context_replay");
+    if (s) return s;
+    s = context_replay(ctx, stream);
+    context_leave(ctx);
+    return s;
 }

@@ -54,6 +54,7 @@ struct kiln_context {
     int32_t                   profile;        /* profile the current shapes fall in */
     void                     *graph;          /* captured CUDA graph, or NULL */
     int                       graph_stale;    /* shapes or buffers changed since capture */
+    atomic_int                busy;           /* a call is using the context (context_enter) */
 };
 
 /* Shape checks each built-in layer needs before a kernel may touch memory:

@@ -64,6 +64,9 @@ static kiln_status run_piece(split_job *job, int64_t begin, int64_t len) {
     return job->kernel(&piece);
 }
 
+/* ⌈n / d⌉ for n >= 0, d > 0, without the n + d - 1 that overflows near INT64_MAX. */
+static int64_t ceil_div(int64_t n, int64_t d) { return n / d + (n % d != 0); }
+
 static void run_piece_task(void *ctx, int t) {
     split_job *job = ctx;
     int64_t begin = (int64_t)t * job->step;
@@ -89,12 +92,13 @@ kiln_status kiln_cpu_run_split(const kiln_layer_launch *l, kiln_status (*kernel)
         if (job.n < threads) threads = (int)job.n;
     }
     if (threads < 2 || !ok || (!same && out->rank < 1)) return kernel(l);
-    job.step = (job.n + threads - 1) / threads;
-    if (same) job.step = (job.step + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+    job.step = ceil_div(job.n, threads);
+    if (same && job.step % SPLIT_ALIGN && job.step <= INT64_MAX - SPLIT_ALIGN)
+        job.step += SPLIT_ALIGN - job.step % SPLIT_ALIGN;
     atomic_init(&job.failed, 0);
     kiln_status s = run_piece(&job, 0, 0);
     if (s) return s;
-    kiln_parallel_run((int)((job.n + job.step - 1) / job.step), threads, run_piece_task, &job);
+    kiln_parallel_run((int)ceil_div(job.n, job.step), threads, run_piece_task, &job);
     if (atomic_load(&job.failed))
         return kiln_error(KILN_ERROR_BACKEND, "cpu backend: %s layer: a piece run on a worker thread failed",
                           kiln_op_name(l->op));

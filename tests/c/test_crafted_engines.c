@@ -1,0 +1,147 @@
+/* test_crafted_engines.c — engines that a hostile file could hold, with valid
+ * checksums: each is made by building a real engine, reading it back into a
+ * desc, changing one thing and writing it again (the writer seals every
+ * checksum).  The loader must refuse each with a message naming the record at
+ * fault, and the context must refuse shapes whose bytes do not fit int64. */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/alloc.h"
+#include "format/engine_format.h"
+#include "shape/exprs.h"
+#include "test.h"
+
+/* x [batch, 4] float32 → reshape [batch*4] → relu → y. */
+static kiln_blob *build_reshape_relu(void) {
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *pool = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 2, 8};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_expr xs[2] = {batch, kiln_expr_const(pool, 4)};
+    kiln_expr flat[1] = {kiln_expr_const(pool, -1)};
+    kiln_tensor x, r, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xs, &x);
+    kiln_network_add_reshape(net, x, 1, flat, &r);
+    kiln_network_add_unary(net, KILN_UNARY_RELU, r, &y);
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    if (kiln_network_build(net, NULL, &blob) != KILN_OK) fprintf(stderr, "build: %s\n", kiln_last_error());
+    kiln_network_free(net);
+    return blob;
+}
+
+static int32_t tensor_named(const kiln_engine_desc *d, const char *name) {
+    for (int32_t i = 0; i < d->tensor_count; i++)
+        if (strcmp(d->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* Write desc (checksums sealed) and try to load it from memory. */
+static kiln_status load_desc(const kiln_engine_desc *d, kiln_engine **out) {
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    *out = NULL;
+    kiln_status s = kiln_format_write(d, &bytes, &size);
+    if (s == KILN_OK) s = kiln_engine_load_memory(bytes, size, 0, out);
+    kiln_aligned_free(bytes);
+    return s;
+}
+
+/* An input axis given as an expression (batch*4) rather than a size the
+ * caller sets: before, set_input_shape accepted any batch while the reshape
+ * kernel read batch*4 rows, past the caller's buffer. */
+static void test_input_axis_expression_refused(void) {
+    kiln_blob *blob = build_reshape_relu();
+    REQUIRE(blob != NULL);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    int32_t x = tensor_named(&d, "x");
+    REQUIRE(x >= 0);
+    kiln_expr batch = d.tensors[x].shape[0];
+    d.tensors[x].shape[0] = kiln_expr_binary(d.exprs, KILN_EXPR_MUL, batch, kiln_expr_const(d.exprs, 4));
+    REQUIRE(d.tensors[x].shape[0] >= 0);
+    kiln_engine *e;
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT,
+                "input tensor 0 'x' dimension 0 is neither a constant size nor a named dimension");
+    /* A negative constant is refused the same way. */
+    d.tensors[x].shape[0] = kiln_expr_const(d.exprs, -3);
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "'x' dimension 0 is neither");
+    /* The engine as built still loads and runs. */
+    d.tensors[x].shape[0] = batch;
+    CHECK_OK(load_desc(&d, &e));
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(e, NULL, &ctx));
+    int64_t shape[2] = {3, 4};
+    float in[12], out[12];
+    for (int i = 0; i < 12; i++) in[i] = (float)i - 6;
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x", 2, shape));
+    kiln_context_set_tensor(ctx, "x", in);
+    kiln_context_set_tensor(ctx, "y", out);
+    CHECK_OK(kiln_context_enqueue(ctx, NULL));
+    for (int i = 0; i < 12; i++) CHECK(out[i] == (in[i] > 0 ? in[i] : 0));
+    kiln_context_free(ctx);
+    kiln_engine_free(e);
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
+/* Kernels do aligned vector loads from the arena: an activation placed at an
+ * offset the planner never produces is refused. */
+static void test_misaligned_activation_refused(void) {
+    kiln_blob *blob = build_reshape_relu();
+    REQUIRE(blob != NULL);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    int32_t act = -1;
+    for (int32_t i = 0; i < d.tensor_count; i++)
+        if (d.tensors[i].kind == KILN_TENSOR_ACTIVATION) act = i;
+    REQUIRE(act >= 0);
+    d.arena_bytes += 256;   /* still inside the arena */
+    d.tensors[act].offset += 4;
+    kiln_engine *e;
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "arena offset 4 is not 256-byte aligned");
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
+/* int8 [2, 3, 2^62]: 6·2^62 bytes.  Before, the context computed strides
+ * before checking the size, a signed overflow (UBSan abort). */
+static void test_huge_shape_is_an_error(void) {
+    kiln_network *net;
+    CHECK_OK(kiln_network_create(&net));
+    kiln_exprs *pool = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 1, INT64_C(1) << 62};
+    kiln_expr n;
+    kiln_network_add_dim(net, "n", &range, 1, &n);
+    kiln_expr xs[3] = {kiln_expr_const(pool, 2), kiln_expr_const(pool, 3), n};
+    kiln_tensor x, y;
+    CHECK_OK(kiln_network_add_input(net, "x", KILN_INT8, 3, xs, &x));
+    CHECK_OK(kiln_network_add_unary(net, KILN_UNARY_NEG, x, &y));
+    CHECK_OK(kiln_network_mark_output(net, y, "y", KILN_INT8));
+    kiln_blob *blob = NULL;
+    kiln_status built = kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    CHECK_OK(built);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    kiln_blob_free(blob);
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(e, NULL, &ctx));
+    int64_t shape[3] = {2, 3, INT64_C(1) << 62};
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x", 3, shape));
+    int32_t rank;
+    int64_t dims[KILN_MAX_RANK];
+    CHECK_FAILS(kiln_context_tensor_shape(ctx, "y", &rank, dims), KILN_ERROR_SHAPE,
+                "tensor 'x' is too large (more than 2^63 bytes)");
+    kiln_context_free(ctx);
+    kiln_engine_free(e);
+}
+
+int main(void) {
+    TEST_RUN(test_input_axis_expression_refused);
+    TEST_RUN(test_misaligned_activation_refused);
+    TEST_RUN(test_huge_shape_is_an_error);
+    return test_summary();
+}
