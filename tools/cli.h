@@ -24,6 +24,9 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
 /* Print "kiln: <message>" on stderr (newlines in the message are flattened,
  * so it stays one line) and return code. */
+/* text, or a copy with control characters and bytes that are not well-formed
+ * UTF-8 written as \xNN (safe_text.c): for every engine string printed. */
+const char *cli_safe(const char *text);
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same for a failed kiln call: "kiln: <context>: <kiln_last_error()>";
  * returns CLI_EXIT_FAILURE. */

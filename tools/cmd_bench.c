@@ -128,7 +128,7 @@ int cli_cmd_bench(int argc, char **argv) {
             if (b.tensors[i].kind != KILN_IO_INPUT) continue;
             char shape[512];
             cli_format_dims(b.tensors[i].rank, b.tensors[i].dims, shape, sizeof shape);
-            printf("input       %s %s %s\n", b.tensors[i].name, kiln_dtype_name(b.tensors[i].dtype), shape);
+            printf("input       %s %s %s\n", cli_safe(b.tensors[i].name), kiln_dtype_name(b.tensors[i].dtype), shape);
         }
         printf("runs        %lld timed after %lld warm-up\n\n", (long long)iterations, (long long)warmup);
         /* Milliseconds, or microseconds for engines that run in under one. */

@@ -91,7 +91,7 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
         const char *name;
         kiln_dim_range *r = dim_ranges(e, d, &name);
         if (!r) return cli_fail_kiln("dimension %d", d);
-        printf("  %-14s", name);
+        printf("  %-14s", cli_safe(name));
         for (int32_t p = 0; p < kiln_engine_profile_count(e); p++)
             printf("%s profile %d: (%lld, %lld, %lld)", p ? "," : "", (int)p, (long long)r[p].min,
                    (long long)r[p].opt, (long long)r[p].max);
@@ -107,7 +107,7 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
             if ((int)info.kind != kind) continue;
             char shape[1024];
             cli_format_symbolic_shape(e, info.rank, info.shape, shape, sizeof shape);
-            printf("  %-14s %-9s %s\n", info.name, kiln_dtype_name(info.dtype), shape);
+            printf("  %-14s %-9s %s\n", cli_safe(info.name), kiln_dtype_name(info.dtype), cli_safe(shape));
         }
     }
 
@@ -127,13 +127,13 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
             return cli_fail_kiln("layer %d", l);
         char what[256];
         snprintf(what, sizeof what, "%s%s%s", kind, detail[0] ? " " : "", detail);
-        printf("  %3d  %-*s  ", (int)l, width, what);
-        for (int32_t i = 0; i < ni; i++) printf("%s%s", i ? ", " : "", kiln_engine_tensor_name(e, in[i]));
+        printf("  %3d  %-*s  ", (int)l, width, cli_safe(what));
+        for (int32_t i = 0; i < ni; i++) printf("%s%s", i ? ", " : "", cli_safe(kiln_engine_tensor_name(e, in[i])));
         printf(" -> ");
         for (int32_t i = 0; i < no; i++) {
             char t[1024];
             tensor_text(e, out[i], t, sizeof t);
-            printf("%s%s", i ? ", " : "", t);
+            printf("%s%s", i ? ", " : "", cli_safe(t));
         }
         printf("\n");
     }
@@ -144,14 +144,14 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
         plugin_view p;
         int code = plugin_view_get(e, i, &p);
         if (code) return code;
-        printf("  %s::%s version %s\n", p.ns, p.name, p.version);
+        printf("  %s::%s version %s\n", cli_safe(p.ns), cli_safe(p.name), cli_safe(p.version));
         bool cpu = p.flags & KILN_PLUGIN_SUPPORTS_CPU, cuda = p.flags & KILN_PLUGIN_SUPPORTS_CUDA;
         printf("      module %s, needs Python: %s, runs on: %s, registered here: %s\n",
-               p.module[0] ? p.module : "(unknown)", p.flags & KILN_PLUGIN_NEEDS_PYTHON ? "yes" : "no",
+               p.module[0] ? cli_safe(p.module) : "(unknown)", p.flags & KILN_PLUGIN_NEEDS_PYTHON ? "yes" : "no",
                cpu && cuda ? "cpu cuda" : cpu ? "cpu" : cuda ? "cuda" : "none", p.registered ? "yes" : "no");
         char kernels[1024];
         aot_kernels_text(e, i, &p, kernels, sizeof kernels);
-        if (kernels[0]) printf("      AOT kernels: %s\n", kernels);
+        if (kernels[0]) printf("      AOT kernels: %s\n", cli_safe(kernels));
     }
 
     printf("\nmemory\n");

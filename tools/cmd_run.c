@@ -168,7 +168,7 @@ int cli_cmd_run(int argc, char **argv) {
             const cli_tensor *t = &b.tensors[i];
             char shape[512];
             cli_format_dims(t->rank, t->dims, shape, sizeof shape);
-            printf("%-6s %s: %s %s ", t->kind == KILN_IO_INPUT ? "input" : "output", t->name,
+            printf("%-6s %s: %s %s ", t->kind == KILN_IO_INPUT ? "input" : "output", cli_safe(t->name),
                    kiln_dtype_name(t->dtype), shape);
             print_values(t);
             if (t->kind == KILN_IO_INPUT) {

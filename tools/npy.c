@@ -1,5 +1,7 @@
 /* npy.c — see npy.h for the format and the rules. */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,12 +198,19 @@ static uint32_t load_le(const unsigned char *p, int n) {
 
 int npy_read(const char *path, npy_array *out, char *err, size_t err_size) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, err_size, "cannot open '%s': %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO would block open() until a writer came, before the
+     * regular-file check could refuse it (no effect on regular files). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return fail(err, err_size, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return fail(err, err_size, "'%s' is not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return fail(err, err_size, "cannot open '%s': %s", path, strerror(errno));
     }
     uint64_t file_size = (uint64_t)st.st_size;
     unsigned char pre[12];

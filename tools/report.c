@@ -10,17 +10,20 @@
 #include "cli.h"
 
 static void print_line(const char *message) {
-    fputs("kiln: ", stderr);
-    for (const char *p = message; *p; p++) {
+    char flat[8192];
+    size_t n = 0;
+    for (const char *p = message; *p && n + 4 < sizeof flat; p++) {
         if (*p == '\n') {
             /* Collapse the newline and the indentation after it into " | ". */
             while (p[1] == ' ' || p[1] == '\n') p++;
-            if (p[1]) fputs(" | ", stderr);
+            if (p[1]) { memcpy(flat + n, " | ", 3); n += 3; }
         } else if (*p != '\r') {
-            fputc(*p, stderr);
+            flat[n++] = *p;
         }
     }
-    fputc('\n', stderr);
+    flat[n] = '\0';
+    /* Messages quote engine strings: escape what a terminal would act on. */
+    fprintf(stderr, "kiln: %s\n", cli_safe(flat));
 }
 
 int cli_fail(int code, const char *fmt, ...) {

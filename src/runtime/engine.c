@@ -152,7 +152,10 @@ kiln_status kiln_engine_load_memory(const void *data, size_t size, uint32_t flag
 kiln_status kiln_engine_load_file(const char *path, uint32_t flags, kiln_engine **out) {
     if (!path || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_file: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer before the regular-file check below could refuse it.  It has
+     * no effect on the regular files that pass that check. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return kiln_error(KILN_ERROR_IO, "cannot open engine '%s': %m", path);
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -93,10 +93,31 @@ static int dtypes_engine(const char *path) {
     return save(net, path);
 }
 
+/* Names holding terminal escapes (clear screen, a C1 CSI, a bare byte that
+ * is not UTF-8) in a dim, an input, an output and a plugin's module: the
+ * tool must print them escaped. */
+static int escapes_engine(const char *path) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_dim_range range = {1, 2, 4};
+    kiln_expr batch;
+    TRY(kiln_network_add_dim(net, "b\033[2J", &range, 1, &batch));
+    kiln_expr shape[2] = {batch, kiln_expr_const(kiln_network_exprs(net), 3)};
+    kiln_tensor x, y, z;
+    TRY(kiln_network_add_input(net, "x\033]0;owned\007", KILN_FLOAT32, 2, shape, &x));
+    kiln_value *fields = kiln_value_map();
+    TRY(kiln_network_add_plugin(net, "pytest", "Echo", "1", "mod\xc2\x9b" "31m", fields, 1, &x, 1, &y));
+    kiln_value_free(fields);
+    TRY(kiln_network_add_unary(net, KILN_UNARY_RELU, x, &z));
+    TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, z, "z\xff", KILN_FLOAT32));
+    return save(net, path);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: cli_test_engines PYTHON_ENGINE DTYPES_ENGINE\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: cli_test_engines PYTHON_ENGINE DTYPES_ENGINE [ESCAPES_ENGINE]\n");
         return 2;
     }
-    return python_engine(argv[1]) || dtypes_engine(argv[2]);
+    return python_engine(argv[1]) || dtypes_engine(argv[2]) || (argc == 4 && escapes_engine(argv[3]));
 }

@@ -56,7 +56,7 @@ npy_descr() { head -c 256 "$1" | LC_ALL=C tr -d '\000' | LC_ALL=C sed -n "s/.*'d
 
 # ---- engines -------------------------------------------------------------------
 "$DEMO" "$PLUGIN" "$E" >/dev/null || { echo "FAIL: kiln_demo could not build $E" >&2; exit 1; }
-"$ENGINES" "$PY" "$DT" || { echo "FAIL: cli_test_engines could not build the engines" >&2; exit 1; }
+"$ENGINES" "$PY" "$DT" "$W/escapes.engine" || { echo "FAIL: cli_test_engines could not build the engines" >&2; exit 1; }
 
 # ---- help and version ------------------------------------------------------------
 kiln --help;          check "--help exits 0" [ "$rc" -eq 0 ]; check "--help lists commands" out_has "inspect"
@@ -258,6 +258,27 @@ expect_error 1 "outside the profile range"         run "$E" $P --shape x=17x6
 expect_error 1 "axis 1 must be 6, got 5"           run "$E" $P --shape x=2x5
 expect_error 1 "has rank 2, not 3"                 run "$E" $P --shape x=2x6x1
 expect_error 1 "exists and is not a directory"     run "$E" $P --output-dir "$W/garbage.engine"
+# Engine strings with terminal escapes are printed escaped, never raw.
+kiln inspect "$W/escapes.engine"
+check "inspect of an engine with escapes in its names exits 0" [ "$rc" -eq 0 ]
+check "inspect prints no raw control byte" sh -c "! LC_ALL=C grep -q \"\$(printf '[\\001-\\010\\013-\\037\\177]')\" '$W/out.txt'"
+check "inspect: escaped dim name" grep -qF 'b\x1b[2J' "$W/out.txt"
+check "inspect: escaped input name" grep -qF 'x\x1b]0;owned\x07' "$W/out.txt"
+check "inspect: escaped C1 control in a module" grep -qF 'mod\xc2\x9b31m' "$W/out.txt"
+check "inspect: escaped non-UTF-8 byte" grep -qF 'z\xff' "$W/out.txt"
+expect_error 1 "module 'mod.xc2.x9b31m'" run "$W/escapes.engine"
+check "an error naming an engine string has no raw ESC" sh -c "! LC_ALL=C grep -q \"\$(printf '\\033')\" '$W/err.txt'"
+
+# A FIFO is refused at once, not waited on (timeout: a hang fails the check
+# instead of the whole run).
+if command -v mkfifo >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1 && mkfifo "$W/fifo"; then
+    timeout 10 "$KILN" inspect "$W/fifo" >"$W/out.txt" 2>"$W/err.txt"; rc=$?
+    check "inspect of a FIFO fails at once" [ "$rc" -eq 1 ]
+    check "inspect of a FIFO says why" grep -q "not a regular file" "$W/err.txt"
+    timeout 10 "$KILN" run "$E" $P --input "x=$W/fifo" >"$W/out.txt" 2>"$W/err.txt"; rc=$?
+    check "run --input FIFO fails at once" [ "$rc" -eq 1 ]
+    check "run --input FIFO says why" grep -q "'$W/fifo' is not a regular file" "$W/err.txt"
+fi
 if ! "$KILN" run "$E" $P --device cuda:0 >/dev/null 2>&1; then
     expect_error 1 "cuda:0"                        run "$E" $P --device cuda:0
 fi
