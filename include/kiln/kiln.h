@@ -423,7 +423,15 @@ enum kiln_load_flags {
      * first unresolved plugin.  For tools that inspect engines whose plugins
      * are not available in this process. */
     KILN_LOAD_NO_PLUGINS           = 1u << 1,
+    /* Refuse (KILN_ERROR_UNSUPPORTED) an engine that carries machine code:
+     * one whose plugins run code stored in the engine (ahead-of-time Triton
+     * kernels, kiln::TritonAOT).  For callers that run engines from sources
+     * they do not trust to run code (docs/security.md). */
+    KILN_LOAD_NO_MACHINE_CODE      = 1u << 2,
 };
+/* Every flag above; a load with any other bit set is refused, since a flag
+ * this version does not know could be one the caller relies on. */
+#define KILN_LOAD_KNOWN_FLAGS 0x7u
 
 /* Load from memory; the bytes are copied. */
 KILN_API kiln_status kiln_engine_load_memory(const void *data, size_t size, uint32_t flags, kiln_engine **out);

@@ -78,6 +78,11 @@ enum kiln_plugin_flags {
     KILN_PLUGIN_SUPPORTS_CPU = 1u << 1,
     /* enqueue may run on CUDA devices. */
     KILN_PLUGIN_SUPPORTS_CUDA = 1u << 2,
+    /* enqueue runs machine code that the engine's fields carry (kiln::TritonAOT
+     * launches the cubins stored in the engine).  Loading such an engine is
+     * safe; running it runs that code.  kiln_engine_load_* with
+     * KILN_LOAD_NO_MACHINE_CODE refuses engines whose plugins have this flag. */
+    KILN_PLUGIN_RUNS_ENGINE_CODE = 1u << 3,
 };
 
 typedef struct kiln_plugin_creator kiln_plugin_creator;

@@ -65,6 +65,11 @@ static kiln_status resolve(kiln_engine *e, uint32_t flags) {
                               "engine needs plugin %s::%s version %s, which is not registered", r->plugin_namespace,
                               r->name, r->version);
         }
+        if ((flags & KILN_LOAD_NO_MACHINE_CODE) && (e->creators[i]->flags & KILN_PLUGIN_RUNS_ENGINE_CODE))
+            return kiln_error(KILN_ERROR_UNSUPPORTED,
+                              "engine carries machine code (plugin %s::%s version %s runs code stored in the engine) "
+                              "and was loaded with KILN_LOAD_NO_MACHINE_CODE", r->plugin_namespace, r->name,
+                              r->version);
         if (e->creators[i]->output_count != 0) {
             for (int32_t l = 0; l < d->layer_count; l++)
                 if (d->layers[l].op == KILN_OP_PLUGIN && d->layers[l].subop == i &&
@@ -132,9 +137,18 @@ static kiln_status engine_finish(kiln_engine *e, const uint8_t *data, size_t siz
     return KILN_OK;
 }
 
+static kiln_status check_load_flags(const char *what, uint32_t flags) {
+    if (flags & ~(uint32_t)KILN_LOAD_KNOWN_FLAGS)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: unknown flag bits 0x%x (known: 0x%x)", what,
+                          (unsigned)(flags & ~(uint32_t)KILN_LOAD_KNOWN_FLAGS), (unsigned)KILN_LOAD_KNOWN_FLAGS);
+    return KILN_OK;
+}
+
 kiln_status kiln_engine_load_memory(const void *data, size_t size, uint32_t flags, kiln_engine **out) {
     if (!out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_memory: out is NULL");
     *out = NULL;
+    kiln_status fs = check_load_flags("kiln_engine_load_memory", flags);
+    if (fs) return fs;
     if (!data && size) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_memory: data is NULL");
     kiln_engine *e = NULL;
     kiln_status s = engine_new(&e);
@@ -152,6 +166,8 @@ kiln_status kiln_engine_load_memory(const void *data, size_t size, uint32_t flag
 kiln_status kiln_engine_load_file(const char *path, uint32_t flags, kiln_engine **out) {
     if (!path || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_file: NULL argument");
     *out = NULL;
+    kiln_status fs = check_load_flags("kiln_engine_load_file", flags);
+    if (fs) return fs;
     /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
      * writer before the regular-file check below could refuse it.  It has
      * no effect on the regular files that pass that check. */

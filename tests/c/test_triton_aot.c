@@ -79,7 +79,7 @@ static kiln_network *network(kiln_tensor *x) {
 static void test_registered_and_shapes(void) {
     const kiln_plugin_creator *c = kiln_plugin_find("kiln", "TritonAOT", "1");
     REQUIRE(c != NULL);
-    CHECK(c->flags == KILN_PLUGIN_SUPPORTS_CUDA);
+    CHECK(c->flags == (KILN_PLUGIN_SUPPORTS_CUDA | KILN_PLUGIN_RUNS_ENGINE_CODE));
     kiln_tensor x, y;
     kiln_network *net = network(&x);
     kiln_value *f = fields();
@@ -115,6 +115,20 @@ static void test_registered_and_shapes(void) {
     kiln_context *ctx = NULL;
     CHECK_FAILS(kiln_context_create(e, NULL, &ctx), KILN_ERROR_UNSUPPORTED, "TritonAOT");
     kiln_engine_free(e);
+    /* A caller that will not run code carried by an engine refuses it at load,
+     * from memory and from a file alike; unknown flag bits are refused too. */
+    CHECK_FAILS(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), KILN_LOAD_NO_MACHINE_CODE, &e),
+                KILN_ERROR_UNSUPPORTED, "engine carries machine code (plugin kiln::TritonAOT version 1");
+    const char *path = KILN_TEST_TMPDIR "/aot_machine_code.engine";
+    CHECK_OK(kiln_blob_save(blob, path));
+    CHECK_FAILS(kiln_engine_load_file(path, KILN_LOAD_NO_MACHINE_CODE, &e), KILN_ERROR_UNSUPPORTED,
+                "KILN_LOAD_NO_MACHINE_CODE");
+    CHECK_OK(kiln_engine_load_file(path, KILN_LOAD_NO_MACHINE_CODE | KILN_LOAD_NO_PLUGINS, &e));   /* inspection */
+    kiln_engine_free(e);
+    CHECK_FAILS(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0xffffffffu, &e),
+                KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_load_memory: unknown flag bits 0xfffffff8");
+    CHECK_FAILS(kiln_engine_load_file(path, 1u << 9, &e), KILN_ERROR_INVALID_ARGUMENT, "unknown flag bits 0x200");
+    remove(path);
     kiln_blob_free(blob);
     kiln_value_free(f);
     kiln_network_free(net);
