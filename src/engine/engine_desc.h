@@ -22,6 +22,9 @@ typedef enum kiln_op {
     KILN_OP_COUNT
 } kiln_op;
 
+/* Most inputs or outputs one plugin layer may have. */
+#define KILN_PLUGIN_MAX_IO 1024
+
 typedef enum kiln_tensor_kind {   /* stored in engine files */
     KILN_TENSOR_INPUT      = 0,   /* bound by the caller */
     KILN_TENSOR_OUTPUT     = 1,   /* bound by the caller */

@@ -15,20 +15,13 @@
 #include "core/error.h"
 #include "format/engine_format.h"
 #include "format/unique_names.h"
+#include "ops/op_table.h"
 
 #define CORRUPT(...) kiln_error(KILN_ERROR_CORRUPT, __VA_ARGS__)
-
-static const char *const op_names[KILN_OP_COUNT] = {
-    [KILN_OP_CAST] = "cast",       [KILN_OP_BINARY] = "binary", [KILN_OP_UNARY] = "unary",
-    [KILN_OP_GATHER] = "gather",   [KILN_OP_RESHAPE] = "reshape", [KILN_OP_MATMUL] = "matmul",
-    [KILN_OP_PLUGIN] = "plugin",
-};
 
 static const char *const kind_names[] = {"input", "output", "constant", "activation"};
 #define KIND_COUNT 4
 
-static int is_float(int dtype) { return dtype == KILN_FLOAT32 || dtype == KILN_FLOAT16 || dtype == KILN_BFLOAT16; }
-static int is_signed_int(int dtype) { return dtype == KILN_INT8 || dtype == KILN_INT32 || dtype == KILN_INT64; }
 
 static kiln_status no_memory(void) {
     return kiln_error(KILN_ERROR_NO_MEMORY, "out of memory checking the engine");
@@ -177,66 +170,24 @@ static kiln_status check_plugins(const kiln_engine_desc *d) {
 }
 
 /* Shorthands for the layer checks' messages. */
-#define LAYER_FAIL(fmt, ...) CORRUPT("layer %d (%s): " fmt, li, op_names[l->op], __VA_ARGS__)
+#define LAYER_FAIL(fmt, ...) CORRUPT("layer %d (%s): " fmt, li, kiln_op_name(l->op), __VA_ARGS__)
 
+/* Arity from the op table; sub-op and plugin indices in range.  Dtypes and
+ * shapes are the op rules' to check (layer_verify.c). */
 static kiln_status check_arity(const kiln_engine_desc *d, const kiln_layer_record *l, int32_t li) {
-    int32_t want_in = 1, want_out = 1;
-    switch ((kiln_op)l->op) {
-    case KILN_OP_BINARY:
-        if (l->subop < 0 || l->subop >= KILN_BINARY_OP_COUNT) return LAYER_FAIL("unknown binary op %d", l->subop);
-        want_in = 2;
-        break;
-    case KILN_OP_UNARY:
-        if (l->subop < 0 || l->subop >= KILN_UNARY_OP_COUNT) return LAYER_FAIL("unknown unary op %d", l->subop);
-        break;
-    case KILN_OP_GATHER: case KILN_OP_MATMUL: want_in = 2; break;
-    case KILN_OP_CAST: case KILN_OP_RESHAPE: break;
-    case KILN_OP_PLUGIN:
-        if (l->subop < 0 || l->subop >= d->plugin_count)
-            return LAYER_FAIL("refers to plugin %d but there are %d plugins", l->subop, d->plugin_count);
-        if (l->output_count < 1) return LAYER_FAIL("has %d outputs, a plugin needs at least 1", l->output_count);
-        return KILN_OK;
-    case KILN_OP_COUNT: break;
-    }
-    if (l->input_count != want_in || l->output_count != want_out)
+    const kiln_op_info *info = kiln_op_info_get(l->op);
+    if (l->op == KILN_OP_BINARY && (l->subop < 0 || l->subop >= KILN_BINARY_OP_COUNT))
+        return LAYER_FAIL("unknown binary op %d", l->subop);
+    if (l->op == KILN_OP_UNARY && (l->subop < 0 || l->subop >= KILN_UNARY_OP_COUNT))
+        return LAYER_FAIL("unknown unary op %d", l->subop);
+    if (l->op == KILN_OP_PLUGIN && (l->subop < 0 || l->subop >= d->plugin_count))
+        return LAYER_FAIL("refers to plugin %d but there are %d plugins", l->subop, d->plugin_count);
+    int32_t want_in = info->input_count, want_out = info->output_count;
+    if ((want_in >= 0 && l->input_count != want_in) || (want_out > 0 && l->output_count != want_out))
         return LAYER_FAIL("has %d inputs and %d outputs, wants %d and %d", l->input_count, l->output_count, want_in,
                           want_out);
-    return KILN_OK;
-}
-
-/* Dtype rules the kernels rely on (arity already checked). */
-static kiln_status check_layer_dtypes(const kiln_engine_desc *d, const kiln_layer_record *l, int32_t li) {
-    if (l->op == KILN_OP_PLUGIN || l->op == KILN_OP_CAST) return KILN_OK;
-    const kiln_tensor_record *in0 = &d->tensors[l->inputs[0]], *out = &d->tensors[l->outputs[0]];
-    const kiln_tensor_record *in1 = l->input_count > 1 ? &d->tensors[l->inputs[1]] : NULL;
-    const char *n0 = kiln_dtype_name((kiln_dtype)in0->dtype), *no = kiln_dtype_name((kiln_dtype)out->dtype);
-    switch ((kiln_op)l->op) {
-    case KILN_OP_BINARY:
-        if (in1->dtype != in0->dtype || out->dtype != in0->dtype)
-            return LAYER_FAIL("dtypes %s, %s -> %s differ", n0, kiln_dtype_name((kiln_dtype)in1->dtype), no);
-        break;
-    case KILN_OP_UNARY:
-        if (out->dtype != in0->dtype) return LAYER_FAIL("input dtype %s but output dtype %s", n0, no);
-        if (!is_float(in0->dtype) && !(l->subop == KILN_UNARY_NEG && is_signed_int(in0->dtype)))
-            return LAYER_FAIL("unary op %d does not take dtype %s", l->subop, n0);
-        break;
-    case KILN_OP_GATHER:
-        if (in1->dtype != KILN_INT32 && in1->dtype != KILN_INT64)
-            return LAYER_FAIL("indices dtype is %s, must be int32 or int64", kiln_dtype_name((kiln_dtype)in1->dtype));
-        if (out->dtype != in0->dtype) return LAYER_FAIL("data dtype %s but output dtype %s", n0, no);
-        if (l->axis < 0 || l->axis >= in0->rank)
-            return LAYER_FAIL("axis %" PRId64 " is outside the data's rank %d", l->axis, in0->rank);
-        break;
-    case KILN_OP_RESHAPE:
-        if (out->dtype != in0->dtype) return LAYER_FAIL("input dtype %s but output dtype %s", n0, no);
-        break;
-    case KILN_OP_MATMUL:
-        if (!is_float(in0->dtype) || in1->dtype != in0->dtype || out->dtype != in0->dtype)
-            return LAYER_FAIL("dtypes %s, %s -> %s must be one float dtype", n0,
-                              kiln_dtype_name((kiln_dtype)in1->dtype), no);
-        break;
-    default: break;
-    }
+    if (want_out == 0 && l->output_count < 1)
+        return LAYER_FAIL("has %d outputs, a plugin needs at least 1", l->output_count);
     return KILN_OK;
 }
 
@@ -252,7 +203,7 @@ static kiln_status check_layers(const kiln_engine_desc *d) {
     }
     for (int32_t li = 0; li < d->layer_count && st == KILN_OK; li++) {
         const kiln_layer_record *l = &d->layers[li];
-        if (l->op >= KILN_OP_COUNT) { st = CORRUPT("layer %d has unknown op %u", li, l->op); break; }
+        if (!kiln_op_info_get(l->op)) { st = CORRUPT("layer %d has unknown op %u", li, l->op); break; }
         if (l->input_count < 0 || l->output_count < 0 || (l->input_count && !l->inputs)
             || (l->output_count && !l->outputs)) {
             st = LAYER_FAIL("has %d inputs and %d outputs", l->input_count, l->output_count);
@@ -294,7 +245,6 @@ static kiln_status check_layers(const kiln_engine_desc *d) {
                              d->tensors[l->workspace].name, kind_names[d->tensors[l->workspace].kind]);
             if (st != KILN_OK) break;
         }
-        st = check_layer_dtypes(d, l, li);
     }
     for (int32_t t = 0; t < d->tensor_count && st == KILN_OK; t++)
         if (d->tensors[t].kind == KILN_TENSOR_OUTPUT && writer[t] < 0)

@@ -65,6 +65,17 @@ kiln_status kiln_format_read(const uint8_t *data, size_t size, uint32_t flags, k
 kiln_status kiln_format_check_desc(const kiln_engine_desc *desc);
 
 /*
+ * Run every built-in layer's rule from the op table (ops/op_table.h) on its
+ * stored inputs, in desc->exprs: KILN_ERROR_CORRUPT, naming the layer and
+ * both shapes, unless each stored output is exactly what the rule gives.
+ * Conditions the rule reports that the engine's checks lack are appended to
+ * desc->checks (and their expressions to desc->exprs), so a context evaluates
+ * them before any kernel runs.  Part of kiln_format_read; needs a desc that
+ * passed kiln_format_check_desc.
+ */
+kiln_status kiln_format_verify_layers(kiln_engine_desc *desc);
+
+/*
  * Recompute, in place, every checksum in engine bytes: each section's (in the
  * section table), the table's and the header's.  For tests and the fuzzer,
  * which patch bytes on purpose and want the reader to see the patch rather

@@ -9,7 +9,8 @@
  *      alignment and checksum, and that every byte between regions is zero;
  *   5. each section's records: exact sizes, string references, reserved
  *      bytes, canonical zeros (so every byte of a file has one meaning);
- *   6. the desc's meaning (kiln_format_check_desc).
+ *   6. the desc's meaning (kiln_format_check_desc);
+ *   7. every built-in layer against its op's rule (kiln_format_verify_layers).
  * All arithmetic on values from the file is done in uint64_t after checking
  * that it cannot overflow; every failure names what is wrong. */
 #include <inttypes.h>
@@ -531,7 +532,8 @@ static kiln_status read_all(const uint8_t *data, size_t size, uint32_t flags, ki
         || (st = read_plugins(&r, out)) || (st = read_layers(&r, out)) || (st = read_checks(&r, out))
         || (st = read_io(&r, out)))
         return st;
-    return kiln_format_check_desc(out);
+    if ((st = kiln_format_check_desc(out))) return st;
+    return kiln_format_verify_layers(out);
 }
 
 kiln_status kiln_format_read(const uint8_t *data, size_t size, uint32_t flags, kiln_engine_desc *out) {

@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "graph/network_impl.h"
 
-#define KILN_PLUGIN_MAX_IO 1024
 
 static kiln_status plugin_failed(kiln_status s, const kiln_plugin_creator *c, const char *step) {
     if (s == KILN_OK) s = KILN_ERROR_PLUGIN;

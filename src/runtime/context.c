@@ -382,7 +382,6 @@ static kiln_status prepare(kiln_context *ctx) {
                 p->plugin.workspace = p->plugin.workspace_size ? ctx->data[r->workspace] : NULL;
             }
         } else {
-            if ((s = kiln_layer_check_shapes(ctx->engine, l, p->descs))) return s;
             p->launch = (kiln_layer_launch){.op = r->op, .subop = r->subop, .axis = r->axis,
                                             .input_count = r->input_count, .output_count = r->output_count,
                                             .inputs = p->descs, .outputs = p->descs + r->input_count};

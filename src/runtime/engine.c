@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "format/engine_format.h"
 #include "runtime/engine_impl.h"
-#include "engine/op_names.h"
+#include "ops/op_table.h"
 
 static void engine_destroy(kiln_engine *e) {
     for (int i = 0; i < KILN_MAX_CUDA_DEVICES; i++)
@@ -129,6 +129,7 @@ static kiln_status engine_finish(kiln_engine *e, const uint8_t *data, size_t siz
                                  kiln_engine **out) {
     kiln_status s = kiln_format_read(data, size, flags, &e->desc);
     if (!s) s = resolve(e, flags);
+    if (!s && !(flags & KILN_LOAD_NO_PLUGINS)) s = kiln_engine_verify_plugin_layers(e);
     if (s) {
         engine_destroy(e);
         return s;

@@ -57,9 +57,9 @@ struct kiln_context {
     atomic_int                busy;           /* a call is using the context (context_enter) */
 };
 
-/* Shape checks each built-in layer needs before a kernel may touch memory:
- * the engine file could have been crafted, so the runtime re-derives every
- * output shape from the concrete inputs.  Errors name the layer. */
-kiln_status kiln_layer_check_shapes(const kiln_engine *e, int32_t layer, const kiln_tensor_desc *descs);
+/* Ask each native plugin for its layers' outputs and workspace and refuse
+ * (KILN_ERROR_CORRUPT, naming the layer) an engine that states others
+ * (plugin_verify.c).  Needs the creators resolved. */
+kiln_status kiln_engine_verify_plugin_layers(kiln_engine *e);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/alloc.h"
+#include "kiln/plugin.h"
 #include "format/engine_format.h"
 #include "shape/exprs.h"
 #include "test.h"
@@ -139,9 +140,126 @@ static void test_huge_shape_is_an_error(void) {
     kiln_engine_free(e);
 }
 
+/* x [batch, 3] → ScaleShift (native plugin) → relu → y. */
+static kiln_blob *build_plugin_chain(void) {
+    if (!kiln_plugin_find("example", "ScaleShift", "1") && kiln_plugin_library_load(KILN_EXAMPLE_PLUGIN_PATH))
+        return NULL;
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_dim_range range = {1, 2, 8};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_expr xs[2] = {batch, kiln_expr_const(kiln_network_exprs(net), 3)};
+    kiln_tensor x, s, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xs, &x);
+    kiln_value *fields = kiln_value_map();
+    kiln_value_map_set(fields, "scale", kiln_value_float64(2.0));
+    kiln_value_map_set(fields, "shift", kiln_value_float64(1.0));
+    kiln_network_add_plugin(net, "example", "ScaleShift", "1", NULL, fields, 1, &x, 1, &s);
+    kiln_value_free(fields);
+    kiln_network_add_unary(net, KILN_UNARY_RELU, s, &y);
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    if (kiln_network_build(net, NULL, &blob) != KILN_OK) fprintf(stderr, "build: %s\n", kiln_last_error());
+    kiln_network_free(net);
+    return blob;
+}
+
+/* An engine that states a bigger output for a native plugin than the plugin
+ * computes: before, the plugin's enqueue wrote past the arena (found by
+ * fuzz_engine_exec with SplitHalves).  The plugin is asked again at load. */
+static void test_plugin_output_shape_must_match_plugin(void) {
+    kiln_blob *blob = build_plugin_chain();
+    REQUIRE(blob != NULL);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    int32_t s = -1, y = tensor_named(&d, "y");
+    for (int32_t l = 0; l < d.layer_count; l++)
+        if (d.layers[l].op == KILN_OP_PLUGIN) s = d.layers[l].outputs[0];
+    REQUIRE(s >= 0 && y >= 0);
+    kiln_expr three = d.tensors[s].shape[1];
+    kiln_expr six = kiln_expr_const(d.exprs, 6);
+    /* Plugin output and everything after it consistently [batch, 6]: only the
+     * plugin can tell that its output is [batch, 3]. */
+    d.tensors[s].shape[1] = six;
+    d.tensors[y].shape[1] = six;
+    kiln_engine *e;
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT,
+                "layer 0 (plugin example::ScaleShift version 1): output 0 '");
+    d.tensors[s].shape[1] = three;
+    d.tensors[y].shape[1] = three;
+    CHECK_OK(load_desc(&d, &e));
+    kiln_engine_free(e);
+    /* Without plugins (inspection) the engine loads: nothing will run it. */
+    d.tensors[s].shape[1] = six;
+    d.tensors[y].shape[1] = six;
+    uint8_t *bytes;
+    size_t size;
+    CHECK_OK(kiln_format_write(&d, &bytes, &size));
+    CHECK_OK(kiln_engine_load_memory(bytes, size, KILN_LOAD_NO_PLUGINS, &e));
+    kiln_engine_free(e);
+    kiln_aligned_free(bytes);
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
+/* A built-in layer whose stored output is not what its op's rule gives. */
+static void test_builtin_output_must_match_rule(void) {
+    kiln_blob *blob = build_reshape_relu();
+    REQUIRE(blob != NULL);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    int32_t y = tensor_named(&d, "y");
+    REQUIRE(y >= 0);
+    kiln_expr rows = d.tensors[y].shape[0];
+    d.tensors[y].shape[0] = kiln_expr_binary(d.exprs, KILN_EXPR_MUL, rows, kiln_expr_const(d.exprs, 2));
+    kiln_engine *e;
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "layer 1 (unary): output 'y' is stored as float32 [");
+    d.tensors[y].shape[0] = rows;
+    d.tensors[y].dtype = KILN_FLOAT16;
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "but the op's rule gives float32");
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
+/* A reshape states its result only through its output shape: an output with
+ * more elements than its input loads, but the element counts become a check
+ * that refuses every run, by name, before a kernel reads past the input. */
+static void test_reshape_count_becomes_a_check(void) {
+    kiln_blob *blob = build_reshape_relu();
+    REQUIRE(blob != NULL);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    int32_t x = tensor_named(&d, "x"), y = tensor_named(&d, "y");
+    int32_t r = d.layers[0].outputs[0];
+    REQUIRE(x >= 0 && y >= 0 && d.layers[0].op == KILN_OP_RESHAPE);
+    kiln_expr bigger = kiln_expr_binary(d.exprs, KILN_EXPR_MUL, d.tensors[x].shape[0], kiln_expr_const(d.exprs, 8));
+    d.tensors[r].shape[0] = bigger;
+    d.tensors[y].shape[0] = bigger;
+    int32_t checks_before = d.check_count;
+    kiln_engine *e;
+    CHECK_OK(load_desc(&d, &e));
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(e, NULL, &ctx));
+    int64_t shape[2] = {2, 4};
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x", 2, shape));
+    int32_t rank;
+    int64_t dims[KILN_MAX_RANK];
+    CHECK_FAILS(kiln_context_tensor_shape(ctx, "y", &rank, dims), KILN_ERROR_SHAPE,
+                "reshape of 'x': (batch * 4) elements cannot take a shape of (batch * 8) elements");
+    CHECK(checks_before == d.check_count);   /* the file had no such check: the reader added it */
+    kiln_context_free(ctx);
+    kiln_engine_free(e);
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 int main(void) {
     TEST_RUN(test_input_axis_expression_refused);
     TEST_RUN(test_misaligned_activation_refused);
     TEST_RUN(test_huge_shape_is_an_error);
+    TEST_RUN(test_plugin_output_shape_must_match_plugin);
+    TEST_RUN(test_builtin_output_must_match_rule);
+    TEST_RUN(test_reshape_count_becomes_a_check);
     return test_summary();
 }

@@ -9,7 +9,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "core/alloc.h"
 #include "core/error.h"
-#include "engine/op_names.h"
+#include "ops/op_table.h"
 
 static int32_t cpu_device_count(void) { return 1; }
 

@@ -19,7 +19,7 @@
  *                      meaning, and returning a keeps the op total) */
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
-#include "engine/op_names.h"
+#include "ops/op_table.h"
 
 /* Innermost loop: n elements; sa and sb are 0 (broadcast) or 1 (contiguous). */
 typedef void (*binary_kernel)(const void *a, int64_t sa, const void *b, int64_t sb, void *out, int64_t n);

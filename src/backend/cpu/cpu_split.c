@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/dtype.h"
 #include "core/parallel.h"
-#include "engine/op_names.h"
+#include "ops/op_table.h"
 
 enum {
     SPLIT_MIN_ELEMENTS = 1 << 18,   /* per thread: below, starting threads costs more than it saves */

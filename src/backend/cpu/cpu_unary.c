@@ -10,7 +10,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
-#include "engine/op_names.h"
+#include "ops/op_table.h"
 
 typedef void (*unary_kernel)(const void *in, void *out, int64_t n);
 

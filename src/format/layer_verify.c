@@ -1,0 +1,141 @@
+/* layer_verify.c — every built-in layer of an engine is held to its op's rule.
+ *
+ * A file can claim any output shape for a layer; a kernel trusts the shapes it
+ * is given.  So after the desc's structure is checked (desc_check.c), each
+ * built-in layer's rule from the op table is run again on the stored input
+ * shapes, in the engine's own expression pool (hash-consed: the same
+ * construction gives the same ids), and the stored output must be exactly
+ * what the rule gives: same dtype, same expression ids.  The conditions the
+ * rule reports must be among the engine's checks; those that are missing
+ * (a file that dropped them, or a reshape whose element count the file
+ * states only through its output shape) are added to the engine's checks, so
+ * a context evaluates them before any kernel runs.  The rules run on a copy
+ * of the pool (they make helper nodes, constants 0 and 1 for instance), which
+ * replaces the engine's only when checks had to be added: an engine the
+ * builder wrote reads back unchanged.  Plugin layers are held to
+ * their plugin's own rule by the runtime, which has the plugins
+ * (runtime/engine.c). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "format/engine_format.h"
+#include "ops/op_table.h"
+
+typedef struct verify_sink {
+    kiln_engine_desc *desc;
+    kiln_exprs       *pool;          /* the copy the rules build in */
+    kiln_check_record *added;        /* checks to append when done */
+    int32_t           added_count;
+    uint8_t          *is_check;      /* per pool node: a stored check's condition */
+    size_t            is_check_size;
+    int32_t           layer;
+    kiln_status       failure;       /* set with the message when a check can never hold */
+} verify_sink;
+
+static kiln_status add_check(verify_sink *v, kiln_expr cond, const char *message) {
+    char *copy = kiln_strdup(message);
+    kiln_check_record *grown = copy ? kiln_realloc(v->added, sizeof *grown * ((size_t)v->added_count + 1)) : NULL;
+    if (!grown) {
+        kiln_free(copy);
+        return kiln_error(KILN_ERROR_NO_MEMORY, "out of memory checking the engine's layers");
+    }
+    v->added = grown;
+    v->added[v->added_count++] = (kiln_check_record){.cond = cond, .message = copy};
+    if ((size_t)cond < v->is_check_size) v->is_check[cond] = 1;
+    return KILN_OK;
+}
+
+static kiln_status sink_add(void *user, kiln_expr cond, const char *message) {
+    verify_sink *v = user;
+    int64_t value;
+    if (cond < 0) return kiln_error(KILN_ERROR_NO_MEMORY, "out of memory checking the engine's layers");
+    if (kiln_expr_is_const(v->pool, cond, &value)) {
+        if (value) return KILN_OK;
+        return kiln_error(KILN_ERROR_CORRUPT, "layer %d can never run: %s", v->layer, message);
+    }
+    if ((size_t)cond < v->is_check_size && v->is_check[cond]) return KILN_OK;
+    return add_check(v, cond, message);
+}
+
+static void shape_text(const kiln_exprs *pool, kiln_dtype dtype, int32_t rank, const kiln_expr *dims, char *buf,
+                       size_t size) {
+    size_t used = (size_t)snprintf(buf, size, "%s [", kiln_dtype_name(dtype) ? kiln_dtype_name(dtype) : "?");
+    for (int32_t a = 0; a < rank && used < size; a++) {
+        char dim[96];
+        kiln_expr_format(pool, dims[a], dim, sizeof dim);
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", a ? ", " : "", dim);
+    }
+    if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+static kiln_status verify_layer(verify_sink *v, int32_t li) {
+    kiln_engine_desc *d = v->desc;
+    const kiln_layer_record *l = &d->layers[li];
+    const kiln_op_info *info = kiln_op_info_get(l->op);
+    if (!info || !info->infer) return KILN_OK;   /* plugins: runtime/engine.c */
+    kiln_dtype dtypes[2];
+    kiln_shape_expr shapes[2];
+    const char *labels[2];
+    if (l->input_count > 2) return kiln_error(KILN_ERROR_CORRUPT, "layer %d: too many inputs", li);
+    for (int32_t i = 0; i < l->input_count; i++) {
+        const kiln_tensor_record *t = &d->tensors[l->inputs[i]];
+        dtypes[i] = (kiln_dtype)t->dtype;
+        shapes[i].rank = t->rank;
+        memcpy(shapes[i].dims, t->shape, sizeof(kiln_expr) * (size_t)t->rank);
+        labels[i] = t->name;
+    }
+    const kiln_tensor_record *out = &d->tensors[l->outputs[0]];
+    kiln_shape_expr stored = {.rank = out->rank};
+    memcpy(stored.dims, out->shape, sizeof(kiln_expr) * (size_t)out->rank);
+    v->layer = li;
+    kiln_op_call call = {.pool = v->pool, .subop = l->subop, .axis = l->axis, .to = (kiln_dtype)out->dtype,
+                         .target = &stored, .input_count = l->input_count, .dtypes = dtypes, .shapes = shapes,
+                         .labels = labels, .checks = {sink_add, v}};
+    kiln_dtype dtype;
+    kiln_shape_expr shape;
+    kiln_status s = info->infer(&call, &dtype, &shape);
+    if (s == KILN_ERROR_NO_MEMORY || s == KILN_ERROR_CORRUPT) return s;
+    if (s) return kiln_error_prefix(KILN_ERROR_CORRUPT, "layer %d (%s)", li, kiln_op_name(l->op));
+    int same = dtype == (kiln_dtype)out->dtype && shape.rank == out->rank;
+    for (int32_t a = 0; same && a < shape.rank; a++) same = shape.dims[a] == out->shape[a];
+    if (same) return KILN_OK;
+    char want[512], got[512];
+    shape_text(v->pool, dtype, shape.rank, shape.dims, want, sizeof want);
+    shape_text(v->pool, (kiln_dtype)out->dtype, out->rank, out->shape, got, sizeof got);
+    return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s): output '%s' is stored as %s but the op's rule gives %s", li,
+                      kiln_op_name(l->op), out->name, got, want);
+}
+
+kiln_status kiln_format_verify_layers(kiln_engine_desc *d) {
+    verify_sink v = {.desc = d, .is_check_size = d->exprs->count};
+    kiln_status s = kiln_exprs_from_nodes(d->exprs->nodes, d->exprs->count, d->dim_count, &v.pool);
+    if (s) return s;
+    for (int32_t i = 0; i < d->dim_count && !s; i++) s = kiln_exprs_name_dim(v.pool, i, d->dims[i].name);
+    v.is_check = kiln_calloc(v.is_check_size ? v.is_check_size : 1, 1);
+    if (!s && !v.is_check) s = kiln_error(KILN_ERROR_NO_MEMORY, "out of memory checking the engine's layers");
+    for (int32_t c = 0; c < d->check_count && !s; c++) v.is_check[d->checks[c].cond] = 1;
+    for (int32_t li = 0; li < d->layer_count && !s; li++) s = verify_layer(&v, li);
+    if (!s && v.added_count) {
+        kiln_check_record *all = kiln_realloc(d->checks, sizeof *all * ((size_t)d->check_count + v.added_count));
+        if (!all) {
+            s = kiln_error(KILN_ERROR_NO_MEMORY, "out of memory checking the engine's layers");
+        } else {
+            d->checks = all;
+            memcpy(d->checks + d->check_count, v.added, sizeof *all * (size_t)v.added_count);
+            d->check_count += v.added_count;
+            v.added_count = 0;   /* the messages now belong to d */
+            kiln_exprs_free(d->exprs);
+            d->exprs = v.pool;
+            v.pool = NULL;
+        }
+    }
+    for (int32_t i = 0; i < v.added_count; i++) kiln_free(v.added[i].message);
+    kiln_free(v.added);
+    kiln_exprs_free(v.pool);
+    kiln_free(v.is_check);
+    return s;
+}

@@ -1,0 +1,63 @@
+/* op_list.h — every built-in layer op, once, as X-macro lists.
+ *
+ * The enums (kiln_op in engine/engine_desc.h; kiln_binary_op and
+ * kiln_unary_op in kiln/kiln.h) give the numbers stored in engine files; these
+ * lists give the names, in the same order, checked against the enums' counts
+ * by static assertions in op_table.c.  Header-only on purpose: the CUDA
+ * module (libkiln-cuda.so) may not call into libkiln, so it reads the names
+ * from here rather than from op_table.c.  Everything else about an op —
+ * arity, attributes, dtype and shape rule — is its row in op_table.c.
+ *
+ * Adding an elementwise op (docs/architecture.md, "Adding a built-in op"):
+ * one enum value, one row here, one row in op_table.c's dtype table, one CPU
+ * kernel case, one CUDA kernel case, one test row. */
+#ifndef KILN_OPS_OP_LIST_H
+#define KILN_OPS_OP_LIST_H
+
+/* X(enum suffix, name) — layer ops, in kiln_op order. */
+#define KILN_OP_LIST(X) \
+    X(CAST, "cast")       \
+    X(BINARY, "binary")   \
+    X(UNARY, "unary")     \
+    X(GATHER, "gather")   \
+    X(RESHAPE, "reshape") \
+    X(MATMUL, "matmul")   \
+    X(PLUGIN, "plugin")
+
+/* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
+#define KILN_BINARY_OP_LIST(X) \
+    X(ADD, "add")              \
+    X(SUB, "sub")              \
+    X(MUL, "mul")              \
+    X(DIV, "div")              \
+    X(MIN, "min")              \
+    X(MAX, "max")
+
+/* Elementwise ops of one operand, in kiln_unary_op order.  gelu is the tanh
+ * approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+#define KILN_UNARY_OP_LIST(X) \
+    X(RELU, "relu")           \
+    X(GELU, "gelu")           \
+    X(SILU, "silu")           \
+    X(EXP, "exp")             \
+    X(NEG, "neg")             \
+    X(SQRT, "sqrt")
+
+#define KILN_OP_LIST_NAME_(suffix, name) name,
+#define KILN_OP_LIST_COUNT_(suffix, name) +1
+
+/* Names by number, for code that cannot link op_table.c; "?" out of range. */
+static inline const char *kiln_op_list_name(int op) {
+    static const char *const names[] = {KILN_OP_LIST(KILN_OP_LIST_NAME_)};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+static inline const char *kiln_binary_op_list_name(int op) {
+    static const char *const names[] = {KILN_BINARY_OP_LIST(KILN_OP_LIST_NAME_)};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+static inline const char *kiln_unary_op_list_name(int op) {
+    static const char *const names[] = {KILN_UNARY_OP_LIST(KILN_OP_LIST_NAME_)};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+
+#endif

@@ -1,0 +1,67 @@
+/* op_table.h — the one table of built-in layer ops.
+ *
+ * Each op is one row: its name, how many inputs and outputs it takes, and one
+ * rule that gives the output's dtype and symbolic shape from the inputs',
+ * building expressions in a pool and reporting the conditions that only
+ * concrete sizes can decide (two dynamic dims that must broadcast, element
+ * counts of a reshape, matmul inner sizes) as checks.  The same rule serves:
+ *   - the network (graph/layers.c), when a layer is added;
+ *   - the engine reader (format/layer_verify.c), which re-runs it on every
+ *     built-in layer of a loaded engine and refuses one whose stored output
+ *     differs, and whose checks become the engine's run-time checks: what a
+ *     kernel reads and writes is then exactly what the rule allows, however
+ *     the file was made;
+ *   - the names, arity and dtype rules that the reader, the runtime, both
+ *     backends and the inspect tool report.
+ * Elementwise sub-ops (binary add…max, unary relu…sqrt) are rows of their own
+ * small tables below, with the dtypes each accepts. */
+#ifndef KILN_OPS_OP_TABLE_H
+#define KILN_OPS_OP_TABLE_H
+
+#include "engine/engine_desc.h"
+#include "kiln/plugin.h"   /* kiln_shape_expr */
+#include "ops/op_list.h"
+
+/* Where a rule reports a condition that must hold at run time (a zero value
+ * fails the run with message).  Conditions that fold to a constant are not
+ * reported: true ones hold always, false ones are an error at once. */
+typedef struct kiln_op_check_sink {
+    kiln_status (*add)(void *user, kiln_expr cond, const char *message);
+    void        *user;
+} kiln_op_check_sink;
+
+/* One application of a rule: the layer's attributes and its inputs. */
+typedef struct kiln_op_call {
+    kiln_exprs            *pool;
+    int32_t                subop;        /* BINARY: kiln_binary_op; UNARY: kiln_unary_op */
+    int64_t                axis;         /* GATHER: the axis (negative counts from the end) */
+    kiln_dtype             to;           /* CAST: the target dtype */
+    const kiln_shape_expr *target;       /* RESHAPE: the shape asked for; one axis may be -1 (inferred) */
+    int32_t                input_count;
+    const kiln_dtype      *dtypes;       /* per input */
+    const kiln_shape_expr *shapes;       /* per input */
+    const char *const     *labels;       /* per input: names for messages */
+    kiln_op_check_sink     checks;
+} kiln_op_call;
+
+typedef struct kiln_op_info {
+    int32_t     input_count;             /* exactly this many; -1 for any (PLUGIN) */
+    int32_t     output_count;            /* exactly this many; 0 for any >= 1 (PLUGIN) */
+    /* The output's dtype and shape.  KILN_ERROR_INVALID_NETWORK, naming the
+     * inputs, for a call that can never work (dtypes, ranks, sizes that are
+     * constant and wrong); NULL for PLUGIN (plugins give their own). */
+    kiln_status (*infer)(const kiln_op_call *call, kiln_dtype *dtype, kiln_shape_expr *shape);
+} kiln_op_info;
+
+/* The row of op, or NULL when op is not a kiln_op. */
+const kiln_op_info *kiln_op_info_get(int op);
+/* Names for messages and inspection; "?" out of range. */
+const char *kiln_op_name(int op);
+const char *kiln_binary_op_name(int op);
+const char *kiln_unary_op_name(int op);
+/* Does the unary op take (and give) this dtype? */
+bool        kiln_unary_op_accepts(int op, kiln_dtype dtype);
+/* Does the binary op take (and give) this dtype? */
+bool        kiln_binary_op_accepts(int op, kiln_dtype dtype);
+
+#endif

@@ -1,0 +1,131 @@
+/* make_exec_corpus.c — seed engines for fuzz_engine_exec, built through the
+ * public API so that they follow the format whatever its version:
+ *
+ *   kiln_make_exec_corpus DIR
+ *
+ *   mlp.engine      matmul, add (broadcast bias), relu, the native plugins
+ *                   ScaleShift and SplitHalves (a workspace), an input copied
+ *                   to an output; dynamic batch, two profiles
+ *   ops.engine      gather (int32 and int64 indices), cast (float32 → float16
+ *                   → bfloat16 → float32), reshape with an inferred axis, every
+ *                   unary op, every binary op with broadcasting; dims batch and
+ *                   seq shared by two inputs
+ *   static.engine   no dims, int8/int32/int64 negation and casts */
+#include <stdio.h>
+
+#include "kiln/plugin.h"
+
+kiln_status kiln_plugin_library_init(void);   /* examples/native_plugin/scale_plugin.c */
+
+#define TRY(call) do { if ((call) != KILN_OK) { fprintf(stderr, "%s: %s\n", #call, kiln_last_error()); return 1; } } while (0)
+
+static int save(kiln_network *net, const char *dir, const char *name) {
+    kiln_blob *blob = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    kiln_status s = kiln_network_build(net, NULL, &blob);
+    if (s == KILN_OK) s = kiln_blob_save(blob, path);
+    if (s != KILN_OK) fprintf(stderr, "%s: %s\n", path, kiln_last_error());
+    kiln_blob_free(blob);
+    kiln_network_free(net);
+    return s != KILN_OK;
+}
+
+static int mlp(const char *dir) {
+    static const float w[12] = {0.5f, -1, 0.25f, 2, -0.5f, 1, 1.5f, -2, 1, 0.75f, -0.25f, 0.125f};
+    static const float b[4] = {0.1f, -0.2f, 0.3f, -0.4f};
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *pool = kiln_network_exprs(net);
+    kiln_dim_range ranges[2] = {{1, 2, 4}, {5, 8, 32}};
+    kiln_expr batch;
+    TRY(kiln_network_add_dim(net, "batch", ranges, 2, &batch));
+    kiln_expr xs[2] = {batch, kiln_expr_const(pool, 3)};
+    kiln_tensor x, wt, bt, mm, sum, act, scaled, halves[2];
+    int64_t wd[2] = {3, 4}, bd[1] = {4};
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xs, &x));
+    TRY(kiln_network_add_constant(net, "W", KILN_FLOAT32, 2, wd, w, &wt));
+    TRY(kiln_network_add_constant(net, "b", KILN_FLOAT32, 1, bd, b, &bt));
+    TRY(kiln_network_add_matmul(net, x, wt, &mm));
+    TRY(kiln_network_add_binary(net, KILN_BINARY_ADD, mm, bt, &sum));
+    TRY(kiln_network_add_unary(net, KILN_UNARY_RELU, sum, &act));
+    kiln_value *fields = kiln_value_map();
+    kiln_value_map_set(fields, "scale", kiln_value_float64(2.0));
+    kiln_value_map_set(fields, "shift", kiln_value_float64(1.0));
+    TRY(kiln_network_add_plugin(net, "example", "ScaleShift", "1", NULL, fields, 1, &act, 1, &scaled));
+    kiln_value_free(fields);
+    kiln_value *none = kiln_value_map();
+    TRY(kiln_network_add_plugin(net, "example", "SplitHalves", "1", NULL, none, 1, &scaled, 2, halves));
+    kiln_value_free(none);
+    TRY(kiln_network_mark_output(net, halves[0], "lo", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, halves[1], "hi", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, x, "x_copy", KILN_FLOAT32));
+    return save(net, dir, "mlp.engine");
+}
+
+static int ops(const char *dir) {
+    static float table[10 * 8];
+    for (int i = 0; i < 80; i++) table[i] = (float)i / 10.0f - 4;
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *pool = kiln_network_exprs(net);
+    kiln_dim_range br = {1, 2, 3}, sr = {1, 4, 6};
+    kiln_expr batch, seq;
+    TRY(kiln_network_add_dim(net, "batch", &br, 1, &batch));
+    TRY(kiln_network_add_dim(net, "seq", &sr, 1, &seq));
+    kiln_expr ids_shape[2] = {batch, seq}, x_shape[3] = {batch, seq, kiln_expr_const(pool, 8)};
+    kiln_tensor ids, ids64, x, emb, e, h, h16, hb, back, flat, shaped, cur, other;
+    int64_t td[2] = {10, 8};
+    TRY(kiln_network_add_input(net, "ids", KILN_INT32, 2, ids_shape, &ids));
+    TRY(kiln_network_add_input(net, "ids64", KILN_INT64, 2, ids_shape, &ids64));
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 3, x_shape, &x));
+    TRY(kiln_network_add_constant(net, "table", KILN_FLOAT32, 2, td, table, &emb));
+    TRY(kiln_network_add_gather(net, emb, ids, 0, &e));
+    TRY(kiln_network_add_gather(net, emb, ids64, 0, &other));
+    TRY(kiln_network_add_binary(net, KILN_BINARY_ADD, e, x, &h));
+    TRY(kiln_network_add_binary(net, KILN_BINARY_SUB, h, other, &h));
+    TRY(kiln_network_add_cast(net, h, KILN_FLOAT16, &h16));
+    TRY(kiln_network_add_cast(net, h16, KILN_BFLOAT16, &hb));
+    TRY(kiln_network_add_cast(net, hb, KILN_FLOAT32, &back));
+    kiln_expr rs[2] = {kiln_expr_const(pool, -1), kiln_expr_const(pool, 4)};
+    TRY(kiln_network_add_reshape(net, back, 2, rs, &flat));
+    kiln_expr rs2[3] = {batch, seq, kiln_expr_const(pool, 8)};
+    TRY(kiln_network_add_reshape(net, flat, 3, rs2, &shaped));
+    cur = shaped;
+    for (int op = 0; op < KILN_UNARY_OP_COUNT; op++) TRY(kiln_network_add_unary(net, (kiln_unary_op)op, cur, &cur));
+    int64_t rowd[1] = {8};
+    static const float row[8] = {1, 2, 0.5f, -1, 3, 0.25f, -2, 4};
+    kiln_tensor bias;
+    TRY(kiln_network_add_constant(net, "row", KILN_FLOAT32, 1, rowd, row, &bias));
+    for (int op = 0; op < KILN_BINARY_OP_COUNT; op++)
+        TRY(kiln_network_add_binary(net, (kiln_binary_op)op, cur, bias, &cur));
+    TRY(kiln_network_mark_output(net, cur, "y", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, h16, "h16", KILN_FLOAT16));
+    return save(net, dir, "ops.engine");
+}
+
+static int static_ints(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *pool = kiln_network_exprs(net);
+    kiln_expr shape[2] = {kiln_expr_const(pool, 3), kiln_expr_const(pool, 5)};
+    kiln_tensor a, na, a32, n32, a64, n64;
+    TRY(kiln_network_add_input(net, "a", KILN_INT8, 2, shape, &a));
+    TRY(kiln_network_add_unary(net, KILN_UNARY_NEG, a, &na));
+    TRY(kiln_network_add_cast(net, na, KILN_INT32, &a32));
+    TRY(kiln_network_add_unary(net, KILN_UNARY_NEG, a32, &n32));
+    TRY(kiln_network_add_cast(net, n32, KILN_INT64, &a64));
+    TRY(kiln_network_add_unary(net, KILN_UNARY_NEG, a64, &n64));
+    TRY(kiln_network_mark_output(net, n64, "n64", KILN_INT64));
+    TRY(kiln_network_mark_output(net, na, "n8", KILN_INT8));
+    return save(net, dir, "static.engine");
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    TRY(kiln_plugin_library_init());
+    return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]);
+}
