@@ -2,7 +2,8 @@
 # Runs every kiln test on this machine (CPU; GPU tests skip without a GPU):
 #   1. C build with warnings as errors, ctest
 #   2. ASan+UBSan build, ctest (includes the engine truncation/bit-flip test)
-#   3. libFuzzer target on the engine reader for a bounded time
+#   3. libFuzzer targets for a bounded time each: the engine reader, and
+#      engine execution (load, shapes, run) on mutated engines
 #   4. pip install . and pytest (Triton kernels run under TRITON_INTERPRET=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +23,18 @@ ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure
 
 echo "== fuzzing the engine reader (${KILN_FUZZ_SECONDS:-60} s)"
 CC=clang cmake -S . -B build/fuzz -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_BENCH=OFF -DKILN_TESTS=ON >/dev/null
-cmake --build build/fuzz --target fuzz_engine_reader -j"$jobs" >/dev/null
+cmake --build build/fuzz --target fuzz_engine_reader fuzz_engine_exec kiln_make_exec_corpus -j"$jobs" >/dev/null
 corpus=$(mktemp -d)
 cp tests/fuzz/corpus/* "$corpus"/
 build/fuzz/tests/fuzz/fuzz_engine_reader -max_total_time="${KILN_FUZZ_SECONDS:-60}" -print_final_stats=1 \
   "$corpus" 2>&1 | tail -n 12
+rm -rf "$corpus"
+
+echo "== fuzzing engine execution: load, shapes, run (${KILN_FUZZ_SECONDS:-60} s)"
+corpus=$(mktemp -d)
+build/fuzz/tests/fuzz/kiln_make_exec_corpus "$corpus" >/dev/null
+(cd "$corpus" && "$root/build/fuzz/tests/fuzz/fuzz_engine_exec" -max_total_time="${KILN_FUZZ_SECONDS:-60}" \
+  -print_final_stats=1 "$corpus" 2>&1 | tail -n 12)
 rm -rf "$corpus"
 
 if [ -f pyproject.toml ] && [ -d tests/python ]; then

@@ -80,6 +80,22 @@ static size_t dtype_bytes(kiln_dtype t) {
     }
 }
 
+/* Inputs hold small values (-1 … 5), so that indices are mostly in range and
+ * sometimes not, and float math stays finite. */
+static void fill_input(void *buffer, kiln_dtype dtype, uint64_t bytes) {
+    uint64_t n = bytes / dtype_bytes(dtype);
+    for (uint64_t k = 0; k < n; k++) {
+        int v = (int)(k % 7) - 1;
+        switch (dtype) {
+        case KILN_FLOAT32: ((float *)buffer)[k] = (float)v * 0.5f; break;
+        case KILN_INT32: ((int32_t *)buffer)[k] = v; break;
+        case KILN_INT64: ((int64_t *)buffer)[k] = v; break;
+        case KILN_FLOAT16: case KILN_BFLOAT16: ((uint16_t *)buffer)[k] = (uint16_t)(0x3c00 + 0x100 * (k % 4)); break;
+        default: ((int8_t *)buffer)[k] = (int8_t)v; break;
+        }
+    }
+}
+
 static void run_engine(kiln_engine *e) {
     if (kiln_engine_arena_bytes(e) > MAX_ARENA) return;
     kiln_context *ctx;
@@ -113,9 +129,7 @@ static void run_engine(kiln_engine *e) {
         if (!ok) break;
         buffers[i] = malloc(bytes ? bytes : 1);
         require(buffers[i] != NULL);
-        /* Inputs: small values, so that indices are sometimes in range. */
-        if (info.kind == KILN_IO_INPUT)
-            for (uint64_t k = 0; k < bytes; k++) ((uint8_t *)buffers[i])[k] = (uint8_t)(k % 3 == 0 ? k % 5 : 0);
+        if (info.kind == KILN_IO_INPUT) fill_input(buffers[i], info.dtype, bytes);
         require(kiln_context_set_tensor(ctx, info.name, bytes ? buffers[i] : NULL) == KILN_OK);
     }
     if (ok) {
