@@ -14,7 +14,7 @@
 #include "kiln/plugin.h"
 #include "engine/engine_desc.h"
 
-#define KILN_BACKEND_API_VERSION 2u   /* 2: kernel_load/kernel_launch/kernel_unload */
+#define KILN_BACKEND_API_VERSION 3u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op */
 
 typedef struct kiln_layer_launch {
     uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */
@@ -53,6 +53,12 @@ typedef struct kiln_backend_iface {
     /* Run one built-in layer on stream.  KILN_ERROR_UNSUPPORTED, naming the
      * op and dtype, for combinations the backend lacks. */
     kiln_status (*run_layer)(int32_t device, const kiln_layer_launch *launch, void *stream);
+    /* Can run_layer run this layer?  Looks at the op, the sub-op and the
+     * dtypes of launch's inputs and outputs, not at shapes or data.  Asked for
+     * every built-in layer when a context is created, so that a layer the
+     * backend lacks fails there, naming the layer, op and dtypes, not mid-run.
+     * Required. */
+    bool        (*supports_op)(const kiln_layer_launch *launch);
     /* Wait for all work on stream. */
     kiln_status (*synchronize)(int32_t device, void *stream);
     /* Make `device` current for the calling thread (CUDA); NULL on the CPU. */

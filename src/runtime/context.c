@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "ops/op_table.h"
 #include "runtime/engine_impl.h"
 
 static kiln_status upload_weights(kiln_context *ctx) {
@@ -59,6 +60,36 @@ static kiln_status create_instances(kiln_context *ctx) {
     return KILN_OK;
 }
 
+/* Every built-in layer must be one the backend can run: asked here, with the
+ * layer's op and dtypes, so that a gap fails now, by name, not mid-run. */
+kiln_status kiln_engine_check_backend(const kiln_engine *e, const kiln_backend_iface *backend) {
+    const kiln_engine_desc *d = &e->desc;
+    kiln_tensor_desc descs[3];
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *r = &d->layers[l];
+        if (r->op == KILN_OP_PLUGIN) continue;
+        int32_t n = r->input_count + r->output_count;
+        if (n > 3) return kiln_error(KILN_ERROR_CORRUPT, "layer %d has %d inputs and outputs", l, n);
+        for (int32_t i = 0; i < n; i++) {
+            int32_t t = i < r->input_count ? r->inputs[i] : r->outputs[i - r->input_count];
+            descs[i] = (kiln_tensor_desc){.dtype = (kiln_dtype)d->tensors[t].dtype, .rank = d->tensors[t].rank};
+        }
+        kiln_layer_launch launch = {.op = r->op, .subop = r->subop, .axis = r->axis, .input_count = r->input_count,
+                                    .output_count = r->output_count, .inputs = descs,
+                                    .outputs = descs + r->input_count};
+        if (backend->supports_op(&launch)) continue;
+        char dtypes[128];
+        size_t used = 0;
+        for (int32_t i = 0; i < n && used < sizeof dtypes; i++)
+            used += (size_t)snprintf(dtypes + used, sizeof dtypes - used, "%s%s", i == 0 ? "" : i == r->input_count ?
+                                     " -> " : ", ", kiln_dtype_name(descs[i].dtype));
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "layer %d (%s%s%s): the %s backend cannot run it with dtypes %s", l,
+                          kiln_op_name(r->op), e->layer_details[l][0] ? " " : "", e->layer_details[l], backend->name,
+                          dtypes);
+    }
+    return KILN_OK;
+}
+
 kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *options, kiln_context **out) {
     if (!e || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_create: NULL argument");
     *out = NULL;
@@ -85,6 +116,8 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     if (device.index < 0 || device.index >= backend->device_count())
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "device %s:%d does not exist (%d available)", backend->name,
                           device.index, backend->device_count());
+
+    if ((s = kiln_engine_check_backend(e, backend))) return s;
 
     const kiln_engine_desc *d = &e->desc;
     kiln_context *ctx = kiln_calloc(1, sizeof *ctx);

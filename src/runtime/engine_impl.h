@@ -61,5 +61,8 @@ struct kiln_context {
  * (KILN_ERROR_CORRUPT, naming the layer) an engine that states others
  * (plugin_verify.c).  Needs the creators resolved. */
 kiln_status kiln_engine_verify_plugin_layers(kiln_engine *e);
+/* KILN_ERROR_UNSUPPORTED, naming the layer, op and dtypes, unless backend's
+ * supports_op accepts every built-in layer of e (context.c, at creation). */
+kiln_status kiln_engine_check_backend(const kiln_engine *e, const kiln_backend_iface *backend);
 
 #endif

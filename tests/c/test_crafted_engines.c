@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "kiln/plugin.h"
+#include "runtime/engine_impl.h"
 #include "format/engine_format.h"
 #include "shape/exprs.h"
 #include "test.h"
@@ -254,6 +255,58 @@ static void test_reshape_count_becomes_a_check(void) {
     kiln_blob_free(blob);
 }
 
+/* A backend narrower than the op rules (one without matmul here) refuses the
+ * engine when a context is created, naming the layer, the op and the dtypes;
+ * the CPU backend takes every layer the rules accept. */
+static bool no_matmul(const kiln_layer_launch *l) {
+    return l->op != KILN_OP_MATMUL && kiln_backend_cpu()->supports_op(l);
+}
+
+static void test_backend_says_what_it_supports(void) {
+    const kiln_backend_iface *cpu = kiln_backend_cpu();
+    kiln_tensor_desc f32 = {.dtype = KILN_FLOAT32}, i32 = {.dtype = KILN_INT32}, f16 = {.dtype = KILN_FLOAT16};
+    kiln_tensor_desc in[2] = {f32, f32}, out[1] = {f32};
+    kiln_layer_launch l = {.op = KILN_OP_MATMUL, .input_count = 2, .output_count = 1, .inputs = in, .outputs = out};
+    CHECK(cpu->supports_op(&l));
+    in[0] = in[1] = out[0] = i32;
+    CHECK(!cpu->supports_op(&l));                       /* integer matmul: no kernel */
+    l.op = KILN_OP_UNARY;
+    l.subop = KILN_UNARY_NEG;
+    l.input_count = 1;
+    CHECK(cpu->supports_op(&l));
+    l.subop = KILN_UNARY_RELU;
+    CHECK(!cpu->supports_op(&l));
+    in[0] = out[0] = f16;
+    CHECK(cpu->supports_op(&l));
+    l.input_count = 2;                                  /* arity other than the table's */
+    CHECK(!cpu->supports_op(&l));
+    l.op = KILN_OP_PLUGIN;
+    CHECK(!cpu->supports_op(&l));
+
+    kiln_network *net;
+    CHECK_OK(kiln_network_create(&net));
+    kiln_expr shape[2] = {kiln_expr_const(kiln_network_exprs(net), 2), kiln_expr_const(kiln_network_exprs(net), 2)};
+    kiln_tensor a, b, m, r;
+    kiln_network_add_input(net, "a", KILN_FLOAT32, 2, shape, &a);
+    kiln_network_add_input(net, "b", KILN_FLOAT32, 2, shape, &b);
+    kiln_network_add_unary(net, KILN_UNARY_RELU, a, &r);
+    kiln_network_add_matmul(net, r, b, &m);
+    kiln_network_mark_output(net, m, "m", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    kiln_status built = kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    CHECK_OK(built);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    kiln_blob_free(blob);
+    kiln_backend_iface narrow = *cpu;
+    narrow.supports_op = no_matmul;
+    CHECK_OK(kiln_engine_check_backend(e, cpu));
+    CHECK_FAILS(kiln_engine_check_backend(e, &narrow), KILN_ERROR_UNSUPPORTED,
+                "layer 1 (matmul): the cpu backend cannot run it with dtypes float32, float32 -> float32");
+    kiln_engine_free(e);
+}
+
 int main(void) {
     TEST_RUN(test_input_axis_expression_refused);
     TEST_RUN(test_misaligned_activation_refused);
@@ -261,5 +314,6 @@ int main(void) {
     TEST_RUN(test_plugin_output_shape_must_match_plugin);
     TEST_RUN(test_builtin_output_must_match_rule);
     TEST_RUN(test_reshape_count_becomes_a_check);
+    TEST_RUN(test_backend_says_what_it_supports);
     return test_summary();
 }

@@ -34,28 +34,54 @@ static kiln_status cpu_copy(int32_t device, void *dst, const void *src, size_t n
 
 static kiln_status cpu_synchronize(int32_t device, void *stream) { return KILN_OK; }
 
+/* The CPU kernel of each op (cpu_<op>.c): its run and supports functions,
+ * and whether a large layer may be cut into pieces on several threads
+ * (elementwise ops: cpu_split.c).  PLUGIN has none: plugins are run by the
+ * runtime through their own enqueue. */
+typedef struct cpu_op {
+    kiln_status (*run)(const kiln_layer_launch *);
+    bool        (*supports)(const kiln_layer_launch *);
+    bool        split;
+} cpu_op;
+
+static const cpu_op cpu_ops[] = {
+    [KILN_OP_CAST]    = {kiln_cpu_cast, kiln_cpu_cast_supports, true},
+    [KILN_OP_BINARY]  = {kiln_cpu_binary, kiln_cpu_binary_supports, true},
+    [KILN_OP_UNARY]   = {kiln_cpu_unary, kiln_cpu_unary_supports, true},
+    [KILN_OP_GATHER]  = {kiln_cpu_gather, kiln_cpu_gather_supports, false},
+    [KILN_OP_RESHAPE] = {kiln_cpu_reshape, kiln_cpu_reshape_supports, false},
+    [KILN_OP_MATMUL]  = {kiln_cpu_matmul, kiln_cpu_matmul_supports, false},
+    [KILN_OP_PLUGIN]  = {NULL, NULL, false},
+};
+_Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
+
+/* The op's row when launch has the inputs and output its table row says. */
+static const cpu_op *cpu_op_for(const kiln_layer_launch *l) {
+    const kiln_op_info *info = kiln_op_info_get(l->op);
+    if (!info || !cpu_ops[l->op].run || l->input_count != info->input_count || l->output_count != 1 || !l->inputs ||
+        !l->outputs)
+        return NULL;
+    return &cpu_ops[l->op];
+}
+
+static bool cpu_supports_op(const kiln_layer_launch *l) {
+    const cpu_op *op = l ? cpu_op_for(l) : NULL;
+    return op && op->supports(l);
+}
+
 static kiln_status cpu_run_layer(int32_t device, const kiln_layer_launch *l, void *stream) {
     if (!l) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: run_layer: NULL launch");
-    int want_inputs;
-    kiln_status (*kernel)(const kiln_layer_launch *);
-    switch ((kiln_op)l->op) {
-    case KILN_OP_CAST:    want_inputs = 1; kernel = kiln_cpu_cast;    break;
-    case KILN_OP_BINARY:  want_inputs = 2; kernel = kiln_cpu_binary;  break;
-    case KILN_OP_UNARY:   want_inputs = 1; kernel = kiln_cpu_unary;   break;
-    case KILN_OP_GATHER:  want_inputs = 2; kernel = kiln_cpu_gather;  break;
-    case KILN_OP_RESHAPE: want_inputs = 1; kernel = kiln_cpu_reshape; break;
-    case KILN_OP_MATMUL:  want_inputs = 2; kernel = kiln_cpu_matmul;  break;
-    default:
-        /* Plugins are run by the runtime through their own enqueue. */
-        return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: op %d (%s) is not a built-in layer it can run",
-                          (int)l->op, kiln_op_name(l->op));
-    }
-    if (l->input_count != want_inputs || l->output_count != 1 || !l->inputs || !l->outputs)
+    const cpu_op *op = cpu_op_for(l);
+    if (!op) {
+        const kiln_op_info *info = kiln_op_info_get(l->op);
+        if (!info || !cpu_ops[l->op].run)
+            return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: op %d (%s) is not a built-in layer it can run",
+                              (int)l->op, kiln_op_name(l->op));
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: %s takes %d input(s) and 1 output, got %d and %d",
-                          kiln_op_name(l->op), want_inputs, (int)l->input_count, (int)l->output_count);
+                          kiln_op_name(l->op), (int)info->input_count, (int)l->input_count, (int)l->output_count);
+    }
     /* Elementwise layers may be cut into flat pieces run on several threads. */
-    if (l->op == KILN_OP_CAST || l->op == KILN_OP_UNARY || l->op == KILN_OP_BINARY) return kiln_cpu_run_split(l, kernel);
-    return kernel(l);
+    return op->split ? kiln_cpu_run_split(l, op->run) : op->run(l);
 }
 
 static const kiln_backend_iface cpu_backend = {
@@ -67,6 +93,7 @@ static const kiln_backend_iface cpu_backend = {
     .free         = cpu_free,
     .copy         = cpu_copy,
     .run_layer    = cpu_run_layer,
+    .supports_op  = cpu_supports_op,
     .synchronize  = cpu_synchronize,
     .set_device   = NULL,
 };

@@ -183,6 +183,12 @@ static kiln_status plan_broadcast(const kiln_tensor_desc *a, const kiln_tensor_d
     return KILN_OK;
 }
 
+bool kiln_cpu_binary_supports(const kiln_layer_launch *l) {
+    kiln_dtype dt = l->outputs[0].dtype;
+    return l->subop >= 0 && l->subop < KILN_BINARY_OP_COUNT && (unsigned)dt < KILN_DTYPE_COUNT &&
+           l->inputs[0].dtype == dt && l->inputs[1].dtype == dt && binary_kernels[dt][l->subop] != NULL;
+}
+
 kiln_status kiln_cpu_binary(const kiln_layer_launch *l) {
     const kiln_tensor_desc *a = &l->inputs[0], *b = &l->inputs[1], *out = &l->outputs[0];
     kiln_dtype dt = out->dtype;

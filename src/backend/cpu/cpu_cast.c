@@ -123,6 +123,10 @@ static void cast_floats(kiln_dtype from, const void *src, kiln_dtype to, void *d
     }
 }
 
+bool kiln_cpu_cast_supports(const kiln_layer_launch *l) {
+    return (unsigned)l->inputs[0].dtype < KILN_DTYPE_COUNT && (unsigned)l->outputs[0].dtype < KILN_DTYPE_COUNT;
+}
+
 kiln_status kiln_cpu_cast(const kiln_layer_launch *l) {
     const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
     int64_t n = kiln_cpu_numel(out);

@@ -17,6 +17,12 @@ static inline int64_t index_at(const kiln_tensor_desc *indices, int64_t j) {
     return indices->dtype == KILN_INT32 ? ((const int32_t *)indices->data)[j] : ((const int64_t *)indices->data)[j];
 }
 
+bool kiln_cpu_gather_supports(const kiln_layer_launch *l) {
+    kiln_dtype index = l->inputs[1].dtype;
+    return (index == KILN_INT32 || index == KILN_INT64) && kiln_dtype_size(l->inputs[0].dtype) > 0 &&
+           l->outputs[0].dtype == l->inputs[0].dtype;
+}
+
 kiln_status kiln_cpu_gather(const kiln_layer_launch *l) {
     const kiln_tensor_desc *data = &l->inputs[0], *indices = &l->inputs[1], *out = &l->outputs[0];
     if (indices->dtype != KILN_INT32 && indices->dtype != KILN_INT64) {

@@ -26,18 +26,27 @@ void kiln_cpu_f32_to_f16 (const float *src, uint16_t *dst, int64_t n);
 void kiln_cpu_bf16_to_f32(const uint16_t *src, float *dst, int64_t n);
 void kiln_cpu_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
 
+/* Each op's kernel, and whether it takes the launch's op and dtypes (the
+ * backend's supports_op; shapes are not looked at). */
+
 /* inputs[0] → outputs[0]: any dtype to any dtype, same shape. */
 kiln_status kiln_cpu_cast   (const kiln_layer_launch *l);
+bool        kiln_cpu_cast_supports   (const kiln_layer_launch *l);
 /* inputs[0] (op) inputs[1] → outputs[0], numpy broadcasting; l->subop is a kiln_binary_op. */
 kiln_status kiln_cpu_binary (const kiln_layer_launch *l);
+bool        kiln_cpu_binary_supports (const kiln_layer_launch *l);
 /* op(inputs[0]) → outputs[0]; l->subop is a kiln_unary_op. */
 kiln_status kiln_cpu_unary  (const kiln_layer_launch *l);
+bool        kiln_cpu_unary_supports  (const kiln_layer_launch *l);
 /* take(inputs[0], inputs[1], l->axis) → outputs[0]. */
 kiln_status kiln_cpu_gather (const kiln_layer_launch *l);
+bool        kiln_cpu_gather_supports (const kiln_layer_launch *l);
 /* Copy inputs[0]'s bytes to outputs[0] (a no-op when they are one buffer). */
 kiln_status kiln_cpu_reshape(const kiln_layer_launch *l);
+bool        kiln_cpu_reshape_supports(const kiln_layer_launch *l);
 /* inputs[0] [..., M, K] x inputs[1] [..., K, N] → outputs[0] [..., M, N]. */
 kiln_status kiln_cpu_matmul (const kiln_layer_launch *l);
+bool        kiln_cpu_matmul_supports (const kiln_layer_launch *l);
 
 /* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
  * run on several threads when it is large (cpu_split.c): flat pieces when

@@ -194,6 +194,11 @@ static int overlaps(const void *p, size_t pn, const void *q, size_t qn) {
     return pn && qn && a < b + qn && b < a + pn;
 }
 
+bool kiln_cpu_matmul_supports(const kiln_layer_launch *l) {
+    kiln_dtype dt = l->outputs[0].dtype;
+    return kiln_dtype_is_float(dt) && l->inputs[0].dtype == dt && l->inputs[1].dtype == dt;
+}
+
 kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
     const kiln_tensor_desc *a = &l->inputs[0], *b = &l->inputs[1], *out = &l->outputs[0];
     kiln_dtype dt = out->dtype;

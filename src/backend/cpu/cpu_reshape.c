@@ -8,6 +8,10 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
 
+bool kiln_cpu_reshape_supports(const kiln_layer_launch *l) {
+    return kiln_dtype_size(l->inputs[0].dtype) > 0 && l->outputs[0].dtype == l->inputs[0].dtype;
+}
+
 kiln_status kiln_cpu_reshape(const kiln_layer_launch *l) {
     const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
     size_t es = kiln_dtype_size(in->dtype);

@@ -119,6 +119,12 @@ static const unary_kernel unary_kernels[KILN_DTYPE_COUNT][KILN_UNARY_OP_COUNT] =
     [KILN_INT64]    = {[KILN_UNARY_NEG] = i64_neg},
 };
 
+bool kiln_cpu_unary_supports(const kiln_layer_launch *l) {
+    kiln_dtype dt = l->inputs[0].dtype;
+    return l->subop >= 0 && l->subop < KILN_UNARY_OP_COUNT && (unsigned)dt < KILN_DTYPE_COUNT &&
+           l->outputs[0].dtype == dt && unary_kernels[dt][l->subop] != NULL;
+}
+
 kiln_status kiln_cpu_unary(const kiln_layer_launch *l) {
     const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
     if (l->subop < 0 || l->subop >= KILN_UNARY_OP_COUNT)

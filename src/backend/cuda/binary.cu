@@ -243,6 +243,12 @@ static void kc_binary_launch(const kiln_tensor_desc *a, const kiln_tensor_desc *
     }
 }
 
+bool kiln_cuda_binary_supports(const kiln_layer_launch *l) {
+    kiln_dtype dt = l->outputs[0].dtype;
+    return (unsigned)l->subop < KILN_BINARY_OP_COUNT && (unsigned)dt < KILN_DTYPE_COUNT &&
+           l->inputs[0].dtype == dt && l->inputs[1].dtype == dt;
+}
+
 kiln_status kiln_cuda_binary_run(const kiln_layer_launch *l, cudaStream_t stream) {
     const kiln_tensor_desc *a = &l->inputs[0], *b = &l->inputs[1], *out = &l->outputs[0];
     if ((unsigned)l->subop >= KILN_BINARY_OP_COUNT)

@@ -122,6 +122,10 @@ static void kc_cast_float_launch(const void *in, void *out, int64_t n, cudaStrea
         (const S *)in, (D *)out, n);
 }
 
+bool kiln_cuda_cast_supports(const kiln_layer_launch *l) {
+    return (unsigned)l->inputs[0].dtype < KILN_DTYPE_COUNT && (unsigned)l->outputs[0].dtype < KILN_DTYPE_COUNT;
+}
+
 kiln_status kiln_cuda_cast_run(const kiln_layer_launch *l, cudaStream_t stream) {
     const kiln_tensor_desc *x = &l->inputs[0], *y = &l->outputs[0];
     int64_t n = kiln_cuda_numel(y);

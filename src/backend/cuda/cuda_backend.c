@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "backend/cuda/cuda_ops.h"
+#include "ops/op_list.h"
 
 const kiln_backend_host *kiln_cuda_host;
 
@@ -178,41 +179,69 @@ static kiln_status run_reshape(const kiln_layer_launch *l, cudaStream_t stream) 
                            "reshape: cudaMemcpyAsync");
 }
 
-/* How many inputs each op takes (it always has one output). */
-static const int32_t op_inputs[KILN_OP_COUNT] = {
-    [KILN_OP_CAST] = 1, [KILN_OP_BINARY] = 2, [KILN_OP_UNARY] = 1,
-    [KILN_OP_GATHER] = 2, [KILN_OP_RESHAPE] = 1, [KILN_OP_MATMUL] = 2,
+static bool reshape_supports(const kiln_layer_launch *l) {
+    return kiln_cuda_dtype_size(l->inputs[0].dtype) > 0 && l->outputs[0].dtype == l->inputs[0].dtype;
+}
+
+static kiln_status run_matmul_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    return kiln_cuda_matmul_run(device, l, s);
+}
+static kiln_status run_cast(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_cast_run(l, s); }
+static kiln_status run_binary(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_binary_run(l, s); }
+static kiln_status run_unary(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_unary_run(l, s); }
+static kiln_status run_gather(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_gather_run(l, s); }
+static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return run_reshape(l, s); }
+
+/* The CUDA kernel of each op (one .cu file per op): its launch, its supports
+ * function and how many inputs it takes (it always has one output).  Names
+ * come from ops/op_list.h: this module may not call into libkiln. */
+typedef struct cuda_op {
+    kiln_status (*run)(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
+    bool        (*supports)(const kiln_layer_launch *l);
+    int32_t     inputs;
+} cuda_op;
+
+static const cuda_op cuda_ops[] = {
+    [KILN_OP_CAST]    = {run_cast, kiln_cuda_cast_supports, 1},
+    [KILN_OP_BINARY]  = {run_binary, kiln_cuda_binary_supports, 2},
+    [KILN_OP_UNARY]   = {run_unary, kiln_cuda_unary_supports, 1},
+    [KILN_OP_GATHER]  = {run_gather, kiln_cuda_gather_supports, 2},
+    [KILN_OP_RESHAPE] = {run_reshape_on, reshape_supports, 1},
+    [KILN_OP_MATMUL]  = {run_matmul_on, kiln_cuda_matmul_supports, 2},
+    [KILN_OP_PLUGIN]  = {NULL, NULL, 0},
 };
-static const char *const op_names[KILN_OP_COUNT] = {
-    [KILN_OP_CAST] = "cast", [KILN_OP_BINARY] = "binary", [KILN_OP_UNARY] = "unary",
-    [KILN_OP_GATHER] = "gather", [KILN_OP_RESHAPE] = "reshape", [KILN_OP_MATMUL] = "matmul",
-    [KILN_OP_PLUGIN] = "plugin",
-};
+_Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
+
+static const cuda_op *cuda_op_for(const kiln_layer_launch *l) {
+    if (l->op >= KILN_OP_COUNT || !cuda_ops[l->op].run) return NULL;
+    const cuda_op *op = &cuda_ops[l->op];
+    if (l->input_count != op->inputs || l->output_count != 1 || !l->inputs || !l->outputs) return NULL;
+    return op;
+}
+
+static bool cuda_supports_op(const kiln_layer_launch *l) {
+    const cuda_op *op = l ? cuda_op_for(l) : NULL;
+    return op && op->supports(l);
+}
 
 static kiln_status cuda_run_layer(int32_t device, const kiln_layer_launch *l, void *stream) {
     if (!l) return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: run_layer: NULL launch");
-    if (l->op >= KILN_OP_COUNT || l->op == KILN_OP_PLUGIN)
-        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %s is not a built-in layer",
-                              l->op < KILN_OP_COUNT ? op_names[l->op] : "(unknown)");
-    if (l->input_count < op_inputs[l->op] || l->output_count < 1 || !l->inputs || !l->outputs)
+    const cuda_op *op = cuda_op_for(l);
+    if (!op) {
+        if (l->op >= KILN_OP_COUNT || !cuda_ops[l->op].run)
+            return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %s is not a built-in layer",
+                                  kiln_op_list_name(l->op));
         return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants %d inputs and 1 output, got %d and %d",
-                              op_names[l->op], (int)op_inputs[l->op], (int)l->input_count, (int)l->output_count);
+                              kiln_op_list_name(l->op), (int)cuda_ops[l->op].inputs, (int)l->input_count,
+                              (int)l->output_count);
+    }
     /* A tensor with no elements needs no launch (and a grid of 0 is an error). */
     if (kiln_cuda_numel(&l->outputs[0]) == 0) return KILN_OK;
 
     device_guard g;
     kiln_status st = guard_enter(&g, device, "run_layer: cudaSetDevice");
     if (st != KILN_OK) return st;
-    cudaStream_t s = (cudaStream_t)stream;
-    switch ((kiln_op)l->op) {
-    case KILN_OP_CAST:    st = kiln_cuda_cast_run(l, s); break;
-    case KILN_OP_BINARY:  st = kiln_cuda_binary_run(l, s); break;
-    case KILN_OP_UNARY:   st = kiln_cuda_unary_run(l, s); break;
-    case KILN_OP_GATHER:  st = kiln_cuda_gather_run(l, s); break;
-    case KILN_OP_RESHAPE: st = run_reshape(l, s); break;
-    case KILN_OP_MATMUL:  st = kiln_cuda_matmul_run(device, l, s); break;
-    default:              st = kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %d", (int)l->op); break;
-    }
+    st = op->run(device, l, (cudaStream_t)stream);
     guard_leave(&g);
     return st;
 }
@@ -244,6 +273,7 @@ static const kiln_backend_iface cuda_iface = {
     .free         = cuda_free,
     .copy         = cuda_copy,
     .run_layer    = cuda_run_layer,
+    .supports_op  = cuda_supports_op,
     .synchronize  = cuda_synchronize,
     .set_device   = cuda_set_device,
     .capture_begin = kiln_cuda_capture_begin,

@@ -37,14 +37,21 @@ int64_t     kiln_cuda_numel(const kiln_tensor_desc *t);
  * enough to fill the device, never more than the items need. */
 unsigned    kiln_cuda_grid(int64_t n, int threads);
 
+/* Each op's launch, and whether it takes the launch's op and dtypes (the
+ * backend's supports_op; shapes are not looked at). */
 kiln_status kiln_cuda_cast_run  (const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_cast_supports  (const kiln_layer_launch *l);
 kiln_status kiln_cuda_binary_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_binary_supports(const kiln_layer_launch *l);
 kiln_status kiln_cuda_unary_run (const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_unary_supports (const kiln_layer_launch *l);
 kiln_status kiln_cuda_gather_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_gather_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
  * process exit the CUDA runtime may already be gone when a destructor would
  * run (PyTorch leaks its handles for the same reason). */
 kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_matmul_supports(const kiln_layer_launch *l);
 
 /* Element size, local to this module: libkiln-cuda.so must not call into
  * libkiln (Python loads libkiln with RTLD_LOCAL, so its symbols are not

@@ -69,6 +69,12 @@ static void kc_gather_launch(const void *data, const void *indices, kiln_dtype i
                                                                 rows, nidx, axis_len, units);
 }
 
+bool kiln_cuda_gather_supports(const kiln_layer_launch *l) {
+    kiln_dtype index = l->inputs[1].dtype;
+    return (index == KILN_INT32 || index == KILN_INT64) && kiln_cuda_dtype_size(l->inputs[0].dtype) > 0 &&
+           l->outputs[0].dtype == l->inputs[0].dtype;
+}
+
 kiln_status kiln_cuda_gather_run(const kiln_layer_launch *l, cudaStream_t stream) {
     const kiln_tensor_desc *data = &l->inputs[0], *idx = &l->inputs[1], *out = &l->outputs[0];
     if (idx->dtype != KILN_INT32 && idx->dtype != KILN_INT64)

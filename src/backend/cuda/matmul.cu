@@ -112,6 +112,12 @@ static void kc_batch_strides(const int64_t *dims, int32_t n, int32_t nb, int64_t
 
 static int kc_fits_int(int64_t v) { return v >= 0 && v <= 0x7fffffff; }
 
+bool kiln_cuda_matmul_supports(const kiln_layer_launch *l) {
+    kiln_dtype dt = l->outputs[0].dtype;
+    return (dt == KILN_FLOAT32 || dt == KILN_FLOAT16 || dt == KILN_BFLOAT16) && l->inputs[0].dtype == dt &&
+           l->inputs[1].dtype == dt;
+}
+
 kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream) {
     const kiln_tensor_desc *a = &l->inputs[0], *b = &l->inputs[1], *c = &l->outputs[0];
     if (a->dtype != c->dtype || b->dtype != c->dtype)

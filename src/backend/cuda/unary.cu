@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_dtype.cuh"
+#include "ops/op_list.h"
 #include "backend/cuda/cuda_ops.h"
 
 __device__ __forceinline__ float kc_unary_f32(float x, int op) {
@@ -67,14 +68,20 @@ static void kc_unary_launch(const kiln_tensor_desc *x, const kiln_tensor_desc *y
         (const T *)x->data, (T *)y->data, n, op, vectorize);
 }
 
+bool kiln_cuda_unary_supports(const kiln_layer_launch *l) {
+    kiln_dtype dt = l->outputs[0].dtype;
+    if ((unsigned)l->subop >= KILN_UNARY_OP_COUNT || l->inputs[0].dtype != dt) return false;
+    if (dt == KILN_FLOAT32 || dt == KILN_FLOAT16 || dt == KILN_BFLOAT16) return true;
+    return l->subop == KILN_UNARY_NEG && (dt == KILN_INT8 || dt == KILN_INT32 || dt == KILN_INT64);
+}
+
 kiln_status kiln_cuda_unary_run(const kiln_layer_launch *l, cudaStream_t stream) {
-    static const char *const names[KILN_UNARY_OP_COUNT] = {"relu", "gelu", "silu", "exp", "neg", "sqrt"};
     const kiln_tensor_desc *x = &l->inputs[0], *y = &l->outputs[0];
     if ((unsigned)l->subop >= KILN_UNARY_OP_COUNT)
         return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: unary: unknown operation %d", (int)l->subop);
     int op = l->subop;
     if (x->dtype != y->dtype)
-        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: unary %s: input and output dtypes differ", names[op]);
+        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: unary %s: input and output dtypes differ", kiln_unary_op_list_name(op));
     switch (y->dtype) {
     case KILN_FLOAT32:  kc_unary_launch<float>(x, y, op, stream); break;
     case KILN_FLOAT16:  kc_unary_launch<__half>(x, y, op, stream); break;
@@ -82,7 +89,7 @@ kiln_status kiln_cuda_unary_run(const kiln_layer_launch *l, cudaStream_t stream)
     case KILN_INT8: case KILN_INT32: case KILN_INT64:
         if (op != KILN_UNARY_NEG) {
             char what[32];
-            snprintf(what, sizeof what, "unary %s", names[op]);
+            snprintf(what, sizeof what, "unary %s", kiln_unary_op_list_name(op));
             return kiln_cuda_unsupported(what, y->dtype);
         }
         if (y->dtype == KILN_INT8)       kc_unary_launch<int8_t>(x, y, op, stream);
@@ -91,7 +98,7 @@ kiln_status kiln_cuda_unary_run(const kiln_layer_launch *l, cudaStream_t stream)
         break;
     default: {
         char what[32];
-        snprintf(what, sizeof what, "unary %s", names[op]);
+        snprintf(what, sizeof what, "unary %s", kiln_unary_op_list_name(op));
         return kiln_cuda_unsupported(what, y->dtype);
     }
     }
