@@ -266,6 +266,10 @@ check "inspect: escaped dim name" grep -qF 'b\x1b[2J' "$W/out.txt"
 check "inspect: escaped input name" grep -qF 'x\x1b]0;owned\x07' "$W/out.txt"
 check "inspect: escaped C1 control in a module" grep -qF 'mod\xc2\x9b31m' "$W/out.txt"
 check "inspect: escaped non-UTF-8 byte" grep -qF 'z\xff' "$W/out.txt"
+kiln inspect "$W/escapes.engine" --json
+check "inspect --json of escaped names exits 0" [ "$rc" -eq 0 ]
+check "inspect --json prints no raw ESC" sh -c "! LC_ALL=C grep -q \"\$(printf '\\033')\" '$W/out.txt'"
+check "inspect --json escapes ESC as JSON does" grep -qF 'x\u001b]0;owned\u0007' "$W/out.txt"
 expect_error 1 "module 'mod.xc2.x9b31m'" run "$W/escapes.engine"
 check "an error naming an engine string has no raw ESC" sh -c "! LC_ALL=C grep -q \"\$(printf '\\033')\" '$W/err.txt'"
 
