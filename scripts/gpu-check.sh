@@ -20,7 +20,7 @@ step() {   # step NAME COMMAND...: run, log, record pass/fail
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 build=$root/build/gpu
-step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DKILN_PYTHON=ON \
+step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON -DKILN_CUDA=ON -DKILN_PYTHON=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DPython3_EXECUTABLE="$(command -v python3)"
 step build cmake --build "$build" -j"$(nproc)"
 step ctest ctest --test-dir "$build" --output-on-failure

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every kiln test on this machine (CPU; GPU tests skip without a GPU):
-#   1. C build with warnings as errors, ctest
+#   1. C build with warnings as errors, ctest; kiln installed and used from C
 #   2. ASan+UBSan build, ctest (includes the engine truncation/bit-flip test)
 #   3. libFuzzer targets for a bounded time each: the engine reader, and
 #      engine execution (load, shapes, run) on mutated engines
@@ -12,17 +12,20 @@ bash scripts/install-deps.sh
 jobs=$(nproc)
 
 echo "== C build and tests"
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON >/dev/null
 cmake --build build/release -j"$jobs" >/dev/null
 ctest --test-dir build/release --output-on-failure
 
+echo "== installed kiln used from C (cmake --install, find_package, pkg-config)"
+bash scripts/test-install.sh
+
 echo "== C tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON -DKILN_CUDA=OFF -DKILN_BENCH=OFF >/dev/null
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DKILN_WERROR=ON -DKILN_SANITIZE=ON -DKILN_CUDA=OFF -DKILN_BENCH=OFF >/dev/null
 cmake --build build/asan -j"$jobs" >/dev/null
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure
 
 echo "== fuzzing the engine reader (${KILN_FUZZ_SECONDS:-60} s)"
-CC=clang cmake -S . -B build/fuzz -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_BENCH=OFF -DKILN_TESTS=ON >/dev/null
+CC=clang cmake -S . -B build/fuzz -DKILN_WERROR=ON -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_BENCH=OFF -DKILN_TESTS=ON >/dev/null
 cmake --build build/fuzz --target fuzz_engine_reader fuzz_engine_exec kiln_make_exec_corpus -j"$jobs" >/dev/null
 corpus=$(mktemp -d)
 cp tests/fuzz/corpus/* "$corpus"/

@@ -88,6 +88,12 @@ static int run(const char *path, const float *x, float *lo, float *hi) {
     return 0;
 }
 
+/* kiln's own build passes the library it built; elsewhere give it on the
+ * command line (or it is looked up by name, as dlopen does). */
+#ifndef KILN_EXAMPLE_PLUGIN_PATH
+#define KILN_EXAMPLE_PLUGIN_PATH "libkiln_example_plugin.so"
+#endif
+
 int main(int argc, char **argv) {
     const char *library = argc > 1 ? argv[1] : KILN_EXAMPLE_PLUGIN_PATH;
     const char *path = argc > 2 ? argv[2] : "demo.engine";
