@@ -268,7 +268,8 @@ KILN_API const void       *kiln_value_as_bytes  (const kiln_value *v, size_t *le
 KILN_API size_t            kiln_value_count     (const kiln_value *v);
 KILN_API const kiln_value *kiln_value_item      (const kiln_value *v, size_t i);
 KILN_API const char       *kiln_value_key       (const kiln_value *v, size_t i);
-/* Map lookup by key; NULL if absent or v is not a map. */
+/* Map lookup by key; NULL if absent (the last error is not set: a missing key
+ * is an answer, not a failure) or if v is not a map (an error). */
 KILN_API const kiln_value *kiln_value_map_get   (const kiln_value *v, const char *key);
 /* Array: dtype, rank, dims (rank entries) and data. */
 KILN_API kiln_status       kiln_value_array_info(const kiln_value *v, kiln_dtype *dtype, int32_t *rank,

@@ -84,7 +84,6 @@ static void *open_cuda_library(char *path, size_t path_size) {
 
 static void load_cuda_backend(void) {
     char path[1024];
-    kiln_clear_error();
     void *handle = open_cuda_library(path, sizeof path);
     if (!handle) goto failed;
 
@@ -100,12 +99,13 @@ static void load_cuda_backend(void) {
     }
     /* The init function has run code (CUDA's own setup) from here on, so the
      * library stays loaded even when it is refused. */
+    uint64_t serial = kiln_error_serial();
     const kiln_backend_iface *iface = init(&host);
     /* The backend reports why through host.set_error, into the last error;
      * it is copied out before being formatted into the new message. */
     char why[1024];
     if (!iface) {
-        snprintf(why, sizeof why, "%s", kiln_last_error());
+        snprintf(why, sizeof why, "%s", kiln_error_serial() != serial ? kiln_last_error() : "");
         cuda_status = kiln_error(KILN_ERROR_UNSUPPORTED, "CUDA backend unavailable: %s: %s", path,
                                  why[0] ? why : "its init function failed");
         goto failed;
@@ -118,14 +118,14 @@ static void load_cuda_backend(void) {
         goto failed;
     }
     if (!iface->device_count || !iface->alloc || !iface->free || !iface->copy || !iface->run_layer ||
-        !iface->synchronize) {
+        !iface->supports_op || !iface->synchronize) {
         cuda_status = kiln_error(KILN_ERROR_UNSUPPORTED, "CUDA backend unavailable: %s lacks required functions",
                                  path);
         goto failed;
     }
-    kiln_clear_error();
+    serial = kiln_error_serial();
     if (iface->device_count() <= 0) {
-        snprintf(why, sizeof why, "%s", kiln_last_error());
+        snprintf(why, sizeof why, "%s", kiln_error_serial() != serial ? kiln_last_error() : "");
         cuda_status = kiln_error(KILN_ERROR_UNSUPPORTED, "CUDA backend unavailable: no CUDA device%s%s",
                                  why[0] ? ": " : "", why);
         goto failed;
@@ -137,12 +137,11 @@ failed:
     snprintf(cuda_message, sizeof cuda_message, "%s", kiln_last_error());
 }
 
-/* The CUDA backend or NULL, without touching the caller's last error. */
+/* The CUDA backend or NULL (why: cuda_status and cuda_message).  The first
+ * call loads it and may set this thread's last error on the way, as any kiln
+ * call may (kiln.h: the message is valid until the next kiln call). */
 static const kiln_backend_iface *cuda_backend(void) {
-    char saved[4096];
-    snprintf(saved, sizeof saved, "%s", kiln_last_error());
     pthread_once(&cuda_once, load_cuda_backend);
-    kiln_error(KILN_OK, "%s", saved);
     return cuda_iface;
 }
 

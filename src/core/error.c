@@ -33,7 +33,17 @@ const char *kiln_last_error(void) { return last_error; }
 
 void kiln_clear_error(void) { last_error[0] = '\0'; }
 
-const char *kiln_version(void) { return "0.1.0"; }
+#define KILN_STRINGIFY_(x) #x
+#define KILN_STRINGIFY(x) KILN_STRINGIFY_(x)
+const char *kiln_version(void) {
+    return KILN_STRINGIFY(KILN_VERSION_MAJOR) "." KILN_STRINGIFY(KILN_VERSION_MINOR) "." KILN_STRINGIFY(
+        KILN_VERSION_PATCH);
+}
+
+/* Counts the messages set on this thread (kiln_error_serial). */
+static _Thread_local uint64_t message_serial;
+
+uint64_t kiln_error_serial(void) { return message_serial; }
 
 /* Format into a scratch buffer first: callers may pass kiln_last_error()
  * itself as an argument, and vsnprintf must not write what it reads. */
@@ -41,6 +51,7 @@ static void set_message(const char *fmt, va_list ap) {
     char scratch[KILN_ERROR_CAPACITY];
     vsnprintf(scratch, sizeof scratch, fmt, ap);
     memcpy(last_error, scratch, sizeof last_error);
+    message_serial++;
 }
 
 kiln_status kiln_error(kiln_status status, const char *fmt, ...) {

@@ -12,4 +12,9 @@ kiln_status kiln_error(kiln_status status, const char *fmt, ...) __attribute__((
  * Returns status unchanged. */
 kiln_status kiln_error_prefix(kiln_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* How many messages have been set on this thread so far: code that calls
+ * out (into a plugin) reads it before the call and, on failure, knows whether
+ * the callee left a message of its own, without clearing the caller's. */
+uint64_t kiln_error_serial(void);
+
 #endif

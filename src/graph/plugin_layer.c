@@ -6,12 +6,12 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "graph/network_impl.h"
+#include "plugin/plugin_failure.h"
 
 
-static kiln_status plugin_failed(kiln_status s, const kiln_plugin_creator *c, const char *step) {
-    if (s == KILN_OK) s = KILN_ERROR_PLUGIN;
-    if (s != KILN_ERROR_NO_MEMORY) s = KILN_ERROR_PLUGIN;
-    return kiln_error_prefix(s, "plugin %s::%s version %s: %s", c->plugin_namespace, c->name, c->version, step);
+static kiln_status plugin_failed(kiln_status s, uint64_t serial, const kiln_plugin_creator *c, const char *step) {
+    return kiln_plugin_failure(s, serial, "plugin %s::%s version %s: %s", c->plugin_namespace, c->name, c->version,
+                               step);
 }
 
 /* Every output shape must be a valid rank with valid, non-negative-able expressions of this pool. */
@@ -95,14 +95,15 @@ kiln_status kiln_network_add_plugin(kiln_network *net, const char *ns, const cha
     void *instance = NULL;
     kiln_expr workspace = KILN_EXPR_INVALID;
     if (!s) {
-        kiln_clear_error();
+        uint64_t serial = kiln_error_serial();
         s = c->create(c, fields, &instance);
-        if (s) s = plugin_failed(s, c, "create");
+        if (s) s = plugin_failed(s, serial, c, "create");
     }
     if (!s) {
         if (c->infer_dtypes) {
+            uint64_t serial = kiln_error_serial();
             s = c->infer_dtypes(instance, input_count, in_dtypes, output_count, out_dtypes);
-            if (s) s = plugin_failed(s, c, "infer_dtypes");
+            if (s) s = plugin_failed(s, serial, c, "infer_dtypes");
         } else if (input_count == 0) {
             s = kiln_error(KILN_ERROR_PLUGIN, "plugin %s::%s version %s has no inputs and no infer_dtypes", ns, name,
                            version);
@@ -116,12 +117,14 @@ kiln_status kiln_network_add_plugin(kiln_network *net, const char *ns, const cha
     }
     if (!s) {
         for (int32_t i = 0; i < output_count; i++) out_shapes[i].rank = -1;
+        uint64_t serial = kiln_error_serial();
         s = c->infer_shapes(instance, net->exprs, input_count, in_shapes, output_count, out_shapes);
-        s = s ? plugin_failed(s, c, "infer_shapes") : check_shapes(net, c, output_count, out_shapes);
+        s = s ? plugin_failed(s, serial, c, "infer_shapes") : check_shapes(net, c, output_count, out_shapes);
     }
     if (!s && c->workspace_size) {
+        uint64_t serial = kiln_error_serial();
         s = c->workspace_size(instance, net->exprs, input_count, in_shapes, &workspace);
-        if (s) s = plugin_failed(s, c, "workspace_size");
+        if (s) s = plugin_failed(s, serial, c, "workspace_size");
         else if (!kiln_exprs_valid(net->exprs, workspace))
             s = kiln_error(KILN_ERROR_PLUGIN, "plugin %s::%s version %s: workspace_size gave an invalid expression",
                            ns, name, version);

@@ -445,7 +445,6 @@ static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_val
         aot_destroy(creator, in);
         return s;
     }
-    kiln_clear_error();   /* absent optional fields left "no key" messages behind */
     *out = in;
     return KILN_OK;
 }
@@ -570,7 +569,6 @@ static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, in
             }
             if (!s) {
                 k->image = img;
-                kiln_clear_error();   /* earlier images' failures are not errors now */
                 return KILN_OK;
             }
             if (used < sizeof errors)

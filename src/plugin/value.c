@@ -370,8 +370,9 @@ const kiln_value *kiln_value_map_get(const kiln_value *v, const char *key) {
         kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_value_map_get: key is NULL");
         return NULL;
     }
+    /* A missing key is an ordinary answer, not an error: the last-error
+     * message is left alone (callers that need the key say so themselves). */
     const kiln_value_entry *e = map_find(v, key);
-    if (!e) kiln_error(KILN_ERROR_NOT_FOUND, "map has no key \"%s\"", key);
     return e ? e->value : NULL;
 }
 

@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "ops/op_table.h"
+#include "plugin/plugin_failure.h"
 #include "runtime/engine_impl.h"
 
 static kiln_status upload_weights(kiln_context *ctx) {
@@ -51,11 +52,11 @@ static kiln_status create_instances(kiln_context *ctx) {
         if (!(c->flags & need))
             return kiln_error(KILN_ERROR_UNSUPPORTED, "plugin %s::%s version %s does not run on %s", c->plugin_namespace,
                               c->name, c->version, ctx->device.type == KILN_DEVICE_CPU ? "the CPU" : "CUDA devices");
-        kiln_clear_error();
+        uint64_t serial = kiln_error_serial();
         kiln_status s = c->create(c, e->plugin_fields[i], &ctx->instances[i]);
         if (s)
-            return kiln_error_prefix(s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_PLUGIN,
-                                     "plugin %s::%s version %s: create", c->plugin_namespace, c->name, c->version);
+            return kiln_plugin_failure(s, serial, "plugin %s::%s version %s: create", c->plugin_namespace, c->name,
+                                       c->version);
     }
     return KILN_OK;
 }
@@ -468,13 +469,12 @@ static kiln_status context_enqueue(kiln_context *ctx, void *stream) {
         for (int32_t i = 0; i < n; i++) p->descs[i].data = ctx->data[p->tensor_ids[i]];
         if (r->op == KILN_OP_PLUGIN) {
             p->plugin.stream = stream;
-            kiln_clear_error();
+            uint64_t serial = kiln_error_serial();
             s = ctx->engine->creators[r->subop]->enqueue(ctx->instances[r->subop], &p->plugin);
             if (s) {
                 const kiln_plugin_record *pr = &d->plugins[r->subop];
-                return kiln_error_prefix(s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_PLUGIN,
-                                         "layer %d (plugin %s::%s version %s)", l, pr->plugin_namespace, pr->name,
-                                         pr->version);
+                return kiln_plugin_failure(s, serial, "layer %d (plugin %s::%s version %s)", l, pr->plugin_namespace,
+                                           pr->name, pr->version);
             }
         } else {
             s = ctx->backend->run_layer(ctx->device.index, &p->launch, stream);

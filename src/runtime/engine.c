@@ -99,7 +99,6 @@ static kiln_status resolve(kiln_engine *e, uint32_t flags) {
                              kiln_value_as_string(ons, NULL), kiln_value_as_string(oname, NULL),
                              kiln_value_as_string(over, NULL));
                 }
-                kiln_clear_error();   /* a missing key is not a failure here */
             }
         } else if (layer->op == KILN_OP_BINARY) {
             snprintf(detail, sizeof detail, "%s", kiln_binary_op_name(layer->subop));

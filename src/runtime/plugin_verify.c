@@ -21,6 +21,7 @@
 #include "core/alloc.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "plugin/plugin_failure.h"
 #include "runtime/engine_impl.h"
 #include "shape/exprs.h"
 
@@ -47,9 +48,12 @@ static kiln_status verify_layer(kiln_engine *e, kiln_exprs *pool, int32_t li, ki
         memcpy(in[i].dims, t->shape, sizeof(kiln_expr) * (size_t)t->rank);
     }
     void *instance = NULL;
+    uint64_t serial = kiln_error_serial();
     kiln_status s = c->create(c, e->plugin_fields[l->subop], &instance);
-    if (s) return kiln_error_prefix(s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_CORRUPT,
-                                    "layer %d: the plugin refuses the engine's fields", li);
+    if (s) {
+        kiln_plugin_failure(s, serial, "layer %d: the plugin refuses the engine's fields", li);
+        return s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_CORRUPT;
+    }
     if (c->infer_dtypes) {
         s = c->infer_dtypes(instance, ni, in_dtypes, no, out_dtypes);
     } else if (ni > 0) {
@@ -62,8 +66,10 @@ static kiln_status verify_layer(kiln_engine *e, kiln_exprs *pool, int32_t li, ki
     kiln_expr workspace = KILN_EXPR_INVALID;
     if (!s && c->workspace_size) s = c->workspace_size(instance, pool, ni, in, &workspace);
     if (c->destroy) c->destroy(c, instance);
-    if (s) return kiln_error_prefix(s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_CORRUPT,
-                                    "layer %d: the plugin cannot infer its outputs from the engine's inputs", li);
+    if (s) {
+        kiln_plugin_failure(s, serial, "layer %d: the plugin cannot infer its outputs from the engine's inputs", li);
+        return s == KILN_ERROR_NO_MEMORY ? s : KILN_ERROR_CORRUPT;
+    }
     for (int32_t i = 0; i < no; i++) {
         const kiln_tensor_record *t = &d->tensors[l->outputs[i]];
         int same = out_dtypes[i] == (kiln_dtype)t->dtype && out[i].rank == t->rank;

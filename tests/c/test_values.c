@@ -132,8 +132,11 @@ static void test_containers(void) {
     CHECK(kiln_value_get_type(kiln_value_item(m, 1)) == KILN_VALUE_STRING);
     CHECK(kiln_value_get_type(kiln_value_map_get(m, "a")) == KILN_VALUE_STRING);
     CHECK(kiln_value_as_int64(kiln_value_map_get(m, "c")) == 3);
+    /* A missing key is an answer, not a failure: the last error stays as it was. */
+    kiln_value_item(m, 99);
+    CHECK(strstr(kiln_last_error(), "index 99"));
     CHECK(kiln_value_map_get(m, "zz") == NULL);
-    CHECK(strstr(kiln_last_error(), "zz"));
+    CHECK(strstr(kiln_last_error(), "index 99") && !strstr(kiln_last_error(), "zz"));
     CHECK(kiln_value_item(m, 3) == NULL);
     CHECK(strstr(kiln_last_error(), "index 3"));
     CHECK(kiln_value_key(m, 3) == NULL);
