@@ -29,6 +29,8 @@ from contextlib import contextmanager
 
 from ._native import _kiln
 from . import dtypes as _dt
+from . import aot as _aot
+from .symbolic import SymDim, dim_expr
 
 __all__ = [
     "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network",
@@ -36,9 +38,11 @@ __all__ = [
     "add", "sub", "mul", "div", "minimum", "maximum",
 ]
 
-# kiln_binary_op / kiln_unary_op codes (include/kiln/kiln.h)
-_ADD, _SUB, _MUL, _DIV, _MIN, _MAX = range(6)
-_RELU, _GELU, _SILU, _EXP, _NEG, _SQRT = range(6)
+# kiln_binary_op / kiln_unary_op codes, from the extension (include/kiln/kiln.h)
+_ADD, _SUB, _MUL, _DIV = _kiln.BINARY_ADD, _kiln.BINARY_SUB, _kiln.BINARY_MUL, _kiln.BINARY_DIV
+_MIN, _MAX = _kiln.BINARY_MIN, _kiln.BINARY_MAX
+_RELU, _GELU, _SILU = _kiln.UNARY_RELU, _kiln.UNARY_GELU, _kiln.UNARY_SILU
+_EXP, _NEG, _SQRT = _kiln.UNARY_EXP, _kiln.UNARY_NEG, _kiln.UNARY_SQRT
 
 _tls = threading.local()
 
@@ -85,6 +89,11 @@ class Network:
         self._names = set()
         self._counter = 0
         self._built = False
+        # AOT settings (python/kiln/aot.py; None: the environment's, else the
+        # default) and the (plugin label, target) of each layer added as AOT.
+        self.prefer_aot = None
+        self.aot_target = None
+        self.aot_layers = []
 
     @property
     def exprs(self):
@@ -162,7 +171,6 @@ class Builder:
         environment (KILN_PREFER_AOT, KILN_AOT_TARGET), else AOT for the local GPU."""
         net = Network()
         if prefer_aot is not None or aot_target is not None:
-            from . import aot as _aot
             _aot.configure(net, prefer_aot=prefer_aot, aot_target=aot_target)
         return net
 
@@ -174,8 +182,7 @@ class Builder:
         bytes(engine)) and .save(path)."""
         if not isinstance(network, Network):
             raise TypeError(f"build_engine needs a kiln Network, got {type(network).__name__}")
-        if getattr(network, "_kiln_aot_layers", None):
-            from . import aot as _aot
+        if network.aot_layers:
             _aot.check_config(network, config)
         return network.build()
 
@@ -273,7 +280,6 @@ class Tensor:
     def shape(self):
         """Tuple of SymDim: constants compare equal to ints, dynamic ones print
         as their expression."""
-        from .plugin import SymDim
         pool = self._network.exprs
         return tuple(SymDim._of(pool, e) for e in self._network._net.tensor_info(self._id)[1])
 
@@ -326,7 +332,8 @@ class Tensor:
 
 # --- layer functions ---------------------------------------------------------
 
-def _net_of(*tensors):
+def network_of(*tensors):
+    """The one network of the kiln Tensors among tensors (else the current one)."""
     nets = {id(t._network): t._network for t in tensors if isinstance(t, Tensor)}
     if len(nets) > 1:
         raise ValueError("tensors from different networks cannot be combined")
@@ -394,7 +401,7 @@ def _binary(op, a, b):
         a = _operand(a, b)
     if not isinstance(b, Tensor):
         b = _operand(b, a)
-    net = _net_of(a, b)
+    net = network_of(a, b)
     return _out(net, net._net.add_binary(op, a._id, b._id))
 
 
@@ -426,24 +433,23 @@ def cast(x, dtype):
 
 
 def matmul(a, b):
-    net = _net_of(a, b)
+    net = network_of(a, b)
     return _out(net, net._net.add_matmul(a._id, b._id))
 
 
 def gather(data, indices, axis=0):
     """take(data, indices, axis): out shape = data[:axis] + indices + data[axis+1:]."""
-    net = _net_of(data, indices)
+    net = network_of(data, indices)
     return _out(net, net._net.add_gather(data._id, indices._id, int(axis)))
 
 
 def reshape(x, shape):
     """New shape: ints, -1 (at most once, inferred) or SymDims of this network."""
-    from .plugin import SymDim
     pool = x._network.exprs
     exprs = []
     for d in shape:
         if isinstance(d, SymDim):
-            exprs.append(d._expr_in(pool))
+            exprs.append(dim_expr(pool, d))
         elif isinstance(d, int) and not isinstance(d, bool):
             exprs.append(pool.const(d))
         else:
