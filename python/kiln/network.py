@@ -33,7 +33,7 @@ from . import aot as _aot
 from .symbolic import SymDim, dim_expr
 
 __all__ = [
-    "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network",
+    "TRTLLM_IGNORED_TENSOR_ARGS", "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network",
     "constant", "cast", "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt",
     "add", "sub", "mul", "div", "minimum", "maximum",
 ]
@@ -43,6 +43,12 @@ _ADD, _SUB, _MUL, _DIV = _kiln.BINARY_ADD, _kiln.BINARY_SUB, _kiln.BINARY_MUL, _
 _MIN, _MAX = _kiln.BINARY_MIN, _kiln.BINARY_MAX
 _RELU, _GELU, _SILU = _kiln.UNARY_RELU, _kiln.UNARY_GELU, _kiln.UNARY_SILU
 _EXP, _NEG, _SQRT = _kiln.UNARY_EXP, _kiln.UNARY_NEG, _kiln.UNARY_SQRT
+
+# Tensor() keyword arguments of TensorRT-LLM's that kiln accepts and ignores
+# on purpose (docs/python.md): is_network_input (every Tensor() is an input
+# here), location (kiln has no TensorRT tensor locations).  Any other unknown
+# keyword is a TypeError.
+TRTLLM_IGNORED_TENSOR_ARGS = ("is_network_input", "location")
 
 _tls = threading.local()
 
@@ -142,11 +148,36 @@ class Network:
 
 
 class BuilderConfig:
-    """Build settings (kept for TensorRT-LLM compatibility and saved as JSON)."""
+    """Build settings (kept for TensorRT-LLM compatibility and saved as JSON).
+
+    kiln networks are strongly typed: every tensor has the dtype it was
+    declared with, and the builder converts nothing.  precision says which
+    float type the network computes in: "float32" (the default) or None
+    accept any network; "float16" or "bfloat16" are accepted for a network
+    that already has no float32 tensor, and build_engine refuses one that has
+    (naming it) rather than pretend to cast it.  Other options are kept as
+    given (saved by Builder.save_config)."""
+
+    _PRECISIONS = ("float32", "float16", "bfloat16")
 
     def __init__(self, precision="float32", **kwargs):
-        self.precision = _dt.dtype_name(precision) if precision is not None else None
+        if precision is not None:
+            precision = _dt.dtype_name(precision)
+            if precision not in self._PRECISIONS:
+                raise ValueError(f"BuilderConfig: precision {precision!r} is not a float type "
+                                 f"(one of {', '.join(self._PRECISIONS)}, or None)")
+        self.precision = precision
         self.options = dict(kwargs)
+
+    def check(self, network):
+        """Refuse a network the precision would have to convert (build_engine calls this)."""
+        if self.precision in (None, "float32"):
+            return
+        for t in network._tensors.values():
+            if t.dtype == _dt.float32:
+                raise ValueError(f"BuilderConfig(precision={self.precision!r}): tensor '{t.name}' is float32 and "
+                                 "kiln does not convert networks (they are strongly typed): declare it as "
+                                 f"{self.precision} (inputs, constants, cast()) or build with precision='float32'")
 
     def to_dict(self):
         d = {"precision": self.precision}
@@ -182,6 +213,11 @@ class Builder:
         bytes(engine)) and .save(path)."""
         if not isinstance(network, Network):
             raise TypeError(f"build_engine needs a kiln Network, got {type(network).__name__}")
+        if config is not None:
+            if not isinstance(config, BuilderConfig):
+                raise TypeError(f"build_engine: config must be a kiln BuilderConfig "
+                                f"(Builder.create_builder_config), not a {type(config).__name__}")
+            config.check(network)
         if network.aot_layers:
             _aot.check_config(network, config)
         return network.build()
@@ -219,7 +255,12 @@ class Tensor:
 
     __slots__ = ("_network", "_id", "__weakref__")
 
-    def __init__(self, name=None, shape=None, dtype=None, dim_range=None, network=None, **ignored):
+    def __init__(self, name=None, shape=None, dtype=None, dim_range=None, network=None, **kwargs):
+        unknown = [k for k in kwargs if k not in TRTLLM_IGNORED_TENSOR_ARGS]
+        if unknown:
+            raise TypeError(f"kiln.Tensor: unexpected keyword argument(s) {', '.join(map(repr, unknown))} "
+                            "(kiln takes name, shape, dtype, dim_range, network; TensorRT-LLM's "
+                            f"{', '.join(TRTLLM_IGNORED_TENSOR_ARGS)} are accepted and ignored)")
         net = network if network is not None else _require_network("kiln.Tensor")
         if name is None:
             raise ValueError("an input Tensor needs a name")

@@ -29,6 +29,9 @@ How it fits together
 SymDim, SymTensor and the sym_* helpers live in kiln.symbolic (re-exported
 here and from kiln).
 """
+import functools
+import os
+import threading
 import typing
 
 from ._native import _kiln
@@ -133,6 +136,8 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
         if n < 1:
             raise ValueError(f"plugin {label}: num_outputs must be at least 1")
         has_ws = getattr(cls, "workspace_size", None) is not PluginBase.workspace_size
+        if triton_interpreting() and not getattr(cls.forward, "_kiln_serialized", False):
+            cls.forward = _serialized(cls.forward)
         _kiln.register_plugin(cls, key[0], key[1], key[2], cls.__module__ or "", n, has_ws)
         cls._kiln_key = key
         cls._kiln_label = label
@@ -142,6 +147,31 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
         return cls
 
     return register
+
+
+# Triton's CPU interpreter (TRITON_INTERPRET=1) keeps launch state in
+# module globals: two threads launching at once corrupt each other's grid
+# ("x >= grid_dim[0]").  So that "one Session per thread" holds for every
+# plugin, forward() of plugins registered while the interpreter is on runs
+# under one process-wide lock (reentrant: a forward may call another plugin
+# eagerly).  Only forward is serialized; the rest of a run stays parallel.
+# Compiled Triton (a GPU) is thread-safe and takes no lock.
+_INTERPRETER_LOCK = threading.RLock()
+
+
+def triton_interpreting():
+    """Whether Triton kernels run under its CPU interpreter (TRITON_INTERPRET)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+def _serialized(forward):
+    @functools.wraps(forward)
+    def forward_under_interpreter_lock(self, inputs, outputs):
+        with _INTERPRETER_LOCK:
+            return forward(self, inputs, outputs)
+
+    forward_under_interpreter_lock._kiln_serialized = True
+    return forward_under_interpreter_lock
 
 
 def unregister_plugin(cls):
@@ -288,7 +318,11 @@ def _run_eager(obj, arrays):
     from .tensor import TensorWrapper
     cls = type(obj)
     label = cls._kiln_label
-    ins = [TensorWrapper.from_tensor(a) for a in arrays]
+    # forward reads its inputs as dense arrays (as a Session hands them) and
+    # must not write them: contiguous copies of strided inputs, parameters
+    # detached (no copy), every input wrapped read-only.
+    arrays = [_eager_input(a) for a in arrays]
+    ins = [TensorWrapper.from_tensor(a, readonly=True) for a in arrays]
     sym = [SymTensor(_dt.to_dtype(w.kiln_dtype), [SymDim(d) for d in w.shape]) for w in ins]
     codes, outs = _trace(obj, sym, cls._kiln_num_outputs)
     first = arrays[0]
@@ -316,6 +350,17 @@ def _run_eager(obj, arrays):
     obj.forward(ins, out_w)
     del workspace_buf
     return results[0] if len(results) == 1 else tuple(results)
+
+
+def _eager_input(a):
+    if type(a).__module__.startswith("torch"):
+        if a.requires_grad:
+            a = a.detach()
+        return a if a.is_contiguous() else a.contiguous()
+    if type(a).__module__ == "numpy" and not a.flags.c_contiguous:
+        import numpy as np
+        return np.ascontiguousarray(a)
+    return a
 
 
 def _alloc(like, is_torch, code, shape):

@@ -200,6 +200,11 @@ static void bridge_destroy(const kiln_plugin_creator *creator, void *instance) {
         Py_CLEAR(inst->workspace_obj);
         Py_CLEAR(inst->stream_obj);
         PyGILState_Release(g);
+    } else {
+        /* The Python objects went with the interpreter; the arrays that held
+         * them are raw memory of ours. */
+        PyMem_RawFree(inst->in_w);
+        PyMem_RawFree(inst->out_w);
     }
     PyMem_RawFree(inst->dtypes);
     PyMem_RawFree(inst);
