@@ -36,9 +36,15 @@ static int load_flags_arg(PyObject *obj, const char *fn, uint32_t *out) {
         PyErr_Format(PyExc_ValueError, "Engine.%s: flags %R is not a 32-bit set of kiln.LOAD_* bits", fn, obj);
         return -1;
     }
-    if (v & ~(unsigned long long)KILN_PY_LOAD_FLAGS_KNOWN) {
-        PyErr_Format(PyExc_ValueError, "Engine.%s: unknown load flag bits 0x%llx (known: 0x%x, kiln.LOAD_*)", fn,
-                     v & ~(unsigned long long)KILN_PY_LOAD_FLAGS_KNOWN, (unsigned)KILN_PY_LOAD_FLAGS_KNOWN);
+    unsigned long long unknown = v & ~(unsigned long long)KILN_PY_LOAD_FLAGS_KNOWN;
+    if (unknown) {
+        /* PyErr_Format has no %llx: let Python spell the bits in hex */
+        PyObject *bits = PyLong_FromUnsignedLongLong(unknown), *hex = bits ? PyNumber_ToBase(bits, 16) : NULL;
+        Py_XDECREF(bits);
+        if (!hex) return -1;
+        PyErr_Format(PyExc_ValueError, "Engine.%s: unknown load flag bits %U (known: 0x%x, kiln.LOAD_*)", fn, hex,
+                     (unsigned)KILN_PY_LOAD_FLAGS_KNOWN);
+        Py_DECREF(hex);
         return -1;
     }
     *out = (uint32_t)v;
