@@ -119,7 +119,7 @@ def _numpy():
 _torch_mod = None
 
 
-def _torch():
+def optional_torch():
     """torch if importable (imported once), else None.  KILN_NO_TORCH=1 skips it."""
     global _torch_mod
     if _torch_mod is None:
@@ -131,7 +131,7 @@ def _torch():
 
 
 def to_torch_dtype(obj):
-    torch = _torch()
+    torch = optional_torch()
     if torch is None:
         raise ImportError("torch is not installed")
     name = to_dtype(obj).name
@@ -150,7 +150,7 @@ def _wrapper_dtypes():
     (plugins written for TensorRT-LLM compare against torch.float16 & co),
     else kiln dtypes.  The extension calls this on the first .dtype, so
     `import kiln` does not import torch."""
-    torch = _torch()
+    torch = optional_torch()
     if torch is not None:
         return tuple(to_torch_dtype(d) for d in _BY_CODE)
     return _BY_CODE

@@ -396,7 +396,7 @@ def constant(value, dtype=None, name=None):
         t = value.detach().cpu().contiguous()
         dt = _dt.to_dtype(t.dtype) if dtype is None else _dt.to_dtype(dtype)
         if dt.code == _dt.bfloat16.code:
-            torch = _dt._torch()
+            torch = _dt.optional_torch()
             raw = t.to(torch.bfloat16).view(torch.int16).numpy()
             return _add_constant(net, name, dt, list(t.shape), raw.tobytes())
         value = t.numpy()

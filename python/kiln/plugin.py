@@ -365,10 +365,10 @@ def _eager_input(a):
 
 def _alloc(like, is_torch, code, shape):
     if is_torch:
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         return torch.empty(shape, dtype=_dt.to_torch_dtype(code), device=like.device)
     if code == _dt.bfloat16.code:
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         if torch is None:
             raise TypeError("a bfloat16 output needs torch (numpy has no bfloat16)")
         return torch.empty(shape, dtype=torch.bfloat16)
@@ -378,6 +378,6 @@ def _alloc(like, is_torch, code, shape):
 
 def _current_stream(like, is_torch):
     if is_torch and getattr(like, "is_cuda", False):
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         return torch.cuda.current_stream(like.device).cuda_stream
     return 0

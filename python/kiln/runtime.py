@@ -214,7 +214,7 @@ def _allocator_for(inputs, session):
             torch_like = v
             break
     if torch_like is not None or session._device[0] == _CUDA:
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         if torch is None:
             raise ImportError("allocating CUDA outputs needs torch")
         device = torch_like.device if torch_like is not None else torch.device(session.device)
@@ -225,7 +225,7 @@ def _allocator_for(inputs, session):
 
     def alloc_np(name, code, shape):
         if code == _dt.bfloat16.code:
-            torch = _dt._torch()
+            torch = _dt.optional_torch()
             if torch is None:
                 raise TypeError(f"output '{name}' is bfloat16, which needs torch (numpy has no bfloat16)")
             return torch.empty(shape, dtype=torch.bfloat16)

@@ -46,12 +46,20 @@ def test_no_import_cycle_among_package_modules():
         visit(m, [m])
 
 
-def test_no_private_names_imported_across_modules():
+def test_no_private_names_used_across_modules():
     for p in PKG.glob("*.py"):
-        for node in ast.walk(ast.parse(p.read_text())):
+        tree = ast.parse(p.read_text())
+        aliases = {}   # local name -> kiln module imported as `from . import mod as name`
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module not in (None, "_native"):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{p.name} imports private {private} from .{node.module}"
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module is None:
+                aliases.update({a.asname or a.name: a.name for a in node.names if not a.name.startswith("_")})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    node.value.id in aliases and node.attr.startswith("_"):
+                raise AssertionError(f"{p.name}:{node.lineno} uses private {aliases[node.value.id]}.{node.attr}")
 
 
 def test_enums_come_from_the_extension_not_copies():
