@@ -13,8 +13,8 @@ backends); this package is a thin layer over its extension module _kiln.
     session = kiln.runtime.Session.from_serialized_engine(engine)
     print(session({"x": numpy.ones((4, 16), "float32")})["y"])
 
-Modules: network (Builder, Tensor, layers), plugin (PluginBase, @plugin,
-SymTensor), runtime (Session, TensorInfo), tensor (TensorWrapper and
+Modules: network (Builder, Tensor, layers), plugin (PluginBase, @plugin),
+symbolic (SymDim, SymTensor and their helpers), aot (AotLaunch), runtime (Session, TensorInfo), tensor (TensorWrapper and
 converters), dtypes, compat.trtllm (TensorRT-LLM spellings).
 """
 from ._native import _kiln
@@ -24,12 +24,12 @@ from .dtypes import (DataType, float32, float16, bfloat16, int8, uint8, int32, i
 from .network import (Builder, BuilderConfig, Network, Tensor, net_guard, current_network, constant, cast,
                       matmul, gather, reshape, relu, gelu, silu, exp, neg, sqrt, add, sub, mul, div,
                       minimum, maximum)
-from .plugin import (PluginBase, plugin, SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt,
-                     registered_plugins, unregister_plugin)
+from .symbolic import SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt, cdiv
+from .plugin import PluginBase, plugin, registered_plugins, unregister_plugin
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
 from . import runtime
 from . import aot
-from .aot import AotLaunch, cdiv
+from .aot import AotLaunch
 from .runtime import Session, TensorInfo
 
 __version__ = _kiln.version()

@@ -40,12 +40,14 @@ compiled when the layer is added, before the config exists).
 """
 import os
 
+from ._native import _kiln
 from . import dtypes as _dt
+from .symbolic import SymDim, SymTensor, as_int, cdiv, shape_exprs
 
 __all__ = ["AotLaunch", "cdiv", "default_target", "configure"]
 
-_NODE_CONST, _NODE_INPUT = 0, 1
-_EXPR_CONST, _EXPR_DIM = 0, 1
+_NODE_CONST, _NODE_INPUT = 0, 1   # kiln::TritonAOT's leaf kinds (src/plugin/triton_aot.c)
+_EXPR_CONST, _EXPR_DIM = _kiln.EXPR_CONST, _kiln.EXPR_DIM
 
 # kiln dtype code -> Triton pointer element type
 _TRITON_TYPES = {
@@ -54,14 +56,6 @@ _TRITON_TYPES = {
 }
 _SCALAR_TYPES = ("i32", "i64", "fp32")
 _POINTER_ALIGN = 16   # what Triton's JIT specializes pointers on; checked at run time
-
-
-def cdiv(a, b):
-    """Ceiling division for ints and SymDims (SymDim's / is ceiling division)."""
-    from .plugin import SymDim
-    if isinstance(a, SymDim) or isinstance(b, SymDim):
-        return (a if isinstance(a, SymDim) else SymDim(a)) / b
-    return -((-a) // b)
 
 
 class AotLaunch:
@@ -106,7 +100,7 @@ def configure(network, prefer_aot=None, aot_target=None):
 
 
 def prefer_aot(network):
-    v = getattr(network, "prefer_aot", None)
+    v = network.prefer_aot
     if v is not None:
         return bool(v)
     env = os.environ.get("KILN_PREFER_AOT")
@@ -131,7 +125,7 @@ def default_target():
 
 
 def _target_of(network):
-    t = getattr(network, "aot_target", None)
+    t = network.aot_target
     return _target_string(t if t else default_target())
 
 
@@ -161,7 +155,7 @@ def _target_string(targets):
 def check_config(network, config):
     """At build_engine: a builder config's AOT settings must be those the
     network's AOT layers were compiled with."""
-    used = getattr(network, "_kiln_aot_layers", None)
+    used = network.aot_layers
     if config is None:
         return
     opts = getattr(config, "options", {}) or {}
@@ -267,7 +261,6 @@ class _Program:
 
     def value(self, v, what):
         """Node index of an int or SymDim."""
-        from .plugin import SymDim, _as_int
         if isinstance(v, SymDim):
             try:
                 e = v._expr_in(self.pool)
@@ -275,13 +268,12 @@ class _Program:
                 raise TypeError(f"plugin {self.label}: {what}: {err}") from None
             return self.add(e, what)
         try:
-            return self.add(self.pool.const(_as_int(v)), what)
+            return self.add(self.pool.const(as_int(v)), what)
         except TypeError as err:
             raise TypeError(f"plugin {self.label}: {what}: {err}") from None
 
 
 def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
-    from .plugin import SymDim, SymTensor
     if not isinstance(launch, AotLaunch):
         raise TypeError(f"plugin {label}: aot() must return AotLaunch objects, got {type(launch).__name__}")
     kname = _kernel_name(launch.kernel)
@@ -416,7 +408,6 @@ def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_ex
     # shape_dtype_inference may have assigned into its inputs' shape lists (the
     # seed's example does: `shape = inputs[1].shape; shape[0] = ...`), so aot()
     # gets fresh SymTensors built from the inputs' own expressions.
-    from .plugin import SymDim, SymTensor
     input_syms = [SymTensor(s.dtype, [SymDim._of(pool, e) for e in exprs])
                   for s, exprs in zip(input_syms, input_exprs)]
     launches = obj.aot(input_syms, out_syms)
@@ -443,18 +434,14 @@ def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_ex
 
 def add_layer(obj, net, tensors, input_syms, codes, outs):
     """Add obj as kiln::TritonAOT on kiln Tensors; returns its output Tensor(s)."""
-    from .plugin import _shape_exprs
     cls = type(obj)
     pool = net.exprs
     input_exprs = [tuple(net._net.tensor_info(t._id)[1]) for t in tensors]
-    out_exprs = [_shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
+    out_exprs = [shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
     target = _target_of(net)
     fields = build_fields(obj, pool, input_syms, input_exprs, codes, outs, out_exprs, target)
     ids = net._net.add_plugin("kiln", "TritonAOT", "1", cls.__module__ or "", fields, [t._id for t in tensors],
                               cls._kiln_num_outputs, None)
-    layers = getattr(net, "_kiln_aot_layers", None)
-    if layers is None:
-        layers = net._kiln_aot_layers = []
-    layers.append((cls._kiln_label, target))
+    net.aot_layers.append((cls._kiln_label, target))
     result = [net._tensor(i) for i in ids]
     return result[0] if len(result) == 1 else tuple(result)

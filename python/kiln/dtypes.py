@@ -119,7 +119,7 @@ def _numpy():
 _torch_mod = None
 
 
-def _torch():
+def optional_torch():
     """torch if importable (imported once), else None.  KILN_NO_TORCH=1 skips it."""
     global _torch_mod
     if _torch_mod is None:
@@ -131,7 +131,7 @@ def _torch():
 
 
 def to_torch_dtype(obj):
-    torch = _torch()
+    torch = optional_torch()
     if torch is None:
         raise ImportError("torch is not installed")
     name = to_dtype(obj).name
@@ -145,14 +145,15 @@ def to_numpy_dtype(obj):
     return _numpy().dtype(dt.name)
 
 
-def _install_wrapper_dtypes():
-    """TensorWrapper.dtype returns torch dtypes when torch is there (plugins
-    written for TensorRT-LLM compare against torch.float16 & co)."""
-    torch = _torch()
+def _wrapper_dtypes():
+    """What TensorWrapper.dtype returns: torch dtypes when torch is there
+    (plugins written for TensorRT-LLM compare against torch.float16 & co),
+    else kiln dtypes.  The extension calls this on the first .dtype, so
+    `import kiln` does not import torch."""
+    torch = optional_torch()
     if torch is not None:
-        _kiln._set_wrapper_dtypes(tuple(to_torch_dtype(d) for d in _BY_CODE))
-    else:
-        _kiln._set_wrapper_dtypes(_BY_CODE)
+        return tuple(to_torch_dtype(d) for d in _BY_CODE)
+    return _BY_CODE
 
 
-_install_wrapper_dtypes()
+_kiln._set_wrapper_dtypes(_wrapper_dtypes)

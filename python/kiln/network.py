@@ -29,16 +29,26 @@ from contextlib import contextmanager
 
 from ._native import _kiln
 from . import dtypes as _dt
+from . import aot as _aot
+from .symbolic import SymDim, dim_expr
 
 __all__ = [
-    "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network",
+    "TRTLLM_IGNORED_TENSOR_ARGS", "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network",
     "constant", "cast", "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt",
     "add", "sub", "mul", "div", "minimum", "maximum",
 ]
 
-# kiln_binary_op / kiln_unary_op codes (include/kiln/kiln.h)
-_ADD, _SUB, _MUL, _DIV, _MIN, _MAX = range(6)
-_RELU, _GELU, _SILU, _EXP, _NEG, _SQRT = range(6)
+# kiln_binary_op / kiln_unary_op codes, from the extension (include/kiln/kiln.h)
+_ADD, _SUB, _MUL, _DIV = _kiln.BINARY_ADD, _kiln.BINARY_SUB, _kiln.BINARY_MUL, _kiln.BINARY_DIV
+_MIN, _MAX = _kiln.BINARY_MIN, _kiln.BINARY_MAX
+_RELU, _GELU, _SILU = _kiln.UNARY_RELU, _kiln.UNARY_GELU, _kiln.UNARY_SILU
+_EXP, _NEG, _SQRT = _kiln.UNARY_EXP, _kiln.UNARY_NEG, _kiln.UNARY_SQRT
+
+# Tensor() keyword arguments of TensorRT-LLM's that kiln accepts and ignores
+# on purpose (docs/python.md): is_network_input (every Tensor() is an input
+# here), location (kiln has no TensorRT tensor locations).  Any other unknown
+# keyword is a TypeError.
+TRTLLM_IGNORED_TENSOR_ARGS = ("is_network_input", "location")
 
 _tls = threading.local()
 
@@ -85,6 +95,11 @@ class Network:
         self._names = set()
         self._counter = 0
         self._built = False
+        # AOT settings (python/kiln/aot.py; None: the environment's, else the
+        # default) and the (plugin label, target) of each layer added as AOT.
+        self.prefer_aot = None
+        self.aot_target = None
+        self.aot_layers = []
 
     @property
     def exprs(self):
@@ -133,11 +148,36 @@ class Network:
 
 
 class BuilderConfig:
-    """Build settings (kept for TensorRT-LLM compatibility and saved as JSON)."""
+    """Build settings (kept for TensorRT-LLM compatibility and saved as JSON).
+
+    kiln networks are strongly typed: every tensor has the dtype it was
+    declared with, and the builder converts nothing.  precision says which
+    float type the network computes in: "float32" (the default) or None
+    accept any network; "float16" or "bfloat16" are accepted for a network
+    that already has no float32 tensor, and build_engine refuses one that has
+    (naming it) rather than pretend to cast it.  Other options are kept as
+    given (saved by Builder.save_config)."""
+
+    _PRECISIONS = ("float32", "float16", "bfloat16")
 
     def __init__(self, precision="float32", **kwargs):
-        self.precision = _dt.dtype_name(precision) if precision is not None else None
+        if precision is not None:
+            precision = _dt.dtype_name(precision)
+            if precision not in self._PRECISIONS:
+                raise ValueError(f"BuilderConfig: precision {precision!r} is not a float type "
+                                 f"(one of {', '.join(self._PRECISIONS)}, or None)")
+        self.precision = precision
         self.options = dict(kwargs)
+
+    def check(self, network):
+        """Refuse a network the precision would have to convert (build_engine calls this)."""
+        if self.precision in (None, "float32"):
+            return
+        for t in network._tensors.values():
+            if t.dtype == _dt.float32:
+                raise ValueError(f"BuilderConfig(precision={self.precision!r}): tensor '{t.name}' is float32 and "
+                                 "kiln does not convert networks (they are strongly typed): declare it as "
+                                 f"{self.precision} (inputs, constants, cast()) or build with precision='float32'")
 
     def to_dict(self):
         d = {"precision": self.precision}
@@ -162,7 +202,6 @@ class Builder:
         environment (KILN_PREFER_AOT, KILN_AOT_TARGET), else AOT for the local GPU."""
         net = Network()
         if prefer_aot is not None or aot_target is not None:
-            from . import aot as _aot
             _aot.configure(net, prefer_aot=prefer_aot, aot_target=aot_target)
         return net
 
@@ -174,8 +213,12 @@ class Builder:
         bytes(engine)) and .save(path)."""
         if not isinstance(network, Network):
             raise TypeError(f"build_engine needs a kiln Network, got {type(network).__name__}")
-        if getattr(network, "_kiln_aot_layers", None):
-            from . import aot as _aot
+        if config is not None:
+            if not isinstance(config, BuilderConfig):
+                raise TypeError(f"build_engine: config must be a kiln BuilderConfig "
+                                f"(Builder.create_builder_config), not a {type(config).__name__}")
+            config.check(network)
+        if network.aot_layers:
             _aot.check_config(network, config)
         return network.build()
 
@@ -212,7 +255,12 @@ class Tensor:
 
     __slots__ = ("_network", "_id", "__weakref__")
 
-    def __init__(self, name=None, shape=None, dtype=None, dim_range=None, network=None, **ignored):
+    def __init__(self, name=None, shape=None, dtype=None, dim_range=None, network=None, **kwargs):
+        unknown = [k for k in kwargs if k not in TRTLLM_IGNORED_TENSOR_ARGS]
+        if unknown:
+            raise TypeError(f"kiln.Tensor: unexpected keyword argument(s) {', '.join(map(repr, unknown))} "
+                            "(kiln takes name, shape, dtype, dim_range, network; TensorRT-LLM's "
+                            f"{', '.join(TRTLLM_IGNORED_TENSOR_ARGS)} are accepted and ignored)")
         net = network if network is not None else _require_network("kiln.Tensor")
         if name is None:
             raise ValueError("an input Tensor needs a name")
@@ -273,7 +321,6 @@ class Tensor:
     def shape(self):
         """Tuple of SymDim: constants compare equal to ints, dynamic ones print
         as their expression."""
-        from .plugin import SymDim
         pool = self._network.exprs
         return tuple(SymDim._of(pool, e) for e in self._network._net.tensor_info(self._id)[1])
 
@@ -326,7 +373,8 @@ class Tensor:
 
 # --- layer functions ---------------------------------------------------------
 
-def _net_of(*tensors):
+def network_of(*tensors):
+    """The one network of the kiln Tensors among tensors (else the current one)."""
     nets = {id(t._network): t._network for t in tensors if isinstance(t, Tensor)}
     if len(nets) > 1:
         raise ValueError("tensors from different networks cannot be combined")
@@ -348,7 +396,7 @@ def constant(value, dtype=None, name=None):
         t = value.detach().cpu().contiguous()
         dt = _dt.to_dtype(t.dtype) if dtype is None else _dt.to_dtype(dtype)
         if dt.code == _dt.bfloat16.code:
-            torch = _dt._torch()
+            torch = _dt.optional_torch()
             raw = t.to(torch.bfloat16).view(torch.int16).numpy()
             return _add_constant(net, name, dt, list(t.shape), raw.tobytes())
         value = t.numpy()
@@ -394,7 +442,7 @@ def _binary(op, a, b):
         a = _operand(a, b)
     if not isinstance(b, Tensor):
         b = _operand(b, a)
-    net = _net_of(a, b)
+    net = network_of(a, b)
     return _out(net, net._net.add_binary(op, a._id, b._id))
 
 
@@ -426,24 +474,23 @@ def cast(x, dtype):
 
 
 def matmul(a, b):
-    net = _net_of(a, b)
+    net = network_of(a, b)
     return _out(net, net._net.add_matmul(a._id, b._id))
 
 
 def gather(data, indices, axis=0):
     """take(data, indices, axis): out shape = data[:axis] + indices + data[axis+1:]."""
-    net = _net_of(data, indices)
+    net = network_of(data, indices)
     return _out(net, net._net.add_gather(data._id, indices._id, int(axis)))
 
 
 def reshape(x, shape):
     """New shape: ints, -1 (at most once, inferred) or SymDims of this network."""
-    from .plugin import SymDim
     pool = x._network.exprs
     exprs = []
     for d in shape:
         if isinstance(d, SymDim):
-            exprs.append(d._expr_in(pool))
+            exprs.append(dim_expr(pool, d))
         elif isinstance(d, int) and not isinstance(d, bool):
             exprs.append(pool.const(d))
         else:

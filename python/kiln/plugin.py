@@ -26,218 +26,26 @@ How it fits together
     with object.__new__ and setattr: __init__ is not called.
   - Calling an instance on torch tensors or numpy arrays runs it eagerly.
 
-SymDim arithmetic: + - * with ints and SymDims, // floor division, / ceiling
-division (as in TensorRT-LLM), sym_min / sym_max, sym_eq / sym_lt (1 or 0).
+SymDim, SymTensor and the sym_* helpers live in kiln.symbolic (re-exported
+here and from kiln).
 """
+import functools
+import os
+import threading
 import typing
 
 from ._native import _kiln
 from . import dtypes as _dt
+from .network import Tensor, network_of
+from . import aot as _aot
+from .symbolic import (SymDim, SymTensor, UnknownShape, sym_min, sym_max, sym_eq, sym_lt, as_int, dim_expr,
+                       shape_exprs)
 
 __all__ = ["PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
            "registered_plugins", "unregister_plugin"]
 
-# kiln_expr_op codes (include/kiln/kiln.h)
-_OP_ADD, _OP_SUB, _OP_MUL, _OP_FLOORDIV, _OP_CEILDIV, _OP_MIN, _OP_MAX, _OP_EQ, _OP_LT = range(2, 11)
-
 # Instance attributes that are kiln's, not the plugin's state.
 _RESERVED = ("workspace", "current_stream")
-
-
-def _ceildiv(a, b):
-    return -((-a) // b)
-
-
-_PY_OPS = {
-    _OP_ADD: lambda a, b: a + b,
-    _OP_SUB: lambda a, b: a - b,
-    _OP_MUL: lambda a, b: a * b,
-    _OP_FLOORDIV: lambda a, b: a // b,
-    _OP_CEILDIV: _ceildiv,
-    _OP_MIN: min,
-    _OP_MAX: max,
-    _OP_EQ: lambda a, b: int(a == b),
-    _OP_LT: lambda a, b: int(a < b),
-}
-
-
-class SymDim:
-    """A symbolic dimension: an expression of the network's dynamic dims.
-
-    Three kinds exist: symbolic (an expression id in a pool), concrete (a
-    Python int: eager calls) and unknown (only when the builder asks for
-    dtypes before shapes are known).  Arithmetic between them gives SymDims;
-    `int(d)` works when the value is known."""
-
-    __slots__ = ("_pool", "_expr", "_value")
-
-    def __init__(self, value):
-        if isinstance(value, SymDim):
-            self._pool, self._expr, self._value = value._pool, value._expr, value._value
-            return
-        self._pool = None
-        self._expr = None
-        self._value = None if value is None else int(value)
-
-    @classmethod
-    def _of(cls, pool, expr):
-        d = object.__new__(cls)
-        d._pool = pool
-        d._expr = expr
-        d._value = None
-        return d
-
-    @property
-    def value(self):
-        """The int value when known (a constant), else None."""
-        if self._pool is not None:
-            return self._pool.is_const(self._expr)
-        return self._value
-
-    def _expr_in(self, pool):
-        if self._pool is not None:
-            if self._pool.key != pool.key:
-                raise ValueError("symbolic dimensions of different networks cannot be mixed")
-            return self._expr
-        if self._value is None:
-            raise ValueError("this dimension is not known here (dtype-only inference)")
-        return pool.const(self._value)
-
-    def _binop(self, other, op):
-        a = self
-        b = other if isinstance(other, SymDim) else SymDim(_as_int(other))
-        pool = a._pool if a._pool is not None else b._pool
-        if pool is None:
-            if a._value is None or b._value is None:
-                return SymDim(None)
-            return SymDim(_PY_OPS[op](a._value, b._value))
-        return SymDim._of(pool, pool.binary(op, a._expr_in(pool), b._expr_in(pool)))
-
-    def __add__(self, o): return self._binop(o, _OP_ADD)
-    def __radd__(self, o): return SymDim(_as_int(o))._binop(self, _OP_ADD)
-    def __sub__(self, o): return self._binop(o, _OP_SUB)
-    def __rsub__(self, o): return SymDim(_as_int(o))._binop(self, _OP_SUB)
-    def __mul__(self, o): return self._binop(o, _OP_MUL)
-    def __rmul__(self, o): return SymDim(_as_int(o))._binop(self, _OP_MUL)
-    def __floordiv__(self, o): return self._binop(o, _OP_FLOORDIV)
-    def __rfloordiv__(self, o): return SymDim(_as_int(o))._binop(self, _OP_FLOORDIV)
-    # / is ceiling division, as in TensorRT-LLM's symbolic shapes.
-    def __truediv__(self, o): return self._binop(o, _OP_CEILDIV)
-    def __rtruediv__(self, o): return SymDim(_as_int(o))._binop(self, _OP_CEILDIV)
-    def __neg__(self): return SymDim(0)._binop(self, _OP_SUB)
-    def __pos__(self): return self
-
-    def __int__(self):
-        v = self.value
-        if v is None:
-            raise TypeError(f"dimension {self} is symbolic: its value is known only at run time")
-        return v
-
-    def __index__(self):
-        return self.__int__()
-
-    def __eq__(self, other):
-        """True when provably equal (same expression, or equal constants)."""
-        if isinstance(other, bool):
-            return NotImplemented
-        if isinstance(other, int):
-            return self.value == other
-        if not isinstance(other, SymDim):
-            return NotImplemented
-        if self._pool is not None and other._pool is not None and self._pool.key == other._pool.key:
-            return self._expr == other._expr
-        a, b = self.value, other.value
-        return a is not None and a == b
-
-    def __ne__(self, other):
-        eq = self.__eq__(other)
-        return eq if eq is NotImplemented else not eq
-
-    def __hash__(self):
-        v = self.value
-        if v is not None:
-            return hash(v)
-        return hash((self._pool.key if self._pool is not None else None, self._expr))
-
-    def __repr__(self):
-        if self._pool is not None:
-            if not self._pool.valid:
-                return "SymDim(<expired>)"
-            return f"SymDim({self._pool.format(self._expr)})"
-        return f"SymDim({'?' if self._value is None else self._value})"
-
-    def __str__(self):
-        v = self.value if (self._pool is None or self._pool.valid) else None
-        if v is not None:
-            return str(v)
-        if self._pool is not None and self._pool.valid:
-            return self._pool.format(self._expr)
-        return "?"
-
-
-def _as_int(x):
-    if isinstance(x, bool) or not hasattr(x, "__index__"):
-        raise TypeError(f"a {type(x).__name__} is not a dimension (use ints or SymDims)")
-    return x.__index__()
-
-
-def _sym_binop(op, a, b):
-    a = a if isinstance(a, SymDim) else SymDim(_as_int(a))
-    return a._binop(b, op)
-
-
-def sym_min(a, b):
-    """min of two dimensions (SymDim or int)."""
-    return _sym_binop(_OP_MIN, a, b)
-
-
-def sym_max(a, b):
-    """max of two dimensions (SymDim or int)."""
-    return _sym_binop(_OP_MAX, a, b)
-
-
-def sym_eq(a, b):
-    """1 when a == b at run time, else 0 (a SymDim)."""
-    return _sym_binop(_OP_EQ, a, b)
-
-
-def sym_lt(a, b):
-    """1 when a < b at run time, else 0 (a SymDim)."""
-    return _sym_binop(_OP_LT, a, b)
-
-
-class _UnknownShape(list):
-    """A shape of unknown rank: any index gives an unknown SymDim.  Used only
-    when dtypes must be inferred before shapes are known."""
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return _UnknownShape()
-        return SymDim(None)
-
-    def __setitem__(self, i, value):
-        pass
-
-    def __len__(self):
-        raise TypeError("the rank is not known during dtype-only inference")
-
-
-class SymTensor:
-    """A tensor description in shape_dtype_inference: a dtype and a shape
-    (a list of SymDims; assign into it freely)."""
-
-    __slots__ = ("dtype", "shape")
-
-    def __init__(self, dtype, shape):
-        self.dtype = dtype
-        self.shape = shape if isinstance(shape, list) else list(shape)
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __repr__(self):
-        return f"SymTensor(dtype={self.dtype}, shape=[{', '.join(str(d) for d in self.shape)}])"
 
 
 # --- registration --------------------------------------------------------------
@@ -328,6 +136,8 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
         if n < 1:
             raise ValueError(f"plugin {label}: num_outputs must be at least 1")
         has_ws = getattr(cls, "workspace_size", None) is not PluginBase.workspace_size
+        if triton_interpreting() and not getattr(cls.forward, "_kiln_serialized", False):
+            cls.forward = _serialized(cls.forward)
         _kiln.register_plugin(cls, key[0], key[1], key[2], cls.__module__ or "", n, has_ws)
         cls._kiln_key = key
         cls._kiln_label = label
@@ -337,6 +147,31 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
         return cls
 
     return register
+
+
+# Triton's CPU interpreter (TRITON_INTERPRET=1) keeps launch state in
+# module globals: two threads launching at once corrupt each other's grid
+# ("x >= grid_dim[0]").  So that "one Session per thread" holds for every
+# plugin, forward() of plugins registered while the interpreter is on runs
+# under one process-wide lock (reentrant: a forward may call another plugin
+# eagerly).  Only forward is serialized; the rest of a run stays parallel.
+# Compiled Triton (a GPU) is thread-safe and takes no lock.
+_INTERPRETER_LOCK = threading.RLock()
+
+
+def triton_interpreting():
+    """Whether Triton kernels run under its CPU interpreter (TRITON_INTERPRET)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+def _serialized(forward):
+    @functools.wraps(forward)
+    def forward_under_interpreter_lock(self, inputs, outputs):
+        with _INTERPRETER_LOCK:
+            return forward(self, inputs, outputs)
+
+    forward_under_interpreter_lock._kiln_serialized = True
+    return forward_under_interpreter_lock
 
 
 def unregister_plugin(cls):
@@ -386,7 +221,6 @@ class PluginBase:
 
     # --- calling -------------------------------------------------------------
     def __call__(self, *inputs):
-        from .network import Tensor
         if not inputs:
             raise TypeError(f"plugin {self._kiln_label}: call it with its input tensors")
         graph = [isinstance(t, Tensor) for t in inputs]
@@ -419,19 +253,6 @@ def _trace(obj, inputs, n_out):
     return codes, list(outs)
 
 
-def _shape_exprs(pool, out, label, index):
-    exprs = []
-    for axis, d in enumerate(out.shape):
-        try:
-            if isinstance(d, SymDim):
-                exprs.append(d._expr_in(pool))
-            else:
-                exprs.append(pool.const(_as_int(d)))
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"plugin {label}: output {index} axis {axis}: {e}") from None
-    return tuple(exprs)
-
-
 def _sym_inputs(pool, dtypes, shapes):
     return [SymTensor(_dt.to_dtype(dtypes[i]) if dtypes is not None else None,
                       [SymDim._of(pool, e) for e in shape])
@@ -439,14 +260,14 @@ def _sym_inputs(pool, dtypes, shapes):
 
 
 def _hook_dtypes(obj, in_codes, n_out):
-    inputs = [SymTensor(_dt.to_dtype(c), _UnknownShape()) for c in in_codes]
+    inputs = [SymTensor(_dt.to_dtype(c), UnknownShape()) for c in in_codes]
     return _trace(obj, inputs, n_out)[0]
 
 
 def _hook_shapes(obj, pool, in_codes, in_shapes, n_out):
     label = type(obj)._kiln_label
     _, outs = _trace(obj, _sym_inputs(pool, in_codes, in_shapes), n_out)
-    return [_shape_exprs(pool, o, label, i) for i, o in enumerate(outs)]
+    return [shape_exprs(pool, o, label, i) for i, o in enumerate(outs)]
 
 
 def _hook_workspace(obj, pool, in_codes, in_shapes):
@@ -459,7 +280,7 @@ def _workspace_expr(obj, pool, inputs):
     if ws is None:
         return None
     try:
-        return ws._expr_in(pool) if isinstance(ws, SymDim) else pool.const(_as_int(ws))
+        return dim_expr(pool, ws)
     except (TypeError, ValueError) as e:
         raise TypeError(f"plugin {label}: workspace_size: {e}") from None
 
@@ -469,9 +290,8 @@ _kiln._set_plugin_hooks(_hook_dtypes, _hook_shapes, _hook_workspace)
 
 def _add_layer(obj, tensors):
     """Add obj as a plugin layer on kiln Tensors; returns its output Tensor(s)."""
-    from .network import _net_of
     cls = type(obj)
-    net = _net_of(*tensors)
+    net = network_of(*tensors)
     pool = net.exprs
     inputs = []
     for t in tensors:
@@ -479,10 +299,9 @@ def _add_layer(obj, tensors):
         inputs.append(SymTensor(_dt.to_dtype(dtype), [SymDim._of(pool, e) for e in shape]))
     codes, outs = _trace(obj, inputs, cls._kiln_num_outputs)
     if callable(getattr(cls, "aot", None)):
-        from . import aot as _aot
         if _aot.prefer_aot(net):   # compiled kernels instead of forward (python/kiln/aot.py)
             return _aot.add_layer(obj, net, tensors, inputs, codes, outs)
-    shapes = [_shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
+    shapes = [shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
     ws = _workspace_expr(obj, pool, inputs) if cls._kiln_has_workspace else None
     trace = (cls._kiln_key, tuple(codes), shapes, ws, pool.key)
     ns, name, version = cls._kiln_key
@@ -499,7 +318,11 @@ def _run_eager(obj, arrays):
     from .tensor import TensorWrapper
     cls = type(obj)
     label = cls._kiln_label
-    ins = [TensorWrapper.from_tensor(a) for a in arrays]
+    # forward reads its inputs as dense arrays (as a Session hands them) and
+    # must not write them: contiguous copies of strided inputs, parameters
+    # detached (no copy), every input wrapped read-only.
+    arrays = [_eager_input(a) for a in arrays]
+    ins = [TensorWrapper.from_tensor(a, readonly=True) for a in arrays]
     sym = [SymTensor(_dt.to_dtype(w.kiln_dtype), [SymDim(d) for d in w.shape]) for w in ins]
     codes, outs = _trace(obj, sym, cls._kiln_num_outputs)
     first = arrays[0]
@@ -507,7 +330,7 @@ def _run_eager(obj, arrays):
     results = []
     for i, (code, o) in enumerate(zip(codes, outs)):
         try:
-            shape = [_as_int(d) for d in o.shape]
+            shape = [as_int(d) for d in o.shape]
         except TypeError as e:
             raise TypeError(f"plugin {label}: output {i}: {e}") from None
         results.append(_alloc(first, is_torch, code, shape))
@@ -515,7 +338,7 @@ def _run_eager(obj, arrays):
     workspace_buf = None
     if cls._kiln_has_workspace:
         n = obj.workspace_size(sym)
-        n = _as_int(n) if n is not None else 0
+        n = as_int(n) if n is not None else 0
         if n > 0:
             workspace_buf = _alloc(first, is_torch, _dt.uint8.code, [n])
             obj.workspace = TensorWrapper.from_tensor(workspace_buf).data_ptr()
@@ -529,12 +352,23 @@ def _run_eager(obj, arrays):
     return results[0] if len(results) == 1 else tuple(results)
 
 
+def _eager_input(a):
+    if type(a).__module__.startswith("torch"):
+        if a.requires_grad:
+            a = a.detach()
+        return a if a.is_contiguous() else a.contiguous()
+    if type(a).__module__ == "numpy" and not a.flags.c_contiguous:
+        import numpy as np
+        return np.ascontiguousarray(a)
+    return a
+
+
 def _alloc(like, is_torch, code, shape):
     if is_torch:
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         return torch.empty(shape, dtype=_dt.to_torch_dtype(code), device=like.device)
     if code == _dt.bfloat16.code:
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         if torch is None:
             raise TypeError("a bfloat16 output needs torch (numpy has no bfloat16)")
         return torch.empty(shape, dtype=torch.bfloat16)
@@ -544,6 +378,6 @@ def _alloc(like, is_torch, code, shape):
 
 def _current_stream(like, is_torch):
     if is_torch and getattr(like, "is_cuda", False):
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         return torch.cuda.current_stream(like.device).cuda_stream
     return 0

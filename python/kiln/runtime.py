@@ -78,7 +78,18 @@ def load_engine(source):
         return source
     if isinstance(source, (str, os.PathLike)):
         return Engine.from_file(os.fspath(source))
+    try:
+        memoryview(source).release()
+    except TypeError:
+        raise TypeError(f"a Session needs an engine: a kiln Engine, a path (str or os.PathLike) or bytes-like "
+                        f"engine data (bytes, a Blob from build_engine), not a {type(source).__name__}") from None
     return Engine.from_memory(source)
+
+
+def _check_tensor_dict(what, d):
+    if not isinstance(d, dict):
+        raise TypeError(f"{what} must be a dict {{name: tensor}} (torch tensors, numpy arrays or DLPack "
+                        f"producers by input name), not a {type(d).__name__}")
 
 
 class Session:
@@ -141,7 +152,8 @@ class Session:
             if expected is not None and info.dtype is not None and _dt.to_dtype(info.dtype).code != expected:
                 raise _kiln.Error(f"input '{info.name}': dtype {_dt.to_dtype(info.dtype).name} given, "
                                   f"the engine expects {_dt.to_dtype(expected).name}")
-            self._context.set_input_shape(info.name, [int(d) for d in info.shape])
+            self._context.set_input_shape(info.name, [_dim_value(info.name, axis, d)
+                                                      for axis, d in enumerate(info.shape)])
         return [TensorInfo(n, _dt.to_dtype(self._dtypes[n]), self._context.tensor_shape(n))
                 for n in self._outputs]
 
@@ -187,14 +199,22 @@ class Session:
         return self._context.memory_bytes
 
 
+def _dim_value(name, axis, d):
+    """An input size: an int (or numpy integer), never a float that would be truncated."""
+    if isinstance(d, bool) or not hasattr(d, "__index__"):
+        raise TypeError(f"input '{name}': axis {axis} has size {d!r} ({type(d).__name__}); sizes must be ints")
+    return d.__index__()
+
+
 def _allocator_for(inputs, session):
+    _check_tensor_dict("inputs", inputs)
     torch_like = None
     for v in inputs.values():
         if type(v).__module__.startswith("torch"):
             torch_like = v
             break
     if torch_like is not None or session._device[0] == _CUDA:
-        torch = _dt._torch()
+        torch = _dt.optional_torch()
         if torch is None:
             raise ImportError("allocating CUDA outputs needs torch")
         device = torch_like.device if torch_like is not None else torch.device(session.device)
@@ -205,7 +225,7 @@ def _allocator_for(inputs, session):
 
     def alloc_np(name, code, shape):
         if code == _dt.bfloat16.code:
-            torch = _dt._torch()
+            torch = _dt.optional_torch()
             if torch is None:
                 raise TypeError(f"output '{name}' is bfloat16, which needs torch (numpy has no bfloat16)")
             return torch.empty(shape, dtype=torch.bfloat16)

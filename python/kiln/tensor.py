@@ -9,6 +9,14 @@ memory belongs to the engine and is valid until forward returns.
 
 convert_to_torch_tensor and convert_to_numpy never copy: the result aliases
 the wrapper's memory (through DLPack and the array interface).
+
+A plugin's inputs are read-only (wrapper.readonly): they may be weights in a
+read-only mapping of the engine file, or activations other layers still
+read.  convert_to_numpy gives a writeable=False array; numpy's from_dlpack
+sees DLPack's read-only flag.  torch has no read-only tensors, so
+convert_to_torch_tensor makes an inference tensor (torch.inference_mode):
+an in-place write to it outside inference mode raises RuntimeError.  Inside
+a `torch.inference_mode()` block torch cannot tell; do not write there.
 """
 from ._native import _kiln
 
@@ -23,6 +31,11 @@ def convert_to_torch_tensor(tensor):
     import torch
     if isinstance(tensor, torch.Tensor):
         return tensor
+    if isinstance(tensor, TensorWrapper) and tensor.readonly:
+        # torch's nearest thing to a read-only tensor: one made in inference
+        # mode refuses in-place updates outside it.
+        with torch.inference_mode():
+            return torch.utils.dlpack.from_dlpack(tensor)
     return torch.utils.dlpack.from_dlpack(tensor)
 
 
@@ -39,6 +52,7 @@ def convert_to_numpy(tensor):
     return np.from_dlpack(tensor)
 
 
-def wrap_tensor(tensor):
-    """A TensorWrapper aliasing a torch tensor, numpy array or DLPack producer."""
-    return TensorWrapper.from_tensor(tensor)
+def wrap_tensor(tensor, readonly=False):
+    """A TensorWrapper aliasing a torch tensor, numpy array or DLPack producer
+    (read-only when asked, or when the source is)."""
+    return TensorWrapper.from_tensor(tensor, readonly=readonly)

@@ -21,11 +21,46 @@ static PyObject *wrap(PyTypeObject *type, kiln_engine *engine) {
     return (PyObject *)self;
 }
 
+/* The load flags a caller passed: an int of known kiln_load_flags bits only
+ * (the "I" converter would silently mask a bigger int, and an unknown bit may
+ * be a flag this build does not honour). */
+static int load_flags_arg(PyObject *obj, const char *fn, uint32_t *out) {
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "Engine.%s: flags must be an int of kiln.LOAD_* bits, not %s", fn,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(obj);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "Engine.%s: flags %R is not a 32-bit set of kiln.LOAD_* bits", fn, obj);
+        return -1;
+    }
+    unsigned long long unknown = v & ~(unsigned long long)KILN_PY_LOAD_FLAGS_KNOWN;
+    if (unknown) {
+        /* PyErr_Format has no %llx: let Python spell the bits in hex */
+        PyObject *bits = PyLong_FromUnsignedLongLong(unknown), *hex = bits ? PyNumber_ToBase(bits, 16) : NULL;
+        Py_XDECREF(bits);
+        if (!hex) return -1;
+        PyErr_Format(PyExc_ValueError, "Engine.%s: unknown load flag bits %U (known: 0x%x, kiln.LOAD_*)", fn, hex,
+                     (unsigned)KILN_PY_LOAD_FLAGS_KNOWN);
+        Py_DECREF(hex);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
 /* Engine.from_memory(buffer, flags=0): the bytes are copied by the core. */
 static PyObject *engine_from_memory(PyObject *cls, PyObject *args) {
     Py_buffer buf;
-    unsigned int flags = 0;
-    if (!PyArg_ParseTuple(args, "y*|I:from_memory", &buf, &flags)) return NULL;
+    PyObject *flags_obj = NULL;
+    uint32_t flags = 0;
+    if (!PyArg_ParseTuple(args, "y*|O:from_memory", &buf, &flags_obj)) return NULL;
+    if (flags_obj && load_flags_arg(flags_obj, "from_memory", &flags) < 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
     kiln_engine *engine = NULL;
     kiln_status s;
     Py_BEGIN_ALLOW_THREADS
@@ -39,8 +74,10 @@ static PyObject *engine_from_memory(PyObject *cls, PyObject *args) {
 /* Engine.from_file(path, flags=0): mapped read-only. */
 static PyObject *engine_from_file(PyObject *cls, PyObject *args) {
     PyObject *path_obj, *path = NULL;
-    unsigned int flags = 0;
-    if (!PyArg_ParseTuple(args, "O|I:from_file", &path_obj, &flags)) return NULL;
+    PyObject *flags_obj = NULL;
+    uint32_t flags = 0;
+    if (!PyArg_ParseTuple(args, "O|O:from_file", &path_obj, &flags_obj)) return NULL;
+    if (flags_obj && load_flags_arg(flags_obj, "from_file", &flags) < 0) return NULL;
     if (!PyUnicode_FSConverter(path_obj, &path)) return NULL;
     kiln_engine *engine = NULL;
     kiln_status s;

@@ -163,6 +163,11 @@ void kiln_py_view_release(kiln_py_view *view);
 int  kiln_py_dtype_from_format(const char *format, Py_ssize_t itemsize, kiln_dtype *out);
 int  kiln_py_desc_is_contiguous(const kiln_tensor_desc *d);
 
+/* The kiln_load_flags bits this build knows (Engine.from_memory/from_file
+ * refuse others before the core sees them). */
+#define KILN_PY_LOAD_FLAGS_KNOWN \
+    ((uint32_t)(KILN_LOAD_SKIP_WEIGHT_CHECKSUM | KILN_LOAD_NO_PLUGINS | KILN_LOAD_NO_MACHINE_CODE))
+
 /* --- tensor_wrapper.c -------------------------------------------------- */
 typedef struct kiln_py_wrapper {
     PyObject_HEAD
@@ -171,9 +176,11 @@ typedef struct kiln_py_wrapper {
     PyObject *shape;      /* cached tuple, NULL when stale */
     PyObject *strides;    /* cached tuple, NULL when stale */
     PyObject *weakreflist;
+    int       readonly;   /* a plugin input or a read-only source: exported read-only everywhere */
 } kiln_py_wrapper;
 extern PyType_Spec kiln_py_wrapper_spec;
-PyObject *kiln_py_wrapper_new(kiln_py_state *st);
+/* readonly: 1 for what forward() must not write (its inputs, weights among them). */
+PyObject *kiln_py_wrapper_new(kiln_py_state *st, int readonly);
 /* Point a wrapper at new memory (the bridge reuses wrappers across calls). */
 void      kiln_py_wrapper_set(kiln_py_wrapper *w, const kiln_tensor_desc *desc);
 

@@ -148,10 +148,15 @@ static PyObject *mod_cuda_device_count(PyObject *m, PyObject *unused) {
     return PyLong_FromLong(n);
 }
 
+/* _set_wrapper_dtypes(tuple | callable | None): what TensorWrapper.dtype
+ * returns per kiln dtype.  A callable is called on the first use and must
+ * return the tuple: that keeps `import kiln` from importing torch. */
 static PyObject *mod_set_wrapper_dtypes(PyObject *m, PyObject *arg) {
     kiln_py_state *st = module_state(m);
-    if (arg != Py_None && (!PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) != KILN_DTYPE_COUNT)) {
-        PyErr_Format(PyExc_TypeError, "expected a tuple of %d dtype objects or None", KILN_DTYPE_COUNT);
+    if (arg != Py_None && !PyCallable_Check(arg) &&
+        (!PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) != KILN_DTYPE_COUNT)) {
+        PyErr_Format(PyExc_TypeError, "expected a tuple of %d dtype objects, a callable returning one, or None",
+                     KILN_DTYPE_COUNT);
         return NULL;
     }
     Py_XSETREF(st->wrapper_dtypes, arg == Py_None ? NULL : Py_NewRef(arg));
@@ -300,6 +305,40 @@ static int intern(PyObject **slot, const char *s) {
     return *slot ? 0 : -1;
 }
 
+/* The C enums Python needs, as module constants, so python/kiln reads the
+ * values from the headers instead of keeping copies (kiln.h says which of
+ * these are stored in engine files). */
+typedef struct int_constant {
+    const char *name;
+    long        value;
+} int_constant;
+
+static const int_constant enum_constants[] = {
+    {"EXPR_CONST", KILN_EXPR_CONST},       {"EXPR_DIM", KILN_EXPR_DIM},
+    {"EXPR_ADD", KILN_EXPR_ADD},           {"EXPR_SUB", KILN_EXPR_SUB},
+    {"EXPR_MUL", KILN_EXPR_MUL},           {"EXPR_FLOORDIV", KILN_EXPR_FLOORDIV},
+    {"EXPR_CEILDIV", KILN_EXPR_CEILDIV},   {"EXPR_MIN", KILN_EXPR_MIN},
+    {"EXPR_MAX", KILN_EXPR_MAX},           {"EXPR_EQ", KILN_EXPR_EQ},
+    {"EXPR_LT", KILN_EXPR_LT},             {"EXPR_OP_COUNT", KILN_EXPR_OP_COUNT},
+    {"BINARY_ADD", KILN_BINARY_ADD},       {"BINARY_SUB", KILN_BINARY_SUB},
+    {"BINARY_MUL", KILN_BINARY_MUL},       {"BINARY_DIV", KILN_BINARY_DIV},
+    {"BINARY_MIN", KILN_BINARY_MIN},       {"BINARY_MAX", KILN_BINARY_MAX},
+    {"BINARY_OP_COUNT", KILN_BINARY_OP_COUNT},
+    {"UNARY_RELU", KILN_UNARY_RELU},       {"UNARY_GELU", KILN_UNARY_GELU},
+    {"UNARY_SILU", KILN_UNARY_SILU},       {"UNARY_EXP", KILN_UNARY_EXP},
+    {"UNARY_NEG", KILN_UNARY_NEG},         {"UNARY_SQRT", KILN_UNARY_SQRT},
+    {"UNARY_OP_COUNT", KILN_UNARY_OP_COUNT},
+    {"LOAD_SKIP_WEIGHT_CHECKSUM", KILN_LOAD_SKIP_WEIGHT_CHECKSUM},
+    {"LOAD_NO_PLUGINS", KILN_LOAD_NO_PLUGINS},
+    {"LOAD_NO_MACHINE_CODE", KILN_LOAD_NO_MACHINE_CODE},
+};
+
+static int add_enum_constants(PyObject *m) {
+    for (size_t i = 0; i < sizeof enum_constants / sizeof enum_constants[0]; i++)
+        if (PyModule_AddIntConstant(m, enum_constants[i].name, enum_constants[i].value) < 0) return -1;
+    return 0;
+}
+
 static int module_exec(PyObject *m) {
     kiln_py_state *st = module_state(m);
     st->error = PyErr_NewExceptionWithDoc(
@@ -324,7 +363,7 @@ static int module_exec(PyObject *m) {
         return -1;
     if (PyModule_AddIntConstant(m, "MAX_RANK", KILN_MAX_RANK) < 0) return -1;
     if (PyModule_AddIntConstant(m, "DTYPE_COUNT", KILN_DTYPE_COUNT) < 0) return -1;
-    return 0;
+    return add_enum_constants(m);
 }
 
 static PyModuleDef_Slot module_slots[] = {

@@ -200,6 +200,11 @@ static void bridge_destroy(const kiln_plugin_creator *creator, void *instance) {
         Py_CLEAR(inst->workspace_obj);
         Py_CLEAR(inst->stream_obj);
         PyGILState_Release(g);
+    } else {
+        /* The Python objects went with the interpreter; the arrays that held
+         * them are raw memory of ours. */
+        PyMem_RawFree(inst->in_w);
+        PyMem_RawFree(inst->out_w);
     }
     PyMem_RawFree(inst->dtypes);
     PyMem_RawFree(inst);
@@ -436,12 +441,12 @@ done:
 
 /* --- enqueue -------------------------------------------------------------- */
 
-static int make_wrappers(kiln_py_state *st, int32_t n, PyObject ***arr, PyObject **list) {
+static int make_wrappers(kiln_py_state *st, int32_t n, int readonly, PyObject ***arr, PyObject **list) {
     *arr = PyMem_RawCalloc((size_t)n + 1, sizeof **arr);
     *list = PyList_New(n);
     if (!*arr || !*list) return -1;
     for (int32_t i = 0; i < n; i++) {
-        PyObject *w = kiln_py_wrapper_new(st);
+        PyObject *w = kiln_py_wrapper_new(st, readonly);
         if (!w) return -1;
         (*arr)[i] = w;
         PyList_SET_ITEM(*list, i, Py_NewRef(w));
@@ -514,8 +519,9 @@ static kiln_status bridge_enqueue(void *instance, const kiln_plugin_launch *laun
 
     if (inst->n_in != launch->input_count || inst->n_out != launch->output_count) {
         drop_wrappers(inst);
-        if (make_wrappers(st, launch->input_count, &inst->in_w, &inst->in_list) < 0 ||
-            make_wrappers(st, launch->output_count, &inst->out_w, &inst->out_list) < 0) {
+        /* inputs are read-only: weights may be a read-only mapping of the engine */
+        if (make_wrappers(st, launch->input_count, 1, &inst->in_w, &inst->in_list) < 0 ||
+            make_wrappers(st, launch->output_count, 0, &inst->out_w, &inst->out_list) < 0) {
             /* partially built: counts below let drop_wrappers free what exists */
             inst->n_in = inst->in_w ? launch->input_count : 0;
             inst->n_out = inst->out_w ? launch->output_count : 0;

@@ -55,6 +55,7 @@ static void contiguous_strides(kiln_tensor_desc *d) {
 static int from_wrapper(kiln_py_wrapper *w, const char *what, int writable, kiln_py_view *view) {
     view->desc = w->desc;
     view->contiguous = kiln_py_desc_is_contiguous(&w->desc);
+    view->readonly = w->readonly;
     return 0;
 }
 

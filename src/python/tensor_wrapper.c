@@ -11,6 +11,13 @@
  *   data_ptr(), shape, strides (elements), dtype, device;
  *   __array_interface__ (CPU) and __cuda_array_interface__ (CUDA), v3;
  *   __dlpack__ / __dlpack_device__ (a versioned capsule when asked for one).
+ *
+ * A read-only wrapper (every plugin input: activations the engine still
+ * needs and weights, which may be a read-only mapping of the engine file)
+ * says so in each protocol: the array interfaces' data is (ptr, True), so
+ * numpy gives writeable=False arrays; a versioned DLPack capsule carries
+ * DLPACK_FLAG_BITMASK_READ_ONLY; a legacy (unversioned) capsule has no such
+ * flag, so one is refused unless the caller passes copy=False explicitly. 
  */
 #include "kiln_py.h"
 #include "dlpack_abi.h"
@@ -20,10 +27,11 @@
 
 static kiln_py_state *state_of(PyObject *self) { return kiln_py_state_of_type(Py_TYPE(self)); }
 
-PyObject *kiln_py_wrapper_new(kiln_py_state *st) {
+PyObject *kiln_py_wrapper_new(kiln_py_state *st, int readonly) {
     kiln_py_wrapper *w = (kiln_py_wrapper *)st->wrapper_type->tp_alloc(st->wrapper_type, 0);
     if (!w) return NULL;
     w->desc.device = (kiln_device){KILN_DEVICE_CPU, 0};
+    w->readonly = readonly != 0;
     return (PyObject *)w;
 }
 
@@ -36,15 +44,17 @@ void kiln_py_wrapper_set(kiln_py_wrapper *w, const kiln_tensor_desc *d) {
     if (!same_strides) Py_CLEAR(w->strides);
 }
 
-/* TensorWrapper(data_ptr, dtype, shape, strides=None, device="cpu", owner=None)
+/* TensorWrapper(data_ptr, dtype, shape, strides=None, device="cpu", owner=None,
+ *               readonly=False)
  * dtype: a kiln dtype code (kiln.DataType is an index).  device: "cpu",
  * "cuda" or "cuda:N".  owner: an object kept alive with the wrapper. */
 static PyObject *wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"data_ptr", "dtype", "shape", "strides", "device", "owner", NULL};
+    static char *kwlist[] = {"data_ptr", "dtype", "shape", "strides", "device", "owner", "readonly", NULL};
     PyObject *ptr_obj, *dtype_obj, *shape_obj, *strides_obj = Py_None, *owner = Py_None;
     const char *device = "cpu";
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OsO:TensorWrapper", kwlist, &ptr_obj, &dtype_obj, &shape_obj,
-                                     &strides_obj, &device, &owner))
+    int readonly = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OsOp:TensorWrapper", kwlist, &ptr_obj, &dtype_obj,
+                                     &shape_obj, &strides_obj, &device, &owner, &readonly))
         return NULL;
     kiln_tensor_desc d;
     memset(&d, 0, sizeof d);
@@ -122,19 +132,26 @@ static PyObject *wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     kiln_py_wrapper *w = (kiln_py_wrapper *)type->tp_alloc(type, 0);
     if (!w) return NULL;
     w->desc = d;
+    w->readonly = readonly;
     if (owner != Py_None) w->owner = Py_NewRef(owner);
     return (PyObject *)w;
 }
 
-/* TensorWrapper.from_tensor(obj): wrap a torch tensor / numpy array / DLPack
- * producer, aliasing its memory (obj is kept alive by the wrapper). */
-static PyObject *wrapper_from_tensor(PyObject *cls, PyObject *obj) {
+/* TensorWrapper.from_tensor(obj, readonly=False): wrap a torch tensor / numpy
+ * array / DLPack producer, aliasing its memory (obj is kept alive by the
+ * wrapper).  The wrapper is read-only when asked or when obj is. */
+static PyObject *wrapper_from_tensor(PyObject *cls, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"tensor", "readonly", NULL};
+    PyObject *obj;
+    int readonly = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$p:from_tensor", kwlist, &obj, &readonly)) return NULL;
     kiln_py_state *st = kiln_py_state_of_type((PyTypeObject *)cls);
     kiln_py_view view;
     if (kiln_py_view_get(st, obj, "tensor", 0, NULL, &view) < 0) return NULL;
     kiln_py_wrapper *w = (kiln_py_wrapper *)((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
     if (w) {
         w->desc = view.desc;
+        w->readonly = readonly || view.readonly;
         w->owner = Py_NewRef(obj);
     }
     /* obj keeps the memory alive (a torch tensor's storage, an ndarray's
@@ -202,6 +219,17 @@ static PyObject *wrapper_get_strides(PyObject *self, void *closure) {
 static PyObject *wrapper_get_dtype(PyObject *self, void *closure) {
     kiln_py_state *st = state_of(self);
     kiln_py_wrapper *w = (kiln_py_wrapper *)self;
+    if (st->wrapper_dtypes && !PyTuple_Check(st->wrapper_dtypes)) {   /* the factory: first use */
+        PyObject *table = PyObject_CallNoArgs(st->wrapper_dtypes);
+        if (!table) return NULL;
+        if (!PyTuple_Check(table) || PyTuple_GET_SIZE(table) != KILN_DTYPE_COUNT) {
+            Py_DECREF(table);
+            PyErr_Format(PyExc_TypeError, "the wrapper dtype factory must return a tuple of %d dtypes",
+                         KILN_DTYPE_COUNT);
+            return NULL;
+        }
+        Py_XSETREF(st->wrapper_dtypes, table);
+    }
     if (st->wrapper_dtypes && (unsigned)w->desc.dtype < KILN_DTYPE_COUNT)
         return Py_NewRef(PyTuple_GET_ITEM(st->wrapper_dtypes, w->desc.dtype));
     return PyLong_FromLong((long)w->desc.dtype);
@@ -219,6 +247,10 @@ static PyObject *wrapper_get_device(PyObject *self, void *closure) {
 
 static PyObject *wrapper_get_ndim(PyObject *self, void *closure) {
     return PyLong_FromLong(((kiln_py_wrapper *)self)->desc.rank);
+}
+
+static PyObject *wrapper_get_readonly(PyObject *self, void *closure) {
+    return PyBool_FromLong(((kiln_py_wrapper *)self)->readonly);
 }
 
 static const char *typestr_of(kiln_dtype t) {
@@ -250,7 +282,7 @@ static PyObject *array_interface(kiln_py_wrapper *w, int cuda) {
         Py_DECREF(shape);
         return NULL;
     }
-    PyObject *data = Py_BuildValue("(NO)", PyLong_FromVoidPtr(w->desc.data), Py_False);
+    PyObject *data = Py_BuildValue("(NO)", PyLong_FromVoidPtr(w->desc.data), w->readonly ? Py_True : Py_False);
     if (!data) {
         Py_DECREF(shape);
         Py_DECREF(strides);
@@ -359,6 +391,16 @@ static PyObject *wrapper_dlpack(PyObject *self, PyObject *args, PyObject *kwargs
         if (!PyArg_ParseTuple(max_version, "ii", &major, &minor)) return NULL;
         versioned = major >= 1;
     }
+    /* A legacy capsule cannot say "read-only": its consumer would hand out
+     * writable memory, so only a caller that asked for no copy explicitly
+     * (and so takes the aliasing on itself) gets one. */
+    if (w->readonly && !versioned && copy != Py_False) {
+        PyErr_SetString(PyExc_BufferError,
+                        "this TensorWrapper is read-only (a plugin input) and the consumer asked for an "
+                        "unversioned DLPack capsule, which cannot carry a read-only flag: use a consumer that "
+                        "speaks DLPack 1.0 (numpy >= 2.1, torch via kiln.convert_to_torch_tensor)");
+        return NULL;
+    }
     dl_export *e = PyMem_RawCalloc(1, sizeof *e);
     if (!e) return PyErr_NoMemory();
     memcpy(e->shape, w->desc.dims, sizeof e->shape);
@@ -378,7 +420,7 @@ static PyObject *wrapper_dlpack(PyObject *self, PyObject *args, PyObject *kwargs
         e->m.versioned.version = (kiln_dl_version){1, 0};
         e->m.versioned.manager_ctx = e;
         e->m.versioned.deleter = dl_deleter_versioned;
-        e->m.versioned.flags = 0;
+        e->m.versioned.flags = w->readonly ? KILN_DL_FLAG_READ_ONLY : 0;
         e->m.versioned.dl_tensor = t;
         capsule = PyCapsule_New(&e->m.versioned, "dltensor_versioned", capsule_destructor_versioned);
     } else {
@@ -413,8 +455,8 @@ static PyObject *wrapper_repr(PyObject *self) {
 
 static PyMethodDef wrapper_methods[] = {
     {"data_ptr", wrapper_data_ptr, METH_NOARGS, "address of the first element"},
-    {"from_tensor", wrapper_from_tensor, METH_O | METH_CLASS,
-     "TensorWrapper.from_tensor(t): alias a torch tensor / numpy array / DLPack producer"},
+    {"from_tensor", (PyCFunction)(void (*)(void))wrapper_from_tensor, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "TensorWrapper.from_tensor(t, *, readonly=False): alias a torch tensor / numpy array / DLPack producer"},
     {"__dlpack__", (PyCFunction)(void (*)(void))wrapper_dlpack, METH_VARARGS | METH_KEYWORDS,
      "DLPack export (never copies)"},
     {"__dlpack_device__", wrapper_dlpack_device, METH_NOARGS, "(device_type, device_id)"},
@@ -428,6 +470,7 @@ static PyGetSetDef wrapper_getset[] = {
     {"kiln_dtype", wrapper_get_kiln_dtype, NULL, "the kiln dtype code", NULL},
     {"device", wrapper_get_device, NULL, "'cpu' or 'cuda:N'", NULL},
     {"ndim", wrapper_get_ndim, NULL, "rank", NULL},
+    {"readonly", wrapper_get_readonly, NULL, "True for a plugin input: forward() must not write it", NULL},
     {"__array_interface__", wrapper_get_array_interface, NULL, "numpy array interface v3 (CPU)", NULL},
     {"__cuda_array_interface__", wrapper_get_cuda_array_interface, NULL, "CUDA array interface v3", NULL},
     {NULL, NULL, NULL, NULL, NULL},

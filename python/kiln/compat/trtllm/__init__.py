@@ -11,7 +11,7 @@ Code written for TensorRT-LLM's Python plugins ports by changing its imports:
 "trt" dtypes are kiln DataTypes here.
 """
 from ... import dtypes as _dt
-from ...network import Builder, Tensor, net_guard, Network
+from ...network import Builder, Tensor, net_guard, Network, TRTLLM_IGNORED_TENSOR_ARGS
 from ...plugin import PluginBase, SymTensor, SymDim, plugin as _plugin
 from ...tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy
 from ...runtime import Session, TensorInfo
@@ -21,14 +21,25 @@ __all__ = [
     "trtllm_plugin", "PluginBase", "SymTensor", "SymDim", "TensorWrapper", "convert_to_torch_tensor",
     "convert_to_numpy", "Builder", "Tensor", "net_guard", "Network", "str_dtype_to_trt", "torch_dtype_to_trt",
     "torch_dtype_to_str", "trt_dtype_to_torch", "str_dtype_to_torch", "trt_dtype_to_str", "Session",
-    "TensorInfo", "runtime",
+    "TensorInfo", "runtime", "TRTLLM_IGNORED_PLUGIN_ARGS", "TRTLLM_IGNORED_TENSOR_ARGS",
 ]
+
+# trtllm_plugin() keyword arguments of TensorRT-LLM's that kiln accepts and
+# ignores on purpose (docs/python.md): deterministic (a kiln plugin's
+# determinism is its forward's own).  Any other unknown keyword is a TypeError.
+TRTLLM_IGNORED_PLUGIN_ARGS = ("deterministic",)
 
 
 def trtllm_plugin(plugin_name, *, plugin_version="1", plugin_namespace="tensorrt_llm", plugin_num_outputs=None,
-                  version=None, namespace=None, num_outputs=None, **ignored):
+                  version=None, namespace=None, num_outputs=None, **kwargs):
     """@trtllm_plugin("Name"): kiln.plugin with TensorRT-LLM's keyword names
     (kiln's names are accepted too)."""
+    unknown = [k for k in kwargs if k not in TRTLLM_IGNORED_PLUGIN_ARGS]
+    if unknown:
+        raise TypeError(f"trtllm_plugin: unexpected keyword argument(s) {', '.join(map(repr, unknown))} "
+                        "(it takes plugin_version, plugin_namespace, plugin_num_outputs or kiln's version, "
+                        f"namespace, num_outputs; TensorRT-LLM's {', '.join(TRTLLM_IGNORED_PLUGIN_ARGS)} "
+                        "is accepted and ignored)")
     return _plugin(plugin_name,
                    version=version if version is not None else plugin_version,
                    namespace=namespace if namespace is not None else plugin_namespace,
