@@ -8,6 +8,11 @@ for tool in gcc cmake clang make; do command -v "$tool" >/dev/null 2>&1 || need_
 if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   need_apt+=(libclang-rt-dev)
 fi
+# OpenBLAS: kiln's float32 CPU matmuls use it when present (found at run time,
+# src/backend/cpu/cpu_blas.h); the tests run both with it and without.
+ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' || need_apt+=(libopenblas0-pthread)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

@@ -9,13 +9,16 @@
  * rows.  float16/bfloat16 are converted to float32 panels as they are used
  * and the float32 sums rounded back once at the end.
  *
- * This is the portable kernel.  On x86-64 CPUs with AVX2 and FMA, products
- * of at least 6 rows take the packed, register-blocked path of
- * cpu_gemm_avx2.c instead (several times faster, and on several threads
- * for large products); both sum in float32. */
+ * This is the portable kernel.  float32 products go to the system BLAS when
+ * the process can load one (cpu_blas.h: OpenBLAS or BLIS, found at run
+ * time).  Otherwise, on x86-64 CPUs with AVX2 and FMA, products of at least
+ * 6 rows take the packed, register-blocked path of cpu_gemm_avx2.c (several
+ * times faster, and on several threads for large products); all sum in
+ * float32. */
 #include <stdint.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_blas.h"
 #include "backend/cpu/cpu_gemm_avx2.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/alloc.h"
@@ -160,10 +163,15 @@ static int gemm_threads(const gemm_shape *s) {
  * one in column panels (job), on `threads` threads. */
 typedef struct matmul_run {
     gemm_job job;     /* the portable path; job.scratch is both paths' scratch */
-    int      avx2, threads, tasks;
+    int      blas, avx2, threads, tasks;
 } matmul_run;
 
 static void run_matrix(matmul_run *r, const void *a, const void *b, void *c) {
+    if (r->blas) {
+        const gemm_shape *s = &r->job.s;
+        kiln_cpu_blas_sgemm(s->M, s->N, s->K, a, b, c);
+        return;
+    }
     if (r->avx2) {
         const gemm_shape *s = &r->job.s;
         kiln_cpu_gemm_avx2(s->dt, s->M, s->K, s->N, a, b, c, r->job.scratch, r->threads);
@@ -247,9 +255,16 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
     char *po = (char *)out->data;
     const size_t mat_a = (size_t)(M * K) * es, mat_b = (size_t)(K * N) * es, mat_o = (size_t)(M * N) * es;
     matmul_run r = {.job = {.s = {.dt = dt, .M = M, .K = K, .N = N}}};
-    size_t need;
-    r.avx2 = K > 0 && kiln_cpu_gemm_avx2_usable(M);
-    if (r.avx2) {
+    size_t need = 0;
+    /* float32 through the system BLAS when there is one (cpu_blas.h); its
+     * integers must hold the sizes, and K = 0 is left to the own kernel
+     * (it writes the zeros). */
+    r.blas = dt == KILN_FLOAT32 && K > 0 && kiln_cpu_blas_name() && M <= INT32_MAX && N <= INT32_MAX &&
+             K <= INT32_MAX;
+    r.avx2 = !r.blas && K > 0 && kiln_cpu_gemm_avx2_usable(M);
+    if (r.blas) {
+        r.threads = 1;
+    } else if (r.avx2) {
         r.threads = kiln_cpu_gemm_avx2_threads(M, K, N);
         need = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N) * (size_t)r.threads;
     } else {
