@@ -10,4 +10,18 @@ from ._native import _kiln
 
 Error = _kiln.Error
 
-__all__ = ["Error"]
+__all__ = ["Error", "PluginRegistrationError", "PluginDefinitionError"]
+
+
+class PluginRegistrationError(ValueError, AssertionError):
+    """A plugin registered twice under one namespace::name and version.  A
+    ValueError; also an AssertionError,
+    which is what TensorRT-LLM raised there, so code and tests written for it
+    catch it unchanged."""
+
+
+class PluginDefinitionError(TypeError, AssertionError):
+    """A plugin class kiln cannot use as written (not a PluginBase, missing
+    forward or shape_dtype_inference, no way to tell its output count, not
+    registered before an instance is made).  A
+    TypeError; also an AssertionError, as in TensorRT-LLM."""

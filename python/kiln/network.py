@@ -192,9 +192,21 @@ class Builder:
     """Creates networks and builds them into engines."""
 
     def __init__(self):
-        # kiln networks are always strongly typed (every tensor has its
-        # declared dtype); the flag is accepted for TensorRT-LLM code.
-        self.strongly_typed = True
+        self._strongly_typed = None   # None: never set
+
+    @property
+    def strongly_typed(self):
+        """Always True: every tensor of a kiln network has the dtype it was
+        declared with.  TensorRT-LLM code sets it explicitly
+        (builder.strongly_typed = True); then, as in TensorRT, a config's
+        precision does not apply and is not checked.  Left unset, a precision
+        other than float32 is checked (BuilderConfig.check); set to False, the
+        build is refused: kiln has no weakly typed mode."""
+        return self._strongly_typed is not False
+
+    @strongly_typed.setter
+    def strongly_typed(self, value):
+        self._strongly_typed = bool(value)
 
     def create_network(self, prefer_aot=None, aot_target=None):
         """A new network.  prefer_aot / aot_target: how plugins with an aot()
@@ -217,7 +229,11 @@ class Builder:
             if not isinstance(config, BuilderConfig):
                 raise TypeError(f"build_engine: config must be a kiln BuilderConfig "
                                 f"(Builder.create_builder_config), not a {type(config).__name__}")
-            config.check(network)
+            if self._strongly_typed is False:
+                raise ValueError("Builder.strongly_typed = False: kiln networks are always strongly typed (every "
+                                 "tensor has the dtype it was declared with); leave it unset or set it to True")
+            if self._strongly_typed is not True:
+                config.check(network)
         if network.aot_layers:
             _aot.check_config(network, config)
         return network.build()

@@ -35,7 +35,10 @@ import threading
 import typing
 
 from ._native import _kiln
+from .errors import PluginDefinitionError, PluginRegistrationError
 from . import dtypes as _dt
+from . import tensor as _tensor
+from .tensor import triton_interpreting
 from .network import Tensor, network_of
 from . import aot as _aot
 from .symbolic import (SymDim, SymTensor, UnknownShape, sym_min, sym_max, sym_eq, sym_lt, as_int, dim_expr,
@@ -86,7 +89,7 @@ def _count_outputs(cls, label):
     fn = getattr(cls, "shape_dtype_inference", None)
     ann = getattr(fn, "__annotations__", {}).get("return", None)
     if ann is None:
-        raise TypeError(f"plugin {label}: cannot tell how many outputs it has: annotate "
+        raise PluginDefinitionError(f"plugin {label}: cannot tell how many outputs it has: annotate "
                         "shape_dtype_inference's return type (-> SymTensor or -> tuple[SymTensor, SymTensor]) "
                         "or pass num_outputs= to the decorator")
     resolved = ann
@@ -106,7 +109,7 @@ def _count_outputs(cls, label):
         if origin in (tuple,) and args and Ellipsis not in args and all(_is_symtensor_type(a) for a in args):
             n = len(args)
     if n is None:
-        raise TypeError(f"plugin {label}: the return annotation {ann!r} of shape_dtype_inference does not say "
+        raise PluginDefinitionError(f"plugin {label}: the return annotation {ann!r} of shape_dtype_inference does not say "
                         "how many outputs there are (use SymTensor or tuple[SymTensor, ...] with a fixed count, "
                         "or pass num_outputs=)")
     return n
@@ -123,13 +126,13 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
         key = (str(namespace), name, str(version))
         label = _label(key)
         if not (isinstance(cls, type) and issubclass(cls, PluginBase)):
-            raise TypeError(f"@plugin('{name}') must decorate a subclass of kiln.PluginBase, got {cls!r}")
+            raise PluginDefinitionError(f"@plugin('{name}') must decorate a subclass of kiln.PluginBase, got {cls!r}")
         for method in ("shape_dtype_inference", "forward"):
             if getattr(cls, method, None) is getattr(PluginBase, method):
-                raise TypeError(f"plugin {label}: {cls.__qualname__} must define {method}()")
+                raise PluginDefinitionError(f"plugin {label}: {cls.__qualname__} must define {method}()")
         existing = _registry.get(key)
         if existing is not None:
-            raise ValueError(f"plugin {label} is already registered by {existing.__module__}."
+            raise PluginRegistrationError(f"plugin {label} is already registered by {existing.__module__}."
                              f"{existing.__qualname__}; cannot register {cls.__module__}.{cls.__qualname__} "
                              "under the same namespace, name and version")
         n = int(num_outputs) if num_outputs is not None else _count_outputs(cls, label)
@@ -143,10 +146,22 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
         cls._kiln_label = label
         cls._kiln_num_outputs = n
         cls._kiln_has_workspace = has_ws
+        cls._plugin_creator = PluginCreator(key[0], key[1], key[2], n, has_ws)
         _registry[key] = cls
         return cls
 
     return register
+
+
+class PluginCreator(typing.NamedTuple):
+    """What a registered plugin class was registered as: one per class, shared
+    by its instances (`instance._plugin_creator`, TensorRT-LLM's name for the
+    plugin creator its plugin objects share)."""
+    namespace: str
+    name: str
+    version: str
+    num_outputs: int
+    has_workspace: bool
 
 
 # Triton's CPU interpreter (TRITON_INTERPRET=1) keeps launch state in
@@ -159,16 +174,14 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
 _INTERPRETER_LOCK = threading.RLock()
 
 
-def triton_interpreting():
-    """Whether Triton kernels run under its CPU interpreter (TRITON_INTERPRET)."""
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
-
-
 def _serialized(forward):
     @functools.wraps(forward)
     def forward_under_interpreter_lock(self, inputs, outputs):
         with _INTERPRETER_LOCK:
-            return forward(self, inputs, outputs)
+            try:
+                return forward(self, inputs, outputs)
+            finally:
+                _tensor.forget_interpreter_copies()
 
     forward_under_interpreter_lock._kiln_serialized = True
     return forward_under_interpreter_lock
@@ -198,7 +211,7 @@ class PluginBase:
 
     def __new__(cls, *args, **kwargs):
         if "_kiln_key" not in cls.__dict__:
-            raise TypeError(f"plugin class {cls.__module__}.{cls.__qualname__} is not registered: decorate it "
+            raise PluginDefinitionError(f"plugin class {cls.__module__}.{cls.__qualname__} is not registered: decorate it "
                             "with @kiln.plugin(\"Name\") (or @trtllm_plugin(\"Name\")) before creating instances")
         return object.__new__(cls)
 

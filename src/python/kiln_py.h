@@ -67,6 +67,7 @@ typedef struct kiln_py_state {
     /* What TensorWrapper.dtype returns for each kiln_dtype (torch dtypes
      * when torch is importable); set by kiln.dtypes.  NULL: the int code. */
     PyObject     *wrapper_dtypes;
+    PyObject     *wrapper_fallback;   /* fn(wrapper, name): attributes a TensorWrapper lacks (torch's), or NULL */
     /* Python helpers of kiln.plugin that trace shape_dtype_inference. */
     PyObject     *trace_dtypes, *trace_shapes, *trace_workspace;
     /* kiln._streams.use_stream(handle, device): makes torch's current CUDA

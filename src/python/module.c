@@ -148,6 +148,21 @@ static PyObject *mod_cuda_device_count(PyObject *m, PyObject *unused) {
     return PyLong_FromLong(n);
 }
 
+/* _set_wrapper_fallback(callable | None): fn(wrapper, name), asked for an
+ * attribute a TensorWrapper does not have (python/kiln/tensor.py answers with
+ * the same attribute of a torch tensor aliasing the wrapper's memory, so a
+ * wrapper goes wherever a torch tensor does: Triton's interpreter, torch
+ * functions that take tensors). */
+static PyObject *mod_set_wrapper_fallback(PyObject *m, PyObject *arg) {
+    kiln_py_state *st = module_state(m);
+    if (arg != Py_None && !PyCallable_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "expected a callable or None");
+        return NULL;
+    }
+    Py_XSETREF(st->wrapper_fallback, arg == Py_None ? NULL : Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
 /* _set_wrapper_dtypes(tuple | callable | None): what TensorWrapper.dtype
  * returns per kiln dtype.  A callable is called on the first use and must
  * return the tuple: that keeps `import kiln` from importing torch. */
@@ -214,6 +229,7 @@ static PyMethodDef module_methods[] = {
     {"cuda_available", mod_cuda_available, METH_NOARGS, "whether the CUDA backend sees a GPU"},
     {"cuda_device_count", mod_cuda_device_count, METH_NOARGS, "number of GPUs kiln sees"},
     {"_set_wrapper_dtypes", mod_set_wrapper_dtypes, METH_O, "objects TensorWrapper.dtype returns"},
+    {"_set_wrapper_fallback", mod_set_wrapper_fallback, METH_O, "fn(wrapper, name) for attributes a wrapper lacks"},
     {"_set_plugin_hooks", mod_set_plugin_hooks, METH_VARARGS, "tracing helpers of kiln.plugin"},
     {"_set_stream_hook", mod_set_stream_hook, METH_VARARGS,
      "_set_stream_hook(use_stream, current_stream): kiln._streams's hooks, or (None, None)"},
@@ -239,6 +255,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->context_type);
     Py_VISIT(st->wrapper_type);
     Py_VISIT(st->wrapper_dtypes);
+    Py_VISIT(st->wrapper_fallback);
     Py_VISIT(st->trace_dtypes);
     Py_VISIT(st->trace_shapes);
     Py_VISIT(st->trace_workspace);
@@ -264,6 +281,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->context_type);
     Py_CLEAR(st->wrapper_type);
     Py_CLEAR(st->wrapper_dtypes);
+    Py_CLEAR(st->wrapper_fallback);
     Py_CLEAR(st->trace_dtypes);
     Py_CLEAR(st->trace_shapes);
     Py_CLEAR(st->trace_workspace);

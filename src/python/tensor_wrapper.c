@@ -216,6 +216,18 @@ static PyObject *wrapper_get_strides(PyObject *self, void *closure) {
     return Py_XNewRef(w->strides);
 }
 
+/* Attributes the wrapper lacks come from the module's fallback (torch's,
+ * python/kiln/tensor.py), dunder names excepted: protocols stay the wrapper's. */
+static PyObject *wrapper_getattro(PyObject *self, PyObject *name) {
+    PyObject *r = PyObject_GenericGetAttr(self, name);
+    if (r || !PyErr_ExceptionMatches(PyExc_AttributeError)) return r;
+    kiln_py_state *st = state_of(self);
+    const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    if (!st->wrapper_fallback || !text || (text[0] == '_' && text[1] == '_')) return NULL;
+    PyErr_Clear();
+    return PyObject_CallFunctionObjArgs(st->wrapper_fallback, self, name, NULL);
+}
+
 static PyObject *wrapper_get_dtype(PyObject *self, void *closure) {
     kiln_py_state *st = state_of(self);
     kiln_py_wrapper *w = (kiln_py_wrapper *)self;
@@ -488,6 +500,7 @@ static PyType_Slot wrapper_slots[] = {
     {Py_tp_getset, wrapper_getset},
     {Py_tp_members, wrapper_members},
     {Py_tp_repr, wrapper_repr},
+    {Py_tp_getattro, wrapper_getattro},
     {Py_tp_traverse, wrapper_traverse},
     {Py_tp_clear, wrapper_clear},
     {Py_tp_dealloc, wrapper_dealloc},

@@ -51,3 +51,4 @@ def subprocess_env():
         paths = paths[1:]  # installed kiln
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
+collect_ignore = ["trtllm_port"]   # run in a process of its own by test_trtllm_port.py

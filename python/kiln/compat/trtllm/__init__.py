@@ -7,8 +7,14 @@ Code written for TensorRT-LLM's Python plugins ports by changing its imports:
     from kiln.compat.trtllm import Builder, Tensor, net_guard, str_dtype_to_trt, \\
         torch_dtype_to_trt, torch_dtype_to_str
     from kiln.compat.trtllm.runtime.session import Session, TensorInfo
+    from kiln.compat.trtllm._utils import TensorWrapper, torch_dtype_to_str   # tensorrt_llm._utils
+    from kiln.compat.trtllm.python_plugin import SymTensor, trtllm_plugin    # tensorrt_llm.python_plugin
+    import kiln.compat.trtllm as tensorrt_llm; tensorrt_llm.logger.set_level("info")
 
-"trt" dtypes are kiln DataTypes here.
+"trt" dtypes are kiln DataTypes here.  Registration errors TensorRT-LLM
+raised as AssertionError (a plugin registered twice, an unregistered or
+unannotated one) are kiln.errors.PluginRegistrationError /
+PluginDefinitionError, which are AssertionErrors too.
 """
 from ... import dtypes as _dt
 from ...network import Builder, Tensor, net_guard, Network, TRTLLM_IGNORED_TENSOR_ARGS
@@ -16,13 +22,18 @@ from ...plugin import PluginBase, SymTensor, SymDim, plugin as _plugin
 from ...tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy
 from ...runtime import Session, TensorInfo
 from . import runtime
+from . import logger
 
 __all__ = [
     "trtllm_plugin", "PluginBase", "SymTensor", "SymDim", "TensorWrapper", "convert_to_torch_tensor",
     "convert_to_numpy", "Builder", "Tensor", "net_guard", "Network", "str_dtype_to_trt", "torch_dtype_to_trt",
     "torch_dtype_to_str", "trt_dtype_to_torch", "str_dtype_to_torch", "trt_dtype_to_str", "Session",
-    "TensorInfo", "runtime", "TRTLLM_IGNORED_PLUGIN_ARGS", "TRTLLM_IGNORED_TENSOR_ARGS",
+    "TensorInfo", "runtime", "logger", "TRTLLM_IGNORED_PLUGIN_ARGS", "TRTLLM_IGNORED_TENSOR_ARGS",
 ]
+
+# The submodules plugin code imports by TensorRT-LLM's names
+# (tensorrt_llm._utils, tensorrt_llm.python_plugin) are imported at the end,
+# once the names they re-export exist.
 
 # trtllm_plugin() keyword arguments of TensorRT-LLM's that kiln accepts and
 # ignores on purpose (docs/python.md): deterministic (a kiln plugin's
@@ -68,3 +79,6 @@ def trt_dtype_to_str(dtype):
 
 def str_dtype_to_torch(dtype):
     return _dt.to_torch_dtype(dtype)
+
+
+from . import _utils, python_plugin  # noqa: E402,F401

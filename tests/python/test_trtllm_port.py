@@ -1,0 +1,26 @@
+"""TensorRT-LLM's own plugin-wrapper unit test (tests/python/trtllm_port/,
+ported by changing imports only) with TensorRT-LLM's example plugin
+(examples/trtllm_python_plugin), run by pytest in a process of its own: its
+plugin names (TritonLookUp, Plugin, DummyPlugin) are registered by kiln's own
+tests too, and a process has one registry."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import EXAMPLE, subprocess_env
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_tensorrt_llm_plugin_wrapper_test_passes():
+    env = subprocess_env()
+    # kiln's own examples/python_plugin also has a plugin_lib: keep it off the
+    # path so that the test imports TensorRT-LLM's (examples/trtllm_python_plugin).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p != str(EXAMPLE))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(HERE / "trtllm_port" / "test_plugin_wrapper.py")],
+                          cwd=HERE / "trtllm_port", env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert "15 passed" in proc.stdout, proc.stdout[-2000:]
+    assert "trtllm_python_plugin" in proc.stdout, "the test did not use TensorRT-LLM's example"
