@@ -24,3 +24,18 @@ def test_tensorrt_llm_plugin_wrapper_test_passes():
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert "15 passed" in proc.stdout, proc.stdout[-2000:]
     assert "trtllm_python_plugin" in proc.stdout, "the test did not use TensorRT-LLM's example"
+
+
+def test_tensorrt_llm_example_builds_and_runs(tmp_path):
+    """TensorRT-LLM's examples/python_plugin (examples/trtllm_python_plugin):
+    build_lookup.py writes engines for three dtypes, run_lookup.py loads each
+    in a fresh process and checks it against torch.nn.Embedding."""
+    example = HERE.parents[1] / "examples" / "trtllm_python_plugin"
+    env = subprocess_env()
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(EXAMPLE)]
+    env["PYTHONPATH"] = os.pathsep.join([str(example)] + paths)
+    for script in ("build_lookup.py", "run_lookup.py"):
+        proc = subprocess.run([sys.executable, str(example / script)], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert proc.returncode == 0, f"{script}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == ["bfloat16", "float16", "float32"]
