@@ -10,7 +10,7 @@ from ._native import _kiln
 
 Error = _kiln.Error
 
-__all__ = ["Error", "PluginRegistrationError", "PluginDefinitionError"]
+__all__ = ["Error", "PluginRegistrationError", "PluginDefinitionError", "PluginShapeError", "PluginInMainWarning"]
 
 
 class PluginRegistrationError(ValueError, AssertionError):
@@ -25,3 +25,14 @@ class PluginDefinitionError(TypeError, AssertionError):
     forward or shape_dtype_inference, no way to tell its output count, not
     registered before an instance is made).  A
     TypeError; also an AssertionError, as in TensorRT-LLM."""
+
+
+class PluginShapeError(Exception):
+    """A plugin's shape_dtype_inference raised: the message names the plugin,
+    the layer and the input shapes it was called with; the plugin's own
+    exception is chained as __cause__."""
+
+
+class PluginInMainWarning(UserWarning):
+    """A plugin class defined in __main__ was used in a network: engines
+    using it load only in a program that defines the class again."""

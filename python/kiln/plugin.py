@@ -33,9 +33,10 @@ import functools
 import os
 import threading
 import typing
+import warnings
 
 from ._native import _kiln
-from .errors import PluginDefinitionError, PluginRegistrationError
+from .errors import PluginDefinitionError, PluginInMainWarning, PluginRegistrationError, PluginShapeError
 from . import dtypes as _dt
 from . import tensor as _tensor
 from .tensor import triton_interpreting
@@ -246,10 +247,18 @@ class PluginBase:
 
 # --- tracing shape_dtype_inference ------------------------------------------------
 
-def _trace(obj, inputs, n_out):
-    """Call shape_dtype_inference; return (dtype codes, list of SymTensor)."""
+def _trace(obj, inputs, n_out, where=""):
+    """Call shape_dtype_inference; return (dtype codes, list of SymTensor).
+    An exception from it is raised again as a PluginShapeError naming the
+    plugin, `where` (the layer) and the inputs it was called with, the
+    original chained as __cause__."""
     label = type(obj)._kiln_label
-    result = obj.shape_dtype_inference(inputs)
+    try:
+        result = obj.shape_dtype_inference(inputs)
+    except Exception as e:
+        shapes = ", ".join(_describe_input(t) for t in inputs)
+        raise PluginShapeError(f"plugin {label}{where}: shape_dtype_inference raised {type(e).__name__}: {e} "
+                               f"(called with inputs {shapes})") from e
     outs = [result] if isinstance(result, SymTensor) else result
     if not isinstance(outs, (list, tuple)) or not all(isinstance(o, SymTensor) for o in outs):
         raise TypeError(f"plugin {label}: shape_dtype_inference must return a SymTensor or a tuple of them, "
@@ -264,6 +273,16 @@ def _trace(obj, inputs, n_out):
         except (TypeError, ValueError) as e:
             raise TypeError(f"plugin {label}: output {i}: {e}") from None
     return codes, list(outs)
+
+
+def _describe_input(t):
+    try:
+        dtype = _dt.dtype_name(t.dtype) if t.dtype is not None else "?"
+    except (TypeError, ValueError):
+        dtype = str(t.dtype)
+    shape = t.shape
+    dims = "?" if isinstance(shape, UnknownShape) else "[" + ", ".join(str(d) for d in shape) + "]"
+    return f"{dtype} {dims}"
 
 
 def _sym_inputs(pool, dtypes, shapes):
@@ -301,6 +320,20 @@ def _workspace_expr(obj, pool, inputs):
 _kiln._set_plugin_hooks(_hook_dtypes, _hook_shapes, _hook_workspace)
 
 
+_warned_main = set()
+
+
+def _warn_if_main(cls):
+    """A plugin class defined in __main__ (a script, a notebook) is recorded as
+    module '__main__': an engine using it loads only in a program that defines
+    the same class again before loading.  Said once per class, at build."""
+    if cls.__module__ == "__main__" and cls not in _warned_main:
+        _warned_main.add(cls)
+        warnings.warn(f"plugin {cls._kiln_label} is defined in __main__: engines using it can be loaded only by a "
+                      "program that defines (and registers) the same class again; put plugins in a module "
+                      "to import instead", PluginInMainWarning, stacklevel=4)
+
+
 def _add_layer(obj, tensors):
     """Add obj as a plugin layer on kiln Tensors; returns its output Tensor(s)."""
     cls = type(obj)
@@ -310,7 +343,9 @@ def _add_layer(obj, tensors):
     for t in tensors:
         dtype, shape = net._net.tensor_info(t._id)
         inputs.append(SymTensor(_dt.to_dtype(dtype), [SymDim._of(pool, e) for e in shape]))
-    codes, outs = _trace(obj, inputs, cls._kiln_num_outputs)
+    _warn_if_main(cls)
+    where = f" (layer on inputs {', '.join(repr(t.name) for t in tensors)})"
+    codes, outs = _trace(obj, inputs, cls._kiln_num_outputs, where)
     if callable(getattr(cls, "aot", None)):
         if _aot.prefer_aot(net):   # compiled kernels instead of forward (python/kiln/aot.py)
             return _aot.add_layer(obj, net, tensors, inputs, codes, outs)
@@ -337,7 +372,7 @@ def _run_eager(obj, arrays):
     arrays = [_eager_input(a) for a in arrays]
     ins = [TensorWrapper.from_tensor(a, readonly=True) for a in arrays]
     sym = [SymTensor(_dt.to_dtype(w.kiln_dtype), [SymDim(d) for d in w.shape]) for w in ins]
-    codes, outs = _trace(obj, sym, cls._kiln_num_outputs)
+    codes, outs = _trace(obj, sym, cls._kiln_num_outputs, " (called eagerly)")
     first = arrays[0]
     is_torch = type(first).__module__.startswith("torch")
     results = []

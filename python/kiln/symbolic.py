@@ -125,6 +125,21 @@ class SymDim:
         a, b = self.value, other.value
         return a is not None and a == b
 
+    def _order(self, other, op, name, hint):
+        a = self.value
+        b = other.value if isinstance(other, SymDim) else (other if isinstance(other, int) else None)
+        if a is not None and b is not None:
+            return op(a, b)
+        if not isinstance(other, (SymDim, int)) or isinstance(other, bool):
+            return NotImplemented
+        raise TypeError(f"dimension {self} {name} {other}: a symbolic dimension's value is known only at run time, "
+                        f"so Python cannot compare it; use {hint} to build the comparison into the shape")
+
+    def __lt__(self, o): return self._order(o, lambda a, b: a < b, "<", "kiln.sym_lt(a, b) (or sym_min/sym_max)")
+    def __le__(self, o): return self._order(o, lambda a, b: a <= b, "<=", "kiln.sym_lt(a, b + 1) (or sym_min/sym_max)")
+    def __gt__(self, o): return self._order(o, lambda a, b: a > b, ">", "kiln.sym_lt(b, a) (or sym_min/sym_max)")
+    def __ge__(self, o): return self._order(o, lambda a, b: a >= b, ">=", "kiln.sym_lt(b, a + 1) (or sym_min/sym_max)")
+
     def __ne__(self, other):
         eq = self.__eq__(other)
         return eq if eq is NotImplemented else not eq
