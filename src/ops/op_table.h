@@ -64,4 +64,32 @@ bool        kiln_unary_op_accepts(int op, kiln_dtype dtype);
 /* Does the binary op take (and give) this dtype? */
 bool        kiln_binary_op_accepts(int op, kiln_dtype dtype);
 
+/* ---- the flat public ops (kiln_layer_op in kiln/kiln.h) ---------------------
+ *
+ * The public API names every built-in op flat ("add", "gelu", "gather"); an
+ * engine stores it as (kiln_op, sub-op).  Each kiln_layer_op has a row giving
+ * that pair and its attribute schema: the attributes kiln_network_add_layer
+ * takes, by name and kind.  Attributes that later ops need (transpose's perm,
+ * slice's starts/ends as expressions, reduce axes and keepdims) are further
+ * schema entries of these kinds, or a new kind. */
+#define KILN_MAX_LAYER_ATTRS 4
+
+typedef struct kiln_attr_schema {
+    const char    *name;
+    kiln_attr_kind kind;
+    bool           required;
+} kiln_attr_schema;
+
+typedef struct kiln_layer_op_row {
+    kiln_op          op;
+    int32_t          subop;              /* BINARY/UNARY: the sub-op; else 0 */
+    int32_t          attr_count;
+    kiln_attr_schema attrs[KILN_MAX_LAYER_ATTRS];
+} kiln_layer_op_row;
+
+/* The row of a flat op, or NULL when op is not a kiln_layer_op. */
+const kiln_layer_op_row *kiln_layer_op_row_get(int op);
+/* The flat op an engine's (op, sub-op) pair is, or -1 for none (PLUGIN, out of range). */
+int kiln_layer_op_of(int op, int32_t subop);
+
 #endif
