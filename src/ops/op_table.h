@@ -74,10 +74,19 @@ bool        kiln_binary_op_accepts(int op, kiln_dtype dtype);
  * schema entries of these kinds, or a new kind. */
 #define KILN_MAX_LAYER_ATTRS 4
 
+/* Where an engine's layer record keeps an attribute (format version 1 has
+ * no attribute list: each attribute has its place). */
+typedef enum kiln_attr_place {
+    KILN_ATTR_IN_AXIS,            /* kiln_layer_record.axis */
+    KILN_ATTR_IN_OUTPUT_DTYPE,    /* the dtype of output 0 */
+    KILN_ATTR_IN_OUTPUT_SHAPE,    /* the shape of output 0 (the rule's result: not shown again) */
+} kiln_attr_place;
+
 typedef struct kiln_attr_schema {
-    const char    *name;
-    kiln_attr_kind kind;
-    bool           required;
+    const char     *name;
+    kiln_attr_kind  kind;
+    bool            required;
+    kiln_attr_place place;
 } kiln_attr_schema;
 
 typedef struct kiln_layer_op_row {
@@ -91,5 +100,10 @@ typedef struct kiln_layer_op_row {
 const kiln_layer_op_row *kiln_layer_op_row_get(int op);
 /* The flat op an engine's (op, sub-op) pair is, or -1 for none (PLUGIN, out of range). */
 int kiln_layer_op_of(int op, int32_t subop);
+/* What `kiln inspect` shows beside a built-in layer's op name: the sub-op's
+ * name ("add"), or the attributes shown from the layer record, by their
+ * schema names ("axis 1", "to float16"); "" when none.  The layer must have
+ * passed the reader's checks. */
+void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *layer, char *out, size_t size);
 
 #endif

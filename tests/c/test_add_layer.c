@@ -6,6 +6,8 @@
  *   - adding any op through kiln_network_add_layer builds an engine byte for
  *     byte equal to the one its bespoke call builds (same op, sub-op,
  *     attributes, shapes and run-time checks, dynamic shapes included);
+ *   - a loaded engine describes layers (what `kiln inspect` prints) by the
+ *     table's op and attribute names;
  *   - wrong inputs and attributes (unknown, repeated, mistyped, missing, out of
  *     range) are refused naming the op and the attribute. */
 #include <stdlib.h>
@@ -135,6 +137,10 @@ static void test_same_engine_as_bespoke_calls(void) {
             CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
             const char *name = kiln_layer_op_name((kiln_layer_op)op);
             CHECK(strcmp(kind, name) == 0 || strcmp(detail, name) == 0);
+            /* Attributes are shown by their schema names (kiln inspect's detail column). */
+            if (op == KILN_LAYER_GATHER) CHECK(strcmp(detail, "axis 1") == 0);   /* -1 of rank 2 */
+            if (op == KILN_LAYER_CAST) CHECK(strcmp(detail, "to float16") == 0);
+            if (op == KILN_LAYER_RESHAPE || op == KILN_LAYER_MATMUL) CHECK(strcmp(detail, "") == 0);
             kiln_engine_free(e);
         }
         kiln_blob_free(bespoke);
