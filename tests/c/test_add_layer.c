@@ -12,6 +12,7 @@
  *     range) are refused naming the op and the attribute. */
 #include <stdlib.h>
 
+#include "ops/op_table.h"
 #include "test.h"
 
 static void test_names(void) {
@@ -35,6 +36,22 @@ static void test_names(void) {
     CHECK_FAILS(kiln_layer_op_from_name("softmax", &op), KILN_ERROR_NOT_FOUND, "no built-in op named 'softmax'");
     CHECK_FAILS(kiln_layer_op_from_name("binary", &op), KILN_ERROR_NOT_FOUND, "'binary'");  /* not flat */
     CHECK_FAILS(kiln_layer_op_from_name(NULL, &op), KILN_ERROR_INVALID_ARGUMENT, "NULL");
+}
+
+/* Every op and sub-op an engine can hold (but plugins) is a flat public op:
+ * an op added to the table without its kiln_layer_op is caught here. */
+static void test_every_engine_op_is_public(void) {
+    for (int op = 0; op < KILN_OP_COUNT; op++) {
+        if (op == KILN_OP_PLUGIN) continue;
+        if (op == KILN_OP_BINARY) {
+            for (int sub = 0; sub < KILN_BINARY_OP_COUNT; sub++) CHECK(kiln_layer_op_of(op, sub) >= 0);
+        } else if (op == KILN_OP_UNARY) {
+            for (int sub = 0; sub < KILN_UNARY_OP_COUNT; sub++) CHECK(kiln_layer_op_of(op, sub) >= 0);
+        } else {
+            CHECK(kiln_layer_op_of(op, 0) >= 0);
+        }
+    }
+    CHECK(kiln_layer_op_of(KILN_OP_PLUGIN, 0) == -1 && kiln_layer_op_of(KILN_OP_BINARY, KILN_BINARY_OP_COUNT) == -1);
 }
 
 static void test_schemas(void) {
@@ -216,6 +233,7 @@ static void test_refusals(void) {
 
 int main(void) {
     TEST_RUN(test_names);
+    TEST_RUN(test_every_engine_op_is_public);
     TEST_RUN(test_schemas);
     TEST_RUN(test_same_engine_as_bespoke_calls);
     TEST_RUN(test_refusals);
