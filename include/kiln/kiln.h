@@ -358,6 +358,65 @@ KILN_API kiln_status kiln_network_add_reshape(kiln_network *net, kiln_tensor x, 
 KILN_API kiln_status kiln_network_add_matmul(kiln_network *net, kiln_tensor a, kiln_tensor b, kiln_tensor *out);
 
 /*
+ * Any built-in layer by op, for importers and bindings that should not need
+ * one call per op.  The ops are flat (one value per op, "add" and "gelu"
+ * alike); their names, input counts and attributes come from kiln's one op
+ * table (docs/architecture.md, "The op table"), and the layer is checked by
+ * the same rule as through the calls above, which are equivalent:
+ *   kiln_network_add_binary(net, KILN_BINARY_ADD, a, b, &y)
+ *     == kiln_network_add_layer(net, KILN_LAYER_ADD, 2, (kiln_tensor[]){a, b}, 0, NULL, &y).
+ * Numbers are part of the C ABI: never renumbered, new ops are appended.
+ */
+typedef enum kiln_layer_op {
+    KILN_LAYER_CAST    = 0,     /* attribute "to" (DTYPE) */
+    KILN_LAYER_ADD     = 1,     /* binary ops: numpy broadcasting, same dtypes */
+    KILN_LAYER_SUB     = 2,
+    KILN_LAYER_MUL     = 3,
+    KILN_LAYER_DIV     = 4,
+    KILN_LAYER_MIN     = 5,
+    KILN_LAYER_MAX     = 6,
+    KILN_LAYER_RELU    = 7,     /* unary ops */
+    KILN_LAYER_GELU    = 8,     /* tanh approximation */
+    KILN_LAYER_SILU    = 9,
+    KILN_LAYER_EXP     = 10,
+    KILN_LAYER_NEG     = 11,
+    KILN_LAYER_SQRT    = 12,
+    KILN_LAYER_GATHER  = 13,    /* inputs data, indices; attribute "axis" (INT, optional, default 0) */
+    KILN_LAYER_RESHAPE = 14,    /* attribute "shape" (EXPRS; one entry may be the constant -1) */
+    KILN_LAYER_MATMUL  = 15,
+    KILN_LAYER_OP_COUNT
+} kiln_layer_op;
+
+typedef enum kiln_attr_kind {   /* what a kiln_layer_attr holds */
+    KILN_ATTR_INT   = 0,        /* an integer in i */
+    KILN_ATTR_DTYPE = 1,        /* a kiln_dtype in i */
+    KILN_ATTR_EXPRS = 2,        /* count expressions of the network's pool in exprs */
+} kiln_attr_kind;
+
+typedef struct kiln_layer_attr {
+    const char      *name;      /* as the op's schema names it (kiln_layer_op_attr) */
+    kiln_attr_kind   kind;      /* must be the schema's kind */
+    int64_t          i;
+    int32_t          count;
+    const kiln_expr *exprs;
+} kiln_layer_attr;
+
+/* The op's name ("add"), or NULL when op is not a kiln_layer_op. */
+KILN_API const char *kiln_layer_op_name(kiln_layer_op op);
+/* The op with that name; KILN_ERROR_NOT_FOUND (naming it) when there is none. */
+KILN_API kiln_status kiln_layer_op_from_name(const char *name, kiln_layer_op *out);
+/* How many inputs the op takes and how many attributes its schema has; outputs may be NULL. */
+KILN_API kiln_status kiln_layer_op_info(kiln_layer_op op, int32_t *input_count, int32_t *attr_count);
+/* Attribute index of op's schema: its name, kind and whether it must be given; outputs may be NULL. */
+KILN_API kiln_status kiln_layer_op_attr(kiln_layer_op op, int32_t index, const char **name, kiln_attr_kind *kind,
+                                        int *required);
+/* Add a built-in layer; attrs are checked against the op's schema (unknown,
+ * repeated, missing or mistyped ones are refused, naming them). */
+KILN_API kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t input_count,
+                                            const kiln_tensor *inputs, int32_t attr_count,
+                                            const kiln_layer_attr *attrs, kiln_tensor *out);
+
+/*
  * A plugin layer.  The plugin creator (namespace, name, version) must be
  * registered (kiln/plugin.h).  fields must be a KILN_VALUE_MAP; it is copied.
  * module names where the plugin is defined (e.g. the Python module) so that

@@ -6,6 +6,7 @@
  * symbolic shape, and the conditions it reports become the network's check
  * records.  The engine reader runs the same rule again on every loaded
  * engine, so what is built here is what a loaded engine is held to. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -99,4 +100,90 @@ kiln_status kiln_network_add_matmul(kiln_network *net, kiln_tensor a, kiln_tenso
     builtin_layer l = {.op = KILN_OP_MATMUL};
     kiln_tensor ins[2] = {a, b};
     return add_builtin(net, "kiln_network_add_matmul", l, 2, ins, out);
+}
+
+/* ---- any built-in layer by its flat op ------------------------------------ */
+
+/* The attribute of the schema named `name`, or -1. */
+static int32_t schema_index(const kiln_layer_op_row *row, const char *name) {
+    for (int32_t i = 0; i < row->attr_count; i++)
+        if (strcmp(row->attrs[i].name, name) == 0) return i;
+    return -1;
+}
+
+static const char *attr_kind_name(kiln_attr_kind kind) {
+    switch (kind) {
+    case KILN_ATTR_INT: return "INT";
+    case KILN_ATTR_DTYPE: return "DTYPE";
+    case KILN_ATTR_EXPRS: return "EXPRS";
+    }
+    return "?";
+}
+
+kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t input_count,
+                                   const kiln_tensor *inputs, int32_t attr_count, const kiln_layer_attr *attrs,
+                                   kiln_tensor *out) {
+    const char *api = "kiln_network_add_layer";
+    const kiln_layer_op_row *row = kiln_layer_op_row_get(op);
+    if (!row) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: unknown op %d", api, (int)op);
+    const char *name = kiln_layer_op_name(op);
+    int32_t arity = kiln_op_info_get(row->op)->input_count;
+    if (input_count != arity || (input_count && !inputs))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s takes %d inputs, got %d", api, name, (int)arity,
+                          (int)(inputs || !input_count ? input_count : 0));
+    if (attr_count < 0 || (attr_count && !attrs))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attr_count %d without attributes", api, name,
+                          (int)attr_count);
+    /* Each attribute once, named by the schema, of the schema's kind. */
+    const kiln_layer_attr *given[KILN_MAX_LAYER_ATTRS] = {0};
+    for (int32_t i = 0; i < attr_count; i++) {
+        const kiln_layer_attr *a = &attrs[i];
+        int32_t k = a->name ? schema_index(row, a->name) : -1;
+        if (k < 0) {
+            char takes[128] = "";
+            for (int32_t j = 0; j < row->attr_count; j++)
+                snprintf(takes + strlen(takes), sizeof takes - strlen(takes), "%s'%s'", j ? ", " : "",
+                         row->attrs[j].name);
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has no attribute '%s' (it takes %s)", api, name,
+                              a->name ? a->name : "(null)", row->attr_count ? takes : "none");
+        }
+        if (given[k])
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' is given twice", api, name, a->name);
+        if (a->kind != row->attrs[k].kind)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' must be %s, not %s", api, name,
+                              a->name, attr_kind_name(row->attrs[k].kind), attr_kind_name(a->kind));
+        given[k] = a;
+    }
+    for (int32_t k = 0; k < row->attr_count; k++)
+        if (row->attrs[k].required && !given[k])
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s needs attribute '%s'", api, name,
+                              row->attrs[k].name);
+    /* The schema's attributes, onto the rule's call. */
+    builtin_layer l = {.op = row->op, .subop = row->subop};
+    kiln_shape_expr target = {0};
+    for (int32_t k = 0; k < row->attr_count; k++) {
+        const kiln_layer_attr *a = given[k];
+        if (!a) continue;
+        const char *attr = row->attrs[k].name;
+        if (!strcmp(attr, "to")) {
+            if (a->i < 0 || a->i >= KILN_DTYPE_COUNT)
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute 'to' is %lld, not a kiln_dtype", api,
+                                  name, (long long)a->i);
+            l.to = (kiln_dtype)a->i;
+        } else if (!strcmp(attr, "axis")) {
+            l.axis = a->i;
+        } else if (!strcmp(attr, "shape")) {
+            if (a->count < 0 || a->count > KILN_MAX_RANK || (a->count && !a->exprs))
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute 'shape' has %d entries; rank must be "
+                                  "in [0, %d]", api, name, (int)a->count, KILN_MAX_RANK);
+            target.rank = a->count;
+            if (a->count) memcpy(target.dims, a->exprs, sizeof(kiln_expr) * (size_t)a->count);
+            l.target = &target;
+        } else {
+            /* A schema entry no case here reads: a table row added without its decoding. */
+            return kiln_error(KILN_ERROR_UNSUPPORTED, "%s: %s: attribute '%s' is not decoded (kiln bug)", api, name,
+                              attr);
+        }
+    }
+    return add_builtin(net, api, l, input_count, inputs, out);
 }

@@ -64,4 +64,46 @@ bool        kiln_unary_op_accepts(int op, kiln_dtype dtype);
 /* Does the binary op take (and give) this dtype? */
 bool        kiln_binary_op_accepts(int op, kiln_dtype dtype);
 
+/* ---- the flat public ops (kiln_layer_op in kiln/kiln.h) ---------------------
+ *
+ * The public API names every built-in op flat ("add", "gelu", "gather"); an
+ * engine stores it as (kiln_op, sub-op).  Each kiln_layer_op has a row giving
+ * that pair and its attribute schema: the attributes kiln_network_add_layer
+ * takes, by name and kind.  Attributes that later ops need (transpose's perm,
+ * slice's starts/ends as expressions, reduce axes and keepdims) are further
+ * schema entries of these kinds, or a new kind. */
+#define KILN_MAX_LAYER_ATTRS 4
+
+/* Where an engine's layer record keeps an attribute (format version 1 has
+ * no attribute list: each attribute has its place). */
+typedef enum kiln_attr_place {
+    KILN_ATTR_IN_AXIS,            /* kiln_layer_record.axis */
+    KILN_ATTR_IN_OUTPUT_DTYPE,    /* the dtype of output 0 */
+    KILN_ATTR_IN_OUTPUT_SHAPE,    /* the shape of output 0 (the rule's result: not shown again) */
+} kiln_attr_place;
+
+typedef struct kiln_attr_schema {
+    const char     *name;
+    kiln_attr_kind  kind;
+    bool            required;
+    kiln_attr_place place;
+} kiln_attr_schema;
+
+typedef struct kiln_layer_op_row {
+    kiln_op          op;
+    int32_t          subop;              /* BINARY/UNARY: the sub-op; else 0 */
+    int32_t          attr_count;
+    kiln_attr_schema attrs[KILN_MAX_LAYER_ATTRS];
+} kiln_layer_op_row;
+
+/* The row of a flat op, or NULL when op is not a kiln_layer_op. */
+const kiln_layer_op_row *kiln_layer_op_row_get(int op);
+/* The flat op an engine's (op, sub-op) pair is, or -1 for none (PLUGIN, out of range). */
+int kiln_layer_op_of(int op, int32_t subop);
+/* What `kiln inspect` shows beside a built-in layer's op name: the sub-op's
+ * name ("add"), or the attributes shown from the layer record, by their
+ * schema names ("axis 1", "to float16"); "" when none.  The layer must have
+ * passed the reader's checks. */
+void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *layer, char *out, size_t size);
+
 #endif

@@ -9,6 +9,7 @@
 #include "kiln_py.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static kiln_py_state *state_of(PyObject *self) { return kiln_py_state_of_type(Py_TYPE(self)); }
 static kiln_network *net_of(PyObject *self) { return ((kiln_py_network *)self)->net; }
@@ -261,6 +262,69 @@ static PyObject *network_add_matmul(PyObject *self, PyObject *args) {
 }
 
 /*
+ * add_layer(op_name, inputs, attrs=None) -> tensor: any built-in op of the
+ * table by name (kiln_network_add_layer); attrs maps the op's attribute names
+ * to ints (INT, DTYPE codes) or sequences of expression ids (EXPRS), as the
+ * op's schema says.
+ */
+static PyObject *network_add_layer(PyObject *self, PyObject *args) {
+    const char *name;
+    PyObject *inputs_obj, *attrs_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "sO|O:add_layer", &name, &inputs_obj, &attrs_obj)) return NULL;
+    kiln_layer_op op;
+    if (kiln_layer_op_from_name(name, &op) != KILN_OK) return kiln_py_raise(state_of(self), KILN_ERROR_NOT_FOUND);
+    PyObject *seq = PySequence_Fast(inputs_obj, "add_layer: inputs must be a sequence of tensor ids");
+    if (!seq) return NULL;
+    kiln_tensor inputs[4];
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > 4) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "add_layer: %s given %zd inputs", name, n);
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (tensor_arg(PySequence_Fast_GET_ITEM(seq, i), &inputs[i]) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    Py_DECREF(seq);
+    if (attrs_obj != Py_None && !PyDict_Check(attrs_obj))
+        return PyErr_Format(PyExc_TypeError, "add_layer: attrs must be a dict, not %s", Py_TYPE(attrs_obj)->tp_name);
+    kiln_layer_attr attrs[4];
+    kiln_expr exprs[4][KILN_MAX_RANK];
+    int32_t attr_count = 0, schema_count = 0;
+    kiln_layer_op_info(op, NULL, &schema_count);
+    /* The schema says each attribute's kind; names the schema lacks pass
+     * through so that the core refuses them by name. */
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (attrs_obj != Py_None && PyDict_Next(attrs_obj, &pos, &key, &value)) {
+        if (attr_count == 4) return PyErr_Format(PyExc_ValueError, "add_layer: %s given too many attributes", name);
+        const char *attr = PyUnicode_AsUTF8(key);
+        if (!attr) return NULL;
+        kiln_layer_attr *a = &attrs[attr_count];
+        *a = (kiln_layer_attr){.name = attr, .kind = KILN_ATTR_INT};
+        for (int32_t k = 0; k < schema_count; k++) {
+            const char *schema_name;
+            kiln_attr_kind kind;
+            if (kiln_layer_op_attr(op, k, &schema_name, &kind, NULL) == KILN_OK && !strcmp(schema_name, attr))
+                a->kind = kind;
+        }
+        if (a->kind == KILN_ATTR_EXPRS) {
+            if (expr_list(value, attr, exprs[attr_count], &a->count) < 0) return NULL;
+            a->exprs = exprs[attr_count];
+        } else {
+            long long v = PyLong_AsLongLong(value);
+            if (v == -1 && PyErr_Occurred()) return NULL;
+            a->i = (int64_t)v;
+        }
+        attr_count++;
+    }
+    kiln_tensor t = KILN_TENSOR_INVALID;
+    kiln_status s = kiln_network_add_layer(net_of(self), op, (int32_t)n, inputs, attr_count, attrs, &t);
+    return tensor_result(self, s, t);
+}
+
+/*
  * add_plugin(namespace, name, version, module, fields, inputs, num_outputs, trace)
  *
  * fields: a dict of plain data (the plugin's state).  trace: what the Python
@@ -413,6 +477,7 @@ static PyMethodDef network_methods[] = {
     {"add_gather", network_add_gather, METH_VARARGS, "add_gather(data, indices, axis) -> tensor"},
     {"add_reshape", network_add_reshape, METH_VARARGS, "add_reshape(x, shape_exprs) -> tensor"},
     {"add_matmul", network_add_matmul, METH_VARARGS, "add_matmul(a, b) -> tensor"},
+    {"add_layer", network_add_layer, METH_VARARGS, "add_layer(op_name, inputs, attrs=None) -> tensor"},
     {"add_plugin", network_add_plugin, METH_VARARGS,
      "add_plugin(namespace, name, version, module, fields, inputs, num_outputs, trace=None) -> [tensor]"},
     {"mark_output", network_mark_output, METH_VARARGS, "mark_output(tensor, name, dtype)"},

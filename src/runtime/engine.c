@@ -100,14 +100,8 @@ static kiln_status resolve(kiln_engine *e, uint32_t flags) {
                              kiln_value_as_string(over, NULL));
                 }
             }
-        } else if (layer->op == KILN_OP_BINARY) {
-            snprintf(detail, sizeof detail, "%s", kiln_binary_op_name(layer->subop));
-        } else if (layer->op == KILN_OP_UNARY) {
-            snprintf(detail, sizeof detail, "%s", kiln_unary_op_name(layer->subop));
-        } else if (layer->op == KILN_OP_GATHER) {
-            snprintf(detail, sizeof detail, "axis %lld", (long long)layer->axis);
-        } else if (layer->op == KILN_OP_CAST) {
-            snprintf(detail, sizeof detail, "to %s", kiln_dtype_name((kiln_dtype)d->tensors[layer->outputs[0]].dtype));
+        } else {
+            kiln_layer_describe(d, layer, detail, sizeof detail);   /* names from the op table */
         }
         if (!(e->layer_details[l] = kiln_strdup(detail)))
             return kiln_error(KILN_ERROR_NO_MEMORY, "loading engine: out of memory");
