@@ -49,7 +49,7 @@ __all__ = ["PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", 
            "registered_plugins", "unregister_plugin"]
 
 # Instance attributes that are kiln's, not the plugin's state.
-_RESERVED = ("workspace", "current_stream")
+_RESERVED = ("workspace", "workspace_bytes", "device", "current_stream")
 
 
 # --- registration --------------------------------------------------------------
@@ -204,11 +204,35 @@ class PluginBase:
     shape_dtype_inference(inputs) and forward(inputs, outputs), optionally
     workspace_size(inputs), and are registered with @kiln.plugin(name).
 
-    During forward, self.workspace is the workspace address (0 when none) and
-    self.current_stream the CUDA stream (0 on the CPU)."""
+    During forward, self.workspace is the workspace address (0 when none),
+    self.workspace_bytes its size, self.device where the tensors live ("cpu",
+    "cuda:0") and self.current_stream the CUDA stream (0 on the CPU);
+    self.workspace_tensor(dtype, shape) views the workspace as a tensor."""
 
     workspace = 0
+    workspace_bytes = 0
+    device = "cpu"
     current_stream = 0
+
+    def workspace_tensor(self, dtype, shape, offset=0):
+        """The workspace (or the part at byte `offset`) as a TensorWrapper of
+        dtype and shape, for forward: no copy, valid until forward returns.
+        Refused, naming the plugin, when it does not fit the workspace_size()
+        the plugin asked for."""
+        from .tensor import TensorWrapper
+        label = type(self)._kiln_label
+        d = _dt.to_dtype(dtype)
+        dims = [as_int(s) for s in shape]
+        if any(s < 0 for s in dims) or offset < 0:
+            raise ValueError(f"plugin {label}: workspace_tensor: shape {tuple(dims)} or offset {offset} is negative")
+        need = d.itemsize
+        for s in dims:
+            need *= s
+        if offset + need > self.workspace_bytes:
+            raise ValueError(f"plugin {label}: workspace_tensor({d.name}, {tuple(dims)}) at byte {offset} needs "
+                             f"{offset + need} bytes, but the workspace has {self.workspace_bytes} (what "
+                             "workspace_size() asked for, for these inputs)")
+        return TensorWrapper(self.workspace + offset, d.code, dims, device=self.device)
 
     def __new__(cls, *args, **kwargs):
         if "_kiln_key" not in cls.__dict__:
@@ -392,8 +416,11 @@ def _run_eager(obj, arrays):
             obj.workspace = TensorWrapper.from_tensor(workspace_buf).data_ptr()
         else:
             obj.workspace = 0
+        obj.workspace_bytes = max(n, 0)
     else:
         obj.workspace = 0
+        obj.workspace_bytes = 0
+    obj.device = ins[0].device if ins else "cpu"
     obj.current_stream = _current_stream(first, is_torch)
     obj.forward(ins, out_w)
     del workspace_buf

@@ -85,6 +85,7 @@ typedef struct kiln_py_state {
     PyObject     *format_exception; /* traceback.format_exception, loaded lazily */
     PyObject     *numpy;            /* numpy module, loaded lazily */
     /* Interned attribute names. */
+    PyObject     *str_workspace_bytes, *str_device;
     PyObject     *str_forward, *str_workspace, *str_current_stream, *str_dlpack,
                  *str_dlpack_device, *str_new, *str_max_version;
     /* torch.Tensor fast path (tensor_view.c): the type once torch has been

@@ -301,6 +301,8 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->str_cuda_stream);
     Py_CLEAR(st->str_forward);
     Py_CLEAR(st->str_workspace);
+    Py_CLEAR(st->str_workspace_bytes);
+    Py_CLEAR(st->str_device);
     Py_CLEAR(st->str_current_stream);
     Py_CLEAR(st->str_dlpack);
     Py_CLEAR(st->str_dlpack_device);
@@ -374,7 +376,8 @@ static int module_exec(PyObject *m) {
         intern(&st->str_stride, "stride") < 0 || intern(&st->str_dtype, "dtype") < 0 ||
         intern(&st->str_get_device, "get_device") < 0 || intern(&st->str_cuda_stream, "cuda_stream") < 0)
         return -1;
-    if (intern(&st->str_forward, "forward") < 0 || intern(&st->str_workspace, "workspace") < 0 ||
+    if (intern(&st->str_workspace_bytes, "workspace_bytes") < 0 || intern(&st->str_device, "device") < 0 ||
+        intern(&st->str_forward, "forward") < 0 || intern(&st->str_workspace, "workspace") < 0 ||
         intern(&st->str_current_stream, "current_stream") < 0 || intern(&st->str_dlpack, "__dlpack__") < 0 ||
         intern(&st->str_dlpack_device, "__dlpack_device__") < 0 || intern(&st->str_new, "__new__") < 0 ||
         intern(&st->str_max_version, "max_version") < 0)

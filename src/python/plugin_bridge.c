@@ -46,6 +46,8 @@ typedef struct py_instance {
     PyObject   *in_list, *out_list;      /* lists handed to forward() */
     PyObject  **in_w, **out_w;           /* the wrappers themselves, owned */
     PyObject   *workspace_obj;  void *workspace_ptr;
+    PyObject   *ws_bytes_obj;   void *ws_bytes;      /* workspace size, cached like the pointers */
+    int         device_set;                          /* self.device set (a context's device never changes) */
     PyObject   *stream_obj;     void *stream_ptr;
     int32_t     dtype_count;
     kiln_dtype *dtypes;                  /* input dtypes seen by infer_dtypes */
@@ -199,6 +201,7 @@ static void bridge_destroy(const kiln_plugin_creator *creator, void *instance) {
         Py_CLEAR(inst->obj);
         Py_CLEAR(inst->workspace_obj);
         Py_CLEAR(inst->stream_obj);
+        Py_CLEAR(inst->ws_bytes_obj);
         PyGILState_Release(g);
     } else {
         /* The Python objects went with the interpreter; the arrays that held
@@ -479,6 +482,17 @@ static int set_pointer_attr(PyObject *obj, PyObject *name, PyObject **cache, voi
     return PyObject_GenericSetAttr(obj, name, *cache);
 }
 
+/* self.device: "cpu" or "cuda:N", where forward's tensors (and its workspace) live. */
+static int set_device_attr(kiln_py_state *st, py_instance *inst, kiln_device device) {
+    PyObject *name = device.type == KILN_DEVICE_CPU ? PyUnicode_FromString("cpu")
+                                                    : PyUnicode_FromFormat("cuda:%d", (int)device.index);
+    if (!name) return -1;
+    int r = PyObject_GenericSetAttr(inst->obj, st->str_device, name);
+    Py_DECREF(name);
+    inst->device_set = r == 0;
+    return r;
+}
+
 /* 1 unless torch's current stream on the launch's device is known to be the
  * launch's stream already (the usual case: a session keeps one stream). */
 static int stream_is_not_current(kiln_py_state *st, const kiln_plugin_launch *launch) {
@@ -536,7 +550,10 @@ static kiln_status bridge_enqueue(void *instance, const kiln_plugin_launch *laun
         refresh(inst->out_list, inst->out_w, inst->n_out, launch->outputs) < 0 ||
         set_pointer_attr(inst->obj, st->str_workspace, &inst->workspace_obj, &inst->workspace_ptr,
                          launch->workspace) < 0 ||
-        set_pointer_attr(inst->obj, st->str_current_stream, &inst->stream_obj, &inst->stream_ptr, launch->stream) < 0) {
+        set_pointer_attr(inst->obj, st->str_workspace_bytes, &inst->ws_bytes_obj, &inst->ws_bytes,
+                         (void *)(uintptr_t)launch->workspace_size) < 0 ||
+        set_pointer_attr(inst->obj, st->str_current_stream, &inst->stream_obj, &inst->stream_ptr, launch->stream) < 0 ||
+        (!inst->device_set && set_device_attr(st, inst, launch->device) < 0)) {
         status = bridge_fail(pc, "enqueue");
         goto done;
     }
