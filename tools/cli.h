@@ -20,13 +20,22 @@
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
+/* ---- main.c: the whole tool as a function ---------------------------------- */
+
+/* `kiln ARGS...` (argv[0] is the program name).  cli_program.c's main() calls
+ * it; so does the Python extension (_kiln.cli_main), in a process whose
+ * Python plugins are registered: `kiln run --import MODULE ...` from the
+ * command pip installs (python/kiln/cli.py).  with_python says which: only
+ * then are the --import options (already handled by Python) accepted. */
+int kiln_cli_main(int argc, char **argv, bool with_python);
+
 /* ---- report.c: the one error line ----------------------------------------- */
 
-/* Print "kiln: <message>" on stderr (newlines in the message are flattened,
- * so it stays one line) and return code. */
 /* text, or a copy with control characters and bytes that are not well-formed
  * UTF-8 written as \xNN (safe_text.c): for every engine string printed. */
 const char *cli_safe(const char *text);
+/* Print "kiln: <message>" on stderr (newlines in the message are flattened,
+ * so it stays one line) and return code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same for a failed kiln call: "kiln: <context>: <kiln_last_error()>";
  * returns CLI_EXIT_FAILURE. */

@@ -33,13 +33,14 @@ static int report_missing_plugin(const char *path) {
         if (flags & KILN_PLUGIN_NEEDS_PYTHON) {
             if (module[0])
                 code = cli_fail(CLI_EXIT_FAILURE,
-                                "engine '%s' needs Python: plugin %s::%s version %s runs Python code (module '%s'), "
-                                "which the kiln tool cannot run; run the engine from Python after 'import %s'",
-                                path, ns, name, version, module, module);
+                                "engine '%s' needs Python: plugin %s::%s version %s runs Python code (module '%s'); "
+                                "run it with the kiln command pip installs and --import %s, or from Python after "
+                                "'import %s'", path, ns, name, version, module, module, module);
             else
                 code = cli_fail(CLI_EXIT_FAILURE,
-                                "engine '%s' needs Python: plugin %s::%s version %s runs Python code, which the kiln "
-                                "tool cannot run; run the engine from Python after importing the plugin's module",
+                                "engine '%s' needs Python: plugin %s::%s version %s runs Python code; run it with "
+                                "the kiln command pip installs and --import MODULE, or from Python after importing "
+                                "the plugin's module",
                                 path, ns, name, version);
         } else if (module[0]) {
             code = cli_fail(CLI_EXIT_FAILURE,

@@ -98,7 +98,14 @@ static void print_help(void) {
            "stderr), 2 usage error.\n");
 }
 
-int main(int argc, char **argv) {
+int kiln_cli_main(int argc, char **argv, bool with_python) {
+    /* --import runs Python: only the command pip installs can do it, by
+     * importing the modules and then running this function in its process. */
+    for (int i = 1; !with_python && i < argc; i++)
+        if (strncmp(argv[i], "--import", 8) == 0)
+            return cli_fail(CLI_EXIT_USAGE, "%s imports Python modules, which this program cannot: run the `kiln` "
+                            "command that pip installs (python -m kiln.cli), which runs the same tool in a Python "
+                            "process", argv[i]);
     /* Leading --plugin-lib options are handed to the command, in front of its own. */
     int first = 1;
     while (first < argc && (strcmp(argv[first], "--plugin-lib") == 0 || strncmp(argv[first], "--plugin-lib=", 13) == 0))

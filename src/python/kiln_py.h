@@ -197,4 +197,7 @@ PyObject *kiln_py_register_plugin(PyObject *module, PyObject *args, PyObject *kw
 PyObject *kiln_py_deregister_plugin(PyObject *module, PyObject *args);
 PyObject *kiln_py_plugin_creator_info(PyObject *module, PyObject *args);
 
+/* _kiln.cli_main(argv) -> exit code: the kiln tool in this process (cli_call.c). */
+PyObject *kiln_py_cli_main(PyObject *module, PyObject *arg);
+
 #endif

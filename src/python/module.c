@@ -230,6 +230,7 @@ static PyMethodDef module_methods[] = {
     {"cuda_device_count", mod_cuda_device_count, METH_NOARGS, "number of GPUs kiln sees"},
     {"_set_wrapper_dtypes", mod_set_wrapper_dtypes, METH_O, "objects TensorWrapper.dtype returns"},
     {"_set_wrapper_fallback", mod_set_wrapper_fallback, METH_O, "fn(wrapper, name) for attributes a wrapper lacks"},
+    {"cli_main", kiln_py_cli_main, METH_O, "cli_main(argv) -> exit code: the kiln tool run in this process"},
     {"_set_plugin_hooks", mod_set_plugin_hooks, METH_VARARGS, "tracing helpers of kiln.plugin"},
     {"_set_stream_hook", mod_set_stream_hook, METH_VARARGS,
      "_set_stream_hook(use_stream, current_stream): kiln._streams's hooks, or (None, None)"},

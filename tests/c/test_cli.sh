@@ -248,6 +248,7 @@ expect_error 1 "not registered: pass --plugin-lib" run "$E"
 expect_error 1 "example::ScaleShift version 1"     bench "$E"
 expect_error 1 "needs Python: plugin pytest::Echo version 1" run "$PY"
 expect_error 1 "import kiln_test_pyplugins"        bench "$PY"
+expect_error 2 "--import imports Python modules, which this program cannot" run "$PY" --import kiln_test_pyplugins
 expect_error 1 "cannot load plugin library"        run "$E" --plugin-lib "$W/missing.so"
 expect_error 1 "cannot open '$W/missing.npy'"      run "$E" $P --input "x=$W/missing.npy"
 expect_error 1 "is not a .npy file"                run "$E" $P --input "x=$W/garbage.engine"
