@@ -34,6 +34,9 @@ int kiln_cli_main(int argc, char **argv, bool with_python);
 /* text, or a copy with control characters and bytes that are not well-formed
  * UTF-8 written as \xNN (safe_text.c): for every engine string printed. */
 const char *cli_safe(const char *text);
+/* A plugin layer's stored fields (a map) as "key=value, ..." with arrays,
+ * bytes and long strings summarized, into buf (value_text.c). */
+void cli_fields_text(const kiln_value *fields, char *buf, size_t size);
 /* Print "kiln: <message>" on stderr (newlines in the message are flattened,
  * so it stays one line) and return code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

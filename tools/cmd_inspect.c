@@ -140,19 +140,38 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
 
     printf("\nplugins\n");
     if (kiln_engine_plugin_count(e) == 0) printf("  none\n");
-    for (int32_t i = 0; i < kiln_engine_plugin_count(e); i++) {
+    /* Each plugin once (an engine has a record per plugin layer), then its
+     * layers with the attributes each stores. */
+    int32_t nplug = kiln_engine_plugin_count(e);
+    bool *shown = calloc(nplug > 0 ? (size_t)nplug : 1, sizeof *shown);
+    if (!shown) return cli_fail(CLI_EXIT_FAILURE, "out of memory");
+    for (int32_t i = 0; i < nplug; i++) {
+        if (shown[i]) continue;
         plugin_view p;
         int code = plugin_view_get(e, i, &p);
-        if (code) return code;
+        if (code) { free(shown); return code; }
         printf("  %s::%s version %s\n", cli_safe(p.ns), cli_safe(p.name), cli_safe(p.version));
         bool cpu = p.flags & KILN_PLUGIN_SUPPORTS_CPU, cuda = p.flags & KILN_PLUGIN_SUPPORTS_CUDA;
         printf("      module %s, needs Python: %s, runs on: %s, registered here: %s\n",
                p.module[0] ? cli_safe(p.module) : "(unknown)", p.flags & KILN_PLUGIN_NEEDS_PYTHON ? "yes" : "no",
                cpu && cuda ? "cpu cuda" : cpu ? "cpu" : cuda ? "cuda" : "none", p.registered ? "yes" : "no");
-        char kernels[1024];
-        aot_kernels_text(e, i, &p, kernels, sizeof kernels);
-        if (kernels[0]) printf("      AOT kernels: %s\n", cli_safe(kernels));
+        for (int32_t j = i; j < nplug; j++) {
+            plugin_view q;
+            if (shown[j] || plugin_view_get(e, j, &q) || strcmp(q.ns, p.ns) || strcmp(q.name, p.name) ||
+                strcmp(q.version, p.version))
+                continue;
+            shown[j] = true;
+            const kiln_value *fields = NULL;
+            char text[1024] = "";
+            if (kiln_engine_plugin_fields(e, j, &fields) == KILN_OK) cli_fields_text(fields, text, sizeof text);
+            for (int32_t l = 0; l < kiln_engine_layer_count(e); l++)
+                if (kiln_engine_layer_plugin(e, l) == j) printf("      layer %d: %s\n", (int)l, text);
+            char kernels[1024];
+            aot_kernels_text(e, j, &q, kernels, sizeof kernels);
+            if (kernels[0]) printf("      AOT kernels: %s\n", cli_safe(kernels));
+        }
     }
+    free(shown);
 
     printf("\nmemory\n");
     printf("  activation arena  %llu bytes (planned at the profiles' maxima)\n",
@@ -286,6 +305,15 @@ static int print_json(const kiln_engine *e, const char *path, long long file_siz
         char kernels[1024];
         aot_kernels_text(e, i, &p, kernels, sizeof kernels);
         if (kernels[0]) json_key(&w, "aot_kernels"), json_string(&w, kernels);
+        json_key(&w, "layers");
+        json_begin_array(&w);
+        for (int32_t l = 0; l < kiln_engine_layer_count(e); l++)
+            if (kiln_engine_layer_plugin(e, l) == i) json_int(&w, l);
+        json_end_array(&w);
+        const kiln_value *fields = NULL;
+        char text[2048] = "";
+        if (kiln_engine_plugin_fields(e, i, &fields) == KILN_OK) cli_fields_text(fields, text, sizeof text);
+        json_key(&w, "attributes"), json_string(&w, text);
         json_end_object(&w);
     }
     json_end_array(&w);

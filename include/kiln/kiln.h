@@ -542,6 +542,9 @@ KILN_API kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t inde
  * is loaded.  For kiln::TritonAOT they describe the compiled kernels
  * (docs/plugin-guide.md); `kiln inspect` lists them. */
 KILN_API kiln_status kiln_engine_plugin_fields(const kiln_engine *e, int32_t index, const kiln_value **fields);
+/* The plugin record (index for kiln_engine_plugin_*) a plugin layer uses, or
+ * -1 when the layer is not a plugin layer or does not exist. */
+KILN_API int32_t     kiln_engine_layer_plugin(const kiln_engine *e, int32_t layer);
 
 /* ------------------------------------------------------------------------ */
 /* Execution contexts                                                       */

@@ -310,3 +310,8 @@ kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t index, uint32
     *flags = e->desc.plugins[index].flags;
     return KILN_OK;
 }
+
+int32_t kiln_engine_layer_plugin(const kiln_engine *e, int32_t layer) {
+    if (!e || layer < 0 || layer >= e->desc.layer_count || e->desc.layers[layer].op != KILN_OP_PLUGIN) return -1;
+    return e->desc.layers[layer].subop;
+}

@@ -80,3 +80,36 @@ def test_bench_with_import_on_the_seed_example(tmp_path):
     # The same table as for a native engine: the C tool's own bench on one.
     native = subprocess.run([os.path.join(BUILD, "kiln"), "bench", "--help"], capture_output=True, text=True)
     assert native.returncode == 0
+
+
+def test_inspect_lists_each_plugin_once_with_its_layers_and_attributes(tmp_path):
+    module = PLUGIN_MODULE + '''
+@kiln.plugin("AddTable", namespace="cli_test")
+class AddTable(kiln.PluginBase):
+    def __init__(self, table, label):
+        super().__init__()
+        self.table = table
+        self.label = label
+    def shape_dtype_inference(self, inputs: Sequence[kiln.SymTensor]) -> kiln.SymTensor:
+        return inputs[0]
+    def forward(self, inputs, outputs):
+        convert_to_numpy(outputs[0])[...] = convert_to_numpy(inputs[0]) + self.table
+'''
+    (tmp_path / "cli_test_plugins2.py").write_text(module)
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    build = (
+        "import numpy as np, kiln, cli_test_plugins2 as p\n"
+        "b = kiln.Builder(); net = b.create_network()\n"
+        "with kiln.net_guard(net):\n"
+        "    x = kiln.Tensor(name='x', shape=(2, 4), dtype='float32')\n"
+        "    y = p.TimesTwo()(p.TimesTwo()(x))\n"
+        "    p.AddTable(np.ones((2, 4), np.float32), 'bias')(y).mark_output('z')\n"
+        "b.build_engine(net).save('three.engine')\n")
+    subprocess.run([sys.executable, "-c", build], cwd=tmp_path, env=env, check=True, timeout=300)
+    proc = _kiln(["inspect", "three.engine"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert text.count("cli_test::TimesTwo version 1") == 1, text
+    assert "layer 0: (no attributes)" in text and "layer 1: (no attributes)" in text
+    assert "layer 2: table=float32[2, 4], label='bias'" in text, text
