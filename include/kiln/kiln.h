@@ -101,6 +101,29 @@ KILN_API const char *kiln_last_error(void);
 /* Forget the last error on this thread. */
 KILN_API void kiln_clear_error(void);
 
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                  */
+/* ------------------------------------------------------------------------ */
+/* What the library did, by level: a build reports each layer's dtype and
+ * shapes (info) and the memory plan; a context the backend and device it runs
+ * on and its memory.  The level is kiln_log_set_level's, else $KILN_LOG_LEVEL
+ * ("error", "warning", "info", "debug", or 0-3), else warning.  Messages go
+ * to stderr ("kiln [info] ...") unless a callback is installed; it may be
+ * called from any thread that calls into kiln. */
+typedef enum kiln_log_level {
+    KILN_LOG_ERROR   = 0,
+    KILN_LOG_WARNING = 1,
+    KILN_LOG_INFO    = 2,
+    KILN_LOG_DEBUG   = 3,
+} kiln_log_level;
+typedef void (*kiln_log_fn)(kiln_log_level level, const char *message, void *user);
+
+KILN_API void           kiln_log_set_level(kiln_log_level level);
+KILN_API kiln_log_level kiln_log_get_level(void);
+KILN_API const char    *kiln_log_level_name(kiln_log_level level);   /* "info", ... */
+/* Install fn as the sink (NULL: stderr again). */
+KILN_API void           kiln_log_set_callback(kiln_log_fn fn, void *user);
+
 /* Library version string, e.g. "0.1.0". */
 KILN_API const char *kiln_version(void);
 

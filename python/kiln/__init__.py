@@ -31,6 +31,7 @@ from . import runtime
 from . import aot
 from .aot import AotLaunch
 from .runtime import Session, TensorInfo
+from .log import set_log_level, get_log_level
 
 __version__ = _kiln.version()
 
@@ -49,4 +50,5 @@ __all__ = [
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
     "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "cdiv",
+    "set_log_level", "get_log_level",
 ]

@@ -8,6 +8,8 @@
 #include "build/memory_plan.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "ops/op_table.h"
 #include "format/engine_format.h"
 #include "graph/network_impl.h"
 
@@ -367,6 +369,49 @@ static kiln_status layout_weights(build_state *b) {
     return KILN_OK;
 }
 
+/* "tensor_name dtype [dims]" of tensor t, for the build log. */
+static void tensor_text(const kiln_engine_desc *d, int32_t t, char *buf, size_t size) {
+    const kiln_tensor_record *r = &d->tensors[t];
+    size_t used = (size_t)snprintf(buf, size, "%s %s [", r->name, kiln_dtype_name((kiln_dtype)r->dtype));
+    for (int32_t a = 0; a < r->rank && used < size; a++) {
+        char dim[96];
+        kiln_expr_format(d->exprs, r->shape[a], dim, sizeof dim);
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", a ? ", " : "", dim);
+    }
+    if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+/* What was built, for KILN_LOG_LEVEL=info: each layer's inputs and outputs
+ * with their symbolic shapes, then the memory plan. */
+static void log_build(const kiln_engine_desc *d, size_t engine_bytes, uint64_t activation_bytes) {
+    if (!kiln_log_enabled(KILN_LOG_INFO)) return;
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *r = &d->layers[l];
+        char text[1536];
+        const kiln_plugin_record *pr = r->op == KILN_OP_PLUGIN ? &d->plugins[r->subop] : NULL;
+        size_t used = (size_t)snprintf(text, sizeof text, "build: layer %d %s%s%s%s%s:", l, kiln_op_name(r->op),
+                                       r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || pr ? " " : "",
+                                       r->op == KILN_OP_BINARY ? kiln_binary_op_name(r->subop)
+                                       : r->op == KILN_OP_UNARY ? kiln_unary_op_name(r->subop)
+                                       : pr ? pr->plugin_namespace : "",
+                                       pr ? "::" : "", pr ? pr->name : "");
+        for (int32_t i = 0; i < r->input_count + r->output_count && used < sizeof text; i++) {
+            char t[384];
+            tensor_text(d, i < r->input_count ? r->inputs[i] : r->outputs[i - r->input_count], t, sizeof t);
+            used += (size_t)snprintf(text + used, sizeof text - used, "%s%s", i == r->input_count ? " -> " :
+                                     i ? ", " : " ", t);
+        }
+        kiln_log(KILN_LOG_INFO, "%s", text);
+    }
+    int32_t activations = 0;
+    for (int32_t t = 0; t < d->tensor_count; t++) activations += d->tensors[t].kind == KILN_TENSOR_ACTIVATION;
+    kiln_log(KILN_LOG_INFO,
+             "build: memory plan: %d activation tensor(s), %llu bytes without reuse, arena %llu bytes (at the profiles' "
+             "maxima); weights %llu bytes; engine %zu bytes", (int)activations,
+             (unsigned long long)activation_bytes, (unsigned long long)d->arena_bytes,
+             (unsigned long long)d->weights_size, engine_bytes);
+}
+
 kiln_status kiln_network_build(kiln_network *net, const kiln_build_options *options, kiln_blob **out) {
     if (!net || !out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_build: NULL argument");
     *out = NULL;
@@ -390,6 +435,7 @@ kiln_status kiln_network_build(kiln_network *net, const kiln_build_options *opti
     kiln_blob *blob = NULL;
     if (!s && !(blob = kiln_calloc(1, sizeof *blob))) s = kiln_error(KILN_ERROR_NO_MEMORY, "build: out of memory");
     if (!s) s = kiln_format_write(&b.desc, &blob->data, &blob->size);
+    if (!s) log_build(&b.desc, blob->size, net->report.activation_bytes);
     if (!s) {
         net->report.arena_bytes = b.desc.arena_bytes;
         net->report.weight_bytes = b.desc.weights_size;

@@ -200,4 +200,9 @@ PyObject *kiln_py_plugin_creator_info(PyObject *module, PyObject *args);
 /* _kiln.cli_main(argv) -> exit code: the kiln tool in this process (cli_call.c). */
 PyObject *kiln_py_cli_main(PyObject *module, PyObject *arg);
 
+/* The C log into Python's logging (log_bridge.c). */
+PyObject *kiln_py_set_log_handler(PyObject *module, PyObject *fn);
+PyObject *kiln_py_set_log_level(PyObject *module, PyObject *level);
+PyObject *kiln_py_get_log_level(PyObject *module, PyObject *unused);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "ops/op_table.h"
 #include "plugin/plugin_failure.h"
 #include "runtime/engine_impl.h"
@@ -119,6 +120,9 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
                           device.index, backend->device_count());
 
     if ((s = kiln_engine_check_backend(e, backend))) return s;
+    kiln_log(KILN_LOG_INFO, "context: backend %s, device %s:%d, activation arena %llu bytes, %d layers, %d plugins",
+             backend->name, backend->name, (int)device.index, (unsigned long long)e->desc.arena_bytes,
+             (int)e->desc.layer_count, (int)e->desc.plugin_count);
 
     const kiln_engine_desc *d = &e->desc;
     kiln_context *ctx = kiln_calloc(1, sizeof *ctx);
