@@ -40,6 +40,11 @@ elif [ "${1:-}" != quick ]; then
   step bench_python_plugin python3 bench/bench_python_plugin.py
   step bench_run_overhead "$build/bench/bench_run_overhead"
   step bench_cpu_matmul "$build/bench/bench_cpu_matmul"
+  # kiln's float32 CPU matmul through a BLAS beside numpy: the system's
+  # OpenBLAS when there is one, else the copy numpy ships (KILN_BLAS).
+  blas=$(ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' && echo "" || python3 -c \
+    "import glob, os, numpy; print((glob.glob(os.path.join(os.path.dirname(numpy.__file__), '..', 'numpy.libs', '*openblas*.so')) or [''])[0])")
+  step bench_cpu_matmul_blas env KILN_BLAS="$blas" python3 bench/bench_cpu_matmul_blas.py
   step bench_cpu_elementwise "$build/bench/bench_cpu_elementwise"
   step bench_load "$build/bench/bench_load" "$build/bench_load.engine"
 fi
