@@ -55,7 +55,7 @@ def kiln_child(M, K, N):
         t = kiln.Tensor(name="x", shape=(M, K), dtype="float32")
         kiln.matmul(t, kiln.constant(w)).mark_output("y")
     engine = builder.build_engine(net, builder.create_builder_config(precision="float32"))
-    session = Session.from_serialized_engine(engine)
+    session = Session.from_serialized_engine(engine, device="cpu")
     y = np.empty((M, N), np.float32)
     inputs, outputs = {"x": x}, {"y": y}
     run = lambda: session.run(inputs, outputs)   # noqa: E731

@@ -315,7 +315,16 @@ int kiln_py_view_get(kiln_py_state *st, PyObject *obj, const char *what, int wri
     if (Py_IS_TYPE(obj, st->wrapper_type)) rc = from_wrapper((kiln_py_wrapper *)obj, what, writable, view);
     else if (tensor_type && Py_IS_TYPE(obj, tensor_type) && (rc = from_torch(st, obj, what, view)) != 0)
         rc = rc < 0 ? -1 : 0;
-    else if (PyObject_CheckBuffer(obj)) rc = from_buffer(obj, what, writable, view);
+    else if (PyObject_CheckBuffer(obj)) {
+        rc = from_buffer(obj, what, writable, view);
+        /* Device arrays (CuPy, JAX) offer the buffer protocol only to refuse it:
+         * their memory is reached through DLPack. */
+        if (rc < 0 && PyObject_HasAttr(obj, st->str_dlpack)) {
+            PyErr_Clear();
+            memset(view, 0, sizeof *view);
+            rc = from_dlpack(st, obj, what, writable, stream, view);
+        }
+    }
     else if (PyObject_HasAttr(obj, st->str_dlpack)) rc = from_dlpack(st, obj, what, writable, stream, view);
     else {
         PyObject *label = kiln_py_type_label(obj);

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLE, ROOT, subprocess_env
+from conftest import EXAMPLE, HAVE_GPU, ROOT, subprocess_env
 
 BUILD = os.environ.get("KILN_BUILD_DIR")
 pytestmark = pytest.mark.skipif(not BUILD, reason="needs a build tree (KILN_BUILD_DIR) with the kiln tool")
@@ -72,8 +72,9 @@ def test_bench_with_import_on_the_seed_example(tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-2000:]
     engine = next(tmp_path.glob("tmp/float32/*.engine"))
-    proc = _kiln(["bench", str(engine), "--import", "plugin_lib", "--iterations", "3", "--warmup", "1"], tmp_path,
-                 env)
+    device = ["--device", "cuda:0"] if HAVE_GPU else []   # compiled Triton needs GPU tensors
+    proc = _kiln(["bench", str(engine), "--import", "plugin_lib", "--iterations", "3", "--warmup", "1"] + device,
+                 tmp_path, env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for word in ("engine", "device", "mode", "runs", "mean (", "p50 (", "p99 ("):
         assert word in proc.stdout, proc.stdout

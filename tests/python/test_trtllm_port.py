@@ -32,6 +32,7 @@ def test_tensorrt_llm_example_builds_and_runs(tmp_path):
     in a fresh process and checks it against torch.nn.Embedding."""
     example = HERE.parents[1] / "examples" / "trtllm_python_plugin"
     env = subprocess_env()
+    env.pop("KILN_DEFAULT_DEVICE", None)   # as TensorRT-LLM: the GPU when there is one
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(EXAMPLE)]
     env["PYTHONPATH"] = os.pathsep.join([str(example)] + paths)
     for script in ("build_lookup.py", "run_lookup.py"):
