@@ -318,11 +318,18 @@ int kiln_py_view_get(kiln_py_state *st, PyObject *obj, const char *what, int wri
     else if (PyObject_CheckBuffer(obj)) {
         rc = from_buffer(obj, what, writable, view);
         /* Device arrays (CuPy, JAX) offer the buffer protocol only to refuse it:
-         * their memory is reached through DLPack. */
-        if (rc < 0 && PyObject_HasAttr(obj, st->str_dlpack)) {
-            PyErr_Clear();
-            memset(view, 0, sizeof *view);
-            rc = from_dlpack(st, obj, what, writable, stream, view);
+         * their memory is reached through DLPack.  The refusal is set aside
+         * while asking for __dlpack__ (no lookup may run with an exception
+         * pending) and raised again when there is none. */
+        if (rc < 0) {
+            PyObject *refusal = kiln_py_fetch_exception();
+            if (PyObject_HasAttr(obj, st->str_dlpack)) {
+                Py_XDECREF(refusal);
+                memset(view, 0, sizeof *view);
+                rc = from_dlpack(st, obj, what, writable, stream, view);
+            } else {
+                kiln_py_restore_exception(refusal);
+            }
         }
     }
     else if (PyObject_HasAttr(obj, st->str_dlpack)) rc = from_dlpack(st, obj, what, writable, stream, view);
