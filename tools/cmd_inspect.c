@@ -177,6 +177,14 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
     printf("  activation arena  %llu bytes (planned at the profiles' maxima)\n",
            (unsigned long long)kiln_engine_arena_bytes(e));
     printf("  weights           %llu bytes\n", (unsigned long long)kiln_engine_weight_bytes(e));
+    /* What a context actually holds: its arena follows the shapes it runs. */
+    for (int32_t p = 0; p < kiln_engine_profile_count(e) || (p == 0 && kiln_engine_profile_count(e) == 0); p++) {
+        uint64_t opt = 0, max = 0;
+        if (kiln_engine_activation_bytes(e, p, false, &opt) == KILN_OK &&
+            kiln_engine_activation_bytes(e, p, true, &max) == KILN_OK)
+            printf("  activations       %llu bytes at profile %d's opt shapes, %llu at its max\n",
+                   (unsigned long long)opt, (int)p, (unsigned long long)max);
+    }
     return fflush(stdout) == 0 ? CLI_EXIT_OK : cli_fail(CLI_EXIT_FAILURE, "cannot write to standard output");
 }
 
@@ -321,6 +329,20 @@ static int print_json(const kiln_engine *e, const char *path, long long file_siz
     json_key(&w, "memory");
     json_begin_object(&w);
     json_key(&w, "arena_bytes"), json_uint(&w, kiln_engine_arena_bytes(e));
+    json_key(&w, "activation_bytes");
+    json_begin_array(&w);
+    for (int32_t p = 0; p < kiln_engine_profile_count(e) || (p == 0 && kiln_engine_profile_count(e) == 0); p++) {
+        uint64_t opt = 0, max = 0;
+        if (kiln_engine_activation_bytes(e, p, false, &opt) != KILN_OK ||
+            kiln_engine_activation_bytes(e, p, true, &max) != KILN_OK)
+            continue;
+        json_begin_object(&w);
+        json_key(&w, "profile"), json_int(&w, p);
+        json_key(&w, "opt"), json_uint(&w, opt);
+        json_key(&w, "max"), json_uint(&w, max);
+        json_end_object(&w);
+    }
+    json_end_array(&w);
     json_key(&w, "weight_bytes"), json_uint(&w, kiln_engine_weight_bytes(e));
     json_end_object(&w);
     json_end_object(&w);

@@ -565,6 +565,12 @@ KILN_API kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t inde
  * is loaded.  For kiln::TritonAOT they describe the compiled kernels
  * (docs/plugin-guide.md); `kiln inspect` lists them. */
 KILN_API kiln_status kiln_engine_plugin_fields(const kiln_engine *e, int32_t index, const kiln_value **fields);
+/* Activation memory a context needs when every dimension is at its opt
+ * (at_max false) or max (at_max true) of `profile`: contexts size their arena
+ * for the shapes they run, so this, not kiln_engine_arena_bytes (the plan at
+ * all profiles' maxima), is what a typical run holds. */
+KILN_API kiln_status kiln_engine_activation_bytes(const kiln_engine *e, int32_t profile, bool at_max,
+                                                  uint64_t *bytes);
 /* The plugin record (index for kiln_engine_plugin_*) a plugin layer uses, or
  * -1 when the layer is not a plugin layer or does not exist. */
 KILN_API int32_t     kiln_engine_layer_plugin(const kiln_engine *e, int32_t layer);
@@ -578,6 +584,12 @@ typedef struct kiln_context kiln_context;
 typedef struct kiln_context_options {
     uint32_t    struct_size;     /* sizeof(kiln_context_options) */
     kiln_device device;          /* default: CPU */
+    /* Most bytes of activation memory the context may hold; 0: no cap.  A
+     * context sizes its activation arena for the shapes it runs (growing it
+     * when shapes grow), not for the profiles' maxima the engine was planned
+     * at; shapes that would need more than the cap fail with
+     * KILN_ERROR_NO_MEMORY saying how much they need. */
+    uint64_t    max_activation_bytes;
 } kiln_context_options;
 
 /* One context per thread; many contexts may run one engine concurrently. */

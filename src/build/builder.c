@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "build/memory_plan.h"
+#include "core/memory_plan.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/log.h"

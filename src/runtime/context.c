@@ -7,6 +7,7 @@
  * the engine's checks, re-derives every layer's shapes and prepares the
  * launch descriptors.  Enqueue then only patches data pointers and calls
  * kernels, which keeps per-layer overhead small. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -110,6 +111,9 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
             return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_create: options.struct_size is wrong");
         device = options->device;
     }
+    uint64_t cap = options && options->struct_size >= offsetof(kiln_context_options, max_activation_bytes) +
+                                                         sizeof options->max_activation_bytes
+                       ? options->max_activation_bytes : 0;
     if (device.type != KILN_DEVICE_CPU && device.type != KILN_DEVICE_CUDA)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_context_create: unknown device type %d", (int)device.type);
     const kiln_backend_iface *backend;
@@ -132,6 +136,7 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     atomic_init(&ctx->busy, 0);
     ctx->device = device;
     ctx->backend = backend;
+    ctx->memory_cap = cap;
     ctx->profile = -1;
     size_t nt = d->tensor_count ? (size_t)d->tensor_count : 1, nio = d->io_count ? (size_t)d->io_count : 1;
     ctx->instances = kiln_calloc(d->plugin_count ? (size_t)d->plugin_count : 1, sizeof *ctx->instances);
@@ -142,9 +147,11 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     ctx->dim_values = kiln_calloc(d->dim_count ? (size_t)d->dim_count : 1, sizeof *ctx->dim_values);
     ctx->data = kiln_calloc(nt, sizeof *ctx->data);
     ctx->tensor_descs = kiln_calloc(nt, sizeof *ctx->tensor_descs);
+    ctx->tensor_bytes = kiln_calloc(nt, sizeof *ctx->tensor_bytes);
     ctx->layers = kiln_calloc(d->layer_count ? (size_t)d->layer_count : 1, sizeof *ctx->layers);
     if (!ctx->instances || !ctx->input_shapes || !ctx->input_ranks || !ctx->input_set || !ctx->expr_values || !ctx->dim_values ||
-        !ctx->data || !ctx->tensor_descs || !ctx->layers) {
+        !ctx->data || !ctx->tensor_descs || !ctx->tensor_bytes || !ctx->layers ||
+        kiln_activation_plan_init(d, &ctx->plan) != KILN_OK) {
         kiln_context_free(ctx);
         return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_context_create: out of memory");
     }
@@ -162,7 +169,6 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
         memcpy(p->tensor_ids + r->input_count, r->outputs, sizeof(int32_t) * (size_t)r->output_count);
     }
     s = backend->set_device ? backend->set_device(device.index) : KILN_OK;
-    if (!s && d->arena_bytes) s = backend->alloc(device.index, (size_t)d->arena_bytes, &ctx->arena);
     if (!s) s = upload_weights(ctx);
     if (!s) s = create_instances(ctx);
     if (s) {
@@ -172,7 +178,6 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     for (int32_t t = 0; t < d->tensor_count; t++) {
         const kiln_tensor_record *r = &d->tensors[t];
         if (r->kind == KILN_TENSOR_CONSTANT) ctx->data[t] = ctx->weights + r->offset;
-        else if (r->kind == KILN_TENSOR_ACTIVATION) ctx->data[t] = (uint8_t *)ctx->arena + r->offset;
     }
     *out = ctx;
     return KILN_OK;
@@ -202,6 +207,8 @@ void kiln_context_free(kiln_context *ctx) {
     kiln_free(ctx->dim_values);
     kiln_free(ctx->data);
     kiln_free(ctx->tensor_descs);
+    kiln_free(ctx->tensor_bytes);
+    kiln_activation_plan_clear(&ctx->plan);
     kiln_free(ctx);
     kiln_engine_free(e);
 }
@@ -214,7 +221,7 @@ kiln_device kiln_context_device(const kiln_context *ctx) {
 
 uint64_t kiln_context_memory_bytes(const kiln_context *ctx) {
     if (!ctx) return 0;
-    uint64_t n = ctx->engine->desc.arena_bytes;
+    uint64_t n = ctx->arena_capacity;
     if (ctx->device.type != KILN_DEVICE_CPU) n += ctx->engine->desc.weights_size;
     return n;
 }
@@ -370,6 +377,32 @@ static kiln_status check_input_dims(const kiln_context *ctx, int32_t tensor) {
     return KILN_OK;
 }
 
+/* Offsets of the activations for the current shapes, in an arena grown (never
+ * shrunk) to what they need; refused past the caller's cap. */
+static kiln_status place_activations(kiln_context *ctx) {
+    uint64_t need = 0;
+    kiln_status s = kiln_activation_plan_place(&ctx->plan, ctx->tensor_bytes, &need);
+    if (s) return s;
+    if (need > ctx->arena_capacity) {
+        if (ctx->memory_cap && need > ctx->memory_cap)
+            return kiln_error(KILN_ERROR_NO_MEMORY, "these input shapes need %llu bytes of activation memory, more "
+                              "than the context's cap of %llu bytes (kiln_context_options.max_activation_bytes)",
+                              (unsigned long long)need, (unsigned long long)ctx->memory_cap);
+        void *grown = NULL;
+        if ((s = ctx->backend->alloc(ctx->device.index, (size_t)need, &grown)))
+            return kiln_error_prefix(s, "allocating %llu bytes of activation memory", (unsigned long long)need);
+        if (ctx->arena) ctx->backend->free(ctx->device.index, ctx->arena);
+        ctx->arena = grown;
+        ctx->arena_capacity = need;
+        ctx->graph_stale = 1;
+        kiln_log(KILN_LOG_INFO, "context: activation arena grown to %llu bytes (the engine's plan at the profiles' "
+                 "maxima: %llu)", (unsigned long long)need, (unsigned long long)ctx->engine->desc.arena_bytes);
+    }
+    for (size_t i = 0; i < ctx->plan.count; i++)
+        ctx->data[ctx->plan.tensors[i]] = (uint8_t *)ctx->arena + ctx->plan.items[i].offset;
+    return KILN_OK;
+}
+
 static kiln_status prepare(kiln_context *ctx) {
     const kiln_engine_desc *d = &ctx->engine->desc;
     ctx->prepared = 0;
@@ -400,12 +433,14 @@ static kiln_status prepare(kiln_context *ctx) {
         for (int32_t a = r->rank - 1; a >= 0; a--)
             desc->strides[a] = a == r->rank - 1 ? 1 : desc->strides[a + 1] * desc->dims[a + 1];
         if (r->kind == KILN_TENSOR_INPUT && (s = check_input_dims(ctx, t))) return s;
+        ctx->tensor_bytes[t] = bytes;
         if ((r->kind == KILN_TENSOR_ACTIVATION || r->kind == KILN_TENSOR_CONSTANT) && bytes > r->size)
             return kiln_error(KILN_ERROR_SHAPE,
                               "tensor '%s' needs %llu bytes for these shapes but the engine planned %llu (shapes "
                               "outside what the profiles' maxima imply)", r->name, (unsigned long long)bytes,
                               (unsigned long long)r->size);
     }
+    if ((s = place_activations(ctx))) return s;
     for (int32_t l = 0; l < d->layer_count; l++) {
         const kiln_layer_record *r = &d->layers[l];
         kiln_prepared_layer *p = &ctx->layers[l];

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "format/engine_format.h"
 #include "runtime/engine_impl.h"
@@ -314,4 +315,40 @@ kiln_status kiln_engine_plugin_flags(const kiln_engine *e, int32_t index, uint32
 int32_t kiln_engine_layer_plugin(const kiln_engine *e, int32_t layer) {
     if (!e || layer < 0 || layer >= e->desc.layer_count || e->desc.layers[layer].op != KILN_OP_PLUGIN) return -1;
     return e->desc.layers[layer].subop;
+}
+
+kiln_status kiln_engine_activation_bytes(const kiln_engine *e, int32_t profile, bool at_max, uint64_t *bytes) {
+    if (!e || !bytes) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_activation_bytes: NULL argument");
+    const kiln_engine_desc *d = &e->desc;
+    if (profile < 0 || profile >= (d->profile_count ? d->profile_count : 1))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_activation_bytes: profile %d is outside [0, %d)",
+                          profile, d->profile_count ? d->profile_count : 1);
+    size_t nt = d->tensor_count ? (size_t)d->tensor_count : 1;
+    int64_t *dims = kiln_malloc(sizeof(int64_t) * (d->dim_count ? (size_t)d->dim_count : 1));
+    int64_t *values = kiln_malloc(sizeof(int64_t) * (d->exprs->count ? d->exprs->count : 1));
+    uint64_t *tensor_bytes = kiln_calloc(nt, sizeof *tensor_bytes);
+    kiln_activation_plan plan = {0};
+    kiln_status s = dims && values && tensor_bytes ? KILN_OK : kiln_error(KILN_ERROR_NO_MEMORY, "out of memory");
+    for (int32_t i = 0; i < d->dim_count && !s; i++)
+        dims[i] = at_max ? d->dims[i].ranges[profile].max : d->dims[i].ranges[profile].opt;
+    if (!s) s = kiln_exprs_eval_all(d->exprs, dims, d->dim_count, values);
+    for (int32_t t = 0; t < d->tensor_count && !s; t++) {
+        const kiln_tensor_record *r = &d->tensors[t];
+        if (r->kind != KILN_TENSOR_ACTIVATION) continue;
+        uint64_t n = kiln_dtype_size((kiln_dtype)r->dtype);
+        for (int32_t a = 0; a < r->rank && !s; a++) {
+            int64_t v = values[r->shape[a]];
+            if (v < 0 || __builtin_mul_overflow(n, (uint64_t)v, &n))
+                s = kiln_error(KILN_ERROR_SHAPE, "tensor '%s' has no size at profile %d's %s", r->name, profile,
+                               at_max ? "maxima" : "opt values");
+        }
+        tensor_bytes[t] = n;
+    }
+    if (!s) s = kiln_activation_plan_init(d, &plan);
+    if (!s) s = kiln_activation_plan_place(&plan, tensor_bytes, bytes);
+    kiln_activation_plan_clear(&plan);
+    kiln_free(dims);
+    kiln_free(values);
+    kiln_free(tensor_bytes);
+    return s;
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "backend/backend.h"
+#include "runtime/activation_plan.h"
 #include "engine/engine_desc.h"
 #include "kiln/plugin.h"
 
@@ -39,7 +40,11 @@ struct kiln_context {
     kiln_engine              *engine;
     kiln_device               device;
     const kiln_backend_iface *backend;
-    void                     *arena;          /* activation arena on the device */
+    void                     *arena;          /* activation arena on the device (sized for the shapes run so far) */
+    uint64_t                  arena_capacity; /* its bytes */
+    uint64_t                  memory_cap;     /* most arena bytes allowed (options.max_activation_bytes), 0: none */
+    kiln_activation_plan      plan;           /* activation lifetimes; offsets for the current shapes */
+    uint64_t                 *tensor_bytes;   /* per engine tensor: bytes at the current shapes */
     uint8_t                  *weights;        /* engine weights on the device */
     void                    **instances;      /* one per plugin record */
     int64_t                 **input_shapes;   /* per io index: dims (inputs), NULL until set */

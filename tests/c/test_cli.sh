@@ -81,6 +81,7 @@ check "inspect: plugin does not need Python" out_has "needs Python: no"
 check "inspect: plugin not registered" out_has "registered here: no"
 check "inspect: arena" out_has "activation arena  *[0-9][0-9]* bytes"
 check "inspect: weights" out_has "weights  *192 bytes"
+check "inspect: activations at opt and max" out_has "activations  *[0-9][0-9]* bytes at profile 0's opt shapes, [0-9][0-9]* at its max"
 kiln inspect "$E" $P
 check "inspect --plugin-lib: registered" out_has "registered here: yes"
 kiln inspect "$PY"

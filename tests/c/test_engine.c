@@ -112,8 +112,9 @@ static void test_build_load_run(void) {
     CHECK(strcmp(text, "batch") == 0);
     kiln_context *ctx;
     CHECK_OK(kiln_context_create(engine, NULL, &ctx));
-    /* On the CPU a context holds the activation arena; weights stay in the engine. */
-    CHECK(kiln_context_memory_bytes(ctx) == kiln_engine_arena_bytes(engine));
+    /* On the CPU a context holds the activation arena, sized for the shapes
+     * it has run (nothing before the first); weights stay in the engine. */
+    CHECK(kiln_context_memory_bytes(ctx) == 0);
     CHECK(kiln_context_memory_bytes(NULL) == 0);
     float x[96];
     for (int i = 0; i < 96; i++) x[i] = (float)((i * 37) % 17 - 8) / 4.0f;
@@ -122,6 +123,7 @@ static void test_build_load_run(void) {
         REQUIRE(run_mlp(ctx, batch, x, &err));
         CHECK(err < 1e-5);
     }
+    CHECK(kiln_context_memory_bytes(ctx) > 0 && kiln_context_memory_bytes(ctx) <= kiln_engine_arena_bytes(engine));
     int32_t rank;
     int64_t dims[KILN_MAX_RANK];
     int64_t shape[2] = {7, 3};
@@ -350,6 +352,50 @@ static void test_concurrent_contexts(void) {
     kiln_engine_free(engine);
 }
 
+/* A context's activation memory follows the shapes it runs: small shapes take
+ * little, it grows when they grow (never past the engine's plan at the
+ * maxima), and a cap refuses shapes that would need more, saying how much. */
+static void test_memory_follows_shapes(void) {
+    load_example_plugins();
+    kiln_blob *blob = build_mlp(W, B);
+    REQUIRE(blob != NULL);
+    kiln_engine *engine;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &engine));
+    kiln_blob_free(blob);
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(engine, NULL, &ctx));
+    float x[96];
+    for (int i = 0; i < 96; i++) x[i] = (float)(i % 7) - 3;
+    double err;
+    REQUIRE(run_mlp(ctx, 1, x, &err));
+    uint64_t small = kiln_context_memory_bytes(ctx);
+    REQUIRE(run_mlp(ctx, 32, x, &err));
+    CHECK(err < 1e-5);
+    uint64_t big = kiln_context_memory_bytes(ctx);
+    CHECK(small > 0 && small < big && big <= kiln_engine_arena_bytes(engine));
+    /* What the engine says a run at a profile's opt / max holds is what the context holds. */
+    uint64_t at_max = 0, at_min_profile_opt = 0;
+    CHECK_OK(kiln_engine_activation_bytes(engine, 1, true, &at_max));     /* batch 32: profile 1's max */
+    CHECK(at_max == big);
+    CHECK_OK(kiln_engine_activation_bytes(engine, 0, false, &at_min_profile_opt));
+    CHECK(at_min_profile_opt >= small && at_min_profile_opt <= big);
+    CHECK_FAILS(kiln_engine_activation_bytes(engine, 2, true, &at_max), KILN_ERROR_INVALID_ARGUMENT, "profile 2");
+    REQUIRE(run_mlp(ctx, 2, x, &err));             /* shrinking shapes keep the arena */
+    CHECK(err < 1e-5 && kiln_context_memory_bytes(ctx) == big);
+    kiln_context_free(ctx);
+
+    kiln_context_options options = {.struct_size = sizeof options, .max_activation_bytes = small};
+    CHECK_OK(kiln_context_create(engine, &options, &ctx));
+    REQUIRE(run_mlp(ctx, 1, x, &err));
+    CHECK(err < 1e-5);
+    int64_t shape[2] = {32, 3};
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x", 2, shape));
+    CHECK_FAILS(kiln_context_enqueue(ctx, NULL), KILN_ERROR_NO_MEMORY,
+                "bytes of activation memory, more than the context's cap");
+    kiln_context_free(ctx);
+    kiln_engine_free(engine);
+}
+
 static void test_missing_plugin_at_load(void) {
     load_example_plugins();
     kiln_blob *blob = build_mlp(W, B);
@@ -371,6 +417,7 @@ int main(void) {
     TEST_RUN(test_builtin_chain);
     TEST_RUN(test_static_inputs_need_no_shape);
     TEST_RUN(test_concurrent_contexts);
+    TEST_RUN(test_memory_follows_shapes);
     TEST_RUN(test_missing_plugin_at_load);   /* last: it deregisters a plugin */
     return test_summary();
 }

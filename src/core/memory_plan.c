@@ -1,7 +1,7 @@
 /* memory_plan.c — greedy interval packing of activations (see memory_plan.h). */
 #include <stdlib.h>
 
-#include "build/memory_plan.h"
+#include "core/memory_plan.h"
 #include "core/alloc.h"
 #include "core/error.h"
 

@@ -4,8 +4,8 @@
  * reads it.  Two activations whose lifetimes overlap must not overlap in the
  * arena; others may share bytes.  Placement is greedy best-fit by decreasing
  * size (the classic heuristic for this offline interval-packing problem). */
-#ifndef KILN_BUILD_MEMORY_PLAN_H
-#define KILN_BUILD_MEMORY_PLAN_H
+#ifndef KILN_CORE_MEMORY_PLAN_H
+#define KILN_CORE_MEMORY_PLAN_H
 
 #include "kiln/kiln.h"
 
