@@ -94,34 +94,40 @@ def _check_tensor_dict(what, d):
 
 class Session:
     """An engine plus one execution context on a device ('cpu', 'cuda', 'cuda:N';
-    default: the GPU when there is one, see default_device())."""
+    default: the GPU when there is one, see default_device()).  The context's
+    activation memory follows the shapes it runs (memory_bytes);
+    max_activation_bytes caps it: shapes that would need more raise kiln.Error
+    saying how much."""
 
-    def __init__(self, engine, device=None):
+    def __init__(self, engine, device=None, max_activation_bytes=None):
         self._engine = load_engine(engine)
         dev_type, dev_index = _parse_device(device)
         self._device = (dev_type, dev_index)
         if dev_type == _CUDA:
             from . import _streams
             _streams.install(_kiln)
-        self._context = _kiln.Context(self._engine, dev_type, dev_index)
+        cap = 0 if max_activation_bytes is None else int(max_activation_bytes)
+        if cap < 0:
+            raise ValueError(f"max_activation_bytes must be >= 0 (or None for no cap), got {cap}")
+        self._context = _kiln.Context(self._engine, dev_type, dev_index, cap)
         self._io = self._engine.io()
         self._inputs = [n for n, is_out, _, _ in self._io if not is_out]
         self._outputs = [n for n, is_out, _, _ in self._io if is_out]
         self._dtypes = {n: dt for n, _, dt, _ in self._io}
 
     @classmethod
-    def from_serialized_engine(cls, data, device=None):
+    def from_serialized_engine(cls, data, device=None, **options):
         """Load from engine bytes (anything with the buffer protocol)."""
-        return cls(Engine.from_memory(data), device=device)
+        return cls(Engine.from_memory(data), device=device, **options)
 
     @classmethod
-    def from_file(cls, path, device=None):
+    def from_file(cls, path, device=None, **options):
         """Load from a file, mapped read-only (weights are used in place)."""
-        return cls(Engine.from_file(os.fspath(path)), device=device)
+        return cls(Engine.from_file(os.fspath(path)), device=device, **options)
 
     @classmethod
-    def from_engine(cls, engine, device=None):
-        return cls(engine, device=device)
+    def from_engine(cls, engine, device=None, **options):
+        return cls(engine, device=device, **options)
 
     @property
     def engine(self):

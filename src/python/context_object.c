@@ -35,14 +35,15 @@ typedef struct context_object {
 
 static kiln_py_state *state_of(PyObject *self) { return kiln_py_state_of_type(Py_TYPE(self)); }
 
-/* Context(engine, device_type=0, device_index=0) */
+/* Context(engine, device_type=0, device_index=0, max_activation_bytes=0) */
 static PyObject *context_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"engine", "device_type", "device_index", NULL};
+    static char *kwlist[] = {"engine", "device_type", "device_index", "max_activation_bytes", NULL};
     kiln_py_state *st = kiln_py_state_of_type(type);
     PyObject *engine_obj;
     int device_type = KILN_DEVICE_CPU, device_index = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|ii:Context", kwlist, st->engine_type, &engine_obj,
-                                     &device_type, &device_index))
+    unsigned long long cap = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|iiK:Context", kwlist, st->engine_type, &engine_obj,
+                                     &device_type, &device_index, &cap))
         return NULL;
     kiln_engine *engine = ((kiln_py_engine *)engine_obj)->engine;
     context_object *self = (context_object *)type->tp_alloc(type, 0);
@@ -68,6 +69,7 @@ static PyObject *context_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     memset(&opts, 0, sizeof opts);
     opts.struct_size = sizeof opts;
     opts.device = (kiln_device){(kiln_device_type)device_type, device_index};
+    opts.max_activation_bytes = cap;
     kiln_status s;
     kiln_context *ctx = NULL;
     /* Creating a context creates plugin instances: Python plugins take the

@@ -41,3 +41,23 @@ def test_workspace_tensor_in_a_session_and_eagerly():
     want = a + a.sum(axis=1, keepdims=True)
     np.testing.assert_array_equal(session({"x": a})["y"], want)
     np.testing.assert_array_equal(RowSums()(a), want)
+
+
+def test_session_memory_follows_shapes_and_cap():
+    """The attention-workspace case of issue 11: memory follows the shapes run,
+    not the profiles' maxima; a cap refuses larger shapes by saying so."""
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        x = kiln.Tensor(name="x", shape=(-1, 5), dtype="float32", dim_range={"rows": [(1, 3, 4096)], "cols": [5]})
+        kiln.relu(RowSums()(x) * 2.0).mark_output("y")
+    engine = builder.build_engine(net)
+    s = Session.from_serialized_engine(engine, device="cpu")
+    a = np.ones((3, 5), np.float32)
+    s({"x": a})
+    small = s.memory_bytes
+    assert 0 < small < kiln.runtime.Engine.from_memory(engine).arena_bytes
+    capped = Session.from_serialized_engine(engine, device="cpu", max_activation_bytes=small)
+    capped({"x": a})
+    with pytest.raises(kiln.Error, match="activation memory, more than the context's cap"):
+        capped({"x": np.ones((4000, 5), np.float32)})
