@@ -337,6 +337,19 @@ typedef enum kiln_unary_op {    /* stored in engine files: never renumber */
     KILN_UNARY_EXP  = 3,
     KILN_UNARY_NEG  = 4,
     KILN_UNARY_SQRT = 5,
+    KILN_UNARY_TANH       = 6,    /* tanh */
+    KILN_UNARY_SIGMOID    = 7,    /* 1 / (1 + e^-x) */
+    KILN_UNARY_ERF        = 8,    /* the error function */
+    KILN_UNARY_GELU_ERF   = 9,    /* exact gelu: 0.5 x (1 + erf(x / sqrt 2)) (BERT, torch's default gelu) */
+    KILN_UNARY_RSQRT      = 10,    /* 1 / sqrt(x) */
+    KILN_UNARY_ABS        = 11,    /* |x| */
+    KILN_UNARY_LOG        = 12,    /* natural logarithm */
+    KILN_UNARY_SIN        = 13,    /* sine */
+    KILN_UNARY_COS        = 14,    /* cosine */
+    KILN_UNARY_FLOOR      = 15,    /* round down */
+    KILN_UNARY_CEIL       = 16,    /* round up */
+    KILN_UNARY_RECIPROCAL = 17,    /* 1 / x */
+    KILN_UNARY_SIGN       = 18,    /* -1, 0 or 1 (NaN stays NaN) */
     KILN_UNARY_OP_COUNT
 } kiln_unary_op;
 
@@ -407,6 +420,20 @@ typedef enum kiln_layer_op {
     KILN_LAYER_GATHER  = 13,    /* inputs data, indices; attribute "axis" (INT, optional, default 0) */
     KILN_LAYER_RESHAPE = 14,    /* attribute "shape" (EXPRS; one entry may be the constant -1) */
     KILN_LAYER_MATMUL  = 15,
+    /* unary ops added later (appended: the numbers are ABI) */
+    KILN_LAYER_TANH       = 16,
+    KILN_LAYER_SIGMOID    = 17,
+    KILN_LAYER_ERF        = 18,
+    KILN_LAYER_GELU_ERF   = 19,
+    KILN_LAYER_RSQRT      = 20,
+    KILN_LAYER_ABS        = 21,
+    KILN_LAYER_LOG        = 22,
+    KILN_LAYER_SIN        = 23,
+    KILN_LAYER_COS        = 24,
+    KILN_LAYER_FLOOR      = 25,
+    KILN_LAYER_CEIL       = 26,
+    KILN_LAYER_RECIPROCAL = 27,
+    KILN_LAYER_SIGN       = 28,
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

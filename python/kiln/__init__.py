@@ -23,7 +23,8 @@ from .dtypes import (DataType, float32, float16, bfloat16, int8, uint8, int32, i
                      to_dtype, to_torch_dtype, to_numpy_dtype, dtype_name)
 from .network import (Builder, BuilderConfig, Network, Tensor, net_guard, current_network, constant, cast,
                       matmul, gather, reshape, relu, gelu, silu, exp, neg, sqrt, add, sub, mul, div,
-                      minimum, maximum)
+                      minimum, maximum, tanh, sigmoid, erf, gelu_erf, rsqrt, absolute, log, sin, cos, floor, ceil,
+                      reciprocal, sign)
 from .symbolic import SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt, cdiv
 from .plugin import PluginBase, plugin, registered_plugins, unregister_plugin
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
@@ -31,7 +32,7 @@ from . import runtime
 from . import aot
 from .aot import AotLaunch
 from .runtime import Session, TensorInfo
-from .log import set_log_level, get_log_level
+from .log_bridge import set_log_level, get_log_level
 
 __version__ = _kiln.version()
 
@@ -46,7 +47,8 @@ __all__ = [
     "to_dtype", "to_torch_dtype", "to_numpy_dtype", "dtype_name",
     "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network", "constant", "cast",
     "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt", "add", "sub", "mul", "div",
-    "minimum", "maximum",
+    "minimum", "maximum", "tanh", "sigmoid", "erf", "gelu_erf", "rsqrt", "absolute", "log", "sin", "cos",
+    "floor", "ceil", "reciprocal", "sign",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
     "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "cdiv",

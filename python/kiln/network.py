@@ -35,6 +35,8 @@ from .symbolic import SymDim, dim_expr
 __all__ = [
     "TRTLLM_IGNORED_TENSOR_ARGS", "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network",
     "constant", "cast", "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt",
+    "tanh", "sigmoid", "erf", "gelu_erf", "rsqrt", "absolute", "log", "sin", "cos", "floor", "ceil", "reciprocal",
+    "sign",
     "add", "sub", "mul", "div", "minimum", "maximum",
 ]
 
@@ -482,6 +484,23 @@ def silu(x): return _unary(_SILU, x)
 def exp(x): return _unary(_EXP, x)
 def neg(x): return _unary(_NEG, x)
 def sqrt(x): return _unary(_SQRT, x)
+
+
+def tanh(x): return _unary(_kiln.UNARY_TANH, x)
+def sigmoid(x): return _unary(_kiln.UNARY_SIGMOID, x)
+def erf(x): return _unary(_kiln.UNARY_ERF, x)
+def gelu_erf(x):
+    """The exact gelu, 0.5·x·(1 + erf(x/√2)) (torch's default, BERT); kiln.gelu is the tanh approximation."""
+    return _unary(_kiln.UNARY_GELU_ERF, x)
+def rsqrt(x): return _unary(_kiln.UNARY_RSQRT, x)
+def absolute(x): return _unary(_kiln.UNARY_ABS, x)
+def log(x): return _unary(_kiln.UNARY_LOG, x)
+def sin(x): return _unary(_kiln.UNARY_SIN, x)
+def cos(x): return _unary(_kiln.UNARY_COS, x)
+def floor(x): return _unary(_kiln.UNARY_FLOOR, x)
+def ceil(x): return _unary(_kiln.UNARY_CEIL, x)
+def reciprocal(x): return _unary(_kiln.UNARY_RECIPROCAL, x)
+def sign(x): return _unary(_kiln.UNARY_SIGN, x)
 
 
 def cast(x, dtype):

@@ -41,7 +41,20 @@
     X(SILU, "silu")           \
     X(EXP, "exp")             \
     X(NEG, "neg")             \
-    X(SQRT, "sqrt")
+    X(SQRT, "sqrt")           \
+    X(TANH, "tanh")             \
+    X(SIGMOID, "sigmoid")             \
+    X(ERF, "erf")             \
+    X(GELU_ERF, "gelu_erf")             \
+    X(RSQRT, "rsqrt")             \
+    X(ABS, "abs")             \
+    X(LOG, "log")             \
+    X(SIN, "sin")             \
+    X(COS, "cos")             \
+    X(FLOOR, "floor")             \
+    X(CEIL, "ceil")             \
+    X(RECIPROCAL, "reciprocal")             \
+    X(SIGN, "sign")
 
 #define KILN_OP_LIST_NAME_(suffix, name) name,
 #define KILN_OP_LIST_COUNT_(suffix, name) +1

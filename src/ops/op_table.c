@@ -24,12 +24,38 @@ _Static_assert(COUNT_OF(KILN_UNARY_OP_LIST) == KILN_UNARY_OP_COUNT,
 static const uint32_t unary_dtypes[KILN_UNARY_OP_COUNT] = {
     [KILN_UNARY_RELU] = FLOATS, [KILN_UNARY_GELU] = FLOATS, [KILN_UNARY_SILU] = FLOATS,
     [KILN_UNARY_EXP] = FLOATS,  [KILN_UNARY_NEG] = FLOATS | SIGNED, [KILN_UNARY_SQRT] = FLOATS,
+    [KILN_UNARY_TANH] = FLOATS,
+    [KILN_UNARY_SIGMOID] = FLOATS,
+    [KILN_UNARY_ERF] = FLOATS,
+    [KILN_UNARY_GELU_ERF] = FLOATS,
+    [KILN_UNARY_RSQRT] = FLOATS,
+    [KILN_UNARY_ABS] = FLOATS,
+    [KILN_UNARY_LOG] = FLOATS,
+    [KILN_UNARY_SIN] = FLOATS,
+    [KILN_UNARY_COS] = FLOATS,
+    [KILN_UNARY_FLOOR] = FLOATS,
+    [KILN_UNARY_CEIL] = FLOATS,
+    [KILN_UNARY_RECIPROCAL] = FLOATS,
+    [KILN_UNARY_SIGN] = FLOATS,
 };
 /* What to say when a dtype is refused. */
 static const char *const unary_dtype_text[KILN_UNARY_OP_COUNT] = {
     [KILN_UNARY_RELU] = "floating-point only", [KILN_UNARY_GELU] = "floating-point only",
     [KILN_UNARY_SILU] = "floating-point only", [KILN_UNARY_EXP] = "floating-point only",
     [KILN_UNARY_NEG] = "floating-point or signed integer only", [KILN_UNARY_SQRT] = "floating-point only",
+    [KILN_UNARY_TANH] = "floating-point only",
+    [KILN_UNARY_SIGMOID] = "floating-point only",
+    [KILN_UNARY_ERF] = "floating-point only",
+    [KILN_UNARY_GELU_ERF] = "floating-point only",
+    [KILN_UNARY_RSQRT] = "floating-point only",
+    [KILN_UNARY_ABS] = "floating-point only",
+    [KILN_UNARY_LOG] = "floating-point only",
+    [KILN_UNARY_SIN] = "floating-point only",
+    [KILN_UNARY_COS] = "floating-point only",
+    [KILN_UNARY_FLOOR] = "floating-point only",
+    [KILN_UNARY_CEIL] = "floating-point only",
+    [KILN_UNARY_RECIPROCAL] = "floating-point only",
+    [KILN_UNARY_SIGN] = "floating-point only",
 };
 
 bool kiln_unary_op_accepts(int op, kiln_dtype dtype) {

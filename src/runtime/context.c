@@ -398,8 +398,9 @@ static kiln_status place_activations(kiln_context *ctx) {
         kiln_log(KILN_LOG_INFO, "context: activation arena grown to %llu bytes (the engine's plan at the profiles' "
                  "maxima: %llu)", (unsigned long long)need, (unsigned long long)ctx->engine->desc.arena_bytes);
     }
+    /* No arena yet when every activation is empty so far: no pointer to offset. */
     for (size_t i = 0; i < ctx->plan.count; i++)
-        ctx->data[ctx->plan.tensors[i]] = (uint8_t *)ctx->arena + ctx->plan.items[i].offset;
+        ctx->data[ctx->plan.tensors[i]] = ctx->arena ? (uint8_t *)ctx->arena + ctx->plan.items[i].offset : NULL;
     return KILN_OK;
 }
 

@@ -87,6 +87,14 @@ static void test_schemas(void) {
 /* One network, built twice: through the bespoke call (generic = 0) or through
  * kiln_network_add_layer (generic = 1).  Inputs have a dynamic batch so the
  * rules record run-time checks (broadcasting, reshape counts, matmul sizes). */
+/* The kiln_unary_op of a flat unary op, or -1: the first six follow RELU,
+ * the ones added later follow TANH (flat numbers are appended, never moved). */
+static int unary_of(kiln_layer_op op) {
+    if (op >= KILN_LAYER_RELU && op <= KILN_LAYER_SQRT) return KILN_UNARY_RELU + (op - KILN_LAYER_RELU);
+    if (op >= KILN_LAYER_TANH && op <= KILN_LAYER_SIGN) return KILN_UNARY_TANH + (op - KILN_LAYER_TANH);
+    return -1;
+}
+
 static kiln_blob *build(kiln_layer_op op, int generic) {
     kiln_network *net = NULL;
     if (kiln_network_create(&net) != KILN_OK) return NULL;
@@ -106,9 +114,9 @@ static kiln_blob *build(kiln_layer_op op, int generic) {
         kiln_network_add_input(net, "b", dtype, 2, (kiln_expr[]){other, n}, &b);
         s = generic ? kiln_network_add_layer(net, op, 2, (kiln_tensor[]){a, b}, 0, NULL, &y)
                     : kiln_network_add_binary(net, (kiln_binary_op)(op - KILN_LAYER_ADD), a, b, &y);
-    } else if (op >= KILN_LAYER_RELU && op <= KILN_LAYER_SQRT) {
+    } else if (unary_of(op) >= 0) {
         s = generic ? kiln_network_add_layer(net, op, 1, &a, 0, NULL, &y)
-                    : kiln_network_add_unary(net, (kiln_unary_op)(op - KILN_LAYER_RELU), a, &y);
+                    : kiln_network_add_unary(net, (kiln_unary_op)unary_of(op), a, &y);
     } else if (op == KILN_LAYER_CAST) {
         kiln_layer_attr to = {.name = "to", .kind = KILN_ATTR_DTYPE, .i = KILN_FLOAT16};
         s = generic ? kiln_network_add_layer(net, op, 1, &a, 1, &to, &y)

@@ -692,6 +692,19 @@ static double ref_unary(int op, double x) {
     case KILN_UNARY_SILU: return x / (1 + exp(-x));
     case KILN_UNARY_EXP:  return exp(x);
     case KILN_UNARY_NEG:  return -x;
+    case KILN_UNARY_TANH: return tanh(x);
+    case KILN_UNARY_SIGMOID: return 1 / (1 + exp(-x));
+    case KILN_UNARY_ERF:  return erf(x);
+    case KILN_UNARY_GELU_ERF: return 0.5 * x * (1 + erf(x / sqrt(2)));
+    case KILN_UNARY_RSQRT: return 1 / sqrt(x);
+    case KILN_UNARY_ABS:  return fabs(x);
+    case KILN_UNARY_LOG:  return log(x);
+    case KILN_UNARY_SIN:  return sin(x);
+    case KILN_UNARY_COS:  return cos(x);
+    case KILN_UNARY_FLOOR: return floor(x);
+    case KILN_UNARY_CEIL: return ceil(x);
+    case KILN_UNARY_RECIPROCAL: return 1 / x;
+    case KILN_UNARY_SIGN: return isnan(x) ? x : (x > 0) - (x < 0);
     default:              return sqrt(x);
     }
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ops/op_list.h"
 #include "test.h"
 #include "backend/backend.h"
 #include "core/dtype.h"
@@ -406,9 +407,8 @@ static void test_binary(void) {
 /* ---- UNARY ------------------------------------------------------------------------------ */
 
 static void test_unary_case(kiln_dtype dt, int op, int64_t n, int offset) {
-    static const char *const names[] = {"relu", "gelu", "silu", "exp", "neg", "sqrt"};
     char what[96];
-    snprintf(what, sizeof what, "unary %s %s (n=%lld, offset %d)", names[op], kiln_dtype_name(dt), (long long)n,
+    snprintf(what, sizeof what, "unary %s %s (n=%lld, offset %d)", kiln_unary_op_list_name(op), kiln_dtype_name(dt), (long long)n,
              offset);
     buf in, out;
     int64_t dims[1] = {n};
@@ -419,7 +419,8 @@ static void test_unary_case(kiln_dtype dt, int op, int64_t n, int offset) {
         /* relu, neg and sqrt are exact in IEEE; exp and tanh differ by ulps
          * between libm and CUDA, which f16/bf16 rounding may turn into one
          * unit of theirs. */
-        int exact = op == KILN_UNARY_RELU || op == KILN_UNARY_NEG || op == KILN_UNARY_SQRT;
+        int exact = op == KILN_UNARY_RELU || op == KILN_UNARY_NEG || op == KILN_UNARY_SQRT || op == KILN_UNARY_ABS ||
+                    op == KILN_UNARY_FLOOR || op == KILN_UNARY_CEIL || op == KILN_UNARY_SIGN;
         double rtol = exact ? 0 : tol_rel(dt), atol = exact ? 0 : tol_abs(dt);
         CHECK(compare(what, dt, got, out.host.data, n, rtol, atol, NULL) == 0);
         free(got);

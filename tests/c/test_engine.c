@@ -396,6 +396,42 @@ static void test_memory_follows_shapes(void) {
     kiln_engine_free(engine);
 }
 
+/* Shapes whose activations are all empty (batch 0): no arena is needed, and
+ * none is offset (the execution fuzzer found the NULL-pointer offset). */
+static void test_empty_activations(void) {
+    kiln_network *net;
+    CHECK_OK(kiln_network_create(&net));
+    kiln_dim_range range = {0, 2, 4};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_expr shape[2] = {batch, kiln_expr_const(kiln_network_exprs(net), 3)};
+    kiln_tensor x, h, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 2, shape, &x);
+    kiln_network_add_unary(net, KILN_UNARY_RELU, x, &h);
+    kiln_network_add_unary(net, KILN_UNARY_EXP, h, &y);
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_engine *engine = build_and_load(net);
+    REQUIRE(engine != NULL);
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(engine, NULL, &ctx));
+    int64_t dims[2] = {0, 3};
+    float x0[1], y0[1];
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x", 2, dims));
+    kiln_context_set_tensor(ctx, "x", x0);
+    kiln_context_set_tensor(ctx, "y", y0);
+    CHECK_OK(kiln_context_enqueue(ctx, NULL));
+    CHECK(kiln_context_memory_bytes(ctx) == 0);
+    dims[0] = 1;
+    float x1[3] = {-1, 0, 1}, y1[3];
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x", 2, dims));
+    kiln_context_set_tensor(ctx, "x", x1);
+    kiln_context_set_tensor(ctx, "y", y1);
+    CHECK_OK(kiln_context_enqueue(ctx, NULL));
+    CHECK(y1[0] == 1 && y1[1] == 1 && fabsf(y1[2] - 2.7182817f) < 1e-6f);
+    kiln_context_free(ctx);
+    kiln_engine_free(engine);
+}
+
 static void test_missing_plugin_at_load(void) {
     load_example_plugins();
     kiln_blob *blob = build_mlp(W, B);
@@ -418,6 +454,7 @@ int main(void) {
     TEST_RUN(test_static_inputs_need_no_shape);
     TEST_RUN(test_concurrent_contexts);
     TEST_RUN(test_memory_follows_shapes);
+    TEST_RUN(test_empty_activations);
     TEST_RUN(test_missing_plugin_at_load);   /* last: it deregisters a plugin */
     return test_summary();
 }

@@ -1,6 +1,7 @@
 /* cpu_unary.c — UNARY: out = op(x), elementwise.
  *
- * Every op runs on float32, float16 and bfloat16 (the half types computed in
+ * Every op (relu gelu silu exp neg sqrt tanh sigmoid erf gelu_erf rsqrt abs log
+ * sin cos floor ceil reciprocal sign) runs on float32, float16 and bfloat16 (the half types computed in
  * float32 on stack chunks and rounded back to nearest even); NEG also runs on
  * int8, int32 and int64, wrapping (-INT_MIN = INT_MIN).  RELU keeps NaN
  * (as torch.relu), GELU is the tanh approximation
@@ -66,6 +67,21 @@ UNARY_F32(f32_silu, x / (1.0f + exp_f32(-x)))
 UNARY_F32(f32_exp,  exp_f32(x))
 UNARY_F32(f32_neg,  -x)
 UNARY_F32(f32_sqrt, sqrtf(x))
+UNARY_F32(f32_tanh, tanhf(x))
+UNARY_F32(f32_sigmoid, 1.0f / (1.0f + exp_f32(-x)))
+UNARY_F32(f32_erf, erff(x))
+/* 0.5 x erfc(-x / sqrt 2) = 0.5 x (1 + erf(x / sqrt 2)), without the
+ * cancellation of 1 + erf for negative x. */
+UNARY_F32(f32_gelu_erf, 0.5f * x * erfcf(-x * 0.70710678118654752f))
+UNARY_F32(f32_rsqrt, 1.0f / sqrtf(x))
+UNARY_F32(f32_abs, fabsf(x))
+UNARY_F32(f32_log, logf(x))
+UNARY_F32(f32_sin, sinf(x))
+UNARY_F32(f32_cos, cosf(x))
+UNARY_F32(f32_floor, floorf(x))
+UNARY_F32(f32_ceil, ceilf(x))
+UNARY_F32(f32_reciprocal, 1.0f / x)
+UNARY_F32(f32_sign, x != x ? x : (float)((x > 0.0f) - (x < 0.0f)))
 
 #define HALF_CHUNK 256
 #define UNARY_HALF(NAME, TO_F32, FROM_F32, F32_KERNEL)                           \
@@ -86,7 +102,21 @@ UNARY_F32(f32_sqrt, sqrtf(x))
     UNARY_HALF(PREFIX##_gelu, TO_F32, FROM_F32, f32_gelu)       \
     UNARY_HALF(PREFIX##_silu, TO_F32, FROM_F32, f32_silu)       \
     UNARY_HALF(PREFIX##_exp,  TO_F32, FROM_F32, f32_exp)        \
-    UNARY_HALF(PREFIX##_sqrt, TO_F32, FROM_F32, f32_sqrt)
+    UNARY_HALF(PREFIX##_sqrt, TO_F32, FROM_F32, f32_sqrt)       \
+    UNARY_HALF(PREFIX##_tanh, TO_F32, FROM_F32, f32_tanh) \
+    UNARY_HALF(PREFIX##_sigmoid, TO_F32, FROM_F32, f32_sigmoid) \
+    UNARY_HALF(PREFIX##_erf, TO_F32, FROM_F32, f32_erf) \
+    UNARY_HALF(PREFIX##_gelu_erf, TO_F32, FROM_F32, f32_gelu_erf) \
+    UNARY_HALF(PREFIX##_rsqrt, TO_F32, FROM_F32, f32_rsqrt) \
+    UNARY_HALF(PREFIX##_abs, TO_F32, FROM_F32, f32_abs) \
+    UNARY_HALF(PREFIX##_log, TO_F32, FROM_F32, f32_log) \
+    UNARY_HALF(PREFIX##_sin, TO_F32, FROM_F32, f32_sin) \
+    UNARY_HALF(PREFIX##_cos, TO_F32, FROM_F32, f32_cos) \
+    UNARY_HALF(PREFIX##_floor, TO_F32, FROM_F32, f32_floor) \
+    UNARY_HALF(PREFIX##_ceil, TO_F32, FROM_F32, f32_ceil) \
+    UNARY_HALF(PREFIX##_reciprocal, TO_F32, FROM_F32, f32_reciprocal) \
+    UNARY_HALF(PREFIX##_sign, TO_F32, FROM_F32, f32_sign)
+
 UNARY_HALFS(f16, kiln_cpu_f16_to_f32, kiln_cpu_f32_to_f16)
 UNARY_HALFS(bf16, kiln_cpu_bf16_to_f32, kiln_cpu_f32_to_bf16)
 
@@ -111,9 +141,12 @@ NEG_INT(i64_neg, int64_t, uint64_t)
 /* NULL: not supported. */
 static const unary_kernel unary_kernels[KILN_DTYPE_COUNT][KILN_UNARY_OP_COUNT] = {
     /*                 RELU       GELU       SILU       EXP       NEG       SQRT */
-    [KILN_FLOAT32]  = {f32_relu,  f32_gelu,  f32_silu,  f32_exp,  f32_neg,  f32_sqrt},
-    [KILN_FLOAT16]  = {f16_relu,  f16_gelu,  f16_silu,  f16_exp,  half_neg, f16_sqrt},
-    [KILN_BFLOAT16] = {bf16_relu, bf16_gelu, bf16_silu, bf16_exp, half_neg, bf16_sqrt},
+    [KILN_FLOAT32]  = {f32_relu,  f32_gelu,  f32_silu,  f32_exp,  f32_neg,  f32_sqrt,
+                       f32_tanh, f32_sigmoid, f32_erf, f32_gelu_erf, f32_rsqrt, f32_abs, f32_log, f32_sin, f32_cos, f32_floor, f32_ceil, f32_reciprocal, f32_sign},
+    [KILN_FLOAT16]  = {f16_relu,  f16_gelu,  f16_silu,  f16_exp,  half_neg, f16_sqrt,
+                       f16_tanh, f16_sigmoid, f16_erf, f16_gelu_erf, f16_rsqrt, f16_abs, f16_log, f16_sin, f16_cos, f16_floor, f16_ceil, f16_reciprocal, f16_sign},
+    [KILN_BFLOAT16] = {bf16_relu, bf16_gelu, bf16_silu, bf16_exp, half_neg, bf16_sqrt,
+                       bf16_tanh, bf16_sigmoid, bf16_erf, bf16_gelu_erf, bf16_rsqrt, bf16_abs, bf16_log, bf16_sin, bf16_cos, bf16_floor, bf16_ceil, bf16_reciprocal, bf16_sign},
     [KILN_INT8]     = {[KILN_UNARY_NEG] = i8_neg},
     [KILN_INT32]    = {[KILN_UNARY_NEG] = i32_neg},
     [KILN_INT64]    = {[KILN_UNARY_NEG] = i64_neg},

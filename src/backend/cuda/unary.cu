@@ -26,6 +26,19 @@ __device__ __forceinline__ float kc_unary_f32(float x, int op) {
     case KILN_UNARY_SILU: return x / (1.0f + expf(-x));
     case KILN_UNARY_EXP:  return expf(x);
     case KILN_UNARY_NEG:  return -x;
+    case KILN_UNARY_TANH: return tanhf(x);
+    case KILN_UNARY_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case KILN_UNARY_ERF:  return erff(x);
+    case KILN_UNARY_GELU_ERF: return 0.5f * x * erfcf(-x * 0.70710678118654752f);
+    case KILN_UNARY_RSQRT: return rsqrtf(x);
+    case KILN_UNARY_ABS:  return fabsf(x);
+    case KILN_UNARY_LOG:  return logf(x);
+    case KILN_UNARY_SIN:  return sinf(x);
+    case KILN_UNARY_COS:  return cosf(x);
+    case KILN_UNARY_FLOOR: return floorf(x);
+    case KILN_UNARY_CEIL: return ceilf(x);
+    case KILN_UNARY_RECIPROCAL: return 1.0f / x;
+    case KILN_UNARY_SIGN: return x != x ? x : (float)((x > 0.0f) - (x < 0.0f));
     default:              return sqrtf(x);     /* SQRT */
     }
 }

@@ -23,7 +23,7 @@ def set_level(name):
     if key not in _LEVELS:
         raise ValueError(f"logger.set_level: unknown level {name!r} (one of {', '.join(_LEVELS)})")
     level = key
-    from ...log import set_log_level as _set_kiln_level
+    from ...log_bridge import set_log_level as _set_kiln_level
     _set_kiln_level(_LEVELS[key])   # kiln's C log follows (and sets the "kiln" logger's level)
 
 
