@@ -364,16 +364,18 @@ static kiln_status resolve_dims(kiln_context *ctx) {
  * buffer by its own.  The reader already refuses inputs whose entries are not
  * constants or named dimensions, so this holds for every engine it accepts;
  * checked again here because a mismatch would read past a caller's buffer. */
-static kiln_status check_input_dims(const kiln_context *ctx, int32_t tensor) {
+static kiln_status check_input_dims(const kiln_context *ctx) {
     const kiln_engine_desc *d = &ctx->engine->desc;
-    int32_t io = kiln_engine_io_index(ctx->engine, d->tensors[tensor].name);
-    if (io < 0 || !ctx->input_shapes[io]) return KILN_OK;   /* all-constant input, never set */
-    const kiln_tensor_desc *desc = &ctx->tensor_descs[tensor];
-    for (int32_t a = 0; a < desc->rank; a++)
-        if (desc->dims[a] != ctx->input_shapes[io][a])
-            return kiln_error(KILN_ERROR_SHAPE, "input '%s' axis %d: the engine's shape gives %lld but the caller set "
-                              "%lld (inconsistent engine)", d->tensors[tensor].name, a, (long long)desc->dims[a],
-                              (long long)ctx->input_shapes[io][a]);
+    for (int32_t io = 0; io < d->io_count; io++) {
+        int32_t t = d->io[io];
+        if (d->tensors[t].kind != KILN_TENSOR_INPUT || !ctx->input_shapes[io]) continue;   /* never set: all constant */
+        const kiln_tensor_desc *desc = &ctx->tensor_descs[t];
+        for (int32_t a = 0; a < desc->rank; a++)
+            if (desc->dims[a] != ctx->input_shapes[io][a])
+                return kiln_error(KILN_ERROR_SHAPE, "input '%s' axis %d: the engine's shape gives %lld but the caller "
+                                  "set %lld (inconsistent engine)", d->tensors[t].name, a, (long long)desc->dims[a],
+                                  (long long)ctx->input_shapes[io][a]);
+    }
     return KILN_OK;
 }
 
@@ -433,7 +435,6 @@ static kiln_status prepare(kiln_context *ctx) {
         }
         for (int32_t a = r->rank - 1; a >= 0; a--)
             desc->strides[a] = a == r->rank - 1 ? 1 : desc->strides[a + 1] * desc->dims[a + 1];
-        if (r->kind == KILN_TENSOR_INPUT && (s = check_input_dims(ctx, t))) return s;
         ctx->tensor_bytes[t] = bytes;
         if ((r->kind == KILN_TENSOR_ACTIVATION || r->kind == KILN_TENSOR_CONSTANT) && bytes > r->size)
             return kiln_error(KILN_ERROR_SHAPE,
@@ -441,7 +442,7 @@ static kiln_status prepare(kiln_context *ctx) {
                               "outside what the profiles' maxima imply)", r->name, (unsigned long long)bytes,
                               (unsigned long long)r->size);
     }
-    if ((s = place_activations(ctx))) return s;
+    if ((s = check_input_dims(ctx)) || (s = place_activations(ctx))) return s;
     for (int32_t l = 0; l < d->layer_count; l++) {
         const kiln_layer_record *r = &d->layers[l];
         kiln_prepared_layer *p = &ctx->layers[l];
