@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/memory_plan.h"
+#include "engine/activation_plan.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -13,7 +13,6 @@
 #include "format/engine_format.h"
 #include "graph/network_impl.h"
 
-#define ARENA_ALIGNMENT KILN_FORMAT_ARENA_ALIGNMENT
 #define WEIGHT_ALIGNMENT KILN_FORMAT_WEIGHT_ALIGNMENT
 
 struct kiln_blob {
@@ -287,62 +286,44 @@ static uint64_t tensor_bytes(const kiln_tensor_record *t, const int64_t *values,
     return n;
 }
 
-/* Activation sizes at each profile's maxima; lifetimes from layer order. */
+/* Activation sizes at each profile's maxima; lifetimes from layer order
+ * (engine/activation_plan.c: the same placement contexts make per shape). */
 static kiln_status plan_memory(build_state *b) {
     kiln_network *net = b->net;
     kiln_engine_desc *d = &b->desc;
     size_t n = (size_t)d->tensor_count;
-    kiln_plan_item *items = kiln_calloc(n ? n : 1, sizeof *items);
-    int32_t *item_of = kiln_malloc(sizeof(int32_t) * (n ? n : 1));
+    uint64_t *bytes = kiln_calloc(n ? n : 1, sizeof *bytes);
     int64_t *values = kiln_malloc(sizeof(int64_t) * (net->exprs->count ? net->exprs->count : 1));
     int64_t *dims = kiln_malloc(sizeof(int64_t) * (net->dim_count ? net->dim_count : 1));
+    kiln_activation_plan plan = {0};
     kiln_status s = KILN_OK;
-    if (!items || !item_of || !values || !dims) s = kiln_error(KILN_ERROR_NO_MEMORY, "build: out of memory");
-    size_t count = 0;
-    for (size_t t = 0; t < n && !s; t++) {
-        item_of[t] = -1;
-        if (d->tensors[t].kind != KILN_TENSOR_ACTIVATION) continue;
-        item_of[t] = (int32_t)count;
-        items[count++] = (kiln_plan_item){.first = INT32_MAX, .last = -1};
-    }
+    if (!bytes || !values || !dims) s = kiln_error(KILN_ERROR_NO_MEMORY, "build: out of memory");
     int32_t profiles = net->profile_count ? net->profile_count : 1;
     for (int32_t p = 0; p < profiles && !s; p++) {
         for (size_t i = 0; i < net->dim_count; i++) dims[i] = net->dims[i].ranges[p].max;
         s = kiln_exprs_eval_all(net->exprs, dims, (int32_t)net->dim_count, values);
         if (s) { s = kiln_error_prefix(s, "evaluating shapes at profile %d maxima", p); break; }
         for (size_t t = 0; t < n; t++) {
-            if (item_of[t] < 0) continue;
+            if (d->tensors[t].kind != KILN_TENSOR_ACTIVATION) continue;
             int ok = 1;
-            uint64_t bytes = tensor_bytes(&d->tensors[t], values, &ok);
+            uint64_t size = tensor_bytes(&d->tensors[t], values, &ok);
             if (!ok) { s = kiln_error(KILN_ERROR_INVALID_NETWORK, "tensor '%s' has a negative or overflowing size "
                                       "at profile %d maxima", d->tensors[t].name, p); break; }
-            if (bytes > items[item_of[t]].size) items[item_of[t]].size = bytes;
-        }
-    }
-    for (int32_t l = 0; l < d->layer_count && !s; l++) {
-        const kiln_layer_record *layer = &d->layers[l];
-        for (int32_t i = 0; i < layer->input_count; i++) {
-            int32_t it = item_of[layer->inputs[i]];
-            if (it >= 0 && items[it].last < l) items[it].last = l;
-        }
-        for (int32_t i = 0; i < layer->output_count + 1; i++) {
-            int32_t t = i < layer->output_count ? layer->outputs[i] : layer->workspace;
-            if (t < 0 || item_of[t] < 0) continue;
-            kiln_plan_item *it = &items[item_of[t]];
-            if (it->first > l) it->first = l;
-            if (it->last < l) it->last = l;
+            if (size > bytes[t]) bytes[t] = size;
         }
     }
     uint64_t total = 0;
-    for (size_t i = 0; i < count; i++) total += items[i].size;
-    if (!s) s = kiln_memory_plan(items, count, ARENA_ALIGNMENT, &d->arena_bytes);
-    for (size_t t = 0; t < n && !s; t++)
-        if (item_of[t] >= 0) {
-            d->tensors[t].offset = items[item_of[t]].offset;
-            d->tensors[t].size = items[item_of[t]].size;
-        }
+    for (size_t t = 0; t < n && bytes; t++) total += bytes[t];
+    if (!s) s = kiln_activation_plan_init(d, &plan);
+    if (!s) s = kiln_activation_plan_place(&plan, bytes, &d->arena_bytes);
+    for (size_t i = 0; i < plan.count && !s; i++) {
+        kiln_tensor_record *r = &d->tensors[plan.tensors[i]];
+        r->offset = plan.items[i].offset;
+        r->size = plan.items[i].size;
+    }
     net->report.activation_bytes = total;
-    kiln_free(items); kiln_free(item_of); kiln_free(values); kiln_free(dims);
+    kiln_activation_plan_clear(&plan);
+    kiln_free(bytes); kiln_free(values); kiln_free(dims);
     return s;
 }
 

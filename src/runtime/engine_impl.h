@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 
 #include "backend/backend.h"
-#include "runtime/activation_plan.h"
+#include "engine/activation_plan.h"
 #include "engine/engine_desc.h"
 #include "kiln/plugin.h"
 

@@ -5,7 +5,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "format/engine_format.h"
-#include "runtime/activation_plan.h"
+#include "engine/activation_plan.h"
 
 kiln_status kiln_activation_plan_init(const kiln_engine_desc *d, kiln_activation_plan *plan) {
     memset(plan, 0, sizeof *plan);

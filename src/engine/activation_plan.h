@@ -6,9 +6,10 @@
  * it actually runs (core/memory_plan.c, the builder's own planner, on the
  * lifetimes the layer order gives) and grows its arena only when shapes grow
  * past what it holds; the engine's stored sizes stay the upper bound each
- * activation is checked against. */
-#ifndef KILN_RUNTIME_ACTIVATION_PLAN_H
-#define KILN_RUNTIME_ACTIVATION_PLAN_H
+ * activation is checked against.  The builder places them the same way, at
+ * the profiles' maxima (build/builder.c). */
+#ifndef KILN_ENGINE_ACTIVATION_PLAN_H
+#define KILN_ENGINE_ACTIVATION_PLAN_H
 
 #include "core/memory_plan.h"
 #include "engine/engine_desc.h"
