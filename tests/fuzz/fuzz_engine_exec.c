@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "format/engine_format.h"
 #include "kiln/plugin.h"
 
@@ -71,19 +72,11 @@ static int axis_size(const kiln_engine *e, kiln_expr axis, int64_t *out) {
     return 1;
 }
 
-static size_t dtype_bytes(kiln_dtype t) {
-    switch (t) {
-    case KILN_FLOAT32: case KILN_INT32: return 4;
-    case KILN_FLOAT16: case KILN_BFLOAT16: return 2;
-    case KILN_INT64: return 8;
-    default: return 1;
-    }
-}
 
 /* Inputs hold small values (-1 … 5), so that indices are mostly in range and
  * sometimes not, and float math stays finite. */
 static void fill_input(void *buffer, kiln_dtype dtype, uint64_t bytes) {
-    uint64_t n = bytes / dtype_bytes(dtype);
+    uint64_t n = bytes / kiln_dtype_size(dtype);
     for (uint64_t k = 0; k < n; k++) {
         int v = (int)(k % 7) - 1;
         switch (dtype) {
@@ -123,7 +116,7 @@ static void run_engine(kiln_engine *e) {
         int64_t dims[KILN_MAX_RANK];
         s = kiln_context_tensor_shape(ctx, info.name, &rank, dims);
         if (s) { failed_cleanly(s); ok = 0; break; }
-        uint64_t bytes = dtype_bytes(info.dtype);
+        uint64_t bytes = kiln_dtype_size(info.dtype);
         for (int32_t a = 0; a < rank && ok; a++)
             ok = dims[a] >= 0 && !__builtin_mul_overflow(bytes, (uint64_t)dims[a], &bytes) && bytes <= MAX_BUFFER;
         if (!ok) break;
