@@ -1,0 +1,146 @@
+"""LlamaModel: a prefill engine and a decode engine, plus the KV cache and the
+greedy loop that drive them."""
+import os
+
+import torch
+
+import kiln
+
+from . import weights as _weights
+from .build import build_decode, build_prefill, torch_dtype
+
+
+def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
+            prefer_aot=False):
+    """Build kiln engines for a transformers LlamaForCausalLM, or for a
+    checkpoint directory (a path holding config.json and *.safetensors, as
+    save_pretrained writes it).
+
+    dtype: the engines' float type ("float32", "float16", "bfloat16").
+    device: "cpu", "cuda", "cuda:N"; None: kiln's default (the GPU when kiln
+    sees one).  max_batch, max_seq_len: the profile -- every batch size in
+    [1, max_batch] and every total length (prompt + generated) up to
+    max_seq_len runs on the same engines.  decode_split: cache rows per
+    program of the decode attention's split kernel.  prefer_aot: reserved
+    for AOT plugins (these plugins run through Python, JIT)."""
+    if isinstance(model, (str, os.PathLike)):
+        w = _weights.from_directory(model)
+    else:
+        w = _weights.from_model(model)
+    if int(max_batch) < 1 or int(max_seq_len) < 2:
+        raise ValueError(f"kiln.models.llama: max_batch {max_batch} must be >= 1 and max_seq_len {max_seq_len} >= 2")
+    tdtype = torch_dtype(dtype)
+    prefill = build_prefill(w, tdtype, int(max_batch), int(max_seq_len), prefer_aot=prefer_aot)
+    decode = build_decode(w, tdtype, int(max_batch), int(max_seq_len), split=int(decode_split),
+                          prefer_aot=prefer_aot)
+    return LlamaModel(w.spec, prefill, decode, tdtype, device, int(max_batch), int(max_seq_len))
+
+
+class LlamaModel:
+    """Runs the engines of build.py.  logits(ids): one prefill; generate(ids,
+    n): a prefill, then one decode step per new token with a KV cache."""
+
+    def __init__(self, spec, prefill_engine, decode_engine, dtype, device, max_batch, max_seq_len):
+        self.spec = spec
+        self.dtype = dtype
+        self.max_batch = max_batch
+        self.max_seq_len = max_seq_len
+        self.prefill_session = kiln.Session.from_serialized_engine(prefill_engine, device=device)
+        self.decode_session = kiln.Session.from_serialized_engine(decode_engine, device=device)
+        self.device = torch.device(self.prefill_session.device)
+        self._cache = None
+
+    # --- running -------------------------------------------------------------
+    def _stream(self):
+        return torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+
+    def _ids(self, input_ids):
+        ids = torch.as_tensor(input_ids)
+        if ids.dim() == 1:
+            ids = ids[None]
+        if ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise ValueError(f"kiln.models.llama: input_ids must be integer token ids [batch, seq], "
+                             f"got {ids.dtype} {tuple(ids.shape)}")
+        batch, seq = ids.shape
+        if not 1 <= batch <= self.max_batch:
+            raise ValueError(f"kiln.models.llama: batch {batch} is outside this model's profile [1, {self.max_batch}]")
+        if not 1 <= seq <= self.max_seq_len:
+            raise ValueError(f"kiln.models.llama: {seq} tokens is outside this model's profile "
+                             f"[1, {self.max_seq_len}]")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.spec.vocab_size):
+            raise ValueError(f"kiln.models.llama: token ids must be in [0, {self.spec.vocab_size})")
+        return ids.to(device=self.device, dtype=torch.int32).contiguous()
+
+    def _prefill(self, ids):
+        return self.prefill_session.run({"input_ids": ids}, stream=self._stream())
+
+    def logits(self, input_ids):
+        """[batch, seq, vocab] logits of a prefill without cache (a torch tensor
+        on the model's device, in the model's dtype)."""
+        return self._prefill(self._ids(input_ids))["logits"]
+
+    def _kv_cache(self):
+        """The cache, allocated once at the profile's largest size:
+        (k, v), each [max_batch, n_layers, max_seq_len, kv_width].  Batch is
+        the outer axis so that cache[:batch] is contiguous (the engine input)."""
+        if self._cache is None:
+            s = self.spec
+            shape = (self.max_batch, s.num_layers, self.max_seq_len, s.num_kv_heads * s.head_dim)
+            self._cache = tuple(torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(2))
+        return self._cache
+
+    def generate(self, input_ids, max_new_tokens):
+        """Greedy generation: [batch, seq + max_new_tokens] token ids (int64),
+        like transformers' generate(do_sample=False) without an end token.
+        All sequences of the batch have the same prompt length (no padding)."""
+        ids = self._ids(input_ids)
+        batch, prompt = ids.shape
+        max_new_tokens = int(max_new_tokens)
+        if max_new_tokens < 0 or prompt + max_new_tokens > self.max_seq_len:
+            raise ValueError(f"kiln.models.llama: {prompt} prompt tokens + {max_new_tokens} new ones exceed "
+                             f"max_seq_len {self.max_seq_len}")
+        tokens = [ids.long()]
+        if max_new_tokens == 0:
+            return tokens[0]
+        k_cache, v_cache = self._kv_cache()
+        out = self._prefill(ids)
+        # The prompt's keys and values go into the cache once (prompt rows only).
+        for i in range(self.spec.num_layers):
+            k_cache[:batch, i, :prompt] = out[f"k_{i}"]
+            v_cache[:batch, i, :prompt] = out[f"v_{i}"]
+        token = out["logits"][:, -1].argmax(-1)
+        tokens.append(token[:, None])
+
+        stream = self._stream()
+        rows = torch.arange(batch, device=self.device)
+        lengths = torch.full((batch,), prompt, dtype=torch.int32, device=self.device)
+        step_in = {"input_ids": torch.empty((batch, 1), dtype=torch.int32, device=self.device), "lengths": lengths,
+                   "k_cache": k_cache[:batch], "v_cache": v_cache[:batch]}
+        step_out = {name: torch.empty(info.shape, dtype=kiln.to_torch_dtype(info.dtype), device=self.device)
+                    for name, info in self._decode_output_shapes(batch).items()}
+        for _ in range(max_new_tokens - 1):
+            step_in["input_ids"].copy_(token[:, None])
+            self.decode_session.run(step_in, step_out, stream=stream)
+            # INTERIM (until kiln has aliased outputs): the engine cannot write
+            # into its k_cache / v_cache inputs, so it returns each layer's new
+            # key and value row and they are written here -- one row per layer
+            # per sequence per step, never the whole cache.  With aliasing, a
+            # cache-append layer writes them in the engine and this loop goes.
+            position = lengths.long()
+            for i in range(self.spec.num_layers):
+                k_cache[rows, i, position] = step_out[f"k_new_{i}"][:, 0]
+                v_cache[rows, i, position] = step_out[f"v_new_{i}"][:, 0]
+            lengths += 1
+            token = step_out["logits"][:, -1].argmax(-1)
+            tokens.append(token[:, None])
+        return torch.cat(tokens, dim=1)
+
+    def _decode_output_shapes(self, batch):
+        s = self.spec
+        infos = self.decode_session.infer_shapes([
+            kiln.TensorInfo("input_ids", "int32", (batch, 1)),
+            kiln.TensorInfo("lengths", "int32", (batch,)),
+            kiln.TensorInfo("k_cache", self.dtype, (batch, s.num_layers, self.max_seq_len, s.num_kv_heads * s.head_dim)),
+            kiln.TensorInfo("v_cache", self.dtype, (batch, s.num_layers, self.max_seq_len, s.num_kv_heads * s.head_dim)),
+        ])
+        return {info.name: info for info in infos}
