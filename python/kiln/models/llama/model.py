@@ -89,10 +89,12 @@ class LlamaModel:
             self._cache = tuple(torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(2))
         return self._cache
 
-    def generate(self, input_ids, max_new_tokens):
+    def generate(self, input_ids, max_new_tokens, output_logits=False):
         """Greedy generation: [batch, seq + max_new_tokens] token ids (int64),
         like transformers' generate(do_sample=False) without an end token.
-        All sequences of the batch have the same prompt length (no padding)."""
+        All sequences of the batch have the same prompt length (no padding).
+        output_logits: also return the logits each new token was chosen from,
+        [batch, max_new_tokens, vocab] (transformers' output_logits)."""
         ids = self._ids(input_ids)
         batch, prompt = ids.shape
         max_new_tokens = int(max_new_tokens)
@@ -100,8 +102,10 @@ class LlamaModel:
             raise ValueError(f"kiln.models.llama: {prompt} prompt tokens + {max_new_tokens} new ones exceed "
                              f"max_seq_len {self.max_seq_len}")
         tokens = [ids.long()]
+        chosen_from = []
         if max_new_tokens == 0:
-            return tokens[0]
+            empty = torch.empty((batch, 0, self.spec.vocab_size), dtype=self.dtype, device=self.device)
+            return (tokens[0], empty) if output_logits else tokens[0]
         k_cache, v_cache = self._kv_cache()
         out = self._prefill(ids)
         # The prompt's keys and values go into the cache once (prompt rows only).
@@ -110,6 +114,7 @@ class LlamaModel:
             v_cache[:batch, i, :prompt] = out[f"v_{i}"]
         token = out["logits"][:, -1].argmax(-1)
         tokens.append(token[:, None])
+        chosen_from.append(out["logits"][:, -1])
 
         stream = self._stream()
         rows = torch.arange(batch, device=self.device)
@@ -133,7 +138,10 @@ class LlamaModel:
             lengths += 1
             token = step_out["logits"][:, -1].argmax(-1)
             tokens.append(token[:, None])
-        return torch.cat(tokens, dim=1)
+            if output_logits:
+                chosen_from.append(step_out["logits"][:, -1].clone())
+        tokens = torch.cat(tokens, dim=1)
+        return (tokens, torch.stack(chosen_from, dim=1)) if output_logits else tokens
 
     def _decode_output_shapes(self, batch):
         s = self.spec
