@@ -4,6 +4,8 @@ interpreter, float32 -- logits within 1e-3, greedy tokens identical for 20
 steps -- and the attention plugins against torch's scaled_dot_product_attention.
 Skipped when transformers is not installed (pip install transformers safetensors)."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,7 +16,7 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 import kiln  # noqa: E402
 from kiln.models import llama  # noqa: E402
 
-from conftest import HAVE_GPU  # noqa: E402
+from conftest import HAVE_GPU, subprocess_env  # noqa: E402
 
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
@@ -188,15 +190,44 @@ def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths():
         assert (got[b, 0] - want[0].transpose(0, 1).reshape(-1)).abs().max() < 1e-5, f"sequence {b} (length {n})"
 
 
+def test_aot_prefill_engine_holds_compiled_kernels():
+    """prefer_aot: RMSNorm, Rotary and PrefillAttention are compiled for sm_90
+    at build time (no GPU needed) into kiln::TritonAOT layers.  In a process
+    of its own, without Triton's interpreter: kiln's AOT compile of a kernel
+    that calls Triton's @jit library functions (tl.sum, tl.max) fails under
+    TRITON_INTERPRET=1."""
+    code = """if True:
+        import torch, kiln
+        from transformers import LlamaConfig, LlamaForCausalLM
+        from kiln.models.llama import build, weights
+        torch.manual_seed(0)
+        hf = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
+                                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
+        engine = bytes(build.build_prefill(weights.from_model(hf), torch.bfloat16, 2, 32, prefer_aot=True))
+        plugins = kiln.runtime.load_engine(engine).plugins()
+        print(sorted(set(p[1] for p in plugins)), len(plugins))
+        for kernel in (b"rms_norm_kernel", b"rotary_kernel", b"prefill_attention_kernel"):
+            assert kernel in engine, kernel
+        print("ok")
+    """
+    env = dict(subprocess_env(), TRITON_INTERPRET="0", KILN_AOT_TARGET="sm_90")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    # 3 norms (2 per layer + the final one), 2 rotaries, 1 attention; all compiled
+    assert "['TritonAOT'] 6" in r.stdout and "ok" in r.stdout, r.stdout
+
+
 @pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
-def test_gpu_bfloat16_matches_transformers():
+@pytest.mark.parametrize("prefer_aot", [False, True])
+def test_gpu_bfloat16_matches_transformers(prefer_aot):
     torch.manual_seed(6)
     cfg = LlamaConfig(vocab_size=1024, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
                       num_attention_heads=8, num_key_value_heads=2, attn_implementation="eager",
                       rope_parameters={**LLAMA3_ROPE, "original_max_position_embeddings": 64},
                       max_position_embeddings=512)
     hf = LlamaForCausalLM(cfg).to(device="cuda", dtype=torch.bfloat16).eval()
-    model = llama.from_hf(hf, dtype="bfloat16", device="cuda", max_batch=2, max_seq_len=256, decode_split=64)
+    model = llama.from_hf(hf, dtype="bfloat16", device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
+                          prefer_aot=prefer_aot)
     ids = torch.randint(0, 1024, (2, 100), device="cuda")
     got = model.logits(ids).float()
     want = reference_logits(hf, ids).float()

@@ -21,8 +21,11 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     sees one).  max_batch, max_seq_len: the profile -- every batch size in
     [1, max_batch] and every total length (prompt + generated) up to
     max_seq_len runs on the same engines.  decode_split: cache rows per
-    program of the decode attention's split kernel.  prefer_aot: reserved
-    for AOT plugins (these plugins run through Python, JIT)."""
+    program of the decode attention's split kernel.  prefer_aot: compile
+    RMSNorm, Rotary and PrefillAttention ahead of time into kiln::TritonAOT
+    layers (they then run on a GPU only, with no Python); DecodeAttention
+    stays a JIT plugin, since kiln's AOT launches cannot address a workspace
+    yet.  False (the default) runs every plugin's forward (JIT)."""
     if isinstance(model, (str, os.PathLike)):
         w = _weights.from_directory(model)
     else:

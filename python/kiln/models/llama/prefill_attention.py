@@ -109,3 +109,16 @@ class PrefillAttention(kiln.PluginBase):
                                        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d,
                                        DOT_PRECISION=dot_precision(q.dtype), num_warps=num_warps,
                                        num_stages=num_stages)
+
+    def aot(self, inputs, outputs):
+        q, k, v = inputs
+        batch, seq_len = q.shape[0], q.shape[1]
+        block_m, block_n, block_d, num_warps, num_stages = launch_config(self.head_dim)
+        qk_scale = (1.0 / math.sqrt(self.head_dim)) * math.log2(math.e)
+        return [kiln.AotLaunch(prefill_attention_kernel,
+                               args=[q, k, v, outputs[0], seq_len, self.n_heads, self.n_kv_heads, self.head_dim,
+                                     qk_scale],
+                               grid=(kiln.cdiv(seq_len, block_m), batch * self.n_heads),
+                               constexprs={"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_D": block_d,
+                                           "DOT_PRECISION": dot_precision(kiln.to_torch_dtype(q.dtype))},
+                               num_warps=num_warps, num_stages=num_stages)]

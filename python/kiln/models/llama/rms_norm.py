@@ -51,3 +51,15 @@ class RMSNorm(kiln.PluginBase):
             return
         block, num_warps = launch_config(hidden)
         rms_norm_kernel[(rows,)](x, w, out, hidden, self.eps, BLOCK=block, num_warps=num_warps)
+
+    def aot(self, inputs, outputs):
+        """The same launch, compiled at build time (docs/plugin-guide.md,
+        "Ahead-of-time plugins"): rows is an expression of the input shape."""
+        x, w = inputs
+        hidden = x.shape[-1]
+        rows = 1
+        for d in x.shape[:-1]:
+            rows = rows * d
+        block, num_warps = launch_config(hidden.value)       # hidden is fixed by the network
+        return [kiln.AotLaunch(rms_norm_kernel, args=[x, w, outputs[0], hidden, self.eps], grid=(rows,),
+                               constexprs={"BLOCK": block}, num_warps=num_warps)]

@@ -74,3 +74,15 @@ class Rotary(kiln.PluginBase):
         rotary_kernel[(batch * seq_len,)](x, inv_freq, start, out, seq_len, n_heads, self.head_dim,
                                           self.attention_scaling, HAS_START=len(tensors) > 2,
                                           BLOCK_HEADS=block_for(n_heads, 1), BLOCK_HALF=block_for(self.head_dim // 2, 1))
+
+    def aot(self, inputs, outputs):
+        x, inv_freq = inputs[0], inputs[1]
+        start = inputs[2] if len(inputs) > 2 else inv_freq
+        batch, seq_len, width = x.shape
+        n_heads = width.value // self.head_dim                 # the width is fixed by the network
+        return [kiln.AotLaunch(rotary_kernel,
+                               args=[x, inv_freq, start, outputs[0], seq_len, n_heads, self.head_dim,
+                                     self.attention_scaling],
+                               grid=(batch * seq_len,),
+                               constexprs={"HAS_START": len(inputs) > 2, "BLOCK_HEADS": block_for(n_heads, 1),
+                                           "BLOCK_HALF": block_for(self.head_dim // 2, 1)})]
