@@ -121,6 +121,29 @@ def test_checkpoint_directory(tmp_path):
     assert torch.equal(model.generate(ids, 4).cpu(), reference_generate(hf, ids, 4))
 
 
+def test_save_and_load_in_a_fresh_process(tmp_path):
+    hf, model = kiln_model("gqa_1layer")
+    model.save(tmp_path / "saved")
+    ids = torch.randint(0, 256, (2, 6))
+    torch.save(ids, tmp_path / "ids.pt")
+    # A process that never built the model: the engines name the plugins' module.
+    code = f"""if True:
+        import torch
+        from kiln.models import llama
+        m = llama.load({str(tmp_path / "saved")!r}, device="cpu")
+        ids = torch.load({str(tmp_path / "ids.pt")!r})
+        torch.save((m.logits(ids), m.generate(ids, 5)), {str(tmp_path / "out.pt")!r})
+    """
+    r = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    logits, tokens = torch.load(tmp_path / "out.pt")
+    assert torch.equal(logits, model.logits(ids))
+    assert torch.equal(tokens, reference_generate(hf, ids, 5))
+    with pytest.raises(FileNotFoundError, match="kiln_llama.json"):
+        llama.load(tmp_path)
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_rope_frequencies_equal_transformers(name):
     hf = hf_model(name)

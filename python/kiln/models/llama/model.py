@@ -1,6 +1,10 @@
 """LlamaModel: a prefill engine and a decode engine, plus the KV cache and the
 greedy loop that drive them."""
+import dataclasses
+import json
 import os
+import shutil
+from pathlib import Path
 
 import torch
 
@@ -8,6 +12,11 @@ import kiln
 
 from . import weights as _weights
 from .build import build_decode, build_prefill, torch_dtype
+from .config import LlamaSpec
+
+_CONFIG = "kiln_llama.json"
+_ENGINES = ("prefill.engine", "decode.engine")
+_FORMAT = 1
 
 
 def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
@@ -39,19 +48,62 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     return LlamaModel(w.spec, prefill, decode, tdtype, device, int(max_batch), int(max_seq_len))
 
 
+def load(directory, *, device=None):
+    """A LlamaModel saved by LlamaModel.save: the engine files are mapped, so
+    the weights are used in place, not copied."""
+    directory = Path(os.fspath(directory))
+    try:
+        with open(directory / _CONFIG) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"kiln.models.llama.load: {directory} has no {_CONFIG} "
+                                "(not a directory written by LlamaModel.save)") from None
+    if meta.get("format") != _FORMAT:
+        raise ValueError(f"kiln.models.llama.load: {directory / _CONFIG} has format {meta.get('format')!r}, "
+                         f"this kiln reads format {_FORMAT}")
+    try:
+        spec = LlamaSpec(**meta["spec"])
+        engines = [directory / name for name in _ENGINES]
+        return LlamaModel(spec, *engines, torch_dtype(meta["dtype"]), device, int(meta["max_batch"]),
+                          int(meta["max_seq_len"]))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"kiln.models.llama.load: {directory / _CONFIG} is malformed: {e!r}") from None
+
+
 class LlamaModel:
     """Runs the engines of build.py.  logits(ids): one prefill; generate(ids,
     n): a prefill, then one decode step per new token with a KV cache."""
 
     def __init__(self, spec, prefill_engine, decode_engine, dtype, device, max_batch, max_seq_len):
+        """prefill_engine, decode_engine: serialized engines (kept for save())
+        or engine file paths (mapped)."""
         self.spec = spec
         self.dtype = dtype
         self.max_batch = max_batch
         self.max_seq_len = max_seq_len
-        self.prefill_session = kiln.Session.from_serialized_engine(prefill_engine, device=device)
-        self.decode_session = kiln.Session.from_serialized_engine(decode_engine, device=device)
+        self._engines = (prefill_engine, decode_engine)
+        self.prefill_session = kiln.Session.from_engine(kiln.runtime.load_engine(prefill_engine), device=device)
+        self.decode_session = kiln.Session.from_engine(kiln.runtime.load_engine(decode_engine), device=device)
         self.device = torch.device(self.prefill_session.device)
         self._cache = None
+
+    def save(self, directory):
+        """Write the two engines and a small JSON config into directory
+        (created if needed); load(directory) reads them back."""
+        directory = Path(os.fspath(directory))
+        directory.mkdir(parents=True, exist_ok=True)
+        for engine, name in zip(self._engines, _ENGINES):
+            target = directory / name
+            if isinstance(engine, Path):
+                if engine.resolve() != target.resolve():
+                    shutil.copyfile(engine, target)
+            else:
+                engine.save(str(target))
+        meta = {"format": _FORMAT, "spec": dataclasses.asdict(self.spec), "dtype": kiln.dtype_name(self.dtype),
+                "max_batch": self.max_batch, "max_seq_len": self.max_seq_len}
+        with open(directory / _CONFIG, "w") as f:
+            json.dump(meta, f, indent=2)
+            f.write("\n")
 
     # --- running -------------------------------------------------------------
     def _stream(self):
