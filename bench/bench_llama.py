@@ -11,7 +11,7 @@ intermediate 8192, vocab 128256), 8b (Llama-3-8B: hidden 4096, 32 layers,
 (generate(prompt, n) - generate(prompt, 1)) / (n - 1) per step, both
 sides the same way.  kiln's decode step still writes each layer's new K/V
 row from Python (interim, see kiln/models/llama/model.py) and runs its
-plugins through Python (JIT) unless --aot.
+plugins through Python (JIT) unless --graph replays the step's kernels.
 """
 import argparse
 import os
@@ -43,6 +43,7 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=None, help="decode steps (default 128; 8 on the CPU)")
     ap.add_argument("--prefill", type=int, default=None, help="prefill length (default 2048; 16 on the CPU)")
     ap.add_argument("--aot", action="store_true", help="compile RMSNorm/Rotary/PrefillAttention ahead of time")
+    ap.add_argument("--graph", action="store_true", help="kiln decode steps through a CUDA graph (GPU)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
@@ -94,22 +95,26 @@ def main():
         with torch.no_grad():
             return hf(ids).logits
 
+    def kiln_generate(ids, n):
+        return model.generate(ids, n, cuda_graph=args.graph)
+
     rows = []
     for batch in args.batch:
         ids = torch.randint(0, cfg.vocab_size, (batch, prompt), device=device)
         long_ids = torch.randint(0, cfg.vocab_size, (1, prefill_len), device=device)
         result = {}
-        for name, gen, logits in (("kiln", model.generate, model.logits), ("transformers", hf_generate, hf_logits)):
+        for name, gen, logits in (("kiln", kiln_generate, model.logits), ("transformers", hf_generate, hf_logits)):
             one = best_seconds(lambda: gen(ids, 1))
             full = best_seconds(lambda: gen(ids, new_tokens))
             step = (full - one) / (new_tokens - 1)
             result[name] = (best_seconds(lambda: logits(long_ids)) * 1e3, batch / step)
-        same = torch.equal(model.generate(ids, new_tokens).cpu(), hf_generate(ids, new_tokens).cpu())
+        same = torch.equal(kiln_generate(ids, new_tokens).cpu(), hf_generate(ids, new_tokens).cpu())
         rows.append((batch, result, same))
 
     where = torch.cuda.get_device_name() if gpu else "CPU (Triton interpreter)"
     print(f"shape {args.shape}, {dtype_name}, {where}, prompt {prompt}, {new_tokens} new tokens, "
-          f"prefill {prefill_len} tokens (batch 1); kiln plugins {'AOT' if args.aot else 'JIT'}; "
+          f"prefill {prefill_len} tokens (batch 1); kiln plugins {'AOT' if args.aot else 'JIT'}"
+          f"{', decode through a CUDA graph' if args.graph else ''}; "
           f"kiln build {build_s:.1f} s; {time.strftime('%Y-%m-%d')}")
     print("| batch | kiln prefill ms | transformers prefill ms | kiln decode tok/s | transformers decode tok/s "
           "| tokens equal |")

@@ -173,6 +173,8 @@ def test_inputs_outside_the_profile_are_refused():
         model.generate(torch.zeros((1, 30), dtype=torch.long), 11)
     with pytest.raises(ValueError, match=r"\[0, 256\)"):
         model.logits(torch.tensor([[1, 256]]))
+    with pytest.raises(ValueError, match="cuda_graph needs a CUDA model"):
+        model.generate(torch.zeros((1, 3), dtype=torch.long), 2, cuda_graph=True)
 
 
 def sdpa(q, k, v, causal):
@@ -257,5 +259,6 @@ def test_gpu_bfloat16_matches_transformers(prefer_aot):
     torch.cuda.synchronize()
     # bfloat16 keeps 8 bits of mantissa: compare relative to the logits' scale.
     assert (got - want).abs().max() <= 0.05 * want.abs().max()
-    tokens = model.generate(ids, 32)
-    assert torch.equal(tokens, reference_generate(hf, ids, 32))
+    want_tokens = reference_generate(hf, ids, 32)
+    assert torch.equal(model.generate(ids, 32), want_tokens)
+    assert torch.equal(model.generate(ids, 32, cuda_graph=True), want_tokens)

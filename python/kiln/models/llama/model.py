@@ -86,6 +86,7 @@ class LlamaModel:
         self.decode_session = kiln.Session.from_engine(kiln.runtime.load_engine(decode_engine), device=device)
         self.device = torch.device(self.prefill_session.device)
         self._cache = None
+        self._graph_stream = None     # generate(cuda_graph=True)'s stream, made on first use
 
     def save(self, directory):
         """Write the two engines and a small JSON config into directory
@@ -144,12 +145,30 @@ class LlamaModel:
             self._cache = tuple(torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(2))
         return self._cache
 
-    def generate(self, input_ids, max_new_tokens, output_logits=False):
+    def generate(self, input_ids, max_new_tokens, output_logits=False, cuda_graph=False):
         """Greedy generation: [batch, seq + max_new_tokens] token ids (int64),
         like transformers' generate(do_sample=False) without an end token.
         All sequences of the batch have the same prompt length (no padding).
         output_logits: also return the logits each new token was chosen from,
-        [batch, max_new_tokens, vocab] (transformers' output_logits)."""
+        [batch, max_new_tokens, vocab] (transformers' output_logits).
+        cuda_graph (CUDA only): run the decode engine through a CUDA graph,
+        captured at the first step and replayed after (session.run_graph);
+        the step's buffers are the same every step, so it stays valid."""
+        if cuda_graph and self.device.type != "cuda":
+            raise ValueError(f"kiln.models.llama: cuda_graph needs a CUDA model, this one runs on {self.device}")
+        if not cuda_graph:
+            return self._generate(input_ids, max_new_tokens, output_logits, False)
+        # A graph is captured on a stream other than the default one.
+        if self._graph_stream is None:
+            self._graph_stream = torch.cuda.Stream(self.device)
+        caller = torch.cuda.current_stream(self.device)
+        self._graph_stream.wait_stream(caller)
+        with torch.cuda.stream(self._graph_stream):
+            result = self._generate(input_ids, max_new_tokens, output_logits, True)
+        caller.wait_stream(self._graph_stream)
+        return result
+
+    def _generate(self, input_ids, max_new_tokens, output_logits, graph):
         ids = self._ids(input_ids)
         batch, prompt = ids.shape
         max_new_tokens = int(max_new_tokens)
@@ -180,7 +199,10 @@ class LlamaModel:
                     for name, info in self._decode_output_shapes(batch).items()}
         for _ in range(max_new_tokens - 1):
             step_in["input_ids"].copy_(token[:, None])
-            self.decode_session.run(step_in, step_out, stream=stream)
+            if graph:
+                self.decode_session.run_graph(step_in, step_out, stream)
+            else:
+                self.decode_session.run(step_in, step_out, stream=stream)
             # INTERIM (until kiln has aliased outputs): the engine cannot write
             # into its k_cache / v_cache inputs, so it returns each layer's new
             # key and value row and they are written here -- one row per layer
