@@ -2,8 +2,10 @@
 
 Two engines share one layer recipe (decoder_layer):
 
-prefill  input_ids [batch, seq] int32
-         -> logits [batch, seq, vocab], k_<i>, v_<i> [batch, seq, kv_width]
+prefill  input_ids [batch, seq] int32, logits_positions [n] int32 (which
+         positions get logits: all for LlamaModel.logits, the last one for
+         generate -- transformers' logits_to_keep)
+         -> logits [batch, n, vocab], k_<i>, v_<i> [batch, seq, kv_width]
             (each layer's rotated keys and values, for filling a KV cache)
 decode   input_ids [batch, 1] int32, lengths [batch] int32 (tokens already
          cached per sequence = the new token's position),
@@ -72,10 +74,13 @@ def decoder_layer(c, spec, i, h, inv_freq, attend, start=None):
     return h, k, v
 
 
-def _embed_and_head(c, spec, ids, layers):
-    """Embedding gather, the decoder layers (layers(h) -> h), final norm, lm_head."""
+def _embed_and_head(c, spec, ids, layers, positions=None):
+    """Embedding gather, the decoder layers (layers(h) -> h), final norm,
+    lm_head -- at the sequence positions `positions` only, when given."""
     h = kiln.gather(c.vector("model.embed_tokens.weight"), ids, 0)
     h = layers(h)
+    if positions is not None:
+        h = kiln.gather(h, positions, 1)
     h = RMSNorm(spec.rms_norm_eps)(h, c.vector("model.norm.weight"))
     return kiln.matmul(h, c.matrix("lm_head.weight", c.w.lm_head()))
 
@@ -100,6 +105,8 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False):
         ids = kiln.Tensor(name="input_ids", shape=(-1, -1), dtype="int32",
                           dim_range=OrderedDict([("batch", [(1, max_batch, max_batch)]),
                                                  ("seq", [(1, max_seq_len, max_seq_len)])]))
+        positions = kiln.Tensor(name="logits_positions", shape=(-1,), dtype="int32",
+                                dim_range=OrderedDict([("n_logits", [(1, max_seq_len, max_seq_len)])]))
         inv_freq = kiln.constant(spec.inv_freq()[0], name="rope.inv_freq")
         attention = PrefillAttention(spec.num_heads, spec.num_kv_heads, spec.head_dim)
         kv = []
@@ -110,7 +117,7 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False):
                 kv.append((k, v))
             return h
 
-        _embed_and_head(c, spec, ids, layers).mark_output("logits")
+        _embed_and_head(c, spec, ids, layers, positions).mark_output("logits")
         for i, (k, v) in enumerate(kv):
             k.mark_output(f"k_{i}")
             v.mark_output(f"v_{i}")

@@ -127,13 +127,15 @@ class LlamaModel:
             raise ValueError(f"kiln.models.llama: token ids must be in [0, {self.spec.vocab_size})")
         return ids.to(device=self.device, dtype=torch.int32).contiguous()
 
-    def _prefill(self, ids):
-        return self.prefill_session.run({"input_ids": ids}, stream=self._stream())
+    def _prefill(self, ids, positions):
+        positions = torch.as_tensor(positions, dtype=torch.int32, device=self.device)
+        return self.prefill_session.run({"input_ids": ids, "logits_positions": positions}, stream=self._stream())
 
     def logits(self, input_ids):
         """[batch, seq, vocab] logits of a prefill without cache (a torch tensor
         on the model's device, in the model's dtype)."""
-        return self._prefill(self._ids(input_ids))["logits"]
+        ids = self._ids(input_ids)
+        return self._prefill(ids, torch.arange(ids.shape[1]))["logits"]
 
     def _kv_cache(self):
         """The cache, allocated once at the profile's largest size:
@@ -181,7 +183,7 @@ class LlamaModel:
             empty = torch.empty((batch, 0, self.spec.vocab_size), dtype=self.dtype, device=self.device)
             return (tokens[0], empty) if output_logits else tokens[0]
         k_cache, v_cache = self._kv_cache()
-        out = self._prefill(ids)
+        out = self._prefill(ids, [prompt - 1])       # logits of the last position only
         # The prompt's keys and values go into the cache once (prompt rows only).
         for i in range(self.spec.num_layers):
             k_cache[:batch, i, :prompt] = out[f"k_{i}"]
