@@ -198,15 +198,19 @@ def test_prefill_attention_plugin_matches_sdpa(heads, kv_heads, head_dim, seq):
     assert (got - want.transpose(1, 2).reshape(batch, seq, -1)).abs().max() < 1e-4
 
 
-def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths():
+@pytest.mark.parametrize("split,max_seq,lengths", [
+    (16, 80, [0, 1, 16, 17, 79]),       # empty cache, one split, split edges, a full cache
+    (128, 300, [70, 129, 299]),         # splits of several key tiles (BLOCK_N 64)
+])
+def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq, lengths):
     torch.manual_seed(5)
-    heads, kv_heads, head_dim, layers, max_seq, layer = 4, 2, 16, 2, 80, 1
-    lengths = torch.tensor([0, 1, 16, 17, 79], dtype=torch.int32)     # empty cache, one split, split edges
+    heads, kv_heads, head_dim, layers, layer = 4, 2, 16, 2, 1
+    lengths = torch.tensor(lengths, dtype=torch.int32)
     batch = len(lengths)
     q = torch.randn(batch, 1, heads * head_dim)
     k_new, v_new = torch.randn(2, batch, 1, kv_heads * head_dim)
     k_cache, v_cache = torch.randn(2, batch, layers, max_seq, kv_heads * head_dim)
-    got = llama.DecodeAttention(heads, kv_heads, head_dim, layer=layer, split=16)(
+    got = llama.DecodeAttention(heads, kv_heads, head_dim, layer=layer, split=split)(
         q, k_new, v_new, k_cache, v_cache, lengths)
     for b, n in enumerate(lengths.tolist()):
         keys = torch.cat([k_cache[b, layer, :n], k_new[b]]).view(n + 1, kv_heads, head_dim).transpose(0, 1)
