@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing kiln needs, only what is missing:
 # Debian packages (compilers, cmake, clang for the fuzzer) and Python packages
-# (numpy, torch with triton, pytest, hypothesis, scikit-build-core).
+# (numpy, torch with triton, pytest, hypothesis, scikit-build-core, and
+# transformers + safetensors, which tests/python/test_llama.py compares
+# kiln.models.llama against).
 set -euo pipefail
 need_apt=()
 for tool in gcc cmake clang make; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
@@ -26,6 +28,8 @@ $PY -c "import triton" 2>/dev/null || missing+=(triton)
 $PY -c "import pytest" 2>/dev/null || missing+=(pytest)
 $PY -c "import hypothesis" 2>/dev/null || missing+=(hypothesis)
 $PY -c "import scikit_build_core" 2>/dev/null || missing+=(scikit-build-core)
+$PY -c "import transformers" 2>/dev/null || missing+=(transformers)
+$PY -c "import safetensors" 2>/dev/null || missing+=(safetensors)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Python packages: ${missing[*]}"
   $PY -m pip install -q "${missing[@]}"

@@ -1,0 +1,128 @@
+"""kiln.models.llama against transformers (eager attention) on the same device:
+prefill latency and greedy decode tokens/s, random weights.
+
+    PYTHONPATH=python KILN_BUILD_DIR=build-py python3 bench/bench_llama.py --shape tiny      # CPU
+    python3 bench/bench_llama.py --shape 1b --dtype bfloat16 --batch 1 16                   # GPU
+
+Shapes: tiny (hidden 64, 2 layers: the CPU, where kiln's plugins run under
+Triton's interpreter), 1b (Llama-3.2-1B: hidden 2048, 16 layers, 32/8 heads,
+intermediate 8192, vocab 128256), 8b (Llama-3-8B: hidden 4096, 32 layers,
+32/8 heads, intermediate 14336).  Decode tokens/s counts decode steps only:
+(generate(prompt, n) - generate(prompt, 1)) / (n - 1) per step, both
+sides the same way.  kiln's decode step still writes each layer's new K/V
+row from Python (interim, see kiln/models/llama/model.py) and runs its
+plugins through Python (JIT) unless --graph replays the step's kernels.
+"""
+import argparse
+import os
+import time
+
+SHAPES = {
+    "tiny": dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2),
+    "1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+               num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
+               rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
+                                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                "original_max_position_embeddings": 8192}, max_position_embeddings=131072),
+    "8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+               num_attention_heads=32, num_key_value_heads=8,
+               rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                "original_max_position_embeddings": 8192}, max_position_embeddings=131072),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", choices=SHAPES, default="tiny")
+    ap.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: bfloat16 on a GPU)")
+    ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    ap.add_argument("--batch", type=int, nargs="+", default=[1])
+    ap.add_argument("--prompt", type=int, default=None, help="prompt tokens (default 128; 8 on the CPU)")
+    ap.add_argument("--new-tokens", type=int, default=None, help="decode steps (default 128; 8 on the CPU)")
+    ap.add_argument("--prefill", type=int, default=None, help="prefill length (default 2048; 16 on the CPU)")
+    ap.add_argument("--aot", action="store_true", help="compile RMSNorm/Rotary/PrefillAttention ahead of time")
+    ap.add_argument("--graph", action="store_true", help="kiln decode steps through a CUDA graph (GPU)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    import torch
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from kiln.models import llama
+
+    gpu = device.startswith("cuda")
+    dtype_name = args.dtype or ("bfloat16" if gpu else "float32")
+    dtype = getattr(torch, dtype_name)
+    prompt = args.prompt or (128 if gpu else 8)
+    new_tokens = args.new_tokens or (128 if gpu else 8)
+    prefill_len = args.prefill or (2048 if gpu else 16)
+
+    def sync():
+        if gpu:
+            torch.cuda.synchronize()
+
+    def best_seconds(fn):
+        fn()
+        sync()
+        best = float("inf")
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(attn_implementation="eager", **SHAPES[args.shape])
+    with torch.device(device):
+        hf = LlamaForCausalLM(cfg).to(dtype).eval()
+    hf.generation_config.eos_token_id = None
+    t0 = time.perf_counter()
+    model = llama.from_hf(hf, dtype=dtype_name, device=device, max_batch=max(args.batch),
+                          max_seq_len=max(prompt + new_tokens, prefill_len), prefer_aot=args.aot)
+    build_s = time.perf_counter() - t0
+
+    def hf_generate(ids, n):
+        with torch.no_grad():
+            return hf.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0,
+                               attention_mask=torch.ones_like(ids))
+
+    def hf_logits(ids):
+        with torch.no_grad():
+            return hf(ids).logits
+
+    def kiln_generate(ids, n):
+        return model.generate(ids, n, cuda_graph=args.graph)
+
+    rows = []
+    for batch in args.batch:
+        ids = torch.randint(0, cfg.vocab_size, (batch, prompt), device=device)
+        long_ids = torch.randint(0, cfg.vocab_size, (1, prefill_len), device=device)
+        result = {}
+        for name, gen, logits in (("kiln", kiln_generate, model.logits), ("transformers", hf_generate, hf_logits)):
+            one = best_seconds(lambda: gen(ids, 1))
+            full = best_seconds(lambda: gen(ids, new_tokens))
+            step = (full - one) / (new_tokens - 1)
+            result[name] = (best_seconds(lambda: logits(long_ids)) * 1e3, batch / step)
+        same = torch.equal(kiln_generate(ids, new_tokens).cpu(), hf_generate(ids, new_tokens).cpu())
+        rows.append((batch, result, same))
+
+    where = torch.cuda.get_device_name() if gpu else "CPU (Triton interpreter)"
+    print(f"shape {args.shape}, {dtype_name}, {where}, prompt {prompt}, {new_tokens} new tokens, "
+          f"prefill {prefill_len} tokens (batch 1); kiln plugins {'AOT' if args.aot else 'JIT'}"
+          f"{', decode through a CUDA graph' if args.graph else ''}; "
+          f"kiln build {build_s:.1f} s; {time.strftime('%Y-%m-%d')}")
+    print("| batch | kiln prefill ms | transformers prefill ms | kiln decode tok/s | transformers decode tok/s "
+          "| tokens equal |")
+    print("|---|---|---|---|---|---|")
+    for batch, r, same in rows:
+        print(f"| {batch} | {r['kiln'][0]:.2f} | {r['transformers'][0]:.2f} | {r['kiln'][1]:.1f} | "
+              f"{r['transformers'][1]:.1f} | {'yes' if same else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()

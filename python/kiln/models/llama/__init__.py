@@ -1,0 +1,30 @@
+"""A Llama-architecture language model on kiln, whose hot kernels are Triton
+plugins written the way a kiln user writes them:
+
+    rms_norm.py           RMSNorm plugin
+    rotary.py             Rotary (RoPE) plugin
+    prefill_attention.py  PrefillAttention: causal grouped-query flash attention
+    decode_attention.py   DecodeAttention: one token against a KV cache, split and combined
+    build.py              the prefill and decode networks (plugins + kiln's matmul, add, mul, silu, gather)
+    model.py              from_hf(), load() and LlamaModel (logits, generate, save)
+
+    from kiln.models import llama
+    m = llama.from_hf(hf_model, dtype="float32", max_batch=2, max_seq_len=64)
+    m.logits(ids)                 # [batch, seq, vocab]
+    m.generate(ids, 20)           # greedy, with a KV cache
+    m.save(dir); llama.load(dir)  # two engine files and kiln_llama.json; loading maps them
+
+Importing this package registers the plugins (an engine built from them
+loads in a process that imports kiln.models.llama) and, without a usable GPU,
+makes Triton run under its interpreter.
+"""
+from . import _triton_mode  # noqa: F401  (before anything imports triton)
+from .config import LlamaSpec, rope_frequencies
+from .decode_attention import DecodeAttention
+from .model import LlamaModel, from_hf, load
+from .prefill_attention import PrefillAttention
+from .rms_norm import RMSNorm
+from .rotary import Rotary
+
+__all__ = ["from_hf", "load", "LlamaModel", "LlamaSpec", "rope_frequencies",
+           "RMSNorm", "Rotary", "PrefillAttention", "DecodeAttention"]

@@ -1,0 +1,168 @@
+"""The Llama networks, from kiln layers and this package's plugins.
+
+Two engines share one layer recipe (decoder_layer):
+
+prefill  input_ids [batch, seq] int32, logits_positions [n] int32 (which
+         positions get logits: all for LlamaModel.logits, the last one for
+         generate -- transformers' logits_to_keep)
+         -> logits [batch, n, vocab], k_<i>, v_<i> [batch, seq, kv_width]
+            (each layer's rotated keys and values, for filling a KV cache)
+decode   input_ids [batch, 1] int32, lengths [batch] int32 (tokens already
+         cached per sequence = the new token's position),
+         k_cache, v_cache [batch, n_layers, max_seq, kv_width]
+         -> logits [batch, 1, vocab], k_new_<i>, v_new_<i> [batch, 1, kv_width]
+
+batch and seq are dynamic (one engine serves every size in its profile).
+Matmuls, residual adds, the SiLU gate and the embedding gather are kiln's
+built-in layers; RMS norm, RoPE and both attentions are the Triton plugins
+of this package.  kiln has no transpose layer, so the weights are stored
+pre-transposed ([in, out], what x @ W needs) and the attention plugins index
+heads inside the [.., heads * head_dim] rows themselves.
+"""
+from collections import OrderedDict
+
+import torch
+
+import kiln
+
+from .decode_attention import DecodeAttention
+from .prefill_attention import PrefillAttention
+from .rms_norm import RMSNorm
+from .rotary import Rotary
+
+
+class _Constants:
+    """Weights as kiln constants in the model dtype, transposed where a
+    matmul needs [in, out]."""
+
+    def __init__(self, weights, dtype):
+        self.w = weights
+        self.dtype = dtype
+
+    def vector(self, name):
+        return kiln.constant(self.w.get(name).to(self.dtype).contiguous(), name=name)
+
+    def matrix(self, name, tensor=None):
+        t = self.w.get(name) if tensor is None else tensor
+        return kiln.constant(t.to(self.dtype).t().contiguous(), name=name + ".T")
+
+
+def _linear(c, x, prefix, bias):
+    y = kiln.matmul(x, c.matrix(prefix + ".weight"))
+    if bias:
+        y = y + c.vector(prefix + ".bias")
+    return y
+
+
+def decoder_layer(c, spec, i, h, inv_freq, attend, start=None):
+    """One Llama decoder layer on h [batch, seq, hidden]; attend(i, q, k, v)
+    is the attention (prefill or decode).  Returns (h, k, v)."""
+    p = f"model.layers.{i}."
+    x = RMSNorm(spec.rms_norm_eps)(h, c.vector(p + "input_layernorm.weight"))
+    q = _linear(c, x, p + "self_attn.q_proj", spec.attention_bias)
+    k = _linear(c, x, p + "self_attn.k_proj", spec.attention_bias)
+    v = _linear(c, x, p + "self_attn.v_proj", spec.attention_bias)
+    _, scaling = spec.inv_freq()
+    rope_in = (inv_freq,) if start is None else (inv_freq, start)
+    q = Rotary(spec.head_dim, scaling)(q, *rope_in)
+    k = Rotary(spec.head_dim, scaling)(k, *rope_in)
+    h = h + _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias)
+    x = RMSNorm(spec.rms_norm_eps)(h, c.vector(p + "post_attention_layernorm.weight"))
+    gate = _linear(c, x, p + "mlp.gate_proj", spec.mlp_bias)
+    up = _linear(c, x, p + "mlp.up_proj", spec.mlp_bias)
+    h = h + _linear(c, kiln.silu(gate) * up, p + "mlp.down_proj", spec.mlp_bias)
+    return h, k, v
+
+
+def _embed_and_head(c, spec, ids, layers, positions=None):
+    """Embedding gather, the decoder layers (layers(h) -> h), final norm,
+    lm_head -- at the sequence positions `positions` only, when given."""
+    h = kiln.gather(c.vector("model.embed_tokens.weight"), ids, 0)
+    h = layers(h)
+    if positions is not None:
+        h = kiln.gather(h, positions, 1)
+    h = RMSNorm(spec.rms_norm_eps)(h, c.vector("model.norm.weight"))
+    return kiln.matmul(h, c.matrix("lm_head.weight", c.w.lm_head()))
+
+
+def _network(prefer_aot):
+    builder = kiln.Builder()
+    return builder, builder.create_network(prefer_aot=prefer_aot)
+
+
+def _build(builder, network):
+    # precision=None: the network mixes dtypes on purpose (int32 ids and
+    # lengths, float32 RoPE frequencies, the model dtype everywhere else).
+    return builder.build_engine(network, builder.create_builder_config(precision=None))
+
+
+def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False):
+    """The prefill engine (bytes)."""
+    spec = weights.spec
+    c = _Constants(weights, dtype)
+    builder, network = _network(prefer_aot)
+    with kiln.net_guard(network):
+        ids = kiln.Tensor(name="input_ids", shape=(-1, -1), dtype="int32",
+                          dim_range=OrderedDict([("batch", [(1, max_batch, max_batch)]),
+                                                 ("seq", [(1, max_seq_len, max_seq_len)])]))
+        positions = kiln.Tensor(name="logits_positions", shape=(-1,), dtype="int32",
+                                dim_range=OrderedDict([("n_logits", [(1, max_seq_len, max_seq_len)])]))
+        inv_freq = kiln.constant(spec.inv_freq()[0], name="rope.inv_freq")
+        attention = PrefillAttention(spec.num_heads, spec.num_kv_heads, spec.head_dim)
+        kv = []
+
+        def layers(h):
+            for i in range(spec.num_layers):
+                h, k, v = decoder_layer(c, spec, i, h, inv_freq, lambda i, q, k, v: attention(q, k, v))
+                kv.append((k, v))
+            return h
+
+        _embed_and_head(c, spec, ids, layers, positions).mark_output("logits")
+        for i, (k, v) in enumerate(kv):
+            k.mark_output(f"k_{i}")
+            v.mark_output(f"v_{i}")
+    return _build(builder, network)
+
+
+def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=False):
+    """The decode engine (bytes): one token per sequence against the cache."""
+    spec = weights.spec
+    c = _Constants(weights, dtype)
+    kv_width = spec.num_kv_heads * spec.head_dim
+    builder, network = _network(prefer_aot)
+    with kiln.net_guard(network):
+        batch = OrderedDict([("batch", [(1, max_batch, max_batch)])])
+        ids = kiln.Tensor(name="input_ids", shape=(-1, 1), dtype="int32",
+                          dim_range=OrderedDict([("batch", [(1, max_batch, max_batch)]), ("one", [1])]))
+        lengths = kiln.Tensor(name="lengths", shape=(-1,), dtype="int32", dim_range=batch)
+        cache_dims = OrderedDict([("batch", [(1, max_batch, max_batch)]), ("layers", [spec.num_layers]),
+                                  ("max_seq", [max_seq_len]), ("kv_width", [kv_width])])
+        cache_shape = (-1, spec.num_layers, max_seq_len, kv_width)
+        k_cache = kiln.Tensor(name="k_cache", shape=cache_shape, dtype=dtype, dim_range=cache_dims)
+        v_cache = kiln.Tensor(name="v_cache", shape=cache_shape, dtype=dtype, dim_range=cache_dims)
+        inv_freq = kiln.constant(spec.inv_freq()[0], name="rope.inv_freq")
+        kv = []
+
+        def attend(i, q, k, v):
+            attention = DecodeAttention(spec.num_heads, spec.num_kv_heads, spec.head_dim, layer=i, split=split)
+            return attention(q, k, v, k_cache, v_cache, lengths)
+
+        def layers(h):
+            for i in range(spec.num_layers):
+                h, k, v = decoder_layer(c, spec, i, h, inv_freq, attend, start=lengths)
+                kv.append((k, v))
+            return h
+
+        _embed_and_head(c, spec, ids, layers).mark_output("logits")
+        for i, (k, v) in enumerate(kv):
+            k.mark_output(f"k_new_{i}")
+            v.mark_output(f"v_new_{i}")
+    return _build(builder, network)
+
+
+def torch_dtype(name):
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    key = kiln.dtype_name(name)
+    if key not in table:
+        raise ValueError(f"kiln.models.llama: dtype {name!r} is not one of float32, float16, bfloat16")
+    return table[key]

@@ -1,0 +1,268 @@
+"""kiln.models.llama against transformers' LlamaForCausalLM (the implementation
+users trust): tiny random-weight models on the CPU under Triton's
+interpreter, float32 -- logits within 1e-3, greedy tokens identical for 20
+steps -- and the attention plugins against torch's scaled_dot_product_attention.
+Skipped when transformers is not installed (pip install transformers safetensors)."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+
+import kiln  # noqa: E402
+from kiln.models import llama  # noqa: E402
+
+from conftest import HAVE_GPU, subprocess_env  # noqa: E402
+
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
+
+# Tiny configurations covering what from_hf must honour.
+CONFIGS = {
+    # grouped-query (2 query heads per kv head), untied, default RoPE, 1 layer
+    "gqa_1layer": dict(num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2),
+    # 3 layers, one kv head for 4 query heads, tied embeddings, llama3 RoPE scaling
+    # (original context 16 so that all three frequency bands occur at head_dim 16)
+    "mqa_tied_llama3": dict(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1,
+                            tie_word_embeddings=True, rope_parameters=LLAMA3_ROPE, max_position_embeddings=64),
+    # plain multi-head, head_dim 32, another theta, linear scaling, biases, another eps
+    "mha_linear_bias": dict(num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                            rope_parameters={"rope_type": "linear", "rope_theta": 1000.0, "factor": 2.0},
+                            attention_bias=True, mlp_bias=True, rms_norm_eps=1e-5),
+}
+
+MAX_SEQ = 40      # prompt + 20 new tokens fit; with decode_split=16 the cache spans 3 splits
+
+
+def hf_model(name, seed=0):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, attn_implementation="eager",
+                      **{"max_position_embeddings": 128, **CONFIGS[name]})
+    model = LlamaForCausalLM(cfg).eval()
+    # Random-weight models: norms and biases are not their constant init, so
+    # the test would notice one being skipped or applied twice.
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight") or n.endswith(".bias"):
+                p.uniform_(0.5, 1.5) if n.endswith("norm.weight") else p.uniform_(-0.1, 0.1)
+    return model
+
+
+_built = {}
+
+
+def kiln_model(name):
+    """One kiln model per config for the whole module (building is the slow part)."""
+    if name not in _built:
+        hf = hf_model(name)
+        _built[name] = (hf, llama.from_hf(hf, dtype="float32", device="cpu", max_batch=2, max_seq_len=MAX_SEQ,
+                                          decode_split=16))
+    return _built[name]
+
+
+def reference_logits(hf, ids):
+    with torch.no_grad():
+        return hf(ids).logits
+
+
+def reference_generate(hf, ids, n):
+    with torch.no_grad():
+        return hf.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0,
+                           attention_mask=torch.ones_like(ids))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_logits_match_transformers_at_every_shape(name):
+    hf, model = kiln_model(name)
+    torch.manual_seed(1)
+    # One engine serves every batch and length of its profile.
+    for batch, seq in [(1, 1), (1, 16), (2, 7), (2, 16)]:
+        ids = torch.randint(0, 256, (batch, seq))
+        got = model.logits(ids)
+        want = reference_logits(hf, ids)
+        assert got.shape == (batch, seq, 256) and got.dtype == torch.float32
+        err = (got - want).abs().max().item()
+        assert err < 1e-3, f"{name} batch {batch} seq {seq}: max |kiln - transformers| = {err}"
+
+
+@pytest.mark.parametrize("name,batch,prompt", [("gqa_1layer", 1, 5), ("mqa_tied_llama3", 2, 11),
+                                               ("mha_linear_bias", 2, 1)])
+def test_greedy_tokens_match_transformers(name, batch, prompt):
+    hf, model = kiln_model(name)
+    torch.manual_seed(2)
+    ids = torch.randint(0, 256, (batch, prompt))
+    got, step_logits = model.generate(ids, 20, output_logits=True)
+    want = reference_generate(hf, ids, 20)
+    assert want.shape == (batch, prompt + 20)
+    assert torch.equal(got.cpu(), want), f"{name}:\nkiln         {got.tolist()}\ntransformers {want.tolist()}"
+    # Greedy tokens of tiny random models are robust to small errors; the
+    # logits of every decode step (cached keys and values, the split
+    # attention) must also equal transformers' logits of the whole sequence.
+    err = (step_logits - reference_logits(hf, want)[:, prompt - 1:-1]).abs().max().item()
+    assert err < 1e-3, f"{name}: decode-step logits differ from transformers by {err}"
+    # The cache is reused: a second, shorter generation from another prompt.
+    ids2 = torch.randint(0, 256, (batch, 3))
+    assert torch.equal(model.generate(ids2, 6).cpu(), reference_generate(hf, ids2, 6))
+
+
+def test_checkpoint_directory(tmp_path):
+    pytest.importorskip("safetensors")
+    hf = hf_model("mqa_tied_llama3", seed=3)
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    assert json.loads((tmp_path / "config.json").read_text())["tie_word_embeddings"] is True
+    model = llama.from_hf(tmp_path, device="cpu", max_batch=1, max_seq_len=16)
+    ids = torch.randint(0, 256, (1, 9))
+    err = (model.logits(ids) - reference_logits(hf, ids)).abs().max().item()
+    assert err < 1e-3
+    assert torch.equal(model.generate(ids, 4).cpu(), reference_generate(hf, ids, 4))
+
+
+def test_save_and_load_in_a_fresh_process(tmp_path):
+    hf, model = kiln_model("gqa_1layer")
+    model.save(tmp_path / "saved")
+    ids = torch.randint(0, 256, (2, 6))
+    torch.save(ids, tmp_path / "ids.pt")
+    # A process that never built the model: the engines name the plugins' module.
+    code = f"""if True:
+        import torch
+        from kiln.models import llama
+        m = llama.load({str(tmp_path / "saved")!r}, device="cpu")
+        ids = torch.load({str(tmp_path / "ids.pt")!r})
+        torch.save((m.logits(ids), m.generate(ids, 5)), {str(tmp_path / "out.pt")!r})
+    """
+    r = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    logits, tokens = torch.load(tmp_path / "out.pt")
+    assert torch.equal(logits, model.logits(ids))
+    assert torch.equal(tokens, reference_generate(hf, ids, 5))
+    with pytest.raises(FileNotFoundError, match="kiln_llama.json"):
+        llama.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_rope_frequencies_equal_transformers(name):
+    hf = hf_model(name)
+    spec = llama.LlamaSpec.from_hf_config(hf.config)
+    inv_freq, scaling = spec.inv_freq()
+    rotary = hf.model.rotary_emb
+    assert scaling == rotary.attention_scaling
+    assert torch.equal(inv_freq, rotary.inv_freq.float())
+
+
+def test_unsupported_configs_are_refused_by_name():
+    base = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4)
+    with pytest.raises(ValueError, match="rope type 'yarn'"):
+        llama.LlamaSpec.from_hf_config(dict(base, rope_parameters={"rope_type": "yarn", "rope_theta": 1e4,
+                                                                   "factor": 2.0}))
+    with pytest.raises(ValueError, match="hidden_act 'gelu'"):
+        llama.LlamaSpec.from_hf_config(dict(base, hidden_act="gelu"))
+    with pytest.raises(ValueError, match="model_type 'mistral'"):
+        llama.LlamaSpec.from_hf_config(dict(base, model_type="mistral"))
+
+
+def test_inputs_outside_the_profile_are_refused():
+    _, model = kiln_model("gqa_1layer")
+    with pytest.raises(ValueError, match="batch 3"):
+        model.logits(torch.zeros((3, 4), dtype=torch.long))
+    with pytest.raises(ValueError, match="max_seq_len 40"):
+        model.generate(torch.zeros((1, 30), dtype=torch.long), 11)
+    with pytest.raises(ValueError, match=r"\[0, 256\)"):
+        model.logits(torch.tensor([[1, 256]]))
+    with pytest.raises(ValueError, match="cuda_graph needs a CUDA model"):
+        model.generate(torch.zeros((1, 3), dtype=torch.long), 2, cuda_graph=True)
+
+
+def sdpa(q, k, v, causal):
+    """torch's attention on [batch, heads, seq, head_dim], kv heads repeated."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+@pytest.mark.parametrize("heads,kv_heads,head_dim,seq", [(4, 2, 16, 37), (3, 1, 24, 70), (2, 2, 64, 5)])
+def test_prefill_attention_plugin_matches_sdpa(heads, kv_heads, head_dim, seq):
+    torch.manual_seed(4)
+    batch = 2
+    q = torch.randn(batch, seq, heads * head_dim)
+    k, v = torch.randn(2, batch, seq, kv_heads * head_dim)
+    got = llama.PrefillAttention(heads, kv_heads, head_dim)(q, k, v)      # eager call: forward on torch tensors
+
+    def split(x, n):
+        return x.view(batch, seq, n, head_dim).transpose(1, 2)
+    want = sdpa(split(q, heads), split(k, kv_heads), split(v, kv_heads), causal=True)
+    assert (got - want.transpose(1, 2).reshape(batch, seq, -1)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("split,max_seq,lengths", [
+    (16, 80, [0, 1, 16, 17, 79]),       # empty cache, one split, split edges, a full cache
+    (128, 300, [70, 129, 299]),         # splits of several key tiles (BLOCK_N 64)
+])
+def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq, lengths):
+    torch.manual_seed(5)
+    heads, kv_heads, head_dim, layers, layer = 4, 2, 16, 2, 1
+    lengths = torch.tensor(lengths, dtype=torch.int32)
+    batch = len(lengths)
+    q = torch.randn(batch, 1, heads * head_dim)
+    k_new, v_new = torch.randn(2, batch, 1, kv_heads * head_dim)
+    k_cache, v_cache = torch.randn(2, batch, layers, max_seq, kv_heads * head_dim)
+    got = llama.DecodeAttention(heads, kv_heads, head_dim, layer=layer, split=split)(
+        q, k_new, v_new, k_cache, v_cache, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        keys = torch.cat([k_cache[b, layer, :n], k_new[b]]).view(n + 1, kv_heads, head_dim).transpose(0, 1)
+        values = torch.cat([v_cache[b, layer, :n], v_new[b]]).view(n + 1, kv_heads, head_dim).transpose(0, 1)
+        want = sdpa(q[b].view(1, heads, head_dim).transpose(0, 1)[None], keys[None], values[None], causal=False)
+        assert (got[b, 0] - want[0].transpose(0, 1).reshape(-1)).abs().max() < 1e-5, f"sequence {b} (length {n})"
+
+
+def test_aot_prefill_engine_holds_compiled_kernels():
+    """prefer_aot: RMSNorm, Rotary and PrefillAttention are compiled for sm_90
+    at build time (no GPU needed) into kiln::TritonAOT layers.  In a process
+    of its own, without Triton's interpreter: kiln's AOT compile of a kernel
+    that calls Triton's @jit library functions (tl.sum, tl.max) fails under
+    TRITON_INTERPRET=1."""
+    code = """if True:
+        import torch, kiln
+        from transformers import LlamaConfig, LlamaForCausalLM
+        from kiln.models.llama import build, weights
+        torch.manual_seed(0)
+        hf = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
+                                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
+        engine = bytes(build.build_prefill(weights.from_model(hf), torch.bfloat16, 2, 32, prefer_aot=True))
+        plugins = kiln.runtime.load_engine(engine).plugins()
+        print(sorted(set(p[1] for p in plugins)), len(plugins))
+        for kernel in (b"rms_norm_kernel", b"rotary_kernel", b"prefill_attention_kernel"):
+            assert kernel in engine, kernel
+        print("ok")
+    """
+    env = dict(subprocess_env(), TRITON_INTERPRET="0", KILN_AOT_TARGET="sm_90")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    # 3 norms (2 per layer + the final one), 2 rotaries, 1 attention; all compiled
+    assert "['TritonAOT'] 6" in r.stdout and "ok" in r.stdout, r.stdout
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
+@pytest.mark.parametrize("prefer_aot", [False, True])
+def test_gpu_bfloat16_matches_transformers(prefer_aot):
+    torch.manual_seed(6)
+    cfg = LlamaConfig(vocab_size=1024, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
+                      num_attention_heads=8, num_key_value_heads=2, attn_implementation="eager",
+                      rope_parameters={**LLAMA3_ROPE, "original_max_position_embeddings": 64},
+                      max_position_embeddings=512)
+    hf = LlamaForCausalLM(cfg).to(device="cuda", dtype=torch.bfloat16).eval()
+    model = llama.from_hf(hf, dtype="bfloat16", device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
+                          prefer_aot=prefer_aot)
+    ids = torch.randint(0, 1024, (2, 100), device="cuda")
+    got = model.logits(ids).float()
+    want = reference_logits(hf, ids).float()
+    torch.cuda.synchronize()
+    # bfloat16 keeps 8 bits of mantissa: compare relative to the logits' scale.
+    assert (got - want).abs().max() <= 0.05 * want.abs().max()
+    want_tokens = reference_generate(hf, ids, 32)
+    assert torch.equal(model.generate(ids, 32), want_tokens)
+    assert torch.equal(model.generate(ids, 32, cuda_graph=True), want_tokens)
