@@ -3,7 +3,8 @@
 # Python extension, run the C tests (CUDA backend included) and the Python
 # tests (GPU variants included), the seed example on the GPU, then the GPU
 # benchmarks; a short summary table comes last.  Logs go to $OUT when set.
-#   usage: bash scripts/gpu-check.sh [quick|aot]   (aot: build, C tests, AOT steps only)
+#   usage: bash scripts/gpu-check.sh [quick|aot|llama]
+#     aot: build, C tests, AOT steps only; llama: build, test_llama.py, bench_llama only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,15 +24,23 @@ build=$root/build/gpu
 step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON -DKILN_CUDA=ON -DKILN_PYTHON=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DPython3_EXECUTABLE="$(command -v python3)"
 step build cmake --build "$build" -j"$(nproc)"
-step ctest ctest --test-dir "$build" --output-on-failure
+[ "${1:-}" = llama ] || step ctest ctest --test-dir "$build" --output-on-failure
 export KILN_BUILD_DIR=$build PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
-[ "${1:-}" = aot ] || step pytest python3 -m pytest -q -p no:cacheprovider tests/python
-[ "${1:-}" = aot ] || step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py"
+case "${1:-}" in aot|llama) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
+case "${1:-}" in aot|llama) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
+if [ "${1:-}" = llama ]; then
+  step pytest-llama python3 -m pytest -q -p no:cacheprovider tests/python/test_llama.py
+  step bench_llama python3 bench/bench_llama.py --shape 1b --batch 1 16
+  step bench_llama_graph python3 bench/bench_llama.py --shape 1b --batch 1 16 --graph
+else
 # Ahead-of-time plugin: build the AOT engine (checked against torch on this
 # GPU), then run it from C with no Python in the process.
 step aot-example bash -c "cd examples/python_plugin && python3 build_lookup_aot.py --out '$build/aot' --tokens 37 --vocab 100 --hidden 200"
 step aot-c-test env KILN_AOT_DIR="$build/aot" KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_aot_engine"
-if [ "${1:-}" = aot ]; then
+fi
+if [ "${1:-}" = llama ]; then
+  :
+elif [ "${1:-}" = aot ]; then
   step bench_gpu_aot python3 bench/bench_gpu_aot.py
 elif [ "${1:-}" != quick ]; then
   for b in bench/bench_gpu_*.py; do
