@@ -1,6 +1,7 @@
 """kiln.models.llama against transformers' LlamaForCausalLM (the implementation
 users trust): tiny random-weight models on the CPU under Triton's
-interpreter, float32 -- logits within 1e-3, greedy tokens identical for 20
+interpreter (on the GPU where there is one: Triton's interpreter is chosen
+per process), float32 -- logits within 1e-3, greedy tokens identical for 20
 steps -- and the attention plugins against torch's scaled_dot_product_attention.
 Skipped when transformers is not installed (pip install transformers safetensors)."""
 import json
@@ -35,6 +36,10 @@ CONFIGS = {
                             attention_bias=True, mlp_bias=True, rms_norm_eps=1e-5),
 }
 
+# Where the float32 tests run: Triton compiles real kernels in a process that
+# sees a GPU, so there the kernels' tensors must live on it.
+DEVICE = "cuda" if HAVE_GPU else "cpu"
+
 MAX_SEQ = 40      # prompt + 20 new tokens fit; with decode_split=16 the cache spans 3 splits
 
 
@@ -42,7 +47,7 @@ def hf_model(name, seed=0):
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, attn_implementation="eager",
                       **{"max_position_embeddings": 128, **CONFIGS[name]})
-    model = LlamaForCausalLM(cfg).eval()
+    model = LlamaForCausalLM(cfg).to(DEVICE).eval()
     # Random-weight models: norms and biases are not their constant init, so
     # the test would notice one being skipped or applied twice.
     with torch.no_grad():
@@ -59,7 +64,7 @@ def kiln_model(name):
     """One kiln model per config for the whole module (building is the slow part)."""
     if name not in _built:
         hf = hf_model(name)
-        _built[name] = (hf, llama.from_hf(hf, dtype="float32", device="cpu", max_batch=2, max_seq_len=MAX_SEQ,
+        _built[name] = (hf, llama.from_hf(hf, dtype="float32", device=DEVICE, max_batch=2, max_seq_len=MAX_SEQ,
                                           decode_split=16))
     return _built[name]
 
@@ -81,7 +86,7 @@ def test_logits_match_transformers_at_every_shape(name):
     torch.manual_seed(1)
     # One engine serves every batch and length of its profile.
     for batch, seq in [(1, 1), (1, 16), (2, 7), (2, 16)]:
-        ids = torch.randint(0, 256, (batch, seq))
+        ids = torch.randint(0, 256, (batch, seq), device=DEVICE)
         got = model.logits(ids)
         want = reference_logits(hf, ids)
         assert got.shape == (batch, seq, 256) and got.dtype == torch.float32
@@ -94,19 +99,19 @@ def test_logits_match_transformers_at_every_shape(name):
 def test_greedy_tokens_match_transformers(name, batch, prompt):
     hf, model = kiln_model(name)
     torch.manual_seed(2)
-    ids = torch.randint(0, 256, (batch, prompt))
+    ids = torch.randint(0, 256, (batch, prompt), device=DEVICE)
     got, step_logits = model.generate(ids, 20, output_logits=True)
     want = reference_generate(hf, ids, 20)
     assert want.shape == (batch, prompt + 20)
-    assert torch.equal(got.cpu(), want), f"{name}:\nkiln         {got.tolist()}\ntransformers {want.tolist()}"
+    assert torch.equal(got, want), f"{name}:\nkiln         {got.tolist()}\ntransformers {want.tolist()}"
     # Greedy tokens of tiny random models are robust to small errors; the
     # logits of every decode step (cached keys and values, the split
     # attention) must also equal transformers' logits of the whole sequence.
     err = (step_logits - reference_logits(hf, want)[:, prompt - 1:-1]).abs().max().item()
     assert err < 1e-3, f"{name}: decode-step logits differ from transformers by {err}"
     # The cache is reused: a second, shorter generation from another prompt.
-    ids2 = torch.randint(0, 256, (batch, 3))
-    assert torch.equal(model.generate(ids2, 6).cpu(), reference_generate(hf, ids2, 6))
+    ids2 = torch.randint(0, 256, (batch, 3), device=DEVICE)
+    assert torch.equal(model.generate(ids2, 6), reference_generate(hf, ids2, 6))
 
 
 def test_checkpoint_directory(tmp_path):
@@ -114,23 +119,23 @@ def test_checkpoint_directory(tmp_path):
     hf = hf_model("mqa_tied_llama3", seed=3)
     hf.save_pretrained(tmp_path, safe_serialization=True)
     assert json.loads((tmp_path / "config.json").read_text())["tie_word_embeddings"] is True
-    model = llama.from_hf(tmp_path, device="cpu", max_batch=1, max_seq_len=16)
-    ids = torch.randint(0, 256, (1, 9))
+    model = llama.from_hf(tmp_path, device=DEVICE, max_batch=1, max_seq_len=16)
+    ids = torch.randint(0, 256, (1, 9), device=DEVICE)
     err = (model.logits(ids) - reference_logits(hf, ids)).abs().max().item()
     assert err < 1e-3
-    assert torch.equal(model.generate(ids, 4).cpu(), reference_generate(hf, ids, 4))
+    assert torch.equal(model.generate(ids, 4), reference_generate(hf, ids, 4))
 
 
 def test_save_and_load_in_a_fresh_process(tmp_path):
     hf, model = kiln_model("gqa_1layer")
     model.save(tmp_path / "saved")
-    ids = torch.randint(0, 256, (2, 6))
+    ids = torch.randint(0, 256, (2, 6), device=DEVICE)
     torch.save(ids, tmp_path / "ids.pt")
     # A process that never built the model: the engines name the plugins' module.
     code = f"""if True:
         import torch
         from kiln.models import llama
-        m = llama.load({str(tmp_path / "saved")!r}, device="cpu")
+        m = llama.load({str(tmp_path / "saved")!r}, device={DEVICE!r})
         ids = torch.load({str(tmp_path / "ids.pt")!r})
         torch.save((m.logits(ids), m.generate(ids, 5)), {str(tmp_path / "out.pt")!r})
     """
@@ -173,8 +178,9 @@ def test_inputs_outside_the_profile_are_refused():
         model.generate(torch.zeros((1, 30), dtype=torch.long), 11)
     with pytest.raises(ValueError, match=r"\[0, 256\)"):
         model.logits(torch.tensor([[1, 256]]))
-    with pytest.raises(ValueError, match="cuda_graph needs a CUDA model"):
-        model.generate(torch.zeros((1, 3), dtype=torch.long), 2, cuda_graph=True)
+    if DEVICE == "cpu":
+        with pytest.raises(ValueError, match="cuda_graph needs a CUDA model"):
+            model.generate(torch.zeros((1, 3), dtype=torch.long), 2, cuda_graph=True)
 
 
 def sdpa(q, k, v, causal):
@@ -188,8 +194,8 @@ def sdpa(q, k, v, causal):
 def test_prefill_attention_plugin_matches_sdpa(heads, kv_heads, head_dim, seq):
     torch.manual_seed(4)
     batch = 2
-    q = torch.randn(batch, seq, heads * head_dim)
-    k, v = torch.randn(2, batch, seq, kv_heads * head_dim)
+    q = torch.randn(batch, seq, heads * head_dim, device=DEVICE)
+    k, v = torch.randn(2, batch, seq, kv_heads * head_dim, device=DEVICE)
     got = llama.PrefillAttention(heads, kv_heads, head_dim)(q, k, v)      # eager call: forward on torch tensors
 
     def split(x, n):
@@ -205,11 +211,11 @@ def test_prefill_attention_plugin_matches_sdpa(heads, kv_heads, head_dim, seq):
 def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq, lengths):
     torch.manual_seed(5)
     heads, kv_heads, head_dim, layers, layer = 4, 2, 16, 2, 1
-    lengths = torch.tensor(lengths, dtype=torch.int32)
+    lengths = torch.tensor(lengths, dtype=torch.int32, device=DEVICE)
     batch = len(lengths)
-    q = torch.randn(batch, 1, heads * head_dim)
-    k_new, v_new = torch.randn(2, batch, 1, kv_heads * head_dim)
-    k_cache, v_cache = torch.randn(2, batch, layers, max_seq, kv_heads * head_dim)
+    q = torch.randn(batch, 1, heads * head_dim, device=DEVICE)
+    k_new, v_new = torch.randn(2, batch, 1, kv_heads * head_dim, device=DEVICE)
+    k_cache, v_cache = torch.randn(2, batch, layers, max_seq, kv_heads * head_dim, device=DEVICE)
     got = llama.DecodeAttention(heads, kv_heads, head_dim, layer=layer, split=split)(
         q, k_new, v_new, k_cache, v_cache, lengths)
     for b, n in enumerate(lengths.tolist()):
