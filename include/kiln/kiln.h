@@ -353,6 +353,17 @@ typedef enum kiln_unary_op {    /* stored in engine files: never renumber */
     KILN_UNARY_OP_COUNT
 } kiln_unary_op;
 
+typedef enum kiln_reduce_op {   /* stored in engine files: never renumber */
+    KILN_REDUCE_SUM    = 0,
+    KILN_REDUCE_MEAN   = 1,     /* floating-point only */
+    KILN_REDUCE_MAX    = 2,     /* NaN propagates (as numpy.max) */
+    KILN_REDUCE_MIN    = 3,
+    KILN_REDUCE_PROD   = 4,
+    KILN_REDUCE_ARGMAX = 5,     /* one axis; int64 indices, the first of equal maxima */
+    KILN_REDUCE_ARGMIN = 6,
+    KILN_REDUCE_OP_COUNT
+} kiln_reduce_op;
+
 KILN_API kiln_status kiln_network_create(kiln_network **out);
 KILN_API void        kiln_network_free  (kiln_network *net);
 /* The network's expression pool (owned by the network). */
@@ -434,6 +445,26 @@ typedef enum kiln_layer_op {
     KILN_LAYER_CEIL       = 26,
     KILN_LAYER_RECIPROCAL = 27,
     KILN_LAYER_SIGN       = 28,
+    /* Ops with attribute lists (engine format version 2). */
+    KILN_LAYER_TRANSPOSE  = 29,    /* "perm" (INTS, required: output axis i is input axis perm[i]) */
+    KILN_LAYER_SLICE      = 30,    /* "starts", "ends" (EXPRS, one per axis, required), "steps" (INTS, optional,
+                                      nonzero constants, default 1): numpy/ONNX Slice, negative entries count
+                                      from the end, out-of-range ones are clamped */
+    KILN_LAYER_CONCAT     = 31,    /* 1 to 64 inputs; "axis" (INT, default 0) */
+    KILN_LAYER_EXPAND     = 32,    /* "shape" (EXPRS): numpy broadcast of the input and shape (ONNX Expand) */
+    KILN_LAYER_REDUCE_SUM  = 33,   /* reductions: "axes" (INTS, default all), "keepdims" (INT, default 1) */
+    KILN_LAYER_REDUCE_MEAN = 34,
+    KILN_LAYER_REDUCE_MAX  = 35,
+    KILN_LAYER_REDUCE_MIN  = 36,
+    KILN_LAYER_REDUCE_PROD = 37,
+    KILN_LAYER_ARGMAX      = 38,   /* "axis" (INT, default 0), "keepdims" (INT, default 1); int64 output */
+    KILN_LAYER_ARGMIN      = 39,
+    KILN_LAYER_SOFTMAX     = 40,   /* "axis" (INT, default -1) */
+    KILN_LAYER_LOG_SOFTMAX = 41,
+    KILN_LAYER_LAYER_NORM  = 42,   /* inputs x, scale, bias; "axis" (INT, default -1: normalize over axes axis…),
+                                      "epsilon" (FLOAT, default 1e-5) */
+    KILN_LAYER_RMS_NORM    = 43,   /* inputs x, scale; "axis", "epsilon" as LAYER_NORM (default 1e-6) */
+    KILN_LAYER_WHERE       = 44,   /* inputs cond (bool), a, b: cond ? a : b, numpy broadcasting */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 
@@ -441,6 +472,8 @@ typedef enum kiln_attr_kind {   /* what a kiln_layer_attr holds */
     KILN_ATTR_INT   = 0,        /* an integer in i */
     KILN_ATTR_DTYPE = 1,        /* a kiln_dtype in i */
     KILN_ATTR_EXPRS = 2,        /* count expressions of the network's pool in exprs */
+    KILN_ATTR_INTS  = 3,        /* count integers in ints */
+    KILN_ATTR_FLOAT = 4,        /* a number in f */
 } kiln_attr_kind;
 
 typedef struct kiln_layer_attr {
@@ -449,6 +482,8 @@ typedef struct kiln_layer_attr {
     int64_t          i;
     int32_t          count;
     const kiln_expr *exprs;
+    const int64_t   *ints;
+    double           f;
 } kiln_layer_attr;
 
 /* The op's name ("add"), or NULL when op is not a kiln_layer_op. */

@@ -14,12 +14,18 @@
 #include "kiln/plugin.h"
 #include "engine/engine_desc.h"
 
-#define KILN_BACKEND_API_VERSION 3u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op */
+#define KILN_BACKEND_API_VERSION 4u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
+                                         4: kiln_layer_launch.attrs */
 
 typedef struct kiln_layer_launch {
     uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */
     int32_t                 subop;       /* kiln_binary_op / kiln_unary_op */
-    int64_t                 axis;        /* gather axis */
+    int64_t                 axis;        /* GATHER, CONCAT, SOFTMAX, norms: the axis, 0 <= axis < rank */
+    /* The layer's attribute lists (engine_desc.h, kiln_op): its integers, then
+     * its expressions evaluated for the current shapes, in the canonical form
+     * the op rule checked. */
+    const int64_t          *attrs;
+    int32_t                 attr_count;
     int32_t                 input_count, output_count;
     const kiln_tensor_desc *inputs;
     const kiln_tensor_desc *outputs;

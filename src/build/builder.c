@@ -239,7 +239,7 @@ static kiln_status assemble(build_state *b) {
         if (!b->layer_live[l]) continue;
         const kiln_net_layer *x = &net->layers[l];
         kiln_layer_record r = {.op = x->op, .subop = x->subop, .axis = x->axis, .input_count = x->input_count,
-                               .output_count = x->output_count, .workspace = -1};
+                               .output_count = x->output_count, .workspace = -1, .attrs = x->attrs};
         if (x->op == KILN_OP_PLUGIN) {
             const kiln_net_plugin *p = &net->plugins[x->subop];
             r.subop = d->plugin_count;

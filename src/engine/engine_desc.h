@@ -19,6 +19,17 @@ typedef enum kiln_op {
     KILN_OP_RESHAPE = 4,   /* also used as a plain copy */
     KILN_OP_MATMUL  = 5,
     KILN_OP_PLUGIN  = 6,   /* plugin: index into plugins */
+    /* Ops with attributes (format version 2): each layer's attribute lists
+     * (kiln_layer_attrs) in the canonical form its op rule gives. */
+    KILN_OP_TRANSPOSE  = 7,   /* ints: perm (one per axis) */
+    KILN_OP_SLICE      = 8,   /* ints: steps; exprs: starts, then ends (one each per axis) */
+    KILN_OP_CONCAT     = 9,   /* axis; 1 or more inputs */
+    KILN_OP_EXPAND     = 10,  /* exprs: the target shape (the output's) */
+    KILN_OP_REDUCE     = 11,  /* subop: kiln_reduce_op; ints: keepdims, then the reduced axes (ascending) */
+    KILN_OP_SOFTMAX    = 12,  /* subop: 0 softmax, 1 log-softmax; axis */
+    KILN_OP_LAYER_NORM = 13,  /* inputs x, scale, bias; axis (first normalized); ints: epsilon's binary64 bits */
+    KILN_OP_RMS_NORM   = 14,  /* inputs x, scale; axis; ints: epsilon's binary64 bits */
+    KILN_OP_WHERE      = 15,  /* inputs cond (bool), a, b; numpy broadcasting */
     KILN_OP_COUNT
 } kiln_op;
 
@@ -42,6 +53,20 @@ typedef struct kiln_tensor_record {
     uint64_t    size;              /* ACTIVATION: planned bytes (max over profiles); CONSTANT: bytes */
 } kiln_tensor_record;
 
+/* Attribute lists of a layer, beyond subop and axis (format version 2): a
+ * list of integers and a list of expressions of the engine's pool.  Each op
+ * says what its lists hold (kiln_op above); the op rule checks them and gives
+ * their canonical form, the form stored.  At run time the expressions are
+ * evaluated and handed to the kernel after the integers
+ * (kiln_layer_launch.attrs). */
+#define KILN_MAX_LAYER_INTS  16
+#define KILN_MAX_LAYER_EXPRS 16
+typedef struct kiln_layer_attrs {
+    int32_t   int_count, expr_count;
+    int64_t   ints[KILN_MAX_LAYER_INTS];
+    kiln_expr exprs[KILN_MAX_LAYER_EXPRS];
+} kiln_layer_attrs;
+
 typedef struct kiln_layer_record {
     uint8_t   op;                  /* kiln_op */
     int32_t   subop;               /* binary/unary op; plugin index for KILN_OP_PLUGIN */
@@ -49,6 +74,7 @@ typedef struct kiln_layer_record {
     int32_t   input_count, output_count;
     int32_t  *inputs, *outputs;    /* tensor indices */
     int32_t   workspace;           /* tensor index of the plugin workspace (ACTIVATION, uint8) or -1 */
+    kiln_layer_attrs attrs;        /* empty for ops without attribute lists */
 } kiln_layer_record;
 
 typedef struct kiln_plugin_record {

@@ -183,9 +183,20 @@ static kiln_status check_arity(const kiln_engine_desc *d, const kiln_layer_recor
     if (l->op == KILN_OP_PLUGIN && (l->subop < 0 || l->subop >= d->plugin_count))
         return LAYER_FAIL("refers to plugin %d but there are %d plugins", l->subop, d->plugin_count);
     int32_t want_in = info->input_count, want_out = info->output_count;
-    if ((want_in >= 0 && l->input_count != want_in) || (want_out > 0 && l->output_count != want_out))
+    if (!kiln_op_takes_inputs(l->op, l->input_count) || (want_out > 0 && l->output_count != want_out))
         return LAYER_FAIL("has %d inputs and %d outputs, wants %d and %d", l->input_count, l->output_count, want_in,
                           want_out);
+    if (l->op == KILN_OP_REDUCE && (l->subop < 0 || l->subop >= KILN_REDUCE_OP_COUNT))
+        return LAYER_FAIL("unknown reduction %d", l->subop);
+    /* Attribute expressions must be nodes of the pool before any rule reads them. */
+    const kiln_layer_attrs *a = &l->attrs;
+    if (a->int_count < 0 || a->int_count > KILN_MAX_LAYER_INTS || a->expr_count < 0 ||
+        a->expr_count > KILN_MAX_LAYER_EXPRS)
+        return LAYER_FAIL("has %d integer and %d expression attributes", a->int_count, a->expr_count);
+    for (int32_t k = 0; k < a->expr_count; k++)
+        if (!kiln_exprs_valid(d->exprs, a->exprs[k]))
+            return LAYER_FAIL("attribute expression %d is %d but the engine has %zu expressions", k, a->exprs[k],
+                              d->exprs->count);
     if (want_out == 0 && l->output_count < 1)
         return LAYER_FAIL("has %d outputs, a plugin needs at least 1", l->output_count);
     return KILN_OK;

@@ -22,7 +22,7 @@
 
 /* The version this kiln writes, and the newest it reads.  Readers refuse a
  * newer version with KILN_ERROR_VERSION (docs/engine-format.md, "Versions"). */
-#define KILN_FORMAT_VERSION 1
+#define KILN_FORMAT_VERSION 2   /* 2: layer attribute lists (kiln_layer_attrs) */
 
 /* Where tensors start: weights at 64-byte offsets in the weights section,
  * activations at 256-byte offsets in the arena (the builder plans them so;

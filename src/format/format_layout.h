@@ -65,6 +65,7 @@
 #define KILN_FMT_PLUGIN_SIZE          56
 #define KILN_FMT_CHECK_SIZE           16
 #define KILN_FMT_RANGE_SIZE           24          /* min, opt, max: 3 × i64 */
+#define KILN_FMT_LAYER_ATTR_COUNTS_SIZE 8         /* version 2: u32 int_count, u32 expr_count per layer */
 #define KILN_FORMAT_SIZES_COUNT       10
 
 /* --- section table entry --------------------------------------------------- */

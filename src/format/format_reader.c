@@ -24,12 +24,14 @@
 #include "format/section_checksum.h"
 #include "format/engine_format.h"
 #include "format/format_layout.h"
+#include "ops/op_table.h"
 
 typedef struct reader {
     const uint8_t *data;
     size_t         size;
     const uint8_t *sec[KILN_SECTION_ID_COUNT];    /* known sections, by id */
     uint64_t       sec_size[KILN_SECTION_ID_COUNT];
+    uint32_t       version;                        /* the file's format version */
 } reader;
 
 #define CORRUPT(...) kiln_error(KILN_ERROR_CORRUPT, __VA_ARGS__)
@@ -381,13 +383,62 @@ static int32_t *read_indices(const uint8_t *p, uint32_t n) {
     return out;
 }
 
+/* Version 2 stores each layer's attribute lists after the index list: zero
+ * padding to 8 bytes, (u32 int_count, u32 expr_count) per layer, every
+ * layer's integers (i64), then every layer's expression ids (i32).  Checks
+ * the counts and the section's exact size; what the values mean is the op
+ * rule's to check (format/layer_verify.c), and the expression ids are
+ * desc_check's. */
+static kiln_status read_layer_attrs_head(const reader *r, uint32_t count, uint64_t lists_end) {
+    const uint8_t *s = r->sec[KILN_SECTION_LAYERS];
+    uint64_t size = r->sec_size[KILN_SECTION_LAYERS], at = lists_end + (8 - lists_end % 8) % 8;
+    uint64_t need = at + (uint64_t)count * KILN_FMT_LAYER_ATTR_COUNTS_SIZE;
+    if (size < need)
+        return CORRUPT("section 'layers' is %" PRIu64 " bytes, its attribute counts need %" PRIu64, size, need);
+    if (first_nonzero(s + lists_end, (size_t)(at - lists_end)) != (size_t)(at - lists_end))
+        return CORRUPT("section 'layers' has non-zero padding before its attribute counts");
+    uint64_t ints = 0, exprs = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *c = s + at + (size_t)i * KILN_FMT_LAYER_ATTR_COUNTS_SIZE;
+        uint32_t ni = kiln_load_u32le(c), ne = kiln_load_u32le(c + 4);
+        if (ni > KILN_MAX_LAYER_INTS || ne > KILN_MAX_LAYER_EXPRS)
+            return CORRUPT("layer %" PRIu32 " has %" PRIu32 " integer and %" PRIu32 " expression attributes (at "
+                           "most %d and %d)", i, ni, ne, KILN_MAX_LAYER_INTS, KILN_MAX_LAYER_EXPRS);
+        ints += ni;
+        exprs += ne;
+    }
+    return exact_size(r, KILN_SECTION_LAYERS, need + ints * KILN_FMT_INT_SIZE + exprs * KILN_FMT_INDEX_SIZE);
+}
+
+/* Fill each layer's attrs; read_layer_attrs_head has checked the sizes. */
+static void read_layer_attrs(const reader *r, kiln_engine_desc *d, uint64_t lists_end) {
+    const uint8_t *s = r->sec[KILN_SECTION_LAYERS];
+    const uint8_t *counts = s + lists_end + (8 - lists_end % 8) % 8;
+    const uint8_t *ints = counts + (size_t)d->layer_count * KILN_FMT_LAYER_ATTR_COUNTS_SIZE;
+    uint64_t total_ints = 0;
+    for (int32_t i = 0; i < d->layer_count; i++)
+        total_ints += kiln_load_u32le(counts + (size_t)i * KILN_FMT_LAYER_ATTR_COUNTS_SIZE);
+    const uint8_t *exprs = ints + total_ints * KILN_FMT_INT_SIZE;
+    for (int32_t i = 0; i < d->layer_count; i++, counts += KILN_FMT_LAYER_ATTR_COUNTS_SIZE) {
+        kiln_layer_attrs *a = &d->layers[i].attrs;
+        a->int_count = (int32_t)kiln_load_u32le(counts);
+        a->expr_count = (int32_t)kiln_load_u32le(counts + 4);
+        for (int32_t k = 0; k < a->int_count; k++, ints += KILN_FMT_INT_SIZE) a->ints[k] = kiln_load_i64le(ints);
+        for (int32_t k = 0; k < a->expr_count; k++, exprs += KILN_FMT_INDEX_SIZE) a->exprs[k] = kiln_load_i32le(exprs);
+    }
+}
+
 static kiln_status read_layers(const reader *r, kiln_engine_desc *d) {
     uint32_t count, index_count;
     kiln_status st = section_head(r, KILN_SECTION_LAYERS, KILN_FMT_LAYER_SIZE, &count, &index_count);
     if (st != KILN_OK) return st;
-    if ((st = exact_size(r, KILN_SECTION_LAYERS, KILN_FMT_SECTION_HEAD_SIZE + (uint64_t)count * KILN_FMT_LAYER_SIZE
-                                                     + (uint64_t)index_count * KILN_FMT_INDEX_SIZE)) != KILN_OK)
+    uint64_t lists_end = KILN_FMT_SECTION_HEAD_SIZE + (uint64_t)count * KILN_FMT_LAYER_SIZE
+                         + (uint64_t)index_count * KILN_FMT_INDEX_SIZE;
+    if (r->version < 2) {
+        if ((st = exact_size(r, KILN_SECTION_LAYERS, lists_end)) != KILN_OK) return st;
+    } else if ((st = read_layer_attrs_head(r, count, lists_end)) != KILN_OK) {
         return st;
+    }
     const uint8_t *rec = r->sec[KILN_SECTION_LAYERS] + KILN_FMT_SECTION_HEAD_SIZE;
     const uint8_t *indices = rec + (size_t)count * KILN_FMT_LAYER_SIZE;
     if (count) {
@@ -413,10 +464,9 @@ static kiln_status read_layers(const reader *r, kiln_engine_desc *d) {
             return CORRUPT("layer %" PRIu32 " has %" PRIu32 " inputs and %" PRIu32 " outputs, but only %" PRIu64
                            " of the %" PRIu32 " layer indices are left", i, inputs, outputs, index_count - next,
                            index_count);
-        int has_subop = l->op == KILN_OP_BINARY || l->op == KILN_OP_UNARY || l->op == KILN_OP_PLUGIN;
-        if (l->op < KILN_OP_COUNT && !has_subop && l->subop != 0)
+        if (l->op < KILN_OP_COUNT && !kiln_op_has_subop(l->op) && l->subop != 0)
             return CORRUPT("layer %" PRIu32 " subop is %d but its op takes none (must be 0)", i, l->subop);
-        if (l->op < KILN_OP_COUNT && l->op != KILN_OP_GATHER && l->axis != 0)
+        if (l->op < KILN_OP_COUNT && !kiln_op_has_axis(l->op) && l->axis != 0)
             return CORRUPT("layer %" PRIu32 " axis is %" PRId64 " but its op takes none (must be 0)", i, l->axis);
         if (inputs && !(l->inputs = read_indices(indices + 4 * next, inputs))) return no_memory("layers");
         l->input_count = (int32_t)inputs;
@@ -427,6 +477,7 @@ static kiln_status read_layers(const reader *r, kiln_engine_desc *d) {
     }
     if (next != index_count)
         return CORRUPT("section 'layers' holds %" PRIu32 " indices but its layers use %" PRIu64, index_count, next);
+    if (r->version >= 2) read_layer_attrs(r, d, lists_end);
     return KILN_OK;
 }
 
@@ -524,6 +575,7 @@ static kiln_status read_all(const uint8_t *data, size_t size, uint32_t flags, ki
     kiln_status st;
     if ((st = check_prefix_and_checksum(&r)) || (st = check_header(&r)) || (st = load_sections(&r, flags)))
         return st;
+    r.version = kiln_load_u32le(data + KILN_HDR_VERSION);
     out->arena_bytes = kiln_load_u64le(data + KILN_HDR_ARENA_BYTES);
     out->weights = r.sec[KILN_SECTION_WEIGHTS];
     out->weights_size = r.sec_size[KILN_SECTION_WEIGHTS];

@@ -14,6 +14,7 @@
 #include "format/byte_order.h"
 #include "format/engine_format.h"
 #include "format/format_layout.h"
+#include "ops/op_table.h"
 
 #define SECTION_COUNT (KILN_SECTION_ID_COUNT - 1)
 
@@ -26,6 +27,7 @@ typedef struct writer {
     section_plan sec[KILN_SECTION_ID_COUNT];   /* indexed by section id */
     uint64_t     index_count;                  /* layer input/output indices */
     uint64_t     fields_bytes;                 /* plugin fields */
+    uint64_t     attr_ints, attr_exprs;        /* layer attribute words, over all layers */
     uint8_t     *buf;
     uint64_t     strings_used;                 /* next free byte of the strings section */
 } writer;
@@ -128,6 +130,21 @@ static kiln_status plan(writer *w, uint64_t *file_size) {
     ok &= add_mul_u64(size[KILN_SECTION_TENSORS], (uint64_t)d->tensor_count, KILN_FMT_TENSOR_SIZE);
     ok &= add_mul_u64(size[KILN_SECTION_LAYERS], (uint64_t)d->layer_count, KILN_FMT_LAYER_SIZE);
     ok &= add_mul_u64(size[KILN_SECTION_LAYERS], w->index_count, KILN_FMT_INDEX_SIZE);
+    /* Version 2: the attribute lists after the index list (8-aligned). */
+    for (int32_t i = 0; i < d->layer_count; i++) {
+        const kiln_layer_attrs *a = &d->layers[i].attrs;
+        if (a->int_count < 0 || a->int_count > KILN_MAX_LAYER_INTS || a->expr_count < 0 ||
+            a->expr_count > KILN_MAX_LAYER_EXPRS)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_format_write: layer %d has %d integer and %d "
+                              "expression attributes (at most %d and %d)", (int)i, (int)a->int_count,
+                              (int)a->expr_count, KILN_MAX_LAYER_INTS, KILN_MAX_LAYER_EXPRS);
+        w->attr_ints += (uint64_t)a->int_count;
+        w->attr_exprs += (uint64_t)a->expr_count;
+    }
+    ok &= add_u64(size[KILN_SECTION_LAYERS], (8 - *size[KILN_SECTION_LAYERS] % 8) % 8);
+    ok &= add_mul_u64(size[KILN_SECTION_LAYERS], (uint64_t)d->layer_count, KILN_FMT_LAYER_ATTR_COUNTS_SIZE);
+    ok &= add_mul_u64(size[KILN_SECTION_LAYERS], w->attr_ints, KILN_FMT_INT_SIZE);
+    ok &= add_mul_u64(size[KILN_SECTION_LAYERS], w->attr_exprs, KILN_FMT_INDEX_SIZE);
     ok &= add_mul_u64(size[KILN_SECTION_PLUGINS], (uint64_t)d->plugin_count, KILN_FMT_PLUGIN_SIZE);
     ok &= add_u64(size[KILN_SECTION_PLUGINS], w->fields_bytes);
     ok &= add_mul_u64(size[KILN_SECTION_CHECKS], (uint64_t)d->check_count, KILN_FMT_CHECK_SIZE);
@@ -253,9 +270,10 @@ static void write_layers(writer *w) {
     uint32_t first = 0;
     for (int32_t i = 0; i < d->layer_count; i++, rec += KILN_FMT_LAYER_SIZE) {
         const kiln_layer_record *l = &d->layers[i];
-        int has_subop = l->op == KILN_OP_BINARY || l->op == KILN_OP_UNARY || l->op == KILN_OP_PLUGIN
-                        || l->op >= KILN_OP_COUNT;
-        int has_axis = l->op == KILN_OP_GATHER || l->op >= KILN_OP_COUNT;
+        /* Ops past KILN_OP_COUNT: written as given (the tests' way to make
+         * engines that a reader must refuse). */
+        int has_subop = l->op >= KILN_OP_COUNT || kiln_op_has_subop(l->op);
+        int has_axis = l->op >= KILN_OP_COUNT || kiln_op_has_axis(l->op);
         rec[KILN_LAYER_OFF_OP] = l->op;
         kiln_store_i32le(rec + KILN_LAYER_OFF_SUBOP, has_subop ? l->subop : 0);
         kiln_store_i64le(rec + KILN_LAYER_OFF_AXIS, has_axis ? l->axis : 0);
@@ -266,6 +284,19 @@ static void write_layers(writer *w) {
         for (int32_t k = 0; k < l->input_count; k++, idx += 4) kiln_store_i32le(idx, l->inputs[k]);
         for (int32_t k = 0; k < l->output_count; k++, idx += 4) kiln_store_i32le(idx, l->outputs[k]);
         first += (uint32_t)l->input_count + (uint32_t)l->output_count;
+    }
+    /* The attribute lists: per layer (u32 int_count, u32 expr_count), then
+     * every layer's integers, then every layer's expression ids. */
+    size_t at = (size_t)(idx - s);
+    uint8_t *counts = s + at + (8 - at % 8) % 8;   /* the padding is zero: the buffer starts zeroed */
+    uint8_t *ints = counts + (size_t)d->layer_count * KILN_FMT_LAYER_ATTR_COUNTS_SIZE;
+    uint8_t *exprs = ints + (size_t)w->attr_ints * KILN_FMT_INT_SIZE;
+    for (int32_t i = 0; i < d->layer_count; i++, counts += KILN_FMT_LAYER_ATTR_COUNTS_SIZE) {
+        const kiln_layer_attrs *a = &d->layers[i].attrs;
+        kiln_store_u32le(counts, (uint32_t)a->int_count);
+        kiln_store_u32le(counts + 4, (uint32_t)a->expr_count);
+        for (int32_t k = 0; k < a->int_count; k++, ints += KILN_FMT_INT_SIZE) kiln_store_i64le(ints, a->ints[k]);
+        for (int32_t k = 0; k < a->expr_count; k++, exprs += KILN_FMT_INDEX_SIZE) kiln_store_i32le(exprs, a->exprs[k]);
     }
 }
 

@@ -77,10 +77,16 @@ static kiln_status verify_layer(verify_sink *v, int32_t li) {
     const kiln_layer_record *l = &d->layers[li];
     const kiln_op_info *info = kiln_op_info_get(l->op);
     if (!info || !info->infer) return KILN_OK;   /* plugins: runtime/engine.c */
-    kiln_dtype dtypes[2];
-    kiln_shape_expr shapes[2];
-    const char *labels[2];
-    if (l->input_count > 2) return kiln_error(KILN_ERROR_CORRUPT, "layer %d: too many inputs", li);
+    if (!info->has_attrs && (l->attrs.int_count || l->attrs.expr_count))
+        return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s) has attribute lists but its op takes none", li,
+                          kiln_op_name(l->op));
+    if (info->has_axis && l->axis < 0)
+        return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s): axis %lld is negative (stored axes are normalized)", li,
+                          kiln_op_name(l->op), (long long)l->axis);
+    kiln_dtype dtypes[KILN_OP_MAX_INPUTS];
+    kiln_shape_expr shapes[KILN_OP_MAX_INPUTS];
+    const char *labels[KILN_OP_MAX_INPUTS];
+    if (l->input_count > KILN_OP_MAX_INPUTS) return kiln_error(KILN_ERROR_CORRUPT, "layer %d: too many inputs", li);
     for (int32_t i = 0; i < l->input_count; i++) {
         const kiln_tensor_record *t = &d->tensors[l->inputs[i]];
         dtypes[i] = (kiln_dtype)t->dtype;
@@ -92,14 +98,20 @@ static kiln_status verify_layer(verify_sink *v, int32_t li) {
     kiln_shape_expr stored = {.rank = out->rank};
     memcpy(stored.dims, out->shape, sizeof(kiln_expr) * (size_t)out->rank);
     v->layer = li;
-    kiln_op_call call = {.pool = v->pool, .subop = l->subop, .axis = l->axis, .to = (kiln_dtype)out->dtype,
-                         .target = &stored, .input_count = l->input_count, .dtypes = dtypes, .shapes = shapes,
-                         .labels = labels, .checks = {sink_add, v}};
+    kiln_layer_attrs attrs = l->attrs;   /* the rule rewrites its copy into the canonical form */
+    kiln_op_call call = {.pool = v->pool, .subop = l->subop, .axis = l->axis, .attrs = &attrs,
+                         .to = (kiln_dtype)out->dtype, .target = &stored, .input_count = l->input_count,
+                         .dtypes = dtypes, .shapes = shapes, .labels = labels, .checks = {sink_add, v}};
     kiln_dtype dtype;
     kiln_shape_expr shape;
     kiln_status s = info->infer(&call, &dtype, &shape);
     if (s == KILN_ERROR_NO_MEMORY || s == KILN_ERROR_CORRUPT) return s;
     if (s) return kiln_error_prefix(KILN_ERROR_CORRUPT, "layer %d (%s)", li, kiln_op_name(l->op));
+    if (attrs.int_count != l->attrs.int_count || attrs.expr_count != l->attrs.expr_count ||
+        memcmp(attrs.ints, l->attrs.ints, sizeof(int64_t) * (size_t)attrs.int_count) != 0 ||
+        memcmp(attrs.exprs, l->attrs.exprs, sizeof(kiln_expr) * (size_t)attrs.expr_count) != 0)
+        return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s): its attribute lists are not in the canonical form its "
+                          "op's rule gives", li, kiln_op_name(l->op));
     int same = dtype == (kiln_dtype)out->dtype && shape.rank == out->rank;
     for (int32_t a = 0; same && a < shape.rank; a++) same = shape.dims[a] == out->shape[a];
     if (same) return KILN_OK;

@@ -24,15 +24,19 @@ typedef struct builtin_layer {
     int64_t                axis;
     kiln_dtype             to;
     const kiln_shape_expr *target;
+    kiln_layer_attrs       attrs;
 } builtin_layer;
 
 static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer layer, int32_t input_count,
                                const kiln_tensor *inputs, kiln_tensor *out) {
     if (!out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: out is NULL", api);
     const kiln_op_info *info = kiln_op_info_get(layer.op);
-    kiln_dtype dtypes[2];
-    kiln_shape_expr shapes[2];
-    const char *labels[2];
+    if (!kiln_op_takes_inputs(layer.op, input_count) || (input_count && !inputs))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s cannot take %d inputs", api, kiln_op_name(layer.op),
+                          (int)input_count);
+    kiln_dtype dtypes[KILN_OP_MAX_INPUTS];
+    kiln_shape_expr shapes[KILN_OP_MAX_INPUTS];
+    const char *labels[KILN_OP_MAX_INPUTS];
     for (int32_t i = 0; i < input_count; i++) {
         kiln_net_tensor *t = NULL;
         kiln_status s = kiln_net_tensor_get(net, inputs[i], api, &t);
@@ -43,15 +47,17 @@ static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer
         memcpy(shapes[i].dims, t->shape, sizeof(kiln_expr) * (size_t)t->rank);
         labels[i] = kiln_net_tensor_label(net, inputs[i]);
     }
-    kiln_op_call call = {.pool = net->exprs, .subop = layer.subop, .axis = layer.axis, .to = layer.to,
-                         .target = layer.target, .input_count = input_count, .dtypes = dtypes, .shapes = shapes,
-                         .labels = labels, .checks = {add_network_check, net}};
+    kiln_op_call call = {.pool = net->exprs, .subop = layer.subop, .axis = layer.axis, .attrs = &layer.attrs,
+                         .to = layer.to, .target = layer.target, .input_count = input_count, .dtypes = dtypes,
+                         .shapes = shapes, .labels = labels, .checks = {add_network_check, net}};
     kiln_dtype dtype;
     kiln_shape_expr shape;
     kiln_status s = info->infer(&call, &dtype, &shape);
     if (s) return s;
-    int64_t axis = layer.op == KILN_OP_GATHER && layer.axis < 0 ? layer.axis + shapes[0].rank : layer.axis;
-    return kiln_net_add_layer(net, layer.op, layer.subop, axis, input_count, inputs, 1, &dtype, &shape, out);
+    /* Stored axes are normalized (the rule has checked the range). */
+    int64_t axis = info->has_axis && layer.axis < 0 ? layer.axis + shapes[0].rank : layer.axis;
+    return kiln_net_add_layer(net, layer.op, layer.subop, axis, &layer.attrs, input_count, inputs, 1, &dtype, &shape,
+                              out);
 }
 
 kiln_status kiln_network_add_cast(kiln_network *net, kiln_tensor x, kiln_dtype dtype, kiln_tensor *out) {
@@ -116,6 +122,8 @@ static const char *attr_kind_name(kiln_attr_kind kind) {
     case KILN_ATTR_INT: return "INT";
     case KILN_ATTR_DTYPE: return "DTYPE";
     case KILN_ATTR_EXPRS: return "EXPRS";
+    case KILN_ATTR_INTS: return "INTS";
+    case KILN_ATTR_FLOAT: return "FLOAT";
     }
     return "?";
 }
@@ -128,9 +136,13 @@ kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t 
     if (!row) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: unknown op %d", api, (int)op);
     const char *name = kiln_layer_op_name(op);
     int32_t arity = kiln_op_info_get(row->op)->input_count;
-    if (input_count != arity || (input_count && !inputs))
+    if (!kiln_op_takes_inputs(row->op, input_count) || (input_count && !inputs)) {
+        if (arity < 0)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s takes 1 to %d inputs, got %d", api, name,
+                              KILN_OP_MAX_INPUTS, (int)(inputs || !input_count ? input_count : 0));
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s takes %d inputs, got %d", api, name, (int)arity,
                           (int)(inputs || !input_count ? input_count : 0));
+    }
     if (attr_count < 0 || (attr_count && !attrs))
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attr_count %d without attributes", api, name,
                           (int)attr_count);
@@ -158,31 +170,68 @@ kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t 
         if (row->attrs[k].required && !given[k])
             return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s needs attribute '%s'", api, name,
                               row->attrs[k].name);
-    /* The schema's attributes, onto the rule's call. */
+    /* The schema's attributes, onto the rule's call, in schema order. */
     builtin_layer l = {.op = row->op, .subop = row->subop};
     kiln_shape_expr target = {0};
+    kiln_layer_attrs *la = &l.attrs;
     for (int32_t k = 0; k < row->attr_count; k++) {
+        const kiln_attr_schema *schema = &row->attrs[k];
         const kiln_layer_attr *a = given[k];
-        if (!a) continue;
-        const char *attr = row->attrs[k].name;
-        if (!strcmp(attr, "to")) {
+        const char *attr = schema->name;
+        int32_t count = a && (schema->kind == KILN_ATTR_INTS || schema->kind == KILN_ATTR_EXPRS) ? a->count : 0;
+        if (count < 0 || (count && schema->kind == KILN_ATTR_INTS && !a->ints) ||
+            (count && schema->kind == KILN_ATTR_EXPRS && !a->exprs))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' has count %d and no values", api,
+                              name, attr, (int)count);
+        switch (schema->place) {
+        case KILN_ATTR_IN_OUTPUT_DTYPE:
+            if (!a) break;
             if (a->i < 0 || a->i >= KILN_DTYPE_COUNT)
-                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute 'to' is %lld, not a kiln_dtype", api,
-                                  name, (long long)a->i);
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' is %lld, not a kiln_dtype", api,
+                                  name, attr, (long long)a->i);
             l.to = (kiln_dtype)a->i;
-        } else if (!strcmp(attr, "axis")) {
-            l.axis = a->i;
-        } else if (!strcmp(attr, "shape")) {
-            if (a->count < 0 || a->count > KILN_MAX_RANK || (a->count && !a->exprs))
-                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute 'shape' has %d entries; rank must be "
-                                  "in [0, %d]", api, name, (int)a->count, KILN_MAX_RANK);
-            target.rank = a->count;
-            if (a->count) memcpy(target.dims, a->exprs, sizeof(kiln_expr) * (size_t)a->count);
+            break;
+        case KILN_ATTR_IN_AXIS:
+            l.axis = a ? a->i : schema->default_int;
+            break;
+        case KILN_ATTR_IN_OUTPUT_SHAPE:
+            if (!a) break;
+            if (count > KILN_MAX_RANK)
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' has %d entries; rank must be "
+                                  "in [0, %d]", api, name, attr, (int)count, KILN_MAX_RANK);
+            target.rank = count;
+            if (count) memcpy(target.dims, a->exprs, sizeof(kiln_expr) * (size_t)count);
             l.target = &target;
-        } else {
-            /* A schema entry no case here reads: a table row added without its decoding. */
-            return kiln_error(KILN_ERROR_UNSUPPORTED, "%s: %s: attribute '%s' is not decoded (kiln bug)", api, name,
-                              attr);
+            break;
+        case KILN_ATTR_TO_INTS: {
+            int32_t n = schema->kind == KILN_ATTR_INTS ? count : 1;
+            if (schema->kind == KILN_ATTR_INTS && !a) break;
+            if (la->int_count + n > KILN_MAX_LAYER_INTS)
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' has too many entries (%d)", api,
+                                  name, attr, (int)n);
+            if (schema->kind == KILN_ATTR_INTS) {
+                memcpy(la->ints + la->int_count, a->ints, sizeof(int64_t) * (size_t)n);
+            } else if (schema->kind == KILN_ATTR_FLOAT) {
+                double f = a ? a->f : schema->default_float;
+                memcpy(&la->ints[la->int_count], &f, sizeof f);
+            } else {
+                la->ints[la->int_count] = a ? a->i : schema->default_int;
+            }
+            la->int_count += n;
+            break;
+        }
+        case KILN_ATTR_TO_EXPRS:
+            if (!a) break;
+            if (la->expr_count + count > KILN_MAX_LAYER_EXPRS)
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' has too many entries (%d)", api,
+                                  name, attr, (int)count);
+            for (int32_t i = 0; i < count; i++)
+                if (!kiln_exprs_valid(net->exprs, a->exprs[i]))
+                    return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' entry %d is not an "
+                                      "expression of this network", api, name, attr, (int)i);
+            memcpy(la->exprs + la->expr_count, a->exprs, sizeof(kiln_expr) * (size_t)count);
+            la->expr_count += count;
+            break;
         }
     }
     return add_builtin(net, api, l, input_count, inputs, out);

@@ -253,7 +253,8 @@ kiln_status kiln_net_add_check(kiln_network *net, kiln_expr cond, const char *fm
     return KILN_OK;
 }
 
-kiln_status kiln_net_add_layer(kiln_network *net, kiln_op op, int32_t subop, int64_t axis, int32_t input_count,
+kiln_status kiln_net_add_layer(kiln_network *net, kiln_op op, int32_t subop, int64_t axis,
+                               const kiln_layer_attrs *attrs, int32_t input_count,
                                const kiln_tensor *inputs, int32_t output_count, const kiln_dtype *dtypes,
                                const kiln_shape_expr *shapes, kiln_tensor *outs) {
     if (!kiln_grow((void **)&net->layers, &net->layer_capacity, net->layer_count + 1, sizeof *net->layers))
@@ -261,6 +262,7 @@ kiln_status kiln_net_add_layer(kiln_network *net, kiln_op op, int32_t subop, int
     kiln_net_layer *l = &net->layers[net->layer_count];
     *l = (kiln_net_layer){.op = (uint8_t)op, .subop = subop, .axis = axis, .input_count = input_count,
                           .output_count = output_count};
+    if (attrs) l->attrs = *attrs;
     l->inputs = kiln_malloc(sizeof(int32_t) * (size_t)(input_count ? input_count : 1));
     l->outputs = kiln_malloc(sizeof(int32_t) * (size_t)output_count);
     if (!l->inputs || !l->outputs) goto oom;

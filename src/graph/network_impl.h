@@ -33,6 +33,7 @@ typedef struct kiln_net_layer {
     uint8_t   op;               /* kiln_op */
     int32_t   subop;            /* binary/unary op, or plugin index */
     int64_t   axis;
+    kiln_layer_attrs attrs;     /* canonical, as the op rule gave them */
     int32_t   input_count, output_count;
     int32_t  *inputs, *outputs;
 } kiln_net_layer;
@@ -66,7 +67,7 @@ struct kiln_network {
  * *outs receives output_count new LAYER_OUTPUT tensors with the given dtypes
  * and shapes. */
 kiln_status kiln_net_add_layer(kiln_network *net, kiln_op op, int32_t subop, int64_t axis,
-                               int32_t input_count, const kiln_tensor *inputs, int32_t output_count,
+                               const kiln_layer_attrs *attrs /* NULL: none */, int32_t input_count, const kiln_tensor *inputs, int32_t output_count,
                                const kiln_dtype *dtypes, const kiln_shape_expr *shapes, kiln_tensor *outs);
 /* Record a runtime check; message is formatted and copied. */
 kiln_status kiln_net_add_check(kiln_network *net, kiln_expr cond, const char *fmt, ...)

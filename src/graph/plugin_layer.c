@@ -137,7 +137,7 @@ kiln_status kiln_network_add_plugin(kiln_network *net, const char *ns, const cha
     int32_t plugin_index = -1;
     if (!s) s = record_plugin(net, c, module, fields, workspace, &plugin_index);
     if (!s) {
-        s = kiln_net_add_layer(net, KILN_OP_PLUGIN, plugin_index, 0, input_count, inputs, output_count, out_dtypes,
+        s = kiln_net_add_layer(net, KILN_OP_PLUGIN, plugin_index, 0, NULL, input_count, inputs, output_count, out_dtypes,
                                out_shapes, outputs);
         if (s) {   /* forget the record we just added */
             kiln_plugin_record *r = &net->plugins[--net->plugin_count].record;

@@ -1,6 +1,7 @@
 /* layer_ops.c — the flat public ops (kiln_layer_op): their rows, names and
  * attribute schemas (see op_table.h).  Names are not written here: a flat op
  * is named by its sub-op (binary, unary) or its op, from ops/op_list.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,11 +9,18 @@
 #include "core/error.h"
 #include "ops/op_table.h"
 
-_Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT,
-               "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul");
+_Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3,
+               "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
+               "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
+
+/* Reductions: keepdims (default 1) first in the integer list, then the axes
+ * (argmax/argmin: the one axis, default 0). */
+#define REDUCE_ROW(flat, reduce, axes_name, axes_kind)                                              \
+    [flat] = {KILN_OP_REDUCE, reduce, 2, {{"keepdims", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0}, \
+                                          {axes_name, axes_kind, false, KILN_ATTR_TO_INTS, 0, 0}}},
 
 static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     [KILN_LAYER_CAST] = {KILN_OP_CAST, 0, 1, {{"to", KILN_ATTR_DTYPE, true, KILN_ATTR_IN_OUTPUT_DTYPE}}},
@@ -21,6 +29,28 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     [KILN_LAYER_GATHER] = {KILN_OP_GATHER, 0, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS}}},
     [KILN_LAYER_RESHAPE] = {KILN_OP_RESHAPE, 0, 1, {{"shape", KILN_ATTR_EXPRS, true, KILN_ATTR_IN_OUTPUT_SHAPE}}},
     [KILN_LAYER_MATMUL] = {KILN_OP_MATMUL, 0, 0, {{0}}},
+    [KILN_LAYER_TRANSPOSE] = {KILN_OP_TRANSPOSE, 0, 1, {{"perm", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS}}},
+    [KILN_LAYER_SLICE] = {KILN_OP_SLICE, 0, 3, {{"steps", KILN_ATTR_INTS, false, KILN_ATTR_TO_INTS},
+                                                {"starts", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS},
+                                                {"ends", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS}}},
+    [KILN_LAYER_CONCAT] = {KILN_OP_CONCAT, 0, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS}}},
+    [KILN_LAYER_EXPAND] = {KILN_OP_EXPAND, 0, 1, {{"shape", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS}}},
+    REDUCE_ROW(KILN_LAYER_REDUCE_SUM, KILN_REDUCE_SUM, "axes", KILN_ATTR_INTS)
+    REDUCE_ROW(KILN_LAYER_REDUCE_MEAN, KILN_REDUCE_MEAN, "axes", KILN_ATTR_INTS)
+    REDUCE_ROW(KILN_LAYER_REDUCE_MAX, KILN_REDUCE_MAX, "axes", KILN_ATTR_INTS)
+    REDUCE_ROW(KILN_LAYER_REDUCE_MIN, KILN_REDUCE_MIN, "axes", KILN_ATTR_INTS)
+    REDUCE_ROW(KILN_LAYER_REDUCE_PROD, KILN_REDUCE_PROD, "axes", KILN_ATTR_INTS)
+    REDUCE_ROW(KILN_LAYER_ARGMAX, KILN_REDUCE_ARGMAX, "axis", KILN_ATTR_INT)
+    REDUCE_ROW(KILN_LAYER_ARGMIN, KILN_REDUCE_ARGMIN, "axis", KILN_ATTR_INT)
+    [KILN_LAYER_SOFTMAX] = {KILN_OP_SOFTMAX, 0, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0}}},
+    [KILN_LAYER_LOG_SOFTMAX] = {KILN_OP_SOFTMAX, 1, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0}}},
+    [KILN_LAYER_LAYER_NORM] = {KILN_OP_LAYER_NORM, 0, 2, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0},
+                                                          {"epsilon", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0,
+                                                           1e-5}}},
+    [KILN_LAYER_RMS_NORM] = {KILN_OP_RMS_NORM, 0, 2, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0},
+                                                      {"epsilon", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0,
+                                                       1e-6}}},
+    [KILN_LAYER_WHERE] = {KILN_OP_WHERE, 0, 0, {{0}}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -38,6 +68,8 @@ const char *kiln_layer_op_name(kiln_layer_op op) {
     if (!r) return NULL;
     if (r->op == KILN_OP_BINARY) return kiln_binary_op_name(r->subop);
     if (r->op == KILN_OP_UNARY) return kiln_unary_op_name(r->subop);
+    if (r->op == KILN_OP_REDUCE) return kiln_reduce_op_name(r->subop);
+    if (r->op == KILN_OP_SOFTMAX) return r->subop ? "log_softmax" : "softmax";
     return kiln_op_name(r->op);
 }
 
@@ -72,26 +104,84 @@ kiln_status kiln_layer_op_attr(kiln_layer_op op, int32_t index, const char **nam
     return KILN_OK;
 }
 
+/* Append to out[*len...size). */
+static void put(char *out, size_t size, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t size, size_t *len, const char *fmt, ...) {
+    if (*len >= size) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0) *len += (size_t)n;
+}
+
+static void put_ints(char *out, size_t size, size_t *len, const char *name, const int64_t *v, int32_t n) {
+    put(out, size, len, "%s%s [", *len ? " " : "", name);
+    for (int32_t i = 0; i < n; i++) put(out, size, len, "%s%lld", i ? ", " : "", (long long)v[i]);
+    put(out, size, len, "]");
+}
+
+static void put_exprs(char *out, size_t size, size_t *len, const kiln_exprs *pool, const char *name,
+                      const kiln_expr *v, int32_t n) {
+    put(out, size, len, "%s%s [", *len ? " " : "", name);
+    for (int32_t i = 0; i < n; i++) {
+        char text[128];
+        kiln_expr_format(pool, v[i], text, sizeof text);
+        put(out, size, len, "%s%s", i ? ", " : "", text);
+    }
+    put(out, size, len, "]");
+}
+
 void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *layer, char *out, size_t size) {
     if (!size) return;
     out[0] = '\0';
-    int flat = kiln_layer_op_of(layer->op, layer->op == KILN_OP_BINARY || layer->op == KILN_OP_UNARY ? layer->subop : 0);
+    int flat = kiln_layer_op_of(layer->op, kiln_op_has_subop(layer->op) ? layer->subop : 0);
     const kiln_layer_op_row *r = kiln_layer_op_row_get(flat);
     if (!r) return;
-    if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY) {
-        snprintf(out, size, "%s", kiln_layer_op_name((kiln_layer_op)flat));
-        return;
-    }
     size_t len = 0;
-    for (int32_t k = 0; k < r->attr_count && len < size; k++) {
-        const kiln_attr_schema *a = &r->attrs[k];
-        const char *sep = len ? " " : "";
-        int n = 0;
-        if (a->place == KILN_ATTR_IN_AXIS)
-            n = snprintf(out + len, size - len, "%s%s %lld", sep, a->name, (long long)layer->axis);
-        else if (a->place == KILN_ATTR_IN_OUTPUT_DTYPE)
-            n = snprintf(out + len, size - len, "%s%s %s", sep, a->name,
-                         kiln_dtype_name((kiln_dtype)desc->tensors[layer->outputs[0]].dtype));
-        if (n > 0) len += (size_t)n;
+    const kiln_layer_attrs *a = &layer->attrs;
+    if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || r->op == KILN_OP_REDUCE || r->op == KILN_OP_SOFTMAX)
+        put(out, size, &len, "%s", kiln_layer_op_name((kiln_layer_op)flat));
+    switch (r->op) {
+    case KILN_OP_TRANSPOSE:
+        put_ints(out, size, &len, "perm", a->ints, a->int_count);
+        return;
+    case KILN_OP_SLICE:
+        put_exprs(out, size, &len, desc->exprs, "starts", a->exprs, a->expr_count / 2);
+        put_exprs(out, size, &len, desc->exprs, "ends", a->exprs + a->expr_count / 2, a->expr_count / 2);
+        put_ints(out, size, &len, "steps", a->ints, a->int_count);
+        return;
+    case KILN_OP_REDUCE:
+        if (a->int_count >= 1) {
+            put_ints(out, size, &len, "axes", a->ints + 1, a->int_count - 1);
+            put(out, size, &len, " keepdims %lld", (long long)a->ints[0]);
+        }
+        return;
+    case KILN_OP_LAYER_NORM:
+    case KILN_OP_RMS_NORM:
+        if (a->int_count == 1) {
+            double eps;
+            memcpy(&eps, &a->ints[0], sizeof eps);
+            put(out, size, &len, "axis %lld epsilon %g", (long long)layer->axis, eps);
+        }
+        return;
+    case KILN_OP_SOFTMAX:
+        put(out, size, &len, " axis %lld", (long long)layer->axis);
+        return;
+    case KILN_OP_BINARY:
+    case KILN_OP_UNARY:
+        return;
+    default:
+        break;
+    }
+    for (int32_t k = 0; k < r->attr_count; k++) {
+        const kiln_attr_schema *s = &r->attrs[k];
+        if (s->place == KILN_ATTR_IN_AXIS)
+            put(out, size, &len, "%s%s %lld", len ? " " : "", s->name, (long long)layer->axis);
+        else if (s->place == KILN_ATTR_IN_OUTPUT_DTYPE)
+            put(out, size, &len, "%s%s %s", len ? " " : "", s->name,
+                kiln_dtype_name((kiln_dtype)desc->tensors[layer->outputs[0]].dtype));
+        else if (s->place == KILN_ATTR_TO_EXPRS)
+            put_exprs(out, size, &len, desc->exprs, s->name, a->exprs, a->expr_count);
     }
 }

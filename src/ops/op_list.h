@@ -14,6 +14,9 @@
 #ifndef KILN_OPS_OP_LIST_H
 #define KILN_OPS_OP_LIST_H
 
+/* Most inputs of a built-in layer (CONCAT is the variadic one). */
+#define KILN_OP_MAX_INPUTS 64
+
 /* X(enum suffix, name) — layer ops, in kiln_op order. */
 #define KILN_OP_LIST(X) \
     X(CAST, "cast")       \
@@ -22,7 +25,16 @@
     X(GATHER, "gather")   \
     X(RESHAPE, "reshape") \
     X(MATMUL, "matmul")   \
-    X(PLUGIN, "plugin")
+    X(PLUGIN, "plugin")   \
+    X(TRANSPOSE, "transpose") \
+    X(SLICE, "slice")         \
+    X(CONCAT, "concat")       \
+    X(EXPAND, "expand")       \
+    X(REDUCE, "reduce")       \
+    X(SOFTMAX, "softmax")     \
+    X(LAYER_NORM, "layer_norm") \
+    X(RMS_NORM, "rms_norm")   \
+    X(WHERE, "where")
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \
@@ -56,6 +68,16 @@
     X(RECIPROCAL, "reciprocal")             \
     X(SIGN, "sign")
 
+/* Reductions over axes, in kiln_reduce_op order. */
+#define KILN_REDUCE_OP_LIST(X) \
+    X(SUM, "reduce_sum")       \
+    X(MEAN, "reduce_mean")     \
+    X(MAX, "reduce_max")       \
+    X(MIN, "reduce_min")       \
+    X(PROD, "reduce_prod")     \
+    X(ARGMAX, "argmax")        \
+    X(ARGMIN, "argmin")
+
 #define KILN_OP_LIST_NAME_(suffix, name) name,
 #define KILN_OP_LIST_COUNT_(suffix, name) +1
 
@@ -70,6 +92,11 @@ static inline const char *kiln_binary_op_list_name(int op) {
 }
 static inline const char *kiln_unary_op_list_name(int op) {
     static const char *const names[] = {KILN_UNARY_OP_LIST(KILN_OP_LIST_NAME_)};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+
+static inline const char *kiln_reduce_op_list_name(int op) {
+    static const char *const names[] = {KILN_REDUCE_OP_LIST(KILN_OP_LIST_NAME_)};
     return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
 }
 

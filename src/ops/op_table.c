@@ -13,6 +13,8 @@ _Static_assert(COUNT_OF(KILN_BINARY_OP_LIST) == KILN_BINARY_OP_COUNT,
                "op_list.h's KILN_BINARY_OP_LIST must list every kiln_binary_op");
 _Static_assert(COUNT_OF(KILN_UNARY_OP_LIST) == KILN_UNARY_OP_COUNT,
                "op_list.h's KILN_UNARY_OP_LIST must list every kiln_unary_op");
+_Static_assert(COUNT_OF(KILN_REDUCE_OP_LIST) == KILN_REDUCE_OP_COUNT,
+               "op_list.h's KILN_REDUCE_OP_LIST must list every kiln_reduce_op");
 
 /* ---- dtype rules of the elementwise sub-ops -------------------------------- */
 
@@ -70,6 +72,7 @@ bool kiln_binary_op_accepts(int op, kiln_dtype dtype) {
 const char *kiln_op_name(int op) { return kiln_op_list_name(op); }
 const char *kiln_binary_op_name(int op) { return kiln_binary_op_list_name(op); }
 const char *kiln_unary_op_name(int op) { return kiln_unary_op_list_name(op); }
+const char *kiln_reduce_op_name(int op) { return kiln_reduce_op_list_name(op); }
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -274,17 +277,329 @@ static kiln_status infer_matmul(const kiln_op_call *c, kiln_dtype *dtype, kiln_s
     return KILN_OK;
 }
 
+/* ---- rules of the ops with attribute lists ---------------------------------- */
+
+/* Normalize an axis of a rank-`rank` tensor in place; false when out of range. */
+static bool normalize_axis(int64_t *axis, int32_t rank) {
+    if (*axis < 0) *axis += rank;
+    return *axis >= 0 && *axis < rank;
+}
+
+static kiln_status attr_counts(const kiln_op_call *c, const char *what, int32_t ints, int32_t exprs) {
+    if (c->attrs->int_count != ints || c->attrs->expr_count != exprs)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %d integer and %d expression attributes, needs %d and %d",
+                          what, c->labels[0], (int)c->attrs->int_count, (int)c->attrs->expr_count, (int)ints,
+                          (int)exprs);
+    return KILN_OK;
+}
+
+static kiln_status infer_transpose(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    const kiln_shape_expr *in = &c->shapes[0];
+    kiln_layer_attrs *a = c->attrs;
+    if (a->int_count != in->rank || a->expr_count)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "transpose of '%s': perm has %d entries for rank %d", c->labels[0],
+                          (int)a->int_count, (int)in->rank);
+    bool seen[KILN_MAX_RANK] = {0};
+    for (int32_t i = 0; i < in->rank; i++) {
+        if (!normalize_axis(&a->ints[i], in->rank) || seen[a->ints[i]])
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "transpose of '%s': perm is not a permutation of the %d axes "
+                              "(entry %d)", c->labels[0], (int)in->rank, (int)i);
+        seen[a->ints[i]] = true;
+        shape->dims[i] = in->dims[a->ints[i]];
+    }
+    shape->rank = in->rank;
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
+/* v + n when v < 0: a negative index counts from the end. */
+static kiln_expr from_end(kiln_exprs *p, kiln_expr v, kiln_expr n) {
+    kiln_expr neg = kiln_expr_binary(p, KILN_EXPR_LT, v, kiln_expr_const(p, 0));
+    return kiln_expr_binary(p, KILN_EXPR_ADD, v, kiln_expr_binary(p, KILN_EXPR_MUL, n, neg));
+}
+
+static kiln_expr clamp(kiln_exprs *p, kiln_expr v, kiln_expr lo, kiln_expr hi) {
+    return kiln_expr_binary(p, KILN_EXPR_MIN, kiln_expr_binary(p, KILN_EXPR_MAX, v, lo), hi);
+}
+
+/* Length of one sliced axis: ONNX Slice's clamping (kiln_slice_bounds in
+ * ops/slice_bounds.h is the same rule on numbers, for the kernels). */
+static kiln_expr slice_length(kiln_exprs *p, kiln_expr n, kiln_expr start, kiln_expr end, int64_t step) {
+    kiln_expr zero = kiln_expr_const(p, 0);
+    if (step > 0) {
+        kiln_expr s = clamp(p, from_end(p, start, n), zero, n), e = clamp(p, from_end(p, end, n), zero, n);
+        kiln_expr len = kiln_expr_binary(p, KILN_EXPR_CEILDIV, kiln_expr_binary(p, KILN_EXPR_SUB, e, s),
+                                         kiln_expr_const(p, step));
+        return kiln_expr_binary(p, KILN_EXPR_MAX, len, zero);
+    }
+    kiln_expr minus1 = kiln_expr_const(p, -1), last = kiln_expr_binary(p, KILN_EXPR_SUB, n, kiln_expr_const(p, 1));
+    kiln_expr s = clamp(p, from_end(p, start, n), minus1, last), e = clamp(p, from_end(p, end, n), minus1, last);
+    kiln_expr len = kiln_expr_binary(p, KILN_EXPR_CEILDIV, kiln_expr_binary(p, KILN_EXPR_SUB, s, e),
+                                     kiln_expr_const(p, -step));
+    return kiln_expr_binary(p, KILN_EXPR_MAX, len, zero);
+}
+
+static kiln_status infer_slice(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *in = &c->shapes[0];
+    kiln_layer_attrs *a = c->attrs;
+    int32_t r = in->rank;
+    if (a->expr_count != 2 * r || (a->int_count != r && a->int_count != 0))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "slice of '%s' (rank %d): starts and ends need %d entries each "
+                          "and steps none or %d (got %d expressions and %d steps)", c->labels[0], (int)r, (int)r,
+                          (int)r, (int)a->expr_count, (int)a->int_count);
+    if (a->int_count == 0)
+        for (int32_t i = 0; i < r; i++) a->ints[i] = 1;
+    a->int_count = r;
+    for (int32_t i = 0; i < r; i++) {
+        if (a->ints[i] == 0 || a->ints[i] == INT64_MIN)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "slice of '%s': step of axis %d is %lld", c->labels[0], (int)i,
+                              (long long)a->ints[i]);
+        if (!kiln_exprs_valid(p, a->exprs[i]) || !kiln_exprs_valid(p, a->exprs[r + i]))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "slice of '%s': axis %d has an invalid start or end "
+                              "expression", c->labels[0], (int)i);
+        shape->dims[i] = slice_length(p, in->dims[i], a->exprs[i], a->exprs[r + i], a->ints[i]);
+        if (shape->dims[i] < 0) return no_memory();
+    }
+    shape->rank = r;
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
+/* Are two dims equal?  Provably, or by a run-time check. */
+static kiln_status same_dim(const kiln_op_call *c, const char *what, int32_t input, int32_t axis, kiln_expr a,
+                            kiln_expr b) {
+    kiln_exprs *p = c->pool;
+    int64_t va, vb;
+    if (a == b) return KILN_OK;
+    if (kiln_expr_is_const(p, a, &va) && kiln_expr_is_const(p, b, &vb))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: '%s' axis %d has size %lld, '%s' has %lld", what,
+                          c->labels[input], (int)axis, (long long)vb, c->labels[0], (long long)va);
+    char sa[128], sb[128];
+    kiln_expr_format(p, a, sa, sizeof sa);
+    kiln_expr_format(p, b, sb, sizeof sb);
+    return report_check(c, kiln_expr_binary(p, KILN_EXPR_EQ, a, b), "%s: '%s' axis %d has size %s, '%s' has %s", what,
+                        c->labels[input], (int)axis, sb, c->labels[0], sa);
+}
+
+static kiln_status infer_concat(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *first = &c->shapes[0];
+    int32_t r = first->rank;
+    if (r < 1) return kiln_error(KILN_ERROR_INVALID_NETWORK, "concat of '%s': a scalar has no axis", c->labels[0]);
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, r))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "concat of '%s': axis %lld is out of range for rank %d",
+                          c->labels[0], (long long)c->axis, (int)r);
+    *shape = *first;
+    for (int32_t k = 1; k < c->input_count; k++) {
+        const kiln_shape_expr *s = &c->shapes[k];
+        if (c->dtypes[k] != c->dtypes[0] || s->rank != r)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "concat: '%s' is %s of rank %d but '%s' is %s of rank %d",
+                              c->labels[k], kiln_dtype_name(c->dtypes[k]), (int)s->rank, c->labels[0],
+                              kiln_dtype_name(c->dtypes[0]), (int)r);
+        for (int32_t i = 0; i < r; i++) {
+            if (i == axis) {
+                shape->dims[i] = kiln_expr_binary(p, KILN_EXPR_ADD, shape->dims[i], s->dims[i]);
+                if (shape->dims[i] < 0) return no_memory();
+                continue;
+            }
+            kiln_status st = same_dim(c, "concat", k, i, first->dims[i], s->dims[i]);
+            if (st) return st;
+        }
+    }
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
+static kiln_status infer_expand(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    const kiln_shape_expr *in = &c->shapes[0];
+    kiln_layer_attrs *a = c->attrs;
+    if (a->int_count || a->expr_count < 0 || a->expr_count > KILN_MAX_RANK)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "expand of '%s': the target shape has %d entries (at most %d)",
+                          c->labels[0], (int)a->expr_count, KILN_MAX_RANK);
+    for (int32_t i = 0; i < a->expr_count; i++) {
+        int64_t v;
+        if (!kiln_exprs_valid(c->pool, a->exprs[i]))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "expand of '%s': axis %d has an invalid expression",
+                              c->labels[0], (int)i);
+        if (kiln_expr_is_const(c->pool, a->exprs[i], &v) && v < 0)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "expand of '%s': axis %d of the target shape is %lld",
+                              c->labels[0], (int)i, (long long)v);
+    }
+    /* broadcast_dim names labels[0] and labels[1]: the target is the second. */
+    const char *labels[2] = {c->labels[0], "the target shape"};
+    kiln_op_call named = *c;
+    named.labels = labels;
+    *dtype = c->dtypes[0];
+    return broadcast_shapes(&named, "expand", in->rank, in->dims, a->expr_count, a->exprs, shape);
+}
+
+#define NUMERIC (FLOATS | SIGNED | (1u << KILN_UINT8))
+static const uint32_t reduce_dtypes[KILN_REDUCE_OP_COUNT] = {
+    [KILN_REDUCE_SUM] = FLOATS | (1u << KILN_INT32) | (1u << KILN_INT64), [KILN_REDUCE_MEAN] = FLOATS,
+    [KILN_REDUCE_MAX] = NUMERIC, [KILN_REDUCE_MIN] = NUMERIC,
+    [KILN_REDUCE_PROD] = FLOATS | (1u << KILN_INT32) | (1u << KILN_INT64),
+    [KILN_REDUCE_ARGMAX] = NUMERIC, [KILN_REDUCE_ARGMIN] = NUMERIC,
+};
+
+bool kiln_reduce_op_accepts(int op, kiln_dtype dtype) {
+    return op >= 0 && op < KILN_REDUCE_OP_COUNT && (unsigned)dtype < KILN_DTYPE_COUNT && (reduce_dtypes[op] >> dtype & 1u);
+}
+
+/* ints: keepdims (0 or 1), then the reduced axes; canonical: ascending,
+ * non-negative, and every axis when none is given (not for argmax/argmin,
+ * which take exactly one). */
+static kiln_status infer_reduce(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *in = &c->shapes[0];
+    kiln_layer_attrs *a = c->attrs;
+    const char *what = kiln_reduce_op_name(c->subop);
+    if (c->subop < 0 || c->subop >= KILN_REDUCE_OP_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "reduce layer: unknown op %d", (int)c->subop);
+    if (!kiln_reduce_op_accepts(c->subop, c->dtypes[0]))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not supported", what, c->labels[0],
+                          kiln_dtype_name(c->dtypes[0]));
+    bool arg = c->subop == KILN_REDUCE_ARGMAX || c->subop == KILN_REDUCE_ARGMIN;
+    if (a->int_count < 1 || a->expr_count || (a->ints[0] != 0 && a->ints[0] != 1) || (arg && a->int_count != 2))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': needs keepdims (0 or 1) and %s", what, c->labels[0],
+                          arg ? "one axis" : "its axes");
+    bool reduced[KILN_MAX_RANK] = {0};
+    int32_t n = a->int_count - 1;
+    if (n > in->rank)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %d axes for rank %d", what, c->labels[0], (int)n,
+                          (int)in->rank);
+    for (int32_t i = 0; i < n; i++) {
+        int64_t ax = a->ints[1 + i];
+        if (!normalize_axis(&ax, in->rank) || reduced[ax])
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': axis %lld is out of range for rank %d or repeated",
+                              what, c->labels[0], (long long)a->ints[1 + i], (int)in->rank);
+        reduced[ax] = true;
+    }
+    if (n == 0)
+        for (int32_t i = 0; i < in->rank; i++) reduced[i] = true;
+    int32_t k = 1, out = 0;
+    for (int32_t i = 0; i < in->rank; i++) {
+        if (!reduced[i]) { shape->dims[out++] = in->dims[i]; continue; }
+        a->ints[k++] = i;
+        if (a->ints[0]) shape->dims[out++] = kiln_expr_const(p, 1);
+        /* max, min and the arg ops of nothing have no value. */
+        if (c->subop != KILN_REDUCE_SUM && c->subop != KILN_REDUCE_PROD) {
+            int64_t v;
+            if (kiln_expr_is_const(p, in->dims[i], &v) && v == 0)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': axis %d is empty", what, c->labels[0], (int)i);
+            kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, 0), in->dims[i]),
+                                          "%s of '%s': axis %d is empty", what, c->labels[0], (int)i);
+            if (st) return st;
+        }
+    }
+    a->int_count = k;
+    shape->rank = out;
+    *dtype = arg ? KILN_INT64 : c->dtypes[0];
+    return KILN_OK;
+}
+
+static kiln_status infer_softmax(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    const char *what = c->subop == 1 ? "log_softmax" : "softmax";
+    if (c->subop != 0 && c->subop != 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "softmax layer: unknown variant %d", (int)c->subop);
+    if (!kiln_dtype_is_float(c->dtypes[0]))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not floating-point", what, c->labels[0],
+                          kiln_dtype_name(c->dtypes[0]));
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, c->shapes[0].rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': axis %lld is out of range for rank %d", what,
+                          c->labels[0], (long long)c->axis, (int)c->shapes[0].rank);
+    *dtype = c->dtypes[0];
+    same_shape(&c->shapes[0], shape);
+    return KILN_OK;
+}
+
+/* LAYER_NORM (x, scale, bias) and RMS_NORM (x, scale): normalize over axes
+ * axis…rank-1; scale and bias have exactly those axes' shape.  ints: the
+ * epsilon's binary64 bits (a positive, finite number). */
+static kiln_status infer_norm(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    const char *what = c->input_count == 3 ? "layer_norm" : "rms_norm";
+    const kiln_shape_expr *x = &c->shapes[0];
+    if (!kiln_dtype_is_float(c->dtypes[0]))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not floating-point", what, c->labels[0],
+                          kiln_dtype_name(c->dtypes[0]));
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, x->rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': axis %lld is out of range for rank %d", what,
+                          c->labels[0], (long long)c->axis, (int)x->rank);
+    kiln_status st = attr_counts(c, what, 1, 0);
+    if (st) return st;
+    double eps;
+    memcpy(&eps, &c->attrs->ints[0], sizeof eps);
+    if (!(eps > 0 && eps < 1e300))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': epsilon %g must be positive and finite", what,
+                          c->labels[0], eps);
+    for (int32_t k = 1; k < c->input_count; k++) {
+        const kiln_shape_expr *s = &c->shapes[k];
+        if (c->dtypes[k] != c->dtypes[0] || s->rank != x->rank - axis)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': '%s' must be %s of rank %d (the normalized "
+                              "axes), not %s of rank %d", what, c->labels[0], c->labels[k], kiln_dtype_name(c->dtypes[0]),
+                              (int)(x->rank - axis), kiln_dtype_name(c->dtypes[k]), (int)s->rank);
+        for (int32_t i = 0; i < s->rank; i++)
+            if ((st = same_dim(c, what, k, (int32_t)axis + i, x->dims[axis + i], s->dims[i]))) return st;
+    }
+    *dtype = c->dtypes[0];
+    same_shape(x, shape);
+    return KILN_OK;
+}
+
+static kiln_status infer_where(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    if (c->dtypes[0] != KILN_BOOL)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "where: condition '%s' is %s, not bool", c->labels[0],
+                          kiln_dtype_name(c->dtypes[0]));
+    if (c->dtypes[1] != c->dtypes[2])
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "where: '%s' is %s but '%s' is %s (cast one)", c->labels[1],
+                          kiln_dtype_name(c->dtypes[1]), c->labels[2], kiln_dtype_name(c->dtypes[2]));
+    kiln_shape_expr ab;
+    const char *labels_ab[2] = {c->labels[1], c->labels[2]};
+    kiln_op_call named = *c;
+    named.labels = labels_ab;
+    kiln_status st = broadcast_shapes(&named, "where", c->shapes[1].rank, c->shapes[1].dims, c->shapes[2].rank,
+                                      c->shapes[2].dims, &ab);
+    if (st) return st;
+    const char *labels_c[2] = {c->labels[0], c->labels[1]};
+    named.labels = labels_c;
+    *dtype = c->dtypes[1];
+    return broadcast_shapes(&named, "where", c->shapes[0].rank, c->shapes[0].dims, ab.rank, ab.dims, shape);
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
+/*                       inputs outputs subop  axis   attrs  rule */
 static const kiln_op_info op_table[] = {
-    [KILN_OP_CAST]    = {1, 1, infer_cast},
-    [KILN_OP_BINARY]  = {2, 1, infer_binary},
-    [KILN_OP_UNARY]   = {1, 1, infer_unary},
-    [KILN_OP_GATHER]  = {2, 1, infer_gather},
-    [KILN_OP_RESHAPE] = {1, 1, infer_reshape},
-    [KILN_OP_MATMUL]  = {2, 1, infer_matmul},
-    [KILN_OP_PLUGIN]  = {-1, 0, NULL},
+    [KILN_OP_CAST]       = {1,  1, false, false, false, infer_cast},
+    [KILN_OP_BINARY]     = {2,  1, true,  false, false, infer_binary},
+    [KILN_OP_UNARY]      = {1,  1, true,  false, false, infer_unary},
+    [KILN_OP_GATHER]     = {2,  1, false, true,  false, infer_gather},
+    [KILN_OP_RESHAPE]    = {1,  1, false, false, false, infer_reshape},
+    [KILN_OP_MATMUL]     = {2,  1, false, false, false, infer_matmul},
+    [KILN_OP_PLUGIN]     = {-1, 0, true,  false, false, NULL},
+    [KILN_OP_TRANSPOSE]  = {1,  1, false, false, true,  infer_transpose},
+    [KILN_OP_SLICE]      = {1,  1, false, false, true,  infer_slice},
+    [KILN_OP_CONCAT]     = {-1, 1, false, true,  false, infer_concat},
+    [KILN_OP_EXPAND]     = {1,  1, false, false, true,  infer_expand},
+    [KILN_OP_REDUCE]     = {1,  1, true,  false, true,  infer_reduce},
+    [KILN_OP_SOFTMAX]    = {1,  1, true,  true,  false, infer_softmax},
+    [KILN_OP_LAYER_NORM] = {3,  1, false, true,  true,  infer_norm},
+    [KILN_OP_RMS_NORM]   = {2,  1, false, true,  true,  infer_norm},
+    [KILN_OP_WHERE]      = {3,  1, false, false, false, infer_where},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 
 const kiln_op_info *kiln_op_info_get(int op) { return op >= 0 && op < KILN_OP_COUNT ? &op_table[op] : NULL; }
+
+bool kiln_op_has_subop(int op) { return op >= 0 && op < KILN_OP_COUNT && op_table[op].has_subop; }
+bool kiln_op_has_axis(int op) { return op >= 0 && op < KILN_OP_COUNT && op_table[op].has_axis; }
+
+bool kiln_op_takes_inputs(int op, int32_t n) {
+    const kiln_op_info *info = kiln_op_info_get(op);
+    if (!info) return false;
+    if (info->input_count >= 0) return n == info->input_count;
+    return op == KILN_OP_PLUGIN ? n >= 0 && n <= KILN_PLUGIN_MAX_IO : n >= 1 && n <= KILN_OP_MAX_INPUTS;
+}

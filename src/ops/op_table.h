@@ -33,8 +33,12 @@ typedef struct kiln_op_check_sink {
 /* One application of a rule: the layer's attributes and its inputs. */
 typedef struct kiln_op_call {
     kiln_exprs            *pool;
-    int32_t                subop;        /* BINARY: kiln_binary_op; UNARY: kiln_unary_op */
-    int64_t                axis;         /* GATHER: the axis (negative counts from the end) */
+    int32_t                subop;        /* BINARY: kiln_binary_op; UNARY: kiln_unary_op; REDUCE: kiln_reduce_op;
+                                            SOFTMAX: 0 softmax, 1 log-softmax */
+    int64_t                axis;         /* GATHER, CONCAT, SOFTMAX, norms: the axis (negative counts from the end);
+                                            the rule normalizes it in place */
+    kiln_layer_attrs      *attrs;        /* the attribute lists (engine_desc.h): read, then rewritten by the
+                                            rule into their canonical form, the form stored */
     kiln_dtype             to;           /* CAST: the target dtype */
     const kiln_shape_expr *target;       /* RESHAPE: the shape asked for; one axis may be -1 (inferred) */
     int32_t                input_count;
@@ -45,8 +49,11 @@ typedef struct kiln_op_call {
 } kiln_op_call;
 
 typedef struct kiln_op_info {
-    int32_t     input_count;             /* exactly this many; -1 for any (PLUGIN) */
+    int32_t     input_count;             /* exactly this many; -1 for any (PLUGIN), or any from 1 to
+                                            KILN_OP_MAX_INPUTS for a built-in op (CONCAT) */
     int32_t     output_count;            /* exactly this many; 0 for any >= 1 (PLUGIN) */
+    bool        has_subop, has_axis;     /* which of the layer record's fields the op uses (else 0) */
+    bool        has_attrs;               /* whether it uses attribute lists (else empty) */
     /* The output's dtype and shape.  KILN_ERROR_INVALID_NETWORK, naming the
      * inputs, for a call that can never work (dtypes, ranks, sizes that are
      * constant and wrong); NULL for PLUGIN (plugins give their own). */
@@ -55,12 +62,20 @@ typedef struct kiln_op_info {
 
 /* The row of op, or NULL when op is not a kiln_op. */
 const kiln_op_info *kiln_op_info_get(int op);
+/* The row's has_subop / has_axis; false for an unknown op. */
+bool kiln_op_has_subop(int op);
+bool kiln_op_has_axis(int op);
+/* Does a layer of this op take n inputs? */
+bool kiln_op_takes_inputs(int op, int32_t n);
 /* Names for messages and inspection; "?" out of range. */
 const char *kiln_op_name(int op);
 const char *kiln_binary_op_name(int op);
 const char *kiln_unary_op_name(int op);
+const char *kiln_reduce_op_name(int op);
 /* Does the unary op take (and give) this dtype? */
 bool        kiln_unary_op_accepts(int op, kiln_dtype dtype);
+/* Does the reduction take this dtype? */
+bool        kiln_reduce_op_accepts(int op, kiln_dtype dtype);
 /* Does the binary op take (and give) this dtype? */
 bool        kiln_binary_op_accepts(int op, kiln_dtype dtype);
 
@@ -80,6 +95,8 @@ typedef enum kiln_attr_place {
     KILN_ATTR_IN_AXIS,            /* kiln_layer_record.axis */
     KILN_ATTR_IN_OUTPUT_DTYPE,    /* the dtype of output 0 */
     KILN_ATTR_IN_OUTPUT_SHAPE,    /* the shape of output 0 (the rule's result: not shown again) */
+    KILN_ATTR_TO_INTS,            /* appended to the integer list (INT, INTS; FLOAT as its binary64 bits) */
+    KILN_ATTR_TO_EXPRS,           /* appended to the expression list (EXPRS) */
 } kiln_attr_place;
 
 typedef struct kiln_attr_schema {
@@ -87,11 +104,13 @@ typedef struct kiln_attr_schema {
     kiln_attr_kind  kind;
     bool            required;
     kiln_attr_place place;
+    int64_t         default_int;     /* an optional INT's value when not given */
+    double          default_float;   /* an optional FLOAT's value when not given */
 } kiln_attr_schema;
 
 typedef struct kiln_layer_op_row {
     kiln_op          op;
-    int32_t          subop;              /* BINARY/UNARY: the sub-op; else 0 */
+    int32_t          subop;              /* BINARY/UNARY/REDUCE/SOFTMAX: the sub-op; else 0 */
     int32_t          attr_count;
     kiln_attr_schema attrs[KILN_MAX_LAYER_ATTRS];
 } kiln_layer_op_row;

@@ -67,17 +67,18 @@ static kiln_status create_instances(kiln_context *ctx) {
  * layer's op and dtypes, so that a gap fails now, by name, not mid-run. */
 kiln_status kiln_engine_check_backend(const kiln_engine *e, const kiln_backend_iface *backend) {
     const kiln_engine_desc *d = &e->desc;
-    kiln_tensor_desc descs[3];
+    kiln_tensor_desc descs[KILN_OP_MAX_INPUTS + 1];
     for (int32_t l = 0; l < d->layer_count; l++) {
         const kiln_layer_record *r = &d->layers[l];
         if (r->op == KILN_OP_PLUGIN) continue;
         int32_t n = r->input_count + r->output_count;
-        if (n > 3) return kiln_error(KILN_ERROR_CORRUPT, "layer %d has %d inputs and outputs", l, n);
+        if (n > KILN_OP_MAX_INPUTS + 1) return kiln_error(KILN_ERROR_CORRUPT, "layer %d has %d inputs and outputs", l, n);
         for (int32_t i = 0; i < n; i++) {
             int32_t t = i < r->input_count ? r->inputs[i] : r->outputs[i - r->input_count];
             descs[i] = (kiln_tensor_desc){.dtype = (kiln_dtype)d->tensors[t].dtype, .rank = d->tensors[t].rank};
         }
-        kiln_layer_launch launch = {.op = r->op, .subop = r->subop, .axis = r->axis, .input_count = r->input_count,
+        kiln_layer_launch launch = {.op = r->op, .subop = r->subop, .axis = r->axis, .attrs = r->attrs.ints,
+                                    .attr_count = r->attrs.int_count, .input_count = r->input_count,
                                     .output_count = r->output_count, .inputs = descs,
                                     .outputs = descs + r->input_count};
         if (backend->supports_op(&launch)) continue;
@@ -457,7 +458,11 @@ static kiln_status prepare(kiln_context *ctx) {
                 p->plugin.workspace = p->plugin.workspace_size ? ctx->data[r->workspace] : NULL;
             }
         } else {
+            const kiln_layer_attrs *a = &r->attrs;
+            memcpy(p->attr_values, a->ints, sizeof(int64_t) * (size_t)a->int_count);
+            for (int32_t k = 0; k < a->expr_count; k++) p->attr_values[a->int_count + k] = ctx->expr_values[a->exprs[k]];
             p->launch = (kiln_layer_launch){.op = r->op, .subop = r->subop, .axis = r->axis,
+                                            .attrs = p->attr_values, .attr_count = a->int_count + a->expr_count,
                                             .input_count = r->input_count, .output_count = r->output_count,
                                             .inputs = p->descs, .outputs = p->descs + r->input_count};
         }

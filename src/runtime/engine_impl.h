@@ -34,6 +34,9 @@ typedef struct kiln_prepared_layer {
     kiln_plugin_launch plugin;         /* plugin layers */
     kiln_tensor_desc  *descs;          /* inputs then outputs */
     int32_t           *tensor_ids;     /* engine tensor per desc */
+    /* The layer's integer attributes, then its attribute expressions'
+     * values for the current shapes (launch.attrs points here). */
+    int64_t            attr_values[KILN_MAX_LAYER_INTS + KILN_MAX_LAYER_EXPRS];
 } kiln_prepared_layer;
 
 struct kiln_context {

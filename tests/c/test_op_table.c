@@ -33,12 +33,15 @@ static void test_names_and_rows(void) {
             CHECK(strcmp(kiln_unary_op_name(op), kiln_unary_op_name(other)) != 0);
     CHECK(strcmp(kiln_unary_op_name(KILN_UNARY_OP_COUNT), "?") == 0);
     CHECK(strcmp(kiln_binary_op_name(-1), "?") == 0);
-    /* Every row but PLUGIN has a rule and an exact arity. */
+    /* Every row but PLUGIN has a rule, one output, and an exact arity but CONCAT's. */
     for (int op = 0; op < KILN_OP_COUNT; op++) {
         const kiln_op_info *info = kiln_op_info_get(op);
         CHECK((op == KILN_OP_PLUGIN) == (info->infer == NULL));
-        CHECK(op == KILN_OP_PLUGIN || (info->input_count >= 1 && info->output_count == 1));
+        CHECK(op == KILN_OP_PLUGIN || info->output_count == 1);
+        CHECK(op == KILN_OP_PLUGIN || op == KILN_OP_CONCAT || info->input_count >= 1);
     }
+    CHECK(kiln_op_takes_inputs(KILN_OP_CONCAT, 1) && kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS));
+    CHECK(!kiln_op_takes_inputs(KILN_OP_CONCAT, 0) && !kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS + 1));
 }
 
 static void test_cpu_covers_the_rules(void) {

@@ -52,14 +52,23 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_RESHAPE] = {kiln_cpu_reshape, kiln_cpu_reshape_supports, false},
     [KILN_OP_MATMUL]  = {kiln_cpu_matmul, kiln_cpu_matmul_supports, false},
     [KILN_OP_PLUGIN]  = {NULL, NULL, false},
+    [KILN_OP_TRANSPOSE]  = {kiln_cpu_copy_view, kiln_cpu_copy_view_supports, false},
+    [KILN_OP_SLICE]      = {kiln_cpu_copy_view, kiln_cpu_copy_view_supports, false},
+    [KILN_OP_CONCAT]     = {kiln_cpu_copy_view, kiln_cpu_copy_view_supports, false},
+    [KILN_OP_EXPAND]     = {kiln_cpu_copy_view, kiln_cpu_copy_view_supports, false},
+    [KILN_OP_REDUCE]     = {kiln_cpu_reduce, kiln_cpu_reduce_supports, false},
+    [KILN_OP_SOFTMAX]    = {kiln_cpu_softmax, kiln_cpu_softmax_supports, false},
+    [KILN_OP_LAYER_NORM] = {kiln_cpu_norm, kiln_cpu_norm_supports, false},
+    [KILN_OP_RMS_NORM]   = {kiln_cpu_norm, kiln_cpu_norm_supports, false},
+    [KILN_OP_WHERE]      = {kiln_cpu_where, kiln_cpu_where_supports, false},
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
 
 /* The op's row when launch has the inputs and output its table row says. */
 static const cpu_op *cpu_op_for(const kiln_layer_launch *l) {
     const kiln_op_info *info = kiln_op_info_get(l->op);
-    if (!info || !cpu_ops[l->op].run || l->input_count != info->input_count || l->output_count != 1 || !l->inputs ||
-        !l->outputs)
+    if (!info || !cpu_ops[l->op].run || !kiln_op_takes_inputs(l->op, l->input_count) || l->output_count != 1 ||
+        !l->inputs || !l->outputs)
         return NULL;
     return &cpu_ops[l->op];
 }

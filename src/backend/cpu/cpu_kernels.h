@@ -48,6 +48,22 @@ bool        kiln_cpu_reshape_supports(const kiln_layer_launch *l);
 kiln_status kiln_cpu_matmul (const kiln_layer_launch *l);
 bool        kiln_cpu_matmul_supports (const kiln_layer_launch *l);
 
+/* TRANSPOSE, SLICE, EXPAND, CONCAT: strided copies (ops/op_views.h), any dtype. */
+kiln_status kiln_cpu_copy_view(const kiln_layer_launch *l);
+bool        kiln_cpu_copy_view_supports(const kiln_layer_launch *l);
+/* REDUCE; l->subop is a kiln_reduce_op, attrs keepdims then the axes. */
+kiln_status kiln_cpu_reduce (const kiln_layer_launch *l);
+bool        kiln_cpu_reduce_supports (const kiln_layer_launch *l);
+/* SOFTMAX over l->axis (subop 1: log-softmax). */
+kiln_status kiln_cpu_softmax(const kiln_layer_launch *l);
+bool        kiln_cpu_softmax_supports(const kiln_layer_launch *l);
+/* LAYER_NORM (x, scale, bias) and RMS_NORM (x, scale) over axes l->axis…. */
+kiln_status kiln_cpu_norm   (const kiln_layer_launch *l);
+bool        kiln_cpu_norm_supports   (const kiln_layer_launch *l);
+/* WHERE: inputs cond (bool), a, b, broadcast. */
+kiln_status kiln_cpu_where  (const kiln_layer_launch *l);
+bool        kiln_cpu_where_supports  (const kiln_layer_launch *l);
+
 /* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
  * run on several threads when it is large (cpu_split.c): flat pieces when
  * every input has the output's element count, else pieces of the output's

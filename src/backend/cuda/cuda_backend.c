@@ -191,6 +191,13 @@ static kiln_status run_binary(int32_t device, const kiln_layer_launch *l, cudaSt
 static kiln_status run_unary(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_unary_run(l, s); }
 static kiln_status run_gather(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_gather_run(l, s); }
 static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return run_reshape(l, s); }
+static kiln_status run_copy_view(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    return kiln_cuda_copy_view_run(l, s);
+}
+static kiln_status run_reduce(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_reduce_run(l, s); }
+static kiln_status run_softmax(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_softmax_run(l, s); }
+static kiln_status run_norm(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_norm_run(l, s); }
+static kiln_status run_where(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_where_run(l, s); }
 
 /* The CUDA kernel of each op (one .cu file per op): its launch, its supports
  * function and how many inputs it takes (it always has one output).  Names
@@ -198,7 +205,7 @@ static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cu
 typedef struct cuda_op {
     kiln_status (*run)(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
     bool        (*supports)(const kiln_layer_launch *l);
-    int32_t     inputs;
+    int32_t     inputs;              /* -1: 1 to KILN_OP_MAX_INPUTS (CONCAT) */
 } cuda_op;
 
 static const cuda_op cuda_ops[] = {
@@ -209,13 +216,24 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_RESHAPE] = {run_reshape_on, reshape_supports, 1},
     [KILN_OP_MATMUL]  = {run_matmul_on, kiln_cuda_matmul_supports, 2},
     [KILN_OP_PLUGIN]  = {NULL, NULL, 0},
+    [KILN_OP_TRANSPOSE]  = {run_copy_view, kiln_cuda_copy_view_supports, 1},
+    [KILN_OP_SLICE]      = {run_copy_view, kiln_cuda_copy_view_supports, 1},
+    [KILN_OP_CONCAT]     = {run_copy_view, kiln_cuda_copy_view_supports, -1},
+    [KILN_OP_EXPAND]     = {run_copy_view, kiln_cuda_copy_view_supports, 1},
+    [KILN_OP_REDUCE]     = {run_reduce, kiln_cuda_reduce_supports, 1},
+    [KILN_OP_SOFTMAX]    = {run_softmax, kiln_cuda_softmax_supports, 1},
+    [KILN_OP_LAYER_NORM] = {run_norm, kiln_cuda_norm_supports, 3},
+    [KILN_OP_RMS_NORM]   = {run_norm, kiln_cuda_norm_supports, 2},
+    [KILN_OP_WHERE]      = {run_where, kiln_cuda_where_supports, 3},
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 
 static const cuda_op *cuda_op_for(const kiln_layer_launch *l) {
     if (l->op >= KILN_OP_COUNT || !cuda_ops[l->op].run) return NULL;
     const cuda_op *op = &cuda_ops[l->op];
-    if (l->input_count != op->inputs || l->output_count != 1 || !l->inputs || !l->outputs) return NULL;
+    bool inputs_ok = op->inputs >= 0 ? l->input_count == op->inputs
+                                     : l->input_count >= 1 && l->input_count <= KILN_OP_MAX_INPUTS;
+    if (!inputs_ok || l->output_count != 1 || !l->inputs || !l->outputs) return NULL;
     return op;
 }
 

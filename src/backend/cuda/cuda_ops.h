@@ -47,6 +47,17 @@ kiln_status kiln_cuda_unary_run (const kiln_layer_launch *l, cudaStream_t stream
 bool        kiln_cuda_unary_supports (const kiln_layer_launch *l);
 kiln_status kiln_cuda_gather_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_gather_supports(const kiln_layer_launch *l);
+/* TRANSPOSE, SLICE, EXPAND, CONCAT (copy_view.cu); REDUCE; SOFTMAX; the norms; WHERE. */
+kiln_status kiln_cuda_copy_view_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_copy_view_supports(const kiln_layer_launch *l);
+kiln_status kiln_cuda_reduce_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_reduce_supports(const kiln_layer_launch *l);
+kiln_status kiln_cuda_softmax_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_softmax_supports(const kiln_layer_launch *l);
+kiln_status kiln_cuda_norm_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_norm_supports(const kiln_layer_launch *l);
+kiln_status kiln_cuda_where_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_where_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
  * process exit the CUDA runtime may already be gone when a destructor would
  * run (PyTorch leaks its handles for the same reason). */

@@ -1,0 +1,84 @@
+/* cpu_copy_view.c — TRANSPOSE, SLICE, EXPAND and CONCAT: strided copies.
+ *
+ * Each op is a kiln_copy_view (ops/op_views.h, shared with the CUDA backend):
+ * the view is simplified (contiguous runs merged), then walked with an
+ * odometer over the outer axes around an innermost loop, which is a memcpy
+ * when both sides are contiguous there.  Any dtype: only element sizes
+ * matter. */
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "ops/op_views.h"
+
+#define COPY_INNER(T)                                                                       \
+    do {                                                                                   \
+        const T *s_ = (const T *)src;                                                      \
+        T *d_ = (T *)dst;                                                                  \
+        for (int64_t i = 0; i < n; i++) d_[i * ds] = s_[i * ss];                           \
+    } while (0)
+
+static void copy_view(const kiln_copy_view *view, const void *src_base, void *dst_base, size_t es) {
+    kiln_copy_view v = *view;
+    kiln_copy_view_simplify(&v);
+    if (kiln_view_numel(v.rank, v.dims) == 0) return;
+    int inner = v.rank - 1;
+    int64_t n = v.dims[inner], ss = v.src_strides[inner], ds = v.dst_strides[inner];
+    int64_t outer = kiln_view_numel(inner, v.dims);
+    int64_t idx[KILN_MAX_RANK] = {0}, so = v.src_offset, dof = v.dst_offset;
+    for (int64_t t = 0; t < outer; t++) {
+        const char *src = (const char *)src_base + so * (int64_t)es;
+        char *dst = (char *)dst_base + dof * (int64_t)es;
+        if (ss == 1 && ds == 1) memcpy(dst, src, (size_t)n * es);
+        else if (es == 1) COPY_INNER(uint8_t);
+        else if (es == 2) COPY_INNER(uint16_t);
+        else if (es == 4) COPY_INNER(uint32_t);
+        else COPY_INNER(uint64_t);
+        for (int ax = inner - 1; ax >= 0; ax--) {
+            so += v.src_strides[ax];
+            dof += v.dst_strides[ax];
+            if (++idx[ax] < v.dims[ax]) break;
+            so -= v.src_strides[ax] * v.dims[ax];
+            dof -= v.dst_strides[ax] * v.dims[ax];
+            idx[ax] = 0;
+        }
+    }
+}
+
+bool kiln_cpu_copy_view_supports(const kiln_layer_launch *l) {
+    size_t es = kiln_dtype_size(l->outputs[0].dtype);
+    for (int32_t k = 0; k < l->input_count; k++)
+        if (l->inputs[k].dtype != l->outputs[0].dtype) return false;
+    return es == 1 || es == 2 || es == 4 || es == 8;
+}
+
+kiln_status kiln_cpu_copy_view(const kiln_layer_launch *l) {
+    const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
+    size_t es = kiln_dtype_size(out->dtype);
+    kiln_copy_view v;
+    switch (l->op) {
+    case KILN_OP_TRANSPOSE:
+        kiln_view_transpose(in, out, l->attrs, &v);
+        break;
+    case KILN_OP_SLICE:
+        kiln_view_slice(in, out, l->attrs, &v);
+        break;
+    case KILN_OP_EXPAND:
+        kiln_view_expand(in, out, &v);
+        break;
+    case KILN_OP_CONCAT: {
+        int64_t at = 0;
+        for (int32_t k = 0; k < l->input_count; k++) {
+            kiln_view_concat_part(&l->inputs[k], out, l->axis, at, &v);
+            copy_view(&v, l->inputs[k].data, out->data, es);
+            at += l->inputs[k].dims[l->axis];
+        }
+        return KILN_OK;
+    }
+    default:
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: op %d is not a copy", (int)l->op);
+    }
+    copy_view(&v, in->data, out->data, es);
+    return KILN_OK;
+}

@@ -1,0 +1,67 @@
+/* copy_view.cu — TRANSPOSE, SLICE, EXPAND and CONCAT as strided copies.
+ *
+ * The host builds the op's kiln_copy_view (ops/op_views.h, the same plan the
+ * CPU backend walks), simplifies it, and launches one grid-stride kernel per
+ * element size: each thread decodes its output index into the view's axes
+ * and copies one element.  CONCAT launches once per input. */
+#include "backend/cuda/cuda_dtype.cuh"
+#include "backend/cuda/cuda_ops.h"
+#include "ops/op_views.h"
+
+template <typename U>
+__global__ void kc_copy_view(const U *__restrict__ src, U *__restrict__ dst, kiln_copy_view v, int64_t n) {
+    for (int64_t t = kc_thread_index(); t < n; t += kc_grid_stride()) {
+        int64_t rest = t, so = v.src_offset, d = v.dst_offset;
+        for (int32_t i = v.rank - 1; i >= 0; i--) {
+            int64_t k = rest % v.dims[i];
+            rest /= v.dims[i];
+            so += k * v.src_strides[i];
+            d += k * v.dst_strides[i];
+        }
+        dst[d] = src[so];
+    }
+}
+
+static kiln_status launch_view(kiln_copy_view v, const void *src, void *dst, size_t es, cudaStream_t stream) {
+    kiln_copy_view_simplify(&v);
+    int64_t n = kiln_view_numel(v.rank, v.dims);
+    if (n == 0) return KILN_OK;
+    unsigned grid = kiln_cuda_grid(n, KC_THREADS);
+    switch (es) {
+    case 1: kc_copy_view<uint8_t><<<grid, KC_THREADS, 0, stream>>>((const uint8_t *)src, (uint8_t *)dst, v, n); break;
+    case 2: kc_copy_view<uint16_t><<<grid, KC_THREADS, 0, stream>>>((const uint16_t *)src, (uint16_t *)dst, v, n); break;
+    case 4: kc_copy_view<uint32_t><<<grid, KC_THREADS, 0, stream>>>((const uint32_t *)src, (uint32_t *)dst, v, n); break;
+    default: kc_copy_view<uint64_t><<<grid, KC_THREADS, 0, stream>>>((const uint64_t *)src, (uint64_t *)dst, v, n); break;
+    }
+    return kiln_cuda_check_launch("copy_view");
+}
+
+extern "C" bool kiln_cuda_copy_view_supports(const kiln_layer_launch *l) {
+    size_t es = kiln_cuda_dtype_size(l->outputs[0].dtype);
+    for (int32_t k = 0; k < l->input_count; k++)
+        if (l->inputs[k].dtype != l->outputs[0].dtype) return false;
+    return es == 1 || es == 2 || es == 4 || es == 8;
+}
+
+extern "C" kiln_status kiln_cuda_copy_view_run(const kiln_layer_launch *l, cudaStream_t stream) {
+    const kiln_tensor_desc *in = &l->inputs[0], *out = &l->outputs[0];
+    size_t es = kiln_cuda_dtype_size(out->dtype);
+    kiln_copy_view v;
+    switch (l->op) {
+    case KILN_OP_TRANSPOSE: kiln_view_transpose(in, out, l->attrs, &v); break;
+    case KILN_OP_SLICE: kiln_view_slice(in, out, l->attrs, &v); break;
+    case KILN_OP_EXPAND: kiln_view_expand(in, out, &v); break;
+    case KILN_OP_CONCAT: {
+        int64_t at = 0;
+        for (int32_t k = 0; k < l->input_count; k++) {
+            kiln_view_concat_part(&l->inputs[k], out, l->axis, at, &v);
+            kiln_status st = launch_view(v, l->inputs[k].data, out->data, es, stream);
+            if (st) return st;
+            at += l->inputs[k].dims[l->axis];
+        }
+        return KILN_OK;
+    }
+    default: return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: op %d is not a copy", (int)l->op);
+    }
+    return launch_view(v, in->data, out->data, es, stream);
+}

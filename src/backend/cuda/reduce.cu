@@ -1,0 +1,153 @@
+/* reduce.cu — REDUCE: sum, mean, max, min, prod, argmax, argmin over axes.
+ *
+ * One block per output element (blocks stride over the outputs), its threads
+ * striding over the reduced elements (kiln_reduce_view, ops/op_views.h, the
+ * CPU backend's plan), then a block reduction.  Floats accumulate in float,
+ * integers in int64 (sums and products wrap as the dtype does); max/min let
+ * NaN win and argmax/argmin give the first index of the extreme, as the CPU
+ * backend and numpy do. */
+#include "backend/cuda/block_reduce.cuh"
+#include "backend/cuda/cuda_ops.h"
+#include "ops/op_views.h"
+
+__device__ __forceinline__ float kc_load(const float *p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float kc_load(const __half *p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ float kc_load(const __nv_bfloat16 *p, int64_t i) { return __bfloat162float(p[i]); }
+template <typename T> __device__ __forceinline__ int64_t kc_load_int(const T *p, int64_t i) { return (int64_t)p[i]; }
+
+template <typename T, typename Op>
+__global__ void kc_reduce_float(const T *__restrict__ in, T *__restrict__ out, kiln_reduce_view v, Op op, float init,
+                                bool mean) {
+    for (int64_t o = blockIdx.x; o < v.outputs; o += gridDim.x) {
+        int64_t base = kiln_reduce_base(&v, o);
+        float acc = init;
+        for (int64_t k = threadIdx.x; k < v.count; k += blockDim.x) acc = op(acc, kc_load(in, base + kiln_reduce_offset(&v, k)));
+        acc = kc_block_reduce(acc, op);
+        if (threadIdx.x == 0) out[o] = kc_from_f32<T>(mean ? acc / (float)v.count : acc);
+    }
+}
+
+template <typename T, typename Op>
+__global__ void kc_reduce_int(const T *__restrict__ in, T *__restrict__ out, kiln_reduce_view v, Op op, int64_t init) {
+    for (int64_t o = blockIdx.x; o < v.outputs; o += gridDim.x) {
+        int64_t base = kiln_reduce_base(&v, o);
+        int64_t acc = init;
+        for (int64_t k = threadIdx.x; k < v.count; k += blockDim.x)
+            acc = op(acc, kc_load_int(in, base + kiln_reduce_offset(&v, k)));
+        acc = kc_block_reduce(acc, op);
+        if (threadIdx.x == 0) out[o] = (T)(uint64_t)acc;
+    }
+}
+
+/* (value, index) pairs: the better value wins, NaN beats everything, ties
+ * go to the lower index. */
+template <typename V>
+__device__ __forceinline__ bool kc_arg_better(V a, int64_t ia, V b, int64_t ib, bool max) {
+    bool a_nan = a != a, b_nan = b != b;
+    if (a_nan || b_nan) return a_nan && (!b_nan || ia < ib);
+    if (a == b) return ia < ib;
+    return max ? a > b : a < b;
+}
+
+template <typename V, typename T> __device__ __forceinline__ V kc_arg_load(const T *p, int64_t i);
+template <> __device__ __forceinline__ float kc_arg_load<float, float>(const float *p, int64_t i) { return p[i]; }
+template <> __device__ __forceinline__ float kc_arg_load<float, __half>(const __half *p, int64_t i) { return __half2float(p[i]); }
+template <> __device__ __forceinline__ float kc_arg_load<float, __nv_bfloat16>(const __nv_bfloat16 *p, int64_t i) {
+    return __bfloat162float(p[i]);
+}
+template <> __device__ __forceinline__ int64_t kc_arg_load<int64_t, int8_t>(const int8_t *p, int64_t i) { return p[i]; }
+template <> __device__ __forceinline__ int64_t kc_arg_load<int64_t, uint8_t>(const uint8_t *p, int64_t i) { return p[i]; }
+template <> __device__ __forceinline__ int64_t kc_arg_load<int64_t, int32_t>(const int32_t *p, int64_t i) { return p[i]; }
+template <> __device__ __forceinline__ int64_t kc_arg_load<int64_t, int64_t>(const int64_t *p, int64_t i) { return p[i]; }
+
+template <typename T, typename V>
+__global__ void kc_arg_reduce(const T *__restrict__ in, int64_t *__restrict__ out, kiln_reduce_view v, bool max) {
+    __shared__ V best_v[KC_THREADS];
+    __shared__ int64_t best_i[KC_THREADS];
+    for (int64_t o = blockIdx.x; o < v.outputs; o += gridDim.x) {
+        int64_t base = kiln_reduce_base(&v, o);
+        V bv = 0;
+        int64_t bi = -1;
+        for (int64_t k = threadIdx.x; k < v.count; k += blockDim.x) {
+            V x = kc_arg_load<V>(in, base + kiln_reduce_offset(&v, k));
+            if (bi < 0 || kc_arg_better(x, k, bv, bi, max)) { bv = x; bi = k; }
+        }
+        best_v[threadIdx.x] = bv;
+        best_i[threadIdx.x] = bi;
+        __syncthreads();
+        for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+            if ((int)threadIdx.x < s) {
+                int64_t j = best_i[threadIdx.x + s];
+                if (j >= 0 && (best_i[threadIdx.x] < 0 ||
+                               kc_arg_better(best_v[threadIdx.x + s], j, best_v[threadIdx.x], best_i[threadIdx.x], max))) {
+                    best_v[threadIdx.x] = best_v[threadIdx.x + s];
+                    best_i[threadIdx.x] = j;
+                }
+            }
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) out[o] = best_i[0] < 0 ? 0 : best_i[0];
+        __syncthreads();
+    }
+}
+
+template <typename T>
+static void launch_float(const kiln_layer_launch *l, const kiln_reduce_view &v, unsigned grid, cudaStream_t s) {
+    const T *in = (const T *)l->inputs[0].data;
+    T *out = (T *)l->outputs[0].data;
+    switch (l->subop) {
+    case KILN_REDUCE_SUM: kc_reduce_float<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_sum_op{}, 0.0f, false); break;
+    case KILN_REDUCE_MEAN: kc_reduce_float<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_sum_op{}, 0.0f, true); break;
+    case KILN_REDUCE_PROD: kc_reduce_float<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_prod_op{}, 1.0f, false); break;
+    case KILN_REDUCE_MAX: kc_reduce_float<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_max_op{}, -INFINITY, false); break;
+    case KILN_REDUCE_MIN: kc_reduce_float<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_min_op{}, INFINITY, false); break;
+    default:
+        kc_arg_reduce<T, float><<<grid, KC_THREADS, 0, s>>>(in, (int64_t *)l->outputs[0].data, v,
+                                                            l->subop == KILN_REDUCE_ARGMAX);
+    }
+}
+
+template <typename T>
+static void launch_int(const kiln_layer_launch *l, const kiln_reduce_view &v, unsigned grid, cudaStream_t s) {
+    const T *in = (const T *)l->inputs[0].data;
+    T *out = (T *)l->outputs[0].data;
+    switch (l->subop) {
+    case KILN_REDUCE_SUM: kc_reduce_int<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_sum_op{}, (int64_t)0); break;
+    case KILN_REDUCE_PROD: kc_reduce_int<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_prod_op{}, (int64_t)1); break;
+    case KILN_REDUCE_MAX: kc_reduce_int<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_max_op{}, (int64_t)INT64_MIN); break;
+    case KILN_REDUCE_MIN: kc_reduce_int<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_min_op{}, (int64_t)INT64_MAX); break;
+    default:
+        kc_arg_reduce<T, int64_t><<<grid, KC_THREADS, 0, s>>>(in, (int64_t *)l->outputs[0].data, v,
+                                                              l->subop == KILN_REDUCE_ARGMAX);
+    }
+}
+
+extern "C" bool kiln_cuda_reduce_supports(const kiln_layer_launch *l) {
+    kiln_dtype in = l->inputs[0].dtype, out = l->outputs[0].dtype;
+    bool arg = l->subop == KILN_REDUCE_ARGMAX || l->subop == KILN_REDUCE_ARGMIN;
+    if (l->subop < 0 || l->subop >= KILN_REDUCE_OP_COUNT || (arg ? out != KILN_INT64 : out != in)) return false;
+    bool is_float = in == KILN_FLOAT32 || in == KILN_FLOAT16 || in == KILN_BFLOAT16;
+    bool is_int = in == KILN_INT8 || in == KILN_UINT8 || in == KILN_INT32 || in == KILN_INT64;
+    if (l->subop == KILN_REDUCE_MEAN) return is_float;
+    if (l->subop == KILN_REDUCE_SUM || l->subop == KILN_REDUCE_PROD)
+        return is_float || in == KILN_INT32 || in == KILN_INT64;
+    return is_float || is_int;
+}
+
+extern "C" kiln_status kiln_cuda_reduce_run(const kiln_layer_launch *l, cudaStream_t stream) {
+    kiln_reduce_view v;
+    kiln_view_reduce(&l->inputs[0], l->attrs, l->attr_count, &v);
+    if (v.outputs == 0) return KILN_OK;
+    unsigned grid = (unsigned)(v.outputs < 65536 ? v.outputs : 65536);
+    switch (l->inputs[0].dtype) {
+    case KILN_FLOAT32: launch_float<float>(l, v, grid, stream); break;
+    case KILN_FLOAT16: launch_float<__half>(l, v, grid, stream); break;
+    case KILN_BFLOAT16: launch_float<__nv_bfloat16>(l, v, grid, stream); break;
+    case KILN_INT8: launch_int<int8_t>(l, v, grid, stream); break;
+    case KILN_UINT8: launch_int<uint8_t>(l, v, grid, stream); break;
+    case KILN_INT32: launch_int<int32_t>(l, v, grid, stream); break;
+    case KILN_INT64: launch_int<int64_t>(l, v, grid, stream); break;
+    default: return kiln_cuda_unsupported("reduce", l->inputs[0].dtype);
+    }
+    return kiln_cuda_check_launch("reduce");
+}
