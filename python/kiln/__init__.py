@@ -25,6 +25,9 @@ from .network import (Builder, BuilderConfig, Network, Tensor, net_guard, curren
                       matmul, gather, reshape, relu, gelu, silu, exp, neg, sqrt, add, sub, mul, div,
                       minimum, maximum, tanh, sigmoid, erf, gelu_erf, rsqrt, absolute, log, sin, cos, floor, ceil,
                       reciprocal, sign)
+from .shape_ops import (transpose, permute, slice, concat, expand, broadcast_to, reduce_sum, reduce_mean,
+                        reduce_max, reduce_min, reduce_prod, argmax, argmin, softmax, log_softmax, layer_norm,
+                        rms_norm, where)
 from .symbolic import SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt, cdiv
 from .plugin import PluginBase, plugin, registered_plugins, unregister_plugin
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
@@ -49,6 +52,8 @@ __all__ = [
     "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt", "add", "sub", "mul", "div",
     "minimum", "maximum", "tanh", "sigmoid", "erf", "gelu_erf", "rsqrt", "absolute", "log", "sin", "cos",
     "floor", "ceil", "reciprocal", "sign",
+    "transpose", "permute", "slice", "concat", "expand", "broadcast_to", "reduce_sum", "reduce_mean", "reduce_max",
+    "reduce_min", "reduce_prod", "argmax", "argmin", "softmax", "log_softmax", "layer_norm", "rms_norm", "where",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
     "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "cdiv",

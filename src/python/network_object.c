@@ -7,6 +7,7 @@
  * with the core's message, which names the tensor or dimension at fault.
  */
 #include "kiln_py.h"
+#include "ops/op_list.h"   /* KILN_OP_MAX_INPUTS */
 
 #include <stdio.h>
 #include <string.h>
@@ -35,14 +36,14 @@ static int tensor_arg(PyObject *obj, kiln_tensor *out) {
     return 0;
 }
 
-/* A sequence of ints into an int64 array of at most KILN_MAX_RANK entries. */
-static int int64_list(PyObject *obj, const char *what, int64_t *out, int32_t *count) {
+/* A sequence of ints into an int64 array of at most `max` entries. */
+static int int_list(PyObject *obj, const char *what, int64_t *out, int32_t max, int32_t *count) {
     PyObject *seq = PySequence_Fast(obj, "expected a sequence of ints");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n > KILN_MAX_RANK) {
+    if (n > max) {
         Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "%s has %zd dimensions; kiln supports at most %d", what, n, KILN_MAX_RANK);
+        PyErr_Format(PyExc_ValueError, "%s has %zd entries; kiln takes at most %d", what, n, (int)max);
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -58,9 +59,24 @@ static int int64_list(PyObject *obj, const char *what, int64_t *out, int32_t *co
     return 0;
 }
 
-static int expr_list(PyObject *obj, const char *what, kiln_expr *out, int32_t *count) {
-    int64_t tmp[KILN_MAX_RANK];
-    if (int64_list(obj, what, tmp, count) < 0) return -1;
+/* Dims: a sequence of at most KILN_MAX_RANK ints. */
+static int int64_list(PyObject *obj, const char *what, int64_t *out, int32_t *count) {
+    PyObject *seq = PySequence_Fast(obj, "expected a sequence of ints");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_DECREF(seq);
+    if (n > KILN_MAX_RANK) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd dimensions; kiln supports at most %d", what, n, KILN_MAX_RANK);
+        return -1;
+    }
+    return int_list(obj, what, out, KILN_MAX_RANK, count);
+}
+
+/* A sequence of expression ids, at most `max`. */
+static int expr_list_n(PyObject *obj, const char *what, kiln_expr *out, int32_t max, int32_t *count) {
+    int64_t tmp[2 * KILN_MAX_RANK];
+    if (max > 2 * KILN_MAX_RANK) max = 2 * KILN_MAX_RANK;
+    if (int_list(obj, what, tmp, max, count) < 0) return -1;
     for (int32_t i = 0; i < *count; i++) {
         if (tmp[i] < 0 || tmp[i] > INT32_MAX) {
             PyErr_Format(PyExc_ValueError, "%s: invalid expression id %lld", what, (long long)tmp[i]);
@@ -69,6 +85,11 @@ static int expr_list(PyObject *obj, const char *what, kiln_expr *out, int32_t *c
         out[i] = (kiln_expr)tmp[i];
     }
     return 0;
+}
+
+/* A shape: at most KILN_MAX_RANK expression ids. */
+static int expr_list(PyObject *obj, const char *what, kiln_expr *out, int32_t *count) {
+    return expr_list_n(obj, what, out, KILN_MAX_RANK, count);
 }
 
 /* --- construction -------------------------------------------------------- */
@@ -264,8 +285,8 @@ static PyObject *network_add_matmul(PyObject *self, PyObject *args) {
 /*
  * add_layer(op_name, inputs, attrs=None) -> tensor: any built-in op of the
  * table by name (kiln_network_add_layer); attrs maps the op's attribute names
- * to ints (INT, DTYPE codes) or sequences of expression ids (EXPRS), as the
- * op's schema says.
+ * to ints (INT, DTYPE codes), floats (FLOAT), sequences of ints (INTS) or
+ * sequences of expression ids (EXPRS), as the op's schema says.
  */
 static PyObject *network_add_layer(PyObject *self, PyObject *args) {
     const char *name;
@@ -275,9 +296,9 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
     if (kiln_layer_op_from_name(name, &op) != KILN_OK) return kiln_py_raise(state_of(self), KILN_ERROR_NOT_FOUND);
     PyObject *seq = PySequence_Fast(inputs_obj, "add_layer: inputs must be a sequence of tensor ids");
     if (!seq) return NULL;
-    kiln_tensor inputs[4];
+    kiln_tensor inputs[KILN_OP_MAX_INPUTS];
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n > 4) {
+    if (n > KILN_OP_MAX_INPUTS) {
         Py_DECREF(seq);
         return PyErr_Format(PyExc_ValueError, "add_layer: %s given %zd inputs", name, n);
     }
@@ -290,7 +311,8 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
     if (attrs_obj != Py_None && !PyDict_Check(attrs_obj))
         return PyErr_Format(PyExc_TypeError, "add_layer: attrs must be a dict, not %s", Py_TYPE(attrs_obj)->tp_name);
     kiln_layer_attr attrs[4];
-    kiln_expr exprs[4][KILN_MAX_RANK];
+    kiln_expr exprs[4][2 * KILN_MAX_RANK];
+    int64_t ints[4][2 * KILN_MAX_RANK];
     int32_t attr_count = 0, schema_count = 0;
     kiln_layer_op_info(op, NULL, &schema_count);
     /* The schema says each attribute's kind; names the schema lacks pass
@@ -310,8 +332,14 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
                 a->kind = kind;
         }
         if (a->kind == KILN_ATTR_EXPRS) {
-            if (expr_list(value, attr, exprs[attr_count], &a->count) < 0) return NULL;
+            if (expr_list_n(value, attr, exprs[attr_count], 2 * KILN_MAX_RANK, &a->count) < 0) return NULL;
             a->exprs = exprs[attr_count];
+        } else if (a->kind == KILN_ATTR_INTS) {
+            if (int_list(value, attr, ints[attr_count], 2 * KILN_MAX_RANK, &a->count) < 0) return NULL;
+            a->ints = ints[attr_count];
+        } else if (a->kind == KILN_ATTR_FLOAT) {
+            a->f = PyFloat_AsDouble(value);
+            if (a->f == -1.0 && PyErr_Occurred()) return NULL;
         } else {
             long long v = PyLong_AsLongLong(value);
             if (v == -1 && PyErr_Occurred()) return NULL;

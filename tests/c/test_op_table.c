@@ -126,9 +126,82 @@ static void test_table_refuses_engines(void) {
     kiln_blob_free(blob);
 }
 
+/* x [batch, 3] → transpose → slice(rows 1.., reversed columns) → y: layers
+ * with integer and expression attributes. */
+static kiln_blob *attrs_engine(void) {
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 4, 8};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_tensor x, t, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 2, (kiln_expr[]){batch, kiln_expr_const(p, 3)}, &x);
+    int64_t perm[2] = {-1, 0};
+    kiln_layer_attr pa = {.name = "perm", .kind = KILN_ATTR_INTS, .count = 2, .ints = perm};
+    kiln_network_add_layer(net, KILN_LAYER_TRANSPOSE, 1, &x, 1, &pa, &t);
+    kiln_expr starts[2] = {kiln_expr_const(p, 1), kiln_expr_const(p, -1)};
+    kiln_expr ends[2] = {kiln_expr_const(p, INT64_MAX), kiln_expr_binary(p, KILN_EXPR_SUB, kiln_expr_const(p, 0),
+                                                                         batch)};
+    int64_t steps[2] = {1, -1};
+    kiln_layer_attr sa[3] = {{.name = "starts", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = starts},
+                             {.name = "ends", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = ends},
+                             {.name = "steps", .kind = KILN_ATTR_INTS, .count = 2, .ints = steps}};
+    kiln_network_add_layer(net, KILN_LAYER_SLICE, 1, &t, 3, sa, &y);
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    return blob;
+}
+
+/* Attribute lists are held to their op's canonical form at load. */
+static void test_attribute_lists_are_checked_at_load(void) {
+    kiln_blob *blob = attrs_engine();
+    REQUIRE(blob != NULL);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strcmp(kind, "transpose") == 0 && strcmp(detail, "perm [1, 0]") == 0);   /* -1 stored normalized */
+    kiln_engine_free(e);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    CHECK(d.layers[0].attrs.int_count == 2 && d.layers[1].attrs.int_count == 2 && d.layers[1].attrs.expr_count == 4);
+    d.layers[0].attrs.ints[0] = -1;   /* valid, but not canonical */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "layer 0 (transpose): its attribute lists are not in the canonical");
+    d.layers[0].attrs.ints[0] = 0;    /* not a permutation */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "perm is not a permutation");
+    d.layers[0].attrs.ints[0] = 1;
+    d.layers[0].attrs.int_count = 1;  /* too few */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "perm has 1 entries for rank 2");
+    d.layers[0].attrs.int_count = 2;
+    kiln_expr saved = d.layers[1].attrs.exprs[3];
+    d.layers[1].attrs.exprs[3] = (kiln_expr)d.exprs->count;   /* not a node */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "attribute expression 3");
+    d.layers[1].attrs.exprs[3] = saved;
+    d.layers[1].attrs.ints[1] = 0;    /* a zero step */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "step of axis 1 is 0");
+    d.layers[1].attrs.ints[1] = 2;    /* another step: the stored output shape no longer follows */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "the op's rule gives");
+    d.layers[1].attrs.ints[1] = -1;
+    CHECK_OK(load_edited(&d));
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+    /* An op without attribute lists given one. */
+    blob = relu_engine();
+    REQUIRE(blob != NULL);
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    d.layers[0].attrs.int_count = 1;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "has attribute lists but its op takes none");
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 int main(void) {
     TEST_RUN(test_names_and_rows);
     TEST_RUN(test_cpu_covers_the_rules);
     TEST_RUN(test_table_refuses_engines);
+    TEST_RUN(test_attribute_lists_are_checked_at_load);
     return test_summary();
 }

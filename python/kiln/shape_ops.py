@@ -1,0 +1,138 @@
+"""Layers with attributes: moving data (transpose, slice, concat, expand),
+reductions, softmax, normalization and where.
+
+Each function adds one built-in layer through the op table
+(kiln_network_add_layer), so the shape rules, checks and error messages are
+the C core's.  Sizes and indices may be ints or SymDims of the network
+(symbolic slices serve every shape of the profile).  Reductions follow numpy:
+keepdims=False by default (ONNX's default is 1; kiln.onnx passes it)."""
+from .network import Tensor, network_of, _out
+from .symbolic import SymDim, dim_expr
+
+_INT64_MAX = (1 << 63) - 1
+
+
+def _expr(pool, value, what):
+    if isinstance(value, SymDim):
+        return dim_expr(pool, value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return pool.const(value)
+    raise TypeError(f"{what}: a {type(value).__name__} is not an integer or a SymDim")
+
+
+def _layer(op, inputs, attrs=None):
+    net = network_of(*inputs)
+    for t in inputs:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: inputs must be kiln Tensors, not {type(t).__name__}")
+    return _out(net, net._net.add_layer(op, [t._id for t in inputs], attrs or {}))
+
+
+def transpose(x, perm=None):
+    """Permute axes: output axis i is input axis perm[i] (default: reversed)."""
+    if perm is None:
+        perm = list(range(len(x.shape)))[::-1]
+    return _layer("transpose", [x], {"perm": [int(p) for p in perm]})
+
+
+permute = transpose
+
+
+def slice(x, starts, ends, axes=None, steps=None):   # noqa: A001 (the op's name)
+    """x[starts:ends:steps] along axes (default: the first len(starts) axes),
+    ONNX Slice semantics: negative values count from the end, out-of-range
+    ones are clamped, steps are nonzero ints.  starts/ends may be SymDims."""
+    rank = len(x.shape)
+    axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
+    steps = [1] * len(axes) if steps is None else [int(s) for s in steps]
+    if not (len(starts) == len(ends) == len(axes) == len(steps)):
+        raise ValueError("slice: starts, ends, axes and steps must have the same length")
+    pool = x._network.exprs
+    full_starts, full_ends, full_steps = [0] * rank, [_INT64_MAX] * rank, [1] * rank
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        if not -rank <= a < rank:
+            raise ValueError(f"slice: axis {a} is out of range for rank {rank}")
+        a %= rank
+        full_starts[a], full_ends[a], full_steps[a] = s, e, st
+    return _layer("slice", [x], {"starts": [_expr(pool, v, "slice start") for v in full_starts],
+                                 "ends": [_expr(pool, v, "slice end") for v in full_ends],
+                                 "steps": full_steps})
+
+
+def concat(tensors, axis=0):
+    """Join tensors along axis (1 to 64 tensors, same dtype and other sizes)."""
+    return _layer("concat", list(tensors), {"axis": int(axis)})
+
+
+def expand(x, shape):
+    """numpy broadcast of x and shape (ONNX Expand; sizes of 1 in shape keep x's)."""
+    pool = x._network.exprs
+    return _layer("expand", [x], {"shape": [_expr(pool, d, "expand") for d in shape]})
+
+
+def broadcast_to(x, shape):
+    """x broadcast to shape (numpy.broadcast_to)."""
+    return expand(x, shape)
+
+
+def _reduce(op, x, axes, keepdims):
+    attrs = {"keepdims": 1 if keepdims else 0}
+    if axes is not None:
+        attrs["axes"] = [int(axes)] if isinstance(axes, int) else [int(a) for a in axes]
+    return _layer(op, [x], attrs)
+
+
+def reduce_sum(x, axes=None, keepdims=False):
+    """Sum over axes (default: all)."""
+    return _reduce("reduce_sum", x, axes, keepdims)
+
+
+def reduce_mean(x, axes=None, keepdims=False):
+    return _reduce("reduce_mean", x, axes, keepdims)
+
+
+def reduce_max(x, axes=None, keepdims=False):
+    """Maximum over axes; NaN propagates (numpy.max)."""
+    return _reduce("reduce_max", x, axes, keepdims)
+
+
+def reduce_min(x, axes=None, keepdims=False):
+    return _reduce("reduce_min", x, axes, keepdims)
+
+
+def reduce_prod(x, axes=None, keepdims=False):
+    return _reduce("reduce_prod", x, axes, keepdims)
+
+
+def argmax(x, axis=0, keepdims=False):
+    """int64 index of the first maximum along axis."""
+    return _layer("argmax", [x], {"axis": int(axis), "keepdims": 1 if keepdims else 0})
+
+
+def argmin(x, axis=0, keepdims=False):
+    return _layer("argmin", [x], {"axis": int(axis), "keepdims": 1 if keepdims else 0})
+
+
+def softmax(x, axis=-1):
+    """Numerically stable softmax along axis."""
+    return _layer("softmax", [x], {"axis": int(axis)})
+
+
+def log_softmax(x, axis=-1):
+    return _layer("log_softmax", [x], {"axis": int(axis)})
+
+
+def layer_norm(x, scale, bias, axis=-1, epsilon=1e-5):
+    """(x - mean) / sqrt(var + epsilon) * scale + bias over axes axis..; scale
+    and bias have those axes' shape (torch.nn.functional.layer_norm)."""
+    return _layer("layer_norm", [x, scale, bias], {"axis": int(axis), "epsilon": float(epsilon)})
+
+
+def rms_norm(x, scale, axis=-1, epsilon=1e-6):
+    """x / sqrt(mean(x**2) + epsilon) * scale over axes axis.."""
+    return _layer("rms_norm", [x, scale], {"axis": int(axis), "epsilon": float(epsilon)})
+
+
+def where(cond, a, b):
+    """cond ? a : b elementwise, numpy broadcasting; cond is bool."""
+    return _layer("where", [cond, a, b])

@@ -1,0 +1,187 @@
+"""The ops with attribute lists against torch, on the CPU and (when there is
+one) the GPU: transpose, slice (negative, clamped, reversed and symbolic
+bounds), concat, expand, the reductions, softmax/log-softmax, layer and RMS
+norm, where.  Inputs have dynamic axes, so one engine runs several shapes."""
+import pytest
+import torch
+
+import kiln
+from kiln.runtime import Session
+
+from conftest import HAVE_GPU
+
+DEVICES = ["cpu"] + (["cuda"] if HAVE_GPU else [])
+FLOATS = [torch.float32, torch.float16, torch.bfloat16]
+TOL = {torch.float32: (1e-5, 1e-5), torch.float16: (2e-3, 2e-3), torch.bfloat16: (1.6e-2, 1.6e-2),
+       torch.int32: (0, 0), torch.int64: (0, 0)}
+
+
+def run(build, inputs, device, names=("x",)):
+    """Build a network whose inputs (named names, dynamic axes) are the
+    tensors' shapes' dims, then run it on inputs."""
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        ts = []
+        for name, value in zip(names, inputs):
+            dims = {f"{name}{i}": [(1, max(2, d), 64)] for i, d in enumerate(value.shape)}
+            shape = [-1] * value.dim()
+            ts.append(kiln.Tensor(name=name, shape=shape, dtype=kiln.to_dtype(value.dtype), dim_range=dims))
+        build(*ts).mark_output("y")
+    s = Session.from_serialized_engine(builder.build_engine(net), device=device)
+    return s({n: v.to(device) for n, v in zip(names, inputs)})["y"].cpu()
+
+
+def close(got, want):
+    rtol, atol = TOL.get(want.dtype, (0, 0))
+    assert got.shape == want.shape, (got.shape, want.shape)
+    torch.testing.assert_close(got.float() if got.is_floating_point() else got,
+                               want.float() if want.is_floating_point() else want, rtol=rtol, atol=atol,
+                               equal_nan=True)
+
+
+def rand(*shape, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g).to(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOATS + [torch.int64], ids=str)
+def test_transpose(device, dtype):
+    x = (rand(2, 3, 5) * 10).to(dtype)
+    close(run(lambda t: kiln.transpose(t, [2, 0, 1]), [x], device), x.permute(2, 0, 1))
+    close(run(lambda t: kiln.transpose(t), [x], device), x.permute(2, 1, 0))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_slice(device):
+    x = rand(6, 7, 5)
+    close(run(lambda t: kiln.slice(t, [1, -3], [5, 1000], axes=[0, 1]), [x], device), x[1:5, -3:])
+    close(run(lambda t: kiln.slice(t, [-1], [-1000], axes=[2], steps=[-2]), [x], device), x.flip(2)[:, :, ::2])
+    close(run(lambda t: kiln.slice(t, [0, 5], [6, 0], axes=[0, 1], steps=[3, -2]), [x], device),
+          x[0:6:3].flip(1)[:, 1::2][:, :3])
+    close(run(lambda t: kiln.slice(t, [4], [2], axes=[0]), [x], device), x[4:2])        # empty
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_slice_with_symbolic_bounds_serves_every_shape(device):
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        x = kiln.Tensor(name="x", shape=(-1, 8), dtype=kiln.float32, dim_range={"n": [(2, 8, 32)], "c": [(8, 8, 8)]})
+        n = x.shape[0]
+        kiln.slice(x, [1], [n - 1], axes=[0]).mark_output("y")   # drop the first and last rows
+    s = Session.from_serialized_engine(builder.build_engine(net), device=device)
+    for rows in (2, 5, 32):
+        xs = rand(rows, 8, seed=rows)
+        close(s({"x": xs.to(device)})["y"].cpu(), xs[1:rows - 1])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int32], ids=str)
+def test_concat(device, dtype):
+    a, b, c = (rand(2, 5, 3) * 10).to(dtype), (rand(2, 1, 3, seed=1) * 10).to(dtype), \
+        (rand(2, 4, 3, seed=2) * 10).to(dtype)
+    close(run(lambda x, y, z: kiln.concat([x, y, z], axis=1), [a, b, c], device, names=("a", "b", "c")),
+          torch.cat([a, b, c], 1))
+    close(run(lambda x, y: kiln.concat([x, y], axis=-1), [a, a], device, names=("a", "b")), torch.cat([a, a], -1))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_expand(device):
+    x = rand(3, 1)
+    close(run(lambda t: kiln.expand(t, [2, 3, 4]), [x], device), x.expand(2, 3, 4))
+    close(run(lambda t: kiln.broadcast_to(t, [1, 5]), [x], device), x.expand(3, 5))   # ONNX: 1 keeps 3
+
+
+REDUCE = {"reduce_sum": torch.sum, "reduce_mean": torch.mean, "reduce_max": torch.amax, "reduce_min": torch.amin,
+          "reduce_prod": torch.prod}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOATS + [torch.int32, torch.int64], ids=str)
+@pytest.mark.parametrize("name", sorted(REDUCE))
+def test_reductions(device, dtype, name):
+    if name == "reduce_mean" and not dtype.is_floating_point:
+        pytest.skip("reduce_mean is floating-point only (as the table says)")
+    x = rand(4, 5, 6, dtype=torch.float32) * (0.6 if name == "reduce_prod" else 10)
+    if not dtype.is_floating_point:
+        x = x.round()
+    x = x.to(dtype)
+    op = getattr(kiln, name)
+    for axes, keep in [((2,), False), ((0, 2), True), (None, False), ((-2,), True)]:
+        ref = x.double() if dtype.is_floating_point else x
+        dims = sorted(a % 3 for a in (axes or range(3)))
+        if name == "reduce_prod":   # torch.prod takes one dim at a time
+            want = ref
+            for a in reversed(dims):
+                want = torch.prod(want, dim=a, keepdim=keep)
+        else:
+            want = REDUCE[name](ref, dim=dims, keepdim=keep)
+        got = run(lambda t: op(t, axes=axes, keepdims=keep), [x], device)
+        close(got, want.to(dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32], ids=str)
+def test_argmax_argmin(device, dtype):
+    x = (rand(5, 7) * 10).round().to(dtype)   # ties: the first index wins, as torch's
+    for axis in (0, 1, -1):
+        close(run(lambda t: kiln.argmax(t, axis=axis), [x], device), torch.argmax(x, dim=axis))
+        close(run(lambda t: kiln.argmin(t, axis=axis, keepdims=True), [x], device),
+              torch.argmin(x, dim=axis, keepdim=True))
+
+
+def test_max_propagates_nan():
+    x = rand(3, 4)
+    x[1, 2] = float("nan")
+    close(run(lambda t: kiln.reduce_max(t, axes=[1]), [x], "cpu"), torch.amax(x, 1))
+    close(run(lambda t: kiln.argmax(t, axis=1), [x], "cpu"), torch.argmax(x, 1))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_softmax(device, dtype):
+    x = (rand(3, 7, 5) * 30).to(dtype)   # large values: the max must be subtracted
+    for axis in (-1, 1, 0):
+        close(run(lambda t: kiln.softmax(t, axis=axis), [x], device), torch.softmax(x.double(), axis).to(dtype))
+        close(run(lambda t: kiln.log_softmax(t, axis=axis), [x], device),
+              torch.log_softmax(x.double(), axis).to(dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_layer_norm_and_rms_norm(device, dtype):
+    x = (rand(4, 3, 16) * 3 + 1).to(dtype)
+    w, b = rand(3, 16, seed=1).to(dtype), rand(3, 16, seed=2).to(dtype)
+    got = run(lambda t, s, c: kiln.layer_norm(t, s, c, axis=1, epsilon=1e-5), [x, w, b], device,
+              names=("x", "w", "b"))
+    close(got, torch.nn.functional.layer_norm(x.double(), (3, 16), w.double(), b.double(), 1e-5).to(dtype))
+    got = run(lambda t, s: kiln.rms_norm(t, s, axis=-1, epsilon=1e-6), [x, w[0]], device, names=("x", "w"))
+    close(got, torch.nn.functional.rms_norm(x.double(), (16,), w[0].double(), 1e-6).to(dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_where(device):
+    c = rand(3, 1, 5) > 0
+    a, b = rand(1, 4, 5, seed=1), rand(5, seed=2)
+    close(run(kiln.where, [c, a, b], device, names=("c", "a", "b")), torch.where(c, a, b))
+
+
+def test_bad_attributes_name_the_layer_and_attribute():
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        x = kiln.Tensor(name="x", shape=(2, 3), dtype=kiln.float32)
+        with pytest.raises(kiln.Error, match="transpose of 'x': perm is not a permutation"):
+            kiln.transpose(x, [0, 0])
+        with pytest.raises(kiln.Error, match="slice of 'x': step of axis 1 is 0"):
+            kiln.slice(x, [0], [1], axes=[1], steps=[0])
+        with pytest.raises(kiln.Error, match="reduce_sum of 'x': axis 5 is out of range"):
+            kiln.reduce_sum(x, axes=[5])
+        with pytest.raises(kiln.Error, match="concat: 'y' axis 1 has size 4, 'x' has 3"):
+            kiln.concat([x, kiln.Tensor(name="y", shape=(2, 4), dtype=kiln.float32)], axis=0)
+        with pytest.raises(kiln.Error, match="where: condition 'x' is float32, not bool"):
+            kiln.where(x, x, x)
+        with pytest.raises(kiln.Error, match="epsilon"):
+            kiln.rms_norm(x, kiln.Tensor(name="w", shape=(3,), dtype=kiln.float32), epsilon=-1.0)
