@@ -6,7 +6,7 @@ Each function adds one built-in layer through the op table
 the C core's.  Sizes and indices may be ints or SymDims of the network
 (symbolic slices serve every shape of the profile).  Reductions follow numpy:
 keepdims=False by default (ONNX's default is 1; kiln.onnx passes it)."""
-from .network import Tensor, network_of, _out
+from .network import Tensor, network_of
 from .symbolic import SymDim, dim_expr
 
 _INT64_MAX = (1 << 63) - 1
@@ -25,7 +25,7 @@ def _layer(op, inputs, attrs=None):
     for t in inputs:
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: inputs must be kiln Tensors, not {type(t).__name__}")
-    return _out(net, net._net.add_layer(op, [t._id for t in inputs], attrs or {}))
+    return net._tensor(net._net.add_layer(op, [t._id for t in inputs], attrs or {}))
 
 
 def transpose(x, perm=None):

@@ -156,7 +156,7 @@ def test_rope_frequencies_equal_transformers(name):
     inv_freq, scaling = spec.inv_freq()
     rotary = hf.model.rotary_emb
     assert scaling == rotary.attention_scaling
-    assert torch.equal(inv_freq, rotary.inv_freq.float())
+    assert torch.equal(inv_freq, rotary.inv_freq.float().cpu())
 
 
 def test_unsupported_configs_are_refused_by_name():

@@ -1,6 +1,7 @@
 /* block_reduce.cuh — reductions across one thread block (KC_THREADS threads),
  * for the kernels that give each output row a block (reduce, softmax, norm).
- * Every thread of the block must call them; all get the result. */
+ * Every thread of the block must call them; all get the result.  The block
+ * has a power-of-two number of warps (KC_THREADS). */
 #ifndef KILN_CUDA_BLOCK_REDUCE_CUH
 #define KILN_CUDA_BLOCK_REDUCE_CUH
 
@@ -27,8 +28,11 @@ __device__ T kc_block_reduce(T v, Op op) {
     if (lane == 0) warp_results[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        v = lane < (int)(blockDim.x >> 5) ? warp_results[lane] : warp_results[0];
-        for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, off));
+        /* A tree over the first `warps` lanes (a power of two): lane 0's
+         * result reads only lanes below `warps`, the others are don't-cares. */
+        const int warps = (int)(blockDim.x >> 5);
+        v = warp_results[lane < warps ? lane : 0];
+        for (int off = warps / 2; off > 0; off >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, off));
         if (lane == 0) warp_results[0] = v;
     }
     __syncthreads();

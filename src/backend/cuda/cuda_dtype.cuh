@@ -48,6 +48,6 @@ static inline bool kc_aligned16(const void *a, const void *b, const void *c) {
     return (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15u) == 0;
 }
 
-#define KC_THREADS 256
+#define KC_THREADS 256   /* a power of two (block_reduce.cuh relies on it) */
 
 #endif
