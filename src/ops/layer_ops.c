@@ -16,25 +16,29 @@ _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_C
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
 
+/* One schema entry (designated: a compiler may warn about omitted fields). */
+#define ATTR(n, k, req, pl, di, df) \
+    {.name = (n), .kind = (k), .required = (req), .place = (pl), .default_int = (di), .default_float = (df)}
+
 /* Reductions: keepdims (default 1) first in the integer list, then the axes
  * (argmax/argmin: the one axis, default 0). */
 #define REDUCE_ROW(flat, reduce, axes_name, axes_kind)                                              \
-    [flat] = {KILN_OP_REDUCE, reduce, 2, {{"keepdims", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0}, \
-                                          {axes_name, axes_kind, false, KILN_ATTR_TO_INTS, 0, 0}}},
+    [flat] = {KILN_OP_REDUCE, reduce, 2, {ATTR("keepdims", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0), \
+                                          ATTR(axes_name, axes_kind, false, KILN_ATTR_TO_INTS, 0, 0)}},
 
 static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
-    [KILN_LAYER_CAST] = {KILN_OP_CAST, 0, 1, {{"to", KILN_ATTR_DTYPE, true, KILN_ATTR_IN_OUTPUT_DTYPE}}},
+    [KILN_LAYER_CAST] = {KILN_OP_CAST, 0, 1, {ATTR("to", KILN_ATTR_DTYPE, true, KILN_ATTR_IN_OUTPUT_DTYPE, 0, 0)}},
     KILN_BINARY_OP_LIST(BINARY_ROW)
     KILN_UNARY_OP_LIST(UNARY_ROW)
-    [KILN_LAYER_GATHER] = {KILN_OP_GATHER, 0, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS}}},
-    [KILN_LAYER_RESHAPE] = {KILN_OP_RESHAPE, 0, 1, {{"shape", KILN_ATTR_EXPRS, true, KILN_ATTR_IN_OUTPUT_SHAPE}}},
+    [KILN_LAYER_GATHER] = {KILN_OP_GATHER, 0, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
+    [KILN_LAYER_RESHAPE] = {KILN_OP_RESHAPE, 0, 1, {ATTR("shape", KILN_ATTR_EXPRS, true, KILN_ATTR_IN_OUTPUT_SHAPE, 0, 0)}},
     [KILN_LAYER_MATMUL] = {KILN_OP_MATMUL, 0, 0, {{0}}},
-    [KILN_LAYER_TRANSPOSE] = {KILN_OP_TRANSPOSE, 0, 1, {{"perm", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS}}},
-    [KILN_LAYER_SLICE] = {KILN_OP_SLICE, 0, 3, {{"steps", KILN_ATTR_INTS, false, KILN_ATTR_TO_INTS},
-                                                {"starts", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS},
-                                                {"ends", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS}}},
-    [KILN_LAYER_CONCAT] = {KILN_OP_CONCAT, 0, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS}}},
-    [KILN_LAYER_EXPAND] = {KILN_OP_EXPAND, 0, 1, {{"shape", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS}}},
+    [KILN_LAYER_TRANSPOSE] = {KILN_OP_TRANSPOSE, 0, 1, {ATTR("perm", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0)}},
+    [KILN_LAYER_SLICE] = {KILN_OP_SLICE, 0, 3, {ATTR("steps", KILN_ATTR_INTS, false, KILN_ATTR_TO_INTS, 0, 0),
+                                                ATTR("starts", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
+                                                ATTR("ends", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0)}},
+    [KILN_LAYER_CONCAT] = {KILN_OP_CONCAT, 0, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
+    [KILN_LAYER_EXPAND] = {KILN_OP_EXPAND, 0, 1, {ATTR("shape", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0)}},
     REDUCE_ROW(KILN_LAYER_REDUCE_SUM, KILN_REDUCE_SUM, "axes", KILN_ATTR_INTS)
     REDUCE_ROW(KILN_LAYER_REDUCE_MEAN, KILN_REDUCE_MEAN, "axes", KILN_ATTR_INTS)
     REDUCE_ROW(KILN_LAYER_REDUCE_MAX, KILN_REDUCE_MAX, "axes", KILN_ATTR_INTS)
@@ -42,14 +46,12 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     REDUCE_ROW(KILN_LAYER_REDUCE_PROD, KILN_REDUCE_PROD, "axes", KILN_ATTR_INTS)
     REDUCE_ROW(KILN_LAYER_ARGMAX, KILN_REDUCE_ARGMAX, "axis", KILN_ATTR_INT)
     REDUCE_ROW(KILN_LAYER_ARGMIN, KILN_REDUCE_ARGMIN, "axis", KILN_ATTR_INT)
-    [KILN_LAYER_SOFTMAX] = {KILN_OP_SOFTMAX, 0, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0}}},
-    [KILN_LAYER_LOG_SOFTMAX] = {KILN_OP_SOFTMAX, 1, 1, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0}}},
-    [KILN_LAYER_LAYER_NORM] = {KILN_OP_LAYER_NORM, 0, 2, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0},
-                                                          {"epsilon", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0,
-                                                           1e-5}}},
-    [KILN_LAYER_RMS_NORM] = {KILN_OP_RMS_NORM, 0, 2, {{"axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0},
-                                                      {"epsilon", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0,
-                                                       1e-6}}},
+    [KILN_LAYER_SOFTMAX] = {KILN_OP_SOFTMAX, 0, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0)}},
+    [KILN_LAYER_LOG_SOFTMAX] = {KILN_OP_SOFTMAX, 1, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0)}},
+    [KILN_LAYER_LAYER_NORM] = {KILN_OP_LAYER_NORM, 0, 2, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0),
+                                                          ATTR("epsilon", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 1e-5)}},
+    [KILN_LAYER_RMS_NORM] = {KILN_OP_RMS_NORM, 0, 2, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0),
+                                                      ATTR("epsilon", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 1e-6)}},
     [KILN_LAYER_WHERE] = {KILN_OP_WHERE, 0, 0, {{0}}},
 };
 
