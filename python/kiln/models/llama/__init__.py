@@ -5,7 +5,7 @@ plugins written the way a kiln user writes them:
     rotary.py             Rotary (RoPE) plugin
     prefill_attention.py  PrefillAttention: causal grouped-query flash attention
     decode_attention.py   DecodeAttention: one token against a KV cache, split and combined
-    build.py              the prefill and decode networks (plugins + kiln's matmul, add, mul, silu, gather)
+    engines.py            the prefill and decode networks (plugins + kiln's matmul, add, mul, silu, gather)
     model.py              from_hf(), load() and LlamaModel (logits, generate, save)
 
     from kiln.models import llama

@@ -11,7 +11,7 @@ import torch
 import kiln
 
 from . import weights as _weights
-from .build import build_decode, build_prefill, torch_dtype
+from .engines import build_decode, build_prefill, torch_dtype
 from .config import LlamaSpec
 
 _CONFIG = "kiln_llama.json"
