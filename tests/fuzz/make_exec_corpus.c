@@ -10,7 +10,10 @@
  *                   → bfloat16 → float32), reshape with an inferred axis, every
  *                   unary op, every binary op with broadcasting; dims batch and
  *                   seq shared by two inputs
- *   static.engine   no dims, int8/int32/int64 negation and casts */
+ *   static.engine   no dims, int8/int32/int64 negation and casts
+ *   attrs.engine    the ops with attribute lists: transpose, slice with a
+ *                   symbolic end and a negative step, concat, expand, every
+ *                   reduction, softmax, log-softmax, layer and RMS norm, where */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -121,11 +124,65 @@ static int static_ints(const char *dir) {
     return save(net, dir, "static.engine");
 }
 
+static kiln_status layer(kiln_network *net, kiln_layer_op op, int32_t n, const kiln_tensor *in, int32_t na,
+                         const kiln_layer_attr *attrs, kiln_tensor *out) {
+    return kiln_network_add_layer(net, op, n, in, na, attrs, out);
+}
+
+static int attrs(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 3, 6};
+    kiln_expr n;
+    TRY(kiln_network_add_dim(net, "n", &range, 1, &n));
+    kiln_expr four = kiln_expr_const(p, 4);
+    kiln_tensor x, w, cond, t, s, c, e, r, y;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 2, (kiln_expr[]){n, four}, &x));
+    TRY(kiln_network_add_input(net, "cond", KILN_BOOL, 2, (kiln_expr[]){n, four}, &cond));
+    static const float ones[4] = {1, 0.5f, 2, -1};
+    TRY(kiln_network_add_constant(net, "w", KILN_FLOAT32, 1, (int64_t[]){4}, ones, &w));
+    int64_t perm[2] = {1, 0};
+    TRY(layer(net, KILN_LAYER_TRANSPOSE, 1, &x, 1,
+              &(kiln_layer_attr){.name = "perm", .kind = KILN_ATTR_INTS, .count = 2, .ints = perm}, &t));
+    kiln_expr starts[2] = {kiln_expr_const(p, -1), kiln_expr_const(p, 0)};
+    kiln_expr ends[2] = {kiln_expr_const(p, -100), kiln_expr_binary(p, KILN_EXPR_SUB, n, kiln_expr_const(p, 1))};
+    int64_t steps[2] = {-1, 1};
+    kiln_layer_attr sa[3] = {{.name = "starts", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = starts},
+                             {.name = "ends", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = ends},
+                             {.name = "steps", .kind = KILN_ATTR_INTS, .count = 2, .ints = steps}};
+    TRY(layer(net, KILN_LAYER_SLICE, 1, &t, 3, sa, &s));
+    TRY(layer(net, KILN_LAYER_CONCAT, 2, (kiln_tensor[]){t, s}, 1,
+              &(kiln_layer_attr){.name = "axis", .kind = KILN_ATTR_INT, .i = 1}, &c));
+    kiln_expr shape[3] = {kiln_expr_const(p, 2), kiln_expr_const(p, 1), kiln_expr_const(p, 1)};
+    TRY(layer(net, KILN_LAYER_EXPAND, 1, &c, 1,
+              &(kiln_layer_attr){.name = "shape", .kind = KILN_ATTR_EXPRS, .count = 3, .exprs = shape}, &e));
+    for (int op = KILN_LAYER_REDUCE_SUM; op <= KILN_LAYER_ARGMIN; op++) {
+        int64_t axes[1] = {-1};
+        kiln_layer_attr ra = op >= KILN_LAYER_ARGMAX
+                                 ? (kiln_layer_attr){.name = "axis", .kind = KILN_ATTR_INT, .i = 1}
+                                 : (kiln_layer_attr){.name = "axes", .kind = KILN_ATTR_INTS, .count = 1, .ints = axes};
+        TRY(layer(net, (kiln_layer_op)op, 1, &e, 1, &ra, &r));
+        char name[32];
+        snprintf(name, sizeof name, "r%d", op);
+        TRY(kiln_network_mark_output(net, r, name, op >= KILN_LAYER_ARGMAX ? KILN_INT64 : KILN_FLOAT32));
+    }
+    TRY(layer(net, KILN_LAYER_SOFTMAX, 1, &x, 0, NULL, &y));
+    TRY(layer(net, KILN_LAYER_LOG_SOFTMAX, 1, &y, 1,
+              &(kiln_layer_attr){.name = "axis", .kind = KILN_ATTR_INT, .i = 0}, &y));
+    TRY(layer(net, KILN_LAYER_RMS_NORM, 2, (kiln_tensor[]){y, w}, 0, NULL, &y));
+    TRY(layer(net, KILN_LAYER_LAYER_NORM, 3, (kiln_tensor[]){y, w, w}, 1,
+              &(kiln_layer_attr){.name = "epsilon", .kind = KILN_ATTR_FLOAT, .f = 1e-3}, &y));
+    TRY(layer(net, KILN_LAYER_WHERE, 3, (kiln_tensor[]){cond, y, x}, 0, NULL, &y));
+    TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    return save(net, dir, "attrs.engine");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
         return 2;
     }
     TRY(kiln_plugin_library_init());
-    return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]);
+    return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]);
 }
