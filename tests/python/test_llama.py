@@ -234,11 +234,11 @@ def test_aot_prefill_engine_holds_compiled_kernels():
     code = """if True:
         import torch, kiln
         from transformers import LlamaConfig, LlamaForCausalLM
-        from kiln.models.llama import build, weights
+        from kiln.models.llama import engines, weights
         torch.manual_seed(0)
         hf = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
                                           num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
-        engine = bytes(build.build_prefill(weights.from_model(hf), torch.bfloat16, 2, 32, prefer_aot=True))
+        engine = bytes(engines.build_prefill(weights.from_model(hf), torch.bfloat16, 2, 32, prefer_aot=True))
         plugins = kiln.runtime.load_engine(engine).plugins()
         print(sorted(set(p[1] for p in plugins)), len(plugins))
         for kernel in (b"rms_norm_kernel", b"rotary_kernel", b"prefill_attention_kernel"):
