@@ -327,6 +327,9 @@ typedef enum kiln_binary_op {   /* stored in engine files: never renumber */
     KILN_BINARY_DIV = 3,        /* integer division truncates toward zero; by zero gives 0 */
     KILN_BINARY_MIN = 4,
     KILN_BINARY_MAX = 5,
+    KILN_BINARY_POW  = 6,       /* floating-point only */
+    KILN_BINARY_MOD  = 7,       /* numpy.mod: the result has the divisor's sign; integer x mod 0 is 0 */
+    KILN_BINARY_FMOD = 8,       /* C fmod / numpy.fmod: the result has the dividend's sign; integer x fmod 0 is 0 */
     KILN_BINARY_OP_COUNT
 } kiln_binary_op;
 
@@ -363,6 +366,16 @@ typedef enum kiln_reduce_op {   /* stored in engine files: never renumber */
     KILN_REDUCE_ARGMIN = 6,
     KILN_REDUCE_OP_COUNT
 } kiln_reduce_op;
+
+typedef enum kiln_compare_op {  /* stored in engine files: never renumber; results are bool */
+    KILN_COMPARE_EQUAL         = 0,   /* NaN equals nothing */
+    KILN_COMPARE_NOT_EQUAL     = 1,
+    KILN_COMPARE_LESS          = 2,
+    KILN_COMPARE_LESS_EQUAL    = 3,
+    KILN_COMPARE_GREATER       = 4,
+    KILN_COMPARE_GREATER_EQUAL = 5,
+    KILN_COMPARE_OP_COUNT
+} kiln_compare_op;
 
 KILN_API kiln_status kiln_network_create(kiln_network **out);
 KILN_API void        kiln_network_free  (kiln_network *net);
@@ -465,6 +478,15 @@ typedef enum kiln_layer_op {
                                       "epsilon" (FLOAT, default 1e-5) */
     KILN_LAYER_RMS_NORM    = 43,   /* inputs x, scale; "axis", "epsilon" as LAYER_NORM (default 1e-6) */
     KILN_LAYER_WHERE       = 44,   /* inputs cond (bool), a, b: cond ? a : b, numpy broadcasting */
+    KILN_LAYER_POW         = 45,   /* binary ops added later */
+    KILN_LAYER_MOD         = 46,
+    KILN_LAYER_FMOD        = 47,
+    KILN_LAYER_EQUAL         = 48,  /* comparisons: two operands of one dtype, numpy broadcasting, bool result */
+    KILN_LAYER_NOT_EQUAL     = 49,
+    KILN_LAYER_LESS          = 50,
+    KILN_LAYER_LESS_EQUAL    = 51,
+    KILN_LAYER_GREATER       = 52,
+    KILN_LAYER_GREATER_EQUAL = 53,
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

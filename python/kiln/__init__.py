@@ -24,7 +24,8 @@ from .dtypes import (DataType, float32, float16, bfloat16, int8, uint8, int32, i
 from .network import (Builder, BuilderConfig, Network, Tensor, net_guard, current_network, constant, cast,
                       matmul, gather, reshape, relu, gelu, silu, exp, neg, sqrt, add, sub, mul, div,
                       minimum, maximum, tanh, sigmoid, erf, gelu_erf, rsqrt, absolute, log, sin, cos, floor, ceil,
-                      reciprocal, sign)
+                      reciprocal, sign, power, mod, fmod, equal, not_equal, less, less_equal, greater,
+                      greater_equal, logical_and, logical_or, logical_xor, logical_not)
 from .shape_ops import (transpose, permute, slice, concat, expand, broadcast_to, reduce_sum, reduce_mean,
                         reduce_max, reduce_min, reduce_prod, argmax, argmin, softmax, log_softmax, layer_norm,
                         rms_norm, where)
@@ -51,7 +52,8 @@ __all__ = [
     "Builder", "BuilderConfig", "Network", "Tensor", "net_guard", "current_network", "constant", "cast",
     "matmul", "gather", "reshape", "relu", "gelu", "silu", "exp", "neg", "sqrt", "add", "sub", "mul", "div",
     "minimum", "maximum", "tanh", "sigmoid", "erf", "gelu_erf", "rsqrt", "absolute", "log", "sin", "cos",
-    "floor", "ceil", "reciprocal", "sign",
+    "floor", "ceil", "reciprocal", "sign", "power", "mod", "fmod", "equal", "not_equal", "less", "less_equal",
+    "greater", "greater_equal", "logical_and", "logical_or", "logical_xor", "logical_not",
     "transpose", "permute", "slice", "concat", "expand", "broadcast_to", "reduce_sum", "reduce_mean", "reduce_max",
     "reduce_min", "reduce_prod", "argmax", "argmin", "softmax", "log_softmax", "layer_norm", "rms_norm", "where",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",

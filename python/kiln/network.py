@@ -470,6 +470,58 @@ def mul(a, b): return _binary(_MUL, a, b)
 def div(a, b): return _binary(_DIV, a, b)
 def minimum(a, b): return _binary(_MIN, a, b)
 def maximum(a, b): return _binary(_MAX, a, b)
+def power(a, b):
+    """a ** b, floating-point (numpy.power)."""
+    return _binary(_kiln.BINARY_POW, a, b)
+def mod(a, b):
+    """numpy.mod: the result has b's sign (Python's %); integer x mod 0 is 0."""
+    return _binary(_kiln.BINARY_MOD, a, b)
+def fmod(a, b):
+    """C fmod / numpy.fmod: the result has a's sign; integer x fmod 0 is 0."""
+    return _binary(_kiln.BINARY_FMOD, a, b)
+
+
+def _compare(op, a, b):
+    if not isinstance(a, Tensor):
+        a = _operand(a, b)
+    if not isinstance(b, Tensor):
+        b = _operand(b, a)
+    net = network_of(a, b)
+    return _out(net, net._net.add_layer(op, [a._id, b._id], {}))
+
+
+def equal(a, b):
+    """a == b elementwise, bool (NaN equals nothing); numpy broadcasting."""
+    return _compare("equal", a, b)
+def not_equal(a, b): return _compare("not_equal", a, b)
+def less(a, b): return _compare("less", a, b)
+def less_equal(a, b): return _compare("less_equal", a, b)
+def greater(a, b): return _compare("greater", a, b)
+def greater_equal(a, b): return _compare("greater_equal", a, b)
+
+
+def _bool_operands(what, a, b):
+    for t in (a, b):
+        if isinstance(t, Tensor) and t.dtype != _dt.bool_:
+            raise TypeError(f"{what}: operands must be bool, not {t.dtype}")
+
+
+def logical_and(a, b):
+    """Elementwise and of bool tensors (kiln's bool mul)."""
+    _bool_operands("logical_and", a, b)
+    return _binary(_MUL, a, b)
+def logical_or(a, b):
+    """Elementwise or of bool tensors (kiln's bool add)."""
+    _bool_operands("logical_or", a, b)
+    return _binary(_ADD, a, b)
+def logical_xor(a, b):
+    """Elementwise xor of bool tensors (kiln's bool sub)."""
+    _bool_operands("logical_xor", a, b)
+    return _binary(_SUB, a, b)
+def logical_not(x):
+    """Elementwise not of a bool tensor: x == False."""
+    _bool_operands("logical_not", x, None)
+    return equal(x, False)
 
 
 def _unary(op, x):

@@ -188,6 +188,8 @@ static kiln_status check_arity(const kiln_engine_desc *d, const kiln_layer_recor
                           want_out);
     if (l->op == KILN_OP_REDUCE && (l->subop < 0 || l->subop >= KILN_REDUCE_OP_COUNT))
         return LAYER_FAIL("unknown reduction %d", l->subop);
+    if (l->op == KILN_OP_COMPARE && (l->subop < 0 || l->subop >= KILN_COMPARE_OP_COUNT))
+        return LAYER_FAIL("unknown comparison %d", l->subop);
     /* Attribute expressions must be nodes of the pool before any rule reads them. */
     const kiln_layer_attrs *a = &l->attrs;
     if (a->int_count < 0 || a->int_count > KILN_MAX_LAYER_INTS || a->expr_count < 0 ||

@@ -9,12 +9,14 @@
 #include "core/error.h"
 #include "ops/op_table.h"
 
-_Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3,
+_Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
+                                         KILN_COMPARE_OP_COUNT,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
+#define COMPARE_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_COMPARE, KILN_COMPARE_##suffix, 0, {{0}}},
 
 /* One schema entry (designated: a compiler may warn about omitted fields). */
 #define ATTR(n, k, req, pl, di, df) \
@@ -53,6 +55,7 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     [KILN_LAYER_RMS_NORM] = {KILN_OP_RMS_NORM, 0, 2, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0),
                                                       ATTR("epsilon", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 1e-6)}},
     [KILN_LAYER_WHERE] = {KILN_OP_WHERE, 0, 0, {{0}}},
+    KILN_COMPARE_OP_LIST(COMPARE_ROW)
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -71,6 +74,7 @@ const char *kiln_layer_op_name(kiln_layer_op op) {
     if (r->op == KILN_OP_BINARY) return kiln_binary_op_name(r->subop);
     if (r->op == KILN_OP_UNARY) return kiln_unary_op_name(r->subop);
     if (r->op == KILN_OP_REDUCE) return kiln_reduce_op_name(r->subop);
+    if (r->op == KILN_OP_COMPARE) return kiln_compare_op_name(r->subop);
     if (r->op == KILN_OP_SOFTMAX) return r->subop ? "log_softmax" : "softmax";
     return kiln_op_name(r->op);
 }
@@ -142,7 +146,8 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
     if (!r) return;
     size_t len = 0;
     const kiln_layer_attrs *a = &layer->attrs;
-    if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || r->op == KILN_OP_REDUCE || r->op == KILN_OP_SOFTMAX)
+    if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || r->op == KILN_OP_REDUCE || r->op == KILN_OP_SOFTMAX ||
+        r->op == KILN_OP_COMPARE)
         put(out, size, &len, "%s", kiln_layer_op_name((kiln_layer_op)flat));
     switch (r->op) {
     case KILN_OP_TRANSPOSE:
@@ -172,6 +177,7 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
         return;
     case KILN_OP_BINARY:
     case KILN_OP_UNARY:
+    case KILN_OP_COMPARE:
         return;
     default:
         break;

@@ -34,7 +34,8 @@
     X(SOFTMAX, "softmax")     \
     X(LAYER_NORM, "layer_norm") \
     X(RMS_NORM, "rms_norm")   \
-    X(WHERE, "where")
+    X(WHERE, "where")         \
+    X(COMPARE, "compare")
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \
@@ -43,7 +44,10 @@
     X(MUL, "mul")              \
     X(DIV, "div")              \
     X(MIN, "min")              \
-    X(MAX, "max")
+    X(MAX, "max")              \
+    X(POW, "pow")              \
+    X(MOD, "mod")              \
+    X(FMOD, "fmod")
 
 /* Elementwise ops of one operand, in kiln_unary_op order.  gelu is the tanh
  * approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
@@ -78,6 +82,15 @@
     X(ARGMAX, "argmax")        \
     X(ARGMIN, "argmin")
 
+/* Comparisons (bool results), in kiln_compare_op order. */
+#define KILN_COMPARE_OP_LIST(X)          \
+    X(EQUAL, "equal")                    \
+    X(NOT_EQUAL, "not_equal")            \
+    X(LESS, "less")                      \
+    X(LESS_EQUAL, "less_equal")          \
+    X(GREATER, "greater")                \
+    X(GREATER_EQUAL, "greater_equal")
+
 #define KILN_OP_LIST_NAME_(suffix, name) name,
 #define KILN_OP_LIST_COUNT_(suffix, name) +1
 
@@ -95,6 +108,10 @@ static inline const char *kiln_unary_op_list_name(int op) {
     return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
 }
 
+static inline const char *kiln_compare_op_list_name(int op) {
+    static const char *const names[] = {KILN_COMPARE_OP_LIST(KILN_OP_LIST_NAME_)};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
 static inline const char *kiln_reduce_op_list_name(int op) {
     static const char *const names[] = {KILN_REDUCE_OP_LIST(KILN_OP_LIST_NAME_)};
     return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";

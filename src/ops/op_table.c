@@ -13,6 +13,8 @@ _Static_assert(COUNT_OF(KILN_BINARY_OP_LIST) == KILN_BINARY_OP_COUNT,
                "op_list.h's KILN_BINARY_OP_LIST must list every kiln_binary_op");
 _Static_assert(COUNT_OF(KILN_UNARY_OP_LIST) == KILN_UNARY_OP_COUNT,
                "op_list.h's KILN_UNARY_OP_LIST must list every kiln_unary_op");
+_Static_assert(COUNT_OF(KILN_COMPARE_OP_LIST) == KILN_COMPARE_OP_COUNT,
+               "op_list.h's KILN_COMPARE_OP_LIST must list every kiln_compare_op");
 _Static_assert(COUNT_OF(KILN_REDUCE_OP_LIST) == KILN_REDUCE_OP_COUNT,
                "op_list.h's KILN_REDUCE_OP_LIST must list every kiln_reduce_op");
 
@@ -65,14 +67,25 @@ bool kiln_unary_op_accepts(int op, kiln_dtype dtype) {
            (unary_dtypes[op] >> dtype & 1u);
 }
 
+/* Dtypes each binary op is defined for. */
+static const uint32_t binary_dtypes[KILN_BINARY_OP_COUNT] = {
+    [KILN_BINARY_ADD] = ALL_TYPES, [KILN_BINARY_SUB] = ALL_TYPES, [KILN_BINARY_MUL] = ALL_TYPES,
+    [KILN_BINARY_DIV] = ALL_TYPES, [KILN_BINARY_MIN] = ALL_TYPES, [KILN_BINARY_MAX] = ALL_TYPES,
+    [KILN_BINARY_POW] = FLOATS,
+    [KILN_BINARY_MOD] = FLOATS | SIGNED | (1u << KILN_UINT8),
+    [KILN_BINARY_FMOD] = FLOATS | SIGNED | (1u << KILN_UINT8),
+};
+
 bool kiln_binary_op_accepts(int op, kiln_dtype dtype) {
-    return op >= 0 && op < KILN_BINARY_OP_COUNT && (unsigned)dtype < KILN_DTYPE_COUNT && (ALL_TYPES >> dtype & 1u);
+    return op >= 0 && op < KILN_BINARY_OP_COUNT && (unsigned)dtype < KILN_DTYPE_COUNT &&
+           (binary_dtypes[op] >> dtype & 1u);
 }
 
 const char *kiln_op_name(int op) { return kiln_op_list_name(op); }
 const char *kiln_binary_op_name(int op) { return kiln_binary_op_list_name(op); }
 const char *kiln_unary_op_name(int op) { return kiln_unary_op_list_name(op); }
 const char *kiln_reduce_op_name(int op) { return kiln_reduce_op_list_name(op); }
+const char *kiln_compare_op_name(int op) { return kiln_compare_op_list_name(op); }
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -569,6 +582,18 @@ static kiln_status infer_where(const kiln_op_call *c, kiln_dtype *dtype, kiln_sh
     return broadcast_shapes(&named, "where", c->shapes[0].rank, c->shapes[0].dims, ab.rank, ab.dims, shape);
 }
 
+static kiln_status infer_compare(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    if (c->subop < 0 || c->subop >= KILN_COMPARE_OP_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "compare layer: unknown op %d", (int)c->subop);
+    const char *what = kiln_compare_op_name(c->subop);
+    if (c->dtypes[0] != c->dtypes[1])
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: dtype mismatch: '%s' is %s but '%s' is %s (cast one)", what,
+                          c->labels[0], kiln_dtype_name(c->dtypes[0]), c->labels[1], kiln_dtype_name(c->dtypes[1]));
+    *dtype = KILN_BOOL;
+    return broadcast_shapes(c, what, c->shapes[0].rank, c->shapes[0].dims, c->shapes[1].rank, c->shapes[1].dims,
+                            shape);
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 /*                       inputs outputs subop  axis   attrs  rule */
@@ -589,6 +614,7 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_LAYER_NORM] = {3,  1, false, true,  true,  infer_norm},
     [KILN_OP_RMS_NORM]   = {2,  1, false, true,  true,  infer_norm},
     [KILN_OP_WHERE]      = {3,  1, false, false, false, infer_where},
+    [KILN_OP_COMPARE]    = {2,  1, true,  false, false, infer_compare},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

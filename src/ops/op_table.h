@@ -72,6 +72,7 @@ const char *kiln_op_name(int op);
 const char *kiln_binary_op_name(int op);
 const char *kiln_unary_op_name(int op);
 const char *kiln_reduce_op_name(int op);
+const char *kiln_compare_op_name(int op);
 /* Does the unary op take (and give) this dtype? */
 bool        kiln_unary_op_accepts(int op, kiln_dtype dtype);
 /* Does the reduction take this dtype? */

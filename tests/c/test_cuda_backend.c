@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "ops/op_list.h"
+#include "ops/op_table.h"
 #include "test.h"
 #include "backend/backend.h"
 #include "core/dtype.h"
@@ -363,9 +364,9 @@ static const bshape binary_shapes[] = {
 };
 
 static void test_binary_case(kiln_dtype dt, int op, const bshape *s, int offset, void *stream) {
-    static const char *const names[] = {"add", "sub", "mul", "div", "min", "max"};
     char what[128];
-    snprintf(what, sizeof what, "binary %s %s rank %d x %d -> [%lld..] (offset %d)", names[op], kiln_dtype_name(dt),
+    snprintf(what, sizeof what, "binary %s %s rank %d x %d -> [%lld..] (offset %d)", kiln_binary_op_list_name(op),
+             kiln_dtype_name(dt),
              (int)s->ra, (int)s->rb, (long long)s->o[0], offset);
     buf in[2], out;
     REQUIRE(buf_init_off(&in[0], dt, s->ra, s->a, offset) && buf_init(&in[1], dt, s->rb, s->b) &&
@@ -374,8 +375,11 @@ static void test_binary_case(kiln_dtype dt, int op, const bshape *s, int offset,
     fill_random(&in[1], -10.0, 10.0);
     void *got;
     if (run_both(what, KILN_OP_BINARY, op, 0, in, 2, &out, stream, &got)) {
-        /* IEEE add/sub/mul/div round the same on both sides: exact. */
-        CHECK(compare(what, dt, got, out.host.data, out.n, 0, 0, NULL) == 0);
+        /* IEEE add/sub/mul/div (and fmod) round the same on both sides:
+         * exact; powf differs by ulps between libm and CUDA, which a half
+         * type may round to its neighbour. */
+        double rtol = op != KILN_BINARY_POW ? 0 : dt == KILN_FLOAT32 ? 1e-6 : 1e-2;
+        CHECK(compare(what, dt, got, out.host.data, out.n, rtol, 0, NULL) == 0);
         free(got);
     } else {
         CHECK(!"binary ran on both backends");
@@ -388,7 +392,8 @@ static void test_binary_case(kiln_dtype dt, int op, const bshape *s, int offset,
 static void test_binary(void) {
     for (size_t d = 0; d < 8; d++)
         for (int op = 0; op < KILN_BINARY_OP_COUNT; op++)
-            for (size_t s = 0; s < sizeof binary_shapes / sizeof binary_shapes[0]; s++)
+            for (size_t s = 0; s < sizeof binary_shapes / sizeof binary_shapes[0] &&
+                               kiln_binary_op_accepts(op, all_dtypes[d]); s++)
                 test_binary_case(all_dtypes[d], op, &binary_shapes[s], 0, (s & 1) ? STREAM_PER_THREAD : NULL);
     /* Unaligned operands take the scalar path. */
     for (size_t d = 0; d < 8; d++) test_binary_case(all_dtypes[d], KILN_BINARY_ADD, &binary_shapes[0], 1, NULL);

@@ -377,7 +377,7 @@ static void bad_output_kind(kiln_engine_desc *d) { d->layers[0].outputs[0] = SAM
 static void bad_workspace(kiln_engine_desc *d) { d->layers[3].workspace = SAMPLE_X; }
 static void bad_workspace_index(kiln_engine_desc *d) { d->layers[3].workspace = 12; }
 static void bad_op(kiln_engine_desc *d) { d->layers[2].op = 42; }
-static void bad_binary_subop(kiln_engine_desc *d) { d->layers[1].subop = KILN_BINARY_OP_COUNT; }
+static void bad_binary_subop(kiln_engine_desc *d) { d->layers[1].subop = KILN_BINARY_OP_COUNT; }   /* 9 */
 static void bad_unary_subop(kiln_engine_desc *d) { d->layers[2].subop = -1; }
 static void bad_plugin_index(kiln_engine_desc *d) { d->layers[3].subop = 1; }
 static void bad_arity(kiln_engine_desc *d) { d->layers[6].input_count = 0; }
@@ -428,7 +428,7 @@ static void test_semantic_corruption(void) {
         {bad_workspace, "layer 3 workspace is tensor 0 'x', a input, not an activation"},
         {bad_workspace_index, "layer 3 workspace refers to tensor 12 but there are 12 tensors"},
         {bad_op, "layer 2 has unknown op 42"},
-        {bad_binary_subop, "layer 1 (binary): unknown binary op 6"},
+        {bad_binary_subop, "layer 1 (binary): unknown binary op 9"},
         {bad_unary_subop, "layer 2 (unary): unknown unary op -1"},
         {bad_plugin_index, "layer 3 (plugin): refers to plugin 1 but there are 1 plugins"},
         {bad_arity, "layer 6 (cast): has 0 inputs and 1 outputs, wants 1 and 1"},

@@ -185,3 +185,40 @@ def test_bad_attributes_name_the_layer_and_attribute():
             kiln.where(x, x, x)
         with pytest.raises(kiln.Error, match="epsilon"):
             kiln.rms_norm(x, kiln.Tensor(name="w", shape=(3,), dtype=kiln.float32), epsilon=-1.0)
+
+
+COMPARE = {"equal": torch.eq, "not_equal": torch.ne, "less": torch.lt, "less_equal": torch.le,
+           "greater": torch.gt, "greater_equal": torch.ge}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64, torch.bool], ids=str)
+@pytest.mark.parametrize("name", sorted(COMPARE))
+def test_comparisons(device, dtype, name):
+    a, b = (rand(3, 1, 4) * 2).round().to(dtype), (rand(5, 4, seed=1) * 2).round().to(dtype)
+    if dtype.is_floating_point:
+        a[0, 0, 1] = float("nan")
+    close(run(getattr(kiln, name), [a, b], device, names=("a", "b")), COMPARE[name](a, b))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_logical_ops(device):
+    a, b = rand(4, 5) > 0, rand(5, seed=1) > 0
+    for name, ref in [("logical_and", torch.logical_and), ("logical_or", torch.logical_or),
+                      ("logical_xor", torch.logical_xor)]:
+        close(run(getattr(kiln, name), [a, b], device, names=("a", "b")), ref(a, b))
+    close(run(kiln.logical_not, [a], device), torch.logical_not(a))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int32, torch.int64], ids=str)
+def test_power_mod_fmod(device, dtype):
+    a = (rand(4, 6) * 20).round().to(dtype)
+    b = (rand(6, seed=1) * 5).round().to(dtype)
+    if not dtype.is_floating_point:
+        b[b == 0] = 3          # torch's integer remainder by 0 is undefined; kiln's is 0 (tested in C)
+    close(run(kiln.mod, [a, b], device, names=("a", "b")), torch.remainder(a, b))
+    close(run(kiln.fmod, [a, b], device, names=("a", "b")), torch.fmod(a, b))
+    if dtype.is_floating_point:
+        x = rand(4, 6).abs().to(dtype) + 0.5
+        close(run(kiln.power, [x, b], device, names=("a", "b")), torch.pow(x.double(), b.double()).to(dtype))

@@ -13,10 +13,15 @@
  *   float32            IEEE arithmetic; MIN/MAX propagate NaN (as numpy.minimum)
  *   float16, bfloat16  computed in float32, rounded back to nearest even
  *   integers           wrap on overflow (computed in unsigned arithmetic); DIV
- *                      truncates toward zero, x / 0 = 0, INT_MIN / -1 = INT_MIN
+ *                      truncates toward zero, x / 0 = 0, INT_MIN / -1 = INT_MIN;
+ *                      MOD and FMOD by 0 (and by -1) give 0
+ *   POW                floats only (powf); MOD is numpy.mod (divisor's sign),
+ *                      FMOD is C fmod (dividend's sign)
  *   bool               ADD = or, SUB = xor, MUL = and, MIN = and, MAX = or,
  *                      DIV = a (true / true is true; division by false has no
  *                      meaning, and returning a keeps the op total) */
+#include <math.h>
+
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
 #include "ops/op_table.h"
@@ -49,6 +54,13 @@ BINARY_KERNEL(f32_mul, float, x * y)
 BINARY_KERNEL(f32_div, float, x / y)
 BINARY_KERNEL(f32_min, float, (x < y || x != x) ? x : y)
 BINARY_KERNEL(f32_max, float, (x > y || x != x) ? x : y)
+BINARY_KERNEL(f32_pow, float, powf(x, y))
+BINARY_KERNEL(f32_fmod, float, fmodf(x, y))
+static inline float floor_mod_f32(float x, float y) {
+    float r = fmodf(x, y);
+    return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
+}
+BINARY_KERNEL(f32_mod, float, floor_mod_f32(x, y))
 
 /* float16 / bfloat16: convert a chunk of each operand to float32 on the
  * stack, run the float32 kernel, convert the result back. */
@@ -75,7 +87,10 @@ BINARY_KERNEL(f32_max, float, (x > y || x != x) ? x : y)
     HALF_KERNEL(PREFIX##_mul, TO_F32, FROM_F32, f32_mul)       \
     HALF_KERNEL(PREFIX##_div, TO_F32, FROM_F32, f32_div)       \
     HALF_KERNEL(PREFIX##_min, TO_F32, FROM_F32, f32_min)       \
-    HALF_KERNEL(PREFIX##_max, TO_F32, FROM_F32, f32_max)
+    HALF_KERNEL(PREFIX##_max, TO_F32, FROM_F32, f32_max)       \
+    HALF_KERNEL(PREFIX##_pow, TO_F32, FROM_F32, f32_pow)       \
+    HALF_KERNEL(PREFIX##_mod, TO_F32, FROM_F32, f32_mod)       \
+    HALF_KERNEL(PREFIX##_fmod, TO_F32, FROM_F32, f32_fmod)
 HALF_KERNELS(f16, kiln_cpu_f16_to_f32, kiln_cpu_f32_to_f16)
 HALF_KERNELS(bf16, kiln_cpu_bf16_to_f32, kiln_cpu_f32_to_bf16)
 
@@ -87,7 +102,9 @@ HALF_KERNELS(bf16, kiln_cpu_bf16_to_f32, kiln_cpu_f32_to_bf16)
     BINARY_KERNEL(PREFIX##_mul, T, (UT)x * (UT)y)                                      \
     BINARY_KERNEL(PREFIX##_div, T, y == 0 ? 0 : y == -1 ? (T)(UT)(0u - (UT)x) : x / y) \
     BINARY_KERNEL(PREFIX##_min, T, x < y ? x : y)                                      \
-    BINARY_KERNEL(PREFIX##_max, T, x > y ? x : y)
+    BINARY_KERNEL(PREFIX##_max, T, x > y ? x : y)                                      \
+    BINARY_KERNEL(PREFIX##_fmod, T, (y == 0 || y == -1) ? 0 : x % y)                   \
+    BINARY_KERNEL(PREFIX##_mod, T, (y == 0 || y == -1) ? 0 : (x % y != 0 && ((x % y < 0) != (y < 0))) ? x % y + y : x % y)
 /* For int8, UT = uint8_t still promotes to int, whose range holds every
  * int8/uint8 sum and product, so nothing overflows before the wrap. */
 SIGNED_KERNELS(i8, int8_t, uint8_t)
@@ -100,6 +117,7 @@ BINARY_KERNEL(u8_mul, uint8_t, x * y)
 BINARY_KERNEL(u8_div, uint8_t, y == 0 ? 0 : x / y)
 BINARY_KERNEL(u8_min, uint8_t, x < y ? x : y)
 BINARY_KERNEL(u8_max, uint8_t, x > y ? x : y)
+BINARY_KERNEL(u8_mod, uint8_t, y == 0 ? 0 : x % y)
 
 /* bool: any nonzero byte is true; results are 0 or 1. */
 BINARY_KERNEL(b_or,  uint8_t, (x != 0) | (y != 0))
@@ -112,15 +130,15 @@ static void b_div(const void *a_, int64_t sa, const void *b_, int64_t sb, void *
 }
 
 static const binary_kernel binary_kernels[KILN_DTYPE_COUNT][KILN_BINARY_OP_COUNT] = {
-    [KILN_FLOAT32]  = {f32_add, f32_sub, f32_mul, f32_div, f32_min, f32_max},
-    [KILN_FLOAT16]  = {f16_add, f16_sub, f16_mul, f16_div, f16_min, f16_max},
-    [KILN_BFLOAT16] = {bf16_add, bf16_sub, bf16_mul, bf16_div, bf16_min, bf16_max},
-    [KILN_INT8]     = {i8_add, i8_sub, i8_mul, i8_div, i8_min, i8_max},
-    [KILN_UINT8]    = {u8_add, u8_sub, u8_mul, u8_div, u8_min, u8_max},
-    [KILN_INT32]    = {i32_add, i32_sub, i32_mul, i32_div, i32_min, i32_max},
-    [KILN_INT64]    = {i64_add, i64_sub, i64_mul, i64_div, i64_min, i64_max},
-    /*                 ADD   SUB    MUL    DIV    MIN    MAX */
-    [KILN_BOOL]     = {b_or, b_xor, b_and, b_div, b_and, b_or},
+    /*                 ADD      SUB      MUL      DIV      MIN      MAX      POW      MOD      FMOD */
+    [KILN_FLOAT32]  = {f32_add, f32_sub, f32_mul, f32_div, f32_min, f32_max, f32_pow, f32_mod, f32_fmod},
+    [KILN_FLOAT16]  = {f16_add, f16_sub, f16_mul, f16_div, f16_min, f16_max, f16_pow, f16_mod, f16_fmod},
+    [KILN_BFLOAT16] = {bf16_add, bf16_sub, bf16_mul, bf16_div, bf16_min, bf16_max, bf16_pow, bf16_mod, bf16_fmod},
+    [KILN_INT8]     = {i8_add, i8_sub, i8_mul, i8_div, i8_min, i8_max, NULL, i8_mod, i8_fmod},
+    [KILN_UINT8]    = {u8_add, u8_sub, u8_mul, u8_div, u8_min, u8_max, NULL, u8_mod, u8_mod},
+    [KILN_INT32]    = {i32_add, i32_sub, i32_mul, i32_div, i32_min, i32_max, NULL, i32_mod, i32_fmod},
+    [KILN_INT64]    = {i64_add, i64_sub, i64_mul, i64_div, i64_min, i64_max, NULL, i64_mod, i64_fmod},
+    [KILN_BOOL]     = {b_or, b_xor, b_and, b_div, b_and, b_or, NULL, NULL, NULL},
 };
 
 /* The broadcast as at most KILN_MAX_RANK merged axes with element strides. */

@@ -64,6 +64,10 @@ bool        kiln_cpu_norm_supports   (const kiln_layer_launch *l);
 kiln_status kiln_cpu_where  (const kiln_layer_launch *l);
 bool        kiln_cpu_where_supports  (const kiln_layer_launch *l);
 
+/* COMPARE: inputs[0] (op) inputs[1] → bool, broadcast; l->subop is a kiln_compare_op. */
+kiln_status kiln_cpu_compare(const kiln_layer_launch *l);
+bool        kiln_cpu_compare_supports(const kiln_layer_launch *l);
+
 /* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
  * run on several threads when it is large (cpu_split.c): flat pieces when
  * every input has the output's element count, else pieces of the output's

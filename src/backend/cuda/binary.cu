@@ -1,4 +1,4 @@
-/* binary.cu — elementwise ADD SUB MUL DIV MIN MAX with numpy broadcasting.
+/* binary.cu — elementwise ADD SUB MUL DIV MIN MAX POW MOD FMOD with numpy broadcasting.
  *
  * Semantics (the CPU backend's): both operands and the output share one
  * dtype.  Floats follow IEEE (x/0 is ±inf; MIN and MAX propagate NaN, as
@@ -30,6 +30,12 @@ __device__ __forceinline__ float kc_binary_f32(float a, float b, int op) {
     case KILN_BINARY_MUL: return a * b;
     case KILN_BINARY_DIV: return a / b;
     case KILN_BINARY_MIN: return (a < b || isnan(a)) ? a : b;
+    case KILN_BINARY_POW: return powf(a, b);
+    case KILN_BINARY_FMOD: return fmodf(a, b);
+    case KILN_BINARY_MOD: {
+        float r = fmodf(a, b);
+        return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+    }
     default:              return (a > b || isnan(a)) ? a : b;   /* MAX */
     }
 }
@@ -56,7 +62,16 @@ __device__ __forceinline__ T kc_binary(T a, T b, int op) {
         if (std::is_signed<T>::value && b == (T)-1) return (T)(U)((U)0 - (U)a);   /* MIN / -1 = MIN */
         return (T)(a / b);
     case KILN_BINARY_MIN: return a < b ? a : b;
-    default:              return a > b ? a : b;
+    case KILN_BINARY_FMOD:
+        if (b == 0 || (std::is_signed<T>::value && b == (T)-1)) return 0;
+        return (T)(a % b);
+    case KILN_BINARY_MOD: {
+        if (b == 0 || (std::is_signed<T>::value && b == (T)-1)) return 0;
+        T r = (T)(a % b);
+        if (!std::is_signed<T>::value) return r;   /* no signs to differ */
+        return (r != 0 && ((int64_t)r < 0) != ((int64_t)b < 0)) ? (T)(r + b) : r;
+    }
+    default:              return a > b ? a : b;   /* MAX (POW is refused for integers) */
     }
 }
 
@@ -245,8 +260,13 @@ static void kc_binary_launch(const kiln_tensor_desc *a, const kiln_tensor_desc *
 
 bool kiln_cuda_binary_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->outputs[0].dtype;
-    return (unsigned)l->subop < KILN_BINARY_OP_COUNT && (unsigned)dt < KILN_DTYPE_COUNT &&
-           l->inputs[0].dtype == dt && l->inputs[1].dtype == dt;
+    if ((unsigned)l->subop >= KILN_BINARY_OP_COUNT || (unsigned)dt >= KILN_DTYPE_COUNT || l->inputs[0].dtype != dt ||
+        l->inputs[1].dtype != dt)
+        return false;
+    bool is_float = dt == KILN_FLOAT32 || dt == KILN_FLOAT16 || dt == KILN_BFLOAT16;
+    if (l->subop == KILN_BINARY_POW) return is_float;
+    if (l->subop == KILN_BINARY_MOD || l->subop == KILN_BINARY_FMOD) return dt != KILN_BOOL;
+    return true;
 }
 
 kiln_status kiln_cuda_binary_run(const kiln_layer_launch *l, cudaStream_t stream) {
