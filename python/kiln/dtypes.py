@@ -141,7 +141,13 @@ def to_torch_dtype(obj):
 def to_numpy_dtype(obj):
     dt = to_dtype(obj)
     if dt.code == bfloat16.code:
-        raise TypeError("numpy has no bfloat16 dtype: use torch for bfloat16 tensors")
+        # ml_dtypes' bfloat16 is what ONNX tooling uses; numpy itself has none.
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError("numpy has no bfloat16 dtype: install ml_dtypes, or use torch for bfloat16 "
+                            "tensors") from None
+        return _numpy().dtype(ml_dtypes.bfloat16)
     return _numpy().dtype(dt.name)
 
 

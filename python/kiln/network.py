@@ -134,6 +134,12 @@ class Network:
         self._dims[name] = ranges
         return e
 
+    def _max_value(self, d):
+        """A SymDim's value with every dynamic dim at its largest (over the
+        profiles): the bound of the shape expressions, which grow with the dims."""
+        maxima = [max(r[2] for r in ranges) for ranges in self._dims.values()]
+        return self.exprs.eval(d._expr_in(self.exprs), maxima)
+
     @property
     def dims(self):
         """{name: [(min, opt, max), ...]} of the declared dynamic dimensions."""
@@ -427,8 +433,9 @@ def constant(value, dtype=None, name=None):
             raise TypeError("kiln.constant: float64 data has no kiln dtype; pass dtype= "
                             "(e.g. 'float32') or convert the array first")
         dt = _dt.to_dtype(arr.dtype)
+    dims = list(arr.shape)          # before ascontiguousarray, which makes a 0-d array 1-d
     arr = np.ascontiguousarray(arr)
-    return _add_constant(net, name, dt, list(arr.shape), arr)
+    return _add_constant(net, name, dt, dims, arr)
 
 
 def _add_constant(net, name, dt, dims, data):

@@ -198,7 +198,11 @@ class Session:
 
     def __call__(self, inputs, stream=None):
         """Run and return {name: output} (allocated)."""
-        return self._context.run(inputs, None, stream, _allocator_for(inputs, self))
+        numpy_inputs = isinstance(inputs, dict) and not any(type(v).__module__.startswith("torch")
+                                                             for v in inputs.values())
+        inputs, _ = _from_ml_dtypes(inputs)
+        outs = self._context.run(inputs, None, stream, _allocator_for(inputs, self))
+        return _to_ml_dtypes(outs) if numpy_inputs and self._device[0] != _CUDA else outs
 
     @property
     def memory_bytes(self):
@@ -210,6 +214,48 @@ def _dim_value(name, axis, d):
     if isinstance(d, bool) or not hasattr(d, "__index__"):
         raise TypeError(f"input '{name}': axis {axis} has size {d!r} ({type(d).__name__}); sizes must be ints")
     return d.__index__()
+
+
+def _is_ml_bfloat16(v):
+    dt = getattr(v, "dtype", None)
+    return type(v).__module__ == "numpy" and dt is not None and dt.name == "bfloat16"
+
+
+def _from_ml_dtypes(inputs):
+    """numpy arrays of ml_dtypes.bfloat16 (what ONNX tooling uses) as torch
+    bfloat16 views of the same memory: numpy's buffer and DLPack exports do
+    not carry that dtype.  Returns (inputs, whether any was converted)."""
+    if not isinstance(inputs, dict) or not any(_is_ml_bfloat16(v) for v in inputs.values()):
+        return inputs, False
+    torch = _dt.optional_torch()
+    if torch is None:
+        raise TypeError("ml_dtypes bfloat16 arrays need torch to reach kiln (numpy cannot export bfloat16)")
+    import numpy as np
+    out = {}
+    for k, v in inputs.items():
+        if _is_ml_bfloat16(v):
+            v = torch.from_numpy(np.ascontiguousarray(v).view(np.int16)).view(torch.bfloat16)
+        out[k] = v
+    return out, True
+
+
+def _to_ml_dtypes(outputs):
+    """For a call with numpy inputs: outputs as numpy, bfloat16 ones as
+    ml_dtypes arrays when ml_dtypes is installed (else they stay torch)."""
+    res = {}
+    for k, v in outputs.items():
+        if type(v).__module__.startswith("torch") and v.device.type == "cpu":
+            torch = _dt.optional_torch()
+            if v.dtype != torch.bfloat16:
+                v = v.numpy()
+            else:
+                try:
+                    import ml_dtypes
+                    v = v.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+                except ImportError:
+                    pass
+        res[k] = v
+    return res
 
 
 def _allocator_for(inputs, session):

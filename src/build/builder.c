@@ -116,9 +116,15 @@ static kiln_status prune(build_state *b) {
         for (int32_t i = 0; i < layer->output_count; i++) needed[layer->outputs[i]] = 1;
     }
     kiln_status s = KILN_OK;
-    for (size_t t = 0; t < net->tensor_count && !s; t++)
-        if (net->tensors[t].kind == KILN_NET_INPUT && !needed[t])
-            s = kiln_error(KILN_ERROR_INVALID_NETWORK, "input '%s' is not used by any output", net->tensors[t].name);
+    /* An input no output reads stays an input of the engine (callers bind it
+     * as the model declares, e.g. an ONNX input only its shape is taken of);
+     * it is likely a mistake in a hand-built network, hence the warning. */
+    for (size_t t = 0; t < net->tensor_count; t++)
+        if (net->tensors[t].kind == KILN_NET_INPUT && !needed[t]) {
+            kiln_log(KILN_LOG_WARNING, "build: input '%s' is not used by any output (kept as an input)",
+                     net->tensors[t].name);
+            needed[t] = 1;
+        }
     if (!s) {
         b->new_index = kiln_malloc(net->tensor_count * sizeof *b->new_index + 1);
         if (!b->new_index) s = kiln_error(KILN_ERROR_NO_MEMORY, "build: out of memory");

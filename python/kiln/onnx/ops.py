@@ -1,0 +1,809 @@
+"""One function per ONNX op: (importer, node, input values) -> output values.
+
+Inputs are kiln Tensors, Known values (importer.py) or None for an omitted
+optional input.  A function computes in numpy when every input it needs is
+known (shape arithmetic, constant folding) and adds kiln layers otherwise.
+Ops not listed here are refused by name (docs/onnx.md lists what is and is
+not supported)."""
+import math
+
+import numpy as np
+
+from .. import network as N
+from .. import shape_ops as S
+from ..symbolic import SymDim
+from . import dtypes as D
+from .errors import NeedsKnown, UnsupportedNode
+from .importer import Known, _norm
+
+OPS = {}
+
+
+def op(*names):
+    def register(fn):
+        for n in names:
+            OPS[("", n)] = fn
+        return fn
+    return register
+
+
+def attr(node, name, default=None):
+    import onnx
+    for a in node.attribute:
+        if a.name == name:
+            v = onnx.helper.get_attribute_value(a)
+            if isinstance(v, bytes):
+                v = v.decode()
+            if isinstance(v, onnx.TensorProto):
+                v = D.to_array(v)
+            return v
+    return default
+
+
+def known(v):
+    return v.array if isinstance(v, Known) else None
+
+
+def all_known(ins):
+    return all(v is None or isinstance(v, Known) for v in ins)
+
+
+def T(imp, v, node):
+    return imp.tensor(v, node)
+
+
+def out_known(arr, onnx_type):
+    return Known(np.asarray(arr), onnx_type)
+
+
+def _guard(imp):
+    return N.net_guard(imp.network)
+
+
+def int_list(imp, v, node, what):
+    """A known 1-D integer input (axes, shape, starts...) as ints/SymDims."""
+    if v is None:
+        return None
+    if not isinstance(v, Known):
+        raise NeedsKnown(node, f"{what} must be known when the model is imported (here it is data computed at "
+                               "run time: make it an initializer, or a computation of shapes)", v)
+    return v.ints()
+
+
+# ---- elementwise ----------------------------------------------------------------
+
+def _numpy_binary(name, a, b, t):
+    if name == "Div" and t in (D.INT8, D.UINT8, D.INT32, D.INT64):
+        if a.dtype == object or b.dtype == object:
+            return a // b
+        return np.trunc(a / b).astype(a.dtype)
+    fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power,
+          "Equal": np.equal, "Less": np.less, "LessOrEqual": np.less_equal, "Greater": np.greater,
+          "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
+          "Xor": np.logical_xor}[name]
+    return fn(a, b)
+
+
+_BINARY = {"Add": N.add, "Sub": N.sub, "Mul": N.mul, "Div": N.div, "Pow": N.power, "Equal": N.equal,
+           "Less": N.less, "LessOrEqual": N.less_equal, "Greater": N.greater, "GreaterOrEqual": N.greater_equal,
+           "And": N.logical_and, "Or": N.logical_or, "Xor": N.logical_xor}
+_BOOL_RESULT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor"}
+
+
+@op(*_BINARY)
+def binary(imp, node, ins):
+    a, b = ins
+    t = imp.onnx_type(a)
+    if all_known(ins):
+        ka, kb = known(a), known(b)
+        symbolic = a.symbolic or b.symbolic
+        if not symbolic or node.op_type in ("Add", "Sub", "Mul", "Div"):
+            r = _numpy_binary(node.op_type, ka, kb, t)
+            rt = D.BOOL if node.op_type in _BOOL_RESULT else t
+            if not symbolic and rt != D.BOOL:
+                r = np.asarray(r).astype(D.numpy_dtype(rt) if rt != D.DOUBLE else np.float64)
+            return out_known(r, rt)
+    if node.op_type == "Pow":
+        # ONNX lets the exponent's type differ; kiln's pow is floating-point
+        with _guard(imp):
+            x, y = T(imp, a, node), T(imp, b, node)
+            ft = x.dtype if t in (D.FLOAT, D.FLOAT16, D.BFLOAT16) else N._dt.float32
+            xf = x if x.dtype == ft else N.cast(x, ft)
+            yf = y if y.dtype == ft else N.cast(y, ft)
+            r = N.power(xf, yf)
+            return r if r.dtype == x.dtype else N.cast(r, x.dtype)
+    with _guard(imp):
+        return _BINARY[node.op_type](T(imp, a, node), T(imp, b, node))
+
+
+@op("Mod")
+def mod(imp, node, ins):
+    fmod = attr(node, "fmod", 0)
+    if all_known(ins) and not any(v.symbolic for v in ins):
+        a, b = ins[0].array, ins[1].array
+        return out_known((np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype), ins[0].onnx_type)
+    with _guard(imp):
+        x, y = T(imp, ins[0], node), T(imp, ins[1], node)
+        return N.fmod(x, y) if fmod else N.mod(x, y)
+
+
+@op("Max", "Min", "Sum", "Mean")
+def variadic(imp, node, ins):
+    if all_known(ins) and not any(v.symbolic for v in ins):
+        f = {"Max": np.maximum, "Min": np.minimum, "Sum": np.add, "Mean": np.add}[node.op_type]
+        acc = ins[0].array
+        for v in ins[1:]:
+            acc = f(acc, v.array)
+        if node.op_type == "Mean":
+            acc = acc / len(ins)
+        return out_known(np.asarray(acc).astype(ins[0].array.dtype), ins[0].onnx_type)
+    fn = {"Max": N.maximum, "Min": N.minimum, "Sum": N.add, "Mean": N.add}[node.op_type]
+    with _guard(imp):
+        acc = T(imp, ins[0], node)
+        for v in ins[1:]:
+            acc = fn(acc, T(imp, v, node))
+        if node.op_type == "Mean":
+            acc = N.div(acc, float(len(ins)))
+        return acc
+
+
+_UNARY = {"Relu": N.relu, "Tanh": N.tanh, "Sigmoid": N.sigmoid, "Erf": N.erf, "Exp": N.exp, "Log": N.log,
+          "Sqrt": N.sqrt, "Neg": N.neg, "Abs": N.absolute, "Floor": N.floor, "Ceil": N.ceil,
+          "Reciprocal": N.reciprocal, "Sign": N.sign, "Sin": N.sin, "Cos": N.cos, "Not": N.logical_not}
+
+
+@op(*_UNARY)
+def unary(imp, node, ins):
+    (x,) = ins
+    if isinstance(x, Known) and not x.symbolic and node.op_type in ("Neg", "Abs", "Not"):
+        f = {"Neg": np.negative, "Abs": np.abs, "Not": np.logical_not}[node.op_type]
+        return out_known(f(x.array), x.onnx_type)
+    with _guard(imp):
+        return _UNARY[node.op_type](T(imp, x, node))
+
+
+@op("Identity")
+def identity(imp, node, ins):
+    return ins[0]
+
+
+@op("Dropout")
+def dropout(imp, node, ins):
+    training = ins[2] if len(ins) > 2 else None
+    if training is not None and (not isinstance(training, Known) or bool(training.array)):
+        raise UnsupportedNode(node, "training-mode Dropout (kiln runs inference: Dropout is the identity)")
+    if len(node.output) < 2 or not node.output[1]:
+        return ins[0]
+    with _guard(imp):   # inference: nothing is dropped, the mask is all true
+        x = T(imp, ins[0], node)
+        return [ins[0], N.equal(N.mul(x, 0), N.mul(x, 0)) if imp.onnx_type(ins[0]) != D.BOOL else N.equal(x, x)]
+
+
+@op("Gelu")
+def gelu(imp, node, ins):
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        return N.gelu(x) if attr(node, "approximate", "none") == "tanh" else N.gelu_erf(x)
+
+
+@op("Softplus")
+def softplus(imp, node, ins):
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        # log(1 + exp(x)) = max(x, 0) + log(1 + exp(-|x|)): no overflow for large x
+        return N.add(N.maximum(x, 0.0), N.log(N.add(N.exp(N.neg(N.absolute(x))), 1.0)))
+
+
+@op("Softsign")
+def softsign(imp, node, ins):
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        return N.div(x, N.add(N.absolute(x), 1.0))
+
+
+@op("LeakyRelu")
+def leaky_relu(imp, node, ins):
+    alpha = attr(node, "alpha", 0.01)
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        return S.where(N.less(x, 0.0), N.mul(x, alpha), x)
+
+
+@op("PRelu")
+def prelu(imp, node, ins):
+    with _guard(imp):
+        x, slope = T(imp, ins[0], node), T(imp, ins[1], node)
+        return S.where(N.less(x, 0.0), N.mul(x, slope), x)
+
+
+@op("ThresholdedRelu")
+def thresholded_relu(imp, node, ins):
+    alpha = attr(node, "alpha", 1.0)
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        return S.where(N.greater(x, alpha), x, N.mul(x, 0.0))
+
+
+@op("Elu", "Celu", "Selu")
+def elu_family(imp, node, ins):
+    alpha = attr(node, "alpha", {"Elu": 1.0, "Celu": 1.0, "Selu": 1.67326319217681884765625}[node.op_type])
+    gamma = attr(node, "gamma", 1.05070102214813232421875) if node.op_type == "Selu" else 1.0
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        inner = N.div(x, alpha) if node.op_type == "Celu" else x
+        neg = N.mul(N.sub(N.exp(inner), 1.0), alpha)
+        y = S.where(N.greater(x, 0.0), x, neg)
+        return N.mul(y, gamma) if node.op_type == "Selu" else y
+
+
+@op("HardSigmoid", "HardSwish")
+def hard_sigmoid(imp, node, ins):
+    alpha = attr(node, "alpha", 0.2 if node.op_type == "HardSigmoid" else 1 / 6)
+    beta = attr(node, "beta", 0.5)
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        y = N.minimum(N.maximum(N.add(N.mul(x, alpha), beta), 0.0), 1.0)
+        return N.mul(x, y) if node.op_type == "HardSwish" else y
+
+
+@op("Mish")
+def mish(imp, node, ins):
+    sp = softplus(imp, node, ins)
+    with _guard(imp):
+        return N.mul(T(imp, ins[0], node), N.tanh(sp))
+
+
+@op("IsNaN")
+def isnan(imp, node, ins):
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        return N.not_equal(x, x)
+
+
+@op("IsInf")
+def isinf(imp, node, ins):
+    pos, neg = attr(node, "detect_positive", 1), attr(node, "detect_negative", 1)
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        hits = []
+        if pos:
+            hits.append(N.equal(x, float("inf")))
+        if neg:
+            hits.append(N.equal(x, float("-inf")))
+        if not hits:       # nothing to detect: all false
+            return N.less(x, float("-inf"))
+        return hits[0] if len(hits) == 1 else N.logical_or(hits[0], hits[1])
+
+
+@op("Clip")
+def clip(imp, node, ins):
+    x = ins[0]
+    lo = ins[1] if len(ins) > 1 else None
+    hi = ins[2] if len(ins) > 2 else None
+    if imp.opset_of(node) and imp.opset_of(node) < 11:
+        lo_v, hi_v = attr(node, "min"), attr(node, "max")
+        lo = None if lo_v is None else Known(np.array(lo_v, np.float32), D.FLOAT)
+        hi = None if hi_v is None else Known(np.array(hi_v, np.float32), D.FLOAT)
+    with _guard(imp):
+        y = T(imp, x, node)
+        t = imp.onnx_type(x)
+        if lo is not None:
+            y = N.maximum(y, T(imp, _as_type(lo, t), node))
+        if hi is not None:
+            y = N.minimum(y, T(imp, _as_type(hi, t), node))
+        return y
+
+
+def _as_type(v, onnx_type):
+    if isinstance(v, Known) and v.onnx_type != onnx_type:
+        return Known(v.array.astype(D.numpy_dtype(onnx_type)), onnx_type)
+    return v
+
+
+@op("Cast", "CastLike")
+def cast(imp, node, ins):
+    to = attr(node, "to") if node.op_type == "Cast" else imp.onnx_type(ins[1])
+    x = ins[0]
+    if isinstance(x, Known):
+        if x.symbolic:
+            if to in (D.INT32, D.INT64):
+                return Known(x.array, to)
+        elif to != D.DOUBLE:
+            return out_known(x.array.astype(D.numpy_dtype(to)), to)
+    with _guard(imp):
+        return N.cast(T(imp, x, node), D.kiln_dtype(to, node))
+
+
+# ---- constants and shapes ------------------------------------------------------
+
+@op("Constant")
+def constant(imp, node, ins):
+    for name, t in (("value", None), ("value_float", D.FLOAT), ("value_floats", D.FLOAT), ("value_int", D.INT64),
+                    ("value_ints", D.INT64)):
+        v = attr(node, name)
+        if v is None:
+            continue
+        if t is None:
+            return out_known(v, D.onnx_type_of_array(v))
+        return out_known(np.array(v, np.float32 if t == D.FLOAT else np.int64), t)
+    raise UnsupportedNode(node, "only value, value_float(s) and value_int(s) Constants are supported")
+
+
+@op("Shape")
+def shape(imp, node, ins):
+    dims = imp.shape(ins[0])
+    start, end = attr(node, "start", 0), attr(node, "end", None)
+    dims = dims[start:end]
+    arr = np.array(dims, dtype=object if any(isinstance(d, SymDim) for d in dims) else np.int64)
+    return out_known(arr, D.INT64)
+
+
+@op("Size")
+def size(imp, node, ins):
+    n = 1
+    for d in imp.shape(ins[0]):
+        n = n * d
+    n = _norm(n)
+    return out_known(np.array(n, dtype=object if isinstance(n, SymDim) else np.int64), D.INT64)
+
+
+@op("ConstantOfShape")
+def constant_of_shape(imp, node, ins):
+    dims = int_list(imp, ins[0], node, "ConstantOfShape's shape")
+    value = attr(node, "value")
+    value = np.zeros(1, np.float32) if value is None else value.reshape(1)
+    t = D.onnx_type_of_array(value)
+    if all(isinstance(d, int) for d in dims):
+        return out_known(np.full(dims, value[0], dtype=value.dtype), t)
+    with _guard(imp):
+        scalar = N.constant(value.reshape([1] * len(dims)), dtype=D.kiln_dtype(t, node))
+        return S.expand(scalar, dims)
+
+
+@op("Range")
+def range_op(imp, node, ins):
+    start, limit, delta = (int_list(imp, v, node, "Range's bounds") if imp.onnx_type(v) in (D.INT32, D.INT64)
+                           else None for v in ins)
+    t = imp.onnx_type(ins[0])
+    if start is None:      # floats: must be numbers
+        for v in ins:
+            if not isinstance(v, Known):
+                raise NeedsKnown(node, "a floating-point Range's bounds must be known when the model is imported", v)
+        s, l, d = (float(v.array) for v in ins)
+        return out_known(np.arange(s, l, d).astype(D.numpy_dtype(t)), t)
+    s, l, d = start[0], limit[0], delta[0]
+    if all(isinstance(v, int) for v in (s, l, d)):
+        return out_known(np.arange(s, l, d, dtype=D.numpy_dtype(t)), t)
+    if not isinstance(s, int) or not isinstance(d, int) or d == 0:
+        raise UnsupportedNode(node, "a Range with a symbolic start or delta")
+    count = _norm((l - s + d - 1) // d) if d > 0 else _norm((s - l - d - 1) // (-d))
+    hi = imp.upper_bound(count)
+    table = np.arange(max(hi, 0), dtype=np.int64) * d + s
+    with _guard(imp):
+        t_ = N.constant(table.astype(D.numpy_dtype(t)), dtype=D.kiln_dtype(t, node))
+        return S.slice(t_, [0], [count])
+
+
+def _reshape_known_or_tensor(imp, node, x, dims):
+    if isinstance(x, Known) and all(isinstance(d, int) for d in dims):
+        return Known(x.array.reshape(dims), x.onnx_type)
+    with _guard(imp):
+        return N.reshape(T(imp, x, node), dims)
+
+
+@op("Reshape")
+def reshape(imp, node, ins):
+    x, target = ins
+    dims = int_list(imp, target, node, "Reshape's shape")
+    in_dims = imp.shape(x)
+    if not attr(node, "allowzero", 0):
+        dims = [in_dims[i] if isinstance(d, int) and d == 0 else d for i, d in enumerate(dims)]
+    if -1 in [d for d in dims if isinstance(d, int)]:
+        known_part = 1
+        for d in dims:
+            if not (isinstance(d, int) and d == -1):
+                known_part = known_part * d
+        total = 1
+        for d in in_dims:
+            total = total * d
+        dims = [_norm(total // known_part) if isinstance(d, int) and d == -1 else d for d in dims]
+    return _reshape_known_or_tensor(imp, node, x, dims)
+
+
+@op("Flatten")
+def flatten(imp, node, ins):
+    dims = imp.shape(ins[0])
+    axis = attr(node, "axis", 1)
+    axis = axis + len(dims) if axis < 0 else axis
+    a, b = 1, 1
+    for d in dims[:axis]:
+        a = a * d
+    for d in dims[axis:]:
+        b = b * d
+    return _reshape_known_or_tensor(imp, node, ins[0], [_norm(a), _norm(b)])
+
+
+def _axes(imp, node, ins, index=1):
+    if len(ins) > index and ins[index] is not None:
+        return int_list(imp, ins[index], node, f"{node.op_type}'s axes")
+    return attr(node, "axes", None)
+
+
+@op("Squeeze")
+def squeeze(imp, node, ins):
+    dims = imp.shape(ins[0])
+    axes = _axes(imp, node, ins)
+    if axes is None:
+        axes = [i for i, d in enumerate(dims) if isinstance(d, int) and d == 1]
+    axes = {a % len(dims) for a in axes}
+    return _reshape_known_or_tensor(imp, node, ins[0], [d for i, d in enumerate(dims) if i not in axes])
+
+
+@op("Unsqueeze")
+def unsqueeze(imp, node, ins):
+    dims = list(imp.shape(ins[0]))
+    axes = _axes(imp, node, ins)
+    rank = len(dims) + len(axes)
+    for a in sorted(x % rank for x in axes):
+        dims.insert(a, 1)
+    return _reshape_known_or_tensor(imp, node, ins[0], dims)
+
+
+@op("Transpose")
+def transpose(imp, node, ins):
+    rank = len(imp.shape(ins[0]))
+    perm = attr(node, "perm", list(range(rank))[::-1])
+    if isinstance(ins[0], Known):
+        return Known(np.transpose(ins[0].array, perm), ins[0].onnx_type)
+    with _guard(imp):
+        return S.transpose(T(imp, ins[0], node), list(perm))
+
+
+@op("Concat")
+def concat(imp, node, ins):
+    axis = attr(node, "axis")
+    ins = [v for v in ins if v is not None and 0 not in [d for d in imp.shape(v) if isinstance(d, int)]] or ins[:1]
+    if all_known(ins):
+        arrays = [v.array for v in ins]
+        obj = any(a.dtype == object for a in arrays)
+        return Known(np.concatenate([a.astype(object) if obj else a for a in arrays], axis=axis), ins[0].onnx_type)
+    with _guard(imp):
+        return S.concat([T(imp, v, node) for v in ins], axis)
+
+
+@op("Split")
+def split(imp, node, ins):
+    x = ins[0]
+    dims = imp.shape(x)
+    axis = attr(node, "axis", 0) % len(dims)
+    sizes = int_list(imp, ins[1], node, "Split's sizes") if len(ins) > 1 and ins[1] is not None else attr(node, "split")
+    n_out = len(node.output)
+    if sizes is None:
+        total = dims[axis]
+        if not isinstance(total, int):
+            raise UnsupportedNode(node, "an even Split of a symbolic axis")
+        part = -(-total // n_out)
+        sizes = [min(part, total - part * i) for i in range(n_out)]
+    outs, at = [], 0
+    with _guard(imp):
+        t = T(imp, x, node) if not isinstance(x, Known) else None
+        for s in sizes:
+            if t is None:
+                outs.append(Known(np.take(x.array, range(at, at + s), axis=axis), x.onnx_type))
+            else:
+                outs.append(S.slice(t, [at], [at + s], axes=[axis]))
+            at = at + s
+    return outs
+
+
+@op("Slice")
+def slice_op(imp, node, ins):
+    x = ins[0]
+    if imp.opset_of(node) and imp.opset_of(node) < 10:
+        starts, ends, axes, steps = attr(node, "starts"), attr(node, "ends"), attr(node, "axes"), None
+    else:
+        starts = int_list(imp, ins[1], node, "Slice's starts")
+        ends = int_list(imp, ins[2], node, "Slice's ends")
+        axes = int_list(imp, ins[3], node, "Slice's axes") if len(ins) > 3 else None
+        steps = int_list(imp, ins[4], node, "Slice's steps") if len(ins) > 4 else None
+    rank = len(imp.shape(x))
+    axes = list(range(len(starts))) if axes is None else [a % rank for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    if isinstance(x, Known) and all(isinstance(v, int) for v in starts + ends):
+        index = [slice(None)] * rank
+        big = (1 << 62)
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            e = None if (st > 0 and e >= big) or (st < 0 and e <= -big) else e
+            index[a] = slice(s, e, st)
+        return Known(x.array[tuple(index)], x.onnx_type)
+    clamp = lambda v: max(min(v, (1 << 63) - 1), -(1 << 63)) if isinstance(v, int) else v
+    with _guard(imp):
+        return S.slice(T(imp, x, node), [clamp(s) for s in starts], [clamp(e) for e in ends], axes=axes,
+                       steps=steps)
+
+
+@op("Gather")
+def gather(imp, node, ins):
+    data, idx = ins
+    axis = attr(node, "axis", 0)
+    dims = imp.shape(data)
+    axis = axis % len(dims)
+    if isinstance(data, Known) and isinstance(idx, Known):
+        return Known(np.take(data.array, idx.array.astype(np.int64), axis=axis), data.onnx_type)
+    with _guard(imp):
+        if isinstance(idx, Known):
+            ix = idx.array.astype(np.int64)
+            n = dims[axis]
+            if (ix < 0).any():
+                if not isinstance(n, int):
+                    raise UnsupportedNode(node, "negative indices into a symbolic axis")
+                ix = np.where(ix < 0, ix + n, ix)
+            idx_t = N.constant(ix)
+        else:
+            # ONNX counts negative indices from the end; kiln's gather does not
+            idx_t = T(imp, idx, node)
+            n = dims[axis]
+            if not isinstance(n, int):
+                raise UnsupportedNode(node, "run-time indices into a symbolic axis")
+            idx_t = S.where(N.less(idx_t, 0), N.add(idx_t, n), idx_t)
+        return N.gather(T(imp, data, node), idx_t, axis)
+
+
+@op("Expand")
+def expand(imp, node, ins):
+    dims = int_list(imp, ins[1], node, "Expand's shape")
+    x = ins[0]
+    if isinstance(x, Known) and not x.symbolic and all(isinstance(d, int) for d in dims):
+        shape = np.broadcast_shapes(x.array.shape, tuple(dims))
+        return Known(np.broadcast_to(x.array, shape).copy(), x.onnx_type)
+    with _guard(imp):
+        return S.expand(T(imp, x, node), dims)
+
+
+@op("Tile")
+def tile(imp, node, ins):
+    reps = int_list(imp, ins[1], node, "Tile's repeats")
+    x = ins[0]
+    if isinstance(x, Known) and not x.symbolic:
+        return Known(np.tile(x.array, reps), x.onnx_type)
+    dims = imp.shape(x)
+    with _guard(imp):
+        t = T(imp, x, node)
+        # [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1]
+        inter = []
+        for d in dims:
+            inter += [1, d]
+        t = N.reshape(t, inter)
+        big = []
+        for r, d in zip(reps, dims):
+            big += [r, d]
+        t = S.expand(t, big)
+        return N.reshape(t, [_norm(r * d) for r, d in zip(reps, dims)])
+
+
+@op("Where")
+def where(imp, node, ins):
+    c, a, b = ins
+    if all_known(ins) and not any(v.symbolic for v in ins):
+        return Known(np.where(c.array, a.array, b.array), a.onnx_type)
+    with _guard(imp):
+        return S.where(T(imp, c, node), T(imp, a, node), T(imp, b, node))
+
+
+@op("Trilu")
+def trilu(imp, node, ins):
+    x = ins[0]
+    k = int_list(imp, ins[1], node, "Trilu's k")[0] if len(ins) > 1 and ins[1] is not None else 0
+    upper = attr(node, "upper", 1)
+    dims = imp.shape(x)
+    rows, cols = dims[-2], dims[-1]
+    with _guard(imp):
+        if isinstance(rows, int) and isinstance(cols, int) and isinstance(k, int):
+            ones = np.ones((rows, cols), bool)
+            mask = N.constant(np.triu(ones, k) if upper else np.tril(ones, k))
+        else:
+            r = _symbolic_arange(imp, node, rows)
+            c = _symbolic_arange(imp, node, cols)
+            diff = N.sub(N.reshape(c, [1, cols]), N.reshape(r, [rows, 1]))   # col - row
+            kk = N.constant(np.array([[k]], np.int64)) if isinstance(k, int) else None
+            if kk is None:
+                raise UnsupportedNode(node, "a symbolic k")
+            mask = N.greater_equal(diff, kk) if upper else N.less_equal(diff, kk)
+        t = T(imp, x, node)
+        return S.where(mask, t, N.mul(t, 0) if imp.onnx_type(x) != D.BOOL else N.logical_and(t, False))
+
+
+def _symbolic_arange(imp, node, n):
+    hi = imp.upper_bound(n)
+    return S.slice(N.constant(np.arange(hi, dtype=np.int64)), [0], [n])
+
+
+# ---- reductions, softmax, norms, matmul -----------------------------------------
+
+_REDUCE = {"ReduceSum": S.reduce_sum, "ReduceMean": S.reduce_mean, "ReduceMax": S.reduce_max,
+           "ReduceMin": S.reduce_min, "ReduceProd": S.reduce_prod}
+
+
+def _reduce_axes(imp, node, ins):
+    # axes: an input from opset 13 (ReduceSum) / 18 (the others), an attribute before
+    axes = _axes(imp, node, ins)
+    if not axes:
+        if attr(node, "noop_with_empty_axes", 0):
+            return None
+        return list(range(len(imp.shape(ins[0]))))
+    return list(axes)
+
+
+@op("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2",
+    "ReduceLogSum", "ReduceLogSumExp")
+def reduce(imp, node, ins):
+    axes = _reduce_axes(imp, node, ins)
+    keep = bool(attr(node, "keepdims", 1))
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        if axes is None:
+            return x if node.op_type in _REDUCE else unary_post(node, x)
+        if node.op_type in ("ReduceMax", "ReduceMin") and imp.onnx_type(ins[0]) == D.BOOL:
+            # max of bools is any, min is all: through uint8
+            r = _REDUCE[node.op_type](N.cast(x, N._dt.uint8), axes=axes, keepdims=keep)
+            return N.cast(r, N._dt.bool_)
+        if node.op_type in _REDUCE:
+            return _REDUCE[node.op_type](x, axes=axes, keepdims=keep)
+        if node.op_type == "ReduceSumSquare":
+            return S.reduce_sum(N.mul(x, x), axes=axes, keepdims=keep)
+        if node.op_type == "ReduceL1":
+            return S.reduce_sum(N.absolute(x), axes=axes, keepdims=keep)
+        if node.op_type == "ReduceL2":
+            return N.sqrt(S.reduce_sum(N.mul(x, x), axes=axes, keepdims=keep))
+        if node.op_type == "ReduceLogSum":
+            return N.log(S.reduce_sum(x, axes=axes, keepdims=keep))
+        m = S.reduce_max(x, axes=axes, keepdims=True)
+        s = N.log(S.reduce_sum(N.exp(N.sub(x, m)), axes=axes, keepdims=True))
+        y = N.add(s, m)
+        return y if keep else N.reshape(y, [d for i, d in enumerate(imp.shape(ins[0])) if i not in
+                                            {a % len(imp.shape(ins[0])) for a in axes}])
+
+
+def unary_post(node, x):
+    if node.op_type == "ReduceSumSquare":
+        return N.mul(x, x)
+    if node.op_type == "ReduceL1":
+        return N.absolute(x)
+    if node.op_type == "ReduceL2":
+        return N.absolute(x)
+    if node.op_type == "ReduceLogSum":
+        return N.log(x)
+    return x
+
+
+@op("ArgMax", "ArgMin")
+def arg(imp, node, ins):
+    fn = S.argmax if node.op_type == "ArgMax" else S.argmin
+    dims = imp.shape(ins[0])
+    axis = attr(node, "axis", 0) % len(dims)
+    keep = bool(attr(node, "keepdims", 1))
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        if not attr(node, "select_last_index", 0):
+            return fn(x, axis=axis, keepdims=keep)
+        # the last extreme: the first one of the reversed axis, counted from the end
+        rev = S.slice(x, [-1], [-(1 << 63)], axes=[axis], steps=[-1])
+        return N.sub(N.constant(np.array(dims[axis] - 1, np.int64)) if isinstance(dims[axis], int)
+                     else imp.tensor(Known(np.array(_norm(dims[axis] - 1), dtype=object), D.INT64), node),
+                     fn(rev, axis=axis, keepdims=keep))
+
+
+@op("Softmax", "LogSoftmax")
+def softmax(imp, node, ins):
+    fn = S.softmax if node.op_type == "Softmax" else S.log_softmax
+    opset = imp.opset_of(node) or 13
+    dims = imp.shape(ins[0])
+    with _guard(imp):
+        x = T(imp, ins[0], node)
+        if opset >= 13:
+            return fn(x, axis=attr(node, "axis", -1))
+        # before opset 13: over the input flattened to 2-D at axis
+        axis = attr(node, "axis", 1) % max(len(dims), 1)
+        a, b = 1, 1
+        for d in dims[:axis]:
+            a = a * d
+        for d in dims[axis:]:
+            b = b * d
+        y = fn(N.reshape(x, [_norm(a), _norm(b)]), axis=-1)
+        return N.reshape(y, dims)
+
+
+@op("LayerNormalization")
+def layer_norm(imp, node, ins):
+    if len(node.output) > 1 and any(node.output[1:]):
+        return _layer_norm_with_stats(imp, node, ins)
+    axis = attr(node, "axis", -1)
+    eps = attr(node, "epsilon", 1e-5)
+    with _guard(imp):
+        x, scale = T(imp, ins[0], node), T(imp, ins[1], node)
+        bias = T(imp, ins[2], node) if len(ins) > 2 and ins[2] is not None else N.mul(scale, 0.0)
+        rank = len(imp.shape(ins[0]))
+        axis = axis % rank
+        # ONNX broadcasts scale/bias to the normalized axes; kiln's layer takes them shaped like those axes.
+        norm_dims = imp.shape(ins[0])[axis:]
+        if imp.shape(ins[1]) != norm_dims:
+            scale = S.expand(scale, norm_dims)
+        if (imp.shape(ins[2]) if len(ins) > 2 and ins[2] is not None else norm_dims) != norm_dims:
+            bias = S.expand(bias, norm_dims)
+        return S.layer_norm(x, scale, bias, axis=axis, epsilon=eps)
+
+
+def _layer_norm_with_stats(imp, node, ins):
+    """LayerNormalization whose Mean and InvStdDev outputs are used: spelled
+    out with reductions (the fused layer gives only Y)."""
+    dims = imp.shape(ins[0])
+    axis = attr(node, "axis", -1) % len(dims)
+    eps = attr(node, "epsilon", 1e-5)
+    axes = list(range(axis, len(dims)))
+    with _guard(imp):
+        x, scale = T(imp, ins[0], node), T(imp, ins[1], node)
+        mean = S.reduce_mean(x, axes=axes, keepdims=True)
+        d = N.sub(x, mean)
+        inv = N.reciprocal(N.sqrt(N.add(S.reduce_mean(N.mul(d, d), axes=axes, keepdims=True), float(eps))))
+        y = N.mul(N.mul(d, inv), scale)
+        if len(ins) > 2 and ins[2] is not None:
+            y = N.add(y, T(imp, ins[2], node))
+        return [y, mean, inv]
+
+
+@op("RMSNormalization")
+def rms_norm(imp, node, ins):
+    axis = attr(node, "axis", -1)
+    eps = attr(node, "epsilon", 1e-5)
+    with _guard(imp):
+        x, scale = T(imp, ins[0], node), T(imp, ins[1], node)
+        rank = len(imp.shape(ins[0]))
+        axis = axis % rank
+        norm_dims = imp.shape(ins[0])[axis:]
+        if imp.shape(ins[1]) != norm_dims:
+            scale = S.expand(scale, norm_dims)
+        return S.rms_norm(x, scale, axis=axis, epsilon=eps)
+
+
+@op("MatMul")
+def matmul(imp, node, ins):
+    a, b = ins
+    da, db = imp.shape(a), imp.shape(b)
+    with _guard(imp):
+        ta, tb = T(imp, a, node), T(imp, b, node)
+        if len(da) == 1:
+            ta = N.reshape(ta, [1, da[0]])
+        if len(db) == 1:
+            tb = N.reshape(tb, [db[0], 1])
+        y = N.matmul(ta, tb)
+        if len(da) == 1 or len(db) == 1:
+            out = list(imp.shape(y))
+            if len(da) == 1:
+                del out[-2]
+            if len(db) == 1:
+                del out[-1]
+            y = N.reshape(y, out)
+        return y
+
+
+@op("Gemm")
+def gemm(imp, node, ins):
+    alpha, beta = attr(node, "alpha", 1.0), attr(node, "beta", 1.0)
+    with _guard(imp):
+        a, b = T(imp, ins[0], node), T(imp, ins[1], node)
+        if attr(node, "transA", 0):
+            a = S.transpose(a, [1, 0])
+        if attr(node, "transB", 0):
+            b = S.transpose(b, [1, 0])
+        y = N.matmul(a, b)
+        if alpha != 1.0:
+            y = N.mul(y, alpha)
+        if len(ins) > 2 and ins[2] is not None:
+            c = T(imp, ins[2], node)
+            y = N.add(y, N.mul(c, beta) if beta != 1.0 else c)
+        return y
+
+
+@op("Einsum", "TopK", "CumSum", "Pad", "ScatterND", "GatherElements", "Attention", "Resize", "Conv")
+def unsupported(imp, node, ins):
+    raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
