@@ -487,6 +487,9 @@ typedef enum kiln_layer_op {
     KILN_LAYER_LESS_EQUAL    = 51,
     KILN_LAYER_GREATER       = 52,
     KILN_LAYER_GREATER_EQUAL = 53,
+    KILN_LAYER_GATHER_ELEMENTS = 54,  /* inputs data, indices (int32/int64, data's rank); "axis" (INT, default 0):
+                                         out[i..] = data[i.. with axis i_axis replaced by indices[i..]]
+                                         (torch.gather / ONNX GatherElements; negative indices count from the end) */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

@@ -133,6 +133,12 @@ def rms_norm(x, scale, axis=-1, epsilon=1e-6):
     return _layer("rms_norm", [x, scale], {"axis": int(axis), "epsilon": float(epsilon)})
 
 
+def gather_elements(data, indices, axis=0):
+    """torch.gather / ONNX GatherElements: out shaped like indices; negative
+    indices count from the end."""
+    return _layer("gather_elements", [data, indices], {"axis": int(axis)})
+
+
 def where(cond, a, b):
     """cond ? a : b elementwise, numpy broadcasting; cond is bool."""
     return _layer("where", [cond, a, b])

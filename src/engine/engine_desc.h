@@ -31,6 +31,7 @@ typedef enum kiln_op {
     KILN_OP_RMS_NORM   = 14,  /* inputs x, scale; axis; ints: epsilon's binary64 bits */
     KILN_OP_WHERE      = 15,  /* inputs cond (bool), a, b; numpy broadcasting */
     KILN_OP_COMPARE    = 16,  /* subop: kiln_compare_op; two operands of one dtype → bool; numpy broadcasting */
+    KILN_OP_GATHER_ELEMENTS = 17,  /* inputs data, indices (same rank); axis; output shaped like indices */
     KILN_OP_COUNT
 } kiln_op;
 

@@ -35,7 +35,8 @@
     X(LAYER_NORM, "layer_norm") \
     X(RMS_NORM, "rms_norm")   \
     X(WHERE, "where")         \
-    X(COMPARE, "compare")
+    X(COMPARE, "compare")     \
+    X(GATHER_ELEMENTS, "gather_elements")
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \

@@ -582,6 +582,43 @@ static kiln_status infer_where(const kiln_op_call *c, kiln_dtype *dtype, kiln_sh
     return broadcast_shapes(&named, "where", c->shapes[0].rank, c->shapes[0].dims, ab.rank, ab.dims, shape);
 }
 
+/* Output shaped like indices; on every axis but `axis` the indices may not
+ * be longer than data (a run-time check when symbolic). */
+static kiln_status infer_gather_elements(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *d = &c->shapes[0], *ix = &c->shapes[1];
+    if (c->dtypes[1] != KILN_INT32 && c->dtypes[1] != KILN_INT64)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "gather_elements: indices '%s' are %s; need int32 or int64",
+                          c->labels[1], kiln_dtype_name(c->dtypes[1]));
+    if (d->rank < 1 || d->rank != ix->rank)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "gather_elements: data '%s' has rank %d and indices '%s' rank "
+                          "%d; they need one rank of at least 1", c->labels[0], (int)d->rank, c->labels[1],
+                          (int)ix->rank);
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, d->rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "gather_elements: axis %lld is out of range for rank %d",
+                          (long long)c->axis, (int)d->rank);
+    for (int32_t i = 0; i < d->rank; i++) {
+        if (i == axis) continue;
+        int64_t vi, vd;
+        if (kiln_expr_is_const(p, ix->dims[i], &vi) && kiln_expr_is_const(p, d->dims[i], &vd)) {
+            if (vi > vd)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "gather_elements: indices '%s' axis %d has size %lld, "
+                                  "data '%s' only %lld", c->labels[1], (int)i, (long long)vi, c->labels[0],
+                                  (long long)vd);
+            continue;
+        }
+        kiln_expr fits = kiln_expr_binary(p, KILN_EXPR_LT, ix->dims[i],
+                                          kiln_expr_binary(p, KILN_EXPR_ADD, d->dims[i], kiln_expr_const(p, 1)));
+        kiln_status st = report_check(c, fits, "gather_elements: indices '%s' axis %d is longer than data '%s'",
+                                      c->labels[1], (int)i, c->labels[0]);
+        if (st) return st;
+    }
+    *shape = *ix;
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
 static kiln_status infer_compare(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
     if (c->subop < 0 || c->subop >= KILN_COMPARE_OP_COUNT)
         return kiln_error(KILN_ERROR_INVALID_NETWORK, "compare layer: unknown op %d", (int)c->subop);
@@ -615,6 +652,7 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_RMS_NORM]   = {2,  1, false, true,  true,  infer_norm},
     [KILN_OP_WHERE]      = {3,  1, false, false, false, infer_where},
     [KILN_OP_COMPARE]    = {2,  1, true,  false, false, infer_compare},
+    [KILN_OP_GATHER_ELEMENTS] = {2, 1, false, true, false, infer_gather_elements},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

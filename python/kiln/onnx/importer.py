@@ -34,6 +34,10 @@ class Known:
     __slots__ = ("array", "onnx_type")
 
     def __init__(self, array, onnx_type):
+        if not isinstance(array, np.ndarray):      # numpy hands back a bare element for 0-d object results
+            cell = np.empty((), dtype=object if isinstance(array, SymDim) else None)
+            cell[()] = array
+            array = cell if isinstance(array, SymDim) else np.asarray(array)
         self.array = array
         self.onnx_type = onnx_type
 

@@ -53,7 +53,7 @@ def T(imp, v, node):
 
 
 def out_known(arr, onnx_type):
-    return Known(np.asarray(arr), onnx_type)
+    return Known(arr if isinstance(arr, (np.ndarray, SymDim)) else np.asarray(arr), onnx_type)
 
 
 def _guard(imp):
@@ -90,10 +90,33 @@ _BINARY = {"Add": N.add, "Sub": N.sub, "Mul": N.mul, "Div": N.div, "Pow": N.powe
 _BOOL_RESULT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor"}
 
 
+def _symbolic_equal(a, b):
+    """Equal of shape values that may hold SymDims, or None when a pair cannot
+    be decided now.  Shape values are sizes (>= 0), so a SymDim never equals
+    a negative number — the exporters' `Where(Equal(shape, -1), 1, shape)`."""
+    a, b = np.broadcast_arrays(a, b)
+    out = np.empty(a.shape, bool)
+    for i, (x, y) in enumerate(zip(a.reshape(-1).tolist(), b.reshape(-1).tolist())):
+        x, y = _norm(x), _norm(y)
+        if isinstance(x, int) and isinstance(y, int):
+            out.flat[i] = x == y
+        elif isinstance(x, SymDim) and isinstance(y, SymDim) and x == y:
+            out.flat[i] = True
+        elif (isinstance(x, int) and x < 0) or (isinstance(y, int) and y < 0):
+            out.flat[i] = False
+        else:
+            return None
+    return out
+
+
 @op(*_BINARY)
 def binary(imp, node, ins):
     a, b = ins
     t = imp.onnx_type(a)
+    if all_known(ins) and node.op_type == "Equal" and (a.symbolic or b.symbolic):
+        r = _symbolic_equal(a.array, b.array)
+        if r is not None:
+            return out_known(r, D.BOOL)
     if all_known(ins):
         ka, kb = known(a), known(b)
         symbolic = a.symbolic or b.symbolic
@@ -543,9 +566,12 @@ def gather(imp, node, ins):
             # ONNX counts negative indices from the end; kiln's gather does not
             idx_t = T(imp, idx, node)
             n = dims[axis]
-            if not isinstance(n, int):
-                raise UnsupportedNode(node, "run-time indices into a symbolic axis")
-            idx_t = S.where(N.less(idx_t, 0), N.add(idx_t, n), idx_t)
+            if isinstance(n, int):
+                n_t = n
+            else:   # the axis length as data: sliced out of a constant range (importer.materialize_ints)
+                n_t = imp.tensor(Known(np.array(n, dtype=object), D.INT64), node)
+                n_t = n_t if idx_t.dtype == N._dt.int64 else N.cast(n_t, idx_t.dtype)
+            idx_t = S.where(N.less(idx_t, 0), N.add(idx_t, n_t), idx_t)
         return N.gather(T(imp, data, node), idx_t, axis)
 
 
@@ -584,7 +610,9 @@ def tile(imp, node, ins):
 @op("Where")
 def where(imp, node, ins):
     c, a, b = ins
-    if all_known(ins) and not any(v.symbolic for v in ins):
+    if all_known(ins) and not c.symbolic:
+        if a.symbolic or b.symbolic:
+            return Known(np.where(c.array, a.array.astype(object), b.array.astype(object)), a.onnx_type)
         return Known(np.where(c.array, a.array, b.array), a.onnx_type)
     with _guard(imp):
         return S.where(T(imp, c, node), T(imp, a, node), T(imp, b, node))
@@ -804,6 +832,18 @@ def gemm(imp, node, ins):
         return y
 
 
-@op("Einsum", "TopK", "CumSum", "Pad", "ScatterND", "GatherElements", "Attention", "Resize", "Conv")
+@op("GatherElements")
+def gather_elements(imp, node, ins):
+    data, idx = ins
+    axis = attr(node, "axis", 0)
+    if isinstance(data, Known) and isinstance(idx, Known) and not data.symbolic:
+        ix = idx.array.astype(np.int64)
+        n = data.array.shape[axis]
+        return Known(np.take_along_axis(data.array, np.where(ix < 0, ix + n, ix), axis=axis), data.onnx_type)
+    with _guard(imp):
+        return S.gather_elements(T(imp, data, node), T(imp, idx, node), axis)
+
+
+@op("Einsum", "TopK", "CumSum", "Pad", "ScatterND", "Attention", "Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))

@@ -62,6 +62,7 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_RMS_NORM]   = {kiln_cpu_norm, kiln_cpu_norm_supports, false},
     [KILN_OP_WHERE]      = {kiln_cpu_where, kiln_cpu_where_supports, false},
     [KILN_OP_COMPARE]    = {kiln_cpu_compare, kiln_cpu_compare_supports, false},
+    [KILN_OP_GATHER_ELEMENTS] = {kiln_cpu_gather_elements, kiln_cpu_gather_elements_supports, false},
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
 

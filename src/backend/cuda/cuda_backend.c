@@ -198,6 +198,9 @@ static kiln_status run_reduce(int32_t device, const kiln_layer_launch *l, cudaSt
 static kiln_status run_softmax(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_softmax_run(l, s); }
 static kiln_status run_norm(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_norm_run(l, s); }
 static kiln_status run_where(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_where_run(l, s); }
+static kiln_status run_gather_elements(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    return kiln_cuda_gather_elements_run(l, s);
+}
 static kiln_status run_compare(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_compare_run(l, s);
 }
@@ -229,6 +232,7 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_RMS_NORM]   = {run_norm, kiln_cuda_norm_supports, 2},
     [KILN_OP_WHERE]      = {run_where, kiln_cuda_where_supports, 3},
     [KILN_OP_COMPARE]    = {run_compare, kiln_cuda_compare_supports, 2},
+    [KILN_OP_GATHER_ELEMENTS] = {run_gather_elements, kiln_cuda_gather_elements_supports, 2},
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 
