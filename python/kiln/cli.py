@@ -1,5 +1,8 @@
 """The `kiln` command that pip installs.
 
+`kiln build MODEL.onnx -o ENGINE --shape INPUT=MIN:OPT:MAX` builds an engine
+from an ONNX file here in Python (kiln/onnx/build_cli.py).
+
 Without --import it replaces itself (exec) with the C command-line tool, so
 `kiln inspect|run|bench` runs with no Python in the process (docs/cli.md).
 
@@ -74,6 +77,13 @@ def recorded_modules(args):
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
     modules, recorded, rest = split_imports(args)
+    if rest[:1] == ["build"]:
+        # Building from an ONNX file is Python's work (kiln.onnx); the C tool runs engines.
+        sys.path.insert(0, os.getcwd())
+        for m in modules:
+            importlib.import_module(m)
+        from .onnx.build_cli import main as build_main
+        return build_main(rest[1:])
     if not modules and not recorded:
         path = tool_path()
         if path is None:

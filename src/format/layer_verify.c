@@ -113,7 +113,22 @@ static kiln_status verify_layer(verify_sink *v, int32_t li) {
         return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s): its attribute lists are not in the canonical form its "
                           "op's rule gives", li, kiln_op_name(l->op));
     int same = dtype == (kiln_dtype)out->dtype && shape.rank == out->rank;
-    for (int32_t a = 0; same && a < shape.rank; a++) same = shape.dims[a] == out->shape[a];
+    /* Each axis as the rule gives it, or simplified (what networks store
+     * since kiln_expr_simplify; engines from before store the rule's).  A
+     * simplified axis is also checked equal to the rule's at run time: the
+     * two differ only where the rule's cannot be evaluated (a division by a
+     * zero size), and the check makes such a run fail as the rule's would. */
+    for (int32_t a = 0; same && a < shape.rank; a++) {
+        if (shape.dims[a] == out->shape[a]) continue;
+        same = kiln_expr_simplify(v->pool, shape.dims[a]) == out->shape[a];
+        if (same) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "layer %d (%s): output '%s' axis %d differs from its op's rule", li,
+                     kiln_op_name(l->op), out->name, (int)a);
+            kiln_status st = sink_add(v, kiln_expr_binary(v->pool, KILN_EXPR_EQ, shape.dims[a], out->shape[a]), msg);
+            if (st) return st;
+        }
+    }
     if (same) return KILN_OK;
     char want[512], got[512];
     shape_text(v->pool, dtype, shape.rank, shape.dims, want, sizeof want);

@@ -54,6 +54,8 @@ static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer
     kiln_shape_expr shape;
     kiln_status s = info->infer(&call, &dtype, &shape);
     if (s) return s;
+    /* The stored shape is the simplified one (the reader accepts it). */
+    for (int32_t a = 0; a < shape.rank; a++) shape.dims[a] = kiln_expr_simplify(net->exprs, shape.dims[a]);
     /* Stored axes are normalized (the rule has checked the range). */
     int64_t axis = info->has_axis && layer.axis < 0 ? layer.axis + shapes[0].rank : layer.axis;
     return kiln_net_add_layer(net, layer.op, layer.subop, axis, &layer.attrs, input_count, inputs, 1, &dtype, &shape,

@@ -46,6 +46,10 @@ void        kiln_exprs_free(kiln_exprs *pool);
 kiln_expr   kiln_exprs_dim(kiln_exprs *pool, int32_t index);
 /* Record a dimension's name for formatting (copied); grows dim_count. */
 kiln_status kiln_exprs_name_dim(kiln_exprs *pool, int32_t index, const char *name);
+/* An equal, simpler expression (exprs_simplify.c): sums collected, (a·b)//b
+ * → a, max(0, x) → x for sizes...; e itself when nothing applies or on
+ * failure (never KILN_EXPR_INVALID for a valid e). */
+kiln_expr   kiln_expr_simplify(kiln_exprs *pool, kiln_expr e);
 /* Valid id in this pool? */
 static inline int kiln_exprs_valid(const kiln_exprs *pool, kiln_expr e) {
     return e >= 0 && (size_t)e < pool->count;

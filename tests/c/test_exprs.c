@@ -539,7 +539,43 @@ static void test_alloc_failures(void) {
     CHECK(wrong == 0);
 }
 
+/* kiln_expr_simplify: the text `kiln inspect` would show, and values kept. */
+static void check_simplifies(kiln_exprs *p, kiln_expr e, const char *want) {
+    char got[256];
+    kiln_expr s = kiln_expr_simplify(p, e);
+    kiln_expr_format(p, s, got, sizeof got);
+    if (strcmp(got, want) != 0) fprintf(stderr, "  simplify: got %s, want %s\n", got, want);
+    CHECK(strcmp(got, want) == 0);
+    /* Equal values wherever the original evaluates (sizes 1..6). */
+    for (int64_t b = 1; b <= 6; b++)
+        for (int64_t n = 1; n <= 6; n++) {
+            int64_t dims[2] = {b, n}, v1 = 0, v2 = 0;
+            if (kiln_expr_eval(p, e, dims, 2, &v1) != KILN_OK) continue;
+            CHECK(kiln_expr_eval(p, s, dims, 2, &v2) == KILN_OK && v1 == v2);
+        }
+    CHECK(kiln_expr_simplify(p, s) == s);   /* a fixed point */
+}
+
+static void test_simplify(void) {
+    kiln_exprs *p = kiln_exprs_create();
+    REQUIRE(p != NULL);
+    REQUIRE(kiln_exprs_name_dim(p, 0, "b") == KILN_OK && kiln_exprs_name_dim(p, 1, "n") == KILN_OK);
+    kiln_expr b = kiln_exprs_dim(p, 0), n = kiln_exprs_dim(p, 1);
+    check_simplifies(p, B(SUB, B(ADD, n, C(32)), C(32)), "n");                              /* the issue's */
+    check_simplifies(p, B(FLOORDIV, B(MUL, C(8), B(MUL, b, n)), C(8)), "(b * n)");          /* examples */
+    check_simplifies(p, B(FLOORDIV, B(MUL, B(MUL, b, n), C(64)), B(MUL, n, C(64))), "b");
+    check_simplifies(p, B(ADD, B(MUL, C(2), n), B(SUB, n, C(1))), "((n * 3) - 1)");
+    check_simplifies(p, B(SUB, b, B(ADD, b, n)), "(0 - n)");
+    check_simplifies(p, B(MAX, C(0), B(MIN, n, C(INT64_MAX))), "n");
+    check_simplifies(p, B(ADD, n, B(MUL, C(64), B(LT, n, C(0)))), "n");                      /* n + 64·(n < 0) */
+    check_simplifies(p, B(MIN, B(MAX, C(0), C(0)), n), "0");
+    check_simplifies(p, B(MAX, C(0), B(SUB, n, C(1))), "max((n - 1), 0)");                   /* may be negative */
+    check_simplifies(p, B(FLOORDIV, B(ADD, n, C(1)), C(2)), "((n + 1) // 2)");               /* nothing to do */
+    kiln_exprs_free(p);
+}
+
 int main(void) {
+    TEST_RUN(test_simplify);
     TEST_RUN(test_hash_consing);
     TEST_RUN(test_folding);
     TEST_RUN(test_identities);

@@ -130,7 +130,7 @@ class Importer:
                 hi = self.upper_bound(v)
                 table = _network.constant(np.arange(hi + 1, dtype=np.int64))
                 from ..shape_ops import slice as kslice
-                parts.append(kslice(table, [v], [v + 1]))
+                parts.append(_network.reshape(kslice(table, [v], [v + 1]), [1]))
             from ..shape_ops import concat
             out = parts[0] if len(parts) == 1 else concat(parts, 0)
             if arr.ndim == 0:

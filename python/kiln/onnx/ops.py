@@ -404,7 +404,8 @@ def range_op(imp, node, ins):
     table = np.arange(max(hi, 0), dtype=np.int64) * d + s
     with _guard(imp):
         t_ = N.constant(table.astype(D.numpy_dtype(t)), dtype=D.kiln_dtype(t, node))
-        return S.slice(t_, [0], [count])
+        # the reshape states the length as count (not min(count, table size)): checked at run time
+        return N.reshape(S.slice(t_, [0], [count]), [count])
 
 
 def _reshape_known_or_tensor(imp, node, x, dims):
@@ -643,7 +644,7 @@ def trilu(imp, node, ins):
 
 def _symbolic_arange(imp, node, n):
     hi = imp.upper_bound(n)
-    return S.slice(N.constant(np.arange(hi, dtype=np.int64)), [0], [n])
+    return N.reshape(S.slice(N.constant(np.arange(hi, dtype=np.int64)), [0], [n]), [n])
 
 
 # ---- reductions, softmax, norms, matmul -----------------------------------------
