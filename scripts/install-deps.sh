@@ -3,7 +3,7 @@
 # Debian packages (compilers, cmake, clang for the fuzzer) and Python packages
 # (numpy, torch with triton, pytest, hypothesis, scikit-build-core, and
 # transformers + safetensors, which tests/python/test_llama.py compares
-# kiln.models.llama against).
+# kiln.models.llama against; onnx, onnxruntime and ml_dtypes for kiln.onnx).
 set -euo pipefail
 need_apt=()
 for tool in gcc cmake clang make; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
@@ -30,6 +30,11 @@ $PY -c "import hypothesis" 2>/dev/null || missing+=(hypothesis)
 $PY -c "import scikit_build_core" 2>/dev/null || missing+=(scikit-build-core)
 $PY -c "import transformers" 2>/dev/null || missing+=(transformers)
 $PY -c "import safetensors" 2>/dev/null || missing+=(safetensors)
+# kiln.onnx's tests: ONNX (its node test cases), onnxruntime (the reference
+# for exported models), ml_dtypes (bfloat16 numpy arrays)
+$PY -c "import onnx" 2>/dev/null || missing+=(onnx)
+$PY -c "import onnxruntime" 2>/dev/null || missing+=(onnxruntime)
+$PY -c "import ml_dtypes" 2>/dev/null || missing+=(ml_dtypes)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Python packages: ${missing[*]}"
   $PY -m pip install -q "${missing[@]}"
