@@ -1,7 +1,7 @@
 """The `kiln` command that pip installs.
 
 `kiln build MODEL.onnx -o ENGINE --shape INPUT=MIN:OPT:MAX` builds an engine
-from an ONNX file here in Python (kiln/onnx/build_cli.py).
+from an ONNX file here in Python (kiln/onnx/command.py).
 
 Without --import it replaces itself (exec) with the C command-line tool, so
 `kiln inspect|run|bench` runs with no Python in the process (docs/cli.md).
@@ -82,7 +82,7 @@ def main(argv=None):
         sys.path.insert(0, os.getcwd())
         for m in modules:
             importlib.import_module(m)
-        from .onnx.build_cli import main as build_main
+        from .onnx.command import main as build_main
         return build_main(rest[1:])
     if not modules and not recorded:
         path = tool_path()
