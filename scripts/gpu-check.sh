@@ -47,6 +47,8 @@ elif [ "${1:-}" != quick ]; then
     [ -f "$b" ] && step "$(basename "$b" .py)" python3 "$b"
   done
   step bench_python_plugin python3 bench/bench_python_plugin.py
+  # ONNX-exported transformers models (GPT-2, BERT, Llama; base size): kiln CUDA eager/graph vs torch eager
+  step bench_onnx_models python3 bench/bench_onnx_models.py --device cuda --batch 1 8 --seq 128
   # kiln.models.llama (Triton plugins) against transformers eager, Llama-3.2-1B shape, bfloat16
   step bench_llama python3 bench/bench_llama.py --shape 1b --batch 1 16
   step bench_llama_graph python3 bench/bench_llama.py --shape 1b --batch 1 16 --graph
@@ -65,7 +67,7 @@ if [ -n "${OUT:-}" ]; then
   for f in "$out"/*.log; do echo "===== $(basename "$f")"; cat "$f"; done > "$OUT/gpu-check.log"
 fi
 # The headline numbers, then the step table.
-for b in bench_gpu_lookup bench_gpu_overhead bench_gpu_aot bench_llama bench_llama_graph; do
+for b in bench_gpu_lookup bench_gpu_overhead bench_gpu_aot bench_llama bench_llama_graph bench_onnx_models; do
   if [ -f "$out/$b.log" ]; then
     echo; echo "$b:"; grep -E '^\|' "$out/$b.log" | grep -v -- '---' | head -n 12
   fi
