@@ -150,6 +150,7 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     ctx->tensor_descs = kiln_calloc(nt, sizeof *ctx->tensor_descs);
     ctx->tensor_bytes = kiln_calloc(nt, sizeof *ctx->tensor_bytes);
     ctx->layers = kiln_calloc(d->layer_count ? (size_t)d->layer_count : 1, sizeof *ctx->layers);
+    kiln_layer_profile_init(&ctx->layer_profile, d->layer_count);
     if (!ctx->instances || !ctx->input_shapes || !ctx->input_ranks || !ctx->input_set || !ctx->expr_values || !ctx->dim_values ||
         !ctx->data || !ctx->tensor_descs || !ctx->tensor_bytes || !ctx->layers ||
         kiln_activation_plan_init(d, &ctx->plan) != KILN_OK) {
@@ -184,9 +185,24 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     return KILN_OK;
 }
 
+/* A layer's name in the profile: its op and what inspect shows beside it. */
+static const char *profile_name(void *user, int32_t l) {
+    kiln_context *ctx = user;
+    static _Thread_local char name[96];
+    const kiln_layer_record *r = &ctx->engine->desc.layers[l];
+    const char *detail = ctx->engine->layer_details[l];
+    if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || r->op == KILN_OP_PLUGIN || r->op == KILN_OP_REDUCE ||
+        r->op == KILN_OP_COMPARE)
+        snprintf(name, sizeof name, "%s %s", kiln_op_name(r->op), detail);
+    else
+        snprintf(name, sizeof name, "%s", kiln_op_name(r->op));
+    return name;
+}
+
 void kiln_context_free(kiln_context *ctx) {
     if (!ctx) return;
     kiln_engine *e = ctx->engine;
+    kiln_layer_profile_finish(&ctx->layer_profile, profile_name, ctx);
     if (ctx->instances)
         for (int32_t i = 0; i < e->desc.plugin_count; i++)
             if (ctx->instances[i] && e->creators[i]->destroy) e->creators[i]->destroy(e->creators[i], ctx->instances[i]);
@@ -508,10 +524,13 @@ static kiln_status context_enqueue(kiln_context *ctx, void *stream) {
                                      d->tensors[t].kind == KILN_TENSOR_INPUT ? "input" : "output", d->tensors[t].name);
         }
     }
+    kiln_layer_profile *prof = &ctx->layer_profile;
+    if (prof->seconds) prof->runs++;
     for (int32_t l = 0; l < d->layer_count; l++) {
         kiln_prepared_layer *p = &ctx->layers[l];
         const kiln_layer_record *r = &d->layers[l];
         int32_t n = r->input_count + r->output_count;
+        double t0 = prof->seconds ? kiln_layer_profile_now() : 0;
         for (int32_t i = 0; i < n; i++) p->descs[i].data = ctx->data[p->tensor_ids[i]];
         if (r->op == KILN_OP_PLUGIN) {
             p->plugin.stream = stream;
@@ -527,6 +546,8 @@ static kiln_status context_enqueue(kiln_context *ctx, void *stream) {
             if (s) return kiln_error_prefix(s, "layer %d (%s)", l, ctx->engine->layer_details[l][0]
                                                                        ? ctx->engine->layer_details[l] : "built-in");
         }
+        if (prof->seconds && ctx->backend->synchronize(ctx->device.index, stream) == KILN_OK)
+            prof->seconds[l] += kiln_layer_profile_now() - t0;
     }
     return KILN_OK;
 }
@@ -547,7 +568,10 @@ static kiln_status context_capture(kiln_context *ctx, void *stream) {
     if ((s = ctx->backend->synchronize(ctx->device.index, stream))) return s;
     if (b->set_device && (s = b->set_device(ctx->device.index))) return s;
     if ((s = b->capture_begin(ctx->device.index, stream))) return kiln_error_prefix(s, "starting graph capture");
+    double *profiling = ctx->layer_profile.seconds;   /* no per-layer waits inside a capture */
+    ctx->layer_profile.seconds = NULL;
     kiln_status run = context_enqueue(ctx, stream);
+    ctx->layer_profile.seconds = profiling;
     char run_error[1024] = "";
     if (run) snprintf(run_error, sizeof run_error, "%s", kiln_last_error());
     void *graph = NULL;

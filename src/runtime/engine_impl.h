@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "backend/backend.h"
+#include "runtime/layer_profile.h"
 #include "engine/activation_plan.h"
 #include "engine/engine_desc.h"
 #include "kiln/plugin.h"
@@ -63,6 +64,7 @@ struct kiln_context {
     void                     *graph;          /* captured CUDA graph, or NULL */
     int                       graph_stale;    /* shapes or buffers changed since capture */
     atomic_int                busy;           /* a call is using the context (context_enter) */
+    kiln_layer_profile        layer_profile;  /* KILN_PROFILE (layer_profile.h) */
 };
 
 /* Ask each native plugin for its layers' outputs and workspace and refuse
