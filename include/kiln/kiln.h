@@ -533,6 +533,17 @@ KILN_API kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op,
  * a load without it can say what to import; may be NULL.  outputs receives
  * output_count tensors, as many as the creator declares.
  */
+/*
+ * Declare that a plugin layer writes its output `out` in place, into the
+ * memory of its input `in` (TensorRT's aliased outputs, torch's
+ * mutates_args): `in` must be a network input read by the layer that makes
+ * `out`, with out's dtype and shape.  The engine then has no memory of its
+ * own for `out`: later layers reading `out` read the caller's buffer for
+ * `in`, which the run modifies (a KV cache updated where it lies).  An
+ * aliased tensor cannot be marked as an output (read the input's buffer).
+ */
+KILN_API kiln_status kiln_network_alias_output(kiln_network *net, kiln_tensor out, kiln_tensor in);
+
 KILN_API kiln_status kiln_network_add_plugin(kiln_network *net, const char *plugin_namespace,
                                              const char *name, const char *version, const char *module,
                                              const kiln_value *fields, int32_t input_count,
@@ -621,6 +632,9 @@ typedef struct kiln_io_info {
 } kiln_io_info;
 
 KILN_API int32_t     kiln_engine_io_count(const kiln_engine *e);
+/* 1 when some layer of the engine writes into the input `name` in place
+ * (kiln_network_alias_output), 0 when none does or there is no such input. */
+KILN_API int kiln_engine_input_is_written(const kiln_engine *e, const char *name);
 KILN_API kiln_status kiln_engine_io_info (const kiln_engine *e, int32_t index, kiln_io_info *out);
 /* Index of an input or output by name, or -1 (with an error naming it). */
 KILN_API int32_t     kiln_engine_io_index(const kiln_engine *e, const char *name);

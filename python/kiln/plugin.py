@@ -379,6 +379,10 @@ def _add_layer(obj, tensors):
     ns, name, version = cls._kiln_key
     ids = net._net.add_plugin(ns, name, version, cls.__module__ or "", obj._kiln_fields(),
                               [t._id for t in tensors], cls._kiln_num_outputs, trace)
+    # Outputs written in place: {output index: input index} (TensorRT's aliased outputs).
+    aliases = getattr(obj, "aliased_outputs", None)
+    for out_index, in_index in (aliases() if callable(aliases) else {}).items():
+        net._net.alias_output(ids[out_index], tensors[in_index]._id)
     result = [net._tensor(i) for i in ids]
     return result[0] if len(result) == 1 else tuple(result)
 

@@ -109,6 +109,9 @@ static kiln_status prune(build_state *b) {
         const kiln_net_layer *layer = &net->layers[l];
         int live = 0;
         for (int32_t i = 0; i < layer->output_count; i++) live |= needed[layer->outputs[i]];
+        /* A layer that writes into an input in place has an effect beyond its outputs. */
+        if (layer->op == KILN_OP_PLUGIN)
+            for (int32_t k = 0; k < layer->attrs.int_count; k++) live |= layer->attrs.ints[k] >= 0;
         if (!live) continue;
         b->layer_live[l] = 1;
         for (int32_t i = 0; i < layer->input_count; i++) needed[layer->inputs[i]] = 1;

@@ -190,8 +190,29 @@ static kiln_status check_arity(const kiln_engine_desc *d, const kiln_layer_recor
         return LAYER_FAIL("unknown reduction %d", l->subop);
     if (l->op == KILN_OP_COMPARE && (l->subop < 0 || l->subop >= KILN_COMPARE_OP_COUNT))
         return LAYER_FAIL("unknown comparison %d", l->subop);
-    /* Attribute expressions must be nodes of the pool before any rule reads them. */
     const kiln_layer_attrs *a = &l->attrs;
+    /* A plugin layer's integers: per output, the input written in place or -1. */
+    if (l->op == KILN_OP_PLUGIN && (a->int_count || a->expr_count)) {
+        if (a->int_count != l->output_count || a->expr_count)
+            return LAYER_FAIL("has %d in-place entries for %d outputs", a->int_count, l->output_count);
+        for (int32_t k = 0; k < a->int_count; k++) {
+            int64_t j = a->ints[k];
+            if (j == -1) continue;
+            if (j < 0 || j >= l->input_count)
+                return LAYER_FAIL("output %d is written into input %lld of %d", k, (long long)j, l->input_count);
+            for (int32_t m = 0; m < k; m++)
+                if (a->ints[m] == j) return LAYER_FAIL("outputs %d and %d both write into input %lld", m, k, (long long)j);
+            int32_t ti = l->inputs[j], to = l->outputs[k];
+            if (ti < 0 || ti >= d->tensor_count || to < 0 || to >= d->tensor_count)
+                return LAYER_FAIL("in-place output %d refers to a tensor out of range", k);
+            const kiln_tensor_record *in = &d->tensors[ti], *out = &d->tensors[to];
+            if (in->kind != KILN_TENSOR_INPUT || out->kind != KILN_TENSOR_ACTIVATION || in->dtype != out->dtype ||
+                in->rank != out->rank || memcmp(in->shape, out->shape, sizeof(kiln_expr) * (size_t)in->rank) != 0)
+                return LAYER_FAIL("output %d ('%s') is written into input '%s', which must be an engine input of its "
+                                  "dtype and shape", k, out->name, in->name);
+        }
+    }
+    /* Attribute expressions must be nodes of the pool before any rule reads them. */
     if (a->int_count < 0 || a->int_count > KILN_MAX_LAYER_INTS || a->expr_count < 0 ||
         a->expr_count > KILN_MAX_LAYER_EXPRS)
         return LAYER_FAIL("has %d integer and %d expression attributes", a->int_count, a->expr_count);

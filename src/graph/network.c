@@ -296,6 +296,14 @@ kiln_status kiln_network_mark_output(kiln_network *net, kiln_tensor t, const cha
                           "output '%s': dtype %s given but tensor '%s' is %s (add a cast layer to convert)", name,
                           kiln_dtype_name(dtype) ? kiln_dtype_name(dtype) : "(unknown)",
                           kiln_net_tensor_label(net, t), kiln_dtype_name(x->dtype));
+    if (x->kind == KILN_NET_LAYER_OUTPUT && net->layers[x->producer].op == KILN_OP_PLUGIN) {
+        const kiln_net_layer *l = &net->layers[x->producer];
+        for (int32_t k = 0; k < l->output_count && k < l->attrs.int_count; k++)
+            if (l->outputs[k] == t && l->attrs.ints[k] >= 0)
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "output '%s': tensor '%s' is written in place into "
+                                  "input '%s'; read that input's buffer instead", name, kiln_net_tensor_label(net, t),
+                                  kiln_net_tensor_label(net, l->inputs[l->attrs.ints[k]]));
+    }
     for (size_t i = 0; i < net->output_count; i++)
         if (strcmp(net->outputs[i].name, name) == 0)
             return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "duplicate output name '%s'", name);

@@ -148,3 +148,48 @@ kiln_status kiln_network_add_plugin(kiln_network *net, const char *ns, const cha
     kiln_free(in_shapes);
     return s;
 }
+
+/* ---- outputs written in place ------------------------------------------------
+ *
+ * A plugin layer's attribute integers list, per output, the input position it
+ * aliases or -1 (docs/engine-format.md); empty when none does. */
+kiln_status kiln_network_alias_output(kiln_network *net, kiln_tensor out, kiln_tensor in) {
+    const char *api = "kiln_network_alias_output";
+    kiln_net_tensor *o = NULL, *i = NULL;
+    kiln_status s = kiln_net_tensor_get(net, out, api, &o);
+    if (!s) s = kiln_net_tensor_get(net, in, api, &i);
+    if (s) return s;
+    const char *ol = kiln_net_tensor_label(net, out), *il = kiln_net_tensor_label(net, in);
+    if (o->kind != KILN_NET_LAYER_OUTPUT || net->layers[o->producer].op != KILN_OP_PLUGIN)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: '%s' is not an output of a plugin layer", api, ol);
+    if (i->kind != KILN_NET_INPUT)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: '%s' is not a network input (only the caller's buffers "
+                          "are written in place)", api, il);
+    kiln_net_layer *l = &net->layers[o->producer];
+    int32_t k = -1, j = -1;
+    for (int32_t x = 0; x < l->output_count; x++)
+        if (l->outputs[x] == out) k = x;
+    for (int32_t x = 0; x < l->input_count; x++)
+        if (l->inputs[x] == in) j = x;
+    if (j < 0)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: the layer making '%s' does not read '%s'", api, ol, il);
+    if (o->dtype != i->dtype || o->rank != i->rank ||
+        memcmp(o->shape, i->shape, sizeof(kiln_expr) * (size_t)o->rank) != 0)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: '%s' and '%s' differ in dtype or shape", api, ol, il);
+    for (size_t x = 0; x < net->output_count; x++)
+        if (net->outputs[x].tensor == out)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: '%s' is marked as an output", api, ol);
+    if (l->output_count > KILN_MAX_LAYER_INTS)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: a layer of %d outputs (at most %d may alias)", api,
+                          (int)l->output_count, KILN_MAX_LAYER_INTS);
+    if (l->attrs.int_count == 0) {
+        l->attrs.int_count = l->output_count;
+        for (int32_t x = 0; x < l->output_count; x++) l->attrs.ints[x] = -1;
+    }
+    for (int32_t x = 0; x < l->output_count; x++)
+        if (x != k && l->attrs.ints[x] == j)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: another output of the layer already writes into '%s'",
+                              api, il);
+    l->attrs.ints[k] = j;
+    return KILN_OK;
+}

@@ -274,6 +274,14 @@ static PyObject *network_add_reshape(PyObject *self, PyObject *args) {
     return tensor_result(self, s, t);
 }
 
+static PyObject *network_alias_output(PyObject *self, PyObject *args) {
+    int out, in;
+    if (!PyArg_ParseTuple(args, "ii:alias_output", &out, &in)) return NULL;
+    kiln_status s = kiln_network_alias_output(net_of(self), out, in);
+    if (s != KILN_OK) return kiln_py_raise(state_of(self), s);
+    Py_RETURN_NONE;
+}
+
 static PyObject *network_add_matmul(PyObject *self, PyObject *args) {
     int a, b;
     if (!PyArg_ParseTuple(args, "ii:add_matmul", &a, &b)) return NULL;
@@ -503,6 +511,8 @@ static PyMethodDef network_methods[] = {
     {"add_binary", network_add_binary, METH_VARARGS, "add_binary(op, a, b) -> tensor"},
     {"add_unary", network_add_unary, METH_VARARGS, "add_unary(op, x) -> tensor"},
     {"add_gather", network_add_gather, METH_VARARGS, "add_gather(data, indices, axis) -> tensor"},
+    {"alias_output", network_alias_output, METH_VARARGS,
+     "alias_output(out, in): the plugin output out is written in place into the network input in"},
     {"add_reshape", network_add_reshape, METH_VARARGS, "add_reshape(x, shape_exprs) -> tensor"},
     {"add_matmul", network_add_matmul, METH_VARARGS, "add_matmul(a, b) -> tensor"},
     {"add_layer", network_add_layer, METH_VARARGS, "add_layer(op_name, inputs, attrs=None) -> tensor"},

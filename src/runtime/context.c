@@ -170,6 +170,22 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
         memcpy(p->tensor_ids, r->inputs, sizeof(int32_t) * (size_t)r->input_count);
         memcpy(p->tensor_ids + r->input_count, r->outputs, sizeof(int32_t) * (size_t)r->output_count);
     }
+    /* Outputs written in place are their input's memory, for the layer that
+     * writes them and for every layer that reads them. */
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *r = &d->layers[l];
+        if (r->op != KILN_OP_PLUGIN) continue;
+        for (int32_t k = 0; k < r->attrs.int_count; k++) {
+            if (r->attrs.ints[k] < 0) continue;
+            int32_t alias = r->outputs[k], source = r->inputs[r->attrs.ints[k]];
+            for (int32_t m = l; m < d->layer_count; m++) {
+                kiln_prepared_layer *q = &ctx->layers[m];
+                int32_t n = d->layers[m].input_count + d->layers[m].output_count;
+                for (int32_t x = 0; x < n; x++)
+                    if (q->tensor_ids[x] == alias) q->tensor_ids[x] = source;
+            }
+        }
+    }
     s = backend->set_device ? backend->set_device(device.index) : KILN_OK;
     if (!s) s = upload_weights(ctx);
     if (!s) s = create_instances(ctx);

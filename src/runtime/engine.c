@@ -87,6 +87,12 @@ static kiln_status resolve(kiln_engine *e, uint32_t flags) {
         if (layer->op == KILN_OP_PLUGIN) {
             const kiln_plugin_record *r = &d->plugins[layer->subop];
             snprintf(detail, sizeof detail, "%s::%s v%s", r->plugin_namespace, r->name, r->version);
+            for (int32_t k = 0; k < layer->attrs.int_count; k++)
+                if (layer->attrs.ints[k] >= 0) {
+                    size_t len = strlen(detail);
+                    snprintf(detail + len, sizeof detail - len, " [writes out%d into in%lld]", (int)k,
+                             (long long)layer->attrs.ints[k]);
+                }
             /* An ahead-of-time layer also names the plugin it was compiled from. */
             if (!strcmp(r->plugin_namespace, "kiln") && !strcmp(r->name, "TritonAOT")) {
                 const kiln_value *orig = kiln_value_map_get(e->plugin_fields[layer->subop], "plugin");
@@ -351,4 +357,16 @@ kiln_status kiln_engine_activation_bytes(const kiln_engine *e, int32_t profile, 
     kiln_free(values);
     kiln_free(tensor_bytes);
     return s;
+}
+
+int kiln_engine_input_is_written(const kiln_engine *e, const char *name) {
+    if (!e || !name) return 0;
+    const kiln_engine_desc *d = &e->desc;
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *r = &d->layers[l];
+        if (r->op != KILN_OP_PLUGIN) continue;
+        for (int32_t k = 0; k < r->attrs.int_count; k++)
+            if (r->attrs.ints[k] >= 0 && strcmp(d->tensors[r->inputs[r->attrs.ints[k]]].name, name) == 0) return 1;
+    }
+    return 0;
 }

@@ -307,7 +307,89 @@ static void test_backend_says_what_it_supports(void) {
     kiln_engine_free(e);
 }
 
+/* x [batch, 3] → ScaleShift written in place into x → relu → y: the
+ * caller's x is modified, relu reads it, and crafted alias entries are
+ * refused at load. */
+static void test_outputs_written_in_place(void) {
+    if (!kiln_plugin_find("example", "ScaleShift", "1") && kiln_plugin_library_load(KILN_EXAMPLE_PLUGIN_PATH)) {
+        CHECK(!"example plugin library");
+        return;
+    }
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_dim_range range = {1, 2, 8};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_expr xs[2] = {batch, kiln_expr_const(kiln_network_exprs(net), 3)};
+    kiln_tensor x, s, y, w;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xs, &x);
+    kiln_value *fields = kiln_value_map();
+    kiln_value_map_set(fields, "scale", kiln_value_float64(2.0));
+    kiln_value_map_set(fields, "shift", kiln_value_float64(-1.0));
+    CHECK_OK(kiln_network_add_plugin(net, "example", "ScaleShift", "1", NULL, fields, 1, &x, 1, &s));
+    kiln_value_free(fields);
+    CHECK_FAILS(kiln_network_alias_output(net, x, x), KILN_ERROR_INVALID_ARGUMENT, "not an output of a plugin layer");
+    kiln_network_add_unary(net, KILN_UNARY_RELU, s, &y);
+    CHECK_FAILS(kiln_network_alias_output(net, y, x), KILN_ERROR_INVALID_ARGUMENT, "not an output of a plugin layer");
+    kiln_network_add_input(net, "w", KILN_FLOAT32, 2, xs, &w);
+    CHECK_FAILS(kiln_network_alias_output(net, s, w), KILN_ERROR_INVALID_ARGUMENT, "does not read 'w'");
+    CHECK_OK(kiln_network_alias_output(net, s, x));
+    CHECK_FAILS(kiln_network_mark_output(net, s, "s", KILN_FLOAT32), KILN_ERROR_INVALID_ARGUMENT,
+                "written in place into input 'x'");
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_tensor wy;
+    kiln_network_add_unary(net, KILN_UNARY_NEG, w, &wy);
+    kiln_network_mark_output(net, wy, "wy", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    CHECK_OK(kiln_network_build(net, NULL, &blob));
+    kiln_network_free(net);
+    REQUIRE(blob != NULL);
+
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    CHECK(kiln_engine_input_is_written(e, "x") == 1 && kiln_engine_input_is_written(e, "w") == 0);
+    const char *kind = NULL, *detail = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strstr(detail, "[writes out0 into in0]") != NULL);
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(e, NULL, &ctx));
+    float xv[6] = {1, -2, 3, 0.25f, 4, -5}, wv[6] = {0}, yv[6], wyv[6];
+    int64_t dims[2] = {2, 3};
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x", 2, dims));
+    CHECK_OK(kiln_context_set_input_shape(ctx, "w", 2, dims));
+    CHECK_OK(kiln_context_set_tensor(ctx, "x", xv));
+    CHECK_OK(kiln_context_set_tensor(ctx, "w", wv));
+    CHECK_OK(kiln_context_set_tensor(ctx, "y", yv));
+    CHECK_OK(kiln_context_set_tensor(ctx, "wy", wyv));
+    CHECK_OK(kiln_context_enqueue(ctx, NULL));
+    const float want_x[6] = {1, -5, 5, -0.5f, 7, -11};   /* 2x - 1, in x's own buffer */
+    CHECK(memcmp(xv, want_x, sizeof want_x) == 0);
+    for (int i = 0; i < 6; i++) CHECK(yv[i] == (want_x[i] > 0 ? want_x[i] : 0));
+    kiln_context_free(ctx);
+    kiln_engine_free(e);
+
+    /* Crafted: an alias entry out of range, onto an input of another shape. */
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), KILN_LOAD_NO_PLUGINS, &d));
+    int32_t pl = -1;
+    for (int32_t l = 0; l < d.layer_count; l++)
+        if (d.layers[l].op == KILN_OP_PLUGIN) pl = l;
+    REQUIRE(pl >= 0 && d.layers[pl].attrs.int_count == 1 && d.layers[pl].attrs.ints[0] == 0);
+    d.layers[pl].attrs.ints[0] = 1;
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "output 0 is written into input 1 of 1");
+    d.layers[pl].attrs.ints[0] = 0;
+    d.layers[pl].attrs.int_count = 2;
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "has 2 in-place entries for 1 outputs");
+    d.layers[pl].attrs.int_count = 1;
+    int32_t xt = d.layers[pl].inputs[0];
+    d.tensors[xt].kind = KILN_TENSOR_ACTIVATION;   /* aliasing is for the caller's buffers only */
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "must be an engine input");
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 int main(void) {
+    TEST_RUN(test_outputs_written_in_place);
     TEST_RUN(test_input_axis_expression_refused);
     TEST_RUN(test_misaligned_activation_refused);
     TEST_RUN(test_huge_shape_is_an_error);
