@@ -9,9 +9,9 @@ Triton's interpreter), 1b (Llama-3.2-1B: hidden 2048, 16 layers, 32/8 heads,
 intermediate 8192, vocab 128256), 8b (Llama-3-8B: hidden 4096, 32 layers,
 32/8 heads, intermediate 14336).  Decode tokens/s counts decode steps only:
 (generate(prompt, n) - generate(prompt, 1)) / (n - 1) per step, both
-sides the same way.  kiln's decode step still writes each layer's new K/V
-row from Python (interim, see kiln/models/llama/model.py) and runs its
-plugins through Python (JIT) unless --graph replays the step's kernels.
+sides the same way.  kiln's decode step writes each layer's new K/V rows into
+the cache in place (CacheWrite) and runs its plugins through Python (JIT)
+unless --graph replays the step's kernels.
 """
 import argparse
 import os

@@ -372,19 +372,27 @@ def _add_layer(obj, tensors):
     codes, outs = _trace(obj, inputs, cls._kiln_num_outputs, where)
     if callable(getattr(cls, "aot", None)):
         if _aot.prefer_aot(net):   # compiled kernels instead of forward (python/kiln/aot.py)
-            return _aot.add_layer(obj, net, tensors, inputs, codes, outs)
+            result = _aot.add_layer(obj, net, tensors, inputs, codes, outs)
+            _alias_outputs(obj, net, tensors, [result] if isinstance(result, Tensor) else list(result))
+            return result
     shapes = [shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
     ws = _workspace_expr(obj, pool, inputs) if cls._kiln_has_workspace else None
     trace = (cls._kiln_key, tuple(codes), shapes, ws, pool.key)
     ns, name, version = cls._kiln_key
     ids = net._net.add_plugin(ns, name, version, cls.__module__ or "", obj._kiln_fields(),
                               [t._id for t in tensors], cls._kiln_num_outputs, trace)
-    # Outputs written in place: {output index: input index} (TensorRT's aliased outputs).
+    result = [net._tensor(i) for i in ids]
+    _alias_outputs(obj, net, tensors, result)
+    return result[0] if len(result) == 1 else tuple(result)
+
+
+def _alias_outputs(obj, net, tensors, outputs):
+    """A plugin's aliased_outputs(): {output index: input index} of outputs
+    written in place into their input's memory (TensorRT's aliased outputs;
+    kiln_network_alias_output).  The input must be a network input."""
     aliases = getattr(obj, "aliased_outputs", None)
     for out_index, in_index in (aliases() if callable(aliases) else {}).items():
-        net._net.alias_output(ids[out_index], tensors[in_index]._id)
-    result = [net._tensor(i) for i in ids]
-    return result[0] if len(result) == 1 else tuple(result)
+        net._net.alias_output(outputs[out_index]._id, tensors[in_index]._id)
 
 
 # --- eager calls ---------------------------------------------------------------------

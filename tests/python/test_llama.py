@@ -147,6 +147,12 @@ def test_save_and_load_in_a_fresh_process(tmp_path):
     assert torch.equal(tokens, reference_generate(hf, ids, 5))
     with pytest.raises(FileNotFoundError, match="kiln_llama.json"):
         llama.load(tmp_path)
+    # The decode engine writes each layer's new key and value rows into the
+    # caller's cache in place: no copies between steps.
+    r = subprocess.run([sys.executable, "-m", "kiln.cli", "inspect", str(tmp_path / "saved" / "decode.engine")],
+                       env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("llama::CacheWrite v1 [writes out0 into in0]") == 2 * hf.config.num_hidden_layers, r.stdout
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

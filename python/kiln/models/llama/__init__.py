@@ -5,6 +5,7 @@ plugins written the way a kiln user writes them:
     rotary.py             Rotary (RoPE) plugin
     prefill_attention.py  PrefillAttention: causal grouped-query flash attention
     decode_attention.py   DecodeAttention: one token against a KV cache, split and combined
+    cache_write.py        CacheWrite: the new key/value rows into the cache, in place (an aliased output)
     engines.py            the prefill and decode networks (plugins + kiln's matmul, add, mul, silu, gather)
     model.py              from_hf(), load() and LlamaModel (logits, generate, save)
 
@@ -20,6 +21,7 @@ makes Triton run under its interpreter.
 """
 from . import _triton_mode  # noqa: F401  (before anything imports triton)
 from .config import LlamaSpec, rope_frequencies
+from .cache_write import CacheWrite
 from .decode_attention import DecodeAttention
 from .model import LlamaModel, from_hf, load
 from .prefill_attention import PrefillAttention
@@ -27,4 +29,4 @@ from .rms_norm import RMSNorm
 from .rotary import Rotary
 
 __all__ = ["from_hf", "load", "LlamaModel", "LlamaSpec", "rope_frequencies",
-           "RMSNorm", "Rotary", "PrefillAttention", "DecodeAttention"]
+           "RMSNorm", "Rotary", "PrefillAttention", "DecodeAttention", "CacheWrite"]

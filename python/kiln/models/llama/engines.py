@@ -25,6 +25,7 @@ import torch
 
 import kiln
 
+from .cache_write import CacheWrite
 from .decode_attention import DecodeAttention
 from .prefill_attention import PrefillAttention
 from .rms_norm import RMSNorm
@@ -150,13 +151,13 @@ def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=F
         def layers(h):
             for i in range(spec.num_layers):
                 h, k, v = decoder_layer(c, spec, i, h, inv_freq, attend, start=lengths)
-                kv.append((k, v))
+                # The new rows go into the caller's cache in place (CacheWrite's
+                # output is the k_cache / v_cache input's memory).
+                CacheWrite(i)(k_cache, k, lengths)
+                CacheWrite(i)(v_cache, v, lengths)
             return h
 
         _embed_and_head(c, spec, ids, layers).mark_output("logits")
-        for i, (k, v) in enumerate(kv):
-            k.mark_output(f"k_new_{i}")
-            v.mark_output(f"v_new_{i}")
     return _build(builder, network)
 
 

@@ -16,7 +16,7 @@ from .config import LlamaSpec
 
 _CONFIG = "kiln_llama.json"
 _ENGINES = ("prefill.engine", "decode.engine")
-_FORMAT = 1
+_FORMAT = 2   # 2: the decode engine writes the KV cache in place
 
 
 def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
@@ -193,7 +193,6 @@ class LlamaModel:
         chosen_from.append(out["logits"][:, -1])
 
         stream = self._stream()
-        rows = torch.arange(batch, device=self.device)
         lengths = torch.full((batch,), prompt, dtype=torch.int32, device=self.device)
         step_in = {"input_ids": torch.empty((batch, 1), dtype=torch.int32, device=self.device), "lengths": lengths,
                    "k_cache": k_cache[:batch], "v_cache": v_cache[:batch]}
@@ -201,19 +200,12 @@ class LlamaModel:
                     for name, info in self._decode_output_shapes(batch).items()}
         for _ in range(max_new_tokens - 1):
             step_in["input_ids"].copy_(token[:, None])
+            # The step writes each layer's new key and value row into k_cache /
+            # v_cache itself (CacheWrite, an output written in place).
             if graph:
                 self.decode_session.run_graph(step_in, step_out, stream)
             else:
                 self.decode_session.run(step_in, step_out, stream=stream)
-            # INTERIM (until kiln has aliased outputs): the engine cannot write
-            # into its k_cache / v_cache inputs, so it returns each layer's new
-            # key and value row and they are written here -- one row per layer
-            # per sequence per step, never the whole cache.  With aliasing, a
-            # cache-append layer writes them in the engine and this loop goes.
-            position = lengths.long()
-            for i in range(self.spec.num_layers):
-                k_cache[rows, i, position] = step_out[f"k_new_{i}"][:, 0]
-                v_cache[rows, i, position] = step_out[f"v_new_{i}"][:, 0]
             lengths += 1
             token = step_out["logits"][:, -1].argmax(-1)
             tokens.append(token[:, None])
