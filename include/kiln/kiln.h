@@ -490,6 +490,9 @@ typedef enum kiln_layer_op {
     KILN_LAYER_GATHER_ELEMENTS = 54,  /* inputs data, indices (int32/int64, data's rank); "axis" (INT, default 0):
                                          out[i..] = data[i.. with axis i_axis replaced by indices[i..]]
                                          (torch.gather / ONNX GatherElements; negative indices count from the end) */
+    KILN_LAYER_CUMSUM = 55,        /* "axis" (INT, default 0), "exclusive", "reverse" (INT 0/1, default 0): ONNX CumSum */
+    KILN_LAYER_PAD    = 56,        /* "pads" (EXPRS: before each axis, then after; >= 0), "value" (FLOAT, default 0):
+                                      constant padding (ONNX Pad, mode constant) */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

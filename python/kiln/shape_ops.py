@@ -139,6 +139,20 @@ def gather_elements(data, indices, axis=0):
     return _layer("gather_elements", [data, indices], {"axis": int(axis)})
 
 
+def cumsum(x, axis=0, exclusive=False, reverse=False):
+    """Running sum along axis (ONNX CumSum): exclusive sums the elements
+    before each one; reverse sums from the end."""
+    return _layer("cumsum", [x], {"axis": int(axis), "exclusive": int(bool(exclusive)),
+                                  "reverse": int(bool(reverse))})
+
+
+def pad(x, pads, value=0.0):
+    """Constant padding: pads = [before each axis..., after each axis...]
+    (ints or SymDims, >= 0; ONNX Pad's order)."""
+    pool = x._network.exprs
+    return _layer("pad", [x], {"pads": [_expr(pool, p, "pad") for p in pads], "value": float(value)})
+
+
 def where(cond, a, b):
     """cond ? a : b elementwise, numpy broadcasting; cond is bool."""
     return _layer("where", [cond, a, b])

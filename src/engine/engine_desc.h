@@ -32,6 +32,8 @@ typedef enum kiln_op {
     KILN_OP_WHERE      = 15,  /* inputs cond (bool), a, b; numpy broadcasting */
     KILN_OP_COMPARE    = 16,  /* subop: kiln_compare_op; two operands of one dtype → bool; numpy broadcasting */
     KILN_OP_GATHER_ELEMENTS = 17,  /* inputs data, indices (same rank); axis; output shaped like indices */
+    KILN_OP_CUMSUM     = 18,  /* axis; ints: exclusive (0/1), reverse (0/1) */
+    KILN_OP_PAD        = 19,  /* exprs: pads before each axis, then after (>= 0); ints: the value's binary64 bits */
     KILN_OP_COUNT
 } kiln_op;
 

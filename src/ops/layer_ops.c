@@ -10,7 +10,7 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 1,
+                                         KILN_COMPARE_OP_COUNT + 3,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where");
 
@@ -58,6 +58,11 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     KILN_COMPARE_OP_LIST(COMPARE_ROW)
     [KILN_LAYER_GATHER_ELEMENTS] = {KILN_OP_GATHER_ELEMENTS, 0, 1,
                                     {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
+    [KILN_LAYER_CUMSUM] = {KILN_OP_CUMSUM, 0, 3, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0),
+                                                  ATTR("exclusive", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                                                  ATTR("reverse", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0)}},
+    [KILN_LAYER_PAD] = {KILN_OP_PAD, 0, 2, {ATTR("pads", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
+                                            ATTR("value", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {

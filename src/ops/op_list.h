@@ -36,7 +36,9 @@
     X(RMS_NORM, "rms_norm")   \
     X(WHERE, "where")         \
     X(COMPARE, "compare")     \
-    X(GATHER_ELEMENTS, "gather_elements")
+    X(GATHER_ELEMENTS, "gather_elements") \
+    X(CUMSUM, "cumsum")       \
+    X(PAD, "pad")
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \

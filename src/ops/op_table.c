@@ -619,6 +619,56 @@ static kiln_status infer_gather_elements(const kiln_op_call *c, kiln_dtype *dtyp
     return KILN_OK;
 }
 
+static kiln_status infer_cumsum(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    const kiln_layer_attrs *a = c->attrs;
+    kiln_dtype dt = c->dtypes[0];
+    if (!kiln_dtype_is_float(dt) && dt != KILN_INT32 && dt != KILN_INT64)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "cumsum of '%s': dtype %s is not supported (floats, int32, "
+                          "int64)", c->labels[0], kiln_dtype_name(dt));
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, c->shapes[0].rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "cumsum of '%s': axis %lld is out of range for rank %d",
+                          c->labels[0], (long long)c->axis, (int)c->shapes[0].rank);
+    if (a->int_count != 2 || a->expr_count || (a->ints[0] != 0 && a->ints[0] != 1) || (a->ints[1] != 0 && a->ints[1] != 1))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "cumsum of '%s': exclusive and reverse must be 0 or 1",
+                          c->labels[0]);
+    *dtype = dt;
+    same_shape(&c->shapes[0], shape);
+    return KILN_OK;
+}
+
+/* exprs: before[r], after[r]; ints: the fill value's binary64 bits. */
+static kiln_status infer_pad(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *in = &c->shapes[0];
+    const kiln_layer_attrs *a = c->attrs;
+    int32_t r = in->rank;
+    if (a->expr_count != 2 * r || a->int_count != 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "pad of '%s' (rank %d): needs %d pads and a value, got %d and %d",
+                          c->labels[0], (int)r, (int)(2 * r), (int)a->expr_count, (int)a->int_count);
+    for (int32_t i = 0; i < r; i++) {
+        for (int side = 0; side < 2; side++) {
+            kiln_expr e = a->exprs[side * r + i];
+            int64_t v;
+            if (!kiln_exprs_valid(p, e))
+                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "pad of '%s': axis %d has an invalid pad expression",
+                                  c->labels[0], (int)i);
+            if (kiln_expr_is_const(p, e, &v) && v < 0)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "pad of '%s': axis %d pad %lld is negative (slice to "
+                                  "crop)", c->labels[0], (int)i, (long long)v);
+            kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), e),
+                                          "pad of '%s': axis %d has a negative pad", c->labels[0], (int)i);
+            if (st) return st;
+        }
+        shape->dims[i] = kiln_expr_binary(p, KILN_EXPR_ADD, in->dims[i],
+                                          kiln_expr_binary(p, KILN_EXPR_ADD, a->exprs[i], a->exprs[r + i]));
+        if (shape->dims[i] < 0) return no_memory();
+    }
+    shape->rank = r;
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
 static kiln_status infer_compare(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
     if (c->subop < 0 || c->subop >= KILN_COMPARE_OP_COUNT)
         return kiln_error(KILN_ERROR_INVALID_NETWORK, "compare layer: unknown op %d", (int)c->subop);
@@ -653,6 +703,8 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_WHERE]      = {3,  1, false, false, false, infer_where},
     [KILN_OP_COMPARE]    = {2,  1, true,  false, false, infer_compare},
     [KILN_OP_GATHER_ELEMENTS] = {2, 1, false, true, false, infer_gather_elements},
+    [KILN_OP_CUMSUM]     = {1,  1, false, true,  true,  infer_cumsum},
+    [KILN_OP_PAD]        = {1,  1, false, false, true,  infer_pad},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

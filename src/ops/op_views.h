@@ -132,6 +132,23 @@ static inline void kiln_view_concat_part(const kiln_tensor_desc *in, const kiln_
     v->dst_offset = at * out_strides[axis];
 }
 
+/* PAD: the input goes to out at (before[0], before[1], ...) (attrs: the
+ * pads' values, before then after, after the value's bits). */
+static inline void kiln_view_pad(const kiln_tensor_desc *in, const kiln_tensor_desc *out, const int64_t *before,
+                                 kiln_copy_view *v) {
+    int64_t out_strides[KILN_MAX_RANK];
+    kiln_view_strides(out->rank, out->dims, out_strides);
+    v->rank = in->rank;
+    v->dst_offset = 0;
+    for (int32_t i = 0; i < in->rank; i++) {
+        v->dims[i] = in->dims[i];
+        v->dst_strides[i] = out_strides[i];
+        v->dst_offset += before[i] * out_strides[i];
+    }
+    kiln_view_strides(in->rank, in->dims, v->src_strides);
+    v->src_offset = 0;
+}
+
 /* Merge neighbouring axes that both sides walk contiguously and drop size-1
  * axes, so that loops run long and kernels decode few indices. */
 static inline void kiln_copy_view_simplify(kiln_copy_view *v) {

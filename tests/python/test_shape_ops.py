@@ -222,3 +222,29 @@ def test_power_mod_fmod(device, dtype):
     if dtype.is_floating_point:
         x = rand(4, 6).abs().to(dtype) + 0.5
         close(run(kiln.power, [x, b], device, names=("a", "b")), torch.pow(x.double(), b.double()).to(dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32, torch.int64], ids=str)
+def test_cumsum(device, dtype):
+    x = (rand(3, 5, 4) * 10).round().to(dtype)
+    ref = x.double() if dtype.is_floating_point else x
+    for axis in (0, 1, -1):
+        for exclusive in (False, True):
+            for reverse in (False, True):
+                r = ref.flip(axis) if reverse else ref
+                want = torch.cumsum(r, axis)
+                if exclusive:
+                    want = want - r
+                want = want.flip(axis) if reverse else want
+                got = run(lambda t: kiln.cumsum(t, axis=axis, exclusive=exclusive, reverse=reverse), [x], device)
+                close(got, want.to(dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int64, torch.bool], ids=str)
+def test_pad(device, dtype):
+    x = (rand(2, 3, 4) * 10).round().to(dtype)
+    got = run(lambda t: kiln.pad(t, [0, 1, 2, 1, 0, 3], value=7), [x], device)
+    want = torch.nn.functional.pad(x if dtype != torch.bool else x.to(torch.uint8), (2, 3, 1, 0, 0, 1), value=7)
+    close(got, want.to(dtype) if dtype != torch.bool else want.bool())

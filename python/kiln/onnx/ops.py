@@ -861,6 +861,42 @@ def gather_elements(imp, node, ins):
         return S.gather_elements(T(imp, data, node), T(imp, idx, node), axis)
 
 
-@op("Einsum", "TopK", "CumSum", "Pad", "ScatterND", "Attention", "Resize", "Conv")
+@op("CumSum")
+def cumsum(imp, node, ins):
+    axis = int_list(imp, ins[1], node, "CumSum's axis")[0]
+    with _guard(imp):
+        return S.cumsum(T(imp, ins[0], node), axis=axis, exclusive=bool(attr(node, "exclusive", 0)),
+                        reverse=bool(attr(node, "reverse", 0)))
+
+
+@op("Pad")
+def pad(imp, node, ins):
+    mode = attr(node, "mode", "constant")
+    if mode != "constant":
+        raise UnsupportedNode(node, f"mode '{mode}' (kiln pads with a constant)")
+    rank = len(imp.shape(ins[0]))
+    if imp.opset_of(node) and imp.opset_of(node) < 11:
+        pads, value, axes = attr(node, "pads"), attr(node, "value", 0.0), None
+    else:
+        pads = int_list(imp, ins[1], node, "Pad's pads")
+        value = 0.0
+        if len(ins) > 2 and ins[2] is not None:
+            if not isinstance(ins[2], Known):
+                raise NeedsKnown(node, "Pad's constant value must be known when the model is imported", ins[2])
+            value = float(ins[2].array.reshape(-1)[0]) if ins[2].array.size else 0.0
+        axes = int_list(imp, ins[3], node, "Pad's axes") if len(ins) > 3 and ins[3] is not None else None
+    if axes is not None:      # pads for the listed axes only: spread to every axis
+        full = [0] * (2 * rank)
+        k = len(axes)
+        for j, a in enumerate(axes):
+            full[a % rank], full[rank + a % rank] = pads[j], pads[k + j]
+        pads = full
+    if any(isinstance(p, int) and p < 0 for p in pads):
+        raise UnsupportedNode(node, "negative pads (cropping)")
+    with _guard(imp):
+        return S.pad(T(imp, ins[0], node), pads, value)
+
+
+@op("Einsum", "TopK", "ScatterND", "Attention", "Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))

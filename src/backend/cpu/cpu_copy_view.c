@@ -1,4 +1,4 @@
-/* cpu_copy_view.c — TRANSPOSE, SLICE, EXPAND and CONCAT: strided copies.
+/* cpu_copy_view.c — TRANSPOSE, SLICE, EXPAND, CONCAT and PAD: strided copies.
  *
  * Each op is a kiln_copy_view (ops/op_views.h, shared with the CUDA backend):
  * the view is simplified (contiguous runs merged), then walked with an
@@ -46,6 +46,30 @@ static void copy_view(const kiln_copy_view *view, const void *src_base, void *ds
     }
 }
 
+/* Every element of out := the pad value, in out's dtype. */
+static void fill(const kiln_tensor_desc *out, double value) {
+    int64_t n = kiln_cpu_numel(out);
+    switch (out->dtype) {
+    case KILN_FLOAT32: for (int64_t i = 0; i < n; i++) ((float *)out->data)[i] = (float)value; break;
+    case KILN_FLOAT16: {
+        uint16_t h = kiln_f32_to_f16((float)value);
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)out->data)[i] = h;
+        break;
+    }
+    case KILN_BFLOAT16: {
+        uint16_t h = kiln_f32_to_bf16((float)value);
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)out->data)[i] = h;
+        break;
+    }
+    case KILN_INT8: memset(out->data, (int8_t)value, (size_t)n); break;
+    case KILN_UINT8: memset(out->data, (uint8_t)value, (size_t)n); break;
+    case KILN_BOOL: memset(out->data, value != 0, (size_t)n); break;
+    case KILN_INT32: for (int64_t i = 0; i < n; i++) ((int32_t *)out->data)[i] = (int32_t)value; break;
+    case KILN_INT64: for (int64_t i = 0; i < n; i++) ((int64_t *)out->data)[i] = (int64_t)value; break;
+    default: break;
+    }
+}
+
 bool kiln_cpu_copy_view_supports(const kiln_layer_launch *l) {
     size_t es = kiln_dtype_size(l->outputs[0].dtype);
     for (int32_t k = 0; k < l->input_count; k++)
@@ -67,6 +91,13 @@ kiln_status kiln_cpu_copy_view(const kiln_layer_launch *l) {
     case KILN_OP_EXPAND:
         kiln_view_expand(in, out, &v);
         break;
+    case KILN_OP_PAD: {   /* attrs: the value's bits, then before[rank], after[rank] */
+        double value;
+        memcpy(&value, &l->attrs[0], sizeof value);
+        fill(out, value);
+        kiln_view_pad(in, out, l->attrs + 1, &v);
+        break;
+    }
     case KILN_OP_CONCAT: {
         int64_t at = 0;
         for (int32_t k = 0; k < l->input_count; k++) {

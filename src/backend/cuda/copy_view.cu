@@ -4,6 +4,8 @@
  * CPU backend walks), simplifies it, and launches one grid-stride kernel per
  * element size: each thread decodes its output index into the view's axes
  * and copies one element.  CONCAT launches once per input. */
+#include <string.h>
+
 #include "backend/cuda/cuda_dtype.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "ops/op_views.h"
@@ -36,6 +38,47 @@ static kiln_status launch_view(kiln_copy_view v, const void *src, void *dst, siz
     return kiln_cuda_check_launch("copy_view");
 }
 
+template <typename U>
+__global__ void kc_fill(U *__restrict__ out, U value, int64_t n) {
+    for (int64_t t = kc_thread_index(); t < n; t += kc_grid_stride()) out[t] = value;
+}
+
+/* out := the pad value in out's dtype (its bits built on the host). */
+static kiln_status fill(const kiln_tensor_desc *out, double value, cudaStream_t stream) {
+    int64_t n = kiln_cuda_numel(out);
+    if (n == 0) return KILN_OK;
+    unsigned grid = kiln_cuda_grid(n, KC_THREADS);
+    switch (out->dtype) {
+    case KILN_FLOAT32: {
+        float v = (float)value;
+        uint32_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        kc_fill<uint32_t><<<grid, KC_THREADS, 0, stream>>>((uint32_t *)out->data, bits, n);
+        break;
+    }
+    case KILN_FLOAT16: {
+        __half h = __float2half_rn((float)value);
+        uint16_t bits;
+        memcpy(&bits, &h, sizeof bits);
+        kc_fill<uint16_t><<<grid, KC_THREADS, 0, stream>>>((uint16_t *)out->data, bits, n);
+        break;
+    }
+    case KILN_BFLOAT16: {
+        __nv_bfloat16 h = __float2bfloat16_rn((float)value);
+        uint16_t bits;
+        memcpy(&bits, &h, sizeof bits);
+        kc_fill<uint16_t><<<grid, KC_THREADS, 0, stream>>>((uint16_t *)out->data, bits, n);
+        break;
+    }
+    case KILN_INT32: kc_fill<int32_t><<<grid, KC_THREADS, 0, stream>>>((int32_t *)out->data, (int32_t)value, n); break;
+    case KILN_INT64: kc_fill<int64_t><<<grid, KC_THREADS, 0, stream>>>((int64_t *)out->data, (int64_t)value, n); break;
+    case KILN_BOOL: kc_fill<uint8_t><<<grid, KC_THREADS, 0, stream>>>((uint8_t *)out->data, value != 0, n); break;
+    case KILN_INT8: kc_fill<int8_t><<<grid, KC_THREADS, 0, stream>>>((int8_t *)out->data, (int8_t)value, n); break;
+    default: kc_fill<uint8_t><<<grid, KC_THREADS, 0, stream>>>((uint8_t *)out->data, (uint8_t)value, n); break;
+    }
+    return kiln_cuda_check_launch("pad fill");
+}
+
 extern "C" bool kiln_cuda_copy_view_supports(const kiln_layer_launch *l) {
     size_t es = kiln_cuda_dtype_size(l->outputs[0].dtype);
     for (int32_t k = 0; k < l->input_count; k++)
@@ -51,6 +94,14 @@ extern "C" kiln_status kiln_cuda_copy_view_run(const kiln_layer_launch *l, cudaS
     case KILN_OP_TRANSPOSE: kiln_view_transpose(in, out, l->attrs, &v); break;
     case KILN_OP_SLICE: kiln_view_slice(in, out, l->attrs, &v); break;
     case KILN_OP_EXPAND: kiln_view_expand(in, out, &v); break;
+    case KILN_OP_PAD: {   /* attrs: the value's bits, then before[rank], after[rank] */
+        double value;
+        memcpy(&value, &l->attrs[0], sizeof value);
+        kiln_status st = fill(out, value, stream);
+        if (st) return st;
+        kiln_view_pad(in, out, l->attrs + 1, &v);
+        break;
+    }
     case KILN_OP_CONCAT: {
         int64_t at = 0;
         for (int32_t k = 0; k < l->input_count; k++) {

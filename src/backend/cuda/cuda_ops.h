@@ -59,6 +59,8 @@ bool        kiln_cuda_norm_supports(const kiln_layer_launch *l);
 kiln_status kiln_cuda_where_run(const kiln_layer_launch *l, cudaStream_t stream);
 kiln_status kiln_cuda_compare_run(const kiln_layer_launch *l, cudaStream_t stream);
 kiln_status kiln_cuda_gather_elements_run(const kiln_layer_launch *l, cudaStream_t stream);
+kiln_status kiln_cuda_cumsum_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_cumsum_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_gather_elements_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_compare_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_where_supports(const kiln_layer_launch *l);
