@@ -13,7 +13,8 @@
  *   static.engine   no dims, int8/int32/int64 negation and casts
  *   attrs.engine    the ops with attribute lists: transpose, slice with a
  *                   symbolic end and a negative step, concat, expand, every
- *                   reduction, softmax, log-softmax, layer and RMS norm, where */
+ *                   reduction, softmax, log-softmax, layer and RMS norm, where,
+ *                   a comparison, gather_elements, cumsum, pad */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -175,6 +176,20 @@ static int attrs(const char *dir) {
               &(kiln_layer_attr){.name = "epsilon", .kind = KILN_ATTR_FLOAT, .f = 1e-3}, &y));
     TRY(layer(net, KILN_LAYER_WHERE, 3, (kiln_tensor[]){cond, y, x}, 0, NULL, &y));
     TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    kiln_tensor less, idx, ge, cs, padded;
+    TRY(layer(net, KILN_LAYER_LESS, 2, (kiln_tensor[]){x, y}, 0, NULL, &less));
+    TRY(kiln_network_mark_output(net, less, "less", KILN_BOOL));
+    TRY(kiln_network_add_input(net, "idx", KILN_INT64, 2, (kiln_expr[]){n, four}, &idx));
+    TRY(layer(net, KILN_LAYER_GATHER_ELEMENTS, 2, (kiln_tensor[]){x, idx}, 1,
+              &(kiln_layer_attr){.name = "axis", .kind = KILN_ATTR_INT, .i = 1}, &ge));
+    TRY(kiln_network_mark_output(net, ge, "ge", KILN_FLOAT32));
+    TRY(layer(net, KILN_LAYER_CUMSUM, 1, &x, 1,
+              &(kiln_layer_attr){.name = "reverse", .kind = KILN_ATTR_INT, .i = 1}, &cs));
+    TRY(kiln_network_mark_output(net, cs, "cs", KILN_FLOAT32));
+    kiln_expr pads[4] = {kiln_expr_const(p, 1), kiln_expr_const(p, 0), n, kiln_expr_const(p, 2)};
+    TRY(layer(net, KILN_LAYER_PAD, 1, &x, 1,
+              &(kiln_layer_attr){.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = pads}, &padded));
+    TRY(kiln_network_mark_output(net, padded, "padded", KILN_FLOAT32));
     return save(net, dir, "attrs.engine");
 }
 
