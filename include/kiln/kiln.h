@@ -493,6 +493,9 @@ typedef enum kiln_layer_op {
     KILN_LAYER_CUMSUM = 55,        /* "axis" (INT, default 0), "exclusive", "reverse" (INT 0/1, default 0): ONNX CumSum */
     KILN_LAYER_PAD    = 56,        /* "pads" (EXPRS: before each axis, then after; >= 0), "value" (FLOAT, default 0):
                                       constant padding (ONNX Pad, mode constant) */
+    KILN_LAYER_ATTENTION = 57,     /* inputs q [B,Hq,Sq,D], k [B,Hkv,Skv,D], v [B,Hkv,Skv,Dv] (Hq a multiple of Hkv:
+                                      grouped-query heads); "causal" (INT 0/1: query i sees keys j <= i), "scale"
+                                      (FLOAT, default 0: 1/sqrt(D)): softmax(q kᵀ · scale) v, one fused layer */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

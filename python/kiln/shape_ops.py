@@ -153,6 +153,14 @@ def pad(x, pads, value=0.0):
     return _layer("pad", [x], {"pads": [_expr(pool, p, "pad") for p in pads], "value": float(value)})
 
 
+def scaled_dot_product_attention(q, k, v, causal=False, scale=None):
+    """softmax(q kᵀ · scale) v as one fused layer: q [batch, heads, seq, dim],
+    k and v [batch, kv_heads, kv_seq, dim] with heads a multiple of kv_heads
+    (grouped-query attention); causal: query i sees keys j <= i; scale
+    defaults to 1/sqrt(dim) (torch.nn.functional.scaled_dot_product_attention)."""
+    return _layer("attention", [q, k, v], {"causal": int(bool(causal)), "scale": float(scale or 0.0)})
+
+
 def where(cond, a, b):
     """cond ? a : b elementwise, numpy broadcasting; cond is bool."""
     return _layer("where", [cond, a, b])

@@ -34,6 +34,8 @@ typedef enum kiln_op {
     KILN_OP_GATHER_ELEMENTS = 17,  /* inputs data, indices (same rank); axis; output shaped like indices */
     KILN_OP_CUMSUM     = 18,  /* axis; ints: exclusive (0/1), reverse (0/1) */
     KILN_OP_PAD        = 19,  /* exprs: pads before each axis, then after (>= 0); ints: the value's binary64 bits */
+    KILN_OP_ATTENTION  = 20,  /* inputs q [B,Hq,Sq,D], k [B,Hkv,Skv,D], v [B,Hkv,Skv,Dv]; ints: causal, the
+                                 scale's binary64 bits (0: 1/sqrt(D)) */
     KILN_OP_COUNT
 } kiln_op;
 

@@ -10,7 +10,7 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 3,
+                                         KILN_COMPARE_OP_COUNT + 4,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where");
 
@@ -61,6 +61,9 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     [KILN_LAYER_CUMSUM] = {KILN_OP_CUMSUM, 0, 3, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0),
                                                   ATTR("exclusive", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
                                                   ATTR("reverse", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0)}},
+    [KILN_LAYER_ATTENTION] = {KILN_OP_ATTENTION, 0, 2,
+                              {ATTR("causal", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                               ATTR("scale", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0)}},
     [KILN_LAYER_PAD] = {KILN_OP_PAD, 0, 2, {ATTR("pads", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
                                             ATTR("value", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0)}},
 };

@@ -38,7 +38,8 @@
     X(COMPARE, "compare")     \
     X(GATHER_ELEMENTS, "gather_elements") \
     X(CUMSUM, "cumsum")       \
-    X(PAD, "pad")
+    X(PAD, "pad")             \
+    X(ATTENTION, "attention")
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \

@@ -669,6 +669,56 @@ static kiln_status infer_pad(const kiln_op_call *c, kiln_dtype *dtype, kiln_shap
     return KILN_OK;
 }
 
+/* softmax(q kᵀ · scale) v with grouped-query heads; sizes that only run time
+ * knows become checks. */
+static kiln_status infer_attention(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *q = &c->shapes[0], *k = &c->shapes[1], *v = &c->shapes[2];
+    const kiln_layer_attrs *a = c->attrs;
+    if (!kiln_dtype_is_float(c->dtypes[0]) || c->dtypes[1] != c->dtypes[0] || c->dtypes[2] != c->dtypes[0])
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "attention of '%s', '%s', '%s': one floating-point dtype needed",
+                          c->labels[0], c->labels[1], c->labels[2]);
+    if (q->rank != 4 || k->rank != 4 || v->rank != 4)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "attention: q, k and v must be [batch, heads, seq, dim] "
+                          "(ranks %d, %d, %d)", (int)q->rank, (int)k->rank, (int)v->rank);
+    double scale;
+    if (a->int_count != 2 || a->expr_count || (a->ints[0] != 0 && a->ints[0] != 1))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "attention of '%s': needs causal (0 or 1) and a scale",
+                          c->labels[0]);
+    memcpy(&scale, &a->ints[1], sizeof scale);
+    if (!(scale >= 0 && scale < 1e300))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "attention of '%s': scale %g must be >= 0 and finite (0: "
+                          "1/sqrt(head dim))", c->labels[0], scale);
+    kiln_status st;
+    if ((st = same_dim(c, "attention", 1, 0, q->dims[0], k->dims[0])) || (st = same_dim(c, "attention", 1, 3, q->dims[3], k->dims[3])))
+        return st;
+    const char *lab[3] = {c->labels[1], c->labels[2], c->labels[2]};
+    kiln_op_call kv = *c;
+    kv.labels = lab;
+    for (int32_t i = 0; i < 3; i++)
+        if ((st = same_dim(&kv, "attention", 1, i, k->dims[i], v->dims[i]))) return st;
+    /* heads: q's a multiple of k's */
+    kiln_expr hq = q->dims[1], hk = k->dims[1];
+    kiln_expr rem = kiln_expr_binary(p, KILN_EXPR_SUB, hq, kiln_expr_binary(p, KILN_EXPR_MUL, kiln_expr_binary(
+                                                           p, KILN_EXPR_FLOORDIV, hq, hk), hk));
+    kiln_expr ok = kiln_expr_binary(p, KILN_EXPR_MUL, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, 0), hk),
+                                    kiln_expr_binary(p, KILN_EXPR_EQ, rem, kiln_expr_const(p, 0)));
+    int64_t okv;
+    if (kiln_expr_is_const(p, ok, &okv) && !okv)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "attention: the query heads of '%s' are not a multiple of the "
+                          "key heads of '%s'", c->labels[0], c->labels[1]);
+    if ((st = report_check(c, ok, "attention: the query heads of '%s' are not a multiple of the key heads of '%s'",
+                           c->labels[0], c->labels[1])))
+        return st;
+    shape->rank = 4;
+    shape->dims[0] = q->dims[0];
+    shape->dims[1] = q->dims[1];
+    shape->dims[2] = q->dims[2];
+    shape->dims[3] = v->dims[3];
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
 static kiln_status infer_compare(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
     if (c->subop < 0 || c->subop >= KILN_COMPARE_OP_COUNT)
         return kiln_error(KILN_ERROR_INVALID_NETWORK, "compare layer: unknown op %d", (int)c->subop);
@@ -705,6 +755,7 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_GATHER_ELEMENTS] = {2, 1, false, true, false, infer_gather_elements},
     [KILN_OP_CUMSUM]     = {1,  1, false, true,  true,  infer_cumsum},
     [KILN_OP_PAD]        = {1,  1, false, false, true,  infer_pad},
+    [KILN_OP_ATTENTION]  = {3,  1, false, false, true,  infer_attention},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

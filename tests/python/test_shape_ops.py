@@ -248,3 +248,21 @@ def test_pad(device, dtype):
     got = run(lambda t: kiln.pad(t, [0, 1, 2, 1, 0, 3], value=7), [x], device)
     want = torch.nn.functional.pad(x if dtype != torch.bool else x.to(torch.uint8), (2, 3, 1, 0, 0, 1), value=7)
     close(got, want.to(dtype) if dtype != torch.bool else want.bool())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("heads,kv_heads,sq,sk,causal", [(4, 4, 7, 7, True), (8, 2, 5, 9, False),
+                                                          (6, 3, 16, 16, True), (2, 1, 1, 33, False)])
+def test_attention_matches_torch_sdpa(device, dtype, heads, kv_heads, sq, sk, causal):
+    d = 16
+    q = rand(2, heads, sq, d, seed=1).to(dtype)
+    k = rand(2, kv_heads, sk, d, seed=2).to(dtype)
+    v = rand(2, kv_heads, sk, 8, seed=3).to(dtype)
+    got = run(lambda a, b, c: kiln.scaled_dot_product_attention(a, b, c, causal=causal), [q, k, v], device,
+              names=("q", "k", "v"))
+    g = heads // kv_heads
+    kr, vr = k.double().repeat_interleave(g, 1), v.double().repeat_interleave(g, 1)
+    mask = torch.ones(sq, sk, dtype=torch.bool).tril() if causal else None   # query i sees keys j <= i
+    want = torch.nn.functional.scaled_dot_product_attention(q.double(), kr, vr, attn_mask=mask)
+    close(got, want.to(dtype))

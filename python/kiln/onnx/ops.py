@@ -897,6 +897,99 @@ def pad(imp, node, ins):
         return S.pad(T(imp, ins[0], node), pads, value)
 
 
-@op("Einsum", "TopK", "ScatterND", "Attention", "Resize", "Conv")
+@op("Attention")
+def attention(imp, node, ins):
+    """ONNX Attention (opset 23) without mask, cache or softcap: kiln's fused
+    attention layer.  3-D inputs [batch, seq, heads*dim] are split by
+    q_num_heads / kv_num_heads."""
+    mask = ins[3] if len(ins) > 3 else None
+    if any(v is not None for v in ins[4:]):
+        raise UnsupportedNode(node, "Attention with past_key/past_value or nonpad_kv_seqlen is not supported yet",
+                              imp.opset_of(node))
+    if len(node.output) > 1 and any(node.output[1:]):
+        raise UnsupportedNode(node, "Attention's present_key/present_value/qk outputs are not supported yet")
+    if attr(node, "qk_matmul_output_mode", 0) or attr(node, "softmax_precision", 0) or \
+            any(a.name.endswith("window_size") and attr(node, a.name, -1) >= 0 for a in node.attribute):
+        raise UnsupportedNode(node, "Attention with qk_matmul_output_mode, softmax_precision or a sliding window")
+    softcap = attr(node, "softcap", 0.0)
+    causal = bool(attr(node, "is_causal", 0))
+    scale = attr(node, "scale", None)
+    q, k, v = ins[:3]
+    dq, dk, dv = imp.shape(q), imp.shape(k), imp.shape(v)
+    with _guard(imp):
+        tq, tk, tv = T(imp, q, node), T(imp, k, node), T(imp, v, node)
+        three_d = len(dq) == 3
+        if three_d:
+            hq, hk = attr(node, "q_num_heads"), attr(node, "kv_num_heads")
+            if not hq or not hk:
+                raise UnsupportedNode(node, "3-D Attention inputs need q_num_heads and kv_num_heads")
+
+            def heads(t, dims, h):
+                return S.transpose(N.reshape(t, [dims[0], dims[1], h, _norm(dims[2] // h)]), [0, 2, 1, 3])
+            tq, tk, tv = heads(tq, dq, hq), heads(tk, dk, hk), heads(tv, dv, hk)
+        if mask is None and not softcap:
+            y = S.scaled_dot_product_attention(tq, tk, tv, causal=causal, scale=scale)
+        else:   # a mask or a softcap: the unfused chain (kiln's fused layer takes neither yet)
+            y = _attention_unfused(imp, node, tq, tk, tv, mask, causal, scale, softcap)
+        if three_d:   # back to [batch, seq, heads*dim_v]
+            ys = imp.shape(y)
+            y = N.reshape(S.transpose(y, [0, 2, 1, 3]), [ys[0], ys[2], _norm(ys[1] * ys[3])])
+        return y
+
+
+def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
+    """ONNX Attention's reference order: scores = (q·scale)(k·scale)ᵀ with
+    scale = sqrt(the scale), softcap, plus the bias (the mask: bool as 0/-inf;
+    causal: keys j <= i), softmax, rows that see no key give 0, times v."""
+    dq, dk = imp.shape(q), imp.shape(k)
+    hq, hk = dq[1], dk[1]
+    if scale is None:
+        scale = 1.0 / math.sqrt(int(dq[3]))
+    root = math.sqrt(scale)
+    if hq != hk:       # grouped-query heads: repeat each key/value head
+        g = _norm(hq // hk)
+
+        def rep(t):
+            d = imp.shape(t)
+            t = S.expand(N.reshape(t, [d[0], d[1], 1, d[2], d[3]]), [d[0], d[1], g, d[2], d[3]])
+            return N.reshape(t, [d[0], hq, d[2], d[3]])
+        k, v = rep(k), rep(v)
+    scores = N.matmul(N.mul(q, root), S.transpose(N.mul(k, root), [0, 1, 3, 2]))
+    if softcap:
+        scores = N.mul(N.tanh(N.div(scores, float(softcap))), float(softcap))
+    zeros = N.mul(scores, 0.0)            # finite scores: exact zeros of the scores' shape and dtype
+    sq, sk = imp.shape(scores)[2], imp.shape(scores)[3]
+    bias = None
+    if mask is not None:
+        m = T(imp, mask, node)
+        if m.dtype == N._dt.bool_:
+            zero = N.mul(N.cast(m, scores.dtype), 0.0)
+            m = S.where(m, zero, N.sub(zero, float("inf")))
+        elif m.dtype != scores.dtype:
+            m = N.cast(m, scores.dtype)
+        mk = imp.shape(m)[-1]
+        if isinstance(mk, int) and isinstance(sk, int) and mk < sk:   # shorter masks are padded with -inf
+            pads = [0] * (2 * len(imp.shape(m)))
+            pads[-1] = sk - mk
+            m = S.pad(m, pads, value=float("-inf"))
+        bias = m
+    if causal:
+        if not (isinstance(sq, int) and isinstance(sk, int)):
+            raise UnsupportedNode(node, "a causal Attention with a mask over symbolic lengths")
+        allowed = np.tril(np.ones((sq, sk), bool))
+        causal_bias = N.constant(np.where(allowed, 0.0, -np.inf).astype(np.float32))
+        if scores.dtype != N._dt.float32:
+            causal_bias = N.cast(causal_bias, scores.dtype)
+        bias = causal_bias if bias is None else N.add(bias, causal_bias)
+    if bias is not None:
+        scores = N.add(scores, bias)
+    p = S.softmax(scores, axis=-1)
+    if bias is not None:
+        none_seen = N.equal(S.reduce_max(N.add(bias, zeros), axes=[-1], keepdims=True), float("-inf"))
+        p = S.where(none_seen, zeros, p)
+    return N.matmul(p, v)
+
+
+@op("Einsum", "TopK", "ScatterND", "Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))

@@ -76,6 +76,10 @@ bool        kiln_cpu_gather_elements_supports(const kiln_layer_launch *l);
 kiln_status kiln_cpu_cumsum(const kiln_layer_launch *l);
 bool        kiln_cpu_cumsum_supports(const kiln_layer_launch *l);
 
+/* ATTENTION: q, k, v [batch, heads, seq, dim] → softmax(q kᵀ · scale) v; attrs causal, scale bits. */
+kiln_status kiln_cpu_attention(const kiln_layer_launch *l);
+bool        kiln_cpu_attention_supports(const kiln_layer_launch *l);
+
 /* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
  * run on several threads when it is large (cpu_split.c): flat pieces when
  * every input has the output's element count, else pieces of the output's

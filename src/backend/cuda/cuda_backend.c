@@ -201,6 +201,9 @@ static kiln_status run_where(int32_t device, const kiln_layer_launch *l, cudaStr
 static kiln_status run_gather_elements(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_gather_elements_run(l, s);
 }
+static kiln_status run_attention(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    return kiln_cuda_attention_run(l, s);
+}
 static kiln_status run_cumsum(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_cumsum_run(l, s);
 }
@@ -238,6 +241,7 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_GATHER_ELEMENTS] = {run_gather_elements, kiln_cuda_gather_elements_supports, 2},
     [KILN_OP_CUMSUM]     = {run_cumsum, kiln_cuda_cumsum_supports, 1},
     [KILN_OP_PAD]        = {run_copy_view, kiln_cuda_copy_view_supports, 1},
+    [KILN_OP_ATTENTION]  = {run_attention, kiln_cuda_attention_supports, 3},
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 

@@ -60,6 +60,8 @@ kiln_status kiln_cuda_where_run(const kiln_layer_launch *l, cudaStream_t stream)
 kiln_status kiln_cuda_compare_run(const kiln_layer_launch *l, cudaStream_t stream);
 kiln_status kiln_cuda_gather_elements_run(const kiln_layer_launch *l, cudaStream_t stream);
 kiln_status kiln_cuda_cumsum_run(const kiln_layer_launch *l, cudaStream_t stream);
+kiln_status kiln_cuda_attention_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_attention_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_cumsum_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_gather_elements_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_compare_supports(const kiln_layer_launch *l);
