@@ -62,6 +62,14 @@ typedef struct kiln_plugin_launch {
     uint64_t                workspace_size;
     void                   *stream;          /* cudaStream_t on CUDA, NULL on the CPU */
     kiln_device             device;
+    /* The engine's expressions evaluated at this run's shapes: expr_values[e]
+     * is the value of kiln_expr e of the engine's pool, for 0 <= e <
+     * expr_count.  The engine stores the network's pool as is, so a plugin
+     * whose fields name expressions of the network it was added to (as
+     * kiln::TritonAOT's grids and scalar arguments do) reads their values
+     * here; it must check an index against expr_count before using it. */
+    const int64_t          *expr_values;
+    int64_t                 expr_count;
 } kiln_plugin_launch;
 
 /* Symbolic shapes handed to infer_shapes: one per input or output. */

@@ -7,7 +7,6 @@
  *
  *   plugin   {namespace, name, version, module}   the plugin it stands for
  *   inputs   int                                  how many inputs it takes
- *   exprs    [[op, a, b, value], ...]             the expression program
  *   outputs  [{dtype, shape: [expr...]}, ...]
  *   kernels  [{name, cubin, ptx, target, num_warps, num_ctas, shared,
  *              global_scratch_size/align, profile_scratch_size/align,
@@ -23,15 +22,17 @@
  * architecture family, and images are stored newest first), then every
  * image's PTX, and launches with the parameters of the image that loaded.
  *
- * The expression program is a list of nodes, each using only earlier ones:
- * op 0 is a constant (value), op 1 is "axis b of input a" (this program's
- * meaning of kiln's DIM leaf), ops 2..10 are kiln_expr_op's operators on
- * nodes a and b.  It is evaluated at every enqueue from the concrete input
- * shapes (a few integer operations), and at build time rebuilt as kiln_exprs
- * for the output shapes, so shape inference needs no Python either.
+ * Every `expr` is an expression of the engine's own pool (a kiln_expr: the
+ * network's pool when the layer was added, which the engine stores as is).
+ * The plugin keeps no program of its own: the output shapes are those
+ * expressions, and at run time the context evaluates them with every other
+ * expression of the engine (src/shape/exprs_eval.c) and hands the values to
+ * enqueue (kiln_plugin_launch.expr_values).  An index outside the pool is
+ * refused by infer_shapes (at build and at load) and again at the first
+ * enqueue, which reads the values only through checked indices.
  *
  * Every field is checked at create; a bad one is an error naming the kernel
- * and the parameter or node.  Kernels are loaded on the first enqueue (per
+ * and the parameter or output axis.  Kernels are loaded on the first enqueue (per
  * instance, i.e. per context, so no lock is needed) — that is the warm-up
  * run kiln_context_capture makes before recording, so graphs capture only
  * launches.  Each kernel gets Triton's two hidden trailing parameters
@@ -45,23 +46,16 @@
 #include "core/error.h"
 #include "plugin/builtin_plugins.h"
 
-#define AOT_MAX_NODES   65536
 #define AOT_MAX_KERNELS 64
 #define AOT_MAX_PARAMS  256
 #define AOT_MAX_IMAGES  8
 
-enum { NODE_CONST = 0, NODE_INPUT = 1 };
 enum { PARAM_INPUT, PARAM_OUTPUT, PARAM_I32, PARAM_I64, PARAM_FP32 };
-
-typedef struct aot_node {
-    int32_t op, a, b;
-    int64_t value;
-} aot_node;
 
 typedef struct aot_param {
     int32_t kind;
     int32_t index;      /* PARAM_INPUT/OUTPUT: the tensor */
-    int32_t expr;       /* scalars: the node, or -1 for fp32 constants */
+    int32_t expr;       /* scalars: the expression, or -1 for fp32 constants */
     int64_t align;      /* pointers: required address alignment; ints: required divisor (1: none) */
     float   fvalue;     /* fp32 constant */
 } aot_param;
@@ -106,9 +100,6 @@ typedef struct aot_instance {
     kiln_value *fields;               /* our copy: kernel images and names point into it */
     char        label[600];           /* "AOT plugin ns::name version v" for messages */
     int32_t     input_count, output_count;
-    int32_t     node_count;
-    aot_node   *nodes;
-    int64_t    *values;               /* node_count: evaluated at enqueue */
     kiln_dtype *out_dtypes;
     int32_t    *out_ranks;
     int32_t    (*out_shapes)[KILN_MAX_RANK];
@@ -117,6 +108,7 @@ typedef struct aot_instance {
     const kiln_backend_iface *backend; /* set with the first load */
     int32_t     device;               /* where the kernels are (being) loaded; -1 none */
     int         loaded;               /* every kernel loaded on device */
+    int64_t     checked_count;        /* expression count the indices were checked against; 0 none */
 } aot_instance;
 
 /* ---- reading fields --------------------------------------------------------- */
@@ -159,48 +151,13 @@ static kiln_status get_int_or(const aot_instance *in, const kiln_value *map, con
 
 static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 
-static kiln_status read_exprs(aot_instance *in) {
-    const kiln_value *list = get(in->fields, "exprs", KILN_VALUE_LIST);
-    if (!list) return bad(in, "field '%s' is missing or not a list%lld", "exprs", 0);
-    size_t n = kiln_value_count(list);
-    if (n > AOT_MAX_NODES) return bad(in, "field '%s' has %lld nodes (too many)", "exprs", (long long)n);
-    in->node_count = (int32_t)n;
-    in->nodes = kiln_calloc(n ? n : 1, sizeof *in->nodes);
-    in->values = kiln_calloc(n ? n : 1, sizeof *in->values);
-    if (!in->nodes || !in->values) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
-    for (size_t i = 0; i < n; i++) {
-        const kiln_value *node = kiln_value_item(list, i);
-        int64_t f[4];
-        int ok = kiln_value_get_type(node) == KILN_VALUE_LIST && kiln_value_count(node) == 4;
-        for (size_t k = 0; ok && k < 4; k++) {
-            const kiln_value *x = kiln_value_item(node, k);
-            ok = kiln_value_get_type(x) == KILN_VALUE_INT64;
-            if (ok) f[k] = kiln_value_as_int64(x);
-        }
-        if (!ok) return bad(in, "%s node %lld is not a list of 4 ints [op, a, b, value]", "expression", (long long)i);
-        aot_node *d = &in->nodes[i];
-        if (f[0] == NODE_CONST) {
-            *d = (aot_node){NODE_CONST, -1, -1, f[3]};
-        } else if (f[0] == NODE_INPUT) {
-            if (f[1] < 0 || f[1] >= in->input_count || f[2] < 0 || f[2] >= KILN_MAX_RANK)
-                return bad(in, "%s node %lld reads an input axis that does not exist", "expression", (long long)i);
-            *d = (aot_node){NODE_INPUT, (int32_t)f[1], (int32_t)f[2], 0};
-        } else if (f[0] >= KILN_EXPR_ADD && f[0] < KILN_EXPR_OP_COUNT) {
-            if (f[1] < 0 || f[1] >= (int64_t)i || f[2] < 0 || f[2] >= (int64_t)i)
-                return bad(in, "%s node %lld uses an operand that is not an earlier node", "expression",
-                           (long long)i);
-            *d = (aot_node){(int32_t)f[0], (int32_t)f[1], (int32_t)f[2], 0};
-        } else {
-            return bad(in, "%s node %lld has an unknown op", "expression", (long long)i);
-        }
-    }
-    return KILN_OK;
-}
-
-static kiln_status check_expr(const aot_instance *in, int64_t e, const char *what) {
-    if (e < 0 || e >= in->node_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: expression %lld does not exist (the program has %d nodes)",
-                          in->label, what, (long long)e, (int)in->node_count);
+/* An expression index field: an int in [0, INT32_MAX] (checked against the
+ * pool by infer_shapes and at the first enqueue). */
+static kiln_status get_expr(const aot_instance *in, const kiln_value *x, const char *where, int32_t *out) {
+    if (kiln_value_get_type(x) != KILN_VALUE_INT64 || kiln_value_as_int64(x) < 0 ||
+        kiln_value_as_int64(x) > INT32_MAX)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, where);
+    *out = (int32_t)kiln_value_as_int64(x);
     return KILN_OK;
 }
 
@@ -231,10 +188,7 @@ static kiln_status read_outputs(aot_instance *in) {
         for (int32_t a = 0; a < in->out_ranks[i]; a++) {
             const kiln_value *x = kiln_value_item(shape, (size_t)a);
             snprintf(where, sizeof where, "output %zu axis %d", i, (int)a);
-            if (kiln_value_get_type(x) != KILN_VALUE_INT64)
-                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, where);
-            if ((s = check_expr(in, kiln_value_as_int64(x), where))) return s;
-            in->out_shapes[i][a] = (int32_t)kiln_value_as_int64(x);
+            if ((s = get_expr(in, x, where, &in->out_shapes[i][a]))) return s;
         }
     }
     return KILN_OK;
@@ -262,7 +216,6 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
     if (!strcmp(k, "i32") || !strcmp(k, "i64")) {
         out->kind = k[1] == '3' ? PARAM_I32 : PARAM_I64;
         if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
-        if ((s = check_expr(in, x, where))) return s;
         out->expr = (int32_t)x;
         return get_int_or(in, p, "align", 1, INT32_MAX, 1, where, &out->align);
     }
@@ -274,7 +227,6 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
             return KILN_OK;
         }
         if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
-        if ((s = check_expr(in, x, where))) return s;
         out->expr = (int32_t)x;
         return KILN_OK;
     }
@@ -359,10 +311,7 @@ static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t i
         const kiln_value *g = kiln_value_item(grid, (size_t)i);
         char w[340];
         snprintf(w, sizeof w, "%s grid[%d]", where, i);
-        if (kiln_value_get_type(g) != KILN_VALUE_INT64)
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, w);
-        if ((s = check_expr(in, kiln_value_as_int64(g), w))) return s;
-        k->grid[i] = (int32_t)kiln_value_as_int64(g);
+        if ((s = get_expr(in, g, w, &k->grid[i]))) return s;
     }
     const kiln_value *params = get(kv, "params", KILN_VALUE_LIST);
     if (!params || kiln_value_count(params) > AOT_MAX_PARAMS)
@@ -395,8 +344,6 @@ static void aot_destroy(const kiln_plugin_creator *creator, void *instance) {
         kiln_free(k->argv);
     }
     kiln_free(in->kernels);
-    kiln_free(in->nodes);
-    kiln_free(in->values);
     kiln_free(in->out_dtypes);
     kiln_free(in->out_ranks);
     kiln_free(in->out_shapes);
@@ -429,7 +376,6 @@ static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_val
     int64_t x = 0;
     if (!s) s = get_int(in, in->fields, "inputs", 0, 1024, "fields", &x);
     in->input_count = (int32_t)x;
-    if (!s) s = read_exprs(in);
     if (!s) s = read_outputs(in);
     const kiln_value *kernels = s ? NULL : get(in->fields, "kernels", KILN_VALUE_LIST);
     if (!s && (!kernels || kiln_value_count(kernels) < 1 || kiln_value_count(kernels) > AOT_MAX_KERNELS))
@@ -462,87 +408,51 @@ static kiln_status aot_infer_dtypes(void *instance, int32_t input_count, const k
     return KILN_OK;
 }
 
+/* Every expression index the fields use must name an expression: of pool
+ * (build and load time), or below count (the values enqueue gets). */
+static kiln_status check_indices(const aot_instance *in, const kiln_exprs *pool, int64_t count) {
+    char where[400];
+#define AOT_CHECK(e, ...)                                                                                    \
+    do {                                                                                                     \
+        if (pool ? !kiln_expr_is_valid(pool, (e)) : (int64_t)(e) >= count) {                                \
+            snprintf(where, sizeof where, __VA_ARGS__);                                                      \
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: expression %d does not exist in the "    \
+                              "engine's expression pool", in->label, where, (int)(e));                      \
+        }                                                                                                    \
+    } while (0)
+    for (int32_t o = 0; o < in->output_count; o++)
+        for (int32_t a = 0; a < in->out_ranks[o]; a++)
+            AOT_CHECK(in->out_shapes[o][a], "output %d axis %d", (int)o, (int)a);
+    for (int32_t i = 0; i < in->kernel_count; i++) {
+        const aot_kernel *k = &in->kernels[i];
+        for (int d = 0; d < 3; d++) AOT_CHECK(k->grid[d], "kernel %d '%s' grid[%d]", (int)i, k->name, d);
+        for (int32_t j = 0; j < k->param_count; j++)
+            if (k->params[j].expr >= 0)
+                AOT_CHECK(k->params[j].expr, "kernel %d '%s' param %d", (int)i, k->name, (int)j);
+    }
+#undef AOT_CHECK
+    return KILN_OK;
+}
+
+/* The output shapes are the fields' expressions, held to exist in pool. */
 static kiln_status aot_infer_shapes(void *instance, kiln_exprs *pool, int32_t input_count,
                                     const kiln_shape_expr *inputs, int32_t output_count, kiln_shape_expr *outputs) {
     aot_instance *in = instance;
+    (void)inputs;
     if (input_count != in->input_count || output_count != in->output_count)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
                           in->label, (int)in->input_count, (int)in->output_count, (int)input_count,
                           (int)output_count);
-    kiln_expr *e = kiln_calloc(in->node_count ? (size_t)in->node_count : 1, sizeof *e);
-    if (!e) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
-    kiln_status s = KILN_OK;
-    for (int32_t i = 0; i < in->node_count && !s; i++) {
-        const aot_node *n = &in->nodes[i];
-        if (n->op == NODE_CONST) {
-            e[i] = kiln_expr_const(pool, n->value);
-        } else if (n->op == NODE_INPUT) {
-            if (n->b >= inputs[n->a].rank) {
-                s = kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: expression node %d reads axis %d of input %d, "
-                               "which has rank %d", in->label, (int)i, (int)n->b, (int)n->a, (int)inputs[n->a].rank);
-                break;
-            }
-            e[i] = inputs[n->a].dims[n->b];
-        } else {
-            e[i] = kiln_expr_binary(pool, (kiln_expr_op)n->op, e[n->a], e[n->b]);
-        }
-        if (e[i] == KILN_EXPR_INVALID)
-            s = kiln_error_prefix(KILN_ERROR_INVALID_ARGUMENT, "%s: expression node %d", in->label, (int)i);
-    }
-    for (int32_t o = 0; o < output_count && !s; o++) {
+    kiln_status s = check_indices(in, pool, 0);
+    if (s) return s;
+    for (int32_t o = 0; o < output_count; o++) {
         outputs[o].rank = in->out_ranks[o];
-        for (int32_t a = 0; a < in->out_ranks[o]; a++) outputs[o].dims[a] = e[in->out_shapes[o][a]];
-    }
-    kiln_free(e);
-    return s;
-}
-
-/* ---- run time ------------------------------------------------------------------------- */
-
-static kiln_status eval_fail(const aot_instance *in, int32_t i, const char *why) {
-    return kiln_error(KILN_ERROR_SHAPE, "%s: expression node %d: %s", in->label, (int)i, why);
-}
-
-static int64_t floordiv(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static int64_t ceildiv(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) == (b < 0))) ? q + 1 : q;
-}
-
-static kiln_status evaluate(aot_instance *in, const kiln_plugin_launch *l) {
-    int64_t *v = in->values;
-    for (int32_t i = 0; i < in->node_count; i++) {
-        const aot_node *n = &in->nodes[i];
-        int64_t a = n->op >= KILN_EXPR_ADD ? v[n->a] : 0, b = n->op >= KILN_EXPR_ADD ? v[n->b] : 0, r = 0;
-        switch (n->op) {
-        case NODE_CONST: r = n->value; break;
-        case NODE_INPUT:
-            if (n->b >= l->inputs[n->a].rank) return eval_fail(in, i, "reads an axis beyond the input's rank");
-            r = l->inputs[n->a].dims[n->b];
-            break;
-        case KILN_EXPR_ADD: if (__builtin_add_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
-        case KILN_EXPR_SUB: if (__builtin_sub_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
-        case KILN_EXPR_MUL: if (__builtin_mul_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
-        case KILN_EXPR_FLOORDIV:
-        case KILN_EXPR_CEILDIV:
-            if (b == 0) return eval_fail(in, i, "division by zero");
-            if (a == INT64_MIN && b == -1) return eval_fail(in, i, "overflow");
-            r = n->op == KILN_EXPR_FLOORDIV ? floordiv(a, b) : ceildiv(a, b);
-            break;
-        case KILN_EXPR_MIN: r = a < b ? a : b; break;
-        case KILN_EXPR_MAX: r = a > b ? a : b; break;
-        case KILN_EXPR_EQ:  r = a == b; break;
-        case KILN_EXPR_LT:  r = a < b; break;
-        default: return eval_fail(in, i, "unknown op");
-        }
-        v[i] = r;
+        for (int32_t a = 0; a < in->out_ranks[o]; a++) outputs[o].dims[a] = in->out_shapes[o][a];
     }
     return KILN_OK;
 }
+
+/* ---- run time ------------------------------------------------------------------------- */
 
 /* Load one kernel: each image's cubin in order, then each image's PTX. */
 static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, int32_t device, aot_kernel *k) {
@@ -625,7 +535,7 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
     static const int64_t grid_max[3] = {INT32_MAX, 65535, 65535};
     uint32_t grid[3];
     for (int d = 0; d < 3; d++) {
-        int64_t g = in->values[k->grid[d]];
+        int64_t g = l->expr_values[k->grid[d]];
         if (g < 0 || g > grid_max[d])
             return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': grid[%d] is %lld (allowed 0..%lld)", in->label,
                               k->name, d, (long long)g, (long long)grid_max[d]);
@@ -644,9 +554,9 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
                                   (int)i, p->kind == PARAM_INPUT ? "input" : "output", (int)p->index, t->data,
                                   (long long)p->align);
         } else if (p->kind == PARAM_FP32) {
-            arg->f32 = p->expr >= 0 ? (float)in->values[p->expr] : p->fvalue;
+            arg->f32 = p->expr >= 0 ? (float)l->expr_values[p->expr] : p->fvalue;
         } else {
-            int64_t v = in->values[p->expr];
+            int64_t v = l->expr_values[p->expr];
             if (v % p->align)
                 return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, not a multiple of %lld as "
                                   "the kernel was compiled to assume", in->label, k->name, (int)i, (long long)v,
@@ -695,7 +605,13 @@ static kiln_status aot_enqueue(void *instance, const kiln_plugin_launch *l) {
                               (int)in->device, (int)l->device.index);
         if ((s = load_kernels(in, l->device.index))) return s;
     }
-    if ((s = evaluate(in, l))) return s;
+    if (in->checked_count != l->expr_count || !l->expr_values) {
+        /* Once per instance: the count is the engine's, the same at every run. */
+        if (!l->expr_values)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: enqueue was given no expression values", in->label);
+        if ((s = check_indices(in, NULL, l->expr_count))) return s;
+        in->checked_count = l->expr_count;
+    }
     for (int32_t i = 0; i < in->kernel_count; i++)
         if ((s = launch_kernel(in, &in->kernels[i], l))) return s;
     return KILN_OK;

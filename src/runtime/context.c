@@ -451,7 +451,8 @@ static kiln_status prepare(kiln_context *ctx) {
         if (r->op == KILN_OP_PLUGIN) {
             p->plugin = (kiln_plugin_launch){.input_count = r->input_count, .inputs = p->descs,
                                              .output_count = r->output_count, .outputs = p->descs + r->input_count,
-                                             .device = ctx->device};
+                                             .device = ctx->device, .expr_values = ctx->expr_values,
+                                             .expr_count = (int64_t)d->exprs->count};
             if (r->workspace >= 0) {
                 p->plugin.workspace_size = (uint64_t)ctx->expr_values[d->tensors[r->workspace].shape[0]];
                 p->plugin.workspace = p->plugin.workspace_size ? ctx->data[r->workspace] : NULL;
