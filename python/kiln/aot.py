@@ -357,7 +357,7 @@ def _triton_version():
 
 
 def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_exprs, target):
-    """The kiln::TritonAOT fields for plugin obj (see src/plugin/triton_aot.c)."""
+    """The kiln::TritonAOT fields for plugin obj (see src/plugins/triton_aot.c)."""
     cls = type(obj)
     label = cls._kiln_label
     # shape_dtype_inference may have assigned into its inputs' shape lists (the

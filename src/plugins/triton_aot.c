@@ -36,15 +36,44 @@
  * instance, i.e. per context, so no lock is needed) — that is the warm-up
  * run kiln_context_capture makes before recording, so graphs capture only
  * launches.  Each kernel gets Triton's two hidden trailing parameters
- * (global scratch, profile scratch), allocated when the kernel needs them. */
+ * (global scratch, profile scratch), allocated when the kernel needs them.
+ *
+ * An ordinary plugin: it uses only the public plugin ABI (kiln/plugin.h),
+ * loads, launches and allocates through the device service enqueue gets,
+ * and reports errors with kiln_plugin_set_error. */
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend.h"
-#include "core/alloc.h"
-#include "core/error.h"
-#include "plugin/builtin_plugins.h"
+#include "kiln/plugin.h"
+#include "plugins/builtin_plugins.h"
+
+/* Set the message (as any plugin does) and return status. */
+static kiln_status fail(kiln_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static kiln_status fail(kiln_status status, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kiln_plugin_set_error("%s", msg);
+    return status;
+}
+
+/* "<prefix>: <the message a failed kiln call left>". */
+static kiln_status fail_prefix(kiln_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static kiln_status fail_prefix(kiln_status status, const char *fmt, ...) {
+    char prefix[640], old[1024];
+    snprintf(old, sizeof old, "%s", kiln_last_error());
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    kiln_plugin_set_error("%s: %s", prefix, old);
+    return status;
+}
 
 #define AOT_MAX_KERNELS 64
 #define AOT_MAX_PARAMS  256
@@ -91,7 +120,7 @@ typedef struct aot_kernel {
     aot_param  *params;
     aot_arg    *args;                 /* param_count + 2 */
     void      **argv;                 /* param_count + 2 pointers into args */
-    void       *fn;                   /* loaded kernel, NULL until the first enqueue */
+    kiln_device_kernel *fn;           /* loaded kernel, NULL until the first enqueue */
     void       *scratch[2];
     size_t      scratch_bytes[2];
 } aot_kernel;
@@ -105,7 +134,7 @@ typedef struct aot_instance {
     int32_t    (*out_shapes)[KILN_MAX_RANK];
     int32_t     kernel_count;
     aot_kernel *kernels;
-    const kiln_backend_iface *backend; /* set with the first load */
+    const kiln_device_service *dev;   /* the context's, kept from the first enqueue (outlives us) */
     int32_t     device;               /* where the kernels are (being) loaded; -1 none */
     int         loaded;               /* every kernel loaded on device */
     int64_t     checked_count;        /* expression count the indices were checked against; 0 none */
@@ -116,7 +145,7 @@ typedef struct aot_instance {
 static kiln_status bad(const aot_instance *in, const char *fmt, const char *what, long long n) {
     char msg[512];
     snprintf(msg, sizeof msg, fmt, what, n);
-    return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s", in->label, msg);
+    return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s", in->label, msg);
 }
 
 static const kiln_value *get(const kiln_value *map, const char *key, kiln_value_type type) {
@@ -129,11 +158,11 @@ static kiln_status get_int(const aot_instance *in, const kiln_value *map, const 
                            const char *where, int64_t *out) {
     const kiln_value *v = get(map, key, KILN_VALUE_INT64);
     if (!v)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is missing or not an int", in->label,
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is missing or not an int", in->label,
                           where, key);
     int64_t x = kiln_value_as_int64(v);
     if (x < lo || x > hi)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is %lld, outside [%lld, %lld]", in->label,
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is %lld, outside [%lld, %lld]", in->label,
                           where, key, (long long)x, (long long)lo, (long long)hi);
     *out = x;
     return KILN_OK;
@@ -156,7 +185,7 @@ static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 static kiln_status get_expr(const aot_instance *in, const kiln_value *x, const char *where, int32_t *out) {
     if (kiln_value_get_type(x) != KILN_VALUE_INT64 || kiln_value_as_int64(x) < 0 ||
         kiln_value_as_int64(x) > INT32_MAX)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, where);
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, where);
     *out = (int32_t)kiln_value_as_int64(x);
     return KILN_OK;
 }
@@ -167,11 +196,11 @@ static kiln_status read_outputs(aot_instance *in) {
         return bad(in, "field '%s' is missing or not a list of 1..1024 outputs%lld", "outputs", 0);
     size_t n = kiln_value_count(list);
     in->output_count = (int32_t)n;
-    in->out_dtypes = kiln_calloc(n, sizeof *in->out_dtypes);
-    in->out_ranks = kiln_calloc(n, sizeof *in->out_ranks);
-    in->out_shapes = kiln_calloc(n, sizeof *in->out_shapes);
+    in->out_dtypes = calloc(n, sizeof *in->out_dtypes);
+    in->out_ranks = calloc(n, sizeof *in->out_ranks);
+    in->out_shapes = calloc(n, sizeof *in->out_shapes);
     if (!in->out_dtypes || !in->out_ranks || !in->out_shapes)
-        return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+        return fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
     for (size_t i = 0; i < n; i++) {
         char where[64];
         snprintf(where, sizeof where, "output %zu", i);
@@ -196,7 +225,7 @@ static kiln_status read_outputs(aot_instance *in) {
 
 static kiln_status read_param(aot_instance *in, const kiln_value *p, const char *where, aot_param *out) {
     if (kiln_value_get_type(p) != KILN_VALUE_MAP)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
     const kiln_value *kind = get(p, "kind", KILN_VALUE_STRING);
     const char *k = kind ? kiln_value_as_string(kind, NULL) : "";
     kiln_status s;
@@ -210,7 +239,7 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
         out->index = (int32_t)x;
         if ((s = get_int_or(in, p, "align", 1, 4096, 1, where, &out->align))) return s;
         if (!is_pow2((uint64_t)out->align))
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: align must be a power of two", in->label, where);
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: align must be a power of two", in->label, where);
         return KILN_OK;
     }
     if (!strcmp(k, "i32") || !strcmp(k, "i64")) {
@@ -230,7 +259,7 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
         out->expr = (int32_t)x;
         return KILN_OK;
     }
-    return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
+    return fail(KILN_ERROR_INVALID_ARGUMENT,
                       "%s: %s: kind '%s' is not input, output, i32, i64 or fp32", in->label, where, k);
 }
 
@@ -239,12 +268,12 @@ static kiln_status read_image(aot_instance *in, const kiln_value *kv, const char
     char where[340];
     snprintf(where, sizeof where, "%s", kernel_where);
     if (kiln_value_get_type(kv) != KILN_VALUE_MAP)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
     const kiln_value *name = get(kv, "name", KILN_VALUE_STRING);
     size_t len = 0;
     img->name = name ? kiln_value_as_string(name, &len) : NULL;
     if (!img->name || len == 0 || len > 255 || strlen(img->name) != len)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'name' (the entry symbol) is missing or invalid",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'name' (the entry symbol) is missing or invalid",
                           in->label, where);
     const kiln_value *target = get(kv, "target", KILN_VALUE_STRING);
     if (target) {   /* optional and only quoted in messages: keep it printable and short */
@@ -261,7 +290,7 @@ static kiln_status read_image(aot_instance *in, const kiln_value *kv, const char
     if (cubin) img->cubin = kiln_value_as_bytes(cubin, &img->cubin_size);
     if (ptx) img->ptx = kiln_value_as_string(ptx, &img->ptx_size);
     if (!img->cubin_size && !img->ptx_size)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
     kiln_status s;
     int64_t x;
     if ((s = get_int(in, kv, "num_warps", 1, 32, where, &x))) return s;
@@ -276,7 +305,7 @@ static kiln_status read_image(aot_instance *in, const kiln_value *kv, const char
         img->scratch_size[i] = (uint64_t)x;
         if ((s = get_int_or(in, kv, scratch_keys[i][1], 1, 256, 1, where, &x))) return s;
         if (!is_pow2((uint64_t)x))
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: %s must be a power of two up to 256",
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: %s must be a power of two up to 256",
                               in->label, where, scratch_keys[i][1]);
         img->scratch_align[i] = (uint64_t)x;
     }
@@ -293,7 +322,7 @@ static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t i
     const kiln_value *images = kiln_value_map_get(kv, "images");
     if (images) {
         if (kiln_value_get_type(images) != KILN_VALUE_LIST || kiln_value_count(images) > AOT_MAX_IMAGES - 1)
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s '%s': 'images' must be a list of at most %d "
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s '%s': 'images' must be a list of at most %d "
                               "more compiled images", in->label, where, k->name, AOT_MAX_IMAGES - 1);
         for (size_t i = 0; i < kiln_value_count(images); i++) {
             char w[340];
@@ -305,7 +334,7 @@ static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t i
     snprintf(where, sizeof where, "kernel %d '%s'", (int)index, k->name);
     const kiln_value *grid = get(kv, "grid", KILN_VALUE_LIST);
     if (!grid || kiln_value_count(grid) != 3)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'grid' must be a list of 3 expression indices",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'grid' must be a list of 3 expression indices",
                           in->label, where);
     for (int i = 0; i < 3; i++) {
         const kiln_value *g = kiln_value_item(grid, (size_t)i);
@@ -315,13 +344,13 @@ static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t i
     }
     const kiln_value *params = get(kv, "params", KILN_VALUE_LIST);
     if (!params || kiln_value_count(params) > AOT_MAX_PARAMS)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'params' is missing or has more than %d entries",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'params' is missing or has more than %d entries",
                           in->label, where, AOT_MAX_PARAMS);
     k->param_count = (int32_t)kiln_value_count(params);
-    k->params = kiln_calloc((size_t)k->param_count + 1, sizeof *k->params);
-    k->args = kiln_calloc((size_t)k->param_count + 2, sizeof *k->args);
-    k->argv = kiln_calloc((size_t)k->param_count + 2, sizeof *k->argv);
-    if (!k->params || !k->args || !k->argv) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+    k->params = calloc((size_t)k->param_count + 1, sizeof *k->params);
+    k->args = calloc((size_t)k->param_count + 2, sizeof *k->args);
+    k->argv = calloc((size_t)k->param_count + 2, sizeof *k->argv);
+    if (!k->params || !k->args || !k->argv) return fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
     for (int32_t i = 0; i < k->param_count; i++) {
         char w[340];
         snprintf(w, sizeof w, "%s param %d", where, (int)i);
@@ -336,31 +365,31 @@ static void aot_destroy(const kiln_plugin_creator *creator, void *instance) {
     if (!in) return;
     for (int32_t i = 0; in->kernels && i < in->kernel_count; i++) {
         aot_kernel *k = &in->kernels[i];
-        if (k->fn && in->backend && in->backend->kernel_unload) in->backend->kernel_unload(in->device, k->fn);
+        if (k->fn && in->dev) in->dev->kernel_unload(in->dev, k->fn);
         for (int j = 0; j < 2; j++)
-            if (k->scratch[j] && in->backend) in->backend->free(in->device, k->scratch[j]);
-        kiln_free(k->params);
-        kiln_free(k->args);
-        kiln_free(k->argv);
+            if (k->scratch[j] && in->dev) in->dev->free(in->dev, k->scratch[j]);
+        free(k->params);
+        free(k->args);
+        free(k->argv);
     }
-    kiln_free(in->kernels);
-    kiln_free(in->out_dtypes);
-    kiln_free(in->out_ranks);
-    kiln_free(in->out_shapes);
+    free(in->kernels);
+    free(in->out_dtypes);
+    free(in->out_ranks);
+    free(in->out_shapes);
     kiln_value_free(in->fields);
-    kiln_free(in);
+    free(in);
 }
 
 static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_value *fields, void **out) {
     *out = NULL;
-    aot_instance *in = kiln_calloc(1, sizeof *in);
-    if (!in) return kiln_error(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory");
+    aot_instance *in = calloc(1, sizeof *in);
+    if (!in) return fail(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory");
     in->device = -1;
     snprintf(in->label, sizeof in->label, "kiln::TritonAOT");
     kiln_status s = KILN_OK;
     if (!(in->fields = kiln_value_copy(fields))) {
         aot_destroy(creator, in);
-        return kiln_error(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory copying the fields");
+        return fail(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory copying the fields");
     }
     const kiln_value *plugin = get(in->fields, "plugin", KILN_VALUE_MAP);
     const kiln_value *ns = plugin ? get(plugin, "namespace", KILN_VALUE_STRING) : NULL;
@@ -382,8 +411,8 @@ static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_val
         s = bad(in, "field '%s' is missing or not a list of 1..%lld kernels", "kernels", AOT_MAX_KERNELS);
     if (!s) {
         in->kernel_count = (int32_t)kiln_value_count(kernels);
-        in->kernels = kiln_calloc((size_t)in->kernel_count, sizeof *in->kernels);
-        if (!in->kernels) s = kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+        in->kernels = calloc((size_t)in->kernel_count, sizeof *in->kernels);
+        if (!in->kernels) s = fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
     }
     for (int32_t i = 0; !s && i < in->kernel_count; i++)
         s = read_kernel(in, kiln_value_item(kernels, (size_t)i), i, &in->kernels[i]);
@@ -401,7 +430,7 @@ static kiln_status aot_infer_dtypes(void *instance, int32_t input_count, const k
                                     int32_t output_count, kiln_dtype *outputs) {
     aot_instance *in = instance;
     if (input_count != in->input_count || output_count != in->output_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
                           in->label, (int)in->input_count, (int)in->output_count, (int)input_count,
                           (int)output_count);
     memcpy(outputs, in->out_dtypes, sizeof *outputs * (size_t)output_count);
@@ -416,7 +445,7 @@ static kiln_status check_indices(const aot_instance *in, const kiln_exprs *pool,
     do {                                                                                                     \
         if (pool ? !kiln_expr_is_valid(pool, (e)) : (int64_t)(e) >= count) {                                \
             snprintf(where, sizeof where, __VA_ARGS__);                                                      \
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: expression %d does not exist in the "    \
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: expression %d does not exist in the "    \
                               "engine's expression pool", in->label, where, (int)(e));                      \
         }                                                                                                    \
     } while (0)
@@ -440,7 +469,7 @@ static kiln_status aot_infer_shapes(void *instance, kiln_exprs *pool, int32_t in
     aot_instance *in = instance;
     (void)inputs;
     if (input_count != in->input_count || output_count != in->output_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
                           in->label, (int)in->input_count, (int)in->output_count, (int)input_count,
                           (int)output_count);
     kiln_status s = check_indices(in, pool, 0);
@@ -455,7 +484,7 @@ static kiln_status aot_infer_shapes(void *instance, kiln_exprs *pool, int32_t in
 /* ---- run time ------------------------------------------------------------------------- */
 
 /* Load one kernel: each image's cubin in order, then each image's PTX. */
-static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, int32_t device, aot_kernel *k) {
+static kiln_status load_kernel(aot_instance *in, const kiln_device_service *dev, aot_kernel *k) {
     char errors[1024] = "", targets[160] = "";
     size_t used = 0, tused = 0;
     kiln_status s = KILN_ERROR_UNSUPPORTED;
@@ -467,15 +496,15 @@ static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, in
                                           img->target);
             if (pass == 0 ? !img->cubin_size : !img->ptx_size) continue;
             if (pass == 0) {
-                s = b->kernel_load(device, img->cubin, img->cubin_size, img->name, img->shared, &k->fn);
+                s = dev->kernel_load(dev, img->cubin, img->cubin_size, img->name, img->shared, &k->fn);
             } else {
                 /* The driver wants PTX NUL-terminated; the value's bytes may not be. */
-                char *ptx = kiln_malloc(img->ptx_size + 1);
-                if (!ptx) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+                char *ptx = malloc(img->ptx_size + 1);
+                if (!ptx) return fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
                 memcpy(ptx, img->ptx, img->ptx_size);
                 ptx[img->ptx_size] = 0;
-                s = b->kernel_load(device, ptx, img->ptx_size + 1, img->name, img->shared, &k->fn);
-                kiln_free(ptx);
+                s = dev->kernel_load(dev, ptx, img->ptx_size + 1, img->name, img->shared, &k->fn);
+                free(ptx);
             }
             if (!s) {
                 k->image = img;
@@ -492,23 +521,18 @@ static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, in
     if (targets[0])
         snprintf(hint, sizeof hint, " (compiled for %s: build the engine for this GPU's architecture, "
                  "aot_target=...)", targets);
-    return kiln_error(s ? s : KILN_ERROR_UNSUPPORTED, "%s: kernel '%s'%s: no compiled image loaded (%s)", in->label,
+    return fail(s ? s : KILN_ERROR_UNSUPPORTED, "%s: kernel '%s'%s: no compiled image loaded (%s)", in->label,
                       k->name, hint, errors);
 }
 
-static kiln_status load_kernels(aot_instance *in, int32_t device) {
-    const kiln_backend_iface *b = NULL;
-    kiln_status s = kiln_backend_get(KILN_DEVICE_CUDA, &b);
-    if (s) return kiln_error_prefix(s, "%s", in->label);
-    if (!b->kernel_load || !b->kernel_launch || !b->kernel_unload)
-        return kiln_error(KILN_ERROR_UNSUPPORTED, "%s: the %s backend cannot load compiled kernels", in->label,
-                          b->name);
-    in->backend = b;
-    in->device = device;
+static kiln_status load_kernels(aot_instance *in, const kiln_device_service *dev) {
+    in->dev = dev;
+    in->device = dev->device.index;
     for (int32_t i = 0; i < in->kernel_count; i++) {
         aot_kernel *k = &in->kernels[i];
         if (k->fn) continue;   /* loaded by an earlier, partly failed call */
-        if ((s = load_kernel(in, b, device, k))) return s;
+        kiln_status s = load_kernel(in, dev, k);
+        if (s) return s;
     }
     in->loaded = 1;
     return KILN_OK;
@@ -520,13 +544,13 @@ static kiln_status ensure_scratch(aot_instance *in, aot_kernel *k, int j, size_t
     if (need <= k->scratch_bytes[j]) return KILN_OK;
     kiln_status s;
     if (k->scratch[j]) {
-        if ((s = in->backend->synchronize(in->device, stream))) return s;
-        in->backend->free(in->device, k->scratch[j]);
+        if ((s = in->dev->synchronize(in->dev, stream))) return s;
+        in->dev->free(in->dev, k->scratch[j]);
         k->scratch[j] = NULL;
         k->scratch_bytes[j] = 0;
     }
-    if ((s = in->backend->alloc(in->device, need, &k->scratch[j])))
-        return kiln_error_prefix(s, "%s: kernel '%s': %zu bytes of scratch memory", in->label, k->name, need);
+    if ((s = in->dev->alloc(in->dev, need, &k->scratch[j])))
+        return fail_prefix(s, "%s: kernel '%s': %zu bytes of scratch memory", in->label, k->name, need);
     k->scratch_bytes[j] = need;
     return KILN_OK;
 }
@@ -537,7 +561,7 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
     for (int d = 0; d < 3; d++) {
         int64_t g = l->expr_values[k->grid[d]];
         if (g < 0 || g > grid_max[d])
-            return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': grid[%d] is %lld (allowed 0..%lld)", in->label,
+            return fail(KILN_ERROR_SHAPE, "%s: kernel '%s': grid[%d] is %lld (allowed 0..%lld)", in->label,
                               k->name, d, (long long)g, (long long)grid_max[d]);
         grid[d] = (uint32_t)g;
     }
@@ -549,7 +573,7 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
             const kiln_tensor_desc *t = p->kind == PARAM_INPUT ? &l->inputs[p->index] : &l->outputs[p->index];
             arg->ptr = (uint64_t)(uintptr_t)t->data;
             if (arg->ptr % (uint64_t)p->align)
-                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: kernel '%s' param %d: %s %d at %p is not "
+                return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: kernel '%s' param %d: %s %d at %p is not "
                                   "%lld-byte aligned, as the kernel was compiled to assume", in->label, k->name,
                                   (int)i, p->kind == PARAM_INPUT ? "input" : "output", (int)p->index, t->data,
                                   (long long)p->align);
@@ -558,14 +582,14 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
         } else {
             int64_t v = l->expr_values[p->expr];
             if (v % p->align)
-                return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, not a multiple of %lld as "
+                return fail(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, not a multiple of %lld as "
                                   "the kernel was compiled to assume", in->label, k->name, (int)i, (long long)v,
                                   (long long)p->align);
             if (p->kind == PARAM_I64) {
                 arg->i64 = v;
             } else {
                 if (v < INT32_MIN || v > INT32_MAX)
-                    return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, which does not fit "
+                    return fail(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, which does not fit "
                                       "its type i32", in->label, k->name, (int)i, (long long)v);
                 arg->i32 = (int32_t)v;
             }
@@ -579,36 +603,38 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
         const uint64_t per_program = k->image->scratch_size[j];
         if (!per_program) continue;
         if (programs > SIZE_MAX / per_program)
-            return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': scratch size overflows", in->label, k->name);
+            return fail(KILN_ERROR_SHAPE, "%s: kernel '%s': scratch size overflows", in->label, k->name);
         kiln_status s = ensure_scratch(in, k, j, (size_t)(programs * per_program), l->stream);
         if (s) return s;
         arg->ptr = (uint64_t)(uintptr_t)k->scratch[j];
     }
     const uint32_t block[3] = {k->image->block, 1, 1};
-    kiln_status s = in->backend->kernel_launch(in->device, k->fn, grid, block, k->image->shared, k->argv, l->stream);
-    return s ? kiln_error_prefix(s, "%s: kernel '%s'", in->label, k->name) : KILN_OK;
+    kiln_status s = in->dev->kernel_launch(in->dev, k->fn, grid, block, k->image->shared, k->argv, l->stream);
+    return s ? fail_prefix(s, "%s: kernel '%s'", in->label, k->name) : KILN_OK;
 }
 
 static kiln_status aot_enqueue(void *instance, const kiln_plugin_launch *l) {
     aot_instance *in = instance;
     if (l->device.type != KILN_DEVICE_CUDA)
-        return kiln_error(KILN_ERROR_UNSUPPORTED, "%s runs compiled GPU kernels: it needs a CUDA device", in->label);
+        return fail(KILN_ERROR_UNSUPPORTED, "%s runs compiled GPU kernels: it needs a CUDA device", in->label);
     if (l->input_count != in->input_count || l->output_count != in->output_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
                           in->label, (int)in->input_count, (int)in->output_count, (int)l->input_count,
                           (int)l->output_count);
     kiln_status s;
     if (!in->loaded || in->device != l->device.index) {
         /* An instance belongs to one context, which runs on one device. */
         if (in->device >= 0 && in->device != l->device.index)
-            return kiln_error(KILN_ERROR_STATE, "%s: instance loaded on device %d, launched on device %d", in->label,
+            return fail(KILN_ERROR_STATE, "%s: instance loaded on device %d, launched on device %d", in->label,
                               (int)in->device, (int)l->device.index);
-        if ((s = load_kernels(in, l->device.index))) return s;
+        if (!l->device_service || l->device_service->version < 1)
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: enqueue was given no device service", in->label);
+        if ((s = load_kernels(in, l->device_service))) return s;
     }
     if (in->checked_count != l->expr_count || !l->expr_values) {
         /* Once per instance: the count is the engine's, the same at every run. */
         if (!l->expr_values)
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: enqueue was given no expression values", in->label);
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: enqueue was given no expression values", in->label);
         if ((s = check_indices(in, NULL, l->expr_count))) return s;
         in->checked_count = l->expr_count;
     }
