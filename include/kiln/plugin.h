@@ -147,6 +147,41 @@ enum kiln_plugin_flags {
     KILN_PLUGIN_RUNS_ENGINE_CODE = 1u << 3,
 };
 
+/*
+ * A field schema: the layout of a plugin's fields (a KILN_VALUE_MAP),
+ * described once, next to the plugin, for tools (`kiln inspect`) and tests.
+ * A path names map keys joined by '.', with "[]" after a list's key for each
+ * of its items: "kernels[].images[].target".
+ */
+enum kiln_plugin_field_flags {
+    KILN_FIELD_REQUIRED = 1u << 0,  /* present in every valid fields map (else optional) */
+    KILN_FIELD_EXPR     = 1u << 1,  /* ints naming expressions of the engine's pool (kiln_plugin_launch.expr_values) */
+};
+
+typedef struct kiln_plugin_field {
+    const char     *path;
+    kiln_value_type type;
+    uint32_t        flags;           /* kiln_plugin_field_flags */
+    const char     *doc;             /* one line */
+} kiln_plugin_field;
+
+/* One line `kiln inspect` shows for a layer of the plugin: label, then the
+ * format with each {path} replaced by the value there ({a,b}: every value
+ * at a, then at b, ", "-separated).  With `each` (the path of a list) the
+ * format is applied to every item of that list, paths relative to the item,
+ * and the texts are "; "-separated. */
+typedef struct kiln_plugin_field_view {
+    const char *label;               /* "AOT kernels"; in JSON lower case, '_' for ' ': "aot_kernels" */
+    const char *each;                /* NULL, or a list path: "kernels" */
+    const char *format;              /* "{name} ({target,images[].target})" */
+} kiln_plugin_field_view;
+
+/* The text of view for fields into buf (NUL-terminated, cut to size);
+ * returns the length it needed.  A path with no value gives nothing; a
+ * placeholder with no value at all gives "?". */
+KILN_API size_t kiln_plugin_field_view_format(const kiln_plugin_field_view *view, const kiln_value *fields,
+                                              char *buf, size_t size);
+
 typedef struct kiln_plugin_creator kiln_plugin_creator;
 
 /*
@@ -164,6 +199,11 @@ struct kiln_plugin_creator {
     int32_t     output_count;       /* outputs every instance produces (>= 1); 0: each layer says
                                      * (its fields), and create/infer_shapes check the count */
     void       *user_data;          /* the creator's own data (e.g. a Python class) */
+    /* Optional: the fields' schema and what tools show of them (NULL, 0: none). */
+    const kiln_plugin_field      *field_schema;
+    int32_t                       field_count;
+    const kiln_plugin_field_view *field_views;
+    int32_t                       field_view_count;
 
     /* Make an instance from fields (a KILN_VALUE_MAP). */
     kiln_status (*create)(const kiln_plugin_creator *creator, const kiln_value *fields, void **instance);

@@ -643,6 +643,53 @@ static kiln_status aot_enqueue(void *instance, const kiln_plugin_launch *l) {
     return KILN_OK;
 }
 
+/* The fields, described once: kiln inspect shows the views, tests hold
+ * python/kiln/aot.py's fields to the schema, and docs/plugin-guide.md points
+ * here.  read_* above are what accept them. */
+#define IMAGE_FIELDS(p)                                                                                          \
+    {p "name", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "entry symbol of the compiled kernel"},                   \
+    {p "cubin", KILN_VALUE_BYTES, 0, "the kernel compiled for target (a cubin may be empty when PTX is given)"},  \
+    {p "ptx", KILN_VALUE_STRING, 0, "its PTX, loaded when no cubin loads"},                                      \
+    {p "target", KILN_VALUE_STRING, 0, "the GPU architecture it was compiled for (\"sm_90\"), for messages"},    \
+    {p "triton_version", KILN_VALUE_STRING, 0, "the Triton that compiled it (informational)"},                   \
+    {p "num_warps", KILN_VALUE_INT64, KILN_FIELD_REQUIRED, "warps per program, 1..32 (block = 32 * num_warps)"},  \
+    {p "num_ctas", KILN_VALUE_INT64, 0, "must be 1 (clusters are not supported)"},                              \
+    {p "shared", KILN_VALUE_INT64, 0, "dynamic shared memory bytes per launch"},                                 \
+    {p "global_scratch_size", KILN_VALUE_INT64, 0, "Triton's global scratch bytes per program"},               \
+    {p "global_scratch_align", KILN_VALUE_INT64, 0, "its alignment (power of two up to 256)"},                  \
+    {p "profile_scratch_size", KILN_VALUE_INT64, 0, "Triton's profile scratch bytes per program"},             \
+    {p "profile_scratch_align", KILN_VALUE_INT64, 0, "its alignment (power of two up to 256)"}
+
+static const kiln_plugin_field aot_fields[] = {
+    {"plugin", KILN_VALUE_MAP, KILN_FIELD_REQUIRED, "the plugin this layer stands for"},
+    {"plugin.namespace", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "its namespace"},
+    {"plugin.name", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "its name"},
+    {"plugin.version", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "its version"},
+    {"plugin.module", KILN_VALUE_STRING, 0, "the Python module that defined it"},
+    {"inputs", KILN_VALUE_INT64, KILN_FIELD_REQUIRED, "how many inputs the layer takes"},
+    {"outputs", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "one map per output"},
+    {"outputs[].dtype", KILN_VALUE_INT64, KILN_FIELD_REQUIRED, "kiln_dtype"},
+    {"outputs[].shape", KILN_VALUE_LIST, KILN_FIELD_REQUIRED | KILN_FIELD_EXPR, "its axes (at most 8)"},
+    {"kernels", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "1..64 kernels, launched in order"},
+    IMAGE_FIELDS("kernels[]."),
+    {"kernels[].images", KILN_VALUE_LIST, 0, "the same kernel for more architectures (at most 7), newest first"},
+    IMAGE_FIELDS("kernels[].images[]."),
+    {"kernels[].grid", KILN_VALUE_LIST, KILN_FIELD_REQUIRED | KILN_FIELD_EXPR, "the grid's 3 sizes"},
+    {"kernels[].params", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "the kernel's parameters, in order"},
+    {"kernels[].params[].kind", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "input, output, i32, i64 or fp32"},
+    {"kernels[].params[].index", KILN_VALUE_INT64, 0, "input/output: which tensor"},
+    {"kernels[].params[].align", KILN_VALUE_INT64, 0,
+     "input/output: the address alignment assumed; i32/i64: the divisor assumed"},
+    {"kernels[].params[].expr", KILN_VALUE_INT64, KILN_FIELD_EXPR, "i32/i64/fp32: the value's expression"},
+    {"kernels[].params[].value", KILN_VALUE_FLOAT64, 0, "fp32: a constant instead of expr"},
+};
+#undef IMAGE_FIELDS
+
+static const kiln_plugin_field_view aot_views[] = {
+    {"AOT of", NULL, "{plugin.namespace}::{plugin.name} v{plugin.version}"},
+    {"AOT kernels", "kernels", "{name} ({target,images[].target})"},
+};
+
 const kiln_plugin_creator kiln_triton_aot_creator = {
     .abi_version      = KILN_PLUGIN_ABI_VERSION,
     .plugin_namespace = "kiln",
@@ -651,6 +698,10 @@ const kiln_plugin_creator kiln_triton_aot_creator = {
     .module           = "libkiln (built in)",
     .flags            = KILN_PLUGIN_SUPPORTS_CUDA | KILN_PLUGIN_RUNS_ENGINE_CODE,
     .output_count     = 0,   /* as many as the fields' outputs */
+    .field_schema     = aot_fields,
+    .field_count      = (int32_t)(sizeof aot_fields / sizeof aot_fields[0]),
+    .field_views      = aot_views,
+    .field_view_count = (int32_t)(sizeof aot_views / sizeof aot_views[0]),
     .create           = aot_create,
     .destroy          = aot_destroy,
     .infer_dtypes     = aot_infer_dtypes,

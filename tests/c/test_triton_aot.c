@@ -4,6 +4,7 @@
  * indices outside the pool) naming the kernel and the parameter or output
  * axis, survives an engine round trip without NEEDS_PYTHON, and a CPU
  * context is refused with a message naming it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,7 +187,76 @@ static void test_bad_fields(void) {
     expect_refused(plugin, 1, kiln_value_none(), "field 'plugin' must be a map");
 }
 
+/* Every key of v (at path) is described by the creator's schema, with its type. */
+static int described(const kiln_plugin_creator *c, const kiln_value *v, const char *path) {
+    size_t plen = strlen(path);
+    if (plen && !(plen >= 2 && !strcmp(path + plen - 2, "[]"))) {   /* a list's items are described by their keys */
+        int found = 0;
+        for (int32_t i = 0; i < c->field_count; i++)
+            if (!strcmp(c->field_schema[i].path, path)) found = c->field_schema[i].type == kiln_value_get_type(v);
+        if (!found) fprintf(stderr, "field '%s' is not in the schema (or has another type)\n", path);
+        if (!found) return 0;
+    }
+    int ok = 1;
+    if (kiln_value_get_type(v) == KILN_VALUE_MAP) {
+        for (size_t i = 0; i < kiln_value_count(v); i++) {
+            const char *key = kiln_value_key(v, i);
+            const kiln_value *item = kiln_value_item(v, i);
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", key);
+            ok &= described(c, item, sub);
+        }
+    } else if (kiln_value_get_type(v) == KILN_VALUE_LIST) {
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s[]", path);
+        for (size_t i = 0; i < kiln_value_count(v); i++)
+            if (kiln_value_get_type(kiln_value_item(v, i)) == KILN_VALUE_MAP) ok &= described(c, kiln_value_item(v, i), sub);
+    }
+    return ok;
+}
+
+static void test_schema_and_views(void) {
+    const kiln_plugin_creator *c = kiln_plugin_find("kiln", "TritonAOT", "1");
+    REQUIRE(c != NULL && c->field_count > 0 && c->field_view_count == 2);
+    kiln_tensor x;
+    kiln_network *net = network(&x);
+    aot_exprs ex = exprs_of(net);
+    kiln_value *f = fields(&ex);
+    CHECK(described(c, f, ""));
+    char text[128];
+    kiln_plugin_field_view_format(&c->field_views[0], f, text, sizeof text);
+    CHECK(!strcmp(c->field_views[0].label, "AOT of") && !strcmp(text, "test::Copy v3"));
+    CHECK(kiln_plugin_field_view_format(&c->field_views[1], f, text, sizeof text) == strlen("copy_kernel (?)"));
+    CHECK(!strcmp(text, "copy_kernel (?)"));   /* no target given */
+    /* A second architecture, and a kernel with a target. */
+    kiln_value *k = (kiln_value *)kiln_value_item(kiln_value_map_get(f, "kernels"), 0);
+    kiln_value_map_set(k, "target", str("sm_90"));
+    kiln_value *img = kiln_value_map(), *images = kiln_value_list();
+    kiln_value_map_set(img, "name", str("copy_kernel"));
+    kiln_value_map_set(img, "target", str("sm_80"));
+    kiln_value_list_append(images, img);
+    kiln_value_map_set(k, "images", images);
+    kiln_plugin_field_view_format(&c->field_views[1], f, text, sizeof text);
+    CHECK(!strcmp(text, "copy_kernel (sm_90, sm_80)"));
+    CHECK(described(c, f, ""));
+    /* Cut to the buffer, NUL-terminated, the length it needed returned. */
+    char small[8];
+    CHECK(kiln_plugin_field_view_format(&c->field_views[1], f, small, sizeof small) == strlen(text));
+    CHECK(!strcmp(small, "copy_ke"));
+    /* Fields of the wrong shape give nothing, not a crash. */
+    kiln_value *odd = kiln_value_map();
+    kiln_value_map_set(odd, "kernels", kiln_value_int64(3));
+    kiln_value_map_set(odd, "plugin", kiln_value_list());
+    CHECK(kiln_plugin_field_view_format(&c->field_views[1], odd, text, sizeof text) == 0 && text[0] == 0);
+    kiln_plugin_field_view_format(&c->field_views[0], odd, text, sizeof text);
+    CHECK(!strcmp(text, "?::? v?"));
+    kiln_value_free(odd);
+    kiln_value_free(f);
+    kiln_network_free(net);
+}
+
 int main(void) {
+    TEST_RUN(test_schema_and_views);
     TEST_RUN(test_registered_and_shapes);
     TEST_RUN(test_bad_fields);
     return test_summary();
