@@ -402,6 +402,12 @@ static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_val
                  kiln_value_as_string(ns, NULL), kiln_value_as_string(name, NULL),
                  kiln_value_as_string(version, NULL));
     }
+    /* Engines from before the launch values were pool expressions kept their
+     * own program here, and their indices meant its nodes: refuse, do not
+     * misread them. */
+    if (!s && kiln_value_map_get(in->fields, "exprs"))
+        s = fail(KILN_ERROR_INVALID_ARGUMENT, "%s: the fields hold an expression program of their own ('exprs'): "
+                 "the engine was built by an older kiln; build it again", in->label);
     int64_t x = 0;
     if (!s) s = get_int(in, in->fields, "inputs", 0, 1024, "fields", &x);
     in->input_count = (int32_t)x;

@@ -181,6 +181,8 @@ static void test_bad_fields(void) {
     expect_refused(grid, 3, ints(3, (int64_t[]){0, -1, 0}), "kernel 0 'copy_kernel' grid[1] is not an expression index");
     expect_refused(expr, 5, kiln_value_int64(1000), "kernel 0 'copy_kernel' param 2: expression 1000 does not exist");
     expect_refused(shape, 3, ints(2, (int64_t[]){0, 99}), "output 0 axis 1: expression 99 does not exist");
+    static const char *const old_program[] = {"exprs"};
+    expect_refused(old_program, 1, kiln_value_list(), "the engine was built by an older kiln; build it again");
     expect_refused(warps, 3, kiln_value_int64(0), "kernel 0 'copy_kernel': field 'num_warps' is 0");
     expect_refused(name, 3, kiln_value_int64(1), "kernel 0: 'name'");
     expect_refused(inputs, 1, kiln_value_int64(2), "takes 2 inputs and 1 outputs, the layer has 1 and 1");
