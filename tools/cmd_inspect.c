@@ -27,30 +27,21 @@ static int plugin_view_get(const kiln_engine *e, int32_t i, plugin_view *p) {
     return CLI_EXIT_OK;
 }
 
-/* For a kiln::TritonAOT plugin, its compiled kernels: "name (sm_90, sm_80)"
- * per kernel, "; "-separated, into buf (empty for other plugins or fields
- * without kernels).  Each is one kernel compiled for those architectures. */
-static void aot_kernels_text(const kiln_engine *e, int32_t i, const plugin_view *p, char *buf, size_t size) {
-    buf[0] = 0;
-    const kiln_value *fields = NULL;
-    if (strcmp(p->ns, "kiln") != 0 || strcmp(p->name, "TritonAOT") != 0 ||
-        kiln_engine_plugin_fields(e, i, &fields) != KILN_OK)
-        return;
-    const kiln_value *kernels = kiln_value_map_get(fields, "kernels");
-    size_t used = 0;
-    for (size_t k = 0; kernels && k < kiln_value_count(kernels) && used < size; k++) {
-        const kiln_value *kv = kiln_value_item(kernels, k);
-        const kiln_value *name = kiln_value_map_get(kv, "name"), *images = kiln_value_map_get(kv, "images");
-        const char *n = name && kiln_value_get_type(name) == KILN_VALUE_STRING ? kiln_value_as_string(name, NULL) : "?";
-        used += (size_t)snprintf(buf + used, size - used, "%s%s (", k ? "; " : "", n);
-        size_t count = 1 + (images && kiln_value_get_type(images) == KILN_VALUE_LIST ? kiln_value_count(images) : 0);
-        for (size_t j = 0; j < count && used < size; j++) {
-            const kiln_value *t = kiln_value_map_get(j ? kiln_value_item(images, j - 1) : kv, "target");
-            const char *ts = t && kiln_value_get_type(t) == KILN_VALUE_STRING ? kiln_value_as_string(t, NULL) : "?";
-            used += (size_t)snprintf(buf + used, size - used, "%s%s", j ? ", " : "", ts);
-        }
-        if (used < size) used += (size_t)snprintf(buf + used, size - used, ")");
-    }
+/* The field views of plugin i's creator (its schema says what to show, so
+ * this tool knows no plugin's layout): count of them, 0 when the creator is
+ * not registered here or has none. */
+static int32_t field_views(const plugin_view *p, const kiln_plugin_field_view **views) {
+    const kiln_plugin_creator *c = kiln_plugin_find(p->ns, p->name, p->version);
+    *views = c ? c->field_views : NULL;
+    return c && c->field_views && c->field_view_count > 0 ? c->field_view_count : 0;
+}
+
+/* "AOT kernels" -> "aot_kernels". */
+static void json_label(const char *label, char *buf, size_t size) {
+    size_t n = 0;
+    for (; label[n] && n + 1 < size; n++)
+        buf[n] = label[n] == ' ' ? '_' : (label[n] >= 'A' && label[n] <= 'Z') ? (char)(label[n] - 'A' + 'a') : label[n];
+    buf[n] = 0;
 }
 
 /* A dimension's ranges (profile_count entries, malloc'd). */
@@ -166,9 +157,13 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
             if (kiln_engine_plugin_fields(e, j, &fields) == KILN_OK) cli_fields_text(fields, text, sizeof text);
             for (int32_t l = 0; l < kiln_engine_layer_count(e); l++)
                 if (kiln_engine_layer_plugin(e, l) == j) printf("      layer %d: %s\n", (int)l, text);
-            char kernels[1024];
-            aot_kernels_text(e, j, &q, kernels, sizeof kernels);
-            if (kernels[0]) printf("      AOT kernels: %s\n", cli_safe(kernels));
+            const kiln_plugin_field_view *views;
+            int32_t nviews = fields ? field_views(&q, &views) : 0;
+            for (int32_t v = 0; v < nviews; v++) {
+                char shown_text[1024];
+                kiln_plugin_field_view_format(&views[v], fields, shown_text, sizeof shown_text);
+                if (shown_text[0]) printf("      %s: %s\n", cli_safe(views[v].label), cli_safe(shown_text));
+            }
         }
     }
     free(shown);
@@ -310,17 +305,22 @@ static int print_json(const kiln_engine *e, const char *path, long long file_siz
         json_key(&w, "supports_cpu"), json_bool(&w, p.flags & KILN_PLUGIN_SUPPORTS_CPU);
         json_key(&w, "supports_cuda"), json_bool(&w, p.flags & KILN_PLUGIN_SUPPORTS_CUDA);
         json_key(&w, "registered"), json_bool(&w, p.registered);
-        char kernels[1024];
-        aot_kernels_text(e, i, &p, kernels, sizeof kernels);
-        if (kernels[0]) json_key(&w, "aot_kernels"), json_string(&w, kernels);
+        const kiln_value *fields = NULL;
+        const kiln_plugin_field_view *views;
+        int32_t nviews = kiln_engine_plugin_fields(e, i, &fields) == KILN_OK ? field_views(&p, &views) : 0;
+        for (int32_t v = 0; v < nviews; v++) {
+            char shown_text[1024], key[128];
+            kiln_plugin_field_view_format(&views[v], fields, shown_text, sizeof shown_text);
+            json_label(views[v].label, key, sizeof key);
+            if (shown_text[0]) json_key(&w, key), json_string(&w, shown_text);
+        }
         json_key(&w, "layers");
         json_begin_array(&w);
         for (int32_t l = 0; l < kiln_engine_layer_count(e); l++)
             if (kiln_engine_layer_plugin(e, l) == i) json_int(&w, l);
         json_end_array(&w);
-        const kiln_value *fields = NULL;
         char text[2048] = "";
-        if (kiln_engine_plugin_fields(e, i, &fields) == KILN_OK) cli_fields_text(fields, text, sizeof text);
+        if (fields) cli_fields_text(fields, text, sizeof text);
         json_key(&w, "attributes"), json_string(&w, text);
         json_end_object(&w);
     }

@@ -5,8 +5,8 @@
 
 writes into --out:
     lookup_aot.engine   the engine: kiln::TritonAOT (the lookup kernel's cubin,
-                        PTX and launch program); loading it needs neither
-                        Python nor plugin_lib
+                        PTX, grid and arguments as expressions of the
+                        engine); loading it needs neither Python nor plugin_lib
     index.bin           int32[tokens] (a few out of range: their rows are zeros)
     table.bin           dtype[vocab, hidden]
     expected.bin        dtype[tokens, hidden], computed with torch

@@ -232,11 +232,12 @@ KILN_API size_t      kiln_expr_format(const kiln_exprs *pool, kiln_expr e, char 
 /* Evaluate e given a value for each dimension (indexed as kiln_network_add_dim returned them). */
 KILN_API kiln_status kiln_expr_eval(const kiln_exprs *pool, kiln_expr e, const int64_t *dim_values,
                                     int32_t dim_count, int64_t *out);
-/* Read one node of the DAG (to translate an expression into another form):
- * its op, its operands (KILN_EXPR_INVALID for leaves) and, for leaves, its
- * value (CONST: the constant; DIM: the dimension index).  Outputs may be NULL. */
-KILN_API kiln_status kiln_expr_node_info(const kiln_exprs *pool, kiln_expr e, kiln_expr_op *op, kiln_expr *a,
-                                         kiln_expr *b, int64_t *value);
+/* True when e names a node of pool (for code that keeps expression ids,
+ * such as a plugin whose fields refer to expressions of the engine). */
+KILN_API bool        kiln_expr_is_valid(const kiln_exprs *pool, kiln_expr e);
+/* True, with *index set, when e is a dimension leaf (index as
+ * kiln_network_add_dim numbered it; kiln_engine_dim_info takes the same). */
+KILN_API bool        kiln_expr_is_dim(const kiln_exprs *pool, kiln_expr e, int32_t *index);
 
 /* ------------------------------------------------------------------------ */
 /* Typed values: plugin fields                                              */

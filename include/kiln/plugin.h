@@ -14,7 +14,9 @@
  *   load time    the runtime looks the creator up again by key; a missing
  *                one is an error naming namespace::name, version and module.
  *   run time     each context creates its own instance (create(fields)) and
- *                calls enqueue() with concrete tensor descriptors.
+ *                calls enqueue() with concrete tensor descriptors, the values
+ *                of the engine's expressions and the context's device
+ *                service (load and launch compiled kernels, allocate).
  *
  * Example: a native plugin library (see examples/native_plugin/).
  *
@@ -40,7 +42,10 @@
 extern "C" {
 #endif
 
-#define KILN_PLUGIN_ABI_VERSION 1u
+/* 2: kiln_plugin_launch gained expr_values, expr_count and device_service,
+ * and creators a field schema.  The registry refuses creators of another
+ * version (rebuild the plugin against this header). */
+#define KILN_PLUGIN_ABI_VERSION 2u
 #define KILN_PLUGIN_EXPORT __attribute__((visibility("default")))
 
 /* A concrete tensor handed to enqueue: contiguous unless strides say otherwise. */
@@ -53,6 +58,54 @@ typedef struct kiln_tensor_desc {
     kiln_device device;
 } kiln_tensor_desc;
 
+/*
+ * The device service: what a plugin may ask of the device its context runs
+ * on, without linking a GPU runtime or including a backend header.  The
+ * runtime implements it on top of the context's backend; every enqueue gets
+ * the context's service (launch->device_service), which stays valid while
+ * the instance lives, so destroy may use a pointer kept from enqueue to
+ * release what the instance loaded or allocated.  Calls fail with a status
+ * and a message (kiln_last_error) like any kiln call; on a device that
+ * cannot run machine code (the CPU) kernel_load fails with
+ * KILN_ERROR_UNSUPPORTED.  Not thread-safe beyond the context's own rule:
+ * one thread at a time.
+ *
+ *     kiln_device_kernel *k;
+ *     const kiln_device_service *dev = launch->device_service;
+ *     if ((s = dev->kernel_load(dev, cubin, cubin_size, "my_kernel", 0, &k))) return s;
+ *     void *args[] = {&x_ptr, &n};
+ *     s = dev->kernel_launch(dev, k, (uint32_t[3]){blocks, 1, 1}, (uint32_t[3]){128, 1, 1}, 0, args,
+ *                            launch->stream);
+ */
+typedef struct kiln_device_kernel  kiln_device_kernel;    /* a loaded kernel (opaque) */
+typedef struct kiln_device_service kiln_device_service;
+
+#define KILN_DEVICE_SERVICE_VERSION 1u
+
+struct kiln_device_service {
+    uint32_t    version;            /* KILN_DEVICE_SERVICE_VERSION; fields are only ever appended */
+    kiln_device device;             /* the context's device */
+    const void *runtime;            /* the runtime's own state: do not touch */
+    /* Load a module image (a cubin, a fatbin, or PTX text NUL-terminated
+     * within size) and get its function `name`.  shared_bytes is the dynamic
+     * shared memory its launches use (the limit is raised when above 48 KiB).
+     * Loading is not capturable: load at the first enqueue, which
+     * kiln_context_capture's warm-up run makes before recording. */
+    kiln_status (*kernel_load)  (const kiln_device_service *svc, const void *image, size_t size, const char *name,
+                                 uint32_t shared_bytes, kiln_device_kernel **kernel);
+    /* Launch on stream; args as for cuLaunchKernel (one pointer per parameter
+     * to its value).  The runtime has made the device current. */
+    kiln_status (*kernel_launch)(const kiln_device_service *svc, kiln_device_kernel *kernel, const uint32_t grid[3],
+                                 const uint32_t block[3], uint32_t shared_bytes, void **args, void *stream);
+    /* Release a loaded kernel and its module; NULL is ignored. */
+    void        (*kernel_unload)(const kiln_device_service *svc, kiln_device_kernel *kernel);
+    /* Device memory (at least 256-byte aligned on CUDA); free ignores NULL. */
+    kiln_status (*alloc)        (const kiln_device_service *svc, size_t size, void **out);
+    void        (*free)         (const kiln_device_service *svc, void *p);
+    /* Wait for the work queued on stream. */
+    kiln_status (*synchronize)  (const kiln_device_service *svc, void *stream);
+};
+
 typedef struct kiln_plugin_launch {
     int32_t                 input_count;
     const kiln_tensor_desc *inputs;
@@ -62,6 +115,15 @@ typedef struct kiln_plugin_launch {
     uint64_t                workspace_size;
     void                   *stream;          /* cudaStream_t on CUDA, NULL on the CPU */
     kiln_device             device;
+    /* The engine's expressions evaluated at this run's shapes: expr_values[e]
+     * is the value of kiln_expr e of the engine's pool, for 0 <= e <
+     * expr_count.  The engine stores the network's pool as is, so a plugin
+     * whose fields name expressions of the network it was added to (as
+     * kiln::TritonAOT's grids and scalar arguments do) reads their values
+     * here; it must check an index against expr_count before using it. */
+    const int64_t          *expr_values;
+    int64_t                 expr_count;
+    const kiln_device_service *device_service;   /* the context's; never NULL */
 } kiln_plugin_launch;
 
 /* Symbolic shapes handed to infer_shapes: one per input or output. */
@@ -85,6 +147,41 @@ enum kiln_plugin_flags {
     KILN_PLUGIN_RUNS_ENGINE_CODE = 1u << 3,
 };
 
+/*
+ * A field schema: the layout of a plugin's fields (a KILN_VALUE_MAP),
+ * described once, next to the plugin, for tools (`kiln inspect`) and tests.
+ * A path names map keys joined by '.', with "[]" after a list's key for each
+ * of its items: "kernels[].images[].target".
+ */
+enum kiln_plugin_field_flags {
+    KILN_FIELD_REQUIRED = 1u << 0,  /* present in every valid fields map (else optional) */
+    KILN_FIELD_EXPR     = 1u << 1,  /* ints naming expressions of the engine's pool (kiln_plugin_launch.expr_values) */
+};
+
+typedef struct kiln_plugin_field {
+    const char     *path;
+    kiln_value_type type;
+    uint32_t        flags;           /* kiln_plugin_field_flags */
+    const char     *doc;             /* one line */
+} kiln_plugin_field;
+
+/* One line `kiln inspect` shows for a layer of the plugin: label, then the
+ * format with each {path} replaced by the value there ({a,b}: every value
+ * at a, then at b, ", "-separated).  With `each` (the path of a list) the
+ * format is applied to every item of that list, paths relative to the item,
+ * and the texts are "; "-separated. */
+typedef struct kiln_plugin_field_view {
+    const char *label;               /* "AOT kernels"; in JSON lower case, '_' for ' ': "aot_kernels" */
+    const char *each;                /* NULL, or a list path: "kernels" */
+    const char *format;              /* "{name} ({target,images[].target})" */
+} kiln_plugin_field_view;
+
+/* The text of view for fields into buf (NUL-terminated, cut to size);
+ * returns the length it needed.  A path with no value gives nothing; a
+ * placeholder with no value at all gives "?". */
+KILN_API size_t kiln_plugin_field_view_format(const kiln_plugin_field_view *view, const kiln_value *fields,
+                                              char *buf, size_t size);
+
 typedef struct kiln_plugin_creator kiln_plugin_creator;
 
 /*
@@ -102,6 +199,11 @@ struct kiln_plugin_creator {
     int32_t     output_count;       /* outputs every instance produces (>= 1); 0: each layer says
                                      * (its fields), and create/infer_shapes check the count */
     void       *user_data;          /* the creator's own data (e.g. a Python class) */
+    /* Optional: the fields' schema and what tools show of them (NULL, 0: none). */
+    const kiln_plugin_field      *field_schema;
+    int32_t                       field_count;
+    const kiln_plugin_field_view *field_views;
+    int32_t                       field_view_count;
 
     /* Make an instance from fields (a KILN_VALUE_MAP). */
     kiln_status (*create)(const kiln_plugin_creator *creator, const kiln_value *fields, void **instance);

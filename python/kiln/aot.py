@@ -25,8 +25,9 @@ launch, in order:
 kinds.  When a network adds the plugin and AOT is preferred (the default),
 kiln compiles each kernel with triton.compile for the target GPU and adds
 the built-in plugin kiln::TritonAOT in its place; its fields hold the cubin
-(PTX as a fallback), the launch parameters as a small expression program of
-the input shapes, and the output shapes.  See docs/plugin-guide.md.
+(PTX as a fallback), and the grid, the scalar arguments and the output shapes
+as expressions of the network's pool (their ids: the engine stores the pool
+as is and evaluates it at every shape change).  See docs/plugin-guide.md.
 
 Settings (per network, else the environment, else the default):
   prefer AOT   network.prefer_aot / KILN_PREFER_AOT=0|1      default: yes
@@ -40,14 +41,10 @@ compiled when the layer is added, before the config exists).
 """
 import os
 
-from ._native import _kiln
 from . import dtypes as _dt
 from .symbolic import SymDim, SymTensor, as_int, cdiv, shape_exprs
 
 __all__ = ["AotLaunch", "cdiv", "default_target", "configure"]
-
-_NODE_CONST, _NODE_INPUT = 0, 1   # kiln::TritonAOT's leaf kinds (src/plugin/triton_aot.c)
-_EXPR_CONST, _EXPR_DIM = _kiln.EXPR_CONST, _kiln.EXPR_DIM
 
 # kiln dtype code -> Triton pointer element type
 _TRITON_TYPES = {
@@ -218,62 +215,20 @@ def _meta(compiled, key, default=0):
     return default if v is None else v
 
 
-# --- the expression program ------------------------------------------------------
+# --- expressions ---------------------------------------------------------------------
 
-class _Program:
-    """Translates expressions of the network's pool into kiln::TritonAOT's
-    node list: input axes become leaves "input i axis j"."""
-
-    def __init__(self, pool, input_shapes, label):
-        self.pool = pool
-        self.label = label
-        self.nodes = []
-        self.memo = {}
-        self.axes = {}
-        for i, shape in enumerate(input_shapes):
-            for j, e in enumerate(shape):
-                self.axes.setdefault(e, (i, j))
-
-    def add(self, e, what):
-        idx = self.memo.get(e)
-        if idx is not None:
-            return idx
-        c = self.pool.is_const(e)
-        if c is not None:
-            node = [_NODE_CONST, -1, -1, int(c)]
-        elif e in self.axes:
-            i, j = self.axes[e]
-            node = [_NODE_INPUT, i, j, 0]
-        else:
-            op, a, b, _ = self.pool.node(e)
-            if op == _EXPR_DIM:
-                raise ValueError(f"plugin {self.label}: {what} uses dimension '{self.pool.format(e)}', which is "
-                                 "not an axis of any of the plugin's inputs (the C runtime computes launch "
-                                 "parameters from the input shapes only)")
-            if op == _EXPR_CONST:   # pragma: no cover - is_const covers it
-                node = [_NODE_CONST, -1, -1, int(self.pool.is_const(e))]
-            else:
-                node = [op, self.add(a, what), self.add(b, what), 0]
-        self.nodes.append(node)
-        idx = len(self.nodes) - 1
-        self.memo[e] = idx
-        return idx
-
-    def value(self, v, what):
-        """Node index of an int or SymDim."""
+def _expr(pool, v, label, what):
+    """The id in pool of an int or SymDim: kiln::TritonAOT's fields name
+    expressions of the network's pool, which the engine evaluates."""
+    try:
         if isinstance(v, SymDim):
-            try:
-                e = v._expr_in(self.pool)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"plugin {self.label}: {what}: {err}") from None
-            return self.add(e, what)
-        try:
-            return self.add(self.pool.const(as_int(v)), what)
-        except TypeError as err:
-            raise TypeError(f"plugin {self.label}: {what}: {err}") from None
+            return v._expr_in(pool)
+        return pool.const(as_int(v))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"plugin {label}: {what}: {err}") from None
 
 
-def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
+def _kernel_fields(launch, index, inputs, outputs, pool, target, label):
     if not isinstance(launch, AotLaunch):
         raise TypeError(f"plugin {label}: aot() must return AotLaunch objects, got {type(launch).__name__}")
     kname = _kernel_name(launch.kernel)
@@ -327,15 +282,15 @@ def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
             continue
         if not isinstance(a, (int, SymDim)) and not hasattr(a, "__index__"):
             raise TypeError(f"{where}: {pw} is a {type(a).__name__}; use a SymTensor, int, float or SymDim")
-        node = prog.value(a, f"AOT kernel '{kname}' {pw}")
-        const = prog.nodes[node][3] if prog.nodes[node][0] == _NODE_CONST else None
+        expr = _expr(pool, a, label, f"AOT kernel '{kname}' {pw}")
+        const = pool.is_const(expr)
         ty = launch.types.get(p.name)
         if ty is None:
             ty = "i64" if const is not None and not (-2**31 <= const < 2**31) else "i32"
         if ty not in _SCALAR_TYPES:
             raise ValueError(f"{where}: types['{p.name}'] is {ty!r}, not one of {_SCALAR_TYPES}")
         signature[p.name] = ty
-        f = {"kind": ty, "expr": node}
+        f = {"kind": ty, "expr": expr}
         if ty != "fp32" and (p.name in launch.assume_divisible or (const is not None and const % 16 == 0
                                                                    and const != 0)):
             attrs[(pos,)] = [["tt.divisibility", 16]]
@@ -347,15 +302,15 @@ def _kernel_fields(launch, index, inputs, outputs, prog, target, label):
     grid = tuple(grid)
     if not 1 <= len(grid) <= 3:
         raise ValueError(f"{where}: grid has {len(grid)} entries (need 1 to 3)")
-    grid_nodes = [prog.value(g, f"AOT kernel '{kname}' grid[{i}]") for i, g in enumerate(grid)]
-    while len(grid_nodes) < 3:
-        grid_nodes.append(prog.value(1, "grid"))
+    grid_exprs = [_expr(pool, g, label, f"AOT kernel '{kname}' grid[{i}]") for i, g in enumerate(grid)]
+    while len(grid_exprs) < 3:
+        grid_exprs.append(pool.const(1))
     # target is _target_of's "sm_90,sm_80": newest first, the order loading tries.
     images = [_image(jf, signature, dict(launch.constexprs), attrs, t, launch, where) for t in target.split(",")]
     kernel = dict(images[0])
     if len(images) > 1:
         kernel["images"] = images[1:]
-    kernel["grid"] = grid_nodes
+    kernel["grid"] = grid_exprs
     kernel["params"] = pfields
     return kernel
 
@@ -402,7 +357,7 @@ def _triton_version():
 
 
 def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_exprs, target):
-    """The kiln::TritonAOT fields for plugin obj (see src/plugin/triton_aot.c)."""
+    """The kiln::TritonAOT fields for plugin obj (see src/plugins/triton_aot.c)."""
     cls = type(obj)
     label = cls._kiln_label
     # shape_dtype_inference may have assigned into its inputs' shape lists (the
@@ -416,17 +371,12 @@ def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_ex
     if not isinstance(launches, (list, tuple)) or not launches:
         raise TypeError(f"plugin {label}: aot() must return an AotLaunch or a non-empty list of them, "
                         f"got {launches!r}")
-    prog = _Program(pool, input_exprs, label)
-    outputs = []
-    for i, (code, shape) in enumerate(zip(out_codes, out_exprs)):
-        outputs.append({"dtype": int(code),
-                        "shape": [prog.add(e, f"output {i} axis {a}") for a, e in enumerate(shape)]})
-    kernels = [_kernel_fields(l, k, input_syms, out_syms, prog, target, label) for k, l in enumerate(launches)]
+    outputs = [{"dtype": int(code), "shape": [int(e) for e in shape]} for code, shape in zip(out_codes, out_exprs)]
+    kernels = [_kernel_fields(l, k, input_syms, out_syms, pool, target, label) for k, l in enumerate(launches)]
     ns, name, version = cls._kiln_key
     return {
         "plugin": {"namespace": ns, "name": name, "version": version, "module": cls.__module__ or ""},
         "inputs": len(input_exprs),
-        "exprs": prog.nodes,
         "outputs": outputs,
         "kernels": kernels,
     }

@@ -9,7 +9,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "kiln/plugin.h"
-#include "plugin/builtin_plugins.h"
+#include "plugins/builtin_plugins.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static const kiln_plugin_creator **registry;

@@ -92,20 +92,6 @@ static PyObject *pool_is_const(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* node(e) -> (op, a, b, value): one node of the DAG, for translating an
- * expression (kiln.aot turns SymDims into a launch program). */
-static PyObject *pool_node(PyObject *self, PyObject *arg) {
-    kiln_py_pool *p = (kiln_py_pool *)self;
-    kiln_exprs *pool = live_pool(p);
-    kiln_expr e, a, b;
-    if (!pool || expr_arg(arg, &e) < 0) return NULL;
-    kiln_expr_op op;
-    int64_t value;
-    kiln_status s = kiln_expr_node_info(pool, e, &op, &a, &b, &value);
-    if (s != KILN_OK) return kiln_py_raise(state_of(self), s);
-    return Py_BuildValue("(iiiL)", (int)op, (int)a, (int)b, (long long)value);
-}
-
 static PyObject *pool_format(PyObject *self, PyObject *arg) {
     kiln_py_pool *p = (kiln_py_pool *)self;
     kiln_exprs *pool = live_pool(p);
@@ -191,7 +177,6 @@ static PyMethodDef pool_methods[] = {
     {"binary", (PyCFunction)(void (*)(void))pool_binary, METH_FASTCALL, "binary(op, a, b) -> expression id"},
     {"is_const", pool_is_const, METH_O, "the constant value of e, or None"},
     {"format", pool_format, METH_O, "e as text"},
-    {"node", pool_node, METH_O, "node(e) -> (op, a, b, value); a and b are -1 for leaves"},
     {"eval", (PyCFunction)(void (*)(void))pool_eval, METH_FASTCALL, "eval(e, dim_values) -> int"},
     {NULL, NULL, 0, NULL},
 };

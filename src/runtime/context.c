@@ -137,6 +137,7 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     atomic_init(&ctx->busy, 0);
     ctx->device = device;
     ctx->backend = backend;
+    kiln_device_service_init(&ctx->device_service, backend, device);
     ctx->memory_cap = cap;
     ctx->profile = -1;
     size_t nt = d->tensor_count ? (size_t)d->tensor_count : 1, nio = d->io_count ? (size_t)d->io_count : 1;
@@ -484,7 +485,9 @@ static kiln_status prepare(kiln_context *ctx) {
         if (r->op == KILN_OP_PLUGIN) {
             p->plugin = (kiln_plugin_launch){.input_count = r->input_count, .inputs = p->descs,
                                              .output_count = r->output_count, .outputs = p->descs + r->input_count,
-                                             .device = ctx->device};
+                                             .device = ctx->device, .expr_values = ctx->expr_values,
+                                             .expr_count = (int64_t)d->exprs->count,
+                                             .device_service = &ctx->device_service};
             if (r->workspace >= 0) {
                 p->plugin.workspace_size = (uint64_t)ctx->expr_values[d->tensors[r->workspace].shape[0]];
                 p->plugin.workspace = p->plugin.workspace_size ? ctx->data[r->workspace] : NULL;

@@ -93,19 +93,14 @@ static kiln_status resolve(kiln_engine *e, uint32_t flags) {
                     snprintf(detail + len, sizeof detail - len, " [writes out%d into in%lld]", (int)k,
                              (long long)layer->attrs.ints[k]);
                 }
-            /* An ahead-of-time layer also names the plugin it was compiled from. */
-            if (!strcmp(r->plugin_namespace, "kiln") && !strcmp(r->name, "TritonAOT")) {
-                const kiln_value *orig = kiln_value_map_get(e->plugin_fields[layer->subop], "plugin");
-                const kiln_value *ons = orig ? kiln_value_map_get(orig, "namespace") : NULL;
-                const kiln_value *oname = orig ? kiln_value_map_get(orig, "name") : NULL;
-                const kiln_value *over = orig ? kiln_value_map_get(orig, "version") : NULL;
-                if (ons && oname && over && kiln_value_get_type(ons) == KILN_VALUE_STRING &&
-                    kiln_value_get_type(oname) == KILN_VALUE_STRING && kiln_value_get_type(over) == KILN_VALUE_STRING) {
-                    size_t len = strlen(detail);
-                    snprintf(detail + len, sizeof detail - len, " (AOT of %.200s::%.200s v%.60s)",
-                             kiln_value_as_string(ons, NULL), kiln_value_as_string(oname, NULL),
-                             kiln_value_as_string(over, NULL));
-                }
+            /* The plugin's first field view, when it has one (kiln::TritonAOT:
+             * "AOT of ns::name vN", the plugin it was compiled from). */
+            const kiln_plugin_creator *c = kiln_plugin_find(r->plugin_namespace, r->name, r->version);
+            if (c && c->field_view_count > 0 && c->field_views) {
+                char text[400];
+                kiln_plugin_field_view_format(&c->field_views[0], e->plugin_fields[layer->subop], text, sizeof text);
+                size_t len = strlen(detail);
+                if (text[0]) snprintf(detail + len, sizeof detail - len, " (%s %s)", c->field_views[0].label, text);
             }
         } else {
             kiln_layer_describe(d, layer, detail, sizeof detail);   /* names from the op table */

@@ -10,6 +10,7 @@
 #include "engine/activation_plan.h"
 #include "engine/engine_desc.h"
 #include "kiln/plugin.h"
+#include "runtime/device_service.h"
 
 #define KILN_MAX_CUDA_DEVICES 16
 
@@ -51,6 +52,7 @@ struct kiln_context {
     uint64_t                 *tensor_bytes;   /* per engine tensor: bytes at the current shapes */
     uint8_t                  *weights;        /* engine weights on the device */
     void                    **instances;      /* one per plugin record */
+    kiln_device_service       device_service; /* what enqueue gives plugins (outlives the instances) */
     int64_t                 **input_shapes;   /* per io index: dims (inputs), NULL until set */
     int32_t                  *input_ranks;
     uint8_t                  *input_set;      /* per io index: a shape was set */

@@ -233,6 +233,14 @@ bool kiln_expr_is_const(const kiln_exprs *pool, kiln_expr e, int64_t *value) {
     return true;
 }
 
+bool kiln_expr_is_valid(const kiln_exprs *pool, kiln_expr e) { return pool && kiln_exprs_valid(pool, e); }
+
+bool kiln_expr_is_dim(const kiln_exprs *pool, kiln_expr e, int32_t *index) {
+    if (!pool || !kiln_exprs_valid(pool, e) || pool->nodes[e].op != KILN_EXPR_DIM) return false;
+    if (index) *index = (int32_t)pool->nodes[e].value;
+    return true;
+}
+
 int32_t kiln_exprs_max_dim(const kiln_exprs *pool) {
     int64_t max = 0;
     if (!pool) return 0;

@@ -51,20 +51,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 /* A size for one input axis: the constant, or the dim's opt clamped into
  * [min, min(max, MAX_AXIS)] of profile 0.  0 when the axis cannot be given. */
 static int axis_size(const kiln_engine *e, kiln_expr axis, int64_t *out) {
-    kiln_expr_op op;
-    kiln_expr a, b;
+    const kiln_exprs *pool = kiln_engine_exprs(e);
     int64_t value;
-    if (kiln_expr_node_info(kiln_engine_exprs(e), axis, &op, &a, &b, &value) != KILN_OK) return 0;
-    if (op == KILN_EXPR_CONST) {
+    int32_t dim;
+    if (!kiln_expr_is_valid(pool, axis)) return 0;
+    if (kiln_expr_is_const(pool, axis, &value)) {
         *out = value;
         return value >= 0 && value <= (int64_t)MAX_BUFFER;
     }
-    if (op != KILN_EXPR_DIM) return 1;   /* the loader should have refused it: let set_input_shape say so */
+    if (!kiln_expr_is_dim(pool, axis, &dim)) return 1;   /* the loader should have refused it: let set_input_shape say so */
     int32_t profiles = kiln_engine_profile_count(e);
     if (profiles < 1 || profiles > 64) return 0;
     kiln_dim_range ranges[64];
     const char *name;
-    if (kiln_engine_dim_info(e, (int32_t)value, &name, ranges) != KILN_OK) return 0;
+    if (kiln_engine_dim_info(e, dim, &name, ranges) != KILN_OK) return 0;
     int64_t hi = ranges[0].max < MAX_AXIS ? ranges[0].max : MAX_AXIS;
     int64_t v = ranges[0].opt < hi ? ranges[0].opt : hi;
     if (v < ranges[0].min) v = ranges[0].min;

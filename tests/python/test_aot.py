@@ -21,7 +21,6 @@ import triton
 import triton.language as tl
 
 import kiln
-from kiln.aot import _Program
 
 from conftest import EXAMPLE, HAVE_GPU, subprocess_env
 
@@ -217,7 +216,32 @@ def test_python_plugin_engine_names_the_plugin_that_needs_python(tmp_path):
     assert "test_aot::AotScale" in r.stderr and __name__ in r.stderr
 
 
-def test_program_translates_symbolic_dims():
+def _capture_fields(monkeypatch):
+    """A list that receives the kiln::TritonAOT fields of each AOT layer added."""
+    import kiln.aot as aot
+    captured = []
+    real = aot.build_fields
+    monkeypatch.setattr(aot, "build_fields", lambda *a: captured.append(real(*a)) or captured[-1])
+    return captured
+
+
+def test_fields_name_expressions_of_the_networks_pool(monkeypatch):
+    # The grid, the scalar arguments and the output shapes are the pool's own
+    # expressions (the engine evaluates them with its others), not a copy.
+    captured = _capture_fields(monkeypatch)
+    builder, net = _scale_network()
+    pool = net.exprs
+    fields = captured[0]
+    assert "exprs" not in fields
+    kernel = fields["kernels"][0]
+    n_expr = kernel["params"][2]["expr"]
+    assert pool.format(n_expr) == "(rows * 8)"
+    assert pool.format(kernel["grid"][0]) == "ceildiv((rows * 8), 256)"
+    assert [pool.is_const(g) for g in kernel["grid"][1:]] == [1, 1]
+    assert [pool.format(e) for e in fields["outputs"][0]["shape"]] == ["rows", "8"]
+    for rows in (1, 5, 64):
+        assert pool.eval(kernel["grid"][0], [rows]) == -(-(rows * 8) // 256)
+    # An expression of any shape: floor/ceil divisions, min, all one program.
     net = kiln.Builder().create_network()
     pool = net.exprs
     with kiln.net_guard(net):
@@ -225,25 +249,13 @@ def test_program_translates_symbolic_dims():
                         dim_range=OrderedDict([("n", [(1, 4, 64)]), ("h", [16])]))
     n = a.shape[0]
     e = ((n * 3 + 5) / 4 - kiln.sym_min(n, 7)) // 2
-    prog = _Program(pool, [tuple(x._expr_in(pool) for x in a.shape)], "test")
-    root = prog.value(e, "e")
-
-    def run(value_of_n):
-        vals = []
-        for op, x, y, v in prog.nodes:
-            if op == 0:
-                vals.append(v)
-            elif op == 1:
-                vals.append([value_of_n, 16][y])
-            else:
-                a_, b_ = vals[x], vals[y]
-                vals.append({2: a_ + b_, 3: a_ - b_, 4: a_ * b_, 5: a_ // b_, 6: -((-a_) // b_),
-                             7: min(a_, b_), 8: max(a_, b_), 9: int(a_ == b_), 10: int(a_ < b_)}[op])
-        return vals[root]
-
+    from kiln.aot import _expr
+    root = _expr(pool, e, "test", "e")
+    assert root == e._expr_in(pool)
     for v in (1, 5, 13, 64):
-        assert run(v) == ((-((-(v * 3 + 5)) // 4)) - min(v, 7)) // 2
-    assert all(node[0] != 1 or node[1:3] == [0, 0] for node in prog.nodes)
+        assert pool.eval(root, [v]) == ((-((-(v * 3 + 5)) // 4)) - min(v, 7)) // 2
+    with pytest.raises(TypeError, match="plugin test: e:"):
+        _expr(pool, "seven", "test", "e")
 
 
 @pytest.mark.parametrize("mode, message", [
@@ -259,7 +271,10 @@ def test_bad_aot_definitions_name_the_plugin(mode, message):
         _scale_network(mode=mode)
 
 
-def test_dimension_outside_the_inputs_is_refused():
+def test_dimension_outside_the_inputs_is_an_expression_like_any(monkeypatch):
+    # The engine evaluates every expression of its pool from the network's
+    # dimensions, so a launch may use a dimension no input of the plugin has.
+    captured = _capture_fields(monkeypatch)
     builder = kiln.Builder()
     net = builder.create_network(prefer_aot=True, aot_target="sm_90")
     with kiln.net_guard(net):
@@ -268,8 +283,8 @@ def test_dimension_outside_the_inputs_is_refused():
         z = kiln.Tensor(name="z", shape=(-1,), dtype="float32", dim_range=OrderedDict([("other", [(1, 2, 8)])]))
         p = AotScale(2.0, "other_dim")
         p._other = z.shape[0]
-        with pytest.raises(ValueError, match="AotScale.*dimension 'other'.*not an axis of any of the plugin's inputs"):
-            p(x, x)
+        p(x, x)
+    assert net.exprs.format(captured[0]["kernels"][0]["grid"][0]) == "other"
 
 
 def test_bad_target_and_config_mismatch():
@@ -310,7 +325,7 @@ def test_corrupt_fields_are_refused_at_build():
     with kiln.net_guard(net):
         x = kiln.Tensor(name="x", shape=(4,), dtype="float32")
     base = {"plugin": {"namespace": "t", "name": "P", "version": "1", "module": ""}, "inputs": 1,
-            "exprs": [[1, 0, 0, 0]], "outputs": [{"dtype": 0, "shape": [0]}],
+            "outputs": [{"dtype": 0, "shape": [x.shape[0]._expr_in(net.exprs)]}],
             "kernels": [{"name": "k", "cubin": b"\x7fELF", "ptx": "", "num_warps": 4, "grid": [0, 0, 0],
                          "params": [{"kind": "input", "index": 0}]}]}
     ids = net._net.add_plugin("kiln", "TritonAOT", "1", "", base, [x._id], 1, None)
@@ -326,14 +341,15 @@ def test_corrupt_fields_are_refused_at_build():
         with pytest.raises(kiln.Error, match=message):
             net._net.add_plugin("kiln", "TritonAOT", "1", "", f, [x._id], 1, None)
 
-    broken(["exprs"], [[2, 0, 0, 0]], "AOT plugin t::P version 1: expression node 0 uses an operand")
-    broken(["exprs"], [[1, 3, 0, 0]], "expression node 0 reads an input axis that does not exist")
-    broken(["kernels", 0, "grid"], [0, 0, 5], "kernel 0 'k' grid\\[2\\]: expression 5 does not exist")
+    broken(["kernels", 0, "grid"], [0, 0, 5000], "AOT plugin t::P version 1: kernel 0 'k' grid\\[2\\]: expression 5000 "
+           "does not exist in the engine's expression pool")
+    broken(["kernels", 0, "grid"], [0, 0, -1], "kernel 0 'k' grid\\[2\\] is not an expression index")
     broken(["kernels", 0, "params"], [{"kind": "input", "index": 1}], "kernel 0 'k' param 0: field 'index' is 1")
     broken(["kernels", 0, "params"], [{"kind": "f16", "expr": 0}], "kind 'f16' is not")
     broken(["kernels", 0, "num_warps"], 64, "field 'num_warps' is 64")
     broken(["kernels", 0, "cubin"], b"", "neither a cubin nor PTX")
-    broken(["outputs"], [{"dtype": 0, "shape": [7]}], "output 0 axis 0: expression 7 does not exist")
+    broken(["outputs"], [{"dtype": 0, "shape": [7000]}], "output 0 axis 0: expression 7000 does not exist")
+    broken(["kernels", 0, "params"], [{"kind": "i32", "expr": 7000}], "kernel 0 'k' param 0: expression 7000")
     # More compiled images of a kernel (other GPU architectures) are checked the same way.
     image = {"name": "k", "cubin": b"\x7fELF", "target": "sm_80", "num_warps": 4}
     good = dict(base, kernels=[dict(base["kernels"][0], target="sm_90", images=[image])])
@@ -455,10 +471,7 @@ class SeedStyleMutation(kiln.PluginBase):
 
 
 def test_aot_sees_inputs_unchanged_by_shape_inference(monkeypatch):
-    import kiln.aot as aot
-    captured = []
-    real = aot.build_fields
-    monkeypatch.setattr(aot, "build_fields", lambda *a: captured.append(real(*a)) or captured[-1])
+    captured = _capture_fields(monkeypatch)
     net = kiln.Builder().create_network(prefer_aot=True, aot_target="sm_90")
     with kiln.net_guard(net):
         a = kiln.Tensor(name="a", shape=(-1, 16), dtype="float32",
@@ -466,18 +479,5 @@ def test_aot_sees_inputs_unchanged_by_shape_inference(monkeypatch):
         b = kiln.Tensor(name="b", shape=(-1, 16), dtype="float32",
                         dim_range=OrderedDict([("m", [(1, 4, 64)]), ("w", [16])]))
         SeedStyleMutation()(a, b)
-    fields = captured[0]
-    nodes = fields["exprs"]
-    shapes = {0: [5, 16], 1: [7, 16]}     # a has 5 rows, b has 7
-
-    def value(i):
-        op, x, y, v = nodes[i]
-        if op == 0:
-            return v
-        if op == 1:
-            return shapes[x][y]
-        return {2: lambda p, q: p + q, 3: lambda p, q: p - q, 4: lambda p, q: p * q,
-                5: lambda p, q: p // q, 6: lambda p, q: -((-p) // q)}[op](value(x), value(y))
-
-    param = fields["kernels"][0]["params"][2]
-    assert value(param["expr"]) == 7 * 16
+    param = captured[0]["kernels"][0]["params"][2]
+    assert net.exprs.format(param["expr"]) in ("(m * 16)", "(16 * m)")     # b's own rows, not a's

@@ -11,7 +11,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "plugin/value_impl.h"
+#include "value/value_impl.h"
 
 /* --- encoding ----------------------------------------------------------------- */
 

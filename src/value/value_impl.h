@@ -1,7 +1,7 @@
 /* value_impl.h — the representation of kiln_value, shared by value.c (the
  * API) and value_codec.c (the binary format). */
-#ifndef KILN_PLUGIN_VALUE_IMPL_H
-#define KILN_PLUGIN_VALUE_IMPL_H
+#ifndef KILN_VALUE_VALUE_IMPL_H
+#define KILN_VALUE_VALUE_IMPL_H
 
 #include "kiln/kiln.h"
 

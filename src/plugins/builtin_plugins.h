@@ -1,8 +1,8 @@
 /* builtin_plugins.h — plugin creators that libkiln itself provides.  The
  * registry registers them the first time it is used (registry.c), so an
  * engine that uses them loads with nothing else imported or loaded. */
-#ifndef KILN_PLUGIN_BUILTIN_PLUGINS_H
-#define KILN_PLUGIN_BUILTIN_PLUGINS_H
+#ifndef KILN_PLUGINS_BUILTIN_PLUGINS_H
+#define KILN_PLUGINS_BUILTIN_PLUGINS_H
 
 #include "kiln/plugin.h"
 

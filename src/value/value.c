@@ -9,7 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "plugin/value_impl.h"
+#include "value/value_impl.h"
 
 static const char *type_name(int type) {
     static const char *names[] = {"none", "bool", "int64", "float64", "string", "bytes", "list", "map", "array"};

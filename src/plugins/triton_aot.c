@@ -7,7 +7,6 @@
  *
  *   plugin   {namespace, name, version, module}   the plugin it stands for
  *   inputs   int                                  how many inputs it takes
- *   exprs    [[op, a, b, value], ...]             the expression program
  *   outputs  [{dtype, shape: [expr...]}, ...]
  *   kernels  [{name, cubin, ptx, target, num_warps, num_ctas, shared,
  *              global_scratch_size/align, profile_scratch_size/align,
@@ -23,45 +22,69 @@
  * architecture family, and images are stored newest first), then every
  * image's PTX, and launches with the parameters of the image that loaded.
  *
- * The expression program is a list of nodes, each using only earlier ones:
- * op 0 is a constant (value), op 1 is "axis b of input a" (this program's
- * meaning of kiln's DIM leaf), ops 2..10 are kiln_expr_op's operators on
- * nodes a and b.  It is evaluated at every enqueue from the concrete input
- * shapes (a few integer operations), and at build time rebuilt as kiln_exprs
- * for the output shapes, so shape inference needs no Python either.
+ * Every `expr` is an expression of the engine's own pool (a kiln_expr: the
+ * network's pool when the layer was added, which the engine stores as is).
+ * The plugin keeps no program of its own: the output shapes are those
+ * expressions, and at run time the context evaluates them with every other
+ * expression of the engine (src/shape/exprs_eval.c) and hands the values to
+ * enqueue (kiln_plugin_launch.expr_values).  An index outside the pool is
+ * refused by infer_shapes (at build and at load) and again at the first
+ * enqueue, which reads the values only through checked indices.
  *
  * Every field is checked at create; a bad one is an error naming the kernel
- * and the parameter or node.  Kernels are loaded on the first enqueue (per
+ * and the parameter or output axis.  Kernels are loaded on the first enqueue (per
  * instance, i.e. per context, so no lock is needed) — that is the warm-up
  * run kiln_context_capture makes before recording, so graphs capture only
  * launches.  Each kernel gets Triton's two hidden trailing parameters
- * (global scratch, profile scratch), allocated when the kernel needs them. */
+ * (global scratch, profile scratch), allocated when the kernel needs them.
+ *
+ * An ordinary plugin: it uses only the public plugin ABI (kiln/plugin.h),
+ * loads, launches and allocates through the device service enqueue gets,
+ * and reports errors with kiln_plugin_set_error. */
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend.h"
-#include "core/alloc.h"
-#include "core/error.h"
-#include "plugin/builtin_plugins.h"
+#include "kiln/plugin.h"
+#include "plugins/builtin_plugins.h"
 
-#define AOT_MAX_NODES   65536
+/* Set the message (as any plugin does) and return status. */
+static kiln_status fail(kiln_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static kiln_status fail(kiln_status status, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kiln_plugin_set_error("%s", msg);
+    return status;
+}
+
+/* "<prefix>: <the message a failed kiln call left>". */
+static kiln_status fail_prefix(kiln_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static kiln_status fail_prefix(kiln_status status, const char *fmt, ...) {
+    char prefix[640], old[1024];
+    snprintf(old, sizeof old, "%s", kiln_last_error());
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    kiln_plugin_set_error("%s: %s", prefix, old);
+    return status;
+}
+
 #define AOT_MAX_KERNELS 64
 #define AOT_MAX_PARAMS  256
 #define AOT_MAX_IMAGES  8
 
-enum { NODE_CONST = 0, NODE_INPUT = 1 };
 enum { PARAM_INPUT, PARAM_OUTPUT, PARAM_I32, PARAM_I64, PARAM_FP32 };
-
-typedef struct aot_node {
-    int32_t op, a, b;
-    int64_t value;
-} aot_node;
 
 typedef struct aot_param {
     int32_t kind;
     int32_t index;      /* PARAM_INPUT/OUTPUT: the tensor */
-    int32_t expr;       /* scalars: the node, or -1 for fp32 constants */
+    int32_t expr;       /* scalars: the expression, or -1 for fp32 constants */
     int64_t align;      /* pointers: required address alignment; ints: required divisor (1: none) */
     float   fvalue;     /* fp32 constant */
 } aot_param;
@@ -97,7 +120,7 @@ typedef struct aot_kernel {
     aot_param  *params;
     aot_arg    *args;                 /* param_count + 2 */
     void      **argv;                 /* param_count + 2 pointers into args */
-    void       *fn;                   /* loaded kernel, NULL until the first enqueue */
+    kiln_device_kernel *fn;           /* loaded kernel, NULL until the first enqueue */
     void       *scratch[2];
     size_t      scratch_bytes[2];
 } aot_kernel;
@@ -106,17 +129,15 @@ typedef struct aot_instance {
     kiln_value *fields;               /* our copy: kernel images and names point into it */
     char        label[600];           /* "AOT plugin ns::name version v" for messages */
     int32_t     input_count, output_count;
-    int32_t     node_count;
-    aot_node   *nodes;
-    int64_t    *values;               /* node_count: evaluated at enqueue */
     kiln_dtype *out_dtypes;
     int32_t    *out_ranks;
     int32_t    (*out_shapes)[KILN_MAX_RANK];
     int32_t     kernel_count;
     aot_kernel *kernels;
-    const kiln_backend_iface *backend; /* set with the first load */
+    const kiln_device_service *dev;   /* the context's, kept from the first enqueue (outlives us) */
     int32_t     device;               /* where the kernels are (being) loaded; -1 none */
     int         loaded;               /* every kernel loaded on device */
+    int64_t     checked_count;        /* expression count the indices were checked against; 0 none */
 } aot_instance;
 
 /* ---- reading fields --------------------------------------------------------- */
@@ -124,7 +145,7 @@ typedef struct aot_instance {
 static kiln_status bad(const aot_instance *in, const char *fmt, const char *what, long long n) {
     char msg[512];
     snprintf(msg, sizeof msg, fmt, what, n);
-    return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s", in->label, msg);
+    return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s", in->label, msg);
 }
 
 static const kiln_value *get(const kiln_value *map, const char *key, kiln_value_type type) {
@@ -137,11 +158,11 @@ static kiln_status get_int(const aot_instance *in, const kiln_value *map, const 
                            const char *where, int64_t *out) {
     const kiln_value *v = get(map, key, KILN_VALUE_INT64);
     if (!v)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is missing or not an int", in->label,
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is missing or not an int", in->label,
                           where, key);
     int64_t x = kiln_value_as_int64(v);
     if (x < lo || x > hi)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is %lld, outside [%lld, %lld]", in->label,
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: field '%s' is %lld, outside [%lld, %lld]", in->label,
                           where, key, (long long)x, (long long)lo, (long long)hi);
     *out = x;
     return KILN_OK;
@@ -159,48 +180,13 @@ static kiln_status get_int_or(const aot_instance *in, const kiln_value *map, con
 
 static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 
-static kiln_status read_exprs(aot_instance *in) {
-    const kiln_value *list = get(in->fields, "exprs", KILN_VALUE_LIST);
-    if (!list) return bad(in, "field '%s' is missing or not a list%lld", "exprs", 0);
-    size_t n = kiln_value_count(list);
-    if (n > AOT_MAX_NODES) return bad(in, "field '%s' has %lld nodes (too many)", "exprs", (long long)n);
-    in->node_count = (int32_t)n;
-    in->nodes = kiln_calloc(n ? n : 1, sizeof *in->nodes);
-    in->values = kiln_calloc(n ? n : 1, sizeof *in->values);
-    if (!in->nodes || !in->values) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
-    for (size_t i = 0; i < n; i++) {
-        const kiln_value *node = kiln_value_item(list, i);
-        int64_t f[4];
-        int ok = kiln_value_get_type(node) == KILN_VALUE_LIST && kiln_value_count(node) == 4;
-        for (size_t k = 0; ok && k < 4; k++) {
-            const kiln_value *x = kiln_value_item(node, k);
-            ok = kiln_value_get_type(x) == KILN_VALUE_INT64;
-            if (ok) f[k] = kiln_value_as_int64(x);
-        }
-        if (!ok) return bad(in, "%s node %lld is not a list of 4 ints [op, a, b, value]", "expression", (long long)i);
-        aot_node *d = &in->nodes[i];
-        if (f[0] == NODE_CONST) {
-            *d = (aot_node){NODE_CONST, -1, -1, f[3]};
-        } else if (f[0] == NODE_INPUT) {
-            if (f[1] < 0 || f[1] >= in->input_count || f[2] < 0 || f[2] >= KILN_MAX_RANK)
-                return bad(in, "%s node %lld reads an input axis that does not exist", "expression", (long long)i);
-            *d = (aot_node){NODE_INPUT, (int32_t)f[1], (int32_t)f[2], 0};
-        } else if (f[0] >= KILN_EXPR_ADD && f[0] < KILN_EXPR_OP_COUNT) {
-            if (f[1] < 0 || f[1] >= (int64_t)i || f[2] < 0 || f[2] >= (int64_t)i)
-                return bad(in, "%s node %lld uses an operand that is not an earlier node", "expression",
-                           (long long)i);
-            *d = (aot_node){(int32_t)f[0], (int32_t)f[1], (int32_t)f[2], 0};
-        } else {
-            return bad(in, "%s node %lld has an unknown op", "expression", (long long)i);
-        }
-    }
-    return KILN_OK;
-}
-
-static kiln_status check_expr(const aot_instance *in, int64_t e, const char *what) {
-    if (e < 0 || e >= in->node_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: expression %lld does not exist (the program has %d nodes)",
-                          in->label, what, (long long)e, (int)in->node_count);
+/* An expression index field: an int in [0, INT32_MAX] (checked against the
+ * pool by infer_shapes and at the first enqueue). */
+static kiln_status get_expr(const aot_instance *in, const kiln_value *x, const char *where, int32_t *out) {
+    if (kiln_value_get_type(x) != KILN_VALUE_INT64 || kiln_value_as_int64(x) < 0 ||
+        kiln_value_as_int64(x) > INT32_MAX)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, where);
+    *out = (int32_t)kiln_value_as_int64(x);
     return KILN_OK;
 }
 
@@ -210,11 +196,11 @@ static kiln_status read_outputs(aot_instance *in) {
         return bad(in, "field '%s' is missing or not a list of 1..1024 outputs%lld", "outputs", 0);
     size_t n = kiln_value_count(list);
     in->output_count = (int32_t)n;
-    in->out_dtypes = kiln_calloc(n, sizeof *in->out_dtypes);
-    in->out_ranks = kiln_calloc(n, sizeof *in->out_ranks);
-    in->out_shapes = kiln_calloc(n, sizeof *in->out_shapes);
+    in->out_dtypes = calloc(n, sizeof *in->out_dtypes);
+    in->out_ranks = calloc(n, sizeof *in->out_ranks);
+    in->out_shapes = calloc(n, sizeof *in->out_shapes);
     if (!in->out_dtypes || !in->out_ranks || !in->out_shapes)
-        return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+        return fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
     for (size_t i = 0; i < n; i++) {
         char where[64];
         snprintf(where, sizeof where, "output %zu", i);
@@ -231,10 +217,7 @@ static kiln_status read_outputs(aot_instance *in) {
         for (int32_t a = 0; a < in->out_ranks[i]; a++) {
             const kiln_value *x = kiln_value_item(shape, (size_t)a);
             snprintf(where, sizeof where, "output %zu axis %d", i, (int)a);
-            if (kiln_value_get_type(x) != KILN_VALUE_INT64)
-                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, where);
-            if ((s = check_expr(in, kiln_value_as_int64(x), where))) return s;
-            in->out_shapes[i][a] = (int32_t)kiln_value_as_int64(x);
+            if ((s = get_expr(in, x, where, &in->out_shapes[i][a]))) return s;
         }
     }
     return KILN_OK;
@@ -242,7 +225,7 @@ static kiln_status read_outputs(aot_instance *in) {
 
 static kiln_status read_param(aot_instance *in, const kiln_value *p, const char *where, aot_param *out) {
     if (kiln_value_get_type(p) != KILN_VALUE_MAP)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
     const kiln_value *kind = get(p, "kind", KILN_VALUE_STRING);
     const char *k = kind ? kiln_value_as_string(kind, NULL) : "";
     kiln_status s;
@@ -256,13 +239,12 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
         out->index = (int32_t)x;
         if ((s = get_int_or(in, p, "align", 1, 4096, 1, where, &out->align))) return s;
         if (!is_pow2((uint64_t)out->align))
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: align must be a power of two", in->label, where);
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: align must be a power of two", in->label, where);
         return KILN_OK;
     }
     if (!strcmp(k, "i32") || !strcmp(k, "i64")) {
         out->kind = k[1] == '3' ? PARAM_I32 : PARAM_I64;
         if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
-        if ((s = check_expr(in, x, where))) return s;
         out->expr = (int32_t)x;
         return get_int_or(in, p, "align", 1, INT32_MAX, 1, where, &out->align);
     }
@@ -274,11 +256,10 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
             return KILN_OK;
         }
         if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
-        if ((s = check_expr(in, x, where))) return s;
         out->expr = (int32_t)x;
         return KILN_OK;
     }
-    return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
+    return fail(KILN_ERROR_INVALID_ARGUMENT,
                       "%s: %s: kind '%s' is not input, output, i32, i64 or fp32", in->label, where, k);
 }
 
@@ -287,12 +268,12 @@ static kiln_status read_image(aot_instance *in, const kiln_value *kv, const char
     char where[340];
     snprintf(where, sizeof where, "%s", kernel_where);
     if (kiln_value_get_type(kv) != KILN_VALUE_MAP)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not a map", in->label, where);
     const kiln_value *name = get(kv, "name", KILN_VALUE_STRING);
     size_t len = 0;
     img->name = name ? kiln_value_as_string(name, &len) : NULL;
     if (!img->name || len == 0 || len > 255 || strlen(img->name) != len)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'name' (the entry symbol) is missing or invalid",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'name' (the entry symbol) is missing or invalid",
                           in->label, where);
     const kiln_value *target = get(kv, "target", KILN_VALUE_STRING);
     if (target) {   /* optional and only quoted in messages: keep it printable and short */
@@ -309,7 +290,7 @@ static kiln_status read_image(aot_instance *in, const kiln_value *kv, const char
     if (cubin) img->cubin = kiln_value_as_bytes(cubin, &img->cubin_size);
     if (ptx) img->ptx = kiln_value_as_string(ptx, &img->ptx_size);
     if (!img->cubin_size && !img->ptx_size)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s has neither a cubin nor PTX", in->label, where);
     kiln_status s;
     int64_t x;
     if ((s = get_int(in, kv, "num_warps", 1, 32, where, &x))) return s;
@@ -324,7 +305,7 @@ static kiln_status read_image(aot_instance *in, const kiln_value *kv, const char
         img->scratch_size[i] = (uint64_t)x;
         if ((s = get_int_or(in, kv, scratch_keys[i][1], 1, 256, 1, where, &x))) return s;
         if (!is_pow2((uint64_t)x))
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: %s must be a power of two up to 256",
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: %s must be a power of two up to 256",
                               in->label, where, scratch_keys[i][1]);
         img->scratch_align[i] = (uint64_t)x;
     }
@@ -341,7 +322,7 @@ static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t i
     const kiln_value *images = kiln_value_map_get(kv, "images");
     if (images) {
         if (kiln_value_get_type(images) != KILN_VALUE_LIST || kiln_value_count(images) > AOT_MAX_IMAGES - 1)
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s '%s': 'images' must be a list of at most %d "
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s '%s': 'images' must be a list of at most %d "
                               "more compiled images", in->label, where, k->name, AOT_MAX_IMAGES - 1);
         for (size_t i = 0; i < kiln_value_count(images); i++) {
             char w[340];
@@ -353,26 +334,23 @@ static kiln_status read_kernel(aot_instance *in, const kiln_value *kv, int32_t i
     snprintf(where, sizeof where, "kernel %d '%s'", (int)index, k->name);
     const kiln_value *grid = get(kv, "grid", KILN_VALUE_LIST);
     if (!grid || kiln_value_count(grid) != 3)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'grid' must be a list of 3 expression indices",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'grid' must be a list of 3 expression indices",
                           in->label, where);
     for (int i = 0; i < 3; i++) {
         const kiln_value *g = kiln_value_item(grid, (size_t)i);
         char w[340];
         snprintf(w, sizeof w, "%s grid[%d]", where, i);
-        if (kiln_value_get_type(g) != KILN_VALUE_INT64)
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s is not an expression index", in->label, w);
-        if ((s = check_expr(in, kiln_value_as_int64(g), w))) return s;
-        k->grid[i] = (int32_t)kiln_value_as_int64(g);
+        if ((s = get_expr(in, g, w, &k->grid[i]))) return s;
     }
     const kiln_value *params = get(kv, "params", KILN_VALUE_LIST);
     if (!params || kiln_value_count(params) > AOT_MAX_PARAMS)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'params' is missing or has more than %d entries",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: 'params' is missing or has more than %d entries",
                           in->label, where, AOT_MAX_PARAMS);
     k->param_count = (int32_t)kiln_value_count(params);
-    k->params = kiln_calloc((size_t)k->param_count + 1, sizeof *k->params);
-    k->args = kiln_calloc((size_t)k->param_count + 2, sizeof *k->args);
-    k->argv = kiln_calloc((size_t)k->param_count + 2, sizeof *k->argv);
-    if (!k->params || !k->args || !k->argv) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+    k->params = calloc((size_t)k->param_count + 1, sizeof *k->params);
+    k->args = calloc((size_t)k->param_count + 2, sizeof *k->args);
+    k->argv = calloc((size_t)k->param_count + 2, sizeof *k->argv);
+    if (!k->params || !k->args || !k->argv) return fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
     for (int32_t i = 0; i < k->param_count; i++) {
         char w[340];
         snprintf(w, sizeof w, "%s param %d", where, (int)i);
@@ -387,33 +365,31 @@ static void aot_destroy(const kiln_plugin_creator *creator, void *instance) {
     if (!in) return;
     for (int32_t i = 0; in->kernels && i < in->kernel_count; i++) {
         aot_kernel *k = &in->kernels[i];
-        if (k->fn && in->backend && in->backend->kernel_unload) in->backend->kernel_unload(in->device, k->fn);
+        if (k->fn && in->dev) in->dev->kernel_unload(in->dev, k->fn);
         for (int j = 0; j < 2; j++)
-            if (k->scratch[j] && in->backend) in->backend->free(in->device, k->scratch[j]);
-        kiln_free(k->params);
-        kiln_free(k->args);
-        kiln_free(k->argv);
+            if (k->scratch[j] && in->dev) in->dev->free(in->dev, k->scratch[j]);
+        free(k->params);
+        free(k->args);
+        free(k->argv);
     }
-    kiln_free(in->kernels);
-    kiln_free(in->nodes);
-    kiln_free(in->values);
-    kiln_free(in->out_dtypes);
-    kiln_free(in->out_ranks);
-    kiln_free(in->out_shapes);
+    free(in->kernels);
+    free(in->out_dtypes);
+    free(in->out_ranks);
+    free(in->out_shapes);
     kiln_value_free(in->fields);
-    kiln_free(in);
+    free(in);
 }
 
 static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_value *fields, void **out) {
     *out = NULL;
-    aot_instance *in = kiln_calloc(1, sizeof *in);
-    if (!in) return kiln_error(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory");
+    aot_instance *in = calloc(1, sizeof *in);
+    if (!in) return fail(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory");
     in->device = -1;
     snprintf(in->label, sizeof in->label, "kiln::TritonAOT");
     kiln_status s = KILN_OK;
     if (!(in->fields = kiln_value_copy(fields))) {
         aot_destroy(creator, in);
-        return kiln_error(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory copying the fields");
+        return fail(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory copying the fields");
     }
     const kiln_value *plugin = get(in->fields, "plugin", KILN_VALUE_MAP);
     const kiln_value *ns = plugin ? get(plugin, "namespace", KILN_VALUE_STRING) : NULL;
@@ -426,18 +402,23 @@ static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_val
                  kiln_value_as_string(ns, NULL), kiln_value_as_string(name, NULL),
                  kiln_value_as_string(version, NULL));
     }
+    /* Engines from before the launch values were pool expressions kept their
+     * own program here, and their indices meant its nodes: refuse, do not
+     * misread them. */
+    if (!s && kiln_value_map_get(in->fields, "exprs"))
+        s = fail(KILN_ERROR_INVALID_ARGUMENT, "%s: the fields hold an expression program of their own ('exprs'): "
+                 "the engine was built by an older kiln; build it again", in->label);
     int64_t x = 0;
     if (!s) s = get_int(in, in->fields, "inputs", 0, 1024, "fields", &x);
     in->input_count = (int32_t)x;
-    if (!s) s = read_exprs(in);
     if (!s) s = read_outputs(in);
     const kiln_value *kernels = s ? NULL : get(in->fields, "kernels", KILN_VALUE_LIST);
     if (!s && (!kernels || kiln_value_count(kernels) < 1 || kiln_value_count(kernels) > AOT_MAX_KERNELS))
         s = bad(in, "field '%s' is missing or not a list of 1..%lld kernels", "kernels", AOT_MAX_KERNELS);
     if (!s) {
         in->kernel_count = (int32_t)kiln_value_count(kernels);
-        in->kernels = kiln_calloc((size_t)in->kernel_count, sizeof *in->kernels);
-        if (!in->kernels) s = kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+        in->kernels = calloc((size_t)in->kernel_count, sizeof *in->kernels);
+        if (!in->kernels) s = fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
     }
     for (int32_t i = 0; !s && i < in->kernel_count; i++)
         s = read_kernel(in, kiln_value_item(kernels, (size_t)i), i, &in->kernels[i]);
@@ -455,97 +436,61 @@ static kiln_status aot_infer_dtypes(void *instance, int32_t input_count, const k
                                     int32_t output_count, kiln_dtype *outputs) {
     aot_instance *in = instance;
     if (input_count != in->input_count || output_count != in->output_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
                           in->label, (int)in->input_count, (int)in->output_count, (int)input_count,
                           (int)output_count);
     memcpy(outputs, in->out_dtypes, sizeof *outputs * (size_t)output_count);
     return KILN_OK;
 }
 
+/* Every expression index the fields use must name an expression: of pool
+ * (build and load time), or below count (the values enqueue gets). */
+static kiln_status check_indices(const aot_instance *in, const kiln_exprs *pool, int64_t count) {
+    char where[400];
+#define AOT_CHECK(e, ...)                                                                                    \
+    do {                                                                                                     \
+        if (pool ? !kiln_expr_is_valid(pool, (e)) : (int64_t)(e) >= count) {                                \
+            snprintf(where, sizeof where, __VA_ARGS__);                                                      \
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: expression %d does not exist in the "    \
+                              "engine's expression pool", in->label, where, (int)(e));                      \
+        }                                                                                                    \
+    } while (0)
+    for (int32_t o = 0; o < in->output_count; o++)
+        for (int32_t a = 0; a < in->out_ranks[o]; a++)
+            AOT_CHECK(in->out_shapes[o][a], "output %d axis %d", (int)o, (int)a);
+    for (int32_t i = 0; i < in->kernel_count; i++) {
+        const aot_kernel *k = &in->kernels[i];
+        for (int d = 0; d < 3; d++) AOT_CHECK(k->grid[d], "kernel %d '%s' grid[%d]", (int)i, k->name, d);
+        for (int32_t j = 0; j < k->param_count; j++)
+            if (k->params[j].expr >= 0)
+                AOT_CHECK(k->params[j].expr, "kernel %d '%s' param %d", (int)i, k->name, (int)j);
+    }
+#undef AOT_CHECK
+    return KILN_OK;
+}
+
+/* The output shapes are the fields' expressions, held to exist in pool. */
 static kiln_status aot_infer_shapes(void *instance, kiln_exprs *pool, int32_t input_count,
                                     const kiln_shape_expr *inputs, int32_t output_count, kiln_shape_expr *outputs) {
     aot_instance *in = instance;
+    (void)inputs;
     if (input_count != in->input_count || output_count != in->output_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
                           in->label, (int)in->input_count, (int)in->output_count, (int)input_count,
                           (int)output_count);
-    kiln_expr *e = kiln_calloc(in->node_count ? (size_t)in->node_count : 1, sizeof *e);
-    if (!e) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
-    kiln_status s = KILN_OK;
-    for (int32_t i = 0; i < in->node_count && !s; i++) {
-        const aot_node *n = &in->nodes[i];
-        if (n->op == NODE_CONST) {
-            e[i] = kiln_expr_const(pool, n->value);
-        } else if (n->op == NODE_INPUT) {
-            if (n->b >= inputs[n->a].rank) {
-                s = kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: expression node %d reads axis %d of input %d, "
-                               "which has rank %d", in->label, (int)i, (int)n->b, (int)n->a, (int)inputs[n->a].rank);
-                break;
-            }
-            e[i] = inputs[n->a].dims[n->b];
-        } else {
-            e[i] = kiln_expr_binary(pool, (kiln_expr_op)n->op, e[n->a], e[n->b]);
-        }
-        if (e[i] == KILN_EXPR_INVALID)
-            s = kiln_error_prefix(KILN_ERROR_INVALID_ARGUMENT, "%s: expression node %d", in->label, (int)i);
-    }
-    for (int32_t o = 0; o < output_count && !s; o++) {
+    kiln_status s = check_indices(in, pool, 0);
+    if (s) return s;
+    for (int32_t o = 0; o < output_count; o++) {
         outputs[o].rank = in->out_ranks[o];
-        for (int32_t a = 0; a < in->out_ranks[o]; a++) outputs[o].dims[a] = e[in->out_shapes[o][a]];
-    }
-    kiln_free(e);
-    return s;
-}
-
-/* ---- run time ------------------------------------------------------------------------- */
-
-static kiln_status eval_fail(const aot_instance *in, int32_t i, const char *why) {
-    return kiln_error(KILN_ERROR_SHAPE, "%s: expression node %d: %s", in->label, (int)i, why);
-}
-
-static int64_t floordiv(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static int64_t ceildiv(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) == (b < 0))) ? q + 1 : q;
-}
-
-static kiln_status evaluate(aot_instance *in, const kiln_plugin_launch *l) {
-    int64_t *v = in->values;
-    for (int32_t i = 0; i < in->node_count; i++) {
-        const aot_node *n = &in->nodes[i];
-        int64_t a = n->op >= KILN_EXPR_ADD ? v[n->a] : 0, b = n->op >= KILN_EXPR_ADD ? v[n->b] : 0, r = 0;
-        switch (n->op) {
-        case NODE_CONST: r = n->value; break;
-        case NODE_INPUT:
-            if (n->b >= l->inputs[n->a].rank) return eval_fail(in, i, "reads an axis beyond the input's rank");
-            r = l->inputs[n->a].dims[n->b];
-            break;
-        case KILN_EXPR_ADD: if (__builtin_add_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
-        case KILN_EXPR_SUB: if (__builtin_sub_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
-        case KILN_EXPR_MUL: if (__builtin_mul_overflow(a, b, &r)) return eval_fail(in, i, "overflow"); break;
-        case KILN_EXPR_FLOORDIV:
-        case KILN_EXPR_CEILDIV:
-            if (b == 0) return eval_fail(in, i, "division by zero");
-            if (a == INT64_MIN && b == -1) return eval_fail(in, i, "overflow");
-            r = n->op == KILN_EXPR_FLOORDIV ? floordiv(a, b) : ceildiv(a, b);
-            break;
-        case KILN_EXPR_MIN: r = a < b ? a : b; break;
-        case KILN_EXPR_MAX: r = a > b ? a : b; break;
-        case KILN_EXPR_EQ:  r = a == b; break;
-        case KILN_EXPR_LT:  r = a < b; break;
-        default: return eval_fail(in, i, "unknown op");
-        }
-        v[i] = r;
+        for (int32_t a = 0; a < in->out_ranks[o]; a++) outputs[o].dims[a] = in->out_shapes[o][a];
     }
     return KILN_OK;
 }
 
+/* ---- run time ------------------------------------------------------------------------- */
+
 /* Load one kernel: each image's cubin in order, then each image's PTX. */
-static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, int32_t device, aot_kernel *k) {
+static kiln_status load_kernel(aot_instance *in, const kiln_device_service *dev, aot_kernel *k) {
     char errors[1024] = "", targets[160] = "";
     size_t used = 0, tused = 0;
     kiln_status s = KILN_ERROR_UNSUPPORTED;
@@ -557,15 +502,15 @@ static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, in
                                           img->target);
             if (pass == 0 ? !img->cubin_size : !img->ptx_size) continue;
             if (pass == 0) {
-                s = b->kernel_load(device, img->cubin, img->cubin_size, img->name, img->shared, &k->fn);
+                s = dev->kernel_load(dev, img->cubin, img->cubin_size, img->name, img->shared, &k->fn);
             } else {
                 /* The driver wants PTX NUL-terminated; the value's bytes may not be. */
-                char *ptx = kiln_malloc(img->ptx_size + 1);
-                if (!ptx) return kiln_error(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
+                char *ptx = malloc(img->ptx_size + 1);
+                if (!ptx) return fail(KILN_ERROR_NO_MEMORY, "%s: out of memory", in->label);
                 memcpy(ptx, img->ptx, img->ptx_size);
                 ptx[img->ptx_size] = 0;
-                s = b->kernel_load(device, ptx, img->ptx_size + 1, img->name, img->shared, &k->fn);
-                kiln_free(ptx);
+                s = dev->kernel_load(dev, ptx, img->ptx_size + 1, img->name, img->shared, &k->fn);
+                free(ptx);
             }
             if (!s) {
                 k->image = img;
@@ -582,23 +527,18 @@ static kiln_status load_kernel(aot_instance *in, const kiln_backend_iface *b, in
     if (targets[0])
         snprintf(hint, sizeof hint, " (compiled for %s: build the engine for this GPU's architecture, "
                  "aot_target=...)", targets);
-    return kiln_error(s ? s : KILN_ERROR_UNSUPPORTED, "%s: kernel '%s'%s: no compiled image loaded (%s)", in->label,
+    return fail(s ? s : KILN_ERROR_UNSUPPORTED, "%s: kernel '%s'%s: no compiled image loaded (%s)", in->label,
                       k->name, hint, errors);
 }
 
-static kiln_status load_kernels(aot_instance *in, int32_t device) {
-    const kiln_backend_iface *b = NULL;
-    kiln_status s = kiln_backend_get(KILN_DEVICE_CUDA, &b);
-    if (s) return kiln_error_prefix(s, "%s", in->label);
-    if (!b->kernel_load || !b->kernel_launch || !b->kernel_unload)
-        return kiln_error(KILN_ERROR_UNSUPPORTED, "%s: the %s backend cannot load compiled kernels", in->label,
-                          b->name);
-    in->backend = b;
-    in->device = device;
+static kiln_status load_kernels(aot_instance *in, const kiln_device_service *dev) {
+    in->dev = dev;
+    in->device = dev->device.index;
     for (int32_t i = 0; i < in->kernel_count; i++) {
         aot_kernel *k = &in->kernels[i];
         if (k->fn) continue;   /* loaded by an earlier, partly failed call */
-        if ((s = load_kernel(in, b, device, k))) return s;
+        kiln_status s = load_kernel(in, dev, k);
+        if (s) return s;
     }
     in->loaded = 1;
     return KILN_OK;
@@ -610,13 +550,13 @@ static kiln_status ensure_scratch(aot_instance *in, aot_kernel *k, int j, size_t
     if (need <= k->scratch_bytes[j]) return KILN_OK;
     kiln_status s;
     if (k->scratch[j]) {
-        if ((s = in->backend->synchronize(in->device, stream))) return s;
-        in->backend->free(in->device, k->scratch[j]);
+        if ((s = in->dev->synchronize(in->dev, stream))) return s;
+        in->dev->free(in->dev, k->scratch[j]);
         k->scratch[j] = NULL;
         k->scratch_bytes[j] = 0;
     }
-    if ((s = in->backend->alloc(in->device, need, &k->scratch[j])))
-        return kiln_error_prefix(s, "%s: kernel '%s': %zu bytes of scratch memory", in->label, k->name, need);
+    if ((s = in->dev->alloc(in->dev, need, &k->scratch[j])))
+        return fail_prefix(s, "%s: kernel '%s': %zu bytes of scratch memory", in->label, k->name, need);
     k->scratch_bytes[j] = need;
     return KILN_OK;
 }
@@ -625,9 +565,9 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
     static const int64_t grid_max[3] = {INT32_MAX, 65535, 65535};
     uint32_t grid[3];
     for (int d = 0; d < 3; d++) {
-        int64_t g = in->values[k->grid[d]];
+        int64_t g = l->expr_values[k->grid[d]];
         if (g < 0 || g > grid_max[d])
-            return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': grid[%d] is %lld (allowed 0..%lld)", in->label,
+            return fail(KILN_ERROR_SHAPE, "%s: kernel '%s': grid[%d] is %lld (allowed 0..%lld)", in->label,
                               k->name, d, (long long)g, (long long)grid_max[d]);
         grid[d] = (uint32_t)g;
     }
@@ -639,23 +579,23 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
             const kiln_tensor_desc *t = p->kind == PARAM_INPUT ? &l->inputs[p->index] : &l->outputs[p->index];
             arg->ptr = (uint64_t)(uintptr_t)t->data;
             if (arg->ptr % (uint64_t)p->align)
-                return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: kernel '%s' param %d: %s %d at %p is not "
+                return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: kernel '%s' param %d: %s %d at %p is not "
                                   "%lld-byte aligned, as the kernel was compiled to assume", in->label, k->name,
                                   (int)i, p->kind == PARAM_INPUT ? "input" : "output", (int)p->index, t->data,
                                   (long long)p->align);
         } else if (p->kind == PARAM_FP32) {
-            arg->f32 = p->expr >= 0 ? (float)in->values[p->expr] : p->fvalue;
+            arg->f32 = p->expr >= 0 ? (float)l->expr_values[p->expr] : p->fvalue;
         } else {
-            int64_t v = in->values[p->expr];
+            int64_t v = l->expr_values[p->expr];
             if (v % p->align)
-                return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, not a multiple of %lld as "
+                return fail(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, not a multiple of %lld as "
                                   "the kernel was compiled to assume", in->label, k->name, (int)i, (long long)v,
                                   (long long)p->align);
             if (p->kind == PARAM_I64) {
                 arg->i64 = v;
             } else {
                 if (v < INT32_MIN || v > INT32_MAX)
-                    return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, which does not fit "
+                    return fail(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d is %lld, which does not fit "
                                       "its type i32", in->label, k->name, (int)i, (long long)v);
                 arg->i32 = (int32_t)v;
             }
@@ -669,37 +609,92 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
         const uint64_t per_program = k->image->scratch_size[j];
         if (!per_program) continue;
         if (programs > SIZE_MAX / per_program)
-            return kiln_error(KILN_ERROR_SHAPE, "%s: kernel '%s': scratch size overflows", in->label, k->name);
+            return fail(KILN_ERROR_SHAPE, "%s: kernel '%s': scratch size overflows", in->label, k->name);
         kiln_status s = ensure_scratch(in, k, j, (size_t)(programs * per_program), l->stream);
         if (s) return s;
         arg->ptr = (uint64_t)(uintptr_t)k->scratch[j];
     }
     const uint32_t block[3] = {k->image->block, 1, 1};
-    kiln_status s = in->backend->kernel_launch(in->device, k->fn, grid, block, k->image->shared, k->argv, l->stream);
-    return s ? kiln_error_prefix(s, "%s: kernel '%s'", in->label, k->name) : KILN_OK;
+    kiln_status s = in->dev->kernel_launch(in->dev, k->fn, grid, block, k->image->shared, k->argv, l->stream);
+    return s ? fail_prefix(s, "%s: kernel '%s'", in->label, k->name) : KILN_OK;
 }
 
 static kiln_status aot_enqueue(void *instance, const kiln_plugin_launch *l) {
     aot_instance *in = instance;
     if (l->device.type != KILN_DEVICE_CUDA)
-        return kiln_error(KILN_ERROR_UNSUPPORTED, "%s runs compiled GPU kernels: it needs a CUDA device", in->label);
+        return fail(KILN_ERROR_UNSUPPORTED, "%s runs compiled GPU kernels: it needs a CUDA device", in->label);
     if (l->input_count != in->input_count || l->output_count != in->output_count)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "%s takes %d inputs and %d outputs, the layer has %d and %d",
                           in->label, (int)in->input_count, (int)in->output_count, (int)l->input_count,
                           (int)l->output_count);
     kiln_status s;
     if (!in->loaded || in->device != l->device.index) {
         /* An instance belongs to one context, which runs on one device. */
         if (in->device >= 0 && in->device != l->device.index)
-            return kiln_error(KILN_ERROR_STATE, "%s: instance loaded on device %d, launched on device %d", in->label,
+            return fail(KILN_ERROR_STATE, "%s: instance loaded on device %d, launched on device %d", in->label,
                               (int)in->device, (int)l->device.index);
-        if ((s = load_kernels(in, l->device.index))) return s;
+        if (!l->device_service || l->device_service->version < 1)
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: enqueue was given no device service", in->label);
+        if ((s = load_kernels(in, l->device_service))) return s;
     }
-    if ((s = evaluate(in, l))) return s;
+    if (in->checked_count != l->expr_count || !l->expr_values) {
+        /* Once per instance: the count is the engine's, the same at every run. */
+        if (!l->expr_values)
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: enqueue was given no expression values", in->label);
+        if ((s = check_indices(in, NULL, l->expr_count))) return s;
+        in->checked_count = l->expr_count;
+    }
     for (int32_t i = 0; i < in->kernel_count; i++)
         if ((s = launch_kernel(in, &in->kernels[i], l))) return s;
     return KILN_OK;
 }
+
+/* The fields, described once: kiln inspect shows the views, tests hold
+ * python/kiln/aot.py's fields to the schema, and docs/plugin-guide.md points
+ * here.  read_* above are what accept them. */
+#define IMAGE_FIELDS(p)                                                                                          \
+    {p "name", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "entry symbol of the compiled kernel"},                   \
+    {p "cubin", KILN_VALUE_BYTES, 0, "the kernel compiled for target (a cubin may be empty when PTX is given)"},  \
+    {p "ptx", KILN_VALUE_STRING, 0, "its PTX, loaded when no cubin loads"},                                      \
+    {p "target", KILN_VALUE_STRING, 0, "the GPU architecture it was compiled for (\"sm_90\"), for messages"},    \
+    {p "triton_version", KILN_VALUE_STRING, 0, "the Triton that compiled it (informational)"},                   \
+    {p "num_warps", KILN_VALUE_INT64, KILN_FIELD_REQUIRED, "warps per program, 1..32 (block = 32 * num_warps)"},  \
+    {p "num_ctas", KILN_VALUE_INT64, 0, "must be 1 (clusters are not supported)"},                              \
+    {p "shared", KILN_VALUE_INT64, 0, "dynamic shared memory bytes per launch"},                                 \
+    {p "global_scratch_size", KILN_VALUE_INT64, 0, "Triton's global scratch bytes per program"},               \
+    {p "global_scratch_align", KILN_VALUE_INT64, 0, "its alignment (power of two up to 256)"},                  \
+    {p "profile_scratch_size", KILN_VALUE_INT64, 0, "Triton's profile scratch bytes per program"},             \
+    {p "profile_scratch_align", KILN_VALUE_INT64, 0, "its alignment (power of two up to 256)"}
+
+static const kiln_plugin_field aot_fields[] = {
+    {"plugin", KILN_VALUE_MAP, KILN_FIELD_REQUIRED, "the plugin this layer stands for"},
+    {"plugin.namespace", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "its namespace"},
+    {"plugin.name", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "its name"},
+    {"plugin.version", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "its version"},
+    {"plugin.module", KILN_VALUE_STRING, 0, "the Python module that defined it"},
+    {"inputs", KILN_VALUE_INT64, KILN_FIELD_REQUIRED, "how many inputs the layer takes"},
+    {"outputs", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "one map per output"},
+    {"outputs[].dtype", KILN_VALUE_INT64, KILN_FIELD_REQUIRED, "kiln_dtype"},
+    {"outputs[].shape", KILN_VALUE_LIST, KILN_FIELD_REQUIRED | KILN_FIELD_EXPR, "its axes (at most 8)"},
+    {"kernels", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "1..64 kernels, launched in order"},
+    IMAGE_FIELDS("kernels[]."),
+    {"kernels[].images", KILN_VALUE_LIST, 0, "the same kernel for more architectures (at most 7), newest first"},
+    IMAGE_FIELDS("kernels[].images[]."),
+    {"kernels[].grid", KILN_VALUE_LIST, KILN_FIELD_REQUIRED | KILN_FIELD_EXPR, "the grid's 3 sizes"},
+    {"kernels[].params", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "the kernel's parameters, in order"},
+    {"kernels[].params[].kind", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "input, output, i32, i64 or fp32"},
+    {"kernels[].params[].index", KILN_VALUE_INT64, 0, "input/output: which tensor"},
+    {"kernels[].params[].align", KILN_VALUE_INT64, 0,
+     "input/output: the address alignment assumed; i32/i64: the divisor assumed"},
+    {"kernels[].params[].expr", KILN_VALUE_INT64, KILN_FIELD_EXPR, "i32/i64/fp32: the value's expression"},
+    {"kernels[].params[].value", KILN_VALUE_FLOAT64, 0, "fp32: a constant instead of expr"},
+};
+#undef IMAGE_FIELDS
+
+static const kiln_plugin_field_view aot_views[] = {
+    {"AOT of", NULL, "{plugin.namespace}::{plugin.name} v{plugin.version}"},
+    {"AOT kernels", "kernels", "{name} ({target,images[].target})"},
+};
 
 const kiln_plugin_creator kiln_triton_aot_creator = {
     .abi_version      = KILN_PLUGIN_ABI_VERSION,
@@ -709,6 +704,10 @@ const kiln_plugin_creator kiln_triton_aot_creator = {
     .module           = "libkiln (built in)",
     .flags            = KILN_PLUGIN_SUPPORTS_CUDA | KILN_PLUGIN_RUNS_ENGINE_CODE,
     .output_count     = 0,   /* as many as the fields' outputs */
+    .field_schema     = aot_fields,
+    .field_count      = (int32_t)(sizeof aot_fields / sizeof aot_fields[0]),
+    .field_views      = aot_views,
+    .field_view_count = (int32_t)(sizeof aot_views / sizeof aot_views[0]),
     .create           = aot_create,
     .destroy          = aot_destroy,
     .infer_dtypes     = aot_infer_dtypes,
