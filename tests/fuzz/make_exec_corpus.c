@@ -14,7 +14,8 @@
  *   attrs.engine    the ops with attribute lists: transpose, slice with a
  *                   symbolic end and a negative step, concat, expand, every
  *                   reduction, softmax, log-softmax, layer and RMS norm, where,
- *                   a comparison, gather_elements, cumsum, pad */
+ *                   a comparison, gather_elements, cumsum, pad, fused
+ *                   attention (grouped-query heads, causal) */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -190,6 +191,14 @@ static int attrs(const char *dir) {
     TRY(layer(net, KILN_LAYER_PAD, 1, &x, 1,
               &(kiln_layer_attr){.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = pads}, &padded));
     TRY(kiln_network_mark_output(net, padded, "padded", KILN_FLOAT32));
+    /* attention: q [1, 4, n, 4], k = v [1, 2, n, 4] (grouped-query heads) */
+    kiln_tensor q4, kv4, att;
+    kiln_expr qd[4] = {kiln_expr_const(p, 1), four, n, four}, kd[4] = {kiln_expr_const(p, 1), kiln_expr_const(p, 2), n, four};
+    TRY(kiln_network_add_input(net, "q4", KILN_FLOAT32, 4, qd, &q4));
+    TRY(kiln_network_add_input(net, "kv4", KILN_FLOAT32, 4, kd, &kv4));
+    TRY(layer(net, KILN_LAYER_ATTENTION, 3, (kiln_tensor[]){q4, kv4, kv4}, 1,
+              &(kiln_layer_attr){.name = "causal", .kind = KILN_ATTR_INT, .i = 1}, &att));
+    TRY(kiln_network_mark_output(net, att, "att", KILN_FLOAT32));
     return save(net, dir, "attrs.engine");
 }
 
