@@ -6,22 +6,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_element.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/alloc.h"
 #include "core/dtype.h"
 #include "core/error.h"
-
-static double load(const void *p, kiln_dtype dt, int64_t i) {
-    if (dt == KILN_FLOAT32) return ((const float *)p)[i];
-    if (dt == KILN_FLOAT16) return kiln_f16_to_f32(((const uint16_t *)p)[i]);
-    return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
-}
-
-static void store(void *p, kiln_dtype dt, int64_t i, double v) {
-    if (dt == KILN_FLOAT32) ((float *)p)[i] = (float)v;
-    else if (dt == KILN_FLOAT16) ((uint16_t *)p)[i] = kiln_f32_to_f16((float)v);
-    else ((uint16_t *)p)[i] = kiln_f32_to_bf16((float)v);
-}
 
 bool kiln_cpu_attention_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->inputs[0].dtype;
@@ -55,16 +44,16 @@ kiln_status kiln_cpu_attention(const kiln_layer_launch *l) {
                 double max = -INFINITY, sum = 0;
                 for (int64_t j = 0; j < seen; j++) {
                     double s = 0;
-                    for (int64_t d = 0; d < D; d++) s += load(q->data, dt, qbase + i * D + d) * load(k->data, dt, kbase + j * D + d);
+                    for (int64_t d = 0; d < D; d++) s += kiln_cpu_load_f64(q->data, dt, qbase + i * D + d) * kiln_cpu_load_f64(k->data, dt, kbase + j * D + d);
                     p[j] = s * scale;
                     if (p[j] > max) max = p[j];
                 }
                 for (int64_t j = 0; j < seen; j++) sum += (p[j] = exp(p[j] - max));
                 for (int64_t d = 0; d < Dv; d++) acc[d] = 0;
                 for (int64_t j = 0; j < seen; j++)
-                    for (int64_t d = 0; d < Dv; d++) acc[d] += p[j] * load(v->data, dt, vbase + j * Dv + d);
+                    for (int64_t d = 0; d < Dv; d++) acc[d] += p[j] * kiln_cpu_load_f64(v->data, dt, vbase + j * Dv + d);
                 int64_t obase = ((b * Hq + h) * Sq + i) * Dv;
-                for (int64_t d = 0; d < Dv; d++) store(out->data, dt, obase + d, seen ? acc[d] / sum : 0.0);
+                for (int64_t d = 0; d < Dv; d++) kiln_cpu_store_f64(out->data, dt, obase + d, seen ? acc[d] / sum : 0.0);
             }
         }
     kiln_free(p);

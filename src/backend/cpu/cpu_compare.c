@@ -3,26 +3,11 @@
  * output (0 or 1).  Floats compare as IEEE (every comparison with NaN is
  * false but not_equal); integers compare exactly (int64 is not routed
  * through double); bool compares 0/1 of its nonzero bytes. */
+#include "backend/cpu/cpu_element.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/op_views.h"
-
-static double load_f(const void *p, kiln_dtype dt, int64_t i) {
-    if (dt == KILN_FLOAT32) return ((const float *)p)[i];
-    if (dt == KILN_FLOAT16) return kiln_f16_to_f32(((const uint16_t *)p)[i]);
-    return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
-}
-
-static int64_t load_i(const void *p, kiln_dtype dt, int64_t i) {
-    switch (dt) {
-    case KILN_INT8: return ((const int8_t *)p)[i];
-    case KILN_UINT8: return ((const uint8_t *)p)[i];
-    case KILN_INT32: return ((const int32_t *)p)[i];
-    case KILN_INT64: return ((const int64_t *)p)[i];
-    default: return ((const uint8_t *)p)[i] != 0;   /* bool */
-    }
-}
 
 #define COMPARE(x, y, op)                                               \
     ((op) == KILN_COMPARE_EQUAL ? (x) == (y)                            \
@@ -50,10 +35,10 @@ kiln_status kiln_cpu_compare(const kiln_layer_launch *l) {
     int op = l->subop;
     for (int64_t t = 0; t < total; t++) {
         if (is_float) {
-            double x = load_f(a->data, dt, oa), y = load_f(b->data, dt, ob);
+            double x = kiln_cpu_load_f64(a->data, dt, oa), y = kiln_cpu_load_f64(b->data, dt, ob);
             o[t] = COMPARE(x, y, op);
         } else {
-            int64_t x = load_i(a->data, dt, oa), y = load_i(b->data, dt, ob);
+            int64_t x = kiln_cpu_load_i64(a->data, dt, oa), y = kiln_cpu_load_i64(b->data, dt, ob);
             o[t] = COMPARE(x, y, op);
         }
         for (int32_t ax = out->rank - 1; ax >= 0; ax--) {

@@ -2,25 +2,11 @@
  * sum of the elements before, not through, each one) and reverse (from the
  * end).  Floats accumulate in double, integers in int64 (wrapping as the
  * dtype does when stored). */
+#include "backend/cpu/cpu_element.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/op_views.h"
-
-static double load(const void *p, kiln_dtype dt, int64_t i) {
-    switch (dt) {
-    case KILN_FLOAT32: return ((const float *)p)[i];
-    case KILN_FLOAT16: return kiln_f16_to_f32(((const uint16_t *)p)[i]);
-    case KILN_BFLOAT16: return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
-    default: return 0;
-    }
-}
-
-static void store(void *p, kiln_dtype dt, int64_t i, double v) {
-    if (dt == KILN_FLOAT32) ((float *)p)[i] = (float)v;
-    else if (dt == KILN_FLOAT16) ((uint16_t *)p)[i] = kiln_f32_to_f16((float)v);
-    else ((uint16_t *)p)[i] = kiln_f32_to_bf16((float)v);
-}
 
 bool kiln_cpu_cumsum_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->inputs[0].dtype;
@@ -43,16 +29,14 @@ kiln_status kiln_cpu_cumsum(const kiln_layer_launch *l) {
                 int64_t j = reverse ? n - 1 - step : step;
                 int64_t at = base + j * inner;
                 if (dt == KILN_INT32 || dt == KILN_INT64) {
-                    uint64_t x = dt == KILN_INT32 ? (uint64_t)(int64_t)((const int32_t *)in->data)[at]
-                                                  : (uint64_t)((const int64_t *)in->data)[at];
+                    uint64_t x = (uint64_t)kiln_cpu_load_i64(in->data, dt, at);
                     if (!exclusive) iacc += x;
-                    if (dt == KILN_INT32) ((int32_t *)out->data)[at] = (int32_t)(uint32_t)iacc;
-                    else ((int64_t *)out->data)[at] = (int64_t)iacc;
+                    kiln_cpu_store_i64(out->data, dt, at, (int64_t)iacc);
                     if (exclusive) iacc += x;
                 } else {
-                    double x = load(in->data, dt, at);
+                    double x = kiln_cpu_load_f64(in->data, dt, at);
                     if (!exclusive) facc += x;
-                    store(out->data, dt, at, facc);
+                    kiln_cpu_store_f64(out->data, dt, at, facc);
                     if (exclusive) facc += x;
                 }
             }

@@ -7,22 +7,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_element.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/op_views.h"
-
-static double load(const void *p, kiln_dtype dt, int64_t i) {
-    if (dt == KILN_FLOAT32) return ((const float *)p)[i];
-    if (dt == KILN_FLOAT16) return kiln_f16_to_f32(((const uint16_t *)p)[i]);
-    return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
-}
-
-static void store(void *p, kiln_dtype dt, int64_t i, double v) {
-    if (dt == KILN_FLOAT32) ((float *)p)[i] = (float)v;
-    else if (dt == KILN_FLOAT16) ((uint16_t *)p)[i] = kiln_f32_to_f16((float)v);
-    else ((uint16_t *)p)[i] = kiln_f32_to_bf16((float)v);
-}
 
 bool kiln_cpu_norm_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->inputs[0].dtype;
@@ -44,18 +33,18 @@ kiln_status kiln_cpu_norm(const kiln_layer_launch *l) {
         int64_t base = r * n;
         double mean = 0, sq = 0;
         if (bias) {
-            for (int64_t j = 0; j < n; j++) mean += load(x->data, dt, base + j);
+            for (int64_t j = 0; j < n; j++) mean += kiln_cpu_load_f64(x->data, dt, base + j);
             mean = n ? mean / (double)n : 0;
         }
         for (int64_t j = 0; j < n; j++) {
-            double d = load(x->data, dt, base + j) - mean;
+            double d = kiln_cpu_load_f64(x->data, dt, base + j) - mean;
             sq += d * d;
         }
         double inv = 1.0 / sqrt((n ? sq / (double)n : 0) + eps);
         for (int64_t j = 0; j < n; j++) {
-            double y = (load(x->data, dt, base + j) - mean) * inv * load(scale, dt, j);
-            if (bias) y += load(bias, dt, j);
-            store(out->data, dt, base + j, y);
+            double y = (kiln_cpu_load_f64(x->data, dt, base + j) - mean) * inv * kiln_cpu_load_f64(scale, dt, j);
+            if (bias) y += kiln_cpu_load_f64(bias, dt, j);
+            kiln_cpu_store_f64(out->data, dt, base + j, y);
         }
     }
     return KILN_OK;

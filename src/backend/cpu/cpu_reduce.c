@@ -7,53 +7,12 @@
  * first index of the extreme (a NaN counts as the extreme, as numpy's). */
 #include <math.h>
 
+#include "backend/cpu/cpu_element.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/op_table.h"
 #include "ops/op_views.h"
-
-static double load_f(const void *p, kiln_dtype dt, int64_t i) {
-    switch (dt) {
-    case KILN_FLOAT32: return ((const float *)p)[i];
-    case KILN_FLOAT16: return kiln_f16_to_f32(((const uint16_t *)p)[i]);
-    case KILN_BFLOAT16: return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
-    case KILN_INT8: return ((const int8_t *)p)[i];
-    case KILN_UINT8: return ((const uint8_t *)p)[i];
-    case KILN_INT32: return ((const int32_t *)p)[i];
-    case KILN_INT64: return (double)((const int64_t *)p)[i];
-    default: return 0;
-    }
-}
-
-static int64_t load_i(const void *p, kiln_dtype dt, int64_t i) {
-    switch (dt) {
-    case KILN_INT8: return ((const int8_t *)p)[i];
-    case KILN_UINT8: return ((const uint8_t *)p)[i];
-    case KILN_INT32: return ((const int32_t *)p)[i];
-    case KILN_INT64: return ((const int64_t *)p)[i];
-    default: return 0;
-    }
-}
-
-static void store_f(void *p, kiln_dtype dt, int64_t i, double v) {
-    switch (dt) {
-    case KILN_FLOAT32: ((float *)p)[i] = (float)v; break;
-    case KILN_FLOAT16: ((uint16_t *)p)[i] = kiln_f32_to_f16((float)v); break;
-    case KILN_BFLOAT16: ((uint16_t *)p)[i] = kiln_f32_to_bf16((float)v); break;
-    default: break;
-    }
-}
-
-static void store_i(void *p, kiln_dtype dt, int64_t i, int64_t v) {
-    switch (dt) {
-    case KILN_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
-    case KILN_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    case KILN_INT32: ((int32_t *)p)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
-    case KILN_INT64: ((int64_t *)p)[i] = v; break;
-    default: break;
-    }
-}
 
 bool kiln_cpu_reduce_supports(const kiln_layer_launch *l) {
     kiln_dtype in = l->inputs[0].dtype, out = l->outputs[0].dtype;
@@ -73,10 +32,10 @@ kiln_status kiln_cpu_reduce(const kiln_layer_launch *l) {
         case KILN_REDUCE_ARGMAX:
         case KILN_REDUCE_ARGMIN: {
             bool max = l->subop == KILN_REDUCE_ARGMAX;
-            double best = load_f(in->data, dt, base);
+            double best = kiln_cpu_load_f64(in->data, dt, base);
             int64_t at = 0;
             for (int64_t k = 1; k < v.count && best == best; k++) {
-                double x = load_f(in->data, dt, base + kiln_reduce_offset(&v, k));
+                double x = kiln_cpu_load_f64(in->data, dt, base + kiln_reduce_offset(&v, k));
                 if (x != x || (max ? x > best : x < best)) { best = x; at = k; }
             }
             ((int64_t *)out->data)[o] = at;
@@ -86,19 +45,19 @@ kiln_status kiln_cpu_reduce(const kiln_layer_launch *l) {
         case KILN_REDUCE_MIN: {
             bool max = l->subop == KILN_REDUCE_MAX;
             if (is_float) {
-                double best = load_f(in->data, dt, base);
+                double best = kiln_cpu_load_f64(in->data, dt, base);
                 for (int64_t k = 1; k < v.count && best == best; k++) {
-                    double x = load_f(in->data, dt, base + kiln_reduce_offset(&v, k));
+                    double x = kiln_cpu_load_f64(in->data, dt, base + kiln_reduce_offset(&v, k));
                     if (x != x || (max ? x > best : x < best)) best = x;
                 }
-                store_f(out->data, dt, o, best);
+                kiln_cpu_store_f64(out->data, dt, o, best);
             } else {
-                int64_t best = load_i(in->data, dt, base);
+                int64_t best = kiln_cpu_load_i64(in->data, dt, base);
                 for (int64_t k = 1; k < v.count; k++) {
-                    int64_t x = load_i(in->data, dt, base + kiln_reduce_offset(&v, k));
+                    int64_t x = kiln_cpu_load_i64(in->data, dt, base + kiln_reduce_offset(&v, k));
                     if (max ? x > best : x < best) best = x;
                 }
-                store_i(out->data, dt, o, best);
+                kiln_cpu_store_i64(out->data, dt, o, best);
             }
             break;
         }
@@ -107,18 +66,18 @@ kiln_status kiln_cpu_reduce(const kiln_layer_launch *l) {
             if (is_float) {
                 double acc = prod ? 1.0 : 0.0;
                 for (int64_t k = 0; k < v.count; k++) {
-                    double x = load_f(in->data, dt, base + kiln_reduce_offset(&v, k));
+                    double x = kiln_cpu_load_f64(in->data, dt, base + kiln_reduce_offset(&v, k));
                     acc = prod ? acc * x : acc + x;
                 }
                 if (l->subop == KILN_REDUCE_MEAN) acc = v.count ? acc / (double)v.count : NAN;
-                store_f(out->data, dt, o, acc);
+                kiln_cpu_store_f64(out->data, dt, o, acc);
             } else {
                 uint64_t acc = prod ? 1u : 0u;   /* unsigned: wraps instead of overflowing */
                 for (int64_t k = 0; k < v.count; k++) {
-                    uint64_t x = (uint64_t)load_i(in->data, dt, base + kiln_reduce_offset(&v, k));
+                    uint64_t x = (uint64_t)kiln_cpu_load_i64(in->data, dt, base + kiln_reduce_offset(&v, k));
                     acc = prod ? acc * x : acc + x;
                 }
-                store_i(out->data, dt, o, (int64_t)acc);
+                kiln_cpu_store_i64(out->data, dt, o, (int64_t)acc);
             }
             break;
         }

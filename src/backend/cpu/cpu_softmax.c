@@ -7,22 +7,11 @@
 #include <math.h>
 
 #include "backend/cpu/cpu_exp.h"
+#include "backend/cpu/cpu_element.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/op_views.h"
-
-static double load(const void *p, kiln_dtype dt, int64_t i) {
-    if (dt == KILN_FLOAT32) return ((const float *)p)[i];
-    if (dt == KILN_FLOAT16) return kiln_f16_to_f32(((const uint16_t *)p)[i]);
-    return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
-}
-
-static void store(void *p, kiln_dtype dt, int64_t i, double v) {
-    if (dt == KILN_FLOAT32) ((float *)p)[i] = (float)v;
-    else if (dt == KILN_FLOAT16) ((uint16_t *)p)[i] = kiln_f32_to_f16((float)v);
-    else ((uint16_t *)p)[i] = kiln_f32_to_bf16((float)v);
-}
 
 bool kiln_cpu_softmax_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->inputs[0].dtype;
@@ -73,15 +62,15 @@ kiln_status kiln_cpu_softmax(const kiln_layer_launch *l) {
             int64_t base = o * n * inner + i;
             double max = -INFINITY;
             for (int64_t j = 0; j < n; j++) {
-                double x = load(in->data, dt, base + j * inner);
+                double x = kiln_cpu_load_f64(in->data, dt, base + j * inner);
                 if (x > max || x != x) max = x;
             }
             double sum = 0;
-            for (int64_t j = 0; j < n; j++) sum += exp(load(in->data, dt, base + j * inner) - max);
+            for (int64_t j = 0; j < n; j++) sum += exp(kiln_cpu_load_f64(in->data, dt, base + j * inner) - max);
             double log_sum = log(sum);
             for (int64_t j = 0; j < n; j++) {
-                double x = load(in->data, dt, base + j * inner) - max;
-                store(out->data, dt, base + j * inner, log_form ? x - log_sum : exp(x) / sum);
+                double x = kiln_cpu_load_f64(in->data, dt, base + j * inner) - max;
+                kiln_cpu_store_f64(out->data, dt, base + j * inner, log_form ? x - log_sum : exp(x) / sum);
             }
         }
     return KILN_OK;
