@@ -58,7 +58,6 @@ class Importer:
         self.opset = opset
         self.values = {}
         self._max_cache = {}
-        self._names = set()
 
     # ---- values ---------------------------------------------------------------
 
@@ -68,10 +67,6 @@ class Importer:
         if name not in self.values:
             raise KeyError(name)
         return self.values[name]
-
-    def known(self, value):
-        """The numpy array of a known value, or None for a tensor."""
-        return value.array if isinstance(value, Known) else None
 
     def tensor(self, value, node=None):
         """A kiln Tensor for any value (known values become constants)."""

@@ -40,10 +40,6 @@ def attr(node, name, default=None):
     return default
 
 
-def known(v):
-    return v.array if isinstance(v, Known) else None
-
-
 def all_known(ins):
     return all(v is None or isinstance(v, Known) for v in ins)
 
@@ -118,7 +114,7 @@ def binary(imp, node, ins):
         if r is not None:
             return out_known(r, D.BOOL)
     if all_known(ins):
-        ka, kb = known(a), known(b)
+        ka, kb = a.array, b.array
         symbolic = a.symbolic or b.symbolic
         if not symbolic or node.op_type in ("Add", "Sub", "Mul", "Div"):
             r = _numpy_binary(node.op_type, ka, kb, t)
