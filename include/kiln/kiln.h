@@ -189,6 +189,12 @@ KILN_API void        kiln_device_free       (kiln_device device, void *p);
 /* Copy size bytes; stream is a cudaStream_t, or NULL for a synchronous copy. */
 KILN_API kiln_status kiln_device_memcpy     (kiln_device device, void *dst, const void *src, size_t size,
                                              kiln_memcpy_kind kind, void *stream);
+/* A stream of the caller's own on device (a cudaStream_t, non-blocking), for
+ * kiln_context_enqueue and the CUDA graph calls (a graph cannot be captured
+ * on the default stream); *out is NULL on the CPU, which has none.  Release
+ * with kiln_device_stream_destroy (NULL is ignored). */
+KILN_API kiln_status kiln_device_stream_create (kiln_device device, void **out);
+KILN_API void        kiln_device_stream_destroy(kiln_device device, void *stream);
 /* Wait until the work queued on stream (NULL: the default stream) is done. */
 KILN_API kiln_status kiln_device_synchronize(kiln_device device, void *stream);
 

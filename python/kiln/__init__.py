@@ -34,7 +34,7 @@ from .plugin import PluginBase, plugin, registered_plugins, unregister_plugin
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
 from . import runtime
 from . import aot
-from .aot import AotLaunch
+from .aot import AotLaunch, AotWorkspace
 from .runtime import Session, TensorInfo
 from .log_bridge import set_log_level, get_log_level
 
@@ -59,6 +59,6 @@ __all__ = [
     "gather_elements", "cumsum", "pad", "scaled_dot_product_attention",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
-    "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "cdiv",
+    "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "AotWorkspace", "cdiv",
     "set_log_level", "get_log_level",
 ]

@@ -347,13 +347,13 @@ def _add_layer(obj, tensors):
     _warn_if_main(cls)
     where = f" (layer on inputs {', '.join(repr(t.name) for t in tensors)})"
     codes, outs = _trace(obj, inputs, cls._kiln_num_outputs, where)
+    ws = _workspace_expr(obj, pool, inputs) if cls._kiln_has_workspace else None
     if callable(getattr(cls, "aot", None)):
         if _aot.prefer_aot(net):   # compiled kernels instead of forward (python/kiln/aot.py)
-            result = _aot.add_layer(obj, net, tensors, inputs, codes, outs)
+            result = _aot.add_layer(obj, net, tensors, inputs, codes, outs, ws)
             _alias_outputs(obj, net, tensors, [result] if isinstance(result, Tensor) else list(result))
             return result
     shapes = [shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
-    ws = _workspace_expr(obj, pool, inputs) if cls._kiln_has_workspace else None
     trace = (tuple(codes), shapes, ws)
     ns, name, version = cls._kiln_key
     ids = net._net.add_plugin(ns, name, version, cls.__module__ or "", obj._kiln_fields(),

@@ -31,10 +31,10 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     [1, max_batch] and every total length (prompt + generated) up to
     max_seq_len runs on the same engines.  decode_split: cache rows per
     program of the decode attention's split kernel.  prefer_aot: compile
-    RMSNorm, Rotary and PrefillAttention ahead of time into kiln::TritonAOT
-    layers (they then run on a GPU only, with no Python); DecodeAttention
-    stays a JIT plugin, since kiln's AOT launches cannot address a workspace
-    yet.  False (the default) runs every plugin's forward (JIT)."""
+    every plugin (RMSNorm, Rotary, PrefillAttention, DecodeAttention,
+    CacheWrite) ahead of time into kiln::TritonAOT layers: the engines then
+    run on a GPU only and need no Python (examples/llama/generate.c runs
+    them from C).  False (the default) runs every plugin's forward (JIT)."""
     if isinstance(model, (str, os.PathLike)):
         w = _weights.from_directory(model)
     else:
