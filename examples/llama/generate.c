@@ -10,16 +10,18 @@
  * the same ids LlamaModel.generate(prompt, N) returns; timings go to stderr.
  *
  * What it does, in the order Python's LlamaModel.generate does it:
- *   1. prefill: the prompt through prefill.engine, logits of the last
- *      position only (logits_positions = [n - 1]) and each layer's keys and
+ *   1. prefill: the prompt through prefill.engine, the greedy choice at the
+ *      last position only (logits_positions = [n - 1]; the engine's
+ *      next_token output, the argmax of the logits) and each layer's keys and
  *      values (k_0, v_0, ...), copied into the KV cache's first n rows;
- *   2. the first new token: the argmax of those logits (first maximum, as
- *      torch.argmax);
- *   3. each further token: one decode.engine step (input_ids = the last
+ *   2. each further token: one decode.engine step (input_ids = the last
  *      token, lengths = the tokens so far) that writes its key and value rows
- *      into the cache in place, then the argmax of its logits.  The step's
- *      buffers never change, so it is captured once into a CUDA graph and
- *      replayed (--eager: run it layer by layer instead).
+ *      into the cache in place and gives the next token.  The step's buffers
+ *      never change, so it is captured once into a CUDA graph and replayed
+ *      (--eager: run it layer by layer instead).
+ * Tokens stay on the device between steps (a step's next_token is copied to
+ * the next step's input_ids on the stream), so the host queues the whole
+ * generation and waits once, at the end.
  * Everything the program needs to know (layers, cache length, widths,
  * vocabulary, dtype) is read from the engines' input and output shapes.
  * Batch 1: one prompt. */
@@ -58,49 +60,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* One element of a float tensor as a float (the logits' dtype). */
-static float to_float(kiln_dtype dtype, const void *data, size_t i) {
-    if (dtype == KILN_FLOAT32) return ((const float *)data)[i];
-    uint16_t h = ((const uint16_t *)data)[i];
-    uint32_t bits;
-    if (dtype == KILN_BFLOAT16) {
-        bits = (uint32_t)h << 16;
-    } else {   /* float16 */
-        uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-        if (exp == 0x1f) {
-            bits = sign | 0x7f800000u | (man << 13);                   /* inf, nan */
-        } else if (exp) {
-            bits = sign | ((exp + 112u) << 23) | (man << 13);          /* normal: rebias 15 -> 127 */
-        } else if (man) {                                              /* subnormal: normalize */
-            int e = -1;
-            do {
-                man <<= 1;
-                e++;
-            } while (!(man & 0x400u));
-            bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ffu) << 13);
-        } else {
-            bits = sign;
-        }
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-/* The index of the first largest of n values (torch.argmax's choice). */
-static int64_t argmax(kiln_dtype dtype, const void *data, int64_t n) {
-    int64_t best = 0;
-    float top = to_float(dtype, data, 0);
-    for (int64_t i = 1; i < n; i++) {
-        float v = to_float(dtype, data, (size_t)i);
-        if (v > top) {
-            top = v;
-            best = i;
-        }
-    }
-    return best;
 }
 
 /* The engine's input or output `name`, with its dtype and constant axes
@@ -195,8 +154,10 @@ int main(int argc, char **argv) {
     kiln_context *pctx = NULL, *dctx = NULL;
     void *stream = NULL;
     void *d_ids = NULL, *d_positions = NULL, *d_plogits = NULL, *d_kv = NULL, *d_cache[2] = {NULL, NULL};
-    void *d_token = NULL, *d_lengths = NULL, *d_logits = NULL;
-    void *h_logits = NULL, *h_zeros = NULL;
+    void *d_token = NULL, *d_next = NULL, *d_lengths = NULL, *d_all_lengths = NULL, *d_history = NULL;
+    void *d_logits = NULL;
+    void *h_zeros = NULL;
+    int32_t *h_lengths = NULL, *h_history = NULL;
     int64_t *out_tokens = NULL;
     char path[4096];
 
@@ -206,17 +167,19 @@ int main(int argc, char **argv) {
     TRY(kiln_engine_load_file(path, 0, &decode));
 
     /* The model's sizes, from the decode engine's cache and logits. */
-    kiln_dtype dtype, logits_dtype;
+    kiln_dtype dtype, logits_dtype, next_dtype;
+    int64_t next_dims[2];
     int64_t cache_dims[4], logits_dims[3];
-    if (io_shape(decode, "k_cache", &dtype, 4, cache_dims) || io_shape(decode, "logits", &logits_dtype, 3, logits_dims))
+    if (io_shape(decode, "k_cache", &dtype, 4, cache_dims) ||
+        io_shape(decode, "logits", &logits_dtype, 3, logits_dims) ||
+        io_shape(decode, "next_token", &next_dtype, 2, next_dims))
         goto fail;
+    if (next_dtype != KILN_INT32) FAIL("next_token has dtype %s, not int32", kiln_dtype_name(next_dtype));
     const int64_t n_layers = cache_dims[1], max_seq = cache_dims[2], kv_width = cache_dims[3];
     const int64_t vocab = logits_dims[2];
     if (n_layers < 1 || n_layers > MAX_LAYERS || max_seq < 1 || kv_width < 1 || vocab < 1)
         FAIL("the decode engine's k_cache [batch, %lld, %lld, %lld] or logits (vocabulary %lld) is not fixed-size",
              (long long)n_layers, (long long)max_seq, (long long)kv_width, (long long)vocab);
-    if (logits_dtype != KILN_FLOAT32 && logits_dtype != KILN_FLOAT16 && logits_dtype != KILN_BFLOAT16)
-        FAIL("logits have dtype %s, not a float type", kiln_dtype_name(logits_dtype));
     if (n_prompt + new_tokens > max_seq)
         FAIL("%lld prompt tokens + %ld new ones exceed the engines' max_seq_len %lld", (long long)n_prompt,
              new_tokens, (long long)max_seq);
@@ -233,7 +196,7 @@ int main(int argc, char **argv) {
     TRY(kiln_device_stream_create(device, &stream));
 
     /* Buffers: prefill inputs/outputs, the cache, the decode step's. */
-    int32_t ids32[4096], one32;
+    int32_t ids32[4096], last32;
     if (n_prompt > (int64_t)(sizeof ids32 / sizeof ids32[0])) FAIL("at most %zu prompt tokens", sizeof ids32 / 4);
     for (int64_t i = 0; i < n_prompt; i++) ids32[i] = (int32_t)tokens[i];
     TRY(kiln_device_malloc(device, (size_t)n_prompt * 4, &d_ids));
@@ -242,27 +205,36 @@ int main(int argc, char **argv) {
     TRY(kiln_device_malloc(device, 2 * (size_t)n_layers * layer_rows, &d_kv));
     for (int c = 0; c < 2; c++) TRY(kiln_device_malloc(device, cache_bytes, &d_cache[c]));
     TRY(kiln_device_malloc(device, 4, &d_token));
+    TRY(kiln_device_malloc(device, 4, &d_next));
     TRY(kiln_device_malloc(device, 4, &d_lengths));
+    TRY(kiln_device_malloc(device, (size_t)new_tokens * 4, &d_all_lengths));
+    TRY(kiln_device_malloc(device, (size_t)new_tokens * 4, &d_history));
     TRY(kiln_device_malloc(device, (size_t)vocab * logit_elt, &d_logits));
-    h_logits = malloc((size_t)vocab * logit_elt);
     h_zeros = calloc(1, cache_bytes);
+    h_lengths = calloc((size_t)new_tokens, sizeof *h_lengths);
+    h_history = calloc((size_t)new_tokens, sizeof *h_history);
     out_tokens = calloc((size_t)(n_prompt + new_tokens), sizeof *out_tokens);
-    if (!h_logits || !h_zeros || !out_tokens) FAIL("out of host memory");
+    if (!h_zeros || !h_lengths || !h_history || !out_tokens) FAIL("out of host memory");
     for (int c = 0; c < 2; c++)
         TRY(kiln_device_memcpy(device, d_cache[c], h_zeros, cache_bytes, KILN_MEMCPY_HOST_TO_DEVICE, NULL));
+    /* Step s (1..N-1) sees the prompt and the s-1 tokens before its input. */
+    for (long step = 1; step < new_tokens; step++) h_lengths[step] = (int32_t)(n_prompt + step - 1);
+    TRY(kiln_device_memcpy(device, d_all_lengths, h_lengths, (size_t)new_tokens * 4, KILN_MEMCPY_HOST_TO_DEVICE,
+                           NULL));
     memcpy(out_tokens, tokens, (size_t)n_prompt * sizeof *tokens);
 
     /* 1. prefill */
     double t0 = now();
     int64_t ids_shape[2] = {1, n_prompt}, one = 1;
-    one32 = (int32_t)(n_prompt - 1);
+    last32 = (int32_t)(n_prompt - 1);
     TRY(kiln_device_memcpy(device, d_ids, ids32, (size_t)n_prompt * 4, KILN_MEMCPY_HOST_TO_DEVICE, stream));
-    TRY(kiln_device_memcpy(device, d_positions, &one32, 4, KILN_MEMCPY_HOST_TO_DEVICE, stream));
+    TRY(kiln_device_memcpy(device, d_positions, &last32, 4, KILN_MEMCPY_HOST_TO_DEVICE, stream));
     TRY(kiln_context_set_input_shape(pctx, "input_ids", 2, ids_shape));
     TRY(kiln_context_set_input_shape(pctx, "logits_positions", 1, &one));
     TRY(kiln_context_set_tensor(pctx, "input_ids", d_ids));
     TRY(kiln_context_set_tensor(pctx, "logits_positions", d_positions));
     TRY(kiln_context_set_tensor(pctx, "logits", d_plogits));
+    TRY(kiln_context_set_tensor(pctx, "next_token", d_token));   /* the first new token: step 1's input */
     for (int64_t i = 0; i < n_layers; i++) {
         char name[32];
         snprintf(name, sizeof name, "k_%lld", (long long)i);
@@ -277,10 +249,8 @@ int main(int argc, char **argv) {
             TRY(kiln_device_memcpy(device, (char *)d_cache[c] + (size_t)i * (size_t)max_seq * (size_t)kv_width * elt,
                                    (char *)d_kv + (size_t)(2 * i + c) * layer_rows, layer_rows,
                                    KILN_MEMCPY_DEVICE_TO_DEVICE, stream));
-    TRY(kiln_device_memcpy(device, h_logits, d_plogits, (size_t)vocab * logit_elt, KILN_MEMCPY_DEVICE_TO_HOST,
-                           stream));
+    TRY(kiln_device_memcpy(device, d_history, d_token, 4, KILN_MEMCPY_DEVICE_TO_DEVICE, stream));
     TRY(kiln_device_synchronize(device, stream));
-    out_tokens[n_prompt] = argmax(logits_dtype, h_logits, vocab);
     double t_prefill = now() - t0;
 
     /* 3. decode steps: the same buffers every step (one graph). */
@@ -294,23 +264,25 @@ int main(int argc, char **argv) {
     TRY(kiln_context_set_tensor(dctx, "k_cache", d_cache[0]));
     TRY(kiln_context_set_tensor(dctx, "v_cache", d_cache[1]));
     TRY(kiln_context_set_tensor(dctx, "logits", d_logits));
+    TRY(kiln_context_set_tensor(dctx, "next_token", d_next));
     double t1 = now();
     for (int64_t step = 1; step < new_tokens; step++) {
-        int32_t token = (int32_t)out_tokens[n_prompt + step - 1], length = (int32_t)(n_prompt + step - 1);
-        TRY(kiln_device_memcpy(device, d_token, &token, 4, KILN_MEMCPY_HOST_TO_DEVICE, stream));
-        TRY(kiln_device_memcpy(device, d_lengths, &length, 4, KILN_MEMCPY_HOST_TO_DEVICE, stream));
+        TRY(kiln_device_memcpy(device, d_lengths, (int32_t *)d_all_lengths + step, 4, KILN_MEMCPY_DEVICE_TO_DEVICE,
+                               stream));
         if (eager)
             TRY(kiln_context_enqueue(dctx, stream));
         else if (step == 1)
             TRY(kiln_context_capture(dctx, stream));   /* runs the step once, then records it (not run) */
         else
             TRY(kiln_context_replay(dctx, stream));
-        TRY(kiln_device_memcpy(device, h_logits, d_logits, (size_t)vocab * logit_elt, KILN_MEMCPY_DEVICE_TO_HOST,
+        TRY(kiln_device_memcpy(device, (int32_t *)d_history + step, d_next, 4, KILN_MEMCPY_DEVICE_TO_DEVICE,
                                stream));
-        TRY(kiln_device_synchronize(device, stream));
-        out_tokens[n_prompt + step] = argmax(logits_dtype, h_logits, vocab);
+        TRY(kiln_device_memcpy(device, d_token, d_next, 4, KILN_MEMCPY_DEVICE_TO_DEVICE, stream));
     }
+    TRY(kiln_device_memcpy(device, h_history, d_history, (size_t)new_tokens * 4, KILN_MEMCPY_DEVICE_TO_HOST, stream));
+    TRY(kiln_device_synchronize(device, stream));
     double t_decode = now() - t1;
+    for (long i = 0; i < new_tokens; i++) out_tokens[n_prompt + i] = h_history[i];
 
     for (int64_t i = 0; i < n_prompt + new_tokens; i++) printf("%s%lld", i ? " " : "", (long long)out_tokens[i]);
     printf("\n");
@@ -322,13 +294,15 @@ fail:
     if (stream) kiln_device_synchronize(device, stream);
     kiln_context_free(dctx);
     kiln_context_free(pctx);
-    void *buffers[] = {d_ids, d_positions, d_plogits, d_kv, d_cache[0], d_cache[1], d_token, d_lengths, d_logits};
+    void *buffers[] = {d_ids,   d_positions, d_plogits,     d_kv,      d_cache[0], d_cache[1],
+                       d_token, d_next,      d_lengths,     d_logits,  d_all_lengths, d_history};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) kiln_device_free(device, buffers[i]);
     kiln_device_stream_destroy(device, stream);
     kiln_engine_free(decode);
     kiln_engine_free(prefill);
-    free(h_logits);
     free(h_zeros);
+    free(h_lengths);
+    free(h_history);
     free(out_tokens);
     free(tokens);
     return rc;
