@@ -1,6 +1,7 @@
 /* collective.c — collective layers and communicators on CUDA, over NCCL.
  *
- * NCCL is loaded at run time (dlopen "libnccl.so.2", else "libnccl.so") the
+ * NCCL is loaded at run time (dlopen $KILN_NCCL_LIBRARY when set, else
+ * "libnccl.so.2", else "libnccl.so") the
  * first time a communicator is asked for, and only the functions below are
  * resolved, from kiln's own declarations (nccl_abi.h): kiln builds without
  * NCCL, and a machine without it runs every engine whose world size is 1.
@@ -65,9 +66,12 @@ static void *resolve(const char *name) {
 }
 
 static void load_nccl(void) {
-    static const char *const names[] = {"libnccl.so.2", "libnccl.so"};
+    /* $KILN_NCCL_LIBRARY first when set; a process that has loaded NCCL
+     * already (torch does) gets that copy back for "libnccl.so.2". */
+    const char *names[] = {getenv("KILN_NCCL_LIBRARY"), "libnccl.so.2", "libnccl.so"};
     char first_error[256] = "";
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !nccl.library; i++) {
+        if (!names[i] || !names[i][0]) continue;
         nccl.library = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
         if (nccl.library) nccl.library_name = names[i];
         else if (!first_error[0]) snprintf(first_error, sizeof first_error, "%s", dlerror());
