@@ -9,7 +9,6 @@ With two GPUs: two processes (collectives_worker.py) compare every
 collective with torch.distributed (nccl) for float32/float16/bfloat16 and
 uneven sizes, replay one in a CUDA graph, and see a dead peer fail the other
 rank with an error naming it."""
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +169,7 @@ def test_cuda_world_size_1_is_a_copy(dtype):
     # Captured in a graph like every other layer.
     out = torch.empty_like(x)
     stream = torch.cuda.Stream()
+    torch.cuda.synchronize()   # x was written on the default stream
     with torch.cuda.stream(stream):
         s.capture({"x": x}, {"y": out}, stream=stream)
         x.mul_(2)

@@ -68,10 +68,19 @@ static void *resolve(const char *name) {
 static void load_nccl(void) {
     /* $KILN_NCCL_LIBRARY first when set; a process that has loaded NCCL
      * already (torch does) gets that copy back for "libnccl.so.2". */
-    const char *names[] = {getenv("KILN_NCCL_LIBRARY"), "libnccl.so.2", "libnccl.so"};
+    const char *chosen = getenv("KILN_NCCL_LIBRARY");
+    if (chosen && chosen[0]) {   /* the caller's choice, or nothing */
+        nccl.library = dlopen(chosen, RTLD_NOW | RTLD_LOCAL);
+        if (!nccl.library) {
+            snprintf(nccl.failure, sizeof nccl.failure, "cannot load NCCL from KILN_NCCL_LIBRARY=%s: %s", chosen,
+                     dlerror());
+            return;
+        }
+        nccl.library_name = chosen;
+    }
+    const char *names[] = {"libnccl.so.2", "libnccl.so"};
     char first_error[256] = "";
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !nccl.library; i++) {
-        if (!names[i] || !names[i][0]) continue;
         nccl.library = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
         if (nccl.library) nccl.library_name = names[i];
         else if (!first_error[0]) snprintf(first_error, sizeof first_error, "%s", dlerror());
