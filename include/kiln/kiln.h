@@ -696,6 +696,7 @@ KILN_API kiln_status kiln_engine_tensor_info(const kiln_engine *e, int32_t tenso
                                              int32_t *rank, kiln_expr *shape /* KILN_MAX_RANK entries */);
 KILN_API uint64_t    kiln_engine_arena_bytes(const kiln_engine *e);
 KILN_API uint64_t    kiln_engine_weight_bytes(const kiln_engine *e);
+/* The format version of the engine's file (docs/engine-format.md). */
 KILN_API uint32_t    kiln_engine_format_version(const kiln_engine *e);
 /* The rank and world size the engine was built for (kiln_network_set_parallel). */
 KILN_API kiln_status kiln_engine_parallel(const kiln_engine *e, int32_t *rank, int32_t *world_size);

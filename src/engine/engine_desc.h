@@ -124,6 +124,7 @@ typedef struct kiln_parallel_record {
 typedef struct kiln_engine_desc {
     kiln_exprs         *exprs;                 /* the whole expression program */
     kiln_parallel_record parallel;
+    uint32_t            format_version;        /* the file's (set by the reader; the writer chooses its own) */
     int32_t             dim_count, profile_count;
     kiln_dim_record    *dims;
     int32_t             tensor_count;

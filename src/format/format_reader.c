@@ -590,6 +590,7 @@ static kiln_status read_all(const uint8_t *data, size_t size, uint32_t flags, ki
     if ((st = check_prefix_and_checksum(&r)) || (st = check_header(&r)) || (st = load_sections(&r, flags)))
         return st;
     r.version = kiln_load_u32le(data + KILN_HDR_VERSION);
+    out->format_version = r.version;
     out->parallel = (kiln_parallel_record){0, 1};
     if (r.version >= KILN_FORMAT_VERSION_PARALLEL)
         out->parallel = (kiln_parallel_record){.rank = (int32_t)kiln_load_u32le(data + KILN_HDR_RANK),
