@@ -30,13 +30,16 @@ export KILN_BUILD_DIR=$build PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
 case "${1:-}" in aot|llama|multi) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
 case "${1:-}" in aot|llama|multi) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
 # Multi-GPU: collective layers across processes over NCCL (docs/distributed.md):
-# two ranks against torch.distributed, a CUDA graph replay, a dead peer; the
-# C backend test's world-size-1 collectives.  Skipped with fewer than 2 GPUs.
+# Python: two ranks against torch.distributed, a CUDA graph replay, a dead
+# peer; C: two forked ranks through the C API.  (multi mode adds the CUDA
+# backend test and the NCCL ABI check.)  Skipped with fewer than 2 GPUs.
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${gpus:-0}" -ge 2 ]; then
   case "${1:-}" in aot|llama) ;; *)
     step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
+    step multi-gpu-c env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
     [ "${1:-}" = multi ] && step cuda-backend env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_cuda_backend"
+    [ "${1:-}" = multi ] && step nccl-abi "$build/tests/test_nccl_abi"
     ;;
   esac
 else
