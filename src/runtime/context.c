@@ -228,7 +228,7 @@ static const char *profile_name(void *user, int32_t l) {
     const kiln_layer_record *r = &ctx->engine->desc.layers[l];
     const char *detail = ctx->engine->layer_details[l];
     if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || r->op == KILN_OP_PLUGIN || r->op == KILN_OP_REDUCE ||
-        r->op == KILN_OP_COMPARE)
+        r->op == KILN_OP_COMPARE || kiln_op_is_collective(r->op))
         snprintf(name, sizeof name, "%s %s", kiln_op_name(r->op), detail);
     else
         snprintf(name, sizeof name, "%s", kiln_op_name(r->op));
