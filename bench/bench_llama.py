@@ -11,10 +11,15 @@ intermediate 8192, vocab 128256), 8b (Llama-3-8B: hidden 4096, 32 layers,
 (generate(prompt, n) - generate(prompt, 1)) / (n - 1) per step, both
 sides the same way.  kiln's decode step writes each layer's new K/V rows into
 the cache in place (CacheWrite) and runs its plugins through Python (JIT)
-unless --graph replays the step's kernels.
+unless --graph replays the step's kernels.  --c-generate BINARY (with --aot)
+also saves the engines and times examples/llama/generate.c on them: the
+same greedy decode from C with no Python in the process (batch 1).
 """
 import argparse
 import os
+import re
+import subprocess
+import tempfile
 import time
 
 SHAPES = {
@@ -44,8 +49,14 @@ def main():
     ap.add_argument("--prefill", type=int, default=None, help="prefill length (default 2048; 16 on the CPU)")
     ap.add_argument("--aot", action="store_true", help="compile RMSNorm/Rotary/PrefillAttention ahead of time")
     ap.add_argument("--graph", action="store_true", help="kiln decode steps through a CUDA graph (GPU)")
+    ap.add_argument("--c-generate", default=None, metavar="BINARY",
+                    help="also time kiln_llama_generate (examples/llama/generate.c) on the saved AOT engines")
+    ap.add_argument("--profile", action="store_true",
+                    help="with --c-generate: print the per-op time of an eager C decode (KILN_PROFILE=1)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    if args.c_generate and not args.aot:
+        ap.error("--c-generate runs engines without Python: add --aot")
 
     import torch
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -111,6 +122,11 @@ def main():
         same = torch.equal(kiln_generate(ids, new_tokens).cpu(), hf_generate(ids, new_tokens).cpu())
         rows.append((batch, result, same))
 
+    c_row = None
+    if args.c_generate:
+        c_row = c_generate(args.c_generate, model, cfg, prompt, new_tokens, device, args.repeat, torch,
+                           args.profile)
+
     where = torch.cuda.get_device_name() if gpu else "CPU (Triton interpreter)"
     print(f"shape {args.shape}, {dtype_name}, {where}, prompt {prompt}, {new_tokens} new tokens, "
           f"prefill {prefill_len} tokens (batch 1); kiln plugins {'AOT' if args.aot else 'JIT'}"
@@ -122,6 +138,34 @@ def main():
     for batch, r, same in rows:
         print(f"| {batch} | {r['kiln'][0]:.2f} | {r['transformers'][0]:.2f} | {r['kiln'][1]:.1f} | "
               f"{r['transformers'][1]:.1f} | {'yes' if same else 'NO'} |")
+    if c_row:
+        print(f"kiln from C (generate.c, AOT engines, batch 1): graph {c_row[0]:.1f} decode steps/s, "
+              f"eager {c_row[1]:.1f}; tokens equal to Python: {'yes' if c_row[2] else 'NO'}")
+
+
+def c_generate(binary, model, cfg, prompt, new_tokens, device, repeat, torch, profile):
+    """(graph steps/s, eager steps/s, tokens equal to LlamaModel.generate)
+    of generate.c on the saved engines, batch 1, best of `repeat` runs."""
+    ids = torch.randint(0, cfg.vocab_size, (1, prompt), device=device)
+    want = model.generate(ids, new_tokens)[0].tolist()
+    rates, same = [], True
+    with tempfile.TemporaryDirectory() as d:
+        model.save(d)
+        for extra in ([], ["--eager"]):
+            best = 0.0
+            for _ in range(repeat):
+                r = subprocess.run([binary, d, "--new", str(new_tokens), *extra, *map(str, ids[0].tolist())],
+                                   capture_output=True, text=True, timeout=600)
+                if r.returncode:
+                    raise RuntimeError(f"{binary} failed: {r.stderr[-2000:]}")
+                same = same and [int(t) for t in r.stdout.split()] == want
+                best = max(best, float(re.search(r"([0-9.]+) decode steps/s", r.stderr).group(1)))
+            rates.append(best)
+        if profile:
+            r = subprocess.run([binary, d, "--new", str(new_tokens), "--eager", *map(str, ids[0].tolist())],
+                               capture_output=True, text=True, timeout=600, env=dict(os.environ, KILN_PROFILE="1"))
+            print(r.stderr)
+    return rates[0], rates[1], same
 
 
 if __name__ == "__main__":

@@ -189,6 +189,12 @@ KILN_API void        kiln_device_free       (kiln_device device, void *p);
 /* Copy size bytes; stream is a cudaStream_t, or NULL for a synchronous copy. */
 KILN_API kiln_status kiln_device_memcpy     (kiln_device device, void *dst, const void *src, size_t size,
                                              kiln_memcpy_kind kind, void *stream);
+/* A stream of the caller's own on device (a cudaStream_t, non-blocking), for
+ * kiln_context_enqueue and the CUDA graph calls (a graph cannot be captured
+ * on the default stream); *out is NULL on the CPU, which has none.  Release
+ * with kiln_device_stream_destroy (NULL is ignored). */
+KILN_API kiln_status kiln_device_stream_create (kiln_device device, void **out);
+KILN_API void        kiln_device_stream_destroy(kiln_device device, void *stream);
 /* Wait until the work queued on stream (NULL: the default stream) is done. */
 KILN_API kiln_status kiln_device_synchronize(kiln_device device, void *stream);
 
@@ -568,13 +574,6 @@ KILN_API kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op,
                                             const kiln_layer_attr *attrs, kiln_tensor *out);
 
 /*
- * A plugin layer.  The plugin creator (namespace, name, version) must be
- * registered (kiln/plugin.h).  fields must be a KILN_VALUE_MAP; it is copied.
- * module names where the plugin is defined (e.g. the Python module) so that
- * a load without it can say what to import; may be NULL.  outputs receives
- * output_count tensors, as many as the creator declares.
- */
-/*
  * Declare that a plugin layer writes its output `out` in place, into the
  * memory of its input `in` (TensorRT's aliased outputs, torch's
  * mutates_args): `in` must be a network input read by the layer that makes
@@ -585,6 +584,16 @@ KILN_API kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op,
  */
 KILN_API kiln_status kiln_network_alias_output(kiln_network *net, kiln_tensor out, kiln_tensor in);
 
+/*
+ * A plugin layer whose outputs the creator's own rule gives (infer_dtypes,
+ * infer_shapes, workspace_size).  The plugin creator (namespace, name,
+ * version) must be registered (kiln/plugin.h).  fields must be a
+ * KILN_VALUE_MAP; it is copied.  module names where the plugin is defined
+ * (e.g. the Python module) so that a load without it can say what to import;
+ * may be NULL.  outputs receives output_count tensors, as many as the creator
+ * declares.  A plugin without a rule in C (a Python plugin) is added with its
+ * traced outputs instead: kiln_network_add_plugin_traced (kiln/plugin.h).
+ */
 KILN_API kiln_status kiln_network_add_plugin(kiln_network *net, const char *plugin_namespace,
                                              const char *name, const char *version, const char *module,
                                              const kiln_value *fields, int32_t input_count,

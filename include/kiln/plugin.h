@@ -6,11 +6,19 @@
  * in a process-wide registry by (namespace, name, version).
  *
  * Life of a plugin layer
- *   build time   kiln_network_add_plugin() looks the creator up, calls
+ *   build time   either data-first: kiln_network_add_plugin_traced() takes
+ *                the output dtypes, shapes and workspace size already traced
+ *                as expressions of the network's pool (how kiln's Python
+ *                layer adds Python plugins: it runs shape_dtype_inference
+ *                once, on the pool) and calls no plugin code; or
+ *                kiln_network_add_plugin() asks the creator's own C rule:
  *                create(fields) → infer_dtypes → infer_shapes (building
- *                symbolic expressions) → workspace_size → serialize → destroy.
+ *                symbolic expressions) → workspace_size → destroy.
  *                The engine stores the fields and the resulting expressions:
- *                shape inference at run time calls no plugin code.
+ *                shape inference at run time calls no plugin code.  Fields
+ *                may name further expressions of the pool (a launch grid, a
+ *                scalar argument: KILN_FIELD_EXPR); the runtime evaluates
+ *                them with everything else (kiln_plugin_launch.expr_values).
  *   load time    the runtime looks the creator up again by key; a missing
  *                one is an error naming namespace::name, version and module.
  *   run time     each context creates its own instance (create(fields)) and
@@ -212,7 +220,10 @@ struct kiln_plugin_creator {
     /* Output dtypes from input dtypes.  NULL: every output has input 0's dtype. */
     kiln_status (*infer_dtypes)(void *instance, int32_t input_count, const kiln_dtype *inputs,
                                 int32_t output_count, kiln_dtype *outputs);
-    /* Output shapes from input shapes, building expressions in pool. */
+    /* Output shapes from input shapes, building expressions in pool.  NULL:
+     * the plugin has no rule in C (a data-first plugin, such as every Python
+     * plugin): its layers are added with kiln_network_add_plugin_traced, and
+     * loading an engine does not re-check them against a rule. */
     kiln_status (*infer_shapes)(void *instance, kiln_exprs *pool, int32_t input_count,
                                 const kiln_shape_expr *inputs, int32_t output_count,
                                 kiln_shape_expr *outputs);
@@ -222,6 +233,24 @@ struct kiln_plugin_creator {
     /* Run.  Called from the context's thread; may launch on launch->stream. */
     kiln_status (*enqueue)(void *instance, const kiln_plugin_launch *launch);
 };
+
+/*
+ * Add a plugin layer from already-traced results, running no plugin code
+ * (data-first).  The creator (namespace, name, version) must be registered
+ * (its flags are recorded and its output count checked).  output_dtypes and
+ * output_shapes give output_count entries; every dimension is an expression
+ * of the network's pool (kiln_network_exprs) and workspace is the workspace
+ * size in bytes as one, or KILN_EXPR_INVALID for none.  fields (a
+ * KILN_VALUE_MAP, copied) is what create() receives at run time.  Errors
+ * name the plugin and the output or expression at fault.
+ */
+KILN_API kiln_status kiln_network_add_plugin_traced(kiln_network *net, const char *plugin_namespace,
+                                                    const char *name, const char *version, const char *module,
+                                                    const kiln_value *fields, int32_t input_count,
+                                                    const kiln_tensor *inputs, int32_t output_count,
+                                                    const kiln_dtype *output_dtypes,
+                                                    const kiln_shape_expr *output_shapes, kiln_expr workspace,
+                                                    kiln_tensor *outputs);
 
 /* Register a creator (the pointer is kept: it must outlive the registration).
  * A second creator with the same key is refused with an error naming it. */

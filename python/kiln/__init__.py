@@ -36,7 +36,7 @@ from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wr
 from . import runtime
 from . import distributed
 from . import aot
-from .aot import AotLaunch
+from .aot import AotLaunch, AotWorkspace
 from .runtime import Session, TensorInfo
 from .log_bridge import set_log_level, get_log_level
 
@@ -62,6 +62,6 @@ __all__ = [
     "reduce_scatter", "distributed",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
-    "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "cdiv",
+    "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "AotWorkspace", "cdiv",
     "set_log_level", "get_log_level",
 ]

@@ -20,8 +20,9 @@ launch, in order:
                                    constexprs={"BLOCK": 1024}, num_warps=8)]
 
 `args` are the kernel's non-constexpr parameters in order: SymTensors from
-`inputs`/`outputs` (their device pointers), Python ints and floats, or SymDims
-(any expression of the input shapes).  `grid` has 1 to 3 entries of the same
+`inputs`/`outputs` (their device pointers), AotWorkspace (a pointer into the
+layer's workspace, which the plugin's workspace_size() sizes), Python ints and
+floats, or SymDims (any expression of the input shapes).  `grid` has 1 to 3 entries of the same
 kinds.  When a network adds the plugin and AOT is preferred (the default),
 kiln compiles each kernel with triton.compile for the target GPU and adds
 the built-in plugin kiln::TritonAOT in its place; its fields hold the cubin
@@ -44,7 +45,7 @@ import os
 from . import dtypes as _dt
 from .symbolic import SymDim, SymTensor, as_int, cdiv, shape_exprs
 
-__all__ = ["AotLaunch", "cdiv", "default_target", "configure"]
+__all__ = ["AotLaunch", "AotWorkspace", "cdiv", "default_target", "configure"]
 
 # kiln dtype code -> Triton pointer element type
 _TRITON_TYPES = {
@@ -83,6 +84,27 @@ class AotLaunch:
 
     def __repr__(self):
         return f"AotLaunch({_kernel_name(self.kernel)}, grid={self.grid!r}, constexprs={self.constexprs!r})"
+
+
+class AotWorkspace:
+    """A kernel argument pointing into the layer's workspace (the bytes the
+    plugin's workspace_size() asks for): `offset` bytes in (an int or a
+    SymDim), as a pointer to `dtype`.  The kernel is compiled to assume the
+    address is `align`-byte aligned (16, as Triton assumes of tensors; the
+    workspace itself starts 256-byte aligned); every run checks that the
+    offset lies inside the workspace and keeps that alignment."""
+
+    __slots__ = ("dtype", "offset", "align")
+
+    def __init__(self, dtype, offset=0, align=16):
+        self.dtype = _dt.to_dtype(dtype)
+        self.offset = offset
+        self.align = int(align)
+        if self.align < 1 or self.align & (self.align - 1) or self.align > 4096:
+            raise ValueError(f"AotWorkspace: align {align} must be a power of two up to 4096")
+
+    def __repr__(self):
+        return f"AotWorkspace({_dt.dtype_name(self.dtype)}, offset={self.offset!r})"
 
 
 # --- settings ----------------------------------------------------------------------
@@ -228,7 +250,7 @@ def _expr(pool, v, label, what):
         raise TypeError(f"plugin {label}: {what}: {err}") from None
 
 
-def _kernel_fields(launch, index, inputs, outputs, pool, target, label):
+def _kernel_fields(launch, index, inputs, outputs, pool, target, label, workspace):
     if not isinstance(launch, AotLaunch):
         raise TypeError(f"plugin {label}: aot() must return AotLaunch objects, got {type(launch).__name__}")
     kname = _kernel_name(launch.kernel)
@@ -274,6 +296,16 @@ def _kernel_fields(launch, index, inputs, outputs, pool, target, label):
             attrs[(pos,)] = [["tt.divisibility", 16]]
             pfields.append({"kind": kind, "index": idx, "align": _POINTER_ALIGN})
             continue
+        if isinstance(a, AotWorkspace):
+            if workspace is None:
+                raise ValueError(f"{where}: {pw} points into the workspace, but the plugin's workspace_size() "
+                                 "asks for none")
+            signature[p.name] = "*" + _TRITON_TYPES[a.dtype.code]
+            if a.align >= 16:
+                attrs[(pos,)] = [["tt.divisibility", 16]]
+            pfields.append({"kind": "workspace", "expr": _expr(pool, a.offset, label, f"AOT kernel '{kname}' {pw}"),
+                            "align": a.align})
+            continue
         if isinstance(a, bool):
             raise TypeError(f"{where}: {pw} is a bool: pass an int")
         if isinstance(a, float):
@@ -281,7 +313,8 @@ def _kernel_fields(launch, index, inputs, outputs, pool, target, label):
             pfields.append({"kind": "fp32", "value": float(a)})
             continue
         if not isinstance(a, (int, SymDim)) and not hasattr(a, "__index__"):
-            raise TypeError(f"{where}: {pw} is a {type(a).__name__}; use a SymTensor, int, float or SymDim")
+            raise TypeError(f"{where}: {pw} is a {type(a).__name__}; use a SymTensor, AotWorkspace, int, float or "
+                            "SymDim")
         expr = _expr(pool, a, label, f"AOT kernel '{kname}' {pw}")
         const = pool.is_const(expr)
         ty = launch.types.get(p.name)
@@ -356,8 +389,9 @@ def _triton_version():
         return ""
 
 
-def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_exprs, target):
-    """The kiln::TritonAOT fields for plugin obj (see src/plugins/triton_aot.c)."""
+def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_exprs, target, workspace=None):
+    """The kiln::TritonAOT fields for plugin obj (see src/plugins/triton_aot.c).
+    workspace: the expression id of its workspace bytes, or None."""
     cls = type(obj)
     label = cls._kiln_label
     # shape_dtype_inference may have assigned into its inputs' shape lists (the
@@ -372,24 +406,29 @@ def build_fields(obj, pool, input_syms, input_exprs, out_codes, out_syms, out_ex
         raise TypeError(f"plugin {label}: aot() must return an AotLaunch or a non-empty list of them, "
                         f"got {launches!r}")
     outputs = [{"dtype": int(code), "shape": [int(e) for e in shape]} for code, shape in zip(out_codes, out_exprs)]
-    kernels = [_kernel_fields(l, k, input_syms, out_syms, pool, target, label) for k, l in enumerate(launches)]
+    kernels = [_kernel_fields(l, k, input_syms, out_syms, pool, target, label, workspace)
+               for k, l in enumerate(launches)]
     ns, name, version = cls._kiln_key
-    return {
+    fields = {
         "plugin": {"namespace": ns, "name": name, "version": version, "module": cls.__module__ or ""},
         "inputs": len(input_exprs),
         "outputs": outputs,
         "kernels": kernels,
     }
+    if workspace is not None:
+        fields["workspace"] = int(workspace)
+    return fields
 
 
-def add_layer(obj, net, tensors, input_syms, codes, outs):
-    """Add obj as kiln::TritonAOT on kiln Tensors; returns its output Tensor(s)."""
+def add_layer(obj, net, tensors, input_syms, codes, outs, workspace=None):
+    """Add obj as kiln::TritonAOT on kiln Tensors; returns its output Tensor(s).
+    workspace: its workspace bytes' expression id (workspace_size traced), or None."""
     cls = type(obj)
     pool = net.exprs
     input_exprs = [tuple(net._net.tensor_info(t._id)[1]) for t in tensors]
     out_exprs = [shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
     target = _target_of(net)
-    fields = build_fields(obj, pool, input_syms, input_exprs, codes, outs, out_exprs, target)
+    fields = build_fields(obj, pool, input_syms, input_exprs, codes, outs, out_exprs, target, workspace)
     ids = net._net.add_plugin("kiln", "TritonAOT", "1", cls.__module__ or "", fields, [t._id for t in tensors],
                               cls._kiln_num_outputs, None)
     net.aot_layers.append((cls._kiln_label, target))

@@ -18,9 +18,11 @@ How it fits together
   - The decorator registers the class with the C plugin registry (through
     _kiln.register_plugin: the bridge in src/python/plugin_bridge.c).
   - Calling an instance on kiln Tensors inside net_guard adds a plugin layer.
-    shape_dtype_inference is called once, here, with SymTensors whose dims are
-    SymDims on the network's expression pool; the resulting expressions are
-    stored in the engine, so running it needs no Python for shapes.
+    shape_dtype_inference (and workspace_size) is called once, here, with
+    SymTensors whose dims are SymDims on the network's expression pool; the
+    layer is added data-first with the results (kiln_network_add_plugin_traced:
+    the C core calls no Python to build it) and the expressions are stored in
+    the engine, so running it needs no Python for shapes.
   - The instance's attributes (its __dict__, less kiln's own) are its state,
     stored as typed data (no pickle).  At load the bridge rebuilds the object
     with object.__new__ and setattr: __init__ is not called.
@@ -30,7 +32,6 @@ SymDim, SymTensor and the sym_* helpers live in kiln.symbolic (re-exported
 here and from kiln).
 """
 import functools
-import os
 import threading
 import typing
 import warnings
@@ -142,7 +143,7 @@ def plugin(name, *, version="1", namespace="kiln", num_outputs=None):
         has_ws = getattr(cls, "workspace_size", None) is not PluginBase.workspace_size
         if triton_interpreting() and not getattr(cls.forward, "_kiln_serialized", False):
             cls.forward = _serialized(cls.forward)
-        _kiln.register_plugin(cls, key[0], key[1], key[2], cls.__module__ or "", n, has_ws)
+        _kiln.register_plugin(cls, key[0], key[1], key[2], cls.__module__ or "", n)
         cls._kiln_key = key
         cls._kiln_label = label
         cls._kiln_num_outputs = n
@@ -309,27 +310,6 @@ def _describe_input(t):
     return f"{dtype} {dims}"
 
 
-def _sym_inputs(pool, dtypes, shapes):
-    return [SymTensor(_dt.to_dtype(dtypes[i]) if dtypes is not None else None,
-                      [SymDim._of(pool, e) for e in shape])
-            for i, shape in enumerate(shapes)]
-
-
-def _hook_dtypes(obj, in_codes, n_out):
-    inputs = [SymTensor(_dt.to_dtype(c), UnknownShape()) for c in in_codes]
-    return _trace(obj, inputs, n_out)[0]
-
-
-def _hook_shapes(obj, pool, in_codes, in_shapes, n_out):
-    label = type(obj)._kiln_label
-    _, outs = _trace(obj, _sym_inputs(pool, in_codes, in_shapes), n_out)
-    return [shape_exprs(pool, o, label, i) for i, o in enumerate(outs)]
-
-
-def _hook_workspace(obj, pool, in_codes, in_shapes):
-    return _workspace_expr(obj, pool, _sym_inputs(pool, in_codes, in_shapes))
-
-
 def _workspace_expr(obj, pool, inputs):
     label = type(obj)._kiln_label
     ws = obj.workspace_size(inputs)
@@ -339,9 +319,6 @@ def _workspace_expr(obj, pool, inputs):
         return dim_expr(pool, ws)
     except (TypeError, ValueError) as e:
         raise TypeError(f"plugin {label}: workspace_size: {e}") from None
-
-
-_kiln._set_plugin_hooks(_hook_dtypes, _hook_shapes, _hook_workspace)
 
 
 _warned_main = set()
@@ -370,14 +347,14 @@ def _add_layer(obj, tensors):
     _warn_if_main(cls)
     where = f" (layer on inputs {', '.join(repr(t.name) for t in tensors)})"
     codes, outs = _trace(obj, inputs, cls._kiln_num_outputs, where)
+    ws = _workspace_expr(obj, pool, inputs) if cls._kiln_has_workspace else None
     if callable(getattr(cls, "aot", None)):
         if _aot.prefer_aot(net):   # compiled kernels instead of forward (python/kiln/aot.py)
-            result = _aot.add_layer(obj, net, tensors, inputs, codes, outs)
+            result = _aot.add_layer(obj, net, tensors, inputs, codes, outs, ws)
             _alias_outputs(obj, net, tensors, [result] if isinstance(result, Tensor) else list(result))
             return result
     shapes = [shape_exprs(pool, o, cls._kiln_label, i) for i, o in enumerate(outs)]
-    ws = _workspace_expr(obj, pool, inputs) if cls._kiln_has_workspace else None
-    trace = (cls._kiln_key, tuple(codes), shapes, ws, pool.key)
+    trace = (tuple(codes), shapes, ws)
     ns, name, version = cls._kiln_key
     ids = net._net.add_plugin(ns, name, version, cls.__module__ or "", obj._kiln_fields(),
                               [t._id for t in tensors], cls._kiln_num_outputs, trace)

@@ -152,16 +152,14 @@ class SymDim:
 
     def __repr__(self):
         if self._pool is not None:
-            if not self._pool.valid:
-                return "SymDim(<expired>)"
             return f"SymDim({self._pool.format(self._expr)})"
         return f"SymDim({'?' if self._value is None else self._value})"
 
     def __str__(self):
-        v = self.value if (self._pool is None or self._pool.valid) else None
+        v = self.value
         if v is not None:
             return str(v)
-        if self._pool is not None and self._pool.valid:
+        if self._pool is not None:
             return self._pool.format(self._expr)
         return "?"
 

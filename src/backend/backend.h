@@ -14,9 +14,10 @@
 #include "kiln/plugin.h"
 #include "engine/engine_desc.h"
 
-#define KILN_BACKEND_API_VERSION 5u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
-                                         4: kiln_layer_launch.attrs; 5: collectives (kiln_layer_launch's
-                                         group and communicator, the comm_* functions) */
+#define KILN_BACKEND_API_VERSION 6u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
+                                         4: kiln_layer_launch.attrs; 5: stream_create/stream_destroy;
+                                         6: collectives (kiln_layer_launch's group and communicator, the
+                                         comm_* functions) */
 
 typedef struct kiln_layer_launch {
     uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */
@@ -75,6 +76,10 @@ typedef struct kiln_backend_iface {
     kiln_status (*synchronize)(int32_t device, void *stream);
     /* Make `device` current for the calling thread (CUDA); NULL on the CPU. */
     kiln_status (*set_device)(int32_t device);
+    /* A stream of its own on device (CUDA: non-blocking with respect to the
+     * legacy default stream), and its release.  NULL on the CPU. */
+    kiln_status (*stream_create)(int32_t device, void **stream);
+    void        (*stream_destroy)(int32_t device, void *stream);
 
     /* Graph capture (CUDA graphs).  NULL on backends without graphs.
      * capture_begin starts capturing work enqueued on stream (thread-local

@@ -58,9 +58,9 @@ static kiln_status add_creator(const kiln_plugin_creator *c) {
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
                           "plugin %s::%s version %s uses plugin ABI %u but this kiln implements ABI %u",
                           c->plugin_namespace, c->name, c->version, c->abi_version, KILN_PLUGIN_ABI_VERSION);
-    if (!c->create || !c->infer_shapes || !c->enqueue)
+    if (!c->create || !c->enqueue)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
-                          "plugin %s::%s version %s lacks a required callback (create, infer_shapes, enqueue)",
+                          "plugin %s::%s version %s lacks a required callback (create, enqueue)",
                           c->plugin_namespace, c->name, c->version);
     if (c->output_count < 0 || c->output_count > 1024)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "plugin %s::%s version %s declares %d outputs (need 0..1024)",

@@ -8,11 +8,13 @@
  *   plugin   {namespace, name, version, module}   the plugin it stands for
  *   inputs   int                                  how many inputs it takes
  *   outputs  [{dtype, shape: [expr...]}, ...]
+ *   workspace expr                                 optional: the layer's workspace bytes
  *   kernels  [{name, cubin, ptx, target, num_warps, num_ctas, shared,
  *              global_scratch_size/align, profile_scratch_size/align,
  *              images: [{name, cubin, ptx, target, num_warps, ...}, ...],
  *              grid: [expr, expr, expr],
  *              params: [{kind: input|output, index, align}
+ *                      |{kind: workspace, expr (the byte offset), align}
  *                      |{kind: i32|i64, expr, align} | {kind: fp32, expr|value}]}]
  *
  * A kernel's own image keys (name ... profile_scratch_align) are its first
@@ -79,12 +81,12 @@ static kiln_status fail_prefix(kiln_status status, const char *fmt, ...) {
 #define AOT_MAX_PARAMS  256
 #define AOT_MAX_IMAGES  8
 
-enum { PARAM_INPUT, PARAM_OUTPUT, PARAM_I32, PARAM_I64, PARAM_FP32 };
+enum { PARAM_INPUT, PARAM_OUTPUT, PARAM_WORKSPACE, PARAM_I32, PARAM_I64, PARAM_FP32 };
 
 typedef struct aot_param {
     int32_t kind;
     int32_t index;      /* PARAM_INPUT/OUTPUT: the tensor */
-    int32_t expr;       /* scalars: the expression, or -1 for fp32 constants */
+    int32_t expr;       /* scalars: the expression, or -1 for fp32 constants; workspace: the byte offset */
     int64_t align;      /* pointers: required address alignment; ints: required divisor (1: none) */
     float   fvalue;     /* fp32 constant */
 } aot_param;
@@ -132,6 +134,7 @@ typedef struct aot_instance {
     kiln_dtype *out_dtypes;
     int32_t    *out_ranks;
     int32_t    (*out_shapes)[KILN_MAX_RANK];
+    int32_t     workspace;            /* the workspace size's expression, -1: none */
     int32_t     kernel_count;
     aot_kernel *kernels;
     const kiln_device_service *dev;   /* the context's, kept from the first enqueue (outlives us) */
@@ -242,6 +245,18 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
             return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: align must be a power of two", in->label, where);
         return KILN_OK;
     }
+    if (!strcmp(k, "workspace")) {
+        out->kind = PARAM_WORKSPACE;
+        if (in->workspace < 0)
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s points into the workspace, but the fields give none",
+                        in->label, where);
+        if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
+        out->expr = (int32_t)x;
+        if ((s = get_int_or(in, p, "align", 1, 4096, 1, where, &out->align))) return s;
+        if (!is_pow2((uint64_t)out->align))
+            return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: align must be a power of two", in->label, where);
+        return KILN_OK;
+    }
     if (!strcmp(k, "i32") || !strcmp(k, "i64")) {
         out->kind = k[1] == '3' ? PARAM_I32 : PARAM_I64;
         if ((s = get_int(in, p, "expr", 0, INT32_MAX, where, &x))) return s;
@@ -260,7 +275,7 @@ static kiln_status read_param(aot_instance *in, const kiln_value *p, const char 
         return KILN_OK;
     }
     return fail(KILN_ERROR_INVALID_ARGUMENT,
-                      "%s: %s: kind '%s' is not input, output, i32, i64 or fp32", in->label, where, k);
+                      "%s: %s: kind '%s' is not input, output, workspace, i32, i64 or fp32", in->label, where, k);
 }
 
 /* The image keys of map kv (a kernel, or an entry of its `images`). */
@@ -385,6 +400,7 @@ static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_val
     aot_instance *in = calloc(1, sizeof *in);
     if (!in) return fail(KILN_ERROR_NO_MEMORY, "kiln::TritonAOT: out of memory");
     in->device = -1;
+    in->workspace = -1;
     snprintf(in->label, sizeof in->label, "kiln::TritonAOT");
     kiln_status s = KILN_OK;
     if (!(in->fields = kiln_value_copy(fields))) {
@@ -412,6 +428,8 @@ static kiln_status aot_create(const kiln_plugin_creator *creator, const kiln_val
     if (!s) s = get_int(in, in->fields, "inputs", 0, 1024, "fields", &x);
     in->input_count = (int32_t)x;
     if (!s) s = read_outputs(in);
+    const kiln_value *workspace = s ? NULL : kiln_value_map_get(in->fields, "workspace");
+    if (workspace) s = get_expr(in, workspace, "field 'workspace'", &in->workspace);
     const kiln_value *kernels = s ? NULL : get(in->fields, "kernels", KILN_VALUE_LIST);
     if (!s && (!kernels || kiln_value_count(kernels) < 1 || kiln_value_count(kernels) > AOT_MAX_KERNELS))
         s = bad(in, "field '%s' is missing or not a list of 1..%lld kernels", "kernels", AOT_MAX_KERNELS);
@@ -458,6 +476,7 @@ static kiln_status check_indices(const aot_instance *in, const kiln_exprs *pool,
     for (int32_t o = 0; o < in->output_count; o++)
         for (int32_t a = 0; a < in->out_ranks[o]; a++)
             AOT_CHECK(in->out_shapes[o][a], "output %d axis %d", (int)o, (int)a);
+    if (in->workspace >= 0) AOT_CHECK(in->workspace, "field 'workspace'");
     for (int32_t i = 0; i < in->kernel_count; i++) {
         const aot_kernel *k = &in->kernels[i];
         for (int d = 0; d < 3; d++) AOT_CHECK(k->grid[d], "kernel %d '%s' grid[%d]", (int)i, k->name, d);
@@ -484,6 +503,18 @@ static kiln_status aot_infer_shapes(void *instance, kiln_exprs *pool, int32_t in
         outputs[o].rank = in->out_ranks[o];
         for (int32_t a = 0; a < in->out_ranks[o]; a++) outputs[o].dims[a] = in->out_shapes[o][a];
     }
+    return KILN_OK;
+}
+
+/* The workspace size is the fields' expression (0 bytes without one). */
+static kiln_status aot_workspace_size(void *instance, kiln_exprs *pool, int32_t input_count,
+                                      const kiln_shape_expr *inputs, kiln_expr *bytes) {
+    aot_instance *in = instance;
+    (void)input_count;
+    (void)inputs;
+    kiln_status s = check_indices(in, pool, 0);
+    if (s) return s;
+    *bytes = in->workspace >= 0 ? in->workspace : kiln_expr_const(pool, 0);
     return KILN_OK;
 }
 
@@ -583,6 +614,19 @@ static kiln_status launch_kernel(aot_instance *in, aot_kernel *k, const kiln_plu
                                   "%lld-byte aligned, as the kernel was compiled to assume", in->label, k->name,
                                   (int)i, p->kind == PARAM_INPUT ? "input" : "output", (int)p->index, t->data,
                                   (long long)p->align);
+        } else if (p->kind == PARAM_WORKSPACE) {
+            /* The offset is checked against this run's workspace: the kernel
+             * may assume its pointer lies inside it. */
+            int64_t offset = l->expr_values[p->expr];
+            if (offset < 0 || (uint64_t)offset >= l->workspace_size || !l->workspace)
+                return fail(KILN_ERROR_SHAPE, "%s: kernel '%s' param %d: workspace offset %lld is outside the "
+                                  "layer's %llu-byte workspace", in->label, k->name, (int)i, (long long)offset,
+                                  (unsigned long long)l->workspace_size);
+            arg->ptr = (uint64_t)(uintptr_t)l->workspace + (uint64_t)offset;
+            if (arg->ptr % (uint64_t)p->align)
+                return fail(KILN_ERROR_INVALID_ARGUMENT, "%s: kernel '%s' param %d: workspace offset %lld is not "
+                                  "%lld-byte aligned, as the kernel was compiled to assume", in->label, k->name,
+                                  (int)i, (long long)offset, (long long)p->align);
         } else if (p->kind == PARAM_FP32) {
             arg->f32 = p->expr >= 0 ? (float)l->expr_values[p->expr] : p->fvalue;
         } else {
@@ -676,17 +720,20 @@ static const kiln_plugin_field aot_fields[] = {
     {"outputs", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "one map per output"},
     {"outputs[].dtype", KILN_VALUE_INT64, KILN_FIELD_REQUIRED, "kiln_dtype"},
     {"outputs[].shape", KILN_VALUE_LIST, KILN_FIELD_REQUIRED | KILN_FIELD_EXPR, "its axes (at most 8)"},
+    {"workspace", KILN_VALUE_INT64, KILN_FIELD_EXPR, "the layer's workspace bytes (absent: none)"},
     {"kernels", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "1..64 kernels, launched in order"},
     IMAGE_FIELDS("kernels[]."),
     {"kernels[].images", KILN_VALUE_LIST, 0, "the same kernel for more architectures (at most 7), newest first"},
     IMAGE_FIELDS("kernels[].images[]."),
     {"kernels[].grid", KILN_VALUE_LIST, KILN_FIELD_REQUIRED | KILN_FIELD_EXPR, "the grid's 3 sizes"},
     {"kernels[].params", KILN_VALUE_LIST, KILN_FIELD_REQUIRED, "the kernel's parameters, in order"},
-    {"kernels[].params[].kind", KILN_VALUE_STRING, KILN_FIELD_REQUIRED, "input, output, i32, i64 or fp32"},
+    {"kernels[].params[].kind", KILN_VALUE_STRING, KILN_FIELD_REQUIRED,
+     "input, output, workspace, i32, i64 or fp32"},
     {"kernels[].params[].index", KILN_VALUE_INT64, 0, "input/output: which tensor"},
     {"kernels[].params[].align", KILN_VALUE_INT64, 0,
-     "input/output: the address alignment assumed; i32/i64: the divisor assumed"},
-    {"kernels[].params[].expr", KILN_VALUE_INT64, KILN_FIELD_EXPR, "i32/i64/fp32: the value's expression"},
+     "input/output/workspace: the address alignment assumed; i32/i64: the divisor assumed"},
+    {"kernels[].params[].expr", KILN_VALUE_INT64, KILN_FIELD_EXPR,
+     "i32/i64/fp32: the value's expression; workspace: the byte offset's"},
     {"kernels[].params[].value", KILN_VALUE_FLOAT64, 0, "fp32: a constant instead of expr"},
 };
 #undef IMAGE_FIELDS
@@ -712,5 +759,6 @@ const kiln_plugin_creator kiln_triton_aot_creator = {
     .destroy          = aot_destroy,
     .infer_dtypes     = aot_infer_dtypes,
     .infer_shapes     = aot_infer_shapes,
+    .workspace_size   = aot_workspace_size,
     .enqueue          = aot_enqueue,
 };

@@ -2,11 +2,10 @@
  * expr_pool.c — ExprPool: a Python handle on a kiln_exprs pool.
  *
  * kiln.SymDim (python/kiln/plugin.py) holds a pool and a kiln_expr id and
- * builds new expressions through these methods.  A pool is either owned by a
- * Network (the handle keeps the Network alive) or borrowed for the length of
- * a plugin callback (infer_shapes, workspace_size): the bridge invalidates a
- * borrowed handle when the callback returns, so a SymDim kept past it fails
- * cleanly instead of touching freed memory.
+ * builds new expressions through these methods.  A pool is a Network's (the
+ * handle keeps the Network alive, so a SymDim kept after tracing stays
+ * usable): plugin shape rules are traced by Python on the network's pool,
+ * never called back from C on a pool of the core's.
  */
 #include "kiln_py.h"
 
@@ -19,18 +18,6 @@ PyObject *kiln_py_pool_new(kiln_py_state *st, kiln_exprs *pool, PyObject *owner)
     p->owner = Py_XNewRef(owner);
     PyObject_GC_Track(p);
     return (PyObject *)p;
-}
-
-void kiln_py_pool_invalidate(PyObject *pool_obj) {
-    ((kiln_py_pool *)pool_obj)->pool = NULL;
-}
-
-static kiln_exprs *live_pool(kiln_py_pool *p) {
-    if (!p->pool)
-        PyErr_SetString(PyExc_RuntimeError,
-                        "symbolic dimension used after its shape inference returned "
-                        "(SymDims live only inside shape_dtype_inference / workspace_size)");
-    return p->pool;
 }
 
 /* A kiln_expr result: negative means the pool refused (bad id, overflow). */
@@ -56,8 +43,7 @@ static int expr_arg(PyObject *obj, kiln_expr *out) {
 
 static PyObject *pool_const(PyObject *self, PyObject *arg) {
     kiln_py_pool *p = (kiln_py_pool *)self;
-    kiln_exprs *pool = live_pool(p);
-    if (!pool) return NULL;
+    kiln_exprs *pool = p->pool;
     long long v = PyLong_AsLongLong(arg);
     if (v == -1 && PyErr_Occurred()) return NULL;
     return expr_result(p, kiln_expr_const(pool, (int64_t)v), "constant dimension");
@@ -69,8 +55,7 @@ static PyObject *pool_binary(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "binary(op, a, b) takes 3 arguments");
         return NULL;
     }
-    kiln_exprs *pool = live_pool(p);
-    if (!pool) return NULL;
+    kiln_exprs *pool = p->pool;
     long op = PyLong_AsLong(args[0]);
     if (op == -1 && PyErr_Occurred()) return NULL;
     if (op < KILN_EXPR_ADD || op >= KILN_EXPR_OP_COUNT) {
@@ -84,9 +69,9 @@ static PyObject *pool_binary(PyObject *self, PyObject *const *args, Py_ssize_t n
 
 static PyObject *pool_is_const(PyObject *self, PyObject *arg) {
     kiln_py_pool *p = (kiln_py_pool *)self;
-    kiln_exprs *pool = live_pool(p);
+    kiln_exprs *pool = p->pool;
     kiln_expr e;
-    if (!pool || expr_arg(arg, &e) < 0) return NULL;
+    if (expr_arg(arg, &e) < 0) return NULL;
     int64_t v;
     if (kiln_expr_is_const(pool, e, &v)) return PyLong_FromLongLong((long long)v);
     Py_RETURN_NONE;
@@ -94,9 +79,9 @@ static PyObject *pool_is_const(PyObject *self, PyObject *arg) {
 
 static PyObject *pool_format(PyObject *self, PyObject *arg) {
     kiln_py_pool *p = (kiln_py_pool *)self;
-    kiln_exprs *pool = live_pool(p);
+    kiln_exprs *pool = p->pool;
     kiln_expr e;
-    if (!pool || expr_arg(arg, &e) < 0) return NULL;
+    if (expr_arg(arg, &e) < 0) return NULL;
     char small[256];
     size_t n = kiln_expr_format(pool, e, small, sizeof small);
     if (n < sizeof small) return PyUnicode_FromStringAndSize(small, (Py_ssize_t)n);
@@ -115,9 +100,9 @@ static PyObject *pool_eval(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "eval(e, dim_values) takes 2 arguments");
         return NULL;
     }
-    kiln_exprs *pool = live_pool(p);
+    kiln_exprs *pool = p->pool;
     kiln_expr e;
-    if (!pool || expr_arg(args[0], &e) < 0) return NULL;
+    if (expr_arg(args[0], &e) < 0) return NULL;
     PyObject *seq = PySequence_Fast(args[1], "dim_values must be a sequence of ints");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -143,13 +128,8 @@ static PyObject *pool_eval(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return PyLong_FromLongLong((long long)out);
 }
 
-static PyObject *pool_valid(PyObject *self, void *closure) {
-    return PyBool_FromLong(((kiln_py_pool *)self)->pool != NULL);
-}
-
 static PyObject *pool_key(PyObject *self, void *closure) {
-    /* Identity of the underlying pool: a network's own handle and a borrowed
-     * one for the same pool compare equal through this. */
+    /* Identity of the underlying pool (SymDims of one network share it). */
     return PyLong_FromVoidPtr(((kiln_py_pool *)self)->pool);
 }
 
@@ -182,7 +162,6 @@ static PyMethodDef pool_methods[] = {
 };
 
 static PyGetSetDef pool_getset[] = {
-    {"valid", pool_valid, NULL, "False once a borrowed pool's callback has returned", NULL},
     {"key", pool_key, NULL, "identity of the underlying pool", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -68,16 +68,11 @@ typedef struct kiln_py_state {
      * when torch is importable); set by kiln.dtypes.  NULL: the int code. */
     PyObject     *wrapper_dtypes;
     PyObject     *wrapper_fallback;   /* fn(wrapper, name): attributes a TensorWrapper lacks (torch's), or NULL */
-    /* Python helpers of kiln.plugin that trace shape_dtype_inference. */
-    PyObject     *trace_dtypes, *trace_shapes, *trace_workspace;
     /* kiln._streams.use_stream(handle, device): makes torch's current CUDA
      * stream the session's before a plugin's forward runs (NULL: no torch).
      * current_stream(device) -> int, torch's current raw stream, is asked
      * first so that the usual case (already current) stays in C. */
     PyObject     *use_stream, *current_stream;
-    /* The trace the Python layer made before kiln_network_add_plugin:
-     * (creator key tuple, dtype codes, shapes, workspace expr) or NULL. */
-    PyObject     *pending_trace;
     /* The first Python exception a plugin callback raised inside the kiln
      * call now running (re-raised as the cause of kiln.Error). */
     PyObject     *pending_exception;
@@ -118,7 +113,6 @@ typedef struct kiln_py_pool {
 extern PyType_Spec kiln_py_pool_spec;
 /* A pool object; owner NULL means borrowed for the duration of a callback. */
 PyObject *kiln_py_pool_new(kiln_py_state *st, kiln_exprs *pool, PyObject *owner);
-void      kiln_py_pool_invalidate(PyObject *pool_obj);
 
 /* --- network_object.c -------------------------------------------------- */
 typedef struct kiln_py_network {

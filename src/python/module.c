@@ -178,16 +178,6 @@ static PyObject *mod_set_wrapper_dtypes(PyObject *m, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-static PyObject *mod_set_plugin_hooks(PyObject *m, PyObject *args) {
-    kiln_py_state *st = module_state(m);
-    PyObject *d, *s, *w;
-    if (!PyArg_ParseTuple(args, "OOO", &d, &s, &w)) return NULL;
-    Py_XSETREF(st->trace_dtypes, Py_NewRef(d));
-    Py_XSETREF(st->trace_shapes, Py_NewRef(s));
-    Py_XSETREF(st->trace_workspace, Py_NewRef(w));
-    Py_RETURN_NONE;
-}
-
 /* _set_stream_hook(use_stream, current_stream) or _set_stream_hook(None, None) */
 static PyObject *mod_set_stream_hook(PyObject *m, PyObject *args) {
     kiln_py_state *st = module_state(m);
@@ -274,12 +264,11 @@ static PyMethodDef module_methods[] = {
     {"_set_log_handler", kiln_py_set_log_handler, METH_O, "fn(level, message) for the C log, or None"},
     {"set_log_level", kiln_py_set_log_level, METH_O, "the C log's level: 0 error .. 3 debug"},
     {"get_log_level", kiln_py_get_log_level, METH_NOARGS, "the C log's level: 0 error .. 3 debug"},
-    {"_set_plugin_hooks", mod_set_plugin_hooks, METH_VARARGS, "tracing helpers of kiln.plugin"},
     {"_set_stream_hook", mod_set_stream_hook, METH_VARARGS,
      "_set_stream_hook(use_stream, current_stream): kiln._streams's hooks, or (None, None)"},
     {"value_roundtrip", mod_value_roundtrip, METH_O, "encode then decode as plugin fields"},
     {"register_plugin", (PyCFunction)(void (*)(void))kiln_py_register_plugin, METH_VARARGS | METH_KEYWORDS,
-     "register_plugin(cls, namespace, name, version, module, num_outputs, has_workspace)"},
+     "register_plugin(cls, namespace, name, version, module, num_outputs)"},
     {"deregister_plugin", kiln_py_deregister_plugin, METH_VARARGS, "deregister_plugin(namespace, name, version)"},
     {"plugin_creator_info", kiln_py_plugin_creator_info, METH_VARARGS,
      "plugin_creator_info(namespace, name, version) -> dict or None"},
@@ -300,12 +289,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->wrapper_type);
     Py_VISIT(st->wrapper_dtypes);
     Py_VISIT(st->wrapper_fallback);
-    Py_VISIT(st->trace_dtypes);
-    Py_VISIT(st->trace_shapes);
-    Py_VISIT(st->trace_workspace);
     Py_VISIT(st->use_stream);
     Py_VISIT(st->current_stream);
-    Py_VISIT(st->pending_trace);
     Py_VISIT(st->pending_exception);
     Py_VISIT(st->format_exception);
     Py_VISIT(st->numpy);
@@ -326,12 +311,8 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->wrapper_type);
     Py_CLEAR(st->wrapper_dtypes);
     Py_CLEAR(st->wrapper_fallback);
-    Py_CLEAR(st->trace_dtypes);
-    Py_CLEAR(st->trace_shapes);
-    Py_CLEAR(st->trace_workspace);
     Py_CLEAR(st->use_stream);
     Py_CLEAR(st->current_stream);
-    Py_CLEAR(st->pending_trace);
     Py_CLEAR(st->pending_exception);
     Py_CLEAR(st->format_exception);
     Py_CLEAR(st->numpy);

@@ -360,14 +360,79 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
     return tensor_result(self, s, t);
 }
 
+/* What the core accepts (KILN_PLUGIN_MAX_IO); kiln.plugin checks it too. */
+enum { MAX_PLUGIN_OUTPUTS = 1024 };
+
+/* An expression id from Python (range-checked; the core checks it belongs to the pool). */
+static int expr_id_arg(PyObject *obj, kiln_expr *out) {
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "invalid expression id %ld", v);
+        return -1;
+    }
+    *out = (kiln_expr)v;
+    return 0;
+}
+
+/* trace = (dtype codes, shapes as sequences of expression ids, workspace
+ * expression id or None) for num_outputs outputs. */
+static int trace_arg(PyObject *trace, int num_outputs, kiln_dtype *dtypes, kiln_shape_expr *shapes,
+                     kiln_expr *workspace) {
+    if (!PyTuple_Check(trace) || PyTuple_GET_SIZE(trace) != 3) {
+        PyErr_SetString(PyExc_TypeError, "trace must be (dtype codes, shapes, workspace expression or None)");
+        return -1;
+    }
+    PyObject *codes = PySequence_Fast(PyTuple_GET_ITEM(trace, 0), "trace dtypes must be a sequence");
+    PyObject *shape_list = codes ? PySequence_Fast(PyTuple_GET_ITEM(trace, 1), "trace shapes must be a sequence")
+                                 : NULL;
+    int rc = -1;
+    if (!shape_list) goto done;
+    if (PySequence_Fast_GET_SIZE(codes) != num_outputs || PySequence_Fast_GET_SIZE(shape_list) != num_outputs) {
+        PyErr_Format(PyExc_ValueError, "trace gives %zd dtypes and %zd shapes for %d outputs",
+                     PySequence_Fast_GET_SIZE(codes), PySequence_Fast_GET_SIZE(shape_list), num_outputs);
+        goto done;
+    }
+    for (int i = 0; i < num_outputs; i++) {
+        long code = PyLong_AsLong(PySequence_Fast_GET_ITEM(codes, i));
+        if (code == -1 && PyErr_Occurred()) goto done;
+        dtypes[i] = (kiln_dtype)(code < 0 || code > INT32_MAX ? -1 : code);   /* the core names a bad code */
+        PyObject *dims = PySequence_Fast(PySequence_Fast_GET_ITEM(shape_list, i), "a traced shape must be a sequence");
+        if (!dims) goto done;
+        Py_ssize_t rank = PySequence_Fast_GET_SIZE(dims);
+        if (rank > KILN_MAX_RANK) {
+            PyErr_Format(PyExc_ValueError, "output %d has rank %zd (at most %d)", i, rank, KILN_MAX_RANK);
+            Py_DECREF(dims);
+            goto done;
+        }
+        shapes[i].rank = (int32_t)rank;
+        for (Py_ssize_t k = 0; k < rank; k++)
+            if (expr_id_arg(PySequence_Fast_GET_ITEM(dims, k), &shapes[i].dims[k]) < 0) {
+                Py_DECREF(dims);
+                goto done;
+            }
+        Py_DECREF(dims);
+    }
+    PyObject *ws = PyTuple_GET_ITEM(trace, 2);
+    if (ws == Py_None) *workspace = KILN_EXPR_INVALID;
+    else if (expr_id_arg(ws, workspace) < 0) goto done;
+    rc = 0;
+done:
+    Py_XDECREF(codes);
+    Py_XDECREF(shape_list);
+    return rc;
+}
+
 /*
- * add_plugin(namespace, name, version, module, fields, inputs, num_outputs, trace)
+ * add_plugin(namespace, name, version, module, fields, inputs, num_outputs, trace=None)
  *
  * fields: a dict of plain data (the plugin's state).  trace: what the Python
- * layer already computed by tracing shape_dtype_inference on this network's
- * pool — (dtype codes, shapes as expression ids, workspace expression or
- * None) — handed to the bridge's infer callbacks through the module state,
- * so user code runs once per layer.  Returns the output tensor ids.
+ * layer computed by tracing shape_dtype_inference on this network's pool,
+ * (dtype codes, shapes as expression ids, workspace expression or None):
+ * the layer is added data-first (kiln_network_add_plugin_traced) and no
+ * plugin code runs here.  Without it the creator's C rule is asked
+ * (kiln_network_add_plugin: native plugins, kiln::TritonAOT).  Returns the
+ * output tensor ids.
  */
 static PyObject *network_add_plugin(PyObject *self, PyObject *args) {
     kiln_py_state *st = state_of(self);
@@ -377,8 +442,9 @@ static PyObject *network_add_plugin(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "sssz" "OOi|O:add_plugin", &ns, &name, &version, &module, &fields_obj,
                           &inputs_obj, &num_outputs, &trace))
         return NULL;
-    if (num_outputs < 1 || num_outputs > 1024) {
-        PyErr_Format(PyExc_ValueError, "plugin %s::%s: num_outputs must be 1..1024, got %d", ns, name, num_outputs);
+    if (num_outputs < 1 || num_outputs > MAX_PLUGIN_OUTPUTS) {
+        PyErr_Format(PyExc_ValueError, "plugin %s::%s: num_outputs must be 1..%d, got %d", ns, name,
+                     MAX_PLUGIN_OUTPUTS, num_outputs);
         return NULL;
     }
     if (!PyDict_Check(fields_obj)) {
@@ -399,20 +465,26 @@ static PyObject *network_add_plugin(PyObject *self, PyObject *args) {
     Py_ssize_t n_in = PySequence_Fast_GET_SIZE(seq);
     kiln_tensor *ins = PyMem_Calloc((size_t)n_in + 1, sizeof *ins);
     kiln_tensor *outs = PyMem_Calloc((size_t)num_outputs, sizeof *outs);
+    kiln_shape_expr *shapes = PyMem_Calloc((size_t)num_outputs, sizeof *shapes);
+    kiln_dtype dtypes[MAX_PLUGIN_OUTPUTS];
+    kiln_expr workspace = KILN_EXPR_INVALID;
     PyObject *result = NULL;
-    if (!ins || !outs) {
+    if (!ins || !outs || !shapes) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n_in; i++)
         if (tensor_arg(PySequence_Fast_GET_ITEM(seq, i), &ins[i]) < 0) goto done;
     for (int i = 0; i < num_outputs; i++) outs[i] = KILN_TENSOR_INVALID;
+    if (trace != Py_None && trace_arg(trace, num_outputs, dtypes, shapes, &workspace) < 0) goto done;
 
-    Py_XSETREF(st->pending_trace, trace == Py_None ? NULL : Py_NewRef(trace));
     Py_CLEAR(st->pending_exception);
-    kiln_status s = kiln_network_add_plugin(net_of(self), ns, name, version, module, fields, (int32_t)n_in, ins,
-                                            num_outputs, outs);
-    Py_CLEAR(st->pending_trace);
+    kiln_status s = trace == Py_None
+                        ? kiln_network_add_plugin(net_of(self), ns, name, version, module, fields, (int32_t)n_in, ins,
+                                                  num_outputs, outs)
+                        : kiln_network_add_plugin_traced(net_of(self), ns, name, version, module, fields,
+                                                         (int32_t)n_in, ins, num_outputs, dtypes, shapes, workspace,
+                                                         outs);
     if (s != KILN_OK) {
         kiln_py_raise(st, s);
         goto done;
@@ -431,6 +503,7 @@ static PyObject *network_add_plugin(PyObject *self, PyObject *args) {
 done:
     PyMem_Free(ins);
     PyMem_Free(outs);
+    PyMem_Free(shapes);
     Py_DECREF(seq);
     kiln_value_free(fields);
     return result;

@@ -9,11 +9,10 @@
  *   create       takes the GIL, decodes the fields into a dict and rebuilds
  *                the instance with object.__new__ + setattr (no __init__, no
  *                pickle: the engine carries data, never code);
- *   infer_*      at build time.  kiln.network has already traced
- *                shape_dtype_inference on the network's pool and left the
- *                result in the module state (pending_trace), so user code runs
- *                once per layer; without it (a core calling later) the Python
- *                tracing helpers are called here;
+ *   (no infer_*) the creator has no shape rule in C: kiln.plugin traces
+ *                shape_dtype_inference once, on the network's pool, and adds
+ *                the layer with its results (kiln_network_add_plugin_traced),
+ *                so building runs no plugin code from C;
  *   enqueue      takes the GIL, repoints the instance's reused TensorWrappers,
  *                sets self.workspace / self.current_stream and calls
  *                forward(inputs, outputs).  An exception becomes
@@ -49,8 +48,6 @@ typedef struct py_instance {
     PyObject   *ws_bytes_obj;   void *ws_bytes;      /* workspace size, cached like the pointers */
     int         device_set;                          /* self.device set (a context's device never changes) */
     PyObject   *stream_obj;     void *stream_ptr;
-    int32_t     dtype_count;
-    kiln_dtype *dtypes;                  /* input dtypes seen by infer_dtypes */
 } py_instance;
 
 static kiln_py_state *creator_state(const py_creator *pc) {
@@ -113,7 +110,7 @@ static kiln_status bridge_fail(py_creator *pc, const char *where) {
     return KILN_ERROR_PLUGIN;
 }
 
-/* A failure without a Python exception (a hook returned the wrong thing). */
+/* A failure without a Python exception (the fields are not a dict, memory). */
 static kiln_status bridge_fail_msg(py_creator *pc, const char *where, const char *fmt, ...) {
     char buf[512];
     va_list ap;
@@ -209,237 +206,7 @@ static void bridge_destroy(const kiln_plugin_creator *creator, void *instance) {
         PyMem_RawFree(inst->in_w);
         PyMem_RawFree(inst->out_w);
     }
-    PyMem_RawFree(inst->dtypes);
     PyMem_RawFree(inst);
-}
-
-/* --- build-time inference ------------------------------------------------ */
-
-/* The trace kiln.network left for this creator, or NULL. */
-static PyObject *pending_trace_for(kiln_py_state *st, py_creator *pc) {
-    PyObject *t = st->pending_trace;
-    if (!t || !PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) return NULL;
-    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(t, 0), pc->key, Py_EQ);
-    if (same != 1) {
-        PyErr_Clear();
-        return NULL;
-    }
-    return t;
-}
-
-static PyObject *dtype_tuple(const kiln_dtype *dtypes, int32_t n) {
-    PyObject *t = PyTuple_New(n);
-    if (!t) return NULL;
-    for (int32_t i = 0; i < n; i++) PyTuple_SET_ITEM(t, i, PyLong_FromLong((long)dtypes[i]));
-    return t;
-}
-
-static PyObject *shapes_list(int32_t n, const kiln_shape_expr *shapes) {
-    PyObject *list = PyList_New(n);
-    if (!list) return NULL;
-    for (int32_t i = 0; i < n; i++) {
-        int32_t rank = shapes[i].rank < 0 ? 0 : shapes[i].rank > KILN_MAX_RANK ? KILN_MAX_RANK : shapes[i].rank;
-        PyObject *t = PyTuple_New(rank);
-        if (!t) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        for (int32_t k = 0; k < rank; k++) PyTuple_SET_ITEM(t, k, PyLong_FromLong((long)shapes[i].dims[k]));
-        PyList_SET_ITEM(list, i, t);
-    }
-    return list;
-}
-
-static kiln_status bridge_infer_dtypes(void *instance, int32_t input_count, const kiln_dtype *inputs,
-                                       int32_t output_count, kiln_dtype *outputs) {
-    py_instance *inst = instance;
-    py_creator *pc = inst->creator;
-    PyGILState_STATE g = PyGILState_Ensure();
-    kiln_py_state *st = creator_state(pc);
-    kiln_status status = KILN_OK;
-    PyObject *codes = NULL, *seq = NULL;
-
-    PyMem_RawFree(inst->dtypes);
-    inst->dtypes = PyMem_RawMalloc(((size_t)input_count + 1) * sizeof *inst->dtypes);
-    if (!inst->dtypes) {
-        inst->dtype_count = 0;
-        status = bridge_fail_msg(pc, "infer_dtypes", "out of memory");
-        goto done;
-    }
-    memcpy(inst->dtypes, inputs, (size_t)input_count * sizeof *inputs);
-    inst->dtype_count = input_count;
-
-    PyObject *trace = pending_trace_for(st, pc);
-    if (trace) {
-        codes = Py_NewRef(PyTuple_GET_ITEM(trace, 1));
-    } else {
-        if (!st->trace_dtypes) {
-            status = bridge_fail_msg(pc, "infer_dtypes", "kiln.plugin is not initialized");
-            goto done;
-        }
-        PyObject *in = dtype_tuple(inputs, input_count);
-        if (!in) {
-            status = bridge_fail(pc, "shape_dtype_inference");
-            goto done;
-        }
-        codes = PyObject_CallFunction(st->trace_dtypes, "OOi", inst->obj, in, (int)output_count);
-        Py_DECREF(in);
-        if (!codes) {
-            status = bridge_fail(pc, "shape_dtype_inference");
-            goto done;
-        }
-    }
-    seq = PySequence_Fast(codes, "dtypes");
-    if (!seq || PySequence_Fast_GET_SIZE(seq) != output_count) {
-        PyErr_Clear();
-        status = bridge_fail_msg(pc, "shape_dtype_inference", "expected %d output dtypes", (int)output_count);
-        goto done;
-    }
-    for (int32_t i = 0; i < output_count; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if ((v == -1 && PyErr_Occurred()) || v < 0 || v >= KILN_DTYPE_COUNT) {
-            PyErr_Clear();
-            status = bridge_fail_msg(pc, "shape_dtype_inference", "output %d has no kiln dtype", (int)i);
-            goto done;
-        }
-        outputs[i] = (kiln_dtype)v;
-    }
-done:
-    Py_XDECREF(seq);
-    Py_XDECREF(codes);
-    PyGILState_Release(g);
-    return status;
-}
-
-/* Expression ids from a Python sequence into a kiln_shape_expr. */
-static int fill_shape(PyObject *obj, kiln_shape_expr *out) {
-    PyObject *seq = PySequence_Fast(obj, "shape");
-    if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n > KILN_MAX_RANK) {
-        Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "rank %zd exceeds %d", n, KILN_MAX_RANK);
-        return -1;
-    }
-    out->rank = (int32_t)n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return -1;
-        }
-        out->dims[i] = (kiln_expr)v;
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-static PyObject *inst_dtypes(py_instance *inst) {
-    if (!inst->dtypes) Py_RETURN_NONE;
-    return dtype_tuple(inst->dtypes, inst->dtype_count);
-}
-
-static kiln_status bridge_infer_shapes(void *instance, kiln_exprs *pool, int32_t input_count,
-                                       const kiln_shape_expr *inputs, int32_t output_count, kiln_shape_expr *outputs) {
-    py_instance *inst = instance;
-    py_creator *pc = inst->creator;
-    PyGILState_STATE g = PyGILState_Ensure();
-    kiln_py_state *st = creator_state(pc);
-    kiln_status status = KILN_OK;
-    PyObject *shapes = NULL, *seq = NULL, *pool_obj = NULL;
-
-    PyObject *trace = pending_trace_for(st, pc);
-    if (trace && PyLong_AsVoidPtr(PyTuple_GET_ITEM(trace, 4)) == (void *)pool) {
-        shapes = Py_NewRef(PyTuple_GET_ITEM(trace, 2));
-    } else {
-        PyErr_Clear();
-        if (!st->trace_shapes) {
-            status = bridge_fail_msg(pc, "infer_shapes", "kiln.plugin is not initialized");
-            goto done;
-        }
-        pool_obj = kiln_py_pool_new(st, pool, NULL);
-        PyObject *dts = inst_dtypes(inst);
-        PyObject *ins = shapes_list(input_count, inputs);
-        if (pool_obj && dts && ins)
-            shapes = PyObject_CallFunction(st->trace_shapes, "OOOOi", inst->obj, pool_obj, dts, ins, (int)output_count);
-        Py_XDECREF(dts);
-        Py_XDECREF(ins);
-        if (!shapes) {
-            status = bridge_fail(pc, "shape_dtype_inference");
-            goto done;
-        }
-    }
-    seq = PySequence_Fast(shapes, "shapes");
-    if (!seq || PySequence_Fast_GET_SIZE(seq) != output_count) {
-        PyErr_Clear();
-        status = bridge_fail_msg(pc, "shape_dtype_inference", "expected %d output shapes", (int)output_count);
-        goto done;
-    }
-    for (int32_t i = 0; i < output_count; i++) {
-        if (fill_shape(PySequence_Fast_GET_ITEM(seq, i), &outputs[i]) < 0) {
-            status = bridge_fail(pc, "shape_dtype_inference");
-            goto done;
-        }
-    }
-done:
-    if (pool_obj) {
-        kiln_py_pool_invalidate(pool_obj);
-        Py_DECREF(pool_obj);
-    }
-    Py_XDECREF(seq);
-    Py_XDECREF(shapes);
-    PyGILState_Release(g);
-    return status;
-}
-
-static kiln_status bridge_workspace_size(void *instance, kiln_exprs *pool, int32_t input_count,
-                                         const kiln_shape_expr *inputs, kiln_expr *bytes) {
-    py_instance *inst = instance;
-    py_creator *pc = inst->creator;
-    PyGILState_STATE g = PyGILState_Ensure();
-    kiln_py_state *st = creator_state(pc);
-    kiln_status status = KILN_OK;
-    PyObject *r = NULL, *pool_obj = NULL;
-
-    PyObject *trace = pending_trace_for(st, pc);
-    if (trace && PyLong_AsVoidPtr(PyTuple_GET_ITEM(trace, 4)) == (void *)pool) {
-        r = Py_NewRef(PyTuple_GET_ITEM(trace, 3));
-    } else {
-        PyErr_Clear();
-        if (!st->trace_workspace) {
-            status = bridge_fail_msg(pc, "workspace_size", "kiln.plugin is not initialized");
-            goto done;
-        }
-        pool_obj = kiln_py_pool_new(st, pool, NULL);
-        PyObject *dts = inst_dtypes(inst);
-        PyObject *ins = shapes_list(input_count, inputs);
-        if (pool_obj && dts && ins)
-            r = PyObject_CallFunction(st->trace_workspace, "OOOO", inst->obj, pool_obj, dts, ins);
-        Py_XDECREF(dts);
-        Py_XDECREF(ins);
-        if (!r) {
-            status = bridge_fail(pc, "workspace_size");
-            goto done;
-        }
-    }
-    if (r == Py_None) {
-        *bytes = kiln_expr_const(pool, 0);
-    } else {
-        long v = PyLong_AsLong(r);
-        if (v == -1 && PyErr_Occurred()) {
-            status = bridge_fail(pc, "workspace_size");
-            goto done;
-        }
-        *bytes = (kiln_expr)v;
-    }
-done:
-    if (pool_obj) {
-        kiln_py_pool_invalidate(pool_obj);
-        Py_DECREF(pool_obj);
-    }
-    Py_XDECREF(r);
-    PyGILState_Release(g);
-    return status;
 }
 
 /* --- enqueue -------------------------------------------------------------- */
@@ -574,15 +341,15 @@ done:
 
 /* --- registration --------------------------------------------------------- */
 
-/* register_plugin(cls, namespace, name, version, module, num_outputs, has_workspace) */
+/* register_plugin(cls, namespace, name, version, module, num_outputs) */
 PyObject *kiln_py_register_plugin(PyObject *module, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"cls", "namespace", "name", "version", "module", "num_outputs", "has_workspace", NULL};
+    static char *kwlist[] = {"cls", "namespace", "name", "version", "module", "num_outputs", NULL};
     kiln_py_state *st = (kiln_py_state *)PyModule_GetState(module);
     PyObject *cls;
     const char *ns, *name, *version, *modname;
-    int num_outputs, has_workspace = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Ossssi|p:register_plugin", kwlist, &cls, &ns, &name, &version,
-                                     &modname, &num_outputs, &has_workspace))
+    int num_outputs;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Ossssi:register_plugin", kwlist, &cls, &ns, &name, &version,
+                                     &modname, &num_outputs))
         return NULL;
     if (!PyType_Check(cls)) {
         PyErr_SetString(PyExc_TypeError, "register_plugin: cls must be a class");
@@ -621,10 +388,7 @@ PyObject *kiln_py_register_plugin(PyObject *module, PyObject *args, PyObject *kw
         .user_data = cls,
         .create = bridge_create,
         .destroy = bridge_destroy,
-        .infer_dtypes = bridge_infer_dtypes,
-        .infer_shapes = bridge_infer_shapes,
-        .workspace_size = has_workspace ? bridge_workspace_size : NULL,
-        .enqueue = bridge_enqueue,
+        .enqueue = bridge_enqueue,   /* no infer_*: layers are added traced (see the top) */
     };
     kiln_status s = kiln_plugin_register(&pc->base);
     if (s != KILN_OK) {

@@ -59,6 +59,21 @@ kiln_status kiln_device_memcpy(kiln_device device, void *dst, const void *src, s
     return b->copy(device.index, dst, src, size, (kiln_copy_kind)kind, stream);
 }
 
+kiln_status kiln_device_stream_create(kiln_device device, void **out) {
+    if (!out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_device_stream_create: out is NULL");
+    *out = NULL;
+    const kiln_backend_iface *b;
+    kiln_status s = device_backend(device, "kiln_device_stream_create", &b);
+    if (s) return s;
+    return b->stream_create ? b->stream_create(device.index, out) : KILN_OK;   /* the CPU: no streams */
+}
+
+void kiln_device_stream_destroy(kiln_device device, void *stream) {
+    const kiln_backend_iface *b;
+    if (!stream || device_backend(device, "kiln_device_stream_destroy", &b)) return;
+    if (b->stream_destroy) b->stream_destroy(device.index, stream);
+}
+
 kiln_status kiln_device_synchronize(kiln_device device, void *stream) {
     const kiln_backend_iface *b;
     kiln_status s = device_backend(device, "kiln_device_synchronize", &b);

@@ -189,6 +189,45 @@ static void test_bad_fields(void) {
     expect_refused(plugin, 1, kiln_value_none(), "field 'plugin' must be a map");
 }
 
+/* A workspace: its size is the fields' expression (the layer's workspace at
+ * build, asked again and matched at load), and a parameter may point into it
+ * only when there is one. */
+static void test_workspace(void) {
+    static const char *const kind[] = {"kernels", "0", "params", "2", "kind"}, *ws[] = {"workspace"};
+    expect_refused(kind, 5, str("workspace"),
+                   "kernel 0 'copy_kernel' param 2 points into the workspace, but the fields give none");
+    expect_refused(ws, 1, kiln_value_int64(500), "field 'workspace': expression 500 does not exist");
+    expect_refused(ws, 1, str("big"), "field 'workspace' is not an expression index");
+
+    kiln_tensor x, y;
+    kiln_network *net = network(&x);
+    aot_exprs ex = exprs_of(net);
+    kiln_value *f = fields(&ex);
+    set_path(f, ws, 1, kiln_value_int64(ex.n16));
+    set_path(f, kind, 5, str("workspace"));   /* param 2: workspace + n*16 bytes */
+    CHECK_OK(kiln_network_add_plugin(net, "kiln", "TritonAOT", "1", NULL, f, 1, &x, 1, &y));
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT16);
+    kiln_blob *blob = NULL;
+    CHECK_OK(kiln_network_build(net, NULL, &blob));
+    kiln_engine *e = NULL;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    /* The layer's workspace is a tensor of n*16 bytes. */
+    int found = 0;
+    for (int32_t t = 0; e && t < kiln_engine_tensor_count(e); t++) {
+        kiln_dtype dt;
+        int32_t rank;
+        kiln_expr shape[KILN_MAX_RANK];
+        if (kiln_engine_tensor_info(e, t, &dt, &rank, shape) == KILN_OK && rank == 1 && shape[0] == ex.n16 &&
+            dt == KILN_UINT8)
+            found = 1;
+    }
+    CHECK(found);
+    kiln_engine_free(e);
+    kiln_blob_free(blob);
+    kiln_value_free(f);
+    kiln_network_free(net);
+}
+
 /* Every key of v (at path) is described by the creator's schema, with its type. */
 static int described(const kiln_plugin_creator *c, const kiln_value *v, const char *path) {
     size_t plen = strlen(path);
@@ -261,5 +300,6 @@ int main(void) {
     TEST_RUN(test_schema_and_views);
     TEST_RUN(test_registered_and_shapes);
     TEST_RUN(test_bad_fields);
+    TEST_RUN(test_workspace);
     return test_summary();
 }

@@ -5,6 +5,7 @@ per process), float32 -- logits within 1e-3, greedy tokens identical for 20
 steps -- and the attention plugins against torch's scaled_dot_product_attention.
 Skipped when transformers is not installed (pip install transformers safetensors)."""
 import json
+import os
 import subprocess
 import sys
 
@@ -231,9 +232,11 @@ def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq
         assert (got[b, 0] - want[0].transpose(0, 1).reshape(-1)).abs().max() < 1e-5, f"sequence {b} (length {n})"
 
 
-def test_aot_prefill_engine_holds_compiled_kernels():
-    """prefer_aot: RMSNorm, Rotary and PrefillAttention are compiled for sm_90
-    at build time (no GPU needed) into kiln::TritonAOT layers.  In a process
+def test_aot_engines_hold_compiled_kernels():
+    """prefer_aot: every plugin (RMSNorm, Rotary, PrefillAttention,
+    DecodeAttention with its workspace, CacheWrite) is compiled for sm_90 at
+    build time (no GPU needed) into kiln::TritonAOT layers: no Python plugin
+    is left in either engine.  In a process
     of its own, without Triton's interpreter: kiln's AOT compile of a kernel
     that calls Triton's @jit library functions (tl.sum, tl.max) fails under
     TRITON_INTERPRET=1."""
@@ -249,6 +252,12 @@ def test_aot_prefill_engine_holds_compiled_kernels():
         print(sorted(set(p[1] for p in plugins)), len(plugins))
         for kernel in (b"rms_norm_kernel", b"rotary_kernel", b"prefill_attention_kernel"):
             assert kernel in engine, kernel
+        decode = bytes(engines.build_decode(weights.from_model(hf), torch.bfloat16, 2, 64, split=16,
+                                            prefer_aot=True))
+        plugins = kiln.runtime.load_engine(decode).plugins()
+        print("decode", sorted(set(p[1] for p in plugins)), len(plugins))
+        for kernel in (b"decode_split_kernel", b"decode_combine_kernel", b"cache_write_kernel"):
+            assert kernel in decode, kernel
         print("ok")
     """
     env = dict(subprocess_env(), TRITON_INTERPRET="0", KILN_AOT_TARGET="sm_90")
@@ -256,6 +265,8 @@ def test_aot_prefill_engine_holds_compiled_kernels():
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     # 3 norms (2 per layer + the final one), 2 rotaries, 1 attention; all compiled
     assert "['TritonAOT'] 6" in r.stdout and "ok" in r.stdout, r.stdout
+    # decode: 3 norms, 2 rotaries, 1 attention, 2 cache writes
+    assert "decode ['TritonAOT'] 8" in r.stdout, r.stdout
 
 
 @pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
@@ -278,3 +289,45 @@ def test_gpu_bfloat16_matches_transformers(prefer_aot):
     want_tokens = reference_generate(hf, ids, 32)
     assert torch.equal(model.generate(ids, 32), want_tokens)
     assert torch.equal(model.generate(ids, 32, cuda_graph=True), want_tokens)
+
+
+def _generate_binary():
+    """examples/llama/generate.c, built next to the Python extension."""
+    for path in (os.environ.get("KILN_LLAMA_GENERATE"),
+                 os.path.join(os.environ.get("KILN_BUILD_DIR", ""), "kiln_llama_generate")):
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
+def test_gpu_generation_from_c_matches_python(tmp_path):
+    """Engines built with prefer_aot=True, saved, and run by the C program
+    (no Python in its process): the same tokens as LlamaModel.generate and
+    as transformers, with the decode step replayed from a CUDA graph and
+    run eagerly."""
+    binary = _generate_binary()
+    if binary is None:
+        pytest.skip("kiln_llama_generate is not built (set KILN_BUILD_DIR or KILN_LLAMA_GENERATE)")
+    # The config and prompt of test_gpu_bfloat16_matches_transformers (random
+    # bfloat16 models produce near-ties; this one is known to decode 32 steps
+    # exactly as transformers does).
+    torch.manual_seed(6)
+    cfg = LlamaConfig(vocab_size=1024, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
+                      num_attention_heads=8, num_key_value_heads=2, attn_implementation="eager",
+                      rope_parameters={**LLAMA3_ROPE, "original_max_position_embeddings": 64},
+                      max_position_embeddings=512)
+    hf = LlamaForCausalLM(cfg).to(device="cuda", dtype=torch.bfloat16).eval()
+    model = llama.from_hf(hf, dtype="bfloat16", device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
+                          prefer_aot=True)
+    for session in (model.prefill_session, model.decode_session):
+        assert {p[:2] for p in session.engine.plugins()} == {("kiln", "TritonAOT")}
+    model.save(tmp_path)
+    ids = torch.randint(0, 1024, (2, 100), device="cuda")[:1]
+    want = model.generate(ids, 32)
+    for extra in ([], ["--eager"]):
+        r = subprocess.run([binary, str(tmp_path), "--new", "32", *extra, *map(str, ids[0].tolist())],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert [int(t) for t in r.stdout.split()] == want[0].tolist(), (extra, r.stdout, r.stderr)
+    assert torch.equal(want, reference_generate(hf, ids, 32))

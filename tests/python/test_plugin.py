@@ -318,7 +318,7 @@ def test_tensor_wrapper_protocols_alias_memory():
     assert kiln.convert_to_numpy(w)[0, 0] == 100        # the wrapper keeps its source alive
 
 
-def test_symdims_expire_after_inference():
+def test_symdims_stay_valid_after_inference():
     kept = []
 
     @plugin("Keeper", namespace="test")
@@ -334,3 +334,47 @@ def test_symdims_expire_after_inference():
         x = kiln.Tensor(name="x", shape=(-1,), dtype="float32", dim_range=OrderedDict([("n", [(1, 2, 3)])]))
         Keeper()(x)
     assert str(kept[0]) == "n"   # still valid: the network's own pool
+
+
+def test_layers_are_added_data_first():
+    """shape_dtype_inference and workspace_size run once per layer, in Python;
+    the layer reaches C as data (kiln_network_add_plugin_traced).  The C
+    entry point that asks a creator's own rule refuses a Python plugin,
+    saying which one to use."""
+    calls = []
+
+    @plugin("Counted", namespace="test")
+    class Counted(PluginBase):
+        def shape_dtype_inference(self, inputs) -> SymTensor:
+            calls.append("shape")
+            return SymTensor("float32", [inputs[0].shape[0] * 2])
+
+        def workspace_size(self, inputs):
+            calls.append("workspace")
+            return inputs[0].shape[0] * 4
+
+        def forward(self, inputs, outputs):
+            x = kiln.convert_to_torch_tensor(inputs[0])
+            kiln.convert_to_torch_tensor(outputs[0]).copy_(torch.cat([x, x]))
+            assert self.workspace_bytes >= 4 * x.shape[0]
+
+    try:
+        eng = build_net(lambda x: Counted()(Counted()(x)),
+                        [("x", (-1,), "float32", OrderedDict([("n", [(1, 2, 4)])]))])
+        assert calls == ["shape", "workspace"] * 2
+        s = Session.from_serialized_engine(eng)
+        x = torch.arange(3, dtype=torch.float32)
+        assert torch.equal(s({"x": x})["out"], torch.cat([x, x, x, x]))
+        assert calls == ["shape", "workspace"] * 2       # running traced nothing again
+
+        builder = kiln.Builder()
+        net = builder.create_network()
+        with kiln.net_guard(net):
+            x = kiln.Tensor(name="x", shape=(4,), dtype="float32")
+        with pytest.raises(kiln.Error, match=r"test::Counted version 1 has no shape rule in C .*"
+                                             r"kiln_network_add_plugin_traced"):
+            net._net.add_plugin("test", "Counted", "1", __name__, {}, [x._id], 1)
+        with pytest.raises(ValueError, match="trace gives 2 dtypes and 1 shapes for 1 outputs"):
+            net._net.add_plugin("test", "Counted", "1", __name__, {}, [x._id], 1, ((0, 0), [(1,)], None))
+    finally:
+        kiln.unregister_plugin(Counted)

@@ -296,6 +296,24 @@ static kiln_status cuda_synchronize(int32_t device, void *stream) {
     return st;
 }
 
+static kiln_status cuda_stream_create(int32_t device, void **out) {
+    device_guard g;
+    kiln_status st = guard_enter(&g, device, "stream_create: cudaSetDevice");
+    if (st != KILN_OK) return st;
+    cudaStream_t stream = NULL;
+    st = kiln_cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    guard_leave(&g);
+    *out = st == KILN_OK ? (void *)stream : NULL;
+    return st;
+}
+
+static void cuda_stream_destroy(int32_t device, void *stream) {
+    device_guard g;
+    if (guard_enter(&g, device, "stream_destroy: cudaSetDevice") != KILN_OK) return;
+    (void)cudaStreamDestroy((cudaStream_t)stream);
+    guard_leave(&g);
+}
+
 /* Called before every run: asking first is a thread-local read, while
  * cudaSetDevice goes through the driver even when nothing changes. */
 static kiln_status cuda_set_device(int32_t device) {
@@ -317,6 +335,8 @@ static const kiln_backend_iface cuda_iface = {
     .supports_op  = cuda_supports_op,
     .synchronize  = cuda_synchronize,
     .set_device   = cuda_set_device,
+    .stream_create  = cuda_stream_create,
+    .stream_destroy = cuda_stream_destroy,
     .capture_begin = kiln_cuda_capture_begin,
     .capture_end   = kiln_cuda_capture_end,
     .graph_launch  = kiln_cuda_graph_launch,

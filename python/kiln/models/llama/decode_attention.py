@@ -180,3 +180,36 @@ class DecodeAttention(kiln.PluginBase):
             q, k_new, v_new, lengths, part_acc, part_m, part_l, out,
             self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale,
             BLOCK_D=block_d, num_warps=1)
+
+    def aot(self, inputs, outputs):
+        """The same two launches compiled at build time: the partials live in
+        the layer's workspace (kiln.AotWorkspace, laid out as forward lays
+        them out), grids and sizes are expressions of the input shapes."""
+        q, k_new, v_new, k_cache, v_cache, lengths = inputs
+        batch = q.shape[0]
+        n_layers, max_seq = k_cache.shape[1], k_cache.shape[2]
+        n_splits = max_seq / self.split                    # ceiling division
+        parts = batch * self.n_heads * n_splits
+        part_acc = kiln.AotWorkspace(kiln.float32)
+        # m and l follow acc; 4-byte alignment is all a float needs (their
+        # offsets are multiples of 16 only for some head counts).
+        part_m = kiln.AotWorkspace(kiln.float32, parts * self.head_dim * 4, align=4)
+        part_l = kiln.AotWorkspace(kiln.float32, parts * (self.head_dim + 1) * 4, align=4)
+        qk_scale = (1.0 / math.sqrt(self.head_dim)) * math.log2(math.e)
+        block_d = block_for(self.head_dim)
+        group = self.n_heads // self.n_kv_heads
+        return [
+            kiln.AotLaunch(decode_split_kernel,
+                           args=[q, k_cache, v_cache, lengths, part_acc, part_m, part_l, n_layers, self.layer,
+                                 max_seq, self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits,
+                                 qk_scale],
+                           grid=(batch * self.n_kv_heads, n_splits),
+                           constexprs={"BLOCK_G": block_for(group), "BLOCK_N": min(64, self.split),
+                                       "BLOCK_D": block_d,
+                                       "DOT_PRECISION": dot_precision(kiln.to_torch_dtype(q.dtype))},
+                           num_warps=4),
+            kiln.AotLaunch(decode_combine_kernel,
+                           args=[q, k_new, v_new, lengths, part_acc, part_m, part_l, outputs[0], self.n_heads,
+                                 self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale],
+                           grid=(batch * self.n_heads,), constexprs={"BLOCK_D": block_d}, num_warps=1),
+        ]

@@ -86,6 +86,14 @@ def _embed_and_head(c, spec, ids, layers, positions=None):
     return kiln.matmul(h, c.matrix("lm_head.weight", c.w.lm_head()))
 
 
+def _mark_logits(logits):
+    """The outputs "logits" and "next_token" (the greedy choice at each
+    position: the first largest logit, as torch.argmax, int32 like input_ids),
+    so that a decode loop keeps its tokens on the device."""
+    logits.mark_output("logits")
+    kiln.cast(kiln.argmax(logits, axis=-1), "int32").mark_output("next_token")
+
+
 def _network(prefer_aot):
     builder = kiln.Builder()
     return builder, builder.create_network(prefer_aot=prefer_aot)
@@ -118,7 +126,7 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False):
                 kv.append((k, v))
             return h
 
-        _embed_and_head(c, spec, ids, layers, positions).mark_output("logits")
+        _mark_logits(_embed_and_head(c, spec, ids, layers, positions))
         for i, (k, v) in enumerate(kv):
             k.mark_output(f"k_{i}")
             v.mark_output(f"v_{i}")
@@ -157,7 +165,7 @@ def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=F
                 CacheWrite(i)(v_cache, v, lengths)
             return h
 
-        _embed_and_head(c, spec, ids, layers).mark_output("logits")
+        _mark_logits(_embed_and_head(c, spec, ids, layers))
     return _build(builder, network)
 
 

@@ -16,7 +16,7 @@ from .config import LlamaSpec
 
 _CONFIG = "kiln_llama.json"
 _ENGINES = ("prefill.engine", "decode.engine")
-_FORMAT = 2   # 2: the decode engine writes the KV cache in place
+_FORMAT = 3   # 2: the decode engine writes the KV cache in place; 3: engines output next_token
 
 
 def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
@@ -31,10 +31,10 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     [1, max_batch] and every total length (prompt + generated) up to
     max_seq_len runs on the same engines.  decode_split: cache rows per
     program of the decode attention's split kernel.  prefer_aot: compile
-    RMSNorm, Rotary and PrefillAttention ahead of time into kiln::TritonAOT
-    layers (they then run on a GPU only, with no Python); DecodeAttention
-    stays a JIT plugin, since kiln's AOT launches cannot address a workspace
-    yet.  False (the default) runs every plugin's forward (JIT)."""
+    every plugin (RMSNorm, Rotary, PrefillAttention, DecodeAttention,
+    CacheWrite) ahead of time into kiln::TritonAOT layers: the engines then
+    run on a GPU only and need no Python (examples/llama/generate.c runs
+    them from C).  False (the default) runs every plugin's forward (JIT)."""
     if isinstance(model, (str, os.PathLike)):
         w = _weights.from_directory(model)
     else:
@@ -188,8 +188,8 @@ class LlamaModel:
         for i in range(self.spec.num_layers):
             k_cache[:batch, i, :prompt] = out[f"k_{i}"]
             v_cache[:batch, i, :prompt] = out[f"v_{i}"]
-        token = out["logits"][:, -1].argmax(-1)
-        tokens.append(token[:, None])
+        token = out["next_token"][:, -1]                # the engine's argmax: int32 [batch]
+        tokens.append(token[:, None].long())
         chosen_from.append(out["logits"][:, -1])
 
         stream = self._stream()
@@ -207,8 +207,8 @@ class LlamaModel:
             else:
                 self.decode_session.run(step_in, step_out, stream=stream)
             lengths += 1
-            token = step_out["logits"][:, -1].argmax(-1)
-            tokens.append(token[:, None])
+            token = step_out["next_token"][:, -1]
+            tokens.append(token[:, None].long())
             if output_logits:
                 chosen_from.append(step_out["logits"][:, -1].clone())
         tokens = torch.cat(tokens, dim=1)
