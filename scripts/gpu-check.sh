@@ -3,8 +3,9 @@
 # Python extension, run the C tests (CUDA backend included) and the Python
 # tests (GPU variants included), the seed example on the GPU, then the GPU
 # benchmarks; a short summary table comes last.  Logs go to $OUT when set.
-#   usage: bash scripts/gpu-check.sh [quick|aot|llama]
-#     aot: build, C tests, AOT steps only; llama: build, test_llama.py, bench_llama only
+#   usage: bash scripts/gpu-check.sh [quick|aot|llama|multi]
+#     aot: build, C tests, AOT steps only; llama: build, test_llama.py, bench_llama only;
+#     multi: build, then the multi-GPU section only (collectives across processes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,10 +25,33 @@ build=$root/build/gpu
 step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON -DKILN_CUDA=ON -DKILN_PYTHON=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DPython3_EXECUTABLE="$(command -v python3)"
 step build cmake --build "$build" -j"$(nproc)"
-[ "${1:-}" = llama ] || step ctest ctest --test-dir "$build" --output-on-failure
+case "${1:-}" in llama|multi) ;; *) step ctest ctest --test-dir "$build" --output-on-failure ;; esac
 export KILN_BUILD_DIR=$build PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
-case "${1:-}" in aot|llama) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
-case "${1:-}" in aot|llama) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
+case "${1:-}" in aot|llama|multi) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
+case "${1:-}" in aot|llama|multi) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
+# Multi-GPU: collective layers across processes over NCCL (docs/distributed.md):
+# Python: two ranks against torch.distributed, a CUDA graph replay, a dead
+# peer; C: two forked ranks through the C API.  (multi mode adds the CUDA
+# backend test and the NCCL ABI check.)  Skipped with fewer than 2 GPUs.
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ "${gpus:-0}" -ge 2 ]; then
+  case "${1:-}" in aot|llama) ;; *)
+    step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
+    step multi-gpu-c env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
+    [ "${1:-}" = multi ] && step cuda-backend env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_cuda_backend"
+    [ "${1:-}" = multi ] && [ -x "$build/tests/test_nccl_abi" ] && step nccl-abi "$build/tests/test_nccl_abi"
+    ;;
+  esac
+else
+  echo "---- multi-gpu: skipped (${gpus:-0} GPU visible; needs 2)"
+  summary+=("$(printf '| %-22s | %-6s | %8s |' multi-gpu skip -)")
+fi
+if [ "${1:-}" = multi ]; then
+  echo; echo "| step                   | result | time     |"; echo "|------------------------|------|----------|"
+  printf '%s\n' "${summary[@]}"
+  [ -n "${OUT:-}" ] && for f in "$out"/*.log; do echo "===== $(basename "$f")"; cat "$f"; done > "$OUT/gpu-check.log"
+  exit 0
+fi
 if [ "${1:-}" = llama ]; then
   step pytest-llama python3 -m pytest -q -p no:cacheprovider tests/python/test_llama.py
   step bench_llama python3 bench/bench_llama.py --shape 1b --batch 1 16

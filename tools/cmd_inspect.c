@@ -75,6 +75,9 @@ static int print_text(const kiln_engine *e, const char *path, long long file_siz
     printf("format version  %u\n", (unsigned)kiln_engine_format_version(e));
     printf("size            %lld bytes\n", file_size);
     printf("profiles        %d\n", (int)kiln_engine_profile_count(e));
+    int32_t group_rank = 0, world_size = 1;
+    kiln_engine_parallel(e, &group_rank, &world_size);
+    printf("parallel        rank %d of world size %d\n", (int)group_rank, (int)world_size);
 
     printf("\ndimensions (min, opt, max per profile)\n");
     if (kiln_engine_dim_count(e) == 0) printf("  none: every shape is static\n");
@@ -215,6 +218,10 @@ static int print_json(const kiln_engine *e, const char *path, long long file_siz
     json_key(&w, "format_version"), json_uint(&w, kiln_engine_format_version(e));
     json_key(&w, "size_bytes"), json_int(&w, file_size);
     json_key(&w, "profile_count"), json_int(&w, kiln_engine_profile_count(e));
+    int32_t group_rank = 0, world_size = 1;
+    kiln_engine_parallel(e, &group_rank, &world_size);
+    json_key(&w, "rank"), json_int(&w, group_rank);
+    json_key(&w, "world_size"), json_int(&w, world_size);
 
     json_key(&w, "dimensions");
     json_begin_array(&w);

@@ -384,6 +384,15 @@ typedef enum kiln_compare_op {  /* stored in engine files: never renumber; resul
     KILN_COMPARE_OP_COUNT
 } kiln_compare_op;
 
+/* How a collective layer combines the ranks' values (all_reduce, reduce_scatter). */
+typedef enum kiln_collective_op {  /* stored in engine files: never renumber */
+    KILN_COLLECTIVE_SUM  = 0,
+    KILN_COLLECTIVE_PROD = 1,
+    KILN_COLLECTIVE_MAX  = 2,
+    KILN_COLLECTIVE_MIN  = 3,
+    KILN_COLLECTIVE_OP_COUNT
+} kiln_collective_op;
+
 KILN_API kiln_status kiln_network_create(kiln_network **out);
 KILN_API void        kiln_network_free  (kiln_network *net);
 /* The network's expression pool (owned by the network). */
@@ -398,6 +407,20 @@ KILN_API kiln_exprs *kiln_network_exprs (kiln_network *net);
 KILN_API kiln_status kiln_network_add_dim(kiln_network *net, const char *name,
                                           const kiln_dim_range *ranges, int32_t profile_count,
                                           kiln_expr *out);
+/*
+ * The network's place in a group of processes (tensor parallelism): this
+ * engine is rank `rank` of `world_size` (default 0 of 1).  Collective layers
+ * (all_reduce, all_gather, reduce_scatter) combine the tensors of every rank
+ * of that group; all_gather's and reduce_scatter's output shapes depend on
+ * world_size, so it cannot change once a collective layer has been added
+ * (KILN_ERROR_STATE).  Stored in the engine (docs/engine-format.md); a
+ * context joins its group with kiln_context_set_communicator.  world_size is
+ * 1 to KILN_MAX_WORLD_SIZE, 0 <= rank < world_size.
+ */
+#define KILN_MAX_WORLD_SIZE 65536
+KILN_API kiln_status kiln_network_set_parallel(kiln_network *net, int32_t rank, int32_t world_size);
+KILN_API kiln_status kiln_network_parallel    (const kiln_network *net, int32_t *rank, int32_t *world_size);
+
 /* Find a declared dimension by name. */
 KILN_API kiln_status kiln_network_find_dim(kiln_network *net, const char *name, kiln_expr *out);
 
@@ -503,6 +526,17 @@ typedef enum kiln_layer_op {
     KILN_LAYER_ATTENTION = 57,     /* inputs q [B,Hq,Sq,D], k [B,Hkv,Skv,D], v [B,Hkv,Skv,Dv] (Hq a multiple of Hkv:
                                       grouped-query heads); "causal" (INT 0/1: query i sees keys j <= i), "scale"
                                       (FLOAT, default 0: 1/sqrt(D)): softmax(q kᵀ · scale) v, one fused layer */
+    /* Collective layers (kiln_network_set_parallel): every rank of the group
+     * runs the same layer on its own tensor; any dtype but bool for the
+     * reductions, any dtype for all_gather. */
+    KILN_LAYER_ALL_REDUCE_SUM  = 58,  /* out = the elementwise sum over the ranks (shape unchanged) */
+    KILN_LAYER_ALL_REDUCE_PROD = 59,
+    KILN_LAYER_ALL_REDUCE_MAX  = 60,
+    KILN_LAYER_ALL_REDUCE_MIN  = 61,
+    KILN_LAYER_ALL_GATHER      = 62,  /* "axis" (INT, default 0): the ranks' tensors concatenated along axis, in
+                                         rank order (that axis grows world_size times) */
+    KILN_LAYER_REDUCE_SCATTER  = 63,  /* "axis" (INT, default 0): the sum over the ranks, cut into world_size
+                                         equal parts along axis; rank r keeps part r (the axis must divide) */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 
@@ -671,7 +705,10 @@ KILN_API kiln_status kiln_engine_tensor_info(const kiln_engine *e, int32_t tenso
                                              int32_t *rank, kiln_expr *shape /* KILN_MAX_RANK entries */);
 KILN_API uint64_t    kiln_engine_arena_bytes(const kiln_engine *e);
 KILN_API uint64_t    kiln_engine_weight_bytes(const kiln_engine *e);
+/* The format version of the engine's file (docs/engine-format.md). */
 KILN_API uint32_t    kiln_engine_format_version(const kiln_engine *e);
+/* The rank and world size the engine was built for (kiln_network_set_parallel). */
+KILN_API kiln_status kiln_engine_parallel(const kiln_engine *e, int32_t *rank, int32_t *world_size);
 KILN_API int32_t     kiln_engine_plugin_count(const kiln_engine *e);
 KILN_API kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index, const char **plugin_namespace,
                                              const char **name, const char **version, const char **module);
@@ -743,6 +780,61 @@ KILN_API kiln_status kiln_context_capture(kiln_context *ctx, void *stream);
 KILN_API kiln_status kiln_context_replay (kiln_context *ctx, void *stream);
 /* True when a captured graph matches the current shapes and buffers. */
 KILN_API bool        kiln_context_graph_ready(const kiln_context *ctx);
+
+/*
+ * Communicators: how the contexts of a tensor-parallel job reach each other
+ * (NCCL on CUDA, loaded at run time from libnccl.so.2).  Rank 0 makes an id
+ * and shares it with the others (a file, an environment variable,
+ * torch.distributed, MPI); every rank then joins with its own rank:
+ *
+ *     kiln_comm_id id;
+ *     if (rank == 0) kiln_comm_id_new(&id);              // then share it
+ *     kiln_context_set_communicator(ctx, rank, world_size, &id);
+ *
+ * A context whose engine has collective layers and a world size above 1
+ * needs one before it runs.  Joining waits until every rank has joined, at
+ * most $KILN_NCCL_TIMEOUT_S seconds (default 300): a rank that never comes
+ * fails the call, naming this rank, instead of hanging.
+ */
+#define KILN_COMM_ID_BYTES 128
+typedef struct kiln_comm_id {
+    uint8_t bytes[KILN_COMM_ID_BYTES];   /* an ncclUniqueId */
+} kiln_comm_id;
+/* The 256 hex digits of an id and its NUL. */
+#define KILN_COMM_ID_HEX_SIZE (2 * KILN_COMM_ID_BYTES + 1)
+
+/* A fresh id (ncclGetUniqueId): needs the CUDA backend and libnccl. */
+KILN_API kiln_status kiln_comm_id_new     (kiln_comm_id *out);
+/* Lower-case hex, NUL-terminated; size must be at least KILN_COMM_ID_HEX_SIZE. */
+KILN_API kiln_status kiln_comm_id_to_hex  (const kiln_comm_id *id, char *out, size_t size);
+/* Exactly 256 hex digits (surrounding white space is ignored). */
+KILN_API kiln_status kiln_comm_id_from_hex(const char *hex, kiln_comm_id *out);
+/*
+ * The id of a job launched by mpirun, torchrun or a script: $KILN_NCCL_ID
+ * (hex) when set; else $KILN_NCCL_ID_FILE, a path every rank sees: rank 0
+ * makes a fresh id and writes it there (atomically; a file that already
+ * exists is refused, since other ranks may have read a stale id from it), the
+ * others wait for it (at most $KILN_NCCL_TIMEOUT_S seconds).  Use a fresh
+ * path per job.
+ */
+KILN_API kiln_status kiln_comm_id_from_env(int32_t rank, kiln_comm_id *out);
+/* This process's rank, group size and rank on its node from the launcher's
+ * environment: RANK/WORLD_SIZE/LOCAL_RANK (torchrun), OMPI_COMM_WORLD_RANK/
+ * _SIZE/_LOCAL_RANK (Open MPI), PMI_RANK/PMI_SIZE (MPICH), SLURM_PROCID/
+ * SLURM_NTASKS/SLURM_LOCALID; KILN_ERROR_NOT_FOUND when none is set.
+ * Outputs may be NULL. */
+KILN_API kiln_status kiln_comm_env(int32_t *rank, int32_t *world_size, int32_t *local_rank);
+
+/* Join the group: rank and world_size must be the engine's
+ * (kiln_engine_parallel).  At world size 1 nothing is joined (collectives are
+ * copies).  Once per context. */
+KILN_API kiln_status kiln_context_set_communicator(kiln_context *ctx, int32_t rank, int32_t world_size,
+                                                   const kiln_comm_id *id);
+/* Wait for the work enqueued on stream.  With a communicator it also watches
+ * it: a peer that failed, or a wait longer than $KILN_NCCL_TIMEOUT_S, aborts
+ * the communicator and fails naming this rank (never an endless hang); the
+ * context cannot run collectives afterwards. */
+KILN_API kiln_status kiln_context_synchronize(kiln_context *ctx, void *stream);
 
 /* Device memory the context holds (activation arena, workspaces). */
 KILN_API uint64_t    kiln_context_memory_bytes(const kiln_context *ctx);

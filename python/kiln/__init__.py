@@ -15,7 +15,7 @@ backends); this package is a thin layer over its extension module _kiln.
 
 Modules: network (Builder, Tensor, layers), plugin (PluginBase, @plugin),
 symbolic (SymDim, SymTensor and their helpers), aot (AotLaunch), runtime (Session, TensorInfo), tensor (TensorWrapper and
-converters), dtypes, compat.trtllm (TensorRT-LLM spellings).
+converters), dtypes, distributed (communicator ids for tensor-parallel sessions), compat.trtllm (TensorRT-LLM spellings).
 """
 from ._native import _kiln
 from .errors import Error
@@ -28,11 +28,13 @@ from .network import (Builder, BuilderConfig, Network, Tensor, net_guard, curren
                       greater_equal, logical_and, logical_or, logical_xor, logical_not)
 from .shape_ops import (transpose, permute, slice, concat, expand, broadcast_to, reduce_sum, reduce_mean,
                         reduce_max, reduce_min, reduce_prod, argmax, argmin, softmax, log_softmax, layer_norm,
-                        rms_norm, where, gather_elements, cumsum, pad, scaled_dot_product_attention)
+                        rms_norm, where, gather_elements, cumsum, pad, scaled_dot_product_attention,
+                        all_reduce, all_gather, reduce_scatter)
 from .symbolic import SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt, cdiv
 from .plugin import PluginBase, plugin, registered_plugins, unregister_plugin
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
 from . import runtime
+from . import distributed
 from . import aot
 from .aot import AotLaunch, AotWorkspace
 from .runtime import Session, TensorInfo
@@ -56,7 +58,8 @@ __all__ = [
     "greater", "greater_equal", "logical_and", "logical_or", "logical_xor", "logical_not",
     "transpose", "permute", "slice", "concat", "expand", "broadcast_to", "reduce_sum", "reduce_mean", "reduce_max",
     "reduce_min", "reduce_prod", "argmax", "argmin", "softmax", "log_softmax", "layer_norm", "rms_norm", "where",
-    "gather_elements", "cumsum", "pad", "scaled_dot_product_attention",
+    "gather_elements", "cumsum", "pad", "scaled_dot_product_attention", "all_reduce", "all_gather",
+    "reduce_scatter", "distributed",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",
     "runtime", "Session", "TensorInfo", "cuda_available", "__version__", "aot", "AotLaunch", "AotWorkspace", "cdiv",

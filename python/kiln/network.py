@@ -140,6 +140,19 @@ class Network:
         maxima = [max(r[2] for r in ranges) for ranges in self._dims.values()]
         return self.exprs.eval(d._expr_in(self.exprs), maxima)
 
+    def set_parallel(self, rank, world_size):
+        """This network is rank `rank` of a group of `world_size` processes
+        (tensor parallelism): collective layers (kiln.all_reduce, all_gather,
+        reduce_scatter) combine the tensors of the group's ranks, and the
+        engine records (rank, world_size) for the session that joins the
+        group.  Set it before adding collectives (their shapes depend on it)."""
+        self._net.set_parallel(int(rank), int(world_size))
+
+    @property
+    def parallel(self):
+        """(rank, world_size); (0, 1) unless set_parallel said otherwise."""
+        return self._net.parallel
+
     @property
     def dims(self):
         """{name: [(min, opt, max), ...]} of the declared dynamic dimensions."""

@@ -97,9 +97,16 @@ class Session:
     default: the GPU when there is one, see default_device()).  The context's
     activation memory follows the shapes it runs (memory_bytes);
     max_activation_bytes caps it: shapes that would need more raise kiln.Error
-    saying how much."""
+    saying how much.
 
-    def __init__(self, engine, device=None, max_activation_bytes=None):
+    comm=(rank, world_size, id) joins the engine's group (an engine built
+    with Network.set_parallel and collective layers): id is the 128-byte
+    communicator id rank 0 made (kiln.distributed.comm_id_new, or
+    comm_from_torch / comm_from_env, which return the whole tuple).  rank and
+    world_size must be the engine's; joining waits for every rank (at most
+    $KILN_NCCL_TIMEOUT_S seconds)."""
+
+    def __init__(self, engine, device=None, max_activation_bytes=None, comm=None):
         self._engine = load_engine(engine)
         dev_type, dev_index = _parse_device(device)
         self._device = (dev_type, dev_index)
@@ -110,6 +117,8 @@ class Session:
         if cap < 0:
             raise ValueError(f"max_activation_bytes must be >= 0 (or None for no cap), got {cap}")
         self._context = _kiln.Context(self._engine, dev_type, dev_index, cap)
+        if comm is not None:
+            self.set_communicator(*_comm_tuple(comm))
         self._io = self._engine.io()
         self._inputs = [n for n, is_out, _, _ in self._io if not is_out]
         self._outputs = [n for n, is_out, _, _ in self._io if is_out]
@@ -207,6 +216,32 @@ class Session:
     @property
     def memory_bytes(self):
         return self._context.memory_bytes
+
+    @property
+    def parallel(self):
+        """(rank, world_size) the engine was built for."""
+        return self._engine.parallel
+
+    def set_communicator(self, rank, world_size, comm_id=None):
+        """Join the engine's group (see the class docstring); once per session."""
+        if comm_id is not None:
+            comm_id = bytes(comm_id)
+        self._context.set_communicator(int(rank), int(world_size), comm_id)
+
+    def synchronize(self, stream=None):
+        """Wait for the work queued on stream (None: the default stream).  A
+        session in a group also watches its communicator: a failed peer, or a
+        wait past $KILN_NCCL_TIMEOUT_S, aborts it and raises kiln.Error naming
+        this rank instead of hanging."""
+        self._context.synchronize(stream)
+
+
+def _comm_tuple(comm):
+    try:
+        rank, world_size, comm_id = comm
+    except (TypeError, ValueError):
+        raise TypeError(f"comm must be (rank, world_size, id), not {comm!r}") from None
+    return int(rank), int(world_size), comm_id
 
 
 def _dim_value(name, axis, d):

@@ -164,3 +164,30 @@ def scaled_dot_product_attention(q, k, v, causal=False, scale=None):
 def where(cond, a, b):
     """cond ? a : b elementwise, numpy broadcasting; cond is bool."""
     return _layer("where", [cond, a, b])
+
+
+# ---- collectives: the engine's group is the network's (Network.set_parallel) ----
+
+_ALL_REDUCE_OPS = ("sum", "prod", "max", "min")
+
+
+def all_reduce(x, op="sum"):
+    """The elementwise sum (or prod, max, min) of x over every rank of the
+    network's group (Network.set_parallel); same shape.  On a GPU it runs
+    NCCL's all-reduce on the session's stream; at world size 1 it is a copy."""
+    if op not in _ALL_REDUCE_OPS:
+        raise ValueError(f"all_reduce: op must be one of {', '.join(_ALL_REDUCE_OPS)}, not {op!r}")
+    return _layer(f"all_reduce_{op}", [x])
+
+
+def all_gather(x, axis=0):
+    """The ranks' x concatenated along axis in rank order: that axis grows
+    world_size times (torch.distributed.all_gather_into_tensor, then
+    reordered when axis is not the first)."""
+    return _layer("all_gather", [x], {"axis": int(axis)})
+
+
+def reduce_scatter(x, axis=0):
+    """The sum of x over the ranks, cut into world_size equal parts along
+    axis; each rank keeps its own part (the axis must divide by world_size)."""
+    return _layer("reduce_scatter", [x], {"axis": int(axis)})

@@ -14,8 +14,10 @@
 #include "kiln/plugin.h"
 #include "engine/engine_desc.h"
 
-#define KILN_BACKEND_API_VERSION 5u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
-                                         4: kiln_layer_launch.attrs; 5: stream_create/stream_destroy */
+#define KILN_BACKEND_API_VERSION 6u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
+                                         4: kiln_layer_launch.attrs; 5: stream_create/stream_destroy;
+                                         6: collectives (kiln_layer_launch's group and communicator, the
+                                         comm_* functions) */
 
 typedef struct kiln_layer_launch {
     uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */
@@ -29,6 +31,11 @@ typedef struct kiln_layer_launch {
     int32_t                 input_count, output_count;
     const kiln_tensor_desc *inputs;
     const kiln_tensor_desc *outputs;
+    /* Collectives (ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER): the engine's
+     * group, and the context's communicator from comm_create (NULL at world
+     * size 1, where a collective is a copy, and in supports_op). */
+    int32_t                 rank, world_size;
+    void                   *comm;
 } kiln_layer_launch;
 
 typedef enum kiln_copy_kind {
@@ -98,6 +105,25 @@ typedef struct kiln_backend_iface {
     kiln_status (*kernel_launch)(int32_t device, void *kernel, const uint32_t grid[3], const uint32_t block[3],
                                  uint32_t shared, void **params, void *stream);
     void        (*kernel_unload)(int32_t device, void *kernel);
+
+    /* Communicators for collective layers across processes (NCCL on CUDA,
+     * loaded at run time).  NULL on backends that run collectives only at
+     * world size 1 (the CPU).
+     * comm_available: can this process make communicators?  The error names
+     * the library that is missing (asked when a context of an engine with
+     * collectives at world size > 1 is created).
+     * comm_unique_id: a fresh id for rank 0 to share (KILN_COMM_ID_BYTES).
+     * comm_create: join the group on device; waits for every rank at most
+     * timeout_s seconds, then fails naming the rank.
+     * comm_synchronize: wait for stream while watching the communicator: a
+     * failed peer or more than timeout_s seconds aborts it and fails.
+     * comm_free: destroy (or abort, after a failure) and free. */
+    kiln_status (*comm_available)(void);
+    kiln_status (*comm_unique_id)(uint8_t *id);
+    kiln_status (*comm_create)(int32_t device, int32_t rank, int32_t world_size, const uint8_t *id, double timeout_s,
+                               void **comm);
+    kiln_status (*comm_synchronize)(int32_t device, void *comm, void *stream, double timeout_s);
+    void        (*comm_free)(int32_t device, void *comm);
 } kiln_backend_iface;
 
 /* The CPU backend (always present). */

@@ -419,6 +419,7 @@ kiln_status kiln_network_build(kiln_network *net, const kiln_build_options *opti
         d->dims = net->dims;
         d->check_count = (int32_t)net->check_count;
         d->checks = net->checks;
+        d->parallel = (kiln_parallel_record){.rank = net->rank, .world_size = net->world_size};
         s = plan_memory(&b);
     }
     if (!s) s = layout_weights(&b);

@@ -36,8 +36,19 @@ typedef enum kiln_op {
     KILN_OP_PAD        = 19,  /* exprs: pads before each axis, then after (>= 0); ints: the value's binary64 bits */
     KILN_OP_ATTENTION  = 20,  /* inputs q [B,Hq,Sq,D], k [B,Hkv,Skv,D], v [B,Hkv,Skv,Dv]; ints: causal, the
                                  scale's binary64 bits (0: 1/sqrt(D)) */
+    /* Collectives over the engine's group (kiln_parallel_record): the same
+     * layer on every rank, combining the ranks' tensors. */
+    KILN_OP_ALL_REDUCE     = 21,  /* subop: kiln_collective_op; output shaped like the input */
+    KILN_OP_ALL_GATHER     = 22,  /* axis; output axis = input axis × world_size (ranks in order) */
+    KILN_OP_REDUCE_SCATTER = 23,  /* subop: kiln_collective_op; axis; output axis = input axis / world_size
+                                     (a check that it divides) */
     KILN_OP_COUNT
 } kiln_op;
+
+/* Does the op combine the tensors of every rank of the engine's group? */
+static inline int kiln_op_is_collective(int op) {
+    return op == KILN_OP_ALL_REDUCE || op == KILN_OP_ALL_GATHER || op == KILN_OP_REDUCE_SCATTER;
+}
 
 /* Most inputs or outputs one plugin layer may have. */
 #define KILN_PLUGIN_MAX_IO 1024
@@ -103,8 +114,17 @@ typedef struct kiln_check_record {
     char      *message;
 } kiln_check_record;
 
+/* The engine's place in a group of processes (format version 3; older
+ * engines are rank 0 of 1).  Collective layers name their group by it. */
+typedef struct kiln_parallel_record {
+    int32_t rank;                  /* 0 <= rank < world_size */
+    int32_t world_size;            /* 1..KILN_MAX_WORLD_SIZE; 0 in a zeroed desc means 1 */
+} kiln_parallel_record;
+
 typedef struct kiln_engine_desc {
     kiln_exprs         *exprs;                 /* the whole expression program */
+    kiln_parallel_record parallel;
+    uint32_t            format_version;        /* the file's (set by the reader; the writer chooses its own) */
     int32_t             dim_count, profile_count;
     kiln_dim_record    *dims;
     int32_t             tensor_count;

@@ -20,9 +20,13 @@
 
 #include "engine/engine_desc.h"
 
-/* The version this kiln writes, and the newest it reads.  Readers refuse a
- * newer version with KILN_ERROR_VERSION (docs/engine-format.md, "Versions"). */
-#define KILN_FORMAT_VERSION 2   /* 2: layer attribute lists (kiln_layer_attrs) */
+/* The newest version this kiln reads and writes.  Readers refuse a newer
+ * version with KILN_ERROR_VERSION (docs/engine-format.md, "Versions").  The
+ * writer writes the oldest version that holds the engine: 3 only when its
+ * parallel record is not rank 0 of 1, so that other engines stay readable by
+ * kilns that read version 2. */
+#define KILN_FORMAT_VERSION 3   /* 2: layer attribute lists (kiln_layer_attrs); 3: the parallel record */
+#define KILN_FORMAT_VERSION_PARALLEL 3
 
 /* Where tensors start: weights at 64-byte offsets in the weights section,
  * activations at 256-byte offsets in the arena (the builder plans them so;

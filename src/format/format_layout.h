@@ -38,8 +38,13 @@
 #define KILN_HDR_RESERVED0            68          /* u32 0 */
 #define KILN_HDR_TABLE_CHECKSUM       72          /* u64 checksum of the section table */
 #define KILN_HDR_ARENA_BYTES          80          /* u64 activation arena size */
-#define KILN_HDR_RESERVED1            88          /* 32 bytes of 0 */
+#define KILN_HDR_RESERVED1            88          /* 32 bytes of 0 (versions 1 and 2) */
 #define KILN_HDR_RESERVED1_SIZE       32
+/* Version 3: the parallel record in the first 8 of those bytes. */
+#define KILN_HDR_RANK                 88          /* u32 rank, < world_size */
+#define KILN_HDR_WORLD_SIZE           92          /* u32 world size, 1..KILN_MAX_WORLD_SIZE */
+#define KILN_HDR_RESERVED2            96          /* 24 bytes of 0 */
+#define KILN_HDR_RESERVED2_SIZE       24
 #define KILN_HDR_CHECKSUM             120         /* u64 checksum of bytes [0, 120) */
 
 /* Bytes that text-mode transfers and C string handling mangle: a high-bit

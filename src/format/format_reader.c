@@ -121,9 +121,23 @@ static kiln_status check_header(const reader *r) {
     if (sample_float != KILN_FORMAT_SAMPLE_FLOAT)
         return CORRUPT("header sample float has bits 0x%016" PRIx64 ", not %.1f (float format mismatch)",
                        sample_bits, KILN_FORMAT_SAMPLE_FLOAT);
-    if (kiln_load_u32le(h + KILN_HDR_RESERVED0) != 0 ||
-        first_nonzero(h + KILN_HDR_RESERVED1, KILN_HDR_RESERVED1_SIZE) != KILN_HDR_RESERVED1_SIZE)
+    if (kiln_load_u32le(h + KILN_HDR_RESERVED0) != 0)
         return CORRUPT("header reserved bytes are not zero");
+    if (version < KILN_FORMAT_VERSION_PARALLEL) {
+        if (first_nonzero(h + KILN_HDR_RESERVED1, KILN_HDR_RESERVED1_SIZE) != KILN_HDR_RESERVED1_SIZE)
+            return CORRUPT("header reserved bytes are not zero");
+    } else {
+        /* The parallel record: a rank of a group of a sane size. */
+        uint32_t rank = kiln_load_u32le(h + KILN_HDR_RANK), world = kiln_load_u32le(h + KILN_HDR_WORLD_SIZE);
+        if (world < 1 || world > KILN_MAX_WORLD_SIZE)
+            return CORRUPT("header parallel record: world size %" PRIu32 " is outside [1, %d]", world,
+                           KILN_MAX_WORLD_SIZE);
+        if (rank >= world)
+            return CORRUPT("header parallel record: rank %" PRIu32 " is not below the world size %" PRIu32, rank,
+                           world);
+        if (first_nonzero(h + KILN_HDR_RESERVED2, KILN_HDR_RESERVED2_SIZE) != KILN_HDR_RESERVED2_SIZE)
+            return CORRUPT("header reserved bytes are not zero");
+    }
 
     uint64_t file_size = kiln_load_u64le(h + KILN_HDR_FILE_SIZE);
     if (r->size < file_size)
@@ -576,6 +590,11 @@ static kiln_status read_all(const uint8_t *data, size_t size, uint32_t flags, ki
     if ((st = check_prefix_and_checksum(&r)) || (st = check_header(&r)) || (st = load_sections(&r, flags)))
         return st;
     r.version = kiln_load_u32le(data + KILN_HDR_VERSION);
+    out->format_version = r.version;
+    out->parallel = (kiln_parallel_record){0, 1};
+    if (r.version >= KILN_FORMAT_VERSION_PARALLEL)
+        out->parallel = (kiln_parallel_record){.rank = (int32_t)kiln_load_u32le(data + KILN_HDR_RANK),
+                                               .world_size = (int32_t)kiln_load_u32le(data + KILN_HDR_WORLD_SIZE)};
     out->arena_bytes = kiln_load_u64le(data + KILN_HDR_ARENA_BYTES);
     out->weights = r.sec[KILN_SECTION_WEIGHTS];
     out->weights_size = r.sec_size[KILN_SECTION_WEIGHTS];

@@ -188,8 +188,17 @@ static void write_header(writer *w, uint64_t file_size) {
     uint64_t sample_bits;
     memcpy(&sample_bits, &sample, sizeof sample_bits);
 
+    /* Version 3 only for an engine that is not rank 0 of 1 (engine_format.h);
+     * a zeroed desc's world size 0 is 1.  Other values are written as they
+     * are: the reader judges them. */
+    const kiln_parallel_record *par = &w->desc->parallel;
+    int parallel = par->rank != 0 || par->world_size > 1 || par->world_size < 0;
     memcpy(h + KILN_HDR_MAGIC, KILN_FORMAT_MAGIC, KILN_FORMAT_MAGIC_SIZE);
-    kiln_store_u32le(h + KILN_HDR_VERSION, KILN_FORMAT_VERSION);
+    kiln_store_u32le(h + KILN_HDR_VERSION, parallel ? KILN_FORMAT_VERSION_PARALLEL : 2);
+    if (parallel) {
+        kiln_store_u32le(h + KILN_HDR_RANK, (uint32_t)par->rank);
+        kiln_store_u32le(h + KILN_HDR_WORLD_SIZE, (uint32_t)par->world_size);
+    }
     kiln_store_u32le(h + KILN_HDR_HEADER_SIZE, KILN_FORMAT_HEADER_SIZE);
     memcpy(h + KILN_HDR_CHECK_BYTES, KILN_FORMAT_CHECK_BYTES, KILN_FORMAT_CHECK_BYTES_SIZE);
     memcpy(h + KILN_HDR_SIZES, sizes, sizeof sizes);

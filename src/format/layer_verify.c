@@ -100,7 +100,8 @@ static kiln_status verify_layer(verify_sink *v, int32_t li) {
     v->layer = li;
     kiln_layer_attrs attrs = l->attrs;   /* the rule rewrites its copy into the canonical form */
     kiln_op_call call = {.pool = v->pool, .subop = l->subop, .axis = l->axis, .attrs = &attrs,
-                         .to = (kiln_dtype)out->dtype, .target = &stored, .input_count = l->input_count,
+                         .to = (kiln_dtype)out->dtype, .target = &stored,
+                         .world_size = d->parallel.world_size ? d->parallel.world_size : 1, .input_count = l->input_count,
                          .dtypes = dtypes, .shapes = shapes, .labels = labels, .checks = {sink_add, v}};
     kiln_dtype dtype;
     kiln_shape_expr shape;

@@ -48,7 +48,8 @@ static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer
         labels[i] = kiln_net_tensor_label(net, inputs[i]);
     }
     kiln_op_call call = {.pool = net->exprs, .subop = layer.subop, .axis = layer.axis, .attrs = &layer.attrs,
-                         .to = layer.to, .target = layer.target, .input_count = input_count, .dtypes = dtypes,
+                         .to = layer.to, .target = layer.target, .world_size = net->world_size,
+                         .input_count = input_count, .dtypes = dtypes,
                          .shapes = shapes, .labels = labels, .checks = {add_network_check, net}};
     kiln_dtype dtype;
     kiln_shape_expr shape;
@@ -58,8 +59,9 @@ static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer
     for (int32_t a = 0; a < shape.rank; a++) shape.dims[a] = kiln_expr_simplify(net->exprs, shape.dims[a]);
     /* Stored axes are normalized (the rule has checked the range). */
     int64_t axis = info->has_axis && layer.axis < 0 ? layer.axis + shapes[0].rank : layer.axis;
-    return kiln_net_add_layer(net, layer.op, layer.subop, axis, &layer.attrs, input_count, inputs, 1, &dtype, &shape,
-                              out);
+    s = kiln_net_add_layer(net, layer.op, layer.subop, axis, &layer.attrs, input_count, inputs, 1, &dtype, &shape, out);
+    if (!s && kiln_op_is_collective(layer.op)) net->collective_layers++;
+    return s;
 }
 
 kiln_status kiln_network_add_cast(kiln_network *net, kiln_tensor x, kiln_dtype dtype, kiln_tensor *out) {

@@ -19,7 +19,33 @@ kiln_status kiln_network_create(kiln_network **out) {
         kiln_free(net);
         return kiln_error(KILN_ERROR_NO_MEMORY, "kiln_network_create: out of memory");
     }
+    net->world_size = 1;
     *out = net;
+    return KILN_OK;
+}
+
+kiln_status kiln_network_set_parallel(kiln_network *net, int32_t rank, int32_t world_size) {
+    if (!net) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_set_parallel: net is NULL");
+    if (world_size < 1 || world_size > KILN_MAX_WORLD_SIZE)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_set_parallel: world size %d is outside [1, %d]",
+                          (int)world_size, KILN_MAX_WORLD_SIZE);
+    if (rank < 0 || rank >= world_size)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_set_parallel: rank %d is outside [0, %d) (world "
+                          "size %d)", (int)rank, (int)world_size, (int)world_size);
+    if (net->collective_layers && world_size != net->world_size)
+        return kiln_error(KILN_ERROR_STATE, "kiln_network_set_parallel: the network already has %d collective "
+                          "layer%s shaped for world size %d; set the world size (%d) before adding them",
+                          (int)net->collective_layers, net->collective_layers == 1 ? "" : "s", (int)net->world_size,
+                          (int)world_size);
+    net->rank = rank;
+    net->world_size = world_size;
+    return KILN_OK;
+}
+
+kiln_status kiln_network_parallel(const kiln_network *net, int32_t *rank, int32_t *world_size) {
+    if (!net) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_network_parallel: net is NULL");
+    if (rank) *rank = net->rank;
+    if (world_size) *world_size = net->world_size;
     return KILN_OK;
 }
 

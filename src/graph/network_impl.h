@@ -61,6 +61,8 @@ struct kiln_network {
     int32_t           input_count;
     kiln_build_report report;
     int               built;
+    int32_t           rank, world_size;    /* kiln_network_set_parallel (0 of 1 by default) */
+    int32_t           collective_layers;   /* how many; world_size is fixed once there is one */
 };
 
 /* Append a layer; takes over nothing, copies the index arrays.  On success

@@ -10,13 +10,17 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
-               "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where");
+               "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
+               "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
+               "reduce_scatter");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
 #define COMPARE_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_COMPARE, KILN_COMPARE_##suffix, 0, {{0}}},
+#define ALL_REDUCE_ROW(suffix, name) \
+    [KILN_LAYER_ALL_REDUCE_##suffix] = {KILN_OP_ALL_REDUCE, KILN_COLLECTIVE_##suffix, 0, {{0}}},
 
 /* One schema entry (designated: a compiler may warn about omitted fields). */
 #define ATTR(n, k, req, pl, di, df) \
@@ -66,6 +70,10 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
                                ATTR("scale", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0)}},
     [KILN_LAYER_PAD] = {KILN_OP_PAD, 0, 2, {ATTR("pads", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
                                             ATTR("value", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0)}},
+    KILN_COLLECTIVE_OP_LIST(ALL_REDUCE_ROW)
+    [KILN_LAYER_ALL_GATHER] = {KILN_OP_ALL_GATHER, 0, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
+    [KILN_LAYER_REDUCE_SCATTER] = {KILN_OP_REDUCE_SCATTER, KILN_COLLECTIVE_SUM, 1,
+                                   {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -86,6 +94,14 @@ const char *kiln_layer_op_name(kiln_layer_op op) {
     if (r->op == KILN_OP_REDUCE) return kiln_reduce_op_name(r->subop);
     if (r->op == KILN_OP_COMPARE) return kiln_compare_op_name(r->subop);
     if (r->op == KILN_OP_SOFTMAX) return r->subop ? "log_softmax" : "softmax";
+    if (r->op == KILN_OP_ALL_REDUCE) {
+        static const char *const names[] = {
+#define ALL_REDUCE_NAME(suffix, name) [KILN_COLLECTIVE_##suffix] = "all_reduce_" name,
+            KILN_COLLECTIVE_OP_LIST(ALL_REDUCE_NAME)
+#undef ALL_REDUCE_NAME
+        };
+        return r->subop >= 0 && r->subop < KILN_COLLECTIVE_OP_COUNT ? names[r->subop] : "?";
+    }
     return kiln_op_name(r->op);
 }
 
@@ -185,6 +201,16 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
     case KILN_OP_SOFTMAX:
         put(out, size, &len, " axis %lld", (long long)layer->axis);
         return;
+    case KILN_OP_ALL_REDUCE:
+    case KILN_OP_ALL_GATHER:
+    case KILN_OP_REDUCE_SCATTER: {
+        /* The reduction, the axis, and the group: "sum axis 1 rank 0 of 2". */
+        int32_t world = desc->parallel.world_size ? desc->parallel.world_size : 1;
+        if (r->op != KILN_OP_ALL_GATHER) put(out, size, &len, "%s", kiln_collective_op_name(layer->subop));
+        if (r->op != KILN_OP_ALL_REDUCE) put(out, size, &len, "%saxis %lld", len ? " " : "", (long long)layer->axis);
+        put(out, size, &len, " rank %d of %d", (int)desc->parallel.rank, (int)world);
+        return;
+    }
     case KILN_OP_BINARY:
     case KILN_OP_UNARY:
     case KILN_OP_COMPARE:

@@ -39,7 +39,10 @@
     X(GATHER_ELEMENTS, "gather_elements") \
     X(CUMSUM, "cumsum")       \
     X(PAD, "pad")             \
-    X(ATTENTION, "attention")
+    X(ATTENTION, "attention") \
+    X(ALL_REDUCE, "all_reduce") \
+    X(ALL_GATHER, "all_gather") \
+    X(REDUCE_SCATTER, "reduce_scatter")
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \
@@ -95,6 +98,13 @@
     X(GREATER, "greater")                \
     X(GREATER_EQUAL, "greater_equal")
 
+/* How collectives combine the ranks' values, in kiln_collective_op order. */
+#define KILN_COLLECTIVE_OP_LIST(X) \
+    X(SUM, "sum")                  \
+    X(PROD, "prod")                \
+    X(MAX, "max")                  \
+    X(MIN, "min")
+
 #define KILN_OP_LIST_NAME_(suffix, name) name,
 #define KILN_OP_LIST_COUNT_(suffix, name) +1
 
@@ -114,6 +124,10 @@ static inline const char *kiln_unary_op_list_name(int op) {
 
 static inline const char *kiln_compare_op_list_name(int op) {
     static const char *const names[] = {KILN_COMPARE_OP_LIST(KILN_OP_LIST_NAME_)};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+static inline const char *kiln_collective_op_list_name(int op) {
+    static const char *const names[] = {KILN_COLLECTIVE_OP_LIST(KILN_OP_LIST_NAME_)};
     return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
 }
 static inline const char *kiln_reduce_op_list_name(int op) {

@@ -15,6 +15,8 @@ _Static_assert(COUNT_OF(KILN_UNARY_OP_LIST) == KILN_UNARY_OP_COUNT,
                "op_list.h's KILN_UNARY_OP_LIST must list every kiln_unary_op");
 _Static_assert(COUNT_OF(KILN_COMPARE_OP_LIST) == KILN_COMPARE_OP_COUNT,
                "op_list.h's KILN_COMPARE_OP_LIST must list every kiln_compare_op");
+_Static_assert(COUNT_OF(KILN_COLLECTIVE_OP_LIST) == KILN_COLLECTIVE_OP_COUNT,
+               "op_list.h's KILN_COLLECTIVE_OP_LIST must list every kiln_collective_op");
 _Static_assert(COUNT_OF(KILN_REDUCE_OP_LIST) == KILN_REDUCE_OP_COUNT,
                "op_list.h's KILN_REDUCE_OP_LIST must list every kiln_reduce_op");
 
@@ -86,6 +88,7 @@ const char *kiln_binary_op_name(int op) { return kiln_binary_op_list_name(op); }
 const char *kiln_unary_op_name(int op) { return kiln_unary_op_list_name(op); }
 const char *kiln_reduce_op_name(int op) { return kiln_reduce_op_list_name(op); }
 const char *kiln_compare_op_name(int op) { return kiln_compare_op_list_name(op); }
+const char *kiln_collective_op_name(int op) { return kiln_collective_op_list_name(op); }
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -731,6 +734,83 @@ static kiln_status infer_compare(const kiln_op_call *c, kiln_dtype *dtype, kiln_
                             shape);
 }
 
+/* ---- collectives ------------------------------------------------------------ */
+
+/* Reductions over ranks: the numbers NCCL reduces (no bool). */
+#define COLLECTIVE_REDUCE_DTYPES (FLOATS | SIGNED | (1u << KILN_UINT8))
+
+static kiln_status collective_common(const kiln_op_call *c, const char *what, bool reduces) {
+    if (c->world_size < 1 || c->world_size > KILN_MAX_WORLD_SIZE)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': world size %d is outside [1, %d]", what,
+                          c->labels[0], (int)c->world_size, KILN_MAX_WORLD_SIZE);
+    if (reduces && (c->subop < 0 || c->subop >= KILN_COLLECTIVE_OP_COUNT))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': unknown reduction %d", what, c->labels[0],
+                          (int)c->subop);
+    uint32_t dtypes = reduces ? COLLECTIVE_REDUCE_DTYPES : ALL_TYPES;
+    if ((unsigned)c->dtypes[0] >= KILN_DTYPE_COUNT || !(dtypes >> c->dtypes[0] & 1u))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not supported (%s)", what, c->labels[0],
+                          kiln_dtype_name(c->dtypes[0]) ? kiln_dtype_name(c->dtypes[0]) : "?",
+                          reduces ? "numbers only, not bool" : "any dtype");
+    return KILN_OK;
+}
+
+/* ALL_REDUCE: the elementwise reduction over the ranks; shape unchanged. */
+static kiln_status infer_all_reduce(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_status st = collective_common(c, "all_reduce", true);
+    if (st) return st;
+    *dtype = c->dtypes[0];
+    same_shape(&c->shapes[0], shape);
+    return KILN_OK;
+}
+
+/* ALL_GATHER: the ranks' tensors concatenated along axis, in rank order. */
+static kiln_status infer_all_gather(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_status st = collective_common(c, "all_gather", false);
+    if (st) return st;
+    const kiln_shape_expr *in = &c->shapes[0];
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, in->rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "all_gather of '%s': axis %lld is out of range for rank %d",
+                          c->labels[0], (long long)c->axis, (int)in->rank);
+    same_shape(in, shape);
+    shape->dims[axis] = kiln_expr_binary(c->pool, KILN_EXPR_MUL, in->dims[axis], kiln_expr_const(c->pool, c->world_size));
+    if (shape->dims[axis] < 0) return no_memory();
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
+/* REDUCE_SCATTER: the sum over the ranks, cut into world_size equal
+ * parts along axis; rank r keeps part r.  The axis must divide: refused now
+ * when it is a constant, else a run-time check. */
+static kiln_status infer_reduce_scatter(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_status st = collective_common(c, "reduce_scatter", true);
+    if (st) return st;
+    if (c->subop != KILN_COLLECTIVE_SUM)   /* the sub-op is stored for later reductions; sum is the one built */
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "reduce_scatter of '%s': reduction %s is not supported (sum only)",
+                          c->labels[0], kiln_collective_op_name(c->subop));
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *in = &c->shapes[0];
+    int64_t axis = c->axis, n;
+    if (!normalize_axis(&axis, in->rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "reduce_scatter of '%s': axis %lld is out of range for rank %d",
+                          c->labels[0], (long long)c->axis, (int)in->rank);
+    kiln_expr d = in->dims[axis], w = kiln_expr_const(p, c->world_size);
+    kiln_expr part = kiln_expr_binary(p, KILN_EXPR_FLOORDIV, d, w);
+    if (kiln_expr_is_const(p, d, &n) && n % c->world_size != 0)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "reduce_scatter of '%s': axis %d has size %lld, which world size "
+                          "%d does not divide", c->labels[0], (int)axis, (long long)n, (int)c->world_size);
+    char text[128];
+    kiln_expr_format(p, d, text, sizeof text);
+    st = report_check(c, kiln_expr_binary(p, KILN_EXPR_EQ, kiln_expr_binary(p, KILN_EXPR_MUL, part, w), d),
+                      "reduce_scatter of '%s': axis %d has size %s, which world size %d does not divide",
+                      c->labels[0], (int)axis, text, (int)c->world_size);
+    if (st) return st;
+    same_shape(in, shape);
+    shape->dims[axis] = part;
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 /*                       inputs outputs subop  axis   attrs  rule */
@@ -756,6 +836,9 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_CUMSUM]     = {1,  1, false, true,  true,  infer_cumsum},
     [KILN_OP_PAD]        = {1,  1, false, false, true,  infer_pad},
     [KILN_OP_ATTENTION]  = {3,  1, false, false, true,  infer_attention},
+    [KILN_OP_ALL_REDUCE] = {1,  1, true,  false, false, infer_all_reduce},
+    [KILN_OP_ALL_GATHER] = {1,  1, false, true,  false, infer_all_gather},
+    [KILN_OP_REDUCE_SCATTER] = {1, 1, true, true, false, infer_reduce_scatter},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

@@ -41,6 +41,7 @@ typedef struct kiln_op_call {
                                             rule into their canonical form, the form stored */
     kiln_dtype             to;           /* CAST: the target dtype */
     const kiln_shape_expr *target;       /* RESHAPE: the shape asked for; one axis may be -1 (inferred) */
+    int32_t                world_size;   /* collectives: the engine's group size (kiln_parallel_record), >= 1 */
     int32_t                input_count;
     const kiln_dtype      *dtypes;       /* per input */
     const kiln_shape_expr *shapes;       /* per input */
@@ -73,6 +74,7 @@ const char *kiln_binary_op_name(int op);
 const char *kiln_unary_op_name(int op);
 const char *kiln_reduce_op_name(int op);
 const char *kiln_compare_op_name(int op);
+const char *kiln_collective_op_name(int op);
 /* Does the unary op take (and give) this dtype? */
 bool        kiln_unary_op_accepts(int op, kiln_dtype dtype);
 /* Does the reduction take this dtype? */

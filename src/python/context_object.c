@@ -503,6 +503,58 @@ static PyObject *context_replay(PyObject *self, PyObject *stream_obj) {
     Py_RETURN_NONE;
 }
 
+/* set_communicator(rank, world_size, id) — id: the 128 bytes of a
+ * kiln_comm_id (bytes-like), or None at world size 1.  Joining waits for
+ * every rank (GIL released), at most $KILN_NCCL_TIMEOUT_S seconds. */
+static PyObject *context_set_communicator(PyObject *self, PyObject *args) {
+    context_object *c = (context_object *)self;
+    kiln_py_state *st = state_of(self);
+    int rank, world_size;
+    PyObject *id_obj;
+    if (!PyArg_ParseTuple(args, "iiO:set_communicator", &rank, &world_size, &id_obj)) return NULL;
+    kiln_comm_id id;
+    const kiln_comm_id *idp = NULL;
+    if (id_obj != Py_None) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(id_obj, &view, PyBUF_SIMPLE) < 0) return NULL;
+        int ok = view.len == KILN_COMM_ID_BYTES;
+        if (ok) memcpy(id.bytes, view.buf, KILN_COMM_ID_BYTES);
+        Py_ssize_t len = view.len;
+        PyBuffer_Release(&view);
+        if (!ok)
+            return kiln_py_raise_msg(st, KILN_ERROR_INVALID_ARGUMENT, "set_communicator: rank %d: the id has %zd bytes, "
+                                     "a communicator id has %d", rank, len, KILN_COMM_ID_BYTES);
+        idp = &id;
+    }
+    if (c->busy)
+        return kiln_py_raise_msg(st, KILN_ERROR_STATE, "set_communicator: this session is running");
+    c->busy = 1;
+    kiln_status s;
+    kiln_context *ctx = c->ctx;
+    Py_BEGIN_ALLOW_THREADS
+    s = kiln_context_set_communicator(ctx, rank, world_size, idp);
+    Py_END_ALLOW_THREADS
+    c->busy = 0;
+    if (s != KILN_OK) return kiln_py_raise(st, s);
+    Py_RETURN_NONE;
+}
+
+/* synchronize(stream) — wait for the run, watching the communicator. */
+static PyObject *context_synchronize(PyObject *self, PyObject *stream_obj) {
+    context_object *c = (context_object *)self;
+    void *stream = NULL;
+    PyObject *handle = NULL;
+    if (stream_arg(state_of(self), stream_obj, &stream, &handle) < 0) return NULL;
+    Py_XDECREF(handle);
+    kiln_status s;
+    kiln_context *ctx = c->ctx;
+    Py_BEGIN_ALLOW_THREADS
+    s = kiln_context_synchronize(ctx, stream);
+    Py_END_ALLOW_THREADS
+    if (s != KILN_OK) return kiln_py_raise(state_of(self), s);
+    Py_RETURN_NONE;
+}
+
 static PyObject *context_get_graph_ready(PyObject *self, void *closure) {
     return PyBool_FromLong(kiln_context_graph_ready(((context_object *)self)->ctx));
 }
@@ -526,6 +578,9 @@ static PyMethodDef context_methods[] = {
     {"run", (PyCFunction)(void (*)(void))context_run, METH_VARARGS | METH_KEYWORDS,
      "run(inputs, outputs=None, stream=None, allocator=None, graph=0)"},
     {"replay", context_replay, METH_O, "replay(stream) — launch the captured CUDA graph"},
+    {"set_communicator", context_set_communicator, METH_VARARGS,
+     "set_communicator(rank, world_size, id) — join the engine's group (id: 128 bytes, or None at world size 1)"},
+    {"synchronize", context_synchronize, METH_O, "synchronize(stream) — wait for the run, watching the communicator"},
     {NULL, NULL, 0, NULL},
 };
 

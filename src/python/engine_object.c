@@ -249,6 +249,13 @@ static PyObject *engine_get_int(PyObject *self, void *which) {
     }
 }
 
+static PyObject *engine_get_parallel(PyObject *self, void *closure) {
+    int32_t rank = 0, world_size = 1;
+    kiln_status s = kiln_engine_parallel(engine_of(self), &rank, &world_size);
+    if (s != KILN_OK) return kiln_py_raise(kiln_py_state_of_type(Py_TYPE(self)), s);
+    return Py_BuildValue("(ii)", (int)rank, (int)world_size);
+}
+
 static PyMethodDef engine_methods[] = {
     {"from_memory", engine_from_memory, METH_VARARGS | METH_CLASS, "Engine.from_memory(buffer, flags=0)"},
     {"from_file", engine_from_file, METH_VARARGS | METH_CLASS, "Engine.from_file(path, flags=0) (mapped)"},
@@ -261,6 +268,7 @@ static PyMethodDef engine_methods[] = {
 
 static PyGetSetDef engine_getset[] = {
     {"arena_bytes", engine_get_int, NULL, "activation arena size", (void *)0},
+    {"parallel", engine_get_parallel, NULL, "(rank, world_size) the engine was built for", NULL},
     {"weight_bytes", engine_get_int, NULL, "weights size", (void *)1},
     {"format_version", engine_get_int, NULL, "engine format version", (void *)2},
     {"profile_count", engine_get_int, NULL, "number of optimization profiles", (void *)3},

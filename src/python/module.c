@@ -211,7 +211,47 @@ static PyObject *mod_value_roundtrip(PyObject *m, PyObject *arg) {
     return r;
 }
 
+/* comm_id_new() -> bytes: a fresh communicator id (NCCL unique id). */
+static PyObject *mod_comm_id_new(PyObject *m, PyObject *unused) {
+    kiln_comm_id id;
+    kiln_status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = kiln_comm_id_new(&id);
+    Py_END_ALLOW_THREADS
+    if (s != KILN_OK) return kiln_py_raise(module_state(m), s);
+    return PyBytes_FromStringAndSize((const char *)id.bytes, KILN_COMM_ID_BYTES);
+}
+
+/* comm_id_from_env(rank) -> bytes: $KILN_NCCL_ID or $KILN_NCCL_ID_FILE. */
+static PyObject *mod_comm_id_from_env(PyObject *m, PyObject *arg) {
+    long value = PyLong_AsLong(arg);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    if (value < 0 || value > INT32_MAX)
+        return kiln_py_raise_msg(module_state(m), KILN_ERROR_INVALID_ARGUMENT, "comm_id_from_env: rank %ld is out of "
+                                 "range", value);
+    int32_t rank = (int32_t)value;
+    kiln_comm_id id;
+    kiln_status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = kiln_comm_id_from_env(rank, &id);
+    Py_END_ALLOW_THREADS
+    if (s != KILN_OK) return kiln_py_raise(module_state(m), s);
+    return PyBytes_FromStringAndSize((const char *)id.bytes, KILN_COMM_ID_BYTES);
+}
+
+/* comm_env() -> (rank, world_size, local_rank) from the launcher's variables. */
+static PyObject *mod_comm_env(PyObject *m, PyObject *unused) {
+    int32_t rank, world_size, local_rank;
+    kiln_status s = kiln_comm_env(&rank, &world_size, &local_rank);
+    if (s != KILN_OK) return kiln_py_raise(module_state(m), s);
+    return Py_BuildValue("(iii)", (int)rank, (int)world_size, (int)local_rank);
+}
+
 static PyMethodDef module_methods[] = {
+    {"comm_id_new", mod_comm_id_new, METH_NOARGS, "comm_id_new() -> bytes: a fresh communicator id (needs NCCL)"},
+    {"comm_id_from_env", mod_comm_id_from_env, METH_O,
+     "comm_id_from_env(rank) -> bytes: from $KILN_NCCL_ID or $KILN_NCCL_ID_FILE"},
+    {"comm_env", mod_comm_env, METH_NOARGS, "comm_env() -> (rank, world_size, local_rank) from the launcher"},
     {"version", mod_version, METH_NOARGS, "kiln library version string"},
     {"dtype_info", mod_dtype_info, METH_O, "dtype_info(code) -> (name, itemsize)"},
     {"dtype_from_name", mod_dtype_from_name, METH_O, "dtype code for a name, or None"},

@@ -575,7 +575,23 @@ static PyObject *network_build_report(PyObject *self, PyObject *unused) {
                          "layer_count", (int)r.layer_count);
 }
 
+static PyObject *network_set_parallel(PyObject *self, PyObject *args) {
+    int rank, world_size;
+    if (!PyArg_ParseTuple(args, "ii:set_parallel", &rank, &world_size)) return NULL;
+    kiln_status s = kiln_network_set_parallel(net_of(self), rank, world_size);
+    if (s != KILN_OK) return kiln_py_raise(state_of(self), s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *network_get_parallel(PyObject *self, void *closure) {
+    int32_t rank = 0, world_size = 1;
+    kiln_status s = kiln_network_parallel(net_of(self), &rank, &world_size);
+    if (s != KILN_OK) return kiln_py_raise(state_of(self), s);
+    return Py_BuildValue("(ii)", (int)rank, (int)world_size);
+}
+
 static PyMethodDef network_methods[] = {
+    {"set_parallel", network_set_parallel, METH_VARARGS, "set_parallel(rank, world_size)"},
     {"add_dim", network_add_dim, METH_VARARGS, "add_dim(name, [(min, opt, max), ...]) -> expr"},
     {"find_dim", network_find_dim, METH_O, "find_dim(name) -> expr or None"},
     {"add_input", network_add_input, METH_VARARGS, "add_input(name, dtype, shape_exprs) -> tensor"},
@@ -602,6 +618,7 @@ static PyMethodDef network_methods[] = {
 
 static PyGetSetDef network_getset[] = {
     {"exprs", network_exprs, NULL, "the network's expression pool", NULL},
+    {"parallel", network_get_parallel, NULL, "(rank, world_size) of the network", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -80,8 +80,21 @@ kiln_status kiln_engine_check_backend(const kiln_engine *e, const kiln_backend_i
         kiln_layer_launch launch = {.op = r->op, .subop = r->subop, .axis = r->axis, .attrs = r->attrs.ints,
                                     .attr_count = r->attrs.int_count, .input_count = r->input_count,
                                     .output_count = r->output_count, .inputs = descs,
-                                    .outputs = descs + r->input_count};
-        if (backend->supports_op(&launch)) continue;
+                                    .outputs = descs + r->input_count, .rank = d->parallel.rank,
+                                    .world_size = d->parallel.world_size};
+        bool supported = backend->supports_op(&launch);
+        if (kiln_op_is_collective(r->op) && d->parallel.world_size > 1) {
+            /* A group of several ranks needs the backend's communicators. */
+            if (!backend->comm_available)
+                return kiln_error(KILN_ERROR_UNSUPPORTED, "layer %d (%s %s): the %s backend runs collective layers "
+                                  "only at world size 1, and this engine is rank %d of world size %d (run it on "
+                                  "CUDA devices, with NCCL)", l, kiln_op_name(r->op), e->layer_details[l],
+                                  backend->name, (int)d->parallel.rank, (int)d->parallel.world_size);
+            kiln_status s = backend->comm_available();
+            if (s) return kiln_error_prefix(s, "layer %d (%s %s) at world size %d", l, kiln_op_name(r->op),
+                                            e->layer_details[l], (int)d->parallel.world_size);
+        }
+        if (supported) continue;
         char dtypes[128];
         size_t used = 0;
         for (int32_t i = 0; i < n && used < sizeof dtypes; i++)
@@ -140,6 +153,12 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opti
     kiln_device_service_init(&ctx->device_service, backend, device);
     ctx->memory_cap = cap;
     ctx->profile = -1;
+    ctx->needs_comm = -1;
+    for (int32_t l = 0; l < d->layer_count && d->parallel.world_size > 1; l++)
+        if (kiln_op_is_collective(d->layers[l].op)) {
+            ctx->needs_comm = l;
+            break;
+        }
     size_t nt = d->tensor_count ? (size_t)d->tensor_count : 1, nio = d->io_count ? (size_t)d->io_count : 1;
     ctx->instances = kiln_calloc(d->plugin_count ? (size_t)d->plugin_count : 1, sizeof *ctx->instances);
     ctx->input_shapes = kiln_calloc(nio, sizeof *ctx->input_shapes);
@@ -209,7 +228,7 @@ static const char *profile_name(void *user, int32_t l) {
     const kiln_layer_record *r = &ctx->engine->desc.layers[l];
     const char *detail = ctx->engine->layer_details[l];
     if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || r->op == KILN_OP_PLUGIN || r->op == KILN_OP_REDUCE ||
-        r->op == KILN_OP_COMPARE)
+        r->op == KILN_OP_COMPARE || kiln_op_is_collective(r->op))
         snprintf(name, sizeof name, "%s %s", kiln_op_name(r->op), detail);
     else
         snprintf(name, sizeof name, "%s", kiln_op_name(r->op));
@@ -224,6 +243,7 @@ void kiln_context_free(kiln_context *ctx) {
         for (int32_t i = 0; i < e->desc.plugin_count; i++)
             if (ctx->instances[i] && e->creators[i]->destroy) e->creators[i]->destroy(e->creators[i], ctx->instances[i]);
     if (ctx->graph) ctx->backend->graph_free(ctx->device.index, ctx->graph);
+    if (ctx->comm) ctx->backend->comm_free(ctx->device.index, ctx->comm);
     if (ctx->arena) ctx->backend->free(ctx->device.index, ctx->arena);
     if (ctx->input_shapes)
         for (int32_t i = 0; i < e->desc.io_count; i++) kiln_free(ctx->input_shapes[i]);
@@ -499,7 +519,9 @@ static kiln_status prepare(kiln_context *ctx) {
             p->launch = (kiln_layer_launch){.op = r->op, .subop = r->subop, .axis = r->axis,
                                             .attrs = p->attr_values, .attr_count = a->int_count + a->expr_count,
                                             .input_count = r->input_count, .output_count = r->output_count,
-                                            .inputs = p->descs, .outputs = p->descs + r->input_count};
+                                            .inputs = p->descs, .outputs = p->descs + r->input_count,
+                                            .rank = d->parallel.rank, .world_size = d->parallel.world_size,
+                                            .comm = ctx->comm};
         }
     }
     ctx->prepared = 1;
@@ -543,6 +565,11 @@ static kiln_status context_enqueue(kiln_context *ctx, void *stream) {
                                      d->tensors[t].kind == KILN_TENSOR_INPUT ? "input" : "output", d->tensors[t].name);
         }
     }
+    if (ctx->needs_comm >= 0 && !ctx->comm)
+        return kiln_error(KILN_ERROR_STATE, "layer %d (%s %s): the engine is rank %d of world size %d but the context "
+                          "has joined no communicator: call kiln_context_set_communicator first", (int)ctx->needs_comm,
+                          kiln_op_name(d->layers[ctx->needs_comm].op), ctx->engine->layer_details[ctx->needs_comm],
+                          (int)d->parallel.rank, (int)d->parallel.world_size);
     kiln_layer_profile *prof = &ctx->layer_profile;
     if (prof->seconds) prof->runs++;
     for (int32_t l = 0; l < d->layer_count; l++) {
@@ -664,6 +691,51 @@ kiln_status kiln_context_replay(kiln_context *ctx, void *stream) {
     kiln_status s = context_enter(ctx, "kiln_context_replay");
     if (s) return s;
     s = context_replay(ctx, stream);
+    context_leave(ctx);
+    return s;
+}
+
+/* ---- communicators ----------------------------------------------------------- */
+
+static kiln_status context_set_communicator(kiln_context *ctx, int32_t rank, int32_t world_size,
+                                            const kiln_comm_id *id) {
+    const char *api = "kiln_context_set_communicator";
+    const kiln_parallel_record *par = &ctx->engine->desc.parallel;
+    if (rank != par->rank || world_size != par->world_size)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: rank %d of world size %d given, but the engine was built "
+                          "for rank %d of world size %d (kiln_network_set_parallel): load each rank's own engine",
+                          api, (int)rank, (int)world_size, (int)par->rank, (int)par->world_size);
+    if (ctx->comm) return kiln_error(KILN_ERROR_STATE, "%s: rank %d has joined a communicator already", api, (int)rank);
+    if (world_size == 1) return KILN_OK;   /* a group of one: collectives are copies */
+    if (!id) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: rank %d: id is NULL", api, (int)rank);
+    if (!ctx->backend->comm_create)
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "%s: rank %d of %d: the %s backend has no communicators (run on "
+                          "CUDA devices, with NCCL)", api, (int)rank, (int)world_size, ctx->backend->name);
+    void *comm = NULL;
+    kiln_status s = ctx->backend->comm_create(ctx->device.index, rank, world_size, id->bytes,
+                                              kiln_comm_timeout_seconds(), &comm);
+    if (s) return s;
+    ctx->comm = comm;
+    ctx->prepared = 0;   /* the launches carry the communicator */
+    ctx->graph_stale = 1;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_set_communicator(kiln_context *ctx, int32_t rank, int32_t world_size, const kiln_comm_id *id) {
+    kiln_status s = context_enter(ctx, "kiln_context_set_communicator");
+    if (s) return s;
+    s = context_set_communicator(ctx, rank, world_size, id);
+    context_leave(ctx);
+    return s;
+}
+
+kiln_status kiln_context_synchronize(kiln_context *ctx, void *stream) {
+    kiln_status s = context_enter(ctx, "kiln_context_synchronize");
+    if (s) return s;
+    if (ctx->backend->set_device) s = ctx->backend->set_device(ctx->device.index);
+    if (!s)
+        s = ctx->comm ? ctx->backend->comm_synchronize(ctx->device.index, ctx->comm, stream, kiln_comm_timeout_seconds())
+                      : ctx->backend->synchronize(ctx->device.index, stream);
     context_leave(ctx);
     return s;
 }

@@ -278,7 +278,14 @@ kiln_status kiln_engine_tensor_info(const kiln_engine *e, int32_t t, kiln_dtype 
 
 uint64_t kiln_engine_arena_bytes(const kiln_engine *e) { return e ? e->desc.arena_bytes : 0; }
 uint64_t kiln_engine_weight_bytes(const kiln_engine *e) { return e ? e->desc.weights_size : 0; }
-uint32_t kiln_engine_format_version(const kiln_engine *e) { return e ? KILN_FORMAT_VERSION : 0; }
+uint32_t kiln_engine_format_version(const kiln_engine *e) { return e ? e->desc.format_version : 0; }
+
+kiln_status kiln_engine_parallel(const kiln_engine *e, int32_t *rank, int32_t *world_size) {
+    if (!e) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_engine_parallel: engine is NULL");
+    if (rank) *rank = e->desc.parallel.rank;
+    if (world_size) *world_size = e->desc.parallel.world_size;
+    return KILN_OK;
+}
 int32_t kiln_engine_plugin_count(const kiln_engine *e) { return e ? e->desc.plugin_count : 0; }
 
 kiln_status kiln_engine_plugin_info(const kiln_engine *e, int32_t index, const char **ns, const char **name,

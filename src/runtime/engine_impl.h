@@ -66,6 +66,8 @@ struct kiln_context {
     void                     *graph;          /* captured CUDA graph, or NULL */
     int                       graph_stale;    /* shapes or buffers changed since capture */
     atomic_int                busy;           /* a call is using the context (context_enter) */
+    void                     *comm;           /* the backend's communicator (kiln_context_set_communicator), or NULL */
+    int32_t                   needs_comm;     /* first collective layer when the world size is > 1, else -1 */
     kiln_layer_profile        layer_profile;  /* KILN_PROFILE (layer_profile.h) */
 };
 
@@ -76,5 +78,8 @@ kiln_status kiln_engine_verify_plugin_layers(kiln_engine *e);
 /* KILN_ERROR_UNSUPPORTED, naming the layer, op and dtypes, unless backend's
  * supports_op accepts every built-in layer of e (context.c, at creation). */
 kiln_status kiln_engine_check_backend(const kiln_engine *e, const kiln_backend_iface *backend);
+/* Seconds a communicator may wait for its peers: $KILN_NCCL_TIMEOUT_S, else
+ * 300 (comm.c). */
+double      kiln_comm_timeout_seconds(void);
 
 #endif

@@ -307,6 +307,64 @@ static void test_backend_says_what_it_supports(void) {
     kiln_engine_free(e);
 }
 
+/* x [4, batch] → all_gather along axis 1 at rank 1 of 2 → y [4, batch*2]. */
+static kiln_blob *build_all_gather(void) {
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *pool = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 2, 8};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_network_set_parallel(net, 1, 2);
+    kiln_expr xs[2] = {kiln_expr_const(pool, 4), batch};
+    kiln_tensor x, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xs, &x);
+    kiln_layer_attr axis = {.name = "axis", .kind = KILN_ATTR_INT, .i = 1};
+    kiln_network_add_layer(net, KILN_LAYER_ALL_GATHER, 1, &x, 1, &axis, &y);
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    if (kiln_network_build(net, NULL, &blob) != KILN_OK) fprintf(stderr, "build: %s\n", kiln_last_error());
+    kiln_network_free(net);
+    return blob;
+}
+
+/* The parallel record is checked like every other field: a rank outside
+ * its group, an empty or absurd group, and a world size the layers' shapes
+ * were not made for are refused, naming what is wrong. */
+static void test_parallel_record_refused(void) {
+    kiln_blob *blob = build_all_gather();
+    REQUIRE(blob != NULL);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    CHECK(d.parallel.rank == 1 && d.parallel.world_size == 2);
+    kiln_engine *e;
+    d.parallel = (kiln_parallel_record){.rank = 2, .world_size = 2};
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "rank 2 is not below the world size 2");
+    d.parallel = (kiln_parallel_record){.rank = 1, .world_size = 0};
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "world size 0 is outside [1, 65536]");
+    d.parallel = (kiln_parallel_record){.rank = 0, .world_size = KILN_MAX_WORLD_SIZE + 1};
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "world size 65537 is outside");
+    d.parallel = (kiln_parallel_record){.rank = -1, .world_size = 2};
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "rank 4294967295 is not below");
+    /* all_gather's output was shaped for 2 ranks: a record of 3 does not fit it. */
+    d.parallel = (kiln_parallel_record){.rank = 1, .world_size = 3};
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "all_gather");
+    /* Rank 0 of 1 is written as version 2, where the shapes do not fit either. */
+    d.parallel = (kiln_parallel_record){.rank = 0, .world_size = 1};
+    CHECK_FAILS(load_desc(&d, &e), KILN_ERROR_CORRUPT, "all_gather");
+    /* The engine as built loads, and the CPU refuses it when a context is
+     * made, naming the layer and the world size. */
+    d.parallel = (kiln_parallel_record){.rank = 1, .world_size = 2};
+    CHECK_OK(load_desc(&d, &e));
+    kiln_context *ctx;
+    CHECK_FAILS(kiln_context_create(e, NULL, &ctx), KILN_ERROR_UNSUPPORTED,
+                "layer 0 (all_gather axis 1 rank 1 of 2): the cpu backend runs collective layers only at world size "
+                "1, and this engine is rank 1 of world size 2");
+    kiln_engine_free(e);
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 /* x [batch, 3] → ScaleShift written in place into x → relu → y: the
  * caller's x is modified, relu reads it, and crafted alias entries are
  * refused at load. */
@@ -397,5 +455,6 @@ int main(void) {
     TEST_RUN(test_builtin_output_must_match_rule);
     TEST_RUN(test_reshape_count_becomes_a_check);
     TEST_RUN(test_backend_says_what_it_supports);
+    TEST_RUN(test_parallel_record_refused);
     return test_summary();
 }

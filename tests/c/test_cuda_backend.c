@@ -600,6 +600,42 @@ static void test_reshape(void) {
     buf_free(&out);
 }
 
+/* ---- collectives (world size 1; groups need two processes: test_collectives.py) ------------- */
+
+static void test_collectives_world_size_1(void) {
+    static const kiln_op ops[] = {KILN_OP_ALL_REDUCE, KILN_OP_ALL_GATHER, KILN_OP_REDUCE_SCATTER};
+    for (size_t k = 0; k < sizeof all_dtypes / sizeof all_dtypes[0]; k++)
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+            buf in, out;
+            int64_t dims[3] = {5, 3, 7};
+            REQUIRE(buf_init(&in, all_dtypes[k], 3, dims) && buf_init(&out, all_dtypes[k], 3, dims));
+            fill_random(&in, 0, 0);
+            kiln_layer_launch l = {.op = (uint8_t)ops[i], .axis = 1, .input_count = 1, .output_count = 1,
+                                   .inputs = &in.dev, .outputs = &out.dev, .rank = 0, .world_size = 1};
+            bool reduces = ops[i] != KILN_OP_ALL_GATHER;
+            CHECK(gpu->supports_op(&l) == !(reduces && all_dtypes[k] == KILN_BOOL));
+            if (gpu->supports_op(&l)) {
+                CHECK_OK(buf_upload(&in));
+                CHECK_OK(buf_poison(&out));
+                CHECK_OK(gpu->run_layer(0, &l, NULL));
+                CHECK_OK(gpu->synchronize(0, NULL));
+                void *got = malloc(out.bytes);
+                REQUIRE(got != NULL);
+                CHECK_OK(gpu->copy(0, got, out.dev.data, out.bytes, KILN_COPY_DEVICE_TO_HOST, NULL));
+                CHECK(memcmp(got, in.host.data, in.bytes) == 0);
+                free(got);
+                /* A group without a communicator is refused, never run. */
+                l.world_size = 2;
+                CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_STATE, "the context has no communicator");
+            }
+            buf_free(&in);
+            buf_free(&out);
+        }
+    /* NCCL: loaded when asked for; without it, the error names it. */
+    kiln_status s = gpu->comm_available();
+    if (s != KILN_OK) CHECK(strstr(kiln_last_error(), "NCCL") != NULL);
+}
+
 /* ---- MATMUL --------------------------------------------------------------------------------- */
 
 typedef struct mshape {
@@ -765,6 +801,7 @@ int main(void) {
     TEST_RUN(test_unary);
     TEST_RUN(test_gather);
     TEST_RUN(test_reshape);
+    TEST_RUN(test_collectives_world_size_1);
     TEST_RUN(test_matmul);
     const char *bench = getenv("KILN_CUDA_BENCH");
     if (bench && bench[0] == '1') {

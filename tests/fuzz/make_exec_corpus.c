@@ -202,11 +202,31 @@ static int attrs(const char *dir) {
     return save(net, dir, "attrs.engine");
 }
 
+/* Collectives at world size 1 (copies on the CPU), the axis symbolic: a
+ * mutated world size must be refused at load or at context creation. */
+static int collectives(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 3, 8};
+    kiln_expr n;
+    TRY(kiln_network_add_dim(net, "n", &range, 1, &n));
+    kiln_expr xs[2] = {n, kiln_expr_const(p, 6)};
+    kiln_tensor x, a, g, r;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xs, &x));
+    TRY(layer(net, KILN_LAYER_ALL_REDUCE_MAX, 1, &x, 0, NULL, &a));
+    TRY(layer(net, KILN_LAYER_ALL_GATHER, 1, &a, 1, &(kiln_layer_attr){.name = "axis", .kind = KILN_ATTR_INT, .i = 1},
+              &g));
+    TRY(layer(net, KILN_LAYER_REDUCE_SCATTER, 1, &g, 0, NULL, &r));
+    TRY(kiln_network_mark_output(net, r, "r", KILN_FLOAT32));
+    return save(net, dir, "collectives.engine");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
         return 2;
     }
     TRY(kiln_plugin_library_init());
-    return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]);
+    return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]);
 }

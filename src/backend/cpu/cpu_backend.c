@@ -66,6 +66,9 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_CUMSUM]     = {kiln_cpu_cumsum, kiln_cpu_cumsum_supports, false},
     [KILN_OP_PAD]        = {kiln_cpu_copy_view, kiln_cpu_copy_view_supports, false},
     [KILN_OP_ATTENTION]  = {kiln_cpu_attention, kiln_cpu_attention_supports, false},
+    [KILN_OP_ALL_REDUCE] = {kiln_cpu_collective, kiln_cpu_collective_supports, false},
+    [KILN_OP_ALL_GATHER] = {kiln_cpu_collective, kiln_cpu_collective_supports, false},
+    [KILN_OP_REDUCE_SCATTER] = {kiln_cpu_collective, kiln_cpu_collective_supports, false},
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
 

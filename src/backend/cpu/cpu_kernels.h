@@ -72,6 +72,11 @@ bool        kiln_cpu_compare_supports(const kiln_layer_launch *l);
 kiln_status kiln_cpu_gather_elements(const kiln_layer_launch *l);
 bool        kiln_cpu_gather_elements_supports(const kiln_layer_launch *l);
 
+/* ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER at world size 1: a copy
+ * (cpu_collective.c); larger groups are not supported on the CPU. */
+kiln_status kiln_cpu_collective(const kiln_layer_launch *l);
+bool        kiln_cpu_collective_supports(const kiln_layer_launch *l);
+
 /* CUMSUM along l->axis; attrs exclusive, reverse. */
 kiln_status kiln_cpu_cumsum(const kiln_layer_launch *l);
 bool        kiln_cpu_cumsum_supports(const kiln_layer_launch *l);

@@ -207,6 +207,9 @@ static kiln_status run_attention(int32_t device, const kiln_layer_launch *l, cud
 static kiln_status run_cumsum(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_cumsum_run(l, s);
 }
+static kiln_status run_collective(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    return kiln_cuda_collective_run(l, s);
+}
 static kiln_status run_compare(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_compare_run(l, s);
 }
@@ -242,6 +245,9 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_CUMSUM]     = {run_cumsum, kiln_cuda_cumsum_supports, 1},
     [KILN_OP_PAD]        = {run_copy_view, kiln_cuda_copy_view_supports, 1},
     [KILN_OP_ATTENTION]  = {run_attention, kiln_cuda_attention_supports, 3},
+    [KILN_OP_ALL_REDUCE] = {run_collective, kiln_cuda_collective_supports, 1},
+    [KILN_OP_ALL_GATHER] = {run_collective, kiln_cuda_collective_supports, 1},
+    [KILN_OP_REDUCE_SCATTER] = {run_collective, kiln_cuda_collective_supports, 1},
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 
@@ -338,6 +344,11 @@ static const kiln_backend_iface cuda_iface = {
     .kernel_load   = kiln_cuda_kernel_load,
     .kernel_launch = kiln_cuda_kernel_launch,
     .kernel_unload = kiln_cuda_kernel_unload,
+    .comm_available   = kiln_cuda_comm_available,
+    .comm_unique_id   = kiln_cuda_comm_unique_id,
+    .comm_create      = kiln_cuda_comm_create,
+    .comm_synchronize = kiln_cuda_comm_synchronize,
+    .comm_free        = kiln_cuda_comm_free,
 };
 
 /* The module's only exported symbol.  NULL when the host is missing or was

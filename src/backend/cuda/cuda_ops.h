@@ -37,6 +37,17 @@ int64_t     kiln_cuda_numel(const kiln_tensor_desc *t);
  * enough to fill the device, never more than the items need. */
 unsigned    kiln_cuda_grid(int64_t n, int threads);
 
+/* Collective layers and communicators over NCCL, loaded at run time
+ * (collective.c; the backend table's comm_* entries). */
+kiln_status kiln_cuda_collective_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_collective_supports(const kiln_layer_launch *l);
+kiln_status kiln_cuda_comm_available(void);
+kiln_status kiln_cuda_comm_unique_id(uint8_t *id);
+kiln_status kiln_cuda_comm_create(int32_t device, int32_t rank, int32_t world_size, const uint8_t *id,
+                                  double timeout_s, void **comm);
+kiln_status kiln_cuda_comm_synchronize(int32_t device, void *comm, void *stream, double timeout_s);
+void        kiln_cuda_comm_free(int32_t device, void *comm);
+
 /* Each op's launch, and whether it takes the launch's op and dtypes (the
  * backend's supports_op; shapes are not looked at). */
 kiln_status kiln_cuda_cast_run  (const kiln_layer_launch *l, cudaStream_t stream);
