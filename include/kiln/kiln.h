@@ -792,7 +792,10 @@ KILN_API bool        kiln_context_graph_ready(const kiln_context *ctx);
  *     kiln_context_set_communicator(ctx, rank, world_size, &id);
  *
  * A context whose engine has collective layers and a world size above 1
- * needs one before it runs.  Joining waits until every rank has joined, at
+ * needs one before it runs.  At world size 1 collectives are copies and no
+ * communicator is needed; given an id there, a CUDA context joins a one-rank
+ * NCCL communicator and its collectives go through NCCL (how the NCCL path
+ * is exercised on a single GPU).  Joining waits until every rank has joined, at
  * most $KILN_NCCL_TIMEOUT_S seconds (default 300): a rank that never comes
  * fails the call, naming this rank, instead of hanging.
  */

@@ -706,7 +706,9 @@ static kiln_status context_set_communicator(kiln_context *ctx, int32_t rank, int
                           "for rank %d of world size %d (kiln_network_set_parallel): load each rank's own engine",
                           api, (int)rank, (int)world_size, (int)par->rank, (int)par->world_size);
     if (ctx->comm) return kiln_error(KILN_ERROR_STATE, "%s: rank %d has joined a communicator already", api, (int)rank);
-    if (world_size == 1) return KILN_OK;   /* a group of one: collectives are copies */
+    /* A group of one: collectives are copies, unless an id asks for a
+     * one-rank NCCL communicator (the NCCL path on a single GPU). */
+    if (world_size == 1 && (!id || !ctx->backend->comm_create)) return KILN_OK;
     if (!id) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: rank %d: id is NULL", api, (int)rank);
     if (!ctx->backend->comm_create)
         return kiln_error(KILN_ERROR_UNSUPPORTED, "%s: rank %d of %d: the %s backend has no communicators (run on "

@@ -180,6 +180,34 @@ def test_cuda_world_size_1_is_a_copy(dtype):
 
 
 @gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_one_rank_nccl_communicator(dtype):
+    """World size 1 with an id: the collectives go through a one-rank NCCL
+    communicator (all_reduce and reduce_scatter along axis 0 directly,
+    all_gather along an inner axis through the scratch-and-interleave path),
+    eagerly and replayed from a CUDA graph.  A group of one gives back its
+    input, so the result must equal x exactly."""
+    if not HAVE_NCCL:
+        pytest.skip("torch has no NCCL")
+    name = kiln.dtype_name(kiln.to_dtype(dtype))
+    rng = {"n": [(1, 8, 64)], "h": [6]}
+    fn = lambda x: kiln.reduce_scatter(kiln.all_gather(kiln.all_reduce(x, "sum"), 1), 0)   # noqa: E731
+    s = Session(build(fn, (-1, 6), dtype=name, dim_range=rng), device="cuda:0",
+                comm=(0, 1, kiln.distributed.comm_id_new()))
+    x = (torch.arange(42, device="cuda") - 20).reshape(7, 6).to(dtype)
+    assert torch.equal(s({"x": x})["y"], x)
+    out = torch.empty_like(x)
+    stream = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    with torch.cuda.stream(stream):
+        s.capture({"x": x}, {"y": out}, stream=stream)
+        x.mul_(3)
+        s.replay(stream)
+        s.synchronize(stream)
+    assert torch.equal(out, x)
+
+
+@gpu
 def test_cuda_group_needs_a_communicator():
     if not HAVE_NCCL:
         pytest.skip("torch has no NCCL")

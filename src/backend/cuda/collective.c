@@ -374,7 +374,7 @@ kiln_status kiln_cuda_collective_run(const kiln_layer_launch *l, cudaStream_t st
     const char *name = kiln_op_list_name(l->op);
     size_t esize = kiln_cuda_dtype_size(in->dtype);
     size_t in_n = (size_t)kiln_cuda_numel(in), out_n = (size_t)kiln_cuda_numel(out);
-    if (l->world_size == 1) {   /* a group of one: the identity, no NCCL */
+    if (l->world_size == 1 && !l->comm) {   /* a group of one without a communicator: the identity */
         if (in->data == out->data || !in_n) return KILN_OK;
         return kiln_cuda_check(cudaMemcpyAsync(out->data, in->data, in_n * esize, cudaMemcpyDeviceToDevice, stream),
                                "collective (world size 1): cudaMemcpyAsync");
