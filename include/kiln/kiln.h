@@ -393,6 +393,18 @@ typedef enum kiln_collective_op {  /* stored in engine files: never renumber */
     KILN_COLLECTIVE_OP_COUNT
 } kiln_collective_op;
 
+/* How scatter_nd and scatter_elements combine an update with the element it
+ * lands on (ONNX's "reduction"; the "reduction" attribute, INT). */
+typedef enum kiln_scatter_reduction {  /* stored in engine files: never renumber */
+    KILN_SCATTER_NONE = 0,   /* replace (any dtype); of duplicate indices the last update in index order wins on
+                                the CPU, an unspecified one on CUDA (ONNX leaves it unspecified) */
+    KILN_SCATTER_ADD  = 1,   /* floats, int32, int64: applied once per update, in any order */
+    KILN_SCATTER_MUL  = 2,
+    KILN_SCATTER_MAX  = 3,
+    KILN_SCATTER_MIN  = 4,
+    KILN_SCATTER_REDUCTION_COUNT
+} kiln_scatter_reduction;
+
 KILN_API kiln_status kiln_network_create(kiln_network **out);
 KILN_API void        kiln_network_free  (kiln_network *net);
 /* The network's expression pool (owned by the network). */
@@ -537,6 +549,16 @@ typedef enum kiln_layer_op {
                                          rank order (that axis grows world_size times) */
     KILN_LAYER_REDUCE_SCATTER  = 63,  /* "axis" (INT, default 0): the sum over the ranks, cut into world_size
                                          equal parts along axis; rank r keeps part r (the axis must divide) */
+    KILN_LAYER_SCATTER_ND       = 64, /* inputs data, indices (int32/int64, last axis k <= data's rank, a constant),
+                                         updates (indices.shape[:-1] + data.shape[k:]); "reduction" (INT,
+                                         kiln_scatter_reduction, default none): out = data with the slices
+                                         data[indices[i..]] replaced by (or combined with) updates[i..] (ONNX
+                                         ScatterND; negative indices count from the end; out of range fails the
+                                         run on the CPU and is skipped on CUDA) */
+    KILN_LAYER_SCATTER_ELEMENTS = 65, /* inputs data, indices (int32/int64, data's rank), updates (indices' shape);
+                                         "axis" (INT, default 0), "reduction" (INT, as scatter_nd): out = data with
+                                         out[i.. with axis i_axis replaced by indices[i..]] = updates[i..]
+                                         (torch.scatter_ / scatter_reduce, ONNX ScatterElements) */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

@@ -42,6 +42,10 @@ typedef enum kiln_op {
     KILN_OP_ALL_GATHER     = 22,  /* axis; output axis = input axis × world_size (ranks in order) */
     KILN_OP_REDUCE_SCATTER = 23,  /* subop: kiln_collective_op; axis; output axis = input axis / world_size
                                      (a check that it divides) */
+    KILN_OP_SCATTER_ND       = 24,  /* inputs data, indices (last axis k, a constant <= data's rank), updates;
+                                       ints: the reduction (kiln_scatter_reduction); output shaped like data */
+    KILN_OP_SCATTER_ELEMENTS = 25,  /* inputs data, indices (data's rank), updates (indices' shape); axis; ints: the
+                                       reduction (kiln_scatter_reduction); output shaped like data */
     KILN_OP_COUNT
 } kiln_op;
 

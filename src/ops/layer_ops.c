@@ -10,11 +10,11 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
                "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
-               "reduce_scatter");
+               "reduce_scatter, scatter_nd, scatter_elements");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
@@ -74,6 +74,11 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     [KILN_LAYER_ALL_GATHER] = {KILN_OP_ALL_GATHER, 0, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
     [KILN_LAYER_REDUCE_SCATTER] = {KILN_OP_REDUCE_SCATTER, KILN_COLLECTIVE_SUM, 1,
                                    {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
+    [KILN_LAYER_SCATTER_ND] = {KILN_OP_SCATTER_ND, 0, 1,
+                               {ATTR("reduction", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, KILN_SCATTER_NONE, 0)}},
+    [KILN_LAYER_SCATTER_ELEMENTS] = {KILN_OP_SCATTER_ELEMENTS, 0, 2,
+                                     {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0),
+                                      ATTR("reduction", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, KILN_SCATTER_NONE, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -211,6 +216,12 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
         put(out, size, &len, " rank %d of %d", (int)desc->parallel.rank, (int)world);
         return;
     }
+    case KILN_OP_SCATTER_ND:
+    case KILN_OP_SCATTER_ELEMENTS:
+        if (r->op == KILN_OP_SCATTER_ELEMENTS) put(out, size, &len, "axis %lld", (long long)layer->axis);
+        if (a->int_count == 1)
+            put(out, size, &len, "%sreduction %s", len ? " " : "", kiln_scatter_reduction_list_name((int)a->ints[0]));
+        return;
     case KILN_OP_BINARY:
     case KILN_OP_UNARY:
     case KILN_OP_COMPARE:

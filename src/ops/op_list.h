@@ -42,7 +42,9 @@
     X(ATTENTION, "attention") \
     X(ALL_REDUCE, "all_reduce") \
     X(ALL_GATHER, "all_gather") \
-    X(REDUCE_SCATTER, "reduce_scatter")
+    X(REDUCE_SCATTER, "reduce_scatter") \
+    X(SCATTER_ND, "scatter_nd") \
+    X(SCATTER_ELEMENTS, "scatter_elements")
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \
@@ -105,6 +107,14 @@
     X(MAX, "max")                  \
     X(MIN, "min")
 
+/* How a scatter combines an update with its element, in kiln_scatter_reduction order. */
+#define KILN_SCATTER_REDUCTION_LIST(X) \
+    X(NONE, "none")                    \
+    X(ADD, "add")                      \
+    X(MUL, "mul")                      \
+    X(MAX, "max")                      \
+    X(MIN, "min")
+
 #define KILN_OP_LIST_NAME_(suffix, name) name,
 #define KILN_OP_LIST_COUNT_(suffix, name) +1
 
@@ -128,6 +138,10 @@ static inline const char *kiln_compare_op_list_name(int op) {
 }
 static inline const char *kiln_collective_op_list_name(int op) {
     static const char *const names[] = {KILN_COLLECTIVE_OP_LIST(KILN_OP_LIST_NAME_)};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+static inline const char *kiln_scatter_reduction_list_name(int op) {
+    static const char *const names[] = {KILN_SCATTER_REDUCTION_LIST(KILN_OP_LIST_NAME_)};
     return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
 }
 static inline const char *kiln_reduce_op_list_name(int op) {

@@ -17,6 +17,8 @@ _Static_assert(COUNT_OF(KILN_COMPARE_OP_LIST) == KILN_COMPARE_OP_COUNT,
                "op_list.h's KILN_COMPARE_OP_LIST must list every kiln_compare_op");
 _Static_assert(COUNT_OF(KILN_COLLECTIVE_OP_LIST) == KILN_COLLECTIVE_OP_COUNT,
                "op_list.h's KILN_COLLECTIVE_OP_LIST must list every kiln_collective_op");
+_Static_assert(COUNT_OF(KILN_SCATTER_REDUCTION_LIST) == KILN_SCATTER_REDUCTION_COUNT,
+               "op_list.h's KILN_SCATTER_REDUCTION_LIST must list every kiln_scatter_reduction");
 _Static_assert(COUNT_OF(KILN_REDUCE_OP_LIST) == KILN_REDUCE_OP_COUNT,
                "op_list.h's KILN_REDUCE_OP_LIST must list every kiln_reduce_op");
 
@@ -734,6 +736,120 @@ static kiln_status infer_compare(const kiln_op_call *c, kiln_dtype *dtype, kiln_
                             shape);
 }
 
+/* ---- scatters --------------------------------------------------------------- */
+
+/* Dtypes the scatter reductions combine (none takes any dtype). */
+#define SCATTER_REDUCE_DTYPES (FLOATS | (1u << KILN_INT32) | (1u << KILN_INT64))
+
+/* What every scatter checks: indices int32/int64, updates of data's dtype,
+ * ints = {reduction} with a reduction the dtype takes. */
+static kiln_status scatter_common(const kiln_op_call *c, const char *what) {
+    const kiln_layer_attrs *a = c->attrs;
+    if (c->dtypes[1] != KILN_INT32 && c->dtypes[1] != KILN_INT64)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: indices '%s' are %s; need int32 or int64", what,
+                          c->labels[1], kiln_dtype_name(c->dtypes[1]));
+    if (c->dtypes[2] != c->dtypes[0])
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: updates '%s' are %s but data '%s' is %s (cast one)", what,
+                          c->labels[2], kiln_dtype_name(c->dtypes[2]), c->labels[0], kiln_dtype_name(c->dtypes[0]));
+    if (a->int_count != 1 || a->expr_count || a->ints[0] < 0 || a->ints[0] >= KILN_SCATTER_REDUCTION_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': needs one reduction, 0 to %d (none, add, mul, max, "
+                          "min)", what, c->labels[0], KILN_SCATTER_REDUCTION_COUNT - 1);
+    if (a->ints[0] != KILN_SCATTER_NONE && !(SCATTER_REDUCE_DTYPES >> c->dtypes[0] & 1u))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': reduction %s does not take dtype %s (floats, int32, "
+                          "int64; none takes any)", what, c->labels[0], kiln_scatter_reduction_list_name((int)a->ints[0]),
+                          kiln_dtype_name(c->dtypes[0]));
+    return KILN_OK;
+}
+
+/* updates' axis `axis` must be `want` (an axis of indices or data, named by
+ * `from`): refused now when both are constants, else a run-time check. */
+static kiln_status scatter_dim(const kiln_op_call *c, const char *what, int32_t axis, kiln_expr want, kiln_expr got,
+                               const char *from) {
+    kiln_exprs *p = c->pool;
+    int64_t vw, vg;
+    if (want == got) return KILN_OK;
+    if (kiln_expr_is_const(p, want, &vw) && kiln_expr_is_const(p, got, &vg))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: updates '%s' axis %d has size %lld; %s gives %lld", what,
+                          c->labels[2], (int)axis, (long long)vg, from, (long long)vw);
+    char sw[128], sg[128];
+    kiln_expr_format(p, want, sw, sizeof sw);
+    kiln_expr_format(p, got, sg, sizeof sg);
+    return report_check(c, kiln_expr_binary(p, KILN_EXPR_EQ, want, got), "%s: updates '%s' axis %d has size %s; %s "
+                        "gives %s", what, c->labels[2], (int)axis, sg, from, sw);
+}
+
+/* SCATTER_ND: data rank r, indices rank q >= 1 whose last axis k (a constant,
+ * 1 <= k <= r) indexes data's first k axes; updates are
+ * indices.shape[:-1] + data.shape[k:].  Output shaped like data. */
+static kiln_status infer_scatter_nd(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    const char *what = "scatter_nd";
+    const kiln_shape_expr *d = &c->shapes[0], *ix = &c->shapes[1], *u = &c->shapes[2];
+    kiln_status st = scatter_common(c, what);
+    if (st) return st;
+    if (d->rank < 1 || ix->rank < 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: data '%s' (rank %d) and indices '%s' (rank %d) need rank >= "
+                          "1", what, c->labels[0], (int)d->rank, c->labels[1], (int)ix->rank);
+    int64_t k;
+    if (!kiln_expr_is_const(c->pool, ix->dims[ix->rank - 1], &k))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: the last axis of indices '%s' must have a constant size (it "
+                          "says how many of data's axes an index names)", what, c->labels[1]);
+    if (k < 1 || k > d->rank)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: indices '%s' have %lld coordinates per index; data '%s' has "
+                          "rank %d (need 1 to %d)", what, c->labels[1], (long long)k, c->labels[0], (int)d->rank,
+                          (int)d->rank);
+    int32_t want_rank = ix->rank - 1 + d->rank - (int32_t)k;
+    if (u->rank != want_rank)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: updates '%s' have rank %d; indices '%s' and data '%s' give "
+                          "%d (indices.shape[:-1] + data.shape[%lld:])", what, c->labels[2], (int)u->rank,
+                          c->labels[1], c->labels[0], (int)want_rank, (long long)k);
+    for (int32_t i = 0; i < ix->rank - 1; i++)
+        if ((st = scatter_dim(c, what, i, ix->dims[i], u->dims[i], "indices"))) return st;
+    for (int32_t i = (int32_t)k; i < d->rank; i++)
+        if ((st = scatter_dim(c, what, ix->rank - 1 + i - (int32_t)k, d->dims[i], u->dims[ix->rank - 1 + i - k],
+                              "data")))
+            return st;
+    same_shape(d, shape);
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
+/* SCATTER_ELEMENTS: indices of data's rank, updates of indices' shape; on
+ * every axis but `axis` indices may not be longer than data. */
+static kiln_status infer_scatter_elements(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    const char *what = "scatter_elements";
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *d = &c->shapes[0], *ix = &c->shapes[1], *u = &c->shapes[2];
+    kiln_status st = scatter_common(c, what);
+    if (st) return st;
+    if (d->rank < 1 || d->rank != ix->rank || u->rank != ix->rank)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: data '%s', indices '%s' and updates '%s' have ranks %d, %d "
+                          "and %d; they need one rank of at least 1", what, c->labels[0], c->labels[1], c->labels[2],
+                          (int)d->rank, (int)ix->rank, (int)u->rank);
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, d->rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': axis %lld is out of range for rank %d", what,
+                          c->labels[0], (long long)c->axis, (int)d->rank);
+    for (int32_t i = 0; i < d->rank; i++) {
+        if ((st = scatter_dim(c, what, i, ix->dims[i], u->dims[i], "indices"))) return st;
+        if (i == axis) continue;
+        int64_t vi, vd;
+        if (kiln_expr_is_const(p, ix->dims[i], &vi) && kiln_expr_is_const(p, d->dims[i], &vd)) {
+            if (vi > vd)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s: indices '%s' axis %d has size %lld, data '%s' only "
+                                  "%lld", what, c->labels[1], (int)i, (long long)vi, c->labels[0], (long long)vd);
+            continue;
+        }
+        kiln_expr fits = kiln_expr_binary(p, KILN_EXPR_LT, ix->dims[i],
+                                          kiln_expr_binary(p, KILN_EXPR_ADD, d->dims[i], kiln_expr_const(p, 1)));
+        if ((st = report_check(c, fits, "%s: indices '%s' axis %d is longer than data '%s'", what, c->labels[1], (int)i,
+                               c->labels[0])))
+            return st;
+    }
+    same_shape(d, shape);
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
 /* ---- collectives ------------------------------------------------------------ */
 
 /* Reductions over ranks: the numbers NCCL reduces (no bool). */
@@ -839,6 +955,8 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_ALL_REDUCE] = {1,  1, true,  false, false, infer_all_reduce},
     [KILN_OP_ALL_GATHER] = {1,  1, false, true,  false, infer_all_gather},
     [KILN_OP_REDUCE_SCATTER] = {1, 1, true, true, false, infer_reduce_scatter},
+    [KILN_OP_SCATTER_ND] = {3,  1, false, false, true,  infer_scatter_nd},
+    [KILN_OP_SCATTER_ELEMENTS] = {3, 1, false, true, true, infer_scatter_elements},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

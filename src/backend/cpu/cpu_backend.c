@@ -69,6 +69,8 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_ALL_REDUCE] = {kiln_cpu_collective, kiln_cpu_collective_supports, false},
     [KILN_OP_ALL_GATHER] = {kiln_cpu_collective, kiln_cpu_collective_supports, false},
     [KILN_OP_REDUCE_SCATTER] = {kiln_cpu_collective, kiln_cpu_collective_supports, false},
+    [KILN_OP_SCATTER_ND] = {kiln_cpu_scatter_nd, kiln_cpu_scatter_supports, false},
+    [KILN_OP_SCATTER_ELEMENTS] = {kiln_cpu_scatter_elements, kiln_cpu_scatter_supports, false},
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
 

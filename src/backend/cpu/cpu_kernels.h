@@ -85,6 +85,12 @@ bool        kiln_cpu_cumsum_supports(const kiln_layer_launch *l);
 kiln_status kiln_cpu_attention(const kiln_layer_launch *l);
 bool        kiln_cpu_attention_supports(const kiln_layer_launch *l);
 
+/* SCATTER_ND and SCATTER_ELEMENTS (cpu_scatter.c): data, indices, updates;
+ * attrs[0] the reduction (kiln_scatter_reduction). */
+kiln_status kiln_cpu_scatter_nd(const kiln_layer_launch *l);
+kiln_status kiln_cpu_scatter_elements(const kiln_layer_launch *l);
+bool        kiln_cpu_scatter_supports(const kiln_layer_launch *l);
+
 /* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
  * run on several threads when it is large (cpu_split.c): flat pieces when
  * every input has the output's element count, else pieces of the output's

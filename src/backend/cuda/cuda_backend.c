@@ -210,6 +210,12 @@ static kiln_status run_cumsum(int32_t device, const kiln_layer_launch *l, cudaSt
 static kiln_status run_collective(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_collective_run(l, s);
 }
+static kiln_status run_scatter_nd(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    return kiln_cuda_scatter_nd_run(l, s);
+}
+static kiln_status run_scatter_elements(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    return kiln_cuda_scatter_elements_run(l, s);
+}
 static kiln_status run_compare(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_compare_run(l, s);
 }
@@ -248,6 +254,8 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_ALL_REDUCE] = {run_collective, kiln_cuda_collective_supports, 1},
     [KILN_OP_ALL_GATHER] = {run_collective, kiln_cuda_collective_supports, 1},
     [KILN_OP_REDUCE_SCATTER] = {run_collective, kiln_cuda_collective_supports, 1},
+    [KILN_OP_SCATTER_ND] = {run_scatter_nd, kiln_cuda_scatter_supports, 3},
+    [KILN_OP_SCATTER_ELEMENTS] = {run_scatter_elements, kiln_cuda_scatter_supports, 3},
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 

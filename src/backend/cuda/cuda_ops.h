@@ -75,6 +75,10 @@ kiln_status kiln_cuda_attention_run(const kiln_layer_launch *l, cudaStream_t str
 bool        kiln_cuda_attention_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_cumsum_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_gather_elements_supports(const kiln_layer_launch *l);
+/* SCATTER_ND and SCATTER_ELEMENTS (scatter.cu). */
+kiln_status kiln_cuda_scatter_nd_run(const kiln_layer_launch *l, cudaStream_t stream);
+kiln_status kiln_cuda_scatter_elements_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_scatter_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_compare_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_where_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
