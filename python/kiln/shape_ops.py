@@ -139,6 +139,36 @@ def gather_elements(data, indices, axis=0):
     return _layer("gather_elements", [data, indices], {"axis": int(axis)})
 
 
+_SCATTER_REDUCTIONS = ("none", "add", "mul", "max", "min")
+
+
+def _reduction(what, reduction):
+    if reduction not in _SCATTER_REDUCTIONS:
+        raise ValueError(f"{what}: reduction must be one of {', '.join(_SCATTER_REDUCTIONS)}, not {reduction!r}")
+    return _SCATTER_REDUCTIONS.index(reduction)
+
+
+def scatter_nd(data, indices, updates, reduction="none"):
+    """ONNX ScatterND: a copy of data in which, for every index tuple
+    indices[i..] (the last axis, of constant size k <= data's rank, names
+    data's first k axes), the slice data[indices[i..]] is replaced by
+    updates[i..] (reduction "none") or combined with it ("add", "mul", "max",
+    "min"); updates' shape is indices.shape[:-1] + data.shape[k:].  Negative
+    indices count from the end; one out of range fails the run on the CPU and
+    is skipped on CUDA.  With "none", of duplicate indices the last wins on
+    the CPU and an unspecified one on CUDA."""
+    return _layer("scatter_nd", [data, indices, updates], {"reduction": _reduction("scatter_nd", reduction)})
+
+
+def scatter_elements(data, indices, updates, axis=0, reduction="none"):
+    """ONNX ScatterElements / torch.Tensor.scatter_ (scatter_reduce): a copy
+    of data with out[i.. with axis i_axis replaced by indices[i..]] set to
+    (or combined with) updates[i..]; indices and updates have one shape, of
+    data's rank.  Bounds and duplicates as scatter_nd."""
+    return _layer("scatter_elements", [data, indices, updates],
+                  {"axis": int(axis), "reduction": _reduction("scatter_elements", reduction)})
+
+
 def cumsum(x, axis=0, exclusive=False, reverse=False):
     """Running sum along axis (ONNX CumSum): exclusive sums the elements
     before each one; reverse sums from the end."""

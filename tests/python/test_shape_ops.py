@@ -1,7 +1,7 @@
 """The ops with attribute lists against torch, on the CPU and (when there is
 one) the GPU: transpose, slice (negative, clamped, reversed and symbolic
 bounds), concat, expand, the reductions, softmax/log-softmax, layer and RMS
-norm, where.  Inputs have dynamic axes, so one engine runs several shapes."""
+norm, where, scatter_nd and scatter_elements.  Inputs have dynamic axes, so one engine runs several shapes."""
 import pytest
 import torch
 
@@ -266,3 +266,207 @@ def test_attention_matches_torch_sdpa(device, dtype, heads, kv_heads, sq, sk, ca
     mask = torch.ones(sq, sk, dtype=torch.bool).tril() if causal else None   # query i sees keys j <= i
     want = torch.nn.functional.scaled_dot_product_attention(q.double(), kr, vr, attn_mask=mask)
     close(got, want.to(dtype))
+
+
+# ---- scatter_nd and scatter_elements ------------------------------------------------------------
+
+SCATTER_DTYPES = FLOATS + [torch.int32, torch.int64]
+REDUCTIONS = ["none", "add", "mul", "max", "min"]
+
+
+def scatter_session(fn, inputs, device, static_last=None):
+    """One engine for fn(data, indices, updates), every axis dynamic but
+    static_last (an input name whose last axis is fixed: scatter_nd's
+    indices)."""
+    builder = kiln.Builder()
+    net = builder.create_network()
+    names = ("data", "indices", "updates")
+    with kiln.net_guard(net):
+        ts = []
+        for name, value in zip(names, inputs):
+            shape = [-1] * value.dim()
+            if name == static_last:
+                shape[-1] = value.shape[-1]
+            dims = {f"{name}{i}": [(1, max(2, d), 64)] for i, d in enumerate(value.shape)}
+            ts.append(kiln.Tensor(name=name, shape=shape, dtype=kiln.to_dtype(value.dtype), dim_range=dims))
+        fn(*ts).mark_output("y")
+    s = Session.from_serialized_engine(builder.build_engine(net), device=device)
+    return lambda *xs: s({n: v.to(device) for n, v in zip(names, xs)})["y"].cpu()
+
+
+def scatter_values(shape, dtype, reduction, seed):
+    """Values whose sums and products are exact in every dtype: small
+    integers (sums), powers of two (products)."""
+    g = torch.Generator().manual_seed(seed)
+    if reduction == "mul":
+        v = torch.tensor([-2.0, -1.0, 0.5, 1.0, 2.0])[torch.randint(0, 5, shape, generator=g)]
+        return v.to(dtype) if dtype.is_floating_point else v.abs().clamp(min=1).to(dtype) * torch.where(
+            torch.rand(shape, generator=g) < 0.5, -1, 1).to(dtype)
+    return torch.randint(-8, 9, shape, generator=g).to(dtype)
+
+
+def combine(reduction, old, new):
+    if reduction == "none":
+        return new
+    if reduction == "add":
+        return old + new
+    if reduction == "mul":
+        return old * new
+    return torch.maximum(old, new) if reduction == "max" else torch.minimum(old, new)
+
+
+def scatter_nd_reference(data, indices, updates, reduction):
+    """ONNX's ScatterND, one index tuple at a time (in order: the last of
+    duplicates wins for "none")."""
+    out = data.clone()
+    k = indices.shape[-1]
+    flat_ix = indices.reshape(-1, k)
+    flat_up = updates.reshape((flat_ix.shape[0],) + tuple(data.shape[k:]))
+    for i in range(flat_ix.shape[0]):
+        at = tuple(int(c) % data.shape[j] for j, c in enumerate(flat_ix[i]))
+        out[at] = combine(reduction, out[at], flat_up[i])
+    return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", SCATTER_DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_scatter_nd(device, dtype, reduction):
+    data = scatter_values((6, 4, 5), dtype, reduction, 1)
+    g = torch.Generator().manual_seed(2)
+    for k, batch in ((1, (3,)), (2, (2, 3)), (3, (7,))):
+        n = int(torch.tensor(batch).prod())
+        positions = data.shape[:k]
+        if reduction == "none":      # distinct tuples: ONNX leaves duplicates unspecified
+            flat = torch.randperm(int(torch.tensor(positions).prod()), generator=g)[:n]
+        else:                        # duplicates combine
+            flat = torch.randint(0, int(torch.tensor(positions).prod()), (n,), generator=g)
+        coords = torch.stack(torch.unravel_index(flat, positions), -1).reshape(batch + (k,))
+        # half of the coordinates counted from the end
+        neg = torch.rand(coords.shape, generator=g) < 0.5
+        coords = torch.where(neg, coords - torch.tensor(positions), coords)
+        updates = scatter_values(batch + tuple(data.shape[k:]), dtype, reduction, 3 + k)
+        want = scatter_nd_reference(data, coords, updates, reduction)
+        for it in (torch.int64, torch.int32):
+            run_it = scatter_session(lambda d, i, u: kiln.scatter_nd(d, i, u, reduction=reduction),
+                                     [data, coords.to(it), updates], device, static_last="indices")
+            close(run_it(data, coords.to(it), updates), want)
+
+
+def test_scatter_nd_matches_torch_index_put():
+    """reduction add is torch's index_put_(accumulate=True) (and none,
+    without duplicates, index_put_)."""
+    data = rand(5, 3, 4)
+    ix = torch.tensor([[0, 1], [4, 2], [0, 1], [-1, 0]])
+    upd = rand(4, 4, seed=5)
+    want = data.clone().index_put_(tuple(ix.T % torch.tensor([[5], [3]])), upd, accumulate=True)
+    run_it = scatter_session(lambda d, i, u: kiln.scatter_nd(d, i, u, reduction="add"), [data, ix, upd], "cpu",
+                             static_last="indices")
+    close(run_it(data, ix, upd), want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", SCATTER_DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_scatter_elements(device, dtype, reduction):
+    data = scatter_values((4, 5, 6), dtype, reduction, 7)
+    g = torch.Generator().manual_seed(8)
+    torch_reduce = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
+    for axis in (0, 1, -1):
+        ishape = [3, 4, 5]
+        n = data.shape[axis]
+        if reduction == "none":      # distinct along the axis: a permutation's prefix per line
+            full = list(ishape)
+            full[axis] = n
+            ix = torch.rand(full, generator=g).argsort(dim=axis).narrow(axis, 0, min(ishape[axis], n))
+        else:
+            ix = torch.randint(0, n, ishape, generator=g)
+        upd = scatter_values(list(ix.shape), dtype, reduction, 9)
+        neg = torch.rand(ix.shape, generator=g) < 0.5
+        ix_in = torch.where(neg, ix - n, ix)
+        if reduction == "none":
+            want = data.clone().scatter_(axis, ix, upd)
+        else:
+            want = data.clone().scatter_reduce(axis, ix, upd, reduce=torch_reduce[reduction], include_self=True)
+        for it in (torch.int64, torch.int32):
+            run_it = scatter_session(lambda d, i, u: kiln.scatter_elements(d, i, u, axis=axis, reduction=reduction),
+                                     [data, ix_in.to(it), upd], device)
+            close(run_it(data, ix_in.to(it), upd), want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_scatter_bool_and_one_engine_for_every_shape(device):
+    """Reduction none takes any dtype; one engine serves several shapes (a
+    cache update: rows of a [batch, seq, dim] cache replaced)."""
+    cache = torch.zeros(2, 8, 4, dtype=torch.bool)
+    ix = torch.tensor([[0, 3], [1, 7]])
+    new = torch.ones(2, 4, dtype=torch.bool)
+    run_it = scatter_session(lambda d, i, u: kiln.scatter_nd(d, i, u), [cache, ix, new], device,
+                             static_last="indices")
+    for b, s, n in ((2, 8, 2), (3, 5, 4), (1, 16, 1)):
+        cache = torch.rand(b, s, 4) < 0.5
+        ix = torch.stack([torch.arange(n) % b, (torch.arange(n) * 3) % s], -1)
+        ix = torch.unique(ix, dim=0)
+        new = torch.rand(ix.shape[0], 4) < 0.5
+        want = cache.clone()
+        want[ix[:, 0], ix[:, 1]] = new
+        close(run_it(cache, ix, new), want)
+    x = torch.rand(3, 4) < 0.5
+    e_ix = torch.tensor([[2, 0, 1, 3]])
+    e_up = torch.ones(1, 4, dtype=torch.bool)
+    run_e = scatter_session(lambda d, i, u: kiln.scatter_elements(d, i, u, axis=1), [x, e_ix, e_up], device)
+    close(run_e(x, e_ix, e_up), x.clone().scatter_(1, e_ix, e_up))
+
+
+def test_scatter_bad_indices_and_shapes_name_the_layer():
+    data = rand(4, 3)
+    ix = torch.tensor([[1], [4]])
+    upd = rand(2, 3)
+    run_nd = scatter_session(lambda d, i, u: kiln.scatter_nd(d, i, u), [data, ix, upd], "cpu", static_last="indices")
+    with pytest.raises(Exception, match=r"scatter_nd: index 4 at position 1 .*out of range \[-4, 4\)"):
+        run_nd(data, ix, upd)
+    with pytest.raises(Exception, match=r"scatter_nd: updates 'updates' axis 1"):   # a run-time shape check
+        run_nd(data, torch.tensor([[1], [2]]), rand(2, 2))
+    e_ix = torch.tensor([[0, -5, 1]])
+    run_e = scatter_session(lambda d, i, u: kiln.scatter_elements(d, i, u, axis=0), [data, e_ix, rand(1, 3)], "cpu")
+    with pytest.raises(Exception, match=r"scatter_elements: index -5 at position 1 is out of range \[-4, 4\)"):
+        run_e(data, e_ix, rand(1, 3))
+    # build-time refusals name the inputs
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        d = kiln.Tensor(name="d", shape=[4, 3], dtype="float32")
+        i = kiln.Tensor(name="i", shape=[2, -1], dtype="int64", dim_range={"n": [(1, 2, 4)], "k": [(1, 1, 2)]})
+        u = kiln.Tensor(name="u", shape=[2, 3], dtype="float32")
+        with pytest.raises(Exception, match="last axis of indices 'i' must have a constant size"):
+            kiln.scatter_nd(d, i, u)
+        i3 = kiln.Tensor(name="i3", shape=[2, 3], dtype="int64")
+        with pytest.raises(Exception, match="indices 'i3' have 3 coordinates per index; data 'd' has rank 2"):
+            kiln.scatter_nd(d, i3, u)
+        bi = kiln.Tensor(name="bi", shape=[4, 3], dtype="bool")
+        with pytest.raises(Exception, match="reduction add does not take dtype bool"):
+            kiln.scatter_elements(bi, kiln.Tensor(name="j", shape=[1, 3], dtype="int32"),
+                                  kiln.Tensor(name="bu", shape=[1, 3], dtype="bool"), reduction="add")
+        with pytest.raises(ValueError, match="reduction must be one of"):
+            kiln.scatter_nd(d, i3, u, reduction="sum")
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+def test_scatter_cuda_skips_bad_indices():
+    """A kernel cannot fail: an update whose index is out of range is
+    skipped (its element keeps data's value); nothing outside is written."""
+    data = rand(4, 3)
+    ix = torch.tensor([[1], [4], [-5], [2]])
+    upd = rand(4, 3, seed=3)
+    run_nd = scatter_session(lambda d, i, u: kiln.scatter_nd(d, i, u), [data, ix, upd], "cuda", static_last="indices")
+    want = data.clone()
+    want[1], want[2] = upd[0], upd[3]
+    close(run_nd(data, ix, upd), want)
+    e_ix = torch.tensor([[0, 7, -1]])
+    e_up = rand(1, 3, seed=4)
+    run_e = scatter_session(lambda d, i, u: kiln.scatter_elements(d, i, u, reduction="add"), [data, e_ix, e_up],
+                            "cuda")
+    want = data.clone()
+    want[0, 0] += e_up[0, 0]
+    want[3, 2] += e_up[0, 2]
+    close(run_e(data, e_ix, e_up), want)
