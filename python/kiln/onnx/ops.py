@@ -857,6 +857,60 @@ def gather_elements(imp, node, ins):
         return S.gather_elements(T(imp, data, node), T(imp, idx, node), axis)
 
 
+_SCATTER_NUMPY = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_reduction(imp, node):
+    reduction = attr(node, "reduction", "none")
+    if reduction not in ("none", "add", "mul", "max", "min"):
+        raise UnsupportedNode(node, f"reduction '{reduction}' (kiln has none, add, mul, max, min)",
+                              imp.opset_of(node))
+    return reduction
+
+
+def _scatter_known(ins):
+    return all(isinstance(v, Known) and not v.symbolic for v in ins)
+
+
+def _combine_np(reduction, old, new):
+    return new if reduction == "none" else _SCATTER_NUMPY[reduction](old, new)
+
+
+@op("ScatterND")
+def scatter_nd(imp, node, ins):
+    data, idx, upd = ins
+    reduction = _scatter_reduction(imp, node)
+    if _scatter_known(ins):
+        out, ix = data.array.copy(), idx.array.astype(np.int64)
+        k = ix.shape[-1]
+        ix = ix.reshape(-1, k)
+        up = upd.array.reshape((ix.shape[0],) + out.shape[k:])
+        for i in range(ix.shape[0]):
+            at = tuple(int(c) + (out.shape[j] if c < 0 else 0) for j, c in enumerate(ix[i]))
+            out[at] = _combine_np(reduction, out[at], up[i])
+        return Known(out, data.onnx_type)
+    with _guard(imp):
+        return S.scatter_nd(T(imp, data, node), T(imp, idx, node), T(imp, upd, node), reduction=reduction)
+
+
+@op("ScatterElements", "Scatter")
+def scatter_elements(imp, node, ins):
+    data, idx, upd = ins
+    axis = attr(node, "axis", 0)
+    reduction = _scatter_reduction(imp, node)
+    if _scatter_known(ins):
+        out, ix = data.array.copy(), idx.array.astype(np.int64)
+        axis %= out.ndim
+        for pos in np.ndindex(*ix.shape):
+            c = int(ix[pos])
+            at = pos[:axis] + (c + (out.shape[axis] if c < 0 else 0),) + pos[axis + 1:]
+            out[at] = _combine_np(reduction, out[at], upd.array[pos])
+        return Known(out, data.onnx_type)
+    with _guard(imp):
+        return S.scatter_elements(T(imp, data, node), T(imp, idx, node), T(imp, upd, node), axis=axis,
+                                  reduction=reduction)
+
+
 @op("CumSum")
 def cumsum(imp, node, ins):
     axis = int_list(imp, ins[1], node, "CumSum's axis")[0]
@@ -986,6 +1040,6 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
     return N.matmul(p, v)
 
 
-@op("Einsum", "TopK", "ScatterND", "Resize", "Conv")
+@op("Einsum", "TopK", "Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
