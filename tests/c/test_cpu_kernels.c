@@ -921,6 +921,201 @@ static void test_gather(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* SCATTER_ND, SCATTER_ELEMENTS                                             */
+/* ------------------------------------------------------------------------ */
+
+static kiln_status run_scatter(int op, int64_t axis, int64_t reduction, const kiln_tensor_desc *ins,
+                               const kiln_tensor_desc *out) {
+    kiln_layer_launch l = {.op = (uint8_t)op, .axis = axis, .attrs = &reduction, .attr_count = 1, .input_count = 3,
+                           .output_count = 1, .inputs = ins, .outputs = out};
+    return kiln_backend_cpu()->run_layer(0, &l, NULL);
+}
+
+/* Values whose sums and products every dtype holds exactly: small integers,
+ * or (for mul) ±0.5, ±1, ±2; integer dtypes also get wide values (wrapping). */
+static void scatter_fill(kiln_dtype dt, void *p, int64_t n, int reduction) {
+    static const double mul_values[6] = {-2, -1, -0.5, 0.5, 1, 2};
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t r = rng();
+        if (is_float(dt)) set_f(dt, p, i, reduction == KILN_SCATTER_MUL ? mul_values[r % 6] : (double)(r % 17) - 8);
+        else if (dt == KILN_BOOL) set_i(dt, p, i, (int64_t)(r & 1));
+        else set_i(dt, p, i, (r >> 62) ? (int64_t)(r % 17) - 8 : (int64_t)r);
+    }
+}
+
+/* ref[at] ⊕= upd[j], independently of the kernel: floats in double, rounded
+ * to the dtype; integers wrapped in 64 bits, then to the dtype. */
+static void scatter_ref_combine(kiln_dtype dt, int reduction, void *ref, int64_t at, const void *upd, int64_t j) {
+    if (reduction == KILN_SCATTER_NONE) {
+        size_t es = kiln_dtype_size(dt);
+        memcpy((char *)ref + at * (int64_t)es, (const char *)upd + j * (int64_t)es, es);
+    } else if (is_float(dt)) {
+        double o = get_f(dt, ref, at), u = get_f(dt, upd, j);
+        double r = reduction == KILN_SCATTER_ADD ? o + u : reduction == KILN_SCATTER_MUL ? o * u
+                 : reduction == KILN_SCATTER_MAX ? fmax(o, u) : fmin(o, u);
+        set_f(dt, ref, at, r);
+    } else {
+        int64_t o = get_i(dt, ref, at), u = get_i(dt, upd, j);
+        uint64_t r = reduction == KILN_SCATTER_ADD ? (uint64_t)o + (uint64_t)u
+                   : reduction == KILN_SCATTER_MUL ? (uint64_t)o * (uint64_t)u
+                   : (uint64_t)(reduction == KILN_SCATTER_MAX ? (o > u ? o : u) : (o < u ? o : u));
+        set_i(dt, ref, at, ref_wrap(dt, r));
+    }
+}
+
+/* scatter_nd of data [5, 3, 4] with `count` index tuples of k coordinates
+ * (distinct for reduction none; some negative), against the reference. */
+static void check_scatter_nd(kiln_dtype dt, kiln_dtype it, int reduction, int32_t k, int64_t count) {
+    const int64_t dd[3] = {5, 3, 4};
+    int64_t slice = 1;
+    for (int32_t i = k; i < 3; i++) slice *= dd[i];
+    int64_t idims[2] = {count, k}, udims[KILN_MAX_RANK] = {count};
+    int32_t urank = 1;
+    for (int32_t i = k; i < 3; i++) udims[urank++] = dd[i];
+    int64_t n = numel_of(3, dd), nu = count * slice;
+    void *data = alloc_elems(dt, n), *upd = alloc_elems(dt, nu), *out = alloc_elems(dt, n), *ref = alloc_elems(dt, n);
+    void *ix = alloc_elems(it, count * k);
+    REQUIRE(data && upd && out && ref && ix);
+    scatter_fill(dt, data, n, reduction);
+    scatter_fill(dt, upd, nu, reduction);
+    memcpy(ref, data, (size_t)n * kiln_dtype_size(dt));
+    int64_t positions = 1;
+    for (int32_t i = 0; i < k; i++) positions *= dd[i];
+    for (int64_t t = 0; t < count; t++) {
+        /* none: tuple t is position (t * 7) mod positions (7 is prime to every count of positions here) */
+        int64_t flat = reduction == KILN_SCATTER_NONE ? (t * 7) % positions : (int64_t)(rng() % (uint64_t)positions);
+        int64_t at = 0, rest = flat;
+        for (int32_t j = k - 1; j >= 0; j--) {
+            int64_t c = rest % dd[j];
+            rest /= dd[j];
+            set_i(it, ix, t * k + j, rng() & 1 ? c - dd[j] : c);
+            at += c * (j == 2 ? 1 : j == 1 ? dd[2] : dd[1] * dd[2]);
+        }
+        for (int64_t s = 0; s < slice; s++) scatter_ref_combine(dt, reduction, ref, at + s, upd, t * slice + s);
+    }
+    kiln_tensor_desc ins[3] = {make_desc(data, dt, 3, dd), make_desc(ix, it, 2, idims),
+                               make_desc(upd, dt, urank, udims)};
+    kiln_tensor_desc o = make_desc(out, dt, 3, dd);
+    kiln_status st = run_scatter(KILN_OP_SCATTER_ND, 0, reduction, ins, &o);
+    if (st) fprintf(stderr, "  scatter_nd %s: %s\n", kiln_dtype_name(dt), kiln_last_error());
+    CHECK(st == KILN_OK);
+    int bad = memcmp(out, ref, (size_t)n * kiln_dtype_size(dt)) != 0;
+    if (bad) fprintf(stderr, "  scatter_nd %s, %s indices, reduction %d, k %d: differs from the reference\n",
+                     kiln_dtype_name(dt), kiln_dtype_name(it), reduction, (int)k);
+    CHECK(!bad);
+    /* In place: the output is data's memory. */
+    memcpy(out, data, (size_t)n * kiln_dtype_size(dt));
+    kiln_tensor_desc same = make_desc(out, dt, 3, dd);
+    ins[0] = same;
+    CHECK_OK(run_scatter(KILN_OP_SCATTER_ND, 0, reduction, ins, &same));
+    CHECK(memcmp(out, ref, (size_t)n * kiln_dtype_size(dt)) == 0);
+    free(data); free(upd); free(out); free(ref); free(ix);
+}
+
+/* scatter_elements of data [4, 5, 3] along axis with indices [3, 4, 2]. */
+static void check_scatter_elements(kiln_dtype dt, kiln_dtype it, int reduction, int32_t axis) {
+    const int64_t dd[3] = {4, 5, 3}, id[3] = {3, 4, 2};
+    int64_t n = numel_of(3, dd), ni = numel_of(3, id);
+    void *data = alloc_elems(dt, n), *upd = alloc_elems(dt, ni), *out = alloc_elems(dt, n), *ref = alloc_elems(dt, n);
+    void *ix = alloc_elems(it, ni);
+    REQUIRE(data && upd && out && ref && ix);
+    scatter_fill(dt, data, n, reduction);
+    scatter_fill(dt, upd, ni, reduction);
+    memcpy(ref, data, (size_t)n * kiln_dtype_size(dt));
+    for (int64_t t = 0; t < ni; t++) {
+        int64_t c[3] = {t / (id[1] * id[2]), t / id[2] % id[1], t % id[2]};
+        /* none: distinct along the axis (coordinate + 1, shifted by the other coordinates) */
+        int64_t v = reduction == KILN_SCATTER_NONE ? (c[axis] + 1 + c[(axis + 1) % 3]) % dd[axis]
+                                                   : (int64_t)(rng() % (uint64_t)dd[axis]);
+        set_i(it, ix, t, rng() & 1 ? v - dd[axis] : v);
+        c[axis] = v;
+        scatter_ref_combine(dt, reduction, ref, (c[0] * dd[1] + c[1]) * dd[2] + c[2], upd, t);
+    }
+    kiln_tensor_desc ins[3] = {make_desc(data, dt, 3, dd), make_desc(ix, it, 3, id), make_desc(upd, dt, 3, id)};
+    kiln_tensor_desc o = make_desc(out, dt, 3, dd);
+    CHECK_OK(run_scatter(KILN_OP_SCATTER_ELEMENTS, axis, reduction, ins, &o));
+    int bad = memcmp(out, ref, (size_t)n * kiln_dtype_size(dt)) != 0;
+    if (bad) fprintf(stderr, "  scatter_elements %s, %s indices, reduction %d, axis %d: differs from the reference\n",
+                     kiln_dtype_name(dt), kiln_dtype_name(it), reduction, (int)axis);
+    CHECK(!bad);
+    free(data); free(upd); free(out); free(ref); free(ix);
+}
+
+static void test_scatter(void) {
+    for (int d = 0; d < DTYPE_COUNT; d++) {
+        kiln_dtype dt = all_dtypes[d];
+        int reduces = is_float(dt) || dt == KILN_INT32 || dt == KILN_INT64;
+        for (int red = 0; red < KILN_SCATTER_REDUCTION_COUNT; red++) {
+            kiln_dtype ins_dt[3] = {dt, KILN_INT64, dt};
+            kiln_tensor_desc probe[3] = {{.dtype = ins_dt[0]}, {.dtype = ins_dt[1]}, {.dtype = ins_dt[2]}};
+            kiln_tensor_desc pout = {.dtype = dt};
+            int64_t r = red;
+            kiln_layer_launch l = {.op = KILN_OP_SCATTER_ND, .attrs = &r, .attr_count = 1, .input_count = 3,
+                                   .output_count = 1, .inputs = probe, .outputs = &pout};
+            CHECK(kiln_backend_cpu()->supports_op(&l) == (red == KILN_SCATTER_NONE || reduces));
+            if (red != KILN_SCATTER_NONE && !reduces) continue;
+            for (int k = 0; k < 2; k++) {
+                kiln_dtype it = k ? KILN_INT64 : KILN_INT32;
+                check_scatter_nd(dt, it, red, 1, 4);
+                check_scatter_nd(dt, it, red, 2, 6);
+                check_scatter_nd(dt, it, red, 3, 9);
+                for (int32_t axis = 0; axis < 3; axis++) check_scatter_elements(dt, it, red, axis);
+            }
+        }
+    }
+
+    /* ONNX's ScatterElements example. */
+    float data[9] = {0}, got[9];
+    int64_t ix[6] = {1, 0, 2, 0, 2, 1};
+    float upd[6] = {1.0f, 1.1f, 1.2f, 2.0f, 2.1f, 2.2f};
+    const float want[9] = {2.0f, 1.1f, 0.0f, 1.0f, 0.0f, 2.2f, 0.0f, 2.1f, 1.2f};
+    int64_t d33[2] = {3, 3}, d23[2] = {2, 3};
+    kiln_tensor_desc ins[3] = {make_desc(data, KILN_FLOAT32, 2, d33), make_desc(ix, KILN_INT64, 2, d23),
+                               make_desc(upd, KILN_FLOAT32, 2, d23)};
+    kiln_tensor_desc out = make_desc(got, KILN_FLOAT32, 2, d33);
+    CHECK_OK(run_scatter(KILN_OP_SCATTER_ELEMENTS, 0, KILN_SCATTER_NONE, ins, &out));
+    CHECK(memcmp(got, want, sizeof want) == 0);
+
+    /* Out-of-range indices fail the run, naming the index and its position, before anything is written. */
+    memset(got, 0xA5, sizeof got);
+    uint32_t poison;
+    memcpy(&poison, got, sizeof poison);
+    ix[4] = 3;
+    CHECK_FAILS(run_scatter(KILN_OP_SCATTER_ELEMENTS, 0, KILN_SCATTER_ADD, ins, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "scatter_elements: index 3 at position 4 is out of range [-3, 3) (data axis 0)");
+    uint32_t first;
+    memcpy(&first, got, sizeof first);
+    CHECK(first == poison);
+    ix[4] = -4;
+    CHECK_FAILS(run_scatter(KILN_OP_SCATTER_ELEMENTS, 0, KILN_SCATTER_NONE, ins, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "index -4 at position 4");
+    ix[4] = INT64_MIN;
+    CHECK_FAILS(run_scatter(KILN_OP_SCATTER_ELEMENTS, 1, KILN_SCATTER_NONE, ins, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "index -9223372036854775808 at position 4");
+    /* scatter_nd: data [3, 3], indices [2, 2] = (0, 1), (2, 3): the second's column is out of range. */
+    int64_t nd_ix[4] = {0, 1, 2, 3}, d2[1] = {2}, d22[2] = {2, 2};
+    ins[1] = make_desc(nd_ix, KILN_INT64, 2, d22);
+    ins[2] = make_desc(upd, KILN_FLOAT32, 1, d2);
+    CHECK_FAILS(run_scatter(KILN_OP_SCATTER_ND, 0, KILN_SCATTER_NONE, ins, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "scatter_nd: index 3 at position 1 (coordinate 1, data axis 1) is out of range [-3, 3)");
+    nd_ix[3] = -1;
+    CHECK_OK(run_scatter(KILN_OP_SCATTER_ND, 0, KILN_SCATTER_NONE, ins, &out));
+    CHECK(got[1] == upd[0] && got[8] == upd[1] && got[0] == 0.0f);
+    /* Updates that do not match the indices, and reductions a dtype lacks. */
+    ins[2] = make_desc(upd, KILN_FLOAT32, 2, d23);
+    CHECK_FAILS(run_scatter(KILN_OP_SCATTER_ND, 0, KILN_SCATTER_NONE, ins, &out), KILN_ERROR_INVALID_ARGUMENT,
+                "scatter_nd: updates have 6 elements, the indices name 2 slices of 1");
+    uint8_t flags[9] = {0}, flag_upd[2] = {1, 1}, flag_out[9];
+    ins[0] = make_desc(flags, KILN_BOOL, 2, d33);
+    ins[2] = make_desc(flag_upd, KILN_BOOL, 1, d2);
+    out = make_desc(flag_out, KILN_BOOL, 2, d33);
+    CHECK_FAILS(run_scatter(KILN_OP_SCATTER_ND, 0, KILN_SCATTER_MAX, ins, &out), KILN_ERROR_UNSUPPORTED,
+                "scatter_nd of bool data");
+    CHECK_OK(run_scatter(KILN_OP_SCATTER_ND, 0, KILN_SCATTER_NONE, ins, &out));
+    CHECK(flag_out[1] == 1 && flag_out[8] == 1 && flag_out[0] == 0);
+}
+
+/* ------------------------------------------------------------------------ */
 /* RESHAPE                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -1273,6 +1468,7 @@ int main(void) {
     TEST_RUN(test_unary_all);
     TEST_RUN(test_unary_exp_sweep);
     TEST_RUN(test_gather);
+    TEST_RUN(test_scatter);
     TEST_RUN(test_reshape);
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);
