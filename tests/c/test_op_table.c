@@ -198,10 +198,92 @@ static void test_attribute_lists_are_checked_at_load(void) {
     kiln_blob_free(blob);
 }
 
+static kiln_status add_scatter(kiln_network *net, kiln_layer_op op, kiln_tensor d, kiln_tensor i, kiln_tensor u,
+                               int64_t axis, int64_t reduction, kiln_tensor *out) {
+    kiln_layer_attr a[2] = {{.name = "reduction", .kind = KILN_ATTR_INT, .i = reduction},
+                            {.name = "axis", .kind = KILN_ATTR_INT, .i = axis}};
+    return kiln_network_add_layer(net, op, 3, (kiln_tensor[]){d, i, u}, op == KILN_LAYER_SCATTER_ND ? 1 : 2, a, out);
+}
+
+/* scatter_nd and scatter_elements: the rules' refusals name the inputs,
+ * symbolic sizes become checks, the reduction is stored canonical and shown
+ * by inspect, and a stored reduction out of range is refused at load. */
+static void test_scatter_rules(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 4, 8};
+    kiln_expr n, m;
+    CHECK_OK(kiln_network_add_dim(net, "n", &range, 1, &n));
+    CHECK_OK(kiln_network_add_dim(net, "m", &range, 1, &m));
+    kiln_expr c1 = kiln_expr_const(p, 1), c2 = kiln_expr_const(p, 2), c3 = kiln_expr_const(p, 3),
+              c4 = kiln_expr_const(p, 4), c5 = kiln_expr_const(p, 5);
+    kiln_tensor data, ix, upd, fix, d3, u5, flags, fu, wide, eix, eupd, y, z, t;
+    CHECK_OK(kiln_network_add_input(net, "data", KILN_FLOAT32, 2, (kiln_expr[]){c4, n}, &data));
+    CHECK_OK(kiln_network_add_input(net, "ix", KILN_INT64, 2, (kiln_expr[]){m, c1}, &ix));
+    CHECK_OK(kiln_network_add_input(net, "upd", KILN_FLOAT32, 2, (kiln_expr[]){m, n}, &upd));
+    CHECK_OK(kiln_network_add_input(net, "fix", KILN_FLOAT32, 2, (kiln_expr[]){m, c1}, &fix));
+    CHECK_OK(kiln_network_add_input(net, "d3", KILN_FLOAT32, 2, (kiln_expr[]){c4, c3}, &d3));
+    CHECK_OK(kiln_network_add_input(net, "u5", KILN_FLOAT32, 2, (kiln_expr[]){m, c5}, &u5));
+    CHECK_OK(kiln_network_add_input(net, "flags", KILN_BOOL, 2, (kiln_expr[]){c4, n}, &flags));
+    CHECK_OK(kiln_network_add_input(net, "fu", KILN_BOOL, 2, (kiln_expr[]){m, n}, &fu));
+    CHECK_OK(kiln_network_add_input(net, "wide", KILN_INT64, 2, (kiln_expr[]){m, m}, &wide));
+    CHECK_OK(kiln_network_add_input(net, "eix", KILN_INT32, 2, (kiln_expr[]){c2, n}, &eix));
+    CHECK_OK(kiln_network_add_input(net, "eupd", KILN_FLOAT32, 2, (kiln_expr[]){c2, n}, &eupd));
+
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ND, data, fix, upd, 0, 0, &t), KILN_ERROR_INVALID_NETWORK,
+                "scatter_nd: indices 'fix' are float32; need int32 or int64");
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ND, d3, ix, u5, 0, 0, &t), KILN_ERROR_INVALID_NETWORK,
+                "scatter_nd: updates 'u5' axis 1 has size 5; data gives 3");
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ND, data, ix, u5, 0, KILN_SCATTER_REDUCTION_COUNT, &t),
+                KILN_ERROR_INVALID_NETWORK, "scatter_nd of 'data': needs one reduction, 0 to 4");
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ND, flags, ix, fu, 0, KILN_SCATTER_ADD, &t),
+                KILN_ERROR_INVALID_NETWORK, "scatter_nd of 'flags': reduction add does not take dtype bool");
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ND, data, wide, upd, 0, 0, &t), KILN_ERROR_INVALID_NETWORK,
+                "the last axis of indices 'wide' must have a constant size");
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ND, data, ix, eix, 0, 0, &t), KILN_ERROR_INVALID_NETWORK,
+                "updates 'eix' are int32 but data 'data' is float32");
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ELEMENTS, d3, ix, u5, 0, 0, &t), KILN_ERROR_INVALID_NETWORK,
+                "scatter_elements: updates 'u5' axis 1 has size 5; indices gives 1");
+    CHECK_FAILS(add_scatter(net, KILN_LAYER_SCATTER_ELEMENTS, data, eix, eupd, 2, 0, &t), KILN_ERROR_INVALID_NETWORK,
+                "scatter_elements of 'data': axis 2 is out of range for rank 2");
+    CHECK_OK(add_scatter(net, KILN_LAYER_SCATTER_ELEMENTS, d3, eix, eupd, 0, 0, &t));   /* n <= 3: a run-time check */
+
+    CHECK_OK(add_scatter(net, KILN_LAYER_SCATTER_ND, data, ix, upd, 0, KILN_SCATTER_ADD, &y));
+    CHECK_OK(add_scatter(net, KILN_LAYER_SCATTER_ELEMENTS, y, eix, eupd, -1, KILN_SCATTER_MAX, &z));
+    CHECK_OK(kiln_network_mark_output(net, z, "z", KILN_FLOAT32));
+    kiln_blob *blob = NULL;
+    CHECK_OK(kiln_network_build(net, NULL, &blob));
+    kiln_network_free(net);
+    REQUIRE(blob != NULL);
+
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strcmp(kind, "scatter_nd") == 0 && strcmp(detail, "reduction add") == 0);
+    CHECK_OK(kiln_engine_layer_info(e, 1, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strcmp(kind, "scatter_elements") == 0 && strcmp(detail, "axis 1 reduction max") == 0);   /* -1 normalized */
+    kiln_engine_free(e);
+
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    CHECK(d.layers[0].attrs.int_count == 1 && d.layers[0].attrs.ints[0] == KILN_SCATTER_ADD);
+    d.layers[0].attrs.ints[0] = KILN_SCATTER_REDUCTION_COUNT;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "needs one reduction");
+    d.layers[0].attrs.ints[0] = KILN_SCATTER_MIN;   /* another valid reduction loads */
+    CHECK_OK(load_edited(&d));
+    d.layers[1].attrs.int_count = 0;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "scatter_elements of");
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 int main(void) {
     TEST_RUN(test_names_and_rows);
     TEST_RUN(test_cpu_covers_the_rules);
     TEST_RUN(test_table_refuses_engines);
     TEST_RUN(test_attribute_lists_are_checked_at_load);
+    TEST_RUN(test_scatter_rules);
     return test_summary();
 }
