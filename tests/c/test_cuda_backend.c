@@ -576,6 +576,193 @@ static void test_gather(void) {
     buf_free(&out);
 }
 
+/* ---- SCATTER_ND, SCATTER_ELEMENTS ------------------------------------------------------------ */
+
+/* Data and updates whose sums and products are exact in every dtype and
+ * order (small integers; ±0.5, ±1, ±2 for mul), so CUDA's atomics, which
+ * combine duplicates in any order, must match the CPU bit for bit; integers
+ * over their whole range (wrapping add and mul do not depend on order). */
+static void scatter_fill(buf *b, int reduction) {
+    static const double mul_values[6] = {-2, -1, -0.5, 0.5, 1, 2};
+    kiln_dtype dt = b->host.dtype;
+    if (!kiln_dtype_is_float(dt)) {
+        fill_random(b, 0, 0);
+        return;
+    }
+    for (int64_t i = 0; i < b->n; i++) {
+        uint64_t r = rng_next();
+        store_f(dt, b->host.data, i, reduction == KILN_SCATTER_MUL ? mul_values[r % 6] : (double)(r % 17) - 8);
+    }
+}
+
+/* Run one scatter on both backends (inputs already uploaded; the CPU may
+ * get other indices and updates than the GPU: hin vs din) and compare the
+ * whole output exactly.  gpu_out: the GPU's output (data's memory when in place). */
+static void scatter_compare(const char *what, kiln_op op, int64_t axis, int64_t reduction,
+                            const kiln_tensor_desc *hin, const kiln_tensor_desc *din, buf *out,
+                            const kiln_tensor_desc *gpu_out) {
+    kiln_layer_launch lc = {.op = (uint8_t)op, .axis = axis, .attrs = &reduction, .attr_count = 1, .input_count = 3,
+                            .output_count = 1, .inputs = hin, .outputs = &out->host};
+    kiln_layer_launch lg = lc;
+    lg.inputs = din;
+    lg.outputs = gpu_out;
+    void *got = malloc(out->bytes + 1);
+    int ok = got && buf_poison(out) == KILN_OK && cpu->supports_op(&lc) && gpu->supports_op(&lg);
+    if (ok && cpu->run_layer(0, &lc, NULL) != KILN_OK) {
+        fprintf(stderr, "  %s: cpu: %s\n", what, kiln_last_error());
+        ok = 0;
+    }
+    if (ok && (gpu->run_layer(0, &lg, STREAM_PER_THREAD) != KILN_OK || gpu->synchronize(0, STREAM_PER_THREAD) != KILN_OK ||
+               gpu->copy(0, got, gpu_out->data, out->bytes, KILN_COPY_DEVICE_TO_HOST, NULL) != KILN_OK)) {
+        fprintf(stderr, "  %s: cuda: %s\n", what, kiln_last_error());
+        ok = 0;
+    }
+    CHECK(ok);
+    if (ok) CHECK(compare(what, out->host.dtype, got, out->host.data, out->n, 0, 0, NULL) == 0);
+    free(got);
+}
+
+/* scatter_nd of data [a, b, c] with `count` index tuples of k coordinates:
+ * distinct for reduction none, else with duplicates; some negative.  With
+ * `bad`, a quarter of the tuples have a coordinate out of range: the GPU
+ * must skip them, so the CPU runs on the other tuples only.  in_place: the
+ * GPU writes into data's memory. */
+static void test_scatter_nd_case(kiln_dtype dt, kiln_dtype it, int reduction, const int64_t *dd, int32_t k,
+                                 int64_t count, int bad, int in_place) {
+    char what[160];
+    snprintf(what, sizeof what, "scatter_nd %s [%lld, %lld, %lld], %lld %s indices of %d, reduction %s%s%s",
+             kiln_dtype_name(dt), (long long)dd[0], (long long)dd[1], (long long)dd[2], (long long)count,
+             kiln_dtype_name(it), (int)k, kiln_scatter_reduction_list_name(reduction), bad ? ", some out of range" : "",
+             in_place ? ", in place" : "");
+    int64_t idims[2] = {count, k}, udims[KILN_MAX_RANK] = {count}, slice = 1, positions = 1;
+    int32_t urank = 1;
+    for (int32_t i = k; i < 3; i++) {
+        udims[urank++] = dd[i];
+        slice *= dd[i];
+    }
+    for (int32_t i = 0; i < k; i++) positions *= dd[i];
+    buf data, ix, upd, cix, cupd, out;
+    REQUIRE(buf_init(&data, dt, 3, dd) && buf_init(&ix, it, 2, idims) && buf_init(&upd, dt, urank, udims) &&
+            buf_init(&cix, it, 2, idims) && buf_init(&cupd, dt, urank, udims) && buf_init(&out, dt, 3, dd));
+    scatter_fill(&data, reduction);
+    scatter_fill(&upd, reduction);
+    size_t es = kiln_dtype_size(dt);
+    int64_t good = 0;
+    for (int64_t t = 0; t < count; t++) {
+        int64_t flat = reduction == KILN_SCATTER_NONE ? (t * 7919) % positions : (int64_t)(rng_next() % (uint64_t)positions);
+        int is_bad = bad && rng_next() % 4 == 0;
+        int32_t bad_at = (int32_t)(rng_next() % (uint64_t)k);
+        for (int32_t j = k - 1; j >= 0; j--) {
+            int64_t c = flat % dd[j];
+            flat /= dd[j];
+            if (rng_next() & 1) c -= dd[j];
+            if (is_bad && j == bad_at) {
+                static const int64_t wild[] = {INT32_MAX, INT32_MIN, -1000};
+                int w = (int)(rng_next() % 5);
+                c = w == 3 ? dd[j] : w == 4 ? -dd[j] - 1 : wild[w];
+            }
+            store_i(it, ix.host.data, t * k + j, c);
+            if (!is_bad) store_i(it, cix.host.data, good * k + j, c);
+        }
+        if (!is_bad) {
+            memcpy((char *)cupd.host.data + (size_t)(good * slice) * es, (const char *)upd.host.data + (size_t)(t * slice) * es,
+                   (size_t)slice * es);
+            good++;
+        }
+    }
+    kiln_tensor_desc hin[3] = {data.host, cix.host, cupd.host}, din[3] = {data.dev, ix.dev, upd.dev};
+    hin[1].dims[0] = good;
+    hin[2].dims[0] = good;
+    CHECK(buf_upload(&data) == KILN_OK && buf_upload(&ix) == KILN_OK && buf_upload(&upd) == KILN_OK);
+    kiln_tensor_desc gpu_out = out.dev;
+    if (in_place) gpu_out.data = data.dev.data;
+    scatter_compare(what, KILN_OP_SCATTER_ND, 0, reduction, hin, din, &out, &gpu_out);
+    buf_free(&data); buf_free(&ix); buf_free(&upd); buf_free(&cix); buf_free(&cupd); buf_free(&out);
+}
+
+/* scatter_elements of data dd along axis with indices id: distinct along the
+ * axis for reduction none, else random; some negative.  With `bad`
+ * (reduction add only), a quarter of the indices are out of range: the GPU
+ * skips them, the CPU adds 0 at index 0 instead. */
+static void test_scatter_elements_case(kiln_dtype dt, kiln_dtype it, int reduction, const int64_t *dd,
+                                       const int64_t *id, int32_t axis, int bad) {
+    char what[160];
+    snprintf(what, sizeof what, "scatter_elements %s [%lld, %lld, %lld] axis %d, %s indices [%lld, %lld, %lld], "
+             "reduction %s%s", kiln_dtype_name(dt), (long long)dd[0], (long long)dd[1], (long long)dd[2], (int)axis,
+             kiln_dtype_name(it), (long long)id[0], (long long)id[1], (long long)id[2],
+             kiln_scatter_reduction_list_name(reduction), bad ? ", some out of range" : "");
+    buf data, ix, upd, cix, cupd, out;
+    REQUIRE(buf_init(&data, dt, 3, dd) && buf_init(&ix, it, 3, id) && buf_init(&upd, dt, 3, id) &&
+            buf_init(&cix, it, 3, id) && buf_init(&cupd, dt, 3, id) && buf_init(&out, dt, 3, dd));
+    scatter_fill(&data, reduction);
+    scatter_fill(&upd, reduction);
+    memcpy(cupd.host.data, upd.host.data, upd.bytes);
+    int64_t n = ix.n, len = dd[axis];
+    for (int64_t t = 0; t < n; t++) {
+        int64_t c[3] = {t / (id[1] * id[2]), t / id[2] % id[1], t % id[2]};
+        int64_t v = reduction == KILN_SCATTER_NONE ? (c[axis] + c[(axis + 1) % 3] + 2 * c[(axis + 2) % 3]) % len
+                                                   : (int64_t)(rng_next() % (uint64_t)len);
+        if (rng_next() & 1) v -= len;
+        store_i(it, cix.host.data, t, v);
+        if (bad && rng_next() % 4 == 0) {
+            v = rng_next() & 1 ? len + (int64_t)(rng_next() % 3) : -len - 1 - (int64_t)(rng_next() % 3);
+            store_i(it, cix.host.data, t, 0);
+            store_i(dt, cupd.host.data, t, 0);
+        }
+        store_i(it, ix.host.data, t, v);
+    }
+    kiln_tensor_desc hin[3] = {data.host, cix.host, cupd.host}, din[3] = {data.dev, ix.dev, upd.dev};
+    CHECK(buf_upload(&data) == KILN_OK && buf_upload(&ix) == KILN_OK && buf_upload(&upd) == KILN_OK);
+    scatter_compare(what, KILN_OP_SCATTER_ELEMENTS, axis, reduction, hin, din, &out, &out.dev);
+    buf_free(&data); buf_free(&ix); buf_free(&upd); buf_free(&cix); buf_free(&cupd); buf_free(&out);
+}
+
+static void test_scatter(void) {
+    const kiln_dtype its[2] = {KILN_INT32, KILN_INT64};
+    const int64_t small[3] = {6, 5, 8}, ed[3] = {7, 6, 9}, ei[3] = {5, 6, 4};
+    for (size_t d = 0; d < sizeof all_dtypes / sizeof all_dtypes[0]; d++) {
+        kiln_dtype dt = all_dtypes[d];
+        int reduces = kiln_dtype_is_float(dt) || dt == KILN_INT32 || dt == KILN_INT64;
+        for (int red = 0; red < KILN_SCATTER_REDUCTION_COUNT; red++) {
+            /* The two backends take the same dtypes and reductions. */
+            kiln_tensor_desc probe[3] = {{.dtype = dt}, {.dtype = KILN_INT64}, {.dtype = dt}}, pout = {.dtype = dt};
+            int64_t r = red;
+            kiln_layer_launch l = {.op = KILN_OP_SCATTER_ND, .attrs = &r, .attr_count = 1, .input_count = 3,
+                                   .output_count = 1, .inputs = probe, .outputs = &pout};
+            CHECK(gpu->supports_op(&l) == cpu->supports_op(&l));
+            CHECK(gpu->supports_op(&l) == (red == KILN_SCATTER_NONE || reduces));
+            if (red != KILN_SCATTER_NONE && !reduces) continue;
+            for (int k = 0; k < 2; k++) {
+                kiln_dtype it = its[k];
+                test_scatter_nd_case(dt, it, red, small, 1, 4, 0, 0);
+                test_scatter_nd_case(dt, it, red, small, 2, 17, k, 0);
+                test_scatter_nd_case(dt, it, red, small, 3, 100, 1, k);
+                for (int32_t axis = 0; axis < 3; axis++)
+                    test_scatter_elements_case(dt, it, red, ed, ei, axis, red == KILN_SCATTER_ADD);
+            }
+        }
+    }
+    /* Large: a KV-cache update (rows of 4096 bf16), and heavy contention on few elements. */
+    const int64_t cache[3] = {4, 2048, 4096}, hot[3] = {4, 64, 2}, hot_ix[3] = {4, 8192, 2};
+    test_scatter_nd_case(KILN_BFLOAT16, KILN_INT64, KILN_SCATTER_NONE, cache, 2, 256, 1, 1);
+    test_scatter_nd_case(KILN_FLOAT32, KILN_INT32, KILN_SCATTER_ADD, cache, 2, 512, 0, 0);
+    test_scatter_elements_case(KILN_FLOAT32, KILN_INT64, KILN_SCATTER_ADD, hot, hot_ix, 1, 1);
+    test_scatter_elements_case(KILN_INT32, KILN_INT32, KILN_SCATTER_MUL, hot, hot_ix, 1, 0);
+    test_scatter_elements_case(KILN_FLOAT32, KILN_INT64, KILN_SCATTER_MAX, hot, hot_ix, 1, 0);
+
+    /* A reduction the dtype lacks is refused by name. */
+    buf b[4];
+    int64_t dims[2] = {4, 1}, one[1] = {4};
+    REQUIRE(buf_init(&b[0], KILN_BOOL, 1, one) && buf_init(&b[1], KILN_INT64, 2, dims) &&
+            buf_init(&b[2], KILN_BOOL, 1, one) && buf_init(&b[3], KILN_BOOL, 1, one));
+    int64_t add = KILN_SCATTER_ADD;
+    kiln_tensor_desc din[3] = {b[0].dev, b[1].dev, b[2].dev};
+    kiln_layer_launch l = {.op = KILN_OP_SCATTER_ND, .attrs = &add, .attr_count = 1, .input_count = 3,
+                           .output_count = 1, .inputs = din, .outputs = &b[3].dev};
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "scatter_nd does not support bool");
+    for (int i = 0; i < 4; i++) buf_free(&b[i]);
+}
+
 /* ---- RESHAPE -------------------------------------------------------------------------------- */
 
 static void test_reshape(void) {
@@ -800,6 +987,7 @@ int main(void) {
     TEST_RUN(test_binary);
     TEST_RUN(test_unary);
     TEST_RUN(test_gather);
+    TEST_RUN(test_scatter);
     TEST_RUN(test_reshape);
     TEST_RUN(test_collectives_world_size_1);
     TEST_RUN(test_matmul);
