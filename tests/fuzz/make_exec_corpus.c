@@ -15,7 +15,11 @@
  *                   symbolic end and a negative step, concat, expand, every
  *                   reduction, softmax, log-softmax, layer and RMS norm, where,
  *                   a comparison, gather_elements, cumsum, pad, fused
- *                   attention (grouped-query heads, causal) */
+ *                   attention (grouped-query heads, causal)
+ *   scatter.engine  scatter_nd (one and two coordinates per index, reductions
+ *                   add and none) and scatter_elements (none, max) over a
+ *                   dynamic axis, so that the fuzzer's indices land both in
+ *                   and out of range */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -222,11 +226,47 @@ static int collectives(const char *dir) {
     return save(net, dir, "collectives.engine");
 }
 
+/* Scatters whose indices come from the run's inputs: the fuzzer's values
+ * (-1 … 5) are in range or not depending on the chosen n, and a mutated
+ * engine may change every shape; no write may leave the output. */
+static int scatter(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 4, 8};
+    kiln_expr n;
+    TRY(kiln_network_add_dim(net, "n", &range, 1, &n));
+    kiln_expr one = kiln_expr_const(p, 1), two = kiln_expr_const(p, 2), four = kiln_expr_const(p, 4),
+              six = kiln_expr_const(p, 6);
+    kiln_tensor x, h, sidx, supd, pidx, pupd, eidx, eupd, nd, nd2, el, el2;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 2, (kiln_expr[]){n, six}, &x));
+    TRY(kiln_network_add_input(net, "h", KILN_FLOAT16, 2, (kiln_expr[]){n, six}, &h));
+    TRY(kiln_network_add_input(net, "sidx", KILN_INT64, 2, (kiln_expr[]){n, one}, &sidx));
+    TRY(kiln_network_add_input(net, "supd", KILN_FLOAT32, 2, (kiln_expr[]){n, six}, &supd));
+    TRY(kiln_network_add_input(net, "pidx", KILN_INT32, 2, (kiln_expr[]){four, two}, &pidx));
+    TRY(kiln_network_add_input(net, "pupd", KILN_FLOAT16, 1, (kiln_expr[]){four}, &pupd));
+    TRY(kiln_network_add_input(net, "eidx", KILN_INT32, 2, (kiln_expr[]){n, four}, &eidx));
+    TRY(kiln_network_add_input(net, "eupd", KILN_FLOAT32, 2, (kiln_expr[]){n, four}, &eupd));
+    kiln_layer_attr add = {.name = "reduction", .kind = KILN_ATTR_INT, .i = KILN_SCATTER_ADD};
+    TRY(layer(net, KILN_LAYER_SCATTER_ND, 3, (kiln_tensor[]){x, sidx, supd}, 1, &add, &nd));
+    TRY(layer(net, KILN_LAYER_SCATTER_ND, 3, (kiln_tensor[]){h, pidx, pupd}, 0, NULL, &nd2));
+    kiln_layer_attr axis1 = {.name = "axis", .kind = KILN_ATTR_INT, .i = 1};
+    TRY(layer(net, KILN_LAYER_SCATTER_ELEMENTS, 3, (kiln_tensor[]){nd, eidx, eupd}, 1, &axis1, &el));
+    kiln_layer_attr max0[2] = {{.name = "axis", .kind = KILN_ATTR_INT, .i = 0},
+                               {.name = "reduction", .kind = KILN_ATTR_INT, .i = KILN_SCATTER_MAX}};
+    TRY(layer(net, KILN_LAYER_SCATTER_ELEMENTS, 3, (kiln_tensor[]){x, eidx, eupd}, 2, max0, &el2));
+    TRY(kiln_network_mark_output(net, nd2, "nd2", KILN_FLOAT16));
+    TRY(kiln_network_mark_output(net, el, "el", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, el2, "el2", KILN_FLOAT32));
+    return save(net, dir, "scatter.engine");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
         return 2;
     }
     TRY(kiln_plugin_library_init());
-    return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]);
+    return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]) ||
+           scatter(argv[1]);
 }
