@@ -81,10 +81,11 @@ kiln_status kiln_cpu_scatter_nd(const kiln_layer_launch *l) {
     kiln_status st = check_launch(l, "scatter_nd");
     if (st) return st;
     const kiln_tensor_desc *data = &l->inputs[0], *ix = &l->inputs[1], *upd = &l->inputs[2], *out = &l->outputs[0];
-    int32_t k = ix->rank >= 1 ? (int32_t)ix->dims[ix->rank - 1] : 0;
-    if (ix->rank < 1 || k < 1 || k > data->rank)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "scatter_nd: indices of rank %d with %d coordinates for data of "
-                          "rank %d", (int)ix->rank, (int)k, (int)data->rank);
+    int64_t k64 = ix->rank >= 1 ? ix->dims[ix->rank - 1] : 0;
+    if (k64 < 1 || k64 > data->rank)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "scatter_nd: indices of rank %d with %lld coordinates for data "
+                          "of rank %d", (int)ix->rank, (long long)k64, (int)data->rank);
+    int32_t k = (int32_t)k64;
     int64_t dstrides[KILN_MAX_RANK];
     kiln_view_strides(data->rank, data->dims, dstrides);
     int64_t count = kiln_cpu_numel(ix) / k, slice = dstrides[k - 1];

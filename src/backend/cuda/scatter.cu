@@ -199,10 +199,11 @@ extern "C" kiln_status kiln_cuda_scatter_nd_run(const kiln_layer_launch *l, cuda
     const kiln_tensor_desc *data = &l->inputs[0], *ix = &l->inputs[1], *upd = &l->inputs[2];
     kc_scatter_view v = {};
     v.rank = data->rank;
-    v.k = ix->rank >= 1 ? (int32_t)ix->dims[ix->rank - 1] : 0;
-    if (v.k < 1 || v.k > data->rank)
-        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: scatter_nd: %d coordinates per index for data of "
-                              "rank %d", (int)v.k, (int)data->rank);
+    int64_t k = ix->rank >= 1 ? ix->dims[ix->rank - 1] : 0;
+    if (k < 1 || k > data->rank)
+        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: scatter_nd: %lld coordinates per index for data of "
+                              "rank %d", (long long)k, (int)data->rank);
+    v.k = (int32_t)k;
     for (int32_t i = 0; i < data->rank; i++) v.dims[i] = data->dims[i];
     kiln_view_strides(data->rank, data->dims, v.strides);
     v.slice = v.strides[v.k - 1];
