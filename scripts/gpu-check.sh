@@ -38,6 +38,7 @@ if [ "${gpus:-0}" -ge 2 ]; then
   case "${1:-}" in aot|llama) ;; *)
     step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
     step multi-gpu-c env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
+    step multi-gpu-llama python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_llama.py -k gpu_tensor_parallel
     [ "${1:-}" = multi ] && step cuda-backend env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_cuda_backend"
     [ "${1:-}" = multi ] && [ -x "$build/tests/test_nccl_abi" ] && step nccl-abi "$build/tests/test_nccl_abi"
     ;;

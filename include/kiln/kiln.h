@@ -829,8 +829,9 @@ KILN_API kiln_status kiln_comm_id_from_env(int32_t rank, kiln_comm_id *out);
 KILN_API kiln_status kiln_comm_env(int32_t *rank, int32_t *world_size, int32_t *local_rank);
 
 /* Join the group: rank and world_size must be the engine's
- * (kiln_engine_parallel).  At world size 1 nothing is joined (collectives are
- * copies).  Once per context. */
+ * (kiln_engine_parallel).  At world size 1 an id is optional: without one
+ * nothing is joined (collectives are copies); with one a CUDA context joins a
+ * one-rank NCCL communicator.  Once per context. */
 KILN_API kiln_status kiln_context_set_communicator(kiln_context *ctx, int32_t rank, int32_t world_size,
                                                    const kiln_comm_id *id);
 /* Wait for the work enqueued on stream.  With a communicator it also watches

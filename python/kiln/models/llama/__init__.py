@@ -7,6 +7,7 @@ plugins written the way a kiln user writes them:
     decode_attention.py   DecodeAttention: one token against a KV cache, split and combined
     cache_write.py        CacheWrite: the new key/value rows into the cache, in place (an aliased output)
     engines.py            the prefill and decode networks (plugins + kiln's matmul, add, mul, silu, gather)
+    tensor_parallel.py    what each rank holds with tensor parallelism (from_hf(..., tp_size=N, rank=r))
     model.py              from_hf(), load() and LlamaModel (logits, generate, save)
 
     from kiln.models import llama
@@ -27,6 +28,7 @@ from .model import LlamaModel, from_hf, load
 from .prefill_attention import PrefillAttention
 from .rms_norm import RMSNorm
 from .rotary import Rotary
+from .tensor_parallel import TensorParallel
 
-__all__ = ["from_hf", "load", "LlamaModel", "LlamaSpec", "rope_frequencies",
+__all__ = ["from_hf", "load", "LlamaModel", "LlamaSpec", "rope_frequencies", "TensorParallel",
            "RMSNorm", "Rotary", "PrefillAttention", "DecodeAttention", "CacheWrite"]
