@@ -76,7 +76,6 @@ def main():
         session.synchronize(stream)
         bus = 2 * (world - 1) / world * size
         rows.append((size, kiln_s, torch_s, bus / kiln_s / 1e9, bus / torch_s / 1e9))
-        del session, graph
     if rank == 0:
         print(f"all-reduce, {world} x {torch.cuda.get_device_name()}, {args.dtype}, CUDA-graph replays, "
               f"{args.iters} iterations, best of 3; {time.strftime('%Y-%m-%d')}")
