@@ -29,11 +29,12 @@ import torch
 
 import kiln
 
-from .cache_write import CacheWrite
+from .cache_write import CacheWriteKV
 from .decode_attention import DecodeAttention
 from .prefill_attention import PrefillAttention
-from .rms_norm import RMSNorm
-from .rotary import Rotary
+from .rms_norm import AddRMSNorm, RMSNorm
+from .rotary import RotaryQK
+from .silu_mul import SiluMul
 from .tensor_parallel import TensorParallel
 
 
@@ -73,39 +74,46 @@ def _linear(c, x, prefix, bias, rows=None, cols=None):
     return y
 
 
-def decoder_layer(c, spec, i, h, inv_freq, attend, start=None):
-    """One Llama decoder layer on h [batch, seq, hidden]; attend(i, q, k, v)
-    is the attention (prefill or decode).  Returns (h, k, v)."""
+def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None):
+    """One Llama decoder layer.  h [batch, seq, hidden] is the residual
+    stream and x its input norm (this layer's input_layernorm of h);
+    attend(i, q, k, v) is the attention (prefill or decode).  Each residual
+    add is fused with the norm that follows it (AddRMSNorm): the second one
+    is the next layer's input norm, or the final norm after the last layer.
+    Returns (h, the norm of h for what follows, k, v)."""
     p = f"model.layers.{i}."
     tp = c.tp
-    x = RMSNorm(spec.rms_norm_eps)(h, c.vector(p + "input_layernorm.weight"))
+    eps = spec.rms_norm_eps
     q = _linear(c, x, p + "self_attn.q_proj", spec.attention_bias, rows=tp.q_rows)
     k = _linear(c, x, p + "self_attn.k_proj", spec.attention_bias, rows=tp.kv_rows)
     v = _linear(c, x, p + "self_attn.v_proj", spec.attention_bias, rows=tp.kv_rows)
     _, scaling = spec.inv_freq()
     rope_in = (inv_freq,) if start is None else (inv_freq, start)
-    q = Rotary(spec.head_dim, scaling)(q, *rope_in)
-    k = Rotary(spec.head_dim, scaling)(k, *rope_in)
-    h = h + _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias, cols=tp.q_rows)
-    x = RMSNorm(spec.rms_norm_eps)(h, c.vector(p + "post_attention_layernorm.weight"))
+    q, k = RotaryQK(spec.head_dim, scaling)(q, k, *rope_in)
+    attention = _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias, cols=tp.q_rows)
+    h, x = AddRMSNorm(eps)(h, attention, c.vector(p + "post_attention_layernorm.weight"))
     inter = tp.part(tp.intermediate)
     gate = _linear(c, x, p + "mlp.gate_proj", spec.mlp_bias, rows=inter)
     up = _linear(c, x, p + "mlp.up_proj", spec.mlp_bias, rows=inter)
-    h = h + _linear(c, kiln.silu(gate) * up, p + "mlp.down_proj", spec.mlp_bias, cols=inter)
-    return h, k, v
+    mlp = _linear(c, SiluMul()(gate, up), p + "mlp.down_proj", spec.mlp_bias, cols=inter)
+    following = f"model.layers.{i + 1}.input_layernorm.weight" if i + 1 < spec.num_layers else "model.norm.weight"
+    h, x = AddRMSNorm(eps)(h, mlp, c.vector(following))
+    return h, x, k, v
 
 
 def _embed_and_head(c, spec, ids, layers, positions=None):
-    """Embedding gather, the decoder layers (layers(h) -> h), final norm,
-    lm_head -- at the sequence positions `positions` only, when given."""
-    h = layers(_embed(c, ids))
+    """Embedding gather, the first input norm, the decoder layers
+    (layers(h, x) -> the final norm of the last h), lm_head -- at the
+    sequence positions `positions` only, when given (the norms are per
+    position, so gathering after them is the same)."""
+    h = _embed(c, ids)
+    x = layers(h, RMSNorm(spec.rms_norm_eps)(h, c.vector("model.layers.0.input_layernorm.weight")))
     if positions is not None:
-        h = kiln.gather(h, positions, 1)
-    h = RMSNorm(spec.rms_norm_eps)(h, c.vector("model.norm.weight"))
+        x = kiln.gather(x, positions, 1)
     if c.tp.size == 1:
-        return kiln.matmul(h, c.matrix(c.w.lm_head_name()))
+        return kiln.matmul(x, c.matrix(c.w.lm_head_name()))
     # Vocabulary-parallel: this rank's logits, then every rank's, in order.
-    return kiln.all_gather(kiln.matmul(h, c.matrix(c.w.lm_head_name(), rows=c.tp.part(c.tp.vocab))), axis=-1)
+    return kiln.all_gather(kiln.matmul(x, c.matrix(c.w.lm_head_name(), rows=c.tp.part(c.tp.vocab))), axis=-1)
 
 
 def _embed(c, ids):
@@ -163,11 +171,11 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False, tp=N
         attention = PrefillAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim)
         kv = []
 
-        def layers(h):
+        def layers(h, x):
             for i in range(spec.num_layers):
-                h, k, v = decoder_layer(c, spec, i, h, inv_freq, lambda i, q, k, v: attention(q, k, v))
+                h, x, k, v = decoder_layer(c, spec, i, h, x, inv_freq, lambda i, q, k, v: attention(q, k, v))
                 kv.append((k, v))
-            return h
+            return x
 
         _mark_logits(_embed_and_head(c, spec, ids, layers, positions))
         for i, (k, v) in enumerate(kv):
@@ -199,14 +207,13 @@ def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=F
             attention = DecodeAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, layer=i, split=split)
             return attention(q, k, v, k_cache, v_cache, lengths)
 
-        def layers(h):
+        def layers(h, x):
             for i in range(spec.num_layers):
-                h, k, v = decoder_layer(c, spec, i, h, inv_freq, attend, start=lengths)
-                # The new rows go into the caller's cache in place (CacheWrite's
-                # output is the k_cache / v_cache input's memory).
-                CacheWrite(i)(k_cache, k, lengths)
-                CacheWrite(i)(v_cache, v, lengths)
-            return h
+                h, x, k, v = decoder_layer(c, spec, i, h, x, inv_freq, attend, start=lengths)
+                # The new rows go into the caller's cache in place (CacheWriteKV's
+                # outputs are the k_cache / v_cache inputs' memory).
+                CacheWriteKV(i)(k_cache, v_cache, k, v, lengths)
+            return x
 
         _mark_logits(_embed_and_head(c, spec, ids, layers))
     return _build(builder, network)
