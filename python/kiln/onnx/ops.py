@@ -895,18 +895,27 @@ def pad(imp, node, ins):
 
 @op("Attention")
 def attention(imp, node, ins):
-    """ONNX Attention (opset 23) without mask, cache or softcap: kiln's fused
-    attention layer.  3-D inputs [batch, seq, heads*dim] are split by
-    q_num_heads / kv_num_heads."""
-    mask = ins[3] if len(ins) > 3 else None
-    if any(v is not None for v in ins[4:]):
-        raise UnsupportedNode(node, "Attention with past_key/past_value or nonpad_kv_seqlen is not supported yet",
-                              imp.opset_of(node))
-    if len(node.output) > 1 and any(node.output[1:]):
-        raise UnsupportedNode(node, "Attention's present_key/present_value/qk outputs are not supported yet")
-    if attr(node, "qk_matmul_output_mode", 0) or attr(node, "softmax_precision", 0) or \
-            any(a.name.endswith("window_size") and attr(node, a.name, -1) >= 0 for a in node.attribute):
-        raise UnsupportedNode(node, "Attention with qk_matmul_output_mode, softmax_precision or a sliding window")
+    """ONNX Attention (opset 23-25).  Without mask, cache, softcap, window or
+    extra outputs: kiln's fused attention layer.  Otherwise the reference
+    chain (_attention_unfused).  3-D inputs [batch, seq, heads*dim] are split
+    by q_num_heads / kv_num_heads; past_key/past_value (4-D) are concatenated
+    before the new keys (the present outputs); nonpad_kv_seqlen masks each
+    sequence's padding."""
+    def opt(i):
+        return ins[i] if len(ins) > i else None
+    mask, past_k, past_v, nonpad = opt(3), opt(4), opt(5), opt(6)
+    if (past_k is None) != (past_v is None):
+        raise UnsupportedNode(node, "past_key and past_value must be given together")
+    if nonpad is not None and past_k is not None:
+        raise UnsupportedNode(node, "nonpad_kv_seqlen cannot be combined with past_key/past_value")
+    outputs = list(node.output) + [""] * (4 - len(node.output))
+    mode = attr(node, "qk_matmul_output_mode", 0)
+    precision = attr(node, "softmax_precision", 0)
+    if precision == D.DOUBLE:      # kiln has no float64: the softmax runs in float32, its widest float
+        precision = D.FLOAT
+    if precision not in (0, D.FLOAT, D.FLOAT16, D.BFLOAT16):
+        raise UnsupportedNode(node, f"softmax_precision {precision} (kiln computes in float32, float16 or bfloat16)")
+    window = (attr(node, "left_window_size", -1), attr(node, "right_window_size", -1))
     softcap = attr(node, "softcap", 0.0)
     causal = bool(attr(node, "is_causal", 0))
     scale = attr(node, "scale", None)
@@ -923,20 +932,71 @@ def attention(imp, node, ins):
             def heads(t, dims, h):
                 return S.transpose(N.reshape(t, [dims[0], dims[1], h, _norm(dims[2] // h)]), [0, 2, 1, 3])
             tq, tk, tv = heads(tq, dq, hq), heads(tk, dk, hk), heads(tv, dv, hk)
-        if mask is None and not softcap:
+        offset = 0
+        if past_k is not None:
+            offset = imp.shape(past_k)[2]
+            tk = S.concat([T(imp, past_k, node), tk], axis=2)
+            tv = S.concat([T(imp, past_v, node), tv], axis=2)
+        plain = (mask is None and not softcap and past_k is None and nonpad is None and window == (-1, -1)
+                 and not precision and not any(outputs[1:]))
+        qk = None
+        if plain:
             y = S.scaled_dot_product_attention(tq, tk, tv, causal=causal, scale=scale)
-        else:   # a mask or a softcap: the unfused chain (kiln's fused layer takes neither yet)
-            y = _attention_unfused(imp, node, tq, tk, tv, mask, causal, scale, softcap)
+        else:
+            nonpad_t = T(imp, nonpad, node) if nonpad is not None else None
+            y, qk = _attention_unfused(imp, node, tq, tk, tv, mask, causal, scale, softcap, offset, nonpad_t, window,
+                                       mode, precision)
         if three_d:   # back to [batch, seq, heads*dim_v]
             ys = imp.shape(y)
             y = N.reshape(S.transpose(y, [0, 2, 1, 3]), [ys[0], ys[2], _norm(ys[1] * ys[3])])
-        return y
+        return [y, tk, tv, qk][:len(node.output)]
 
 
-def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
+def _position_bias(imp, node, sq, sk, causal, offset, nonpad, window, dtype):
+    """The additive bias (0 or -inf) of causality, the sliding window and the
+    padding of each sequence.  A query at in-block index i sits at position
+    i + offset (offset: the cached keys before it, or nonpad[b] - sq per
+    sequence); it sees key j when j <= i + offset (causal) and within the
+    window's left/right reach.  None when nothing restricts."""
+    left, right = window
+    if not (causal or left >= 0 or right >= 0 or nonpad is not None):
+        return None
+    if not (isinstance(sq, int) and isinstance(sk, int)):
+        raise UnsupportedNode(node, "a causal, windowed or padded Attention over symbolic lengths")
+    diff = np.arange(sq).reshape(sq, 1) - np.arange(sk).reshape(1, sk)      # i - j
+    zero_inf = np.array([0.0, -np.inf], np.float32)
+    if nonpad is None:
+        d = diff + int(offset)
+        allowed = np.ones((sq, sk), bool)
+        if causal:
+            allowed &= d >= 0
+        if left >= 0:
+            allowed &= d <= left
+        if right >= 0:
+            allowed &= -d <= right
+        bias = N.constant(np.where(allowed, zero_inf[0], zero_inf[1]).astype(np.float32))
+    else:
+        # Per sequence: offset[b] = nonpad[b] - sq, and keys at j >= nonpad[b] are padding.
+        lengths = N.reshape(N.cast(nonpad, "int64"), [imp.shape(nonpad)[0], 1, 1, 1])
+        d = N.add(N.constant(diff.astype(np.int64)), N.sub(lengths, int(sq)))        # [b, 1, sq, sk]
+        allowed = N.less(N.constant(np.arange(sk, dtype=np.int64).reshape(1, sk)), lengths)
+        if causal:
+            allowed = N.logical_and(allowed, N.greater_equal(d, 0))
+        if left >= 0:
+            allowed = N.logical_and(allowed, N.less_equal(d, left))
+        if right >= 0:
+            allowed = N.logical_and(allowed, N.greater_equal(d, -right))
+        zero = N.constant(np.zeros(1, np.float32))
+        bias = S.where(allowed, zero, N.sub(zero, float("inf")))
+    return bias if dtype == N._dt.float32 else N.cast(bias, dtype)
+
+
+def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap, offset, nonpad, window, mode, precision):
     """ONNX Attention's reference order: scores = (q·scale)(k·scale)ᵀ with
     scale = sqrt(the scale), softcap, plus the bias (the mask: bool as 0/-inf;
-    causal: keys j <= i), softmax, rows that see no key give 0, times v."""
+    causality, window and padding: _position_bias), softmax (in
+    softmax_precision when given), rows that see no key give 0, times v.
+    Returns (y, the qk output of qk_matmul_output_mode)."""
     dq, dk = imp.shape(q), imp.shape(k)
     hq, hk = dq[1], dk[1]
     if scale is None:
@@ -953,6 +1013,7 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
     scores = N.matmul(N.mul(q, root), S.transpose(N.mul(k, root), [0, 1, 3, 2]))
     if softcap:
         scores = N.mul(N.tanh(N.div(scores, float(softcap))), float(softcap))
+    raw = scores
     zeros = N.mul(scores, 0.0)            # finite scores: exact zeros of the scores' shape and dtype
     sq, sk = imp.shape(scores)[2], imp.shape(scores)[3]
     bias = None
@@ -969,21 +1030,25 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
             pads[-1] = sk - mk
             m = S.pad(m, pads, value=float("-inf"))
         bias = m
-    if causal:
-        if not (isinstance(sq, int) and isinstance(sk, int)):
-            raise UnsupportedNode(node, "a causal Attention with a mask over symbolic lengths")
-        allowed = np.tril(np.ones((sq, sk), bool))
-        causal_bias = N.constant(np.where(allowed, 0.0, -np.inf).astype(np.float32))
-        if scores.dtype != N._dt.float32:
-            causal_bias = N.cast(causal_bias, scores.dtype)
-        bias = causal_bias if bias is None else N.add(bias, causal_bias)
+    structural = _position_bias(imp, node, sq, sk, causal, offset, nonpad, window, scores.dtype)
+    if structural is not None:
+        bias = structural if bias is None else N.add(bias, structural)
     if bias is not None:
         scores = N.add(scores, bias)
+    with_bias = scores
+    if precision and D.kiln_dtype(precision, node, "softmax_precision") != scores.dtype:
+        scores = N.cast(scores, D.kiln_dtype(precision, node, "softmax_precision"))
     p = S.softmax(scores, axis=-1)
     if bias is not None:
         none_seen = N.equal(S.reduce_max(N.add(bias, zeros), axes=[-1], keepdims=True), float("-inf"))
-        p = S.where(none_seen, zeros, p)
-    return N.matmul(p, v)
+        zero = N.constant(np.zeros(1, np.float32))      # select, not multiply: a masked row may hold NaN
+        p = S.where(none_seen, zero if p.dtype == N._dt.float32 else N.cast(zero, p.dtype), p)
+    if p.dtype != q.dtype:
+        p = N.cast(p, q.dtype)
+    qk = {0: raw, 1: raw, 2: with_bias, 3: p}.get(mode)
+    if qk is None:
+        raise UnsupportedNode(node, f"qk_matmul_output_mode {mode}")
+    return N.matmul(p, v), qk
 
 
 @op("Einsum", "TopK", "ScatterND", "Resize", "Conv")
