@@ -1051,7 +1051,7 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap, offset,
     return N.matmul(p, v), qk
 
 
-@op("Einsum", "TopK", "ScatterND", "Resize", "Conv")
+@op("TopK", "ScatterND", "Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
 
@@ -1107,3 +1107,129 @@ def rotary_embedding(imp, node, ins):
         if len(dims) == 3:
             return N.reshape(out, [batch, seq, heads * head])
         return S.transpose(out, [0, 2, 1, 3])
+
+
+# ---- Einsum ------------------------------------------------------------------------
+
+def _einsum_terms(node, equation, ranks):
+    """The equation's operand terms and output term as letter lists, with
+    '...' spelled out as upper-case letters (right-aligned, numpy's
+    broadcasting), and the implicit output (letters seen once, sorted)."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise UnsupportedNode(node, f"Einsum equation {equation!r} has {len(terms)} operands, the node {len(ranks)}")
+    ell = max((r - len(t.replace("...", "")) for t, r in zip(terms, ranks) if "..." in t), default=0)
+    spare = [chr(ord("A") + i) for i in range(ell)]
+    out = []
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            n = r - len(t.replace("...", ""))
+            t = t.replace("...", "".join(spare[ell - n:]))
+        if len(t) != r or not all(ch.isalpha() for ch in t):
+            raise UnsupportedNode(node, f"Einsum term {t!r} does not match an operand of rank {r}")
+        out.append(list(t))
+    if arrow:
+        result = list(rhs.replace("...", "".join(spare)))
+    else:
+        counts = {}
+        for t in out:
+            for ch in t:
+                counts[ch] = counts.get(ch, 0) + 1
+        result = spare + sorted(ch for ch, c in counts.items() if c == 1 and ch.islower())
+    return out, result
+
+
+def _einsum_prepare(imp, node, x, term, keep):
+    """One operand: its repeated letters reduced to their diagonal, its
+    letters that no one else needs summed away.  Returns (tensor, letters)."""
+    term = list(term)
+    while True:
+        dup = next((ch for ch in term if term.count(ch) > 1), None)
+        if dup is None:
+            break
+        i = term.index(dup)
+        j = term.index(dup, i + 1)
+        dims = imp.shape(x)
+        n = dims[i]
+        if not isinstance(n, int):
+            raise UnsupportedNode(node, "an Einsum diagonal over a symbolic dimension")
+        rest = [a for a in range(len(term)) if a not in (i, j)]
+        x = S.transpose(x, rest + [i, j])
+        lead = [dims[a] for a in rest]
+        x = N.reshape(x, lead + [n * n])
+        x = S.slice(x, [0], [n * n], axes=[len(lead)], steps=[n + 1])      # the diagonal: every (n+1)th
+        term = [term[a] for a in rest] + [dup]
+    drop = [a for a, ch in enumerate(term) if ch not in keep]
+    if drop:
+        x = S.reduce_sum(x, axes=drop)
+        term = [ch for ch in term if ch in keep]
+    return x, term
+
+
+def _einsum_pair(imp, a, ta, b, tb, keep):
+    """Contract two prepared operands over the letters both have and no one
+    else needs: one batched matmul.  Returns (tensor, letters)."""
+    da, db = dict(zip(ta, imp.shape(a))), dict(zip(tb, imp.shape(b)))
+    batch = [ch for ch in ta if ch in tb and ch in keep]
+    summed = [ch for ch in ta if ch in tb and ch not in keep]
+    free_a = [ch for ch in ta if ch not in tb]
+    free_b = [ch for ch in tb if ch not in ta]
+
+    def size(ch):   # broadcast: a size of 1 on one side takes the other's
+        x, y = da.get(ch, 1), db.get(ch, 1)
+        return y if isinstance(x, int) and x == 1 else x
+
+    def prod(chs, d):
+        n = 1
+        for ch in chs:
+            n = _norm(n * d[ch])
+        return n
+
+    def arrange(x, term, order, d):
+        x = S.transpose(x, [term.index(ch) for ch in order]) if order != term else x
+        full = [size(ch) for ch in order]
+        if [d[ch] for ch in order] != full:
+            x = S.expand(x, full)
+        return x, {ch: size(ch) for ch in order}
+
+    a, da = arrange(a, ta, batch + free_a + summed, da)
+    b, db = arrange(b, tb, batch + summed + free_b, db)
+    bshape = [da[ch] for ch in batch]
+    a = N.reshape(a, bshape + [prod(free_a, da), prod(summed, da)])
+    b = N.reshape(b, bshape + [prod(summed, db), prod(free_b, db)])
+    y = N.matmul(a, b)
+    letters = batch + free_a + free_b
+    return N.reshape(y, bshape + [da[ch] for ch in free_a] + [db[ch] for ch in free_b]), letters
+
+
+@op("Einsum")
+def einsum(imp, node, ins):
+    """Einsum from kiln layers: diagonals by strided slices, sums by
+    reductions, each contraction one batched matmul (operands folded left to
+    right), then the output's order by a transpose."""
+    equation = attr(node, "equation")
+    with _guard(imp):
+        xs = [T(imp, v, node) for v in ins]
+        terms, result = _einsum_terms(node, equation, [len(imp.shape(v)) for v in ins])
+        if len(set(result)) != len(result):
+            raise UnsupportedNode(node, f"Einsum output {''.join(result)!r} repeats a letter")
+
+        def needed(later):
+            return set(result).union(*[set(t) for t in later])
+        x, t = _einsum_prepare(imp, node, xs[0], terms[0], needed(terms[1:]))
+        for k in range(1, len(xs)):
+            y, u = _einsum_prepare(imp, node, xs[k], terms[k], needed(terms[:k] + terms[k + 1:]) | set(t))
+            x, t = _einsum_pair(imp, x, t, y, u, needed(terms[k + 1:]))
+        extra = [a for a, ch in enumerate(t) if ch not in result]
+        if extra:
+            x = S.reduce_sum(x, axes=extra)
+            t = [ch for ch in t if ch in result]
+        if set(t) != set(result):
+            raise UnsupportedNode(node, f"Einsum output letters {''.join(result)!r} do not appear in the inputs")
+        if t != result:
+            x = S.transpose(x, [t.index(ch) for ch in result])
+        if not result:     # a scalar
+            x = N.reshape(x, [])
+        return x
