@@ -868,8 +868,8 @@ def cumsum(imp, node, ins):
 @op("Pad")
 def pad(imp, node, ins):
     mode = attr(node, "mode", "constant")
-    if mode != "constant":
-        raise UnsupportedNode(node, f"mode '{mode}' (kiln pads with a constant)")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise UnsupportedNode(node, f"mode '{mode}' (kiln pads with constant, edge, reflect or wrap)")
     rank = len(imp.shape(ins[0]))
     if imp.opset_of(node) and imp.opset_of(node) < 11:
         pads, value, axes = attr(node, "pads"), attr(node, "value", 0.0), None
@@ -887,10 +887,16 @@ def pad(imp, node, ins):
         for j, a in enumerate(axes):
             full[a % rank], full[rank + a % rank] = pads[j], pads[k + j]
         pads = full
-    if any(isinstance(p, int) and p < 0 for p in pads):
-        raise UnsupportedNode(node, "negative pads (cropping)")
     with _guard(imp):
-        return S.pad(T(imp, ins[0], node), pads, value)
+        x = T(imp, ins[0], node)
+        crop = [(a, -pads[a], -pads[rank + a]) for a in range(rank)
+                if any(isinstance(p, int) and p < 0 for p in (pads[a], pads[rank + a]))]
+        if crop:      # negative pads crop: a slice first, then the padding that is left
+            dims = imp.shape(ins[0])
+            x = S.slice(x, [max(b, 0) for _, b, _ in crop], [_norm(dims[a] - max(e, 0)) for a, _, e in crop],
+                        axes=[a for a, _, _ in crop])
+            pads = [p if not (isinstance(p, int) and p < 0) else 0 for p in pads]
+        return S.pad(x, pads, value, mode=mode)
 
 
 @op("Attention")
