@@ -271,9 +271,10 @@ def test_aot_engines_hold_compiled_kernels():
     assert "decode ['TritonAOT'] 7" in r.stdout, r.stdout
 
 
-@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
-@pytest.mark.parametrize("prefer_aot", [False, True])
-def test_gpu_bfloat16_matches_transformers(prefer_aot):
+def gpu_model(prefer_aot):
+    """A 4-layer bfloat16 model on the GPU, its kiln model and a prompt
+    [2, 100]: random weights whose greedy decoding is known to follow
+    transformers for 32 steps (random bfloat16 models often have near-ties)."""
     torch.manual_seed(6)
     cfg = LlamaConfig(vocab_size=1024, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
                       num_attention_heads=8, num_key_value_heads=2, attn_implementation="eager",
@@ -282,7 +283,13 @@ def test_gpu_bfloat16_matches_transformers(prefer_aot):
     hf = LlamaForCausalLM(cfg).to(device="cuda", dtype=torch.bfloat16).eval()
     model = llama.from_hf(hf, dtype="bfloat16", device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
                           prefer_aot=prefer_aot)
-    ids = torch.randint(0, 1024, (2, 100), device="cuda")
+    return hf, model, torch.randint(0, 1024, (2, 100), device="cuda")
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
+@pytest.mark.parametrize("prefer_aot", [False, True])
+def test_gpu_bfloat16_matches_transformers(prefer_aot):
+    hf, model, ids = gpu_model(prefer_aot)
     got = model.logits(ids).float()
     want = reference_logits(hf, ids).float()
     torch.cuda.synchronize()
@@ -311,21 +318,11 @@ def test_gpu_generation_from_c_matches_python(tmp_path):
     binary = _generate_binary()
     if binary is None:
         pytest.skip("kiln_llama_generate is not built (set KILN_BUILD_DIR or KILN_LLAMA_GENERATE)")
-    # The config and prompt of test_gpu_bfloat16_matches_transformers (random
-    # bfloat16 models produce near-ties; this one is known to decode 32 steps
-    # exactly as transformers does).
-    torch.manual_seed(6)
-    cfg = LlamaConfig(vocab_size=1024, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
-                      num_attention_heads=8, num_key_value_heads=2, attn_implementation="eager",
-                      rope_parameters={**LLAMA3_ROPE, "original_max_position_embeddings": 64},
-                      max_position_embeddings=512)
-    hf = LlamaForCausalLM(cfg).to(device="cuda", dtype=torch.bfloat16).eval()
-    model = llama.from_hf(hf, dtype="bfloat16", device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
-                          prefer_aot=True)
+    hf, model, ids = gpu_model(prefer_aot=True)
+    ids = ids[:1]
     for session in (model.prefill_session, model.decode_session):
         assert {p[:2] for p in session.engine.plugins()} == {("kiln", "TritonAOT")}
     model.save(tmp_path)
-    ids = torch.randint(0, 1024, (2, 100), device="cuda")[:1]
     want = model.generate(ids, 32)
     for extra in ([], ["--eager"]):
         r = subprocess.run([binary, str(tmp_path), "--new", "32", *extra, *map(str, ids[0].tolist())],
