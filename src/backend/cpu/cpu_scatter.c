@@ -17,6 +17,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "ops/op_list.h"
 #include "ops/op_views.h"
 
 static inline int64_t index_at(const kiln_tensor_desc *indices, int64_t j) {
@@ -31,7 +32,8 @@ bool kiln_cpu_scatter_supports(const kiln_layer_launch *l) {
     /* supports_op is asked without attribute values: then any reduction this dtype has. */
     int64_t r = l->attrs ? l->attrs[0] : (int64_t)KILN_SCATTER_NONE;
     if (r == KILN_SCATTER_NONE) return true;
-    return r > 0 && r < KILN_SCATTER_REDUCTION_COUNT && (kiln_dtype_is_float(dt) || dt == KILN_INT32 || dt == KILN_INT64);
+    return r > 0 && r < KILN_SCATTER_REDUCTION_COUNT &&
+           (kiln_dtype_is_float(dt) || dt == KILN_INT32 || dt == KILN_INT64);
 }
 
 /* out[at] = out[at] ⊕ upd[j]. */
@@ -61,13 +63,14 @@ static void combine(const kiln_tensor_desc *out, int64_t at, const kiln_tensor_d
     }
 }
 
+static const char *dtype_text(kiln_dtype dt) { return kiln_dtype_name(dt) ? kiln_dtype_name(dt) : "?"; }
+
 static kiln_status check_launch(const kiln_layer_launch *l, const char *what) {
     if (!kiln_cpu_scatter_supports(l))
-        return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: %s of %s data, %s indices, %s updates (reduction %lld) "
-                          "is not supported", what, kiln_dtype_name(l->inputs[0].dtype) ? kiln_dtype_name(l->inputs[0].dtype) : "?",
-                          kiln_dtype_name(l->inputs[1].dtype) ? kiln_dtype_name(l->inputs[1].dtype) : "?",
-                          kiln_dtype_name(l->inputs[2].dtype) ? kiln_dtype_name(l->inputs[2].dtype) : "?",
-                          l->attr_count == 1 && l->attrs ? (long long)l->attrs[0] : -1LL);
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: %s of %s data, %s indices, %s updates (reduction %s) "
+                          "is not supported", what, dtype_text(l->inputs[0].dtype), dtype_text(l->inputs[1].dtype),
+                          dtype_text(l->inputs[2].dtype),
+                          kiln_scatter_reduction_list_name(l->attr_count == 1 && l->attrs ? (int)l->attrs[0] : -1));
     return KILN_OK;
 }
 

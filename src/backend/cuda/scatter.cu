@@ -151,10 +151,14 @@ static void launch_typed(const kiln_layer_launch *l, const kc_scatter_view &v, i
     unsigned grid = kiln_cuda_grid(n, KC_THREADS);
     if (red == KILN_SCATTER_NONE) {
         switch (kiln_cuda_dtype_size(l->inputs[0].dtype)) {
-        case 1: kc_scatter_store<uint8_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint8_t *)upd, (uint8_t *)out, v, n); break;
-        case 2: kc_scatter_store<uint16_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint16_t *)upd, (uint16_t *)out, v, n); break;
-        case 4: kc_scatter_store<uint32_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint32_t *)upd, (uint32_t *)out, v, n); break;
-        default: kc_scatter_store<uint64_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint64_t *)upd, (uint64_t *)out, v, n); break;
+        case 1: kc_scatter_store<uint8_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint8_t *)upd,
+                                                                            (uint8_t *)out, v, n); break;
+        case 2: kc_scatter_store<uint16_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint16_t *)upd,
+                                                                             (uint16_t *)out, v, n); break;
+        case 4: kc_scatter_store<uint32_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint32_t *)upd,
+                                                                             (uint32_t *)out, v, n); break;
+        default: kc_scatter_store<uint64_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const uint64_t *)upd,
+                                                                              (uint64_t *)out, v, n); break;
         }
         return;
     }
@@ -170,10 +174,12 @@ static void launch_typed(const kiln_layer_launch *l, const kc_scatter_view &v, i
                                                                            (__nv_bfloat16 *)out, v, n, red);
         break;
     case KILN_INT32:
-        kc_scatter_reduce<int32_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const int32_t *)upd, (int32_t *)out, v, n, red);
+        kc_scatter_reduce<int32_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const int32_t *)upd, (int32_t *)out, v, n,
+                                                                      red);
         break;
     default:
-        kc_scatter_reduce<int64_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const int64_t *)upd, (int64_t *)out, v, n, red);
+        kc_scatter_reduce<int64_t, I, ND><<<grid, KC_THREADS, 0, s>>>(ix, (const int64_t *)upd, (int64_t *)out, v, n,
+                                                                      red);
         break;
     }
 }
