@@ -42,6 +42,8 @@ typedef enum kiln_op {
     KILN_OP_ALL_GATHER     = 22,  /* axis; output axis = input axis × world_size (ranks in order) */
     KILN_OP_REDUCE_SCATTER = 23,  /* subop: kiln_collective_op; axis; output axis = input axis / world_size
                                      (a check that it divides) */
+    KILN_OP_TOPK           = 24,  /* two outputs: values (x's dtype), indices (int64), x's shape with axis
+                                     of size k; axis; ints: largest (0/1), sorted (0/1); exprs: k */
     KILN_OP_COUNT
 } kiln_op;
 
