@@ -1005,6 +1005,6 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
     return N.matmul(p, v)
 
 
-@op("Einsum", "TopK", "ScatterND", "Resize", "Conv")
+@op("Einsum", "ScatterND", "Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
