@@ -687,13 +687,15 @@ static void test_topk_case(kiln_dtype dt, int32_t rank, const int64_t *dims, int
 
 static void test_topk(void) {
     static const kiln_dtype dts[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16, KILN_INT32, KILN_INT64};
-    const int64_t d2[] = {3, 9}, d3[] = {2, 7, 3}, cached[] = {4, 1000}, long_rows[] = {2, 10000}, many[] = {64, 33};
+    const int64_t d2[] = {3, 9}, d3[] = {2, 7, 3}, sorted[] = {4, 2048}, cached[] = {3, 5000}, long_rows[] = {2, 10000},
+                  many[] = {64, 33};
     for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++)
         for (int largest = 0; largest < 2; largest++)
             for (int ties = 0; ties < 2; ties++) {
                 for (int64_t k = 1; k <= 9; k += 4) test_topk_case(dts[t], 2, d2, 1, k, largest, ties);
                 test_topk_case(dts[t], 3, d3, 1, 4, largest, ties);          /* strided rows */
-                test_topk_case(dts[t], 2, cached, 1, 50, largest, ties);     /* keys in shared memory */
+                test_topk_case(dts[t], 2, sorted, 1, 1000, largest, ties);   /* the largest row sorted whole */
+                test_topk_case(dts[t], 2, cached, 1, 50, largest, ties);     /* k rounds, keys in shared memory */
                 test_topk_case(dts[t], 2, long_rows, 1, 17, largest, ties);  /* keys recomputed each round */
                 test_topk_case(dts[t], 2, many, 0, 33, largest, ties);       /* k = n along the outer axis */
             }

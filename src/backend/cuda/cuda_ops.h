@@ -77,7 +77,8 @@ bool        kiln_cuda_cumsum_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_gather_elements_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_compare_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_where_supports(const kiln_layer_launch *l);
-/* TOPK (topk.cu): outputs values and int64 indices; every size runs (k block-wide passes per row). */
+/* TOPK (topk.cu): outputs values and int64 indices; every size runs (rows up to 2048 sorted in shared
+ * memory, longer ones in k block-wide passes). */
 kiln_status kiln_cuda_topk_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at

@@ -1,21 +1,25 @@
 /* topk.cu — TOPK along l->axis (ONNX TopK, torch.topk): values and int64
  * indices of the k best elements of each row, best first, in
  * ops/topk_order.h's order (ties: the lower index first; NaN above every
- * number), exactly the CPU backend's selection.
+ * number), exactly the CPU backend's selection.  One block per row (rows =
+ * the elements of the other axes), two ways:
  *
- * One block per row (rows = the elements of the other axes), k rounds: round
- * r finds, by a block-wide argmax, the best element that comes after round
- * r−1's pick in the order, so no element is taken twice and nothing needs
- * marking.  A row of up to KC_TOPK_CACHED elements keeps its keys in shared
- * memory (8 bytes each, under 48 KiB); longer rows recompute them from
- * global memory each round.
+ *   - a row of up to KC_TOPK_SORT_MAX (2048) elements is sorted whole in
+ *     shared memory (a bitonic sort of (key, position) pairs, padded to a
+ *     power of two with pairs that rank last), and its first k written: any
+ *     k costs the same;
+ *   - a longer row takes k rounds: round r finds, by a block-wide argmax, the
+ *     best element that comes after round r−1's pick in the order, so no
+ *     element is taken twice and nothing needs marking.  A row of up to
+ *     KC_TOPK_CACHED elements keeps its keys in shared memory (8 bytes each,
+ *     under 48 KiB); longer rows recompute them from global memory each round.
  *
  * Limits (none refused: every size and k runs, and gives the CPU's result):
- * the cost is k passes over the row, O(k·n / 256) per block, which suits
- * the small k models use (sampling's top 50, a beam's width, MoE routing);
- * k in the thousands over long rows is correct but slow.  `sorted` = 0 is
- * served sorted (a valid order for it).  Rows along an inner axis (axis not
- * last) are read with a stride. */
+ * a long row costs k passes, O(k·n / 256) per block, which suits the small k
+ * models use on long rows (sampling's top 50 of a vocabulary, a beam's width,
+ * MoE routing); k in the thousands over rows longer than 2048 is correct but
+ * slow.  `sorted` = 0 is served sorted (a valid order for it).  Rows along an
+ * inner axis (axis not last) are read with a stride. */
 #include "backend/cuda/cuda_dtype.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "ops/op_views.h"
@@ -110,6 +114,53 @@ __global__ void kc_topk(const T *__restrict__ in, T *__restrict__ values, int64_
     }
 }
 
+#define KC_TOPK_SORT_MAX 2048   /* 24 KiB of (key, position) pairs */
+
+template <typename T>
+__global__ void kc_topk_sort(const T *__restrict__ in, T *__restrict__ values, int64_t *__restrict__ indices,
+                             int64_t rows, int64_t n, int64_t inner, int64_t k, bool largest, int padded) {
+    __shared__ uint64_t keys[KC_TOPK_SORT_MAX];
+    __shared__ int32_t positions[KC_TOPK_SORT_MAX];
+    for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        int64_t o = row / inner, i = row - o * inner;
+        const T *x = in + o * n * inner + i;
+        T *vo = values + o * k * inner + i;
+        int64_t *io = indices + o * k * inner + i;
+        /* Padding: key 0 at a position >= n ranks after every element (an
+         * element's key 0, a NaN when smallest, has a lower position). */
+        for (int j = threadIdx.x; j < padded; j += blockDim.x) {
+            keys[j] = j < n ? kc_topk_key(x[j * inner], largest) : 0;
+            positions[j] = j;
+        }
+        __syncthreads();
+        /* Bitonic sort into the order, best first. */
+        for (int size = 2; size <= padded; size <<= 1)
+            for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                for (int t = threadIdx.x; t < padded / 2; t += blockDim.x) {
+                    int a = 2 * stride * (t / stride) + t % stride, b = a + stride;
+                    bool best_first = (a & size) == 0;
+                    bool swap = best_first ? kiln_topk_before(keys[b], positions[b], keys[a], positions[a])
+                                           : kiln_topk_before(keys[a], positions[a], keys[b], positions[b]);
+                    if (swap) {
+                        uint64_t key = keys[a];
+                        keys[a] = keys[b];
+                        keys[b] = key;
+                        int32_t p = positions[a];
+                        positions[a] = positions[b];
+                        positions[b] = p;
+                    }
+                }
+                __syncthreads();
+            }
+        for (int64_t r = threadIdx.x; r < k; r += blockDim.x) {
+            int64_t j = positions[r];
+            vo[r * inner] = x[j * inner];
+            io[r * inner] = j;
+        }
+        __syncthreads();   /* the next row overwrites the pairs */
+    }
+}
+
 extern "C" bool kiln_cuda_topk_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->inputs[0].dtype;
     return (dt == KILN_FLOAT32 || dt == KILN_FLOAT16 || dt == KILN_BFLOAT16 || dt == KILN_INT32 || dt == KILN_INT64) &&
@@ -120,9 +171,17 @@ extern "C" bool kiln_cuda_topk_supports(const kiln_layer_launch *l) {
 template <typename T>
 static void kc_topk_launch(const kiln_layer_launch *l, int64_t rows, int64_t n, int64_t inner, int64_t k,
                            bool largest, cudaStream_t s) {
+    unsigned grid = (unsigned)(rows < (1 << 20) ? rows : (1 << 20));
+    if (n <= KC_TOPK_SORT_MAX) {
+        int padded = 1;
+        while (padded < n) padded <<= 1;
+        kc_topk_sort<T><<<grid, KC_THREADS, 0, s>>>((const T *)l->inputs[0].data, (T *)l->outputs[0].data,
+                                                     (int64_t *)l->outputs[1].data, rows, n, inner, k, largest,
+                                                     padded);
+        return;
+    }
     bool cached = n <= KC_TOPK_CACHED;
     size_t shared = cached ? (size_t)n * sizeof(uint64_t) : 0;
-    unsigned grid = (unsigned)(rows < (1 << 20) ? rows : (1 << 20));
     kc_topk<T><<<grid, KC_THREADS, shared, s>>>((const T *)l->inputs[0].data, (T *)l->outputs[0].data,
                                                  (int64_t *)l->outputs[1].data, rows, n, inner, k, largest, cached);
 }
