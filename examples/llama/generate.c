@@ -24,7 +24,17 @@
  * generation and waits once, at the end.
  * Everything the program needs to know (layers, cache length, widths,
  * vocabulary, dtype) is read from the engines' input and output shapes.
- * Batch 1: one prompt. */
+ * Batch 1: one prompt.
+ *
+ * Tensor-parallel engines (built with tp_size N, saved per rank by
+ * examples/llama/generate_tp.py --save DIR) run one process per rank under
+ * mpirun or torchrun: each reads its rank from the launcher's environment,
+ * loads DIR/rank<r>, runs on cuda:<local rank>, and joins two communicators
+ * (the prefill's and the decode's) whose ids go through files named by
+ * $KILN_NCCL_ID_FILE (a fresh path prefix per job: PREFIX.prefill and
+ * PREFIX.decode).  Rank 0 prints the tokens.
+ *
+ *   KILN_NCCL_ID_FILE=/tmp/job42 mpirun -np 2 kiln_llama_generate DIR --new 32 1 450 3681 */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include <errno.h>
 #include <stdint.h>
@@ -81,6 +91,25 @@ static int io_shape(const kiln_engine *e, const char *name, kiln_dtype *dtype, i
     return 0;
 }
 
+/* The id of one of the job's communicators: through the file
+ * $KILN_NCCL_ID_FILE.<which> (rank 0 writes it, the others wait for it). */
+static kiln_status job_comm_id(int32_t rank, const char *which, kiln_comm_id *id) {
+    const char *base = getenv("KILN_NCCL_ID_FILE");
+    static char prefix[3072];
+    if (!prefix[0]) {
+        if (!base || !base[0]) {
+            fprintf(stderr, "%s: tensor-parallel engines: set KILN_NCCL_ID_FILE to a fresh path prefix every rank "
+                            "sees (the communicator ids go through PREFIX.prefill and PREFIX.decode)\n", prog);
+            return KILN_ERROR_INVALID_ARGUMENT;
+        }
+        snprintf(prefix, sizeof prefix, "%s", base);
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s", prefix, which);
+    if (setenv("KILN_NCCL_ID_FILE", path, 1) != 0 || unsetenv("KILN_NCCL_ID") != 0) return KILN_ERROR_IO;
+    return kiln_comm_id_from_env(rank, id);
+}
+
 static int parse_device(const char *s, kiln_device *out) {
     char *end = NULL;
     if (!strcmp(s, "cpu")) {
@@ -111,7 +140,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *dir = NULL;
     long new_tokens = 16;
-    int eager = 0;
+    int eager = 0, device_given = 0;
     kiln_device device = {KILN_DEVICE_CUDA, 0};
     int64_t *tokens = calloc((size_t)argc + 1, sizeof *tokens);
     int64_t n_prompt = 0;
@@ -130,6 +159,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "%s: --device %s: expected cpu, cuda or cuda:N\n", prog, argv[i]);
                 return 2;
             }
+            device_given = 1;
         } else if (!strcmp(argv[i], "--eager")) {
             eager = 1;
         } else if (!dir) {
@@ -161,10 +191,28 @@ int main(int argc, char **argv) {
     int64_t *out_tokens = NULL;
     char path[4096];
 
+    /* Under a launcher (mpirun, torchrun): this rank's directory and GPU. */
+    int32_t env_rank = 0, env_world = 1, local_rank = 0;
+    char rank_dir[3072];
+    if (kiln_comm_env(&env_rank, &env_world, &local_rank) == KILN_OK && env_world > 1) {
+        snprintf(rank_dir, sizeof rank_dir, "%s/rank%d", dir, (int)env_rank);
+        snprintf(path, sizeof path, "%s/prefill.engine", rank_dir);
+        FILE *probe = fopen(path, "rb");
+        if (probe) {
+            fclose(probe);
+            dir = rank_dir;
+        }
+        if (!device_given) device.index = local_rank;
+    }
     snprintf(path, sizeof path, "%s/prefill.engine", dir);
     TRY(kiln_engine_load_file(path, 0, &prefill));
     snprintf(path, sizeof path, "%s/decode.engine", dir);
     TRY(kiln_engine_load_file(path, 0, &decode));
+    int32_t rank = 0, world = 1;
+    TRY(kiln_engine_parallel(decode, &rank, &world));
+    if (world > 1 && (env_world != world || env_rank != rank))
+        FAIL("%s holds rank %d of %d, but the launcher made this process rank %d of %d", dir, (int)rank, (int)world,
+             (int)env_rank, (int)env_world);
 
     /* The model's sizes, from the decode engine's cache and logits. */
     kiln_dtype dtype, logits_dtype, next_dtype;
@@ -194,6 +242,13 @@ int main(int argc, char **argv) {
     TRY(kiln_context_create(prefill, &options, &pctx));
     TRY(kiln_context_create(decode, &options, &dctx));
     TRY(kiln_device_stream_create(device, &stream));
+    if (world > 1) {
+        kiln_comm_id prefill_id, decode_id;
+        TRY(job_comm_id(rank, "prefill", &prefill_id));
+        TRY(job_comm_id(rank, "decode", &decode_id));
+        TRY(kiln_context_set_communicator(pctx, rank, world, &prefill_id));
+        TRY(kiln_context_set_communicator(dctx, rank, world, &decode_id));
+    }
 
     /* Buffers: prefill inputs/outputs, the cache, the decode step's. */
     int32_t ids32[4096], last32;
@@ -250,7 +305,7 @@ int main(int argc, char **argv) {
                                    (char *)d_kv + (size_t)(2 * i + c) * layer_rows, layer_rows,
                                    KILN_MEMCPY_DEVICE_TO_DEVICE, stream));
     TRY(kiln_device_memcpy(device, d_history, d_token, 4, KILN_MEMCPY_DEVICE_TO_DEVICE, stream));
-    TRY(kiln_device_synchronize(device, stream));
+    TRY(kiln_context_synchronize(pctx, stream));   /* watches the communicator: a dead peer fails, no hang */
     double t_prefill = now() - t0;
 
     /* 3. decode steps: the same buffers every step (one graph). */
@@ -280,12 +335,14 @@ int main(int argc, char **argv) {
         TRY(kiln_device_memcpy(device, d_token, d_next, 4, KILN_MEMCPY_DEVICE_TO_DEVICE, stream));
     }
     TRY(kiln_device_memcpy(device, h_history, d_history, (size_t)new_tokens * 4, KILN_MEMCPY_DEVICE_TO_HOST, stream));
-    TRY(kiln_device_synchronize(device, stream));
+    TRY(kiln_context_synchronize(dctx, stream));
     double t_decode = now() - t1;
     for (long i = 0; i < new_tokens; i++) out_tokens[n_prompt + i] = h_history[i];
 
-    for (int64_t i = 0; i < n_prompt + new_tokens; i++) printf("%s%lld", i ? " " : "", (long long)out_tokens[i]);
-    printf("\n");
+    if (rank == 0) {
+        for (int64_t i = 0; i < n_prompt + new_tokens; i++) printf("%s%lld", i ? " " : "", (long long)out_tokens[i]);
+        printf("\n");
+    }
     fprintf(stderr, "%s: prefill %lld tokens %.2f ms; %ld new tokens, %.1f decode steps/s (%s)\n", prog,
             (long long)n_prompt, 1e3 * t_prefill, new_tokens,
             new_tokens > 1 ? (double)(new_tokens - 1) / t_decode : 0.0, eager ? "eager" : "CUDA graph");

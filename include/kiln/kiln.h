@@ -327,6 +327,15 @@ typedef struct kiln_dim_range {
     int64_t min, opt, max;
 } kiln_dim_range;
 
+/* PAD's "mode": what the new elements are (numpy.pad's modes of these names). */
+typedef enum kiln_pad_mode {
+    KILN_PAD_CONSTANT = 0,   /* the "value" */
+    KILN_PAD_EDGE     = 1,   /* the nearest edge element */
+    KILN_PAD_REFLECT  = 2,   /* mirrored without repeating the edge: [c b | a b c | b a] */
+    KILN_PAD_WRAP     = 3,   /* the other end, periodically: [b c | a b c | a b] */
+    KILN_PAD_MODE_COUNT
+} kiln_pad_mode;
+
 typedef enum kiln_binary_op {   /* stored in engine files: never renumber */
     KILN_BINARY_ADD = 0,
     KILN_BINARY_SUB = 1,
@@ -521,8 +530,8 @@ typedef enum kiln_layer_op {
                                          out[i..] = data[i.. with axis i_axis replaced by indices[i..]]
                                          (torch.gather / ONNX GatherElements; negative indices count from the end) */
     KILN_LAYER_CUMSUM = 55,        /* "axis" (INT, default 0), "exclusive", "reverse" (INT 0/1, default 0): ONNX CumSum */
-    KILN_LAYER_PAD    = 56,        /* "pads" (EXPRS: before each axis, then after; >= 0), "value" (FLOAT, default 0):
-                                      constant padding (ONNX Pad, mode constant) */
+    KILN_LAYER_PAD    = 56,        /* "pads" (EXPRS: before each axis, then after; >= 0), "value" (FLOAT, default 0),
+                                      "mode" (INT kiln_pad_mode, default constant): ONNX Pad / numpy.pad */
     KILN_LAYER_ATTENTION = 57,     /* inputs q [B,Hq,Sq,D], k [B,Hkv,Skv,D], v [B,Hkv,Skv,Dv] (Hq a multiple of Hkv:
                                       grouped-query heads); "causal" (INT 0/1: query i sees keys j <= i), "scale"
                                       (FLOAT, default 0: 1/sqrt(D)): softmax(q kᵀ · scale) v, one fused layer */
@@ -851,8 +860,9 @@ KILN_API kiln_status kiln_comm_id_from_env(int32_t rank, kiln_comm_id *out);
 KILN_API kiln_status kiln_comm_env(int32_t *rank, int32_t *world_size, int32_t *local_rank);
 
 /* Join the group: rank and world_size must be the engine's
- * (kiln_engine_parallel).  At world size 1 nothing is joined (collectives are
- * copies).  Once per context. */
+ * (kiln_engine_parallel).  At world size 1 an id is optional: without one
+ * nothing is joined (collectives are copies); with one a CUDA context joins a
+ * one-rank NCCL communicator.  Once per context. */
 KILN_API kiln_status kiln_context_set_communicator(kiln_context *ctx, int32_t rank, int32_t world_size,
                                                    const kiln_comm_id *id);
 /* Wait for the work enqueued on stream.  With a communicator it also watches

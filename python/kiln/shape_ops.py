@@ -148,11 +148,19 @@ def cumsum(x, axis=0, exclusive=False, reverse=False):
                                   "reverse": int(bool(reverse))})
 
 
-def pad(x, pads, value=0.0):
-    """Constant padding: pads = [before each axis..., after each axis...]
-    (ints or SymDims, >= 0; ONNX Pad's order)."""
+_PAD_MODES = ("constant", "edge", "reflect", "wrap")
+
+
+def pad(x, pads, value=0.0, mode="constant"):
+    """Padding: pads = [before each axis..., after each axis...] (ints or
+    SymDims, >= 0; ONNX Pad's order).  mode (numpy.pad's names): "constant"
+    (value), "edge" (the nearest edge element), "reflect" (mirrored without
+    repeating the edge) or "wrap" (the other end, periodically)."""
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(_PAD_MODES)}, not {mode!r}")
     pool = x._network.exprs
-    return _layer("pad", [x], {"pads": [_expr(pool, p, "pad") for p in pads], "value": float(value)})
+    return _layer("pad", [x], {"pads": [_expr(pool, p, "pad") for p in pads], "value": float(value),
+                               "mode": _PAD_MODES.index(mode)})
 
 
 def scaled_dot_product_attention(q, k, v, causal=False, scale=None):

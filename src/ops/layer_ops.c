@@ -68,8 +68,9 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     [KILN_LAYER_ATTENTION] = {KILN_OP_ATTENTION, 0, 2,
                               {ATTR("causal", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
                                ATTR("scale", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0)}},
-    [KILN_LAYER_PAD] = {KILN_OP_PAD, 0, 2, {ATTR("pads", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
-                                            ATTR("value", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0)}},
+    [KILN_LAYER_PAD] = {KILN_OP_PAD, 0, 3, {ATTR("pads", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
+                                            ATTR("value", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, 0),
+                                            ATTR("mode", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0)}},
     KILN_COLLECTIVE_OP_LIST(ALL_REDUCE_ROW)
     [KILN_LAYER_ALL_GATHER] = {KILN_OP_ALL_GATHER, 0, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
     [KILN_LAYER_REDUCE_SCATTER] = {KILN_OP_REDUCE_SCATTER, KILN_COLLECTIVE_SUM, 1,
@@ -219,6 +220,18 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
                 (long long)a->ints[1]);
         }
         return;
+    case KILN_OP_PAD: {   /* ints: the value's bits, then the mode (absent in older engines: constant) */
+        static const char *const modes[KILN_PAD_MODE_COUNT] = {"constant", "edge", "reflect", "wrap"};
+        int64_t mode = a->int_count >= 2 ? a->ints[1] : (int64_t)KILN_PAD_CONSTANT;
+        put_exprs(out, size, &len, desc->exprs, "pads", a->exprs, a->expr_count);
+        put(out, size, &len, " mode %s", mode >= 0 && mode < KILN_PAD_MODE_COUNT ? modes[mode] : "?");
+        if (mode == KILN_PAD_CONSTANT && a->int_count >= 1) {
+            double value;
+            memcpy(&value, &a->ints[0], sizeof value);
+            put(out, size, &len, " value %g", value);
+        }
+        return;
+    }
     case KILN_OP_ALL_REDUCE:
     case KILN_OP_ALL_GATHER:
     case KILN_OP_REDUCE_SCATTER: {

@@ -646,9 +646,15 @@ static kiln_status infer_pad(const kiln_op_call *c, kiln_dtype *dtype, kiln_shap
     const kiln_shape_expr *in = &c->shapes[0];
     const kiln_layer_attrs *a = c->attrs;
     int32_t r = in->rank;
-    if (a->expr_count != 2 * r || a->int_count != 1)
-        return kiln_error(KILN_ERROR_INVALID_NETWORK, "pad of '%s' (rank %d): needs %d pads and a value, got %d and %d",
-                          c->labels[0], (int)r, (int)(2 * r), (int)a->expr_count, (int)a->int_count);
+    /* ints: the value's bits and the mode (engines from before modes hold only the value). */
+    if (a->expr_count != 2 * r || a->int_count < 1 || a->int_count > 2)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "pad of '%s' (rank %d): needs %d pads, a value and a mode, got "
+                          "%d pads and %d integers", c->labels[0], (int)r, (int)(2 * r), (int)a->expr_count,
+                          (int)a->int_count);
+    int64_t mode = a->int_count == 2 ? a->ints[1] : (int64_t)KILN_PAD_CONSTANT;
+    if (mode < 0 || mode >= KILN_PAD_MODE_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "pad of '%s': mode %lld is not constant (0), edge (1), reflect "
+                          "(2) or wrap (3)", c->labels[0], (long long)mode);
     for (int32_t i = 0; i < r; i++) {
         for (int side = 0; side < 2; side++) {
             kiln_expr e = a->exprs[side * r + i];
@@ -663,9 +669,17 @@ static kiln_status infer_pad(const kiln_op_call *c, kiln_dtype *dtype, kiln_shap
                                           "pad of '%s': axis %d has a negative pad", c->labels[0], (int)i);
             if (st) return st;
         }
-        shape->dims[i] = kiln_expr_binary(p, KILN_EXPR_ADD, in->dims[i],
-                                          kiln_expr_binary(p, KILN_EXPR_ADD, a->exprs[i], a->exprs[r + i]));
+        kiln_expr grow = kiln_expr_binary(p, KILN_EXPR_ADD, a->exprs[i], a->exprs[r + i]);
+        shape->dims[i] = kiln_expr_binary(p, KILN_EXPR_ADD, in->dims[i], grow);
         if (shape->dims[i] < 0) return no_memory();
+        if (mode != KILN_PAD_CONSTANT) {   /* new elements copy old ones: an empty axis has none to copy */
+            kiln_expr some = kiln_expr_binary(p, KILN_EXPR_ADD, in->dims[i],
+                                              kiln_expr_binary(p, KILN_EXPR_EQ, grow, kiln_expr_const(p, 0)));
+            kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, 0), some),
+                                          "pad of '%s': axis %d is empty, so edge/reflect/wrap padding has nothing "
+                                          "to repeat", c->labels[0], (int)i);
+            if (st) return st;
+        }
     }
     shape->rank = r;
     *dtype = c->dtypes[0];

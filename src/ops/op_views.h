@@ -149,6 +149,19 @@ static inline void kiln_view_pad(const kiln_tensor_desc *in, const kiln_tensor_d
     v->src_offset = 0;
 }
 
+/* PAD's source index along an axis of n elements for output index o with
+ * `before` new elements ahead (n >= 1; constant mode has no source outside
+ * [0, n): callers fill those). */
+KILN_VIEW_FN int64_t kiln_pad_source(int64_t o, int64_t n, int64_t before, int64_t mode) {
+    int64_t s = o - before;
+    if (s >= 0 && s < n) return s;
+    if (mode == KILN_PAD_EDGE) return s < 0 ? 0 : n - 1;
+    if (mode == KILN_PAD_WRAP) return ((s % n) + n) % n;
+    if (n == 1) return 0;                             /* reflect: period 2(n-1), mirrored */
+    int64_t period = 2 * (n - 1), k = ((s % period) + period) % period;
+    return k < n ? k : period - k;
+}
+
 /* Merge neighbouring axes that both sides walk contiguously and drop size-1
  * axes, so that loops run long and kernels decode few indices. */
 static inline void kiln_copy_view_simplify(kiln_copy_view *v) {

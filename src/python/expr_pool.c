@@ -30,7 +30,7 @@ static PyObject *expr_result(kiln_py_pool *p, kiln_expr e, const char *what) {
     return PyLong_FromLong((long)e);
 }
 
-static int expr_arg(PyObject *obj, kiln_expr *out) {
+int kiln_py_expr_arg(PyObject *obj, kiln_expr *out) {
     long v = PyLong_AsLong(obj);
     if (v == -1 && PyErr_Occurred()) return -1;
     if (v < 0 || v > INT32_MAX) {
@@ -63,7 +63,7 @@ static PyObject *pool_binary(PyObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     kiln_expr a, b;
-    if (expr_arg(args[1], &a) < 0 || expr_arg(args[2], &b) < 0) return NULL;
+    if (kiln_py_expr_arg(args[1], &a) < 0 || kiln_py_expr_arg(args[2], &b) < 0) return NULL;
     return expr_result(p, kiln_expr_binary(pool, (kiln_expr_op)op, a, b), "symbolic dimension");
 }
 
@@ -71,7 +71,7 @@ static PyObject *pool_is_const(PyObject *self, PyObject *arg) {
     kiln_py_pool *p = (kiln_py_pool *)self;
     kiln_exprs *pool = p->pool;
     kiln_expr e;
-    if (expr_arg(arg, &e) < 0) return NULL;
+    if (kiln_py_expr_arg(arg, &e) < 0) return NULL;
     int64_t v;
     if (kiln_expr_is_const(pool, e, &v)) return PyLong_FromLongLong((long long)v);
     Py_RETURN_NONE;
@@ -81,7 +81,7 @@ static PyObject *pool_format(PyObject *self, PyObject *arg) {
     kiln_py_pool *p = (kiln_py_pool *)self;
     kiln_exprs *pool = p->pool;
     kiln_expr e;
-    if (expr_arg(arg, &e) < 0) return NULL;
+    if (kiln_py_expr_arg(arg, &e) < 0) return NULL;
     char small[256];
     size_t n = kiln_expr_format(pool, e, small, sizeof small);
     if (n < sizeof small) return PyUnicode_FromStringAndSize(small, (Py_ssize_t)n);
@@ -102,7 +102,7 @@ static PyObject *pool_eval(PyObject *self, PyObject *const *args, Py_ssize_t nar
     }
     kiln_exprs *pool = p->pool;
     kiln_expr e;
-    if (expr_arg(args[0], &e) < 0) return NULL;
+    if (kiln_py_expr_arg(args[0], &e) < 0) return NULL;
     PyObject *seq = PySequence_Fast(args[1], "dim_values must be a sequence of ints");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);

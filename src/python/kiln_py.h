@@ -113,6 +113,9 @@ typedef struct kiln_py_pool {
 extern PyType_Spec kiln_py_pool_spec;
 /* A pool object; owner NULL means borrowed for the duration of a callback. */
 PyObject *kiln_py_pool_new(kiln_py_state *st, kiln_exprs *pool, PyObject *owner);
+/* An expression id from Python: an int in [0, INT32_MAX] (whether it names a
+ * node of a pool is the core's check).  -1 with a Python exception set. */
+int       kiln_py_expr_arg(PyObject *obj, kiln_expr *out);
 
 /* --- network_object.c -------------------------------------------------- */
 typedef struct kiln_py_network {

@@ -380,18 +380,6 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
 /* What the core accepts (KILN_PLUGIN_MAX_IO); kiln.plugin checks it too. */
 enum { MAX_PLUGIN_OUTPUTS = 1024 };
 
-/* An expression id from Python (range-checked; the core checks it belongs to the pool). */
-static int expr_id_arg(PyObject *obj, kiln_expr *out) {
-    long v = PyLong_AsLong(obj);
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (v < 0 || v > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "invalid expression id %ld", v);
-        return -1;
-    }
-    *out = (kiln_expr)v;
-    return 0;
-}
-
 /* trace = (dtype codes, shapes as sequences of expression ids, workspace
  * expression id or None) for num_outputs outputs. */
 static int trace_arg(PyObject *trace, int num_outputs, kiln_dtype *dtypes, kiln_shape_expr *shapes,
@@ -424,7 +412,7 @@ static int trace_arg(PyObject *trace, int num_outputs, kiln_dtype *dtypes, kiln_
         }
         shapes[i].rank = (int32_t)rank;
         for (Py_ssize_t k = 0; k < rank; k++)
-            if (expr_id_arg(PySequence_Fast_GET_ITEM(dims, k), &shapes[i].dims[k]) < 0) {
+            if (kiln_py_expr_arg(PySequence_Fast_GET_ITEM(dims, k), &shapes[i].dims[k]) < 0) {
                 Py_DECREF(dims);
                 goto done;
             }
@@ -432,7 +420,7 @@ static int trace_arg(PyObject *trace, int num_outputs, kiln_dtype *dtypes, kiln_
     }
     PyObject *ws = PyTuple_GET_ITEM(trace, 2);
     if (ws == Py_None) *workspace = KILN_EXPR_INVALID;
-    else if (expr_id_arg(ws, workspace) < 0) goto done;
+    else if (kiln_py_expr_arg(ws, workspace) < 0) goto done;
     rc = 0;
 done:
     Py_XDECREF(codes);

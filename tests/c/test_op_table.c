@@ -310,11 +310,57 @@ static void test_two_output_rule(void) {
     kiln_blob_free(blob);
 }
 
+/* PAD's mode: an integer of its attribute list, checked at load; engines
+ * from before modes (the value alone) still load, as constant padding. */
+static void test_pad_mode_at_load(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_tensor x, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 1, (kiln_expr[]){kiln_expr_const(p, 3)}, &x);
+    kiln_expr pads[2] = {kiln_expr_const(p, 2), kiln_expr_const(p, 1)};
+    kiln_layer_attr pa[2] = {{.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = pads},
+                             {.name = "mode", .kind = KILN_ATTR_INT, .i = 9}};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_PAD, 1, &x, 2, pa, &y), KILN_ERROR_INVALID_NETWORK,
+                "mode 9 is not constant (0), edge (1), reflect (2) or wrap (3)");
+    pa[1].i = KILN_PAD_REFLECT;
+    CHECK_OK(kiln_network_add_layer(net, KILN_LAYER_PAD, 1, &x, 2, pa, &y));
+    kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    kiln_status built = kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    CHECK_OK(built);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strcmp(detail, "pads [2, 1] mode reflect") == 0);
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(e, NULL, &ctx));
+    float in[3] = {1, 2, 3}, out[6];
+    kiln_context_set_tensor(ctx, "x", in);
+    kiln_context_set_tensor(ctx, "y", out);
+    CHECK_OK(kiln_context_enqueue(ctx, NULL));
+    CHECK(out[0] == 3 && out[1] == 2 && out[2] == 1 && out[3] == 2 && out[4] == 3 && out[5] == 2);   /* numpy.pad */
+    kiln_context_free(ctx);
+    kiln_engine_free(e);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    CHECK(d.layers[0].attrs.int_count == 2 && d.layers[0].attrs.ints[1] == KILN_PAD_REFLECT);
+    d.layers[0].attrs.ints[1] = 4;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "mode 4 is not constant");
+    d.layers[0].attrs.int_count = 1;   /* as an engine from before modes stores it: constant padding */
+    CHECK_OK(load_edited(&d));
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 int main(void) {
     TEST_RUN(test_names_and_rows);
     TEST_RUN(test_cpu_covers_the_rules);
     TEST_RUN(test_table_refuses_engines);
     TEST_RUN(test_attribute_lists_are_checked_at_load);
     TEST_RUN(test_two_output_rule);
+    TEST_RUN(test_pad_mode_at_load);
     return test_summary();
 }

@@ -202,3 +202,53 @@ def test_bfloat16_numpy_inputs_and_outputs():
     y = s({"x": x})["y"]
     assert y.dtype == np.dtype(ml_dtypes.bfloat16)
     np.testing.assert_array_equal(y.astype(np.float32), np.array([2.25, 4.0, 9.0], np.float32))
+
+
+EINSUMS = [
+    ("ij,jk->ik", [(3, 4), (4, 5)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("...ij,...jk->...ik", [(2, 1, 3, 4), (5, 4, 6)]),      # broadcast batch
+    ("bhqd,bhkd->bhqk", [(2, 3, 4, 8), (2, 3, 5, 8)]),
+    ("abc,cd->abd", [(2, 3, 4), (4, 5)]),
+    ("i,i->", [(6,), (6,)]),
+    ("i,j->ij", [(3,), (4,)]),
+    ("ij->ji", [(3, 4)]),
+    ("ij->", [(3, 4)]),
+    ("ij->j", [(3, 4)]),
+    ("ii->i", [(4, 4)]),
+    ("...ii->...i", [(2, 3, 3)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("ij,jk", [(3, 4), (4, 5)]),                             # implicit output
+    ("bij,jk->bik", [(2, 3, 4), (4, 5)]),
+    ("ab,ab->a", [(3, 4), (3, 4)]),
+]
+
+
+@pytest.mark.parametrize("equation,shapes", EINSUMS)
+def test_einsum_matches_numpy(equation, shapes):
+    """Einsum from kiln layers (diagonals, sums, batched matmuls, transposes)
+    against numpy.einsum, float32."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    names = [f"x{i}" for i in range(len(arrays))]
+    want = np.einsum(equation, *arrays)
+    g = helper.make_graph([helper.make_node("Einsum", names, ["y"], equation=equation)], "g",
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in zip(names, shapes)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(want.shape))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    got = session(kiln.onnx.parse(m))(dict(zip(names, arrays)))["y"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_einsum_over_a_dynamic_batch():
+    g = helper.make_graph([helper.make_node("Einsum", ["q", "k"], ["s"], equation="bhqd,bhkd->bhqk")], "g",
+                          [helper.make_tensor_value_info("q", TensorProto.FLOAT, ["batch", 2, 3, 8]),
+                           helper.make_tensor_value_info("k", TensorProto.FLOAT, ["batch", 2, 5, 8])],
+                          [helper.make_tensor_value_info("s", TensorProto.FLOAT, ["batch", 2, 3, 5])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"batch": [(1, 2, 4)]}))
+    rng = np.random.default_rng(1)
+    for b in (1, 3):
+        q, k = rng.standard_normal((b, 2, 3, 8), np.float32), rng.standard_normal((b, 2, 5, 8), np.float32)
+        np.testing.assert_allclose(s({"q": q, "k": k})["s"], np.einsum("bhqd,bhkd->bhqk", q, k), rtol=1e-5, atol=1e-5)

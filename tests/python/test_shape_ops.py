@@ -251,6 +251,32 @@ def test_pad(device, dtype):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["edge", "reflect", "wrap"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64], ids=str)
+def test_pad_modes(device, mode, dtype):
+    """Edge, reflect and wrap padding against numpy.pad, including pads wider
+    than the axis (reflect and wrap repeat periodically) and a size-1 axis."""
+    import numpy as np
+    x = (rand(3, 4, 1) * 10).round().to(dtype)
+    for pads in ([1, 2, 0, 2, 1, 3], [5, 0, 2, 7, 9, 0]):
+        got = run(lambda t: kiln.pad(t, pads, mode=mode), [x], device)
+        r = x.dim()
+        want = np.pad(x.float().numpy(), [(pads[i], pads[r + i]) for i in range(r)], mode=mode)
+        close(got, torch.from_numpy(want).to(dtype))
+
+
+def test_pad_mode_errors():
+    net = kiln.Builder().create_network()
+    with kiln.net_guard(net):
+        x = kiln.Tensor(name="x", shape=(0, 3), dtype="float32")
+        with pytest.raises(ValueError, match="mode must be one of constant, edge, reflect, wrap"):
+            kiln.pad(x, [0, 1, 0, 1], mode="mirror")
+        with pytest.raises(kiln.Error, match="axis 0 is empty, so edge/reflect/wrap padding has nothing to repeat"):
+            kiln.pad(x, [1, 0, 0, 0], mode="edge")
+        assert tuple(kiln.pad(x, [0, 1, 0, 1], mode="wrap").shape) == (0, 5)   # nothing added to the empty axis
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 @pytest.mark.parametrize("heads,kv_heads,sq,sk,causal", [(4, 4, 7, 7, True), (8, 2, 5, 9, False),
                                                           (6, 3, 16, 16, True), (2, 1, 1, 33, False)])

@@ -887,8 +887,8 @@ def cumsum(imp, node, ins):
 @op("Pad")
 def pad(imp, node, ins):
     mode = attr(node, "mode", "constant")
-    if mode != "constant":
-        raise UnsupportedNode(node, f"mode '{mode}' (kiln pads with a constant)")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise UnsupportedNode(node, f"mode '{mode}' (kiln pads with constant, edge, reflect or wrap)")
     rank = len(imp.shape(ins[0]))
     if imp.opset_of(node) and imp.opset_of(node) < 11:
         pads, value, axes = attr(node, "pads"), attr(node, "value", 0.0), None
@@ -906,26 +906,41 @@ def pad(imp, node, ins):
         for j, a in enumerate(axes):
             full[a % rank], full[rank + a % rank] = pads[j], pads[k + j]
         pads = full
-    if any(isinstance(p, int) and p < 0 for p in pads):
-        raise UnsupportedNode(node, "negative pads (cropping)")
     with _guard(imp):
-        return S.pad(T(imp, ins[0], node), pads, value)
+        x = T(imp, ins[0], node)
+        crop = [(a, -pads[a], -pads[rank + a]) for a in range(rank)
+                if any(isinstance(p, int) and p < 0 for p in (pads[a], pads[rank + a]))]
+        if crop:      # negative pads crop: a slice first, then the padding that is left
+            dims = imp.shape(ins[0])
+            x = S.slice(x, [max(b, 0) for _, b, _ in crop], [_norm(dims[a] - max(e, 0)) for a, _, e in crop],
+                        axes=[a for a, _, _ in crop])
+            pads = [p if not (isinstance(p, int) and p < 0) else 0 for p in pads]
+        return S.pad(x, pads, value, mode=mode)
 
 
 @op("Attention")
 def attention(imp, node, ins):
-    """ONNX Attention (opset 23) without mask, cache or softcap: kiln's fused
-    attention layer.  3-D inputs [batch, seq, heads*dim] are split by
-    q_num_heads / kv_num_heads."""
-    mask = ins[3] if len(ins) > 3 else None
-    if any(v is not None for v in ins[4:]):
-        raise UnsupportedNode(node, "Attention with past_key/past_value or nonpad_kv_seqlen is not supported yet",
-                              imp.opset_of(node))
-    if len(node.output) > 1 and any(node.output[1:]):
-        raise UnsupportedNode(node, "Attention's present_key/present_value/qk outputs are not supported yet")
-    if attr(node, "qk_matmul_output_mode", 0) or attr(node, "softmax_precision", 0) or \
-            any(a.name.endswith("window_size") and attr(node, a.name, -1) >= 0 for a in node.attribute):
-        raise UnsupportedNode(node, "Attention with qk_matmul_output_mode, softmax_precision or a sliding window")
+    """ONNX Attention (opset 23-25).  Without mask, cache, softcap, window or
+    extra outputs: kiln's fused attention layer.  Otherwise the reference
+    chain (_attention_unfused).  3-D inputs [batch, seq, heads*dim] are split
+    by q_num_heads / kv_num_heads; past_key/past_value (4-D) are concatenated
+    before the new keys (the present outputs); nonpad_kv_seqlen masks each
+    sequence's padding."""
+    def opt(i):
+        return ins[i] if len(ins) > i else None
+    mask, past_k, past_v, nonpad = opt(3), opt(4), opt(5), opt(6)
+    if (past_k is None) != (past_v is None):
+        raise UnsupportedNode(node, "past_key and past_value must be given together")
+    if nonpad is not None and past_k is not None:
+        raise UnsupportedNode(node, "nonpad_kv_seqlen cannot be combined with past_key/past_value")
+    outputs = list(node.output) + [""] * (4 - len(node.output))
+    mode = attr(node, "qk_matmul_output_mode", 0)
+    precision = attr(node, "softmax_precision", 0)
+    if precision == D.DOUBLE:      # kiln has no float64: the softmax runs in float32, its widest float
+        precision = D.FLOAT
+    if precision not in (0, D.FLOAT, D.FLOAT16, D.BFLOAT16):
+        raise UnsupportedNode(node, f"softmax_precision {precision} (kiln computes in float32, float16 or bfloat16)")
+    window = (attr(node, "left_window_size", -1), attr(node, "right_window_size", -1))
     softcap = attr(node, "softcap", 0.0)
     causal = bool(attr(node, "is_causal", 0))
     scale = attr(node, "scale", None)
@@ -942,20 +957,71 @@ def attention(imp, node, ins):
             def heads(t, dims, h):
                 return S.transpose(N.reshape(t, [dims[0], dims[1], h, _norm(dims[2] // h)]), [0, 2, 1, 3])
             tq, tk, tv = heads(tq, dq, hq), heads(tk, dk, hk), heads(tv, dv, hk)
-        if mask is None and not softcap:
+        offset = 0
+        if past_k is not None:
+            offset = imp.shape(past_k)[2]
+            tk = S.concat([T(imp, past_k, node), tk], axis=2)
+            tv = S.concat([T(imp, past_v, node), tv], axis=2)
+        plain = (mask is None and not softcap and past_k is None and nonpad is None and window == (-1, -1)
+                 and not precision and not any(outputs[1:]))
+        qk = None
+        if plain:
             y = S.scaled_dot_product_attention(tq, tk, tv, causal=causal, scale=scale)
-        else:   # a mask or a softcap: the unfused chain (kiln's fused layer takes neither yet)
-            y = _attention_unfused(imp, node, tq, tk, tv, mask, causal, scale, softcap)
+        else:
+            nonpad_t = T(imp, nonpad, node) if nonpad is not None else None
+            y, qk = _attention_unfused(imp, node, tq, tk, tv, mask, causal, scale, softcap, offset, nonpad_t, window,
+                                       mode, precision)
         if three_d:   # back to [batch, seq, heads*dim_v]
             ys = imp.shape(y)
             y = N.reshape(S.transpose(y, [0, 2, 1, 3]), [ys[0], ys[2], _norm(ys[1] * ys[3])])
-        return y
+        return [y, tk, tv, qk][:len(node.output)]
 
 
-def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
+def _position_bias(imp, node, sq, sk, causal, offset, nonpad, window, dtype):
+    """The additive bias (0 or -inf) of causality, the sliding window and the
+    padding of each sequence.  A query at in-block index i sits at position
+    i + offset (offset: the cached keys before it, or nonpad[b] - sq per
+    sequence); it sees key j when j <= i + offset (causal) and within the
+    window's left/right reach.  None when nothing restricts."""
+    left, right = window
+    if not (causal or left >= 0 or right >= 0 or nonpad is not None):
+        return None
+    if not (isinstance(sq, int) and isinstance(sk, int)):
+        raise UnsupportedNode(node, "a causal, windowed or padded Attention over symbolic lengths")
+    diff = np.arange(sq).reshape(sq, 1) - np.arange(sk).reshape(1, sk)      # i - j
+    zero_inf = np.array([0.0, -np.inf], np.float32)
+    if nonpad is None:
+        d = diff + int(offset)
+        allowed = np.ones((sq, sk), bool)
+        if causal:
+            allowed &= d >= 0
+        if left >= 0:
+            allowed &= d <= left
+        if right >= 0:
+            allowed &= -d <= right
+        bias = N.constant(np.where(allowed, zero_inf[0], zero_inf[1]).astype(np.float32))
+    else:
+        # Per sequence: offset[b] = nonpad[b] - sq, and keys at j >= nonpad[b] are padding.
+        lengths = N.reshape(N.cast(nonpad, "int64"), [imp.shape(nonpad)[0], 1, 1, 1])
+        d = N.add(N.constant(diff.astype(np.int64)), N.sub(lengths, int(sq)))        # [b, 1, sq, sk]
+        allowed = N.less(N.constant(np.arange(sk, dtype=np.int64).reshape(1, sk)), lengths)
+        if causal:
+            allowed = N.logical_and(allowed, N.greater_equal(d, 0))
+        if left >= 0:
+            allowed = N.logical_and(allowed, N.less_equal(d, left))
+        if right >= 0:
+            allowed = N.logical_and(allowed, N.greater_equal(d, -right))
+        zero = N.constant(np.zeros(1, np.float32))
+        bias = S.where(allowed, zero, N.sub(zero, float("inf")))
+    return bias if dtype == N._dt.float32 else N.cast(bias, dtype)
+
+
+def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap, offset, nonpad, window, mode, precision):
     """ONNX Attention's reference order: scores = (q·scale)(k·scale)ᵀ with
     scale = sqrt(the scale), softcap, plus the bias (the mask: bool as 0/-inf;
-    causal: keys j <= i), softmax, rows that see no key give 0, times v."""
+    causality, window and padding: _position_bias), softmax (in
+    softmax_precision when given), rows that see no key give 0, times v.
+    Returns (y, the qk output of qk_matmul_output_mode)."""
     dq, dk = imp.shape(q), imp.shape(k)
     hq, hk = dq[1], dk[1]
     if scale is None:
@@ -972,6 +1038,7 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
     scores = N.matmul(N.mul(q, root), S.transpose(N.mul(k, root), [0, 1, 3, 2]))
     if softcap:
         scores = N.mul(N.tanh(N.div(scores, float(softcap))), float(softcap))
+    raw = scores
     zeros = N.mul(scores, 0.0)            # finite scores: exact zeros of the scores' shape and dtype
     sq, sk = imp.shape(scores)[2], imp.shape(scores)[3]
     bias = None
@@ -988,23 +1055,206 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap):
             pads[-1] = sk - mk
             m = S.pad(m, pads, value=float("-inf"))
         bias = m
-    if causal:
-        if not (isinstance(sq, int) and isinstance(sk, int)):
-            raise UnsupportedNode(node, "a causal Attention with a mask over symbolic lengths")
-        allowed = np.tril(np.ones((sq, sk), bool))
-        causal_bias = N.constant(np.where(allowed, 0.0, -np.inf).astype(np.float32))
-        if scores.dtype != N._dt.float32:
-            causal_bias = N.cast(causal_bias, scores.dtype)
-        bias = causal_bias if bias is None else N.add(bias, causal_bias)
+    structural = _position_bias(imp, node, sq, sk, causal, offset, nonpad, window, scores.dtype)
+    if structural is not None:
+        bias = structural if bias is None else N.add(bias, structural)
     if bias is not None:
         scores = N.add(scores, bias)
+    with_bias = scores
+    if precision and D.kiln_dtype(precision, node, "softmax_precision") != scores.dtype:
+        scores = N.cast(scores, D.kiln_dtype(precision, node, "softmax_precision"))
     p = S.softmax(scores, axis=-1)
     if bias is not None:
         none_seen = N.equal(S.reduce_max(N.add(bias, zeros), axes=[-1], keepdims=True), float("-inf"))
-        p = S.where(none_seen, zeros, p)
-    return N.matmul(p, v)
+        zero = N.constant(np.zeros(1, np.float32))      # select, not multiply: a masked row may hold NaN
+        p = S.where(none_seen, zero if p.dtype == N._dt.float32 else N.cast(zero, p.dtype), p)
+    if p.dtype != q.dtype:
+        p = N.cast(p, q.dtype)
+    qk = {0: raw, 1: raw, 2: with_bias, 3: p}.get(mode)
+    if qk is None:
+        raise UnsupportedNode(node, f"qk_matmul_output_mode {mode}")
+    return N.matmul(p, v), qk
 
 
-@op("Einsum", "ScatterND", "Resize", "Conv")
+@op("ScatterND", "Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
+
+
+@op("RotaryEmbedding")
+def rotary_embedding(imp, node, ins):
+    """ONNX RotaryEmbedding (opset 23), spelled with kiln layers: the rotated
+    part of each head split in halves (or even/odd elements, interleaved=1),
+    rotated by the cos/sin rows of each position, the rest passed through."""
+    x_v, cos_v, sin_v = ins[0], ins[1], ins[2]
+    pos_v = ins[3] if len(ins) > 3 else None
+    interleaved = attr(node, "interleaved", 0)
+    num_heads = attr(node, "num_heads", 0)
+    rotary_dim = attr(node, "rotary_embedding_dim", 0)
+    dims = imp.shape(x_v)
+    if len(dims) not in (3, 4):
+        raise UnsupportedNode(node, f"input of rank {len(dims)} (RotaryEmbedding takes 3-D or 4-D input)")
+    with _guard(imp):
+        x = T(imp, x_v, node)
+        if len(dims) == 3:                       # [batch, seq, hidden]: heads side by side
+            if not num_heads or not isinstance(dims[2], int) or dims[2] % num_heads:
+                raise UnsupportedNode(node, "a 3-D input needs num_heads dividing its known last dimension")
+            batch, seq, heads, head = dims[0], dims[1], num_heads, dims[2] // num_heads
+            x = N.reshape(x, [batch, seq, heads, head])
+        else:                                    # [batch, heads, seq, head]
+            batch, heads, seq, head = dims
+            x = S.transpose(x, [0, 2, 1, 3])
+        if not isinstance(head, int):
+            raise UnsupportedNode(node, "the head size must be known when the model is imported")
+        rot = rotary_dim or head
+        half = rot // 2
+        cos, sin = T(imp, cos_v, node), T(imp, sin_v, node)
+        if pos_v is not None:                    # caches [max_position, half], rows picked per token
+            pos = T(imp, pos_v, node)
+            cos, sin = N.gather(cos, pos, 0), N.gather(sin, pos, 0)
+        cos, sin = N.reshape(cos, [batch, seq, 1, half]), N.reshape(sin, [batch, seq, 1, half])
+        if interleaved:
+            x1 = S.slice(x, [0], [rot], axes=[3], steps=[2])
+            x2 = S.slice(x, [1], [rot], axes=[3], steps=[2])
+        else:
+            x1 = S.slice(x, [0], [half], axes=[3])
+            x2 = S.slice(x, [half], [rot], axes=[3])
+        real = N.sub(N.mul(x1, cos), N.mul(x2, sin))
+        imag = N.add(N.mul(x1, sin), N.mul(x2, cos))
+        if interleaved:
+            pair = [batch, seq, heads, half, 1]
+            out = N.reshape(S.concat([N.reshape(real, pair), N.reshape(imag, pair)], axis=4),
+                            [batch, seq, heads, rot])
+        else:
+            out = S.concat([real, imag], axis=3)
+        if rot < head:
+            out = S.concat([out, S.slice(x, [rot], [head], axes=[3])], axis=3)
+        if len(dims) == 3:
+            return N.reshape(out, [batch, seq, heads * head])
+        return S.transpose(out, [0, 2, 1, 3])
+
+
+# ---- Einsum ------------------------------------------------------------------------
+
+def _einsum_terms(node, equation, ranks):
+    """The equation's operand terms and output term as letter lists, with
+    '...' spelled out as upper-case letters (right-aligned, numpy's
+    broadcasting), and the implicit output (letters seen once, sorted)."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise UnsupportedNode(node, f"Einsum equation {equation!r} has {len(terms)} operands, the node {len(ranks)}")
+    ell = max((r - len(t.replace("...", "")) for t, r in zip(terms, ranks) if "..." in t), default=0)
+    spare = [chr(ord("A") + i) for i in range(ell)]
+    out = []
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            n = r - len(t.replace("...", ""))
+            t = t.replace("...", "".join(spare[ell - n:]))
+        if len(t) != r or not all(ch.isalpha() for ch in t):
+            raise UnsupportedNode(node, f"Einsum term {t!r} does not match an operand of rank {r}")
+        out.append(list(t))
+    if arrow:
+        result = list(rhs.replace("...", "".join(spare)))
+    else:
+        counts = {}
+        for t in out:
+            for ch in t:
+                counts[ch] = counts.get(ch, 0) + 1
+        result = spare + sorted(ch for ch, c in counts.items() if c == 1 and ch.islower())
+    return out, result
+
+
+def _einsum_prepare(imp, node, x, term, keep):
+    """One operand: its repeated letters reduced to their diagonal, its
+    letters that no one else needs summed away.  Returns (tensor, letters)."""
+    term = list(term)
+    while True:
+        dup = next((ch for ch in term if term.count(ch) > 1), None)
+        if dup is None:
+            break
+        i = term.index(dup)
+        j = term.index(dup, i + 1)
+        dims = imp.shape(x)
+        n = dims[i]
+        if not isinstance(n, int):
+            raise UnsupportedNode(node, "an Einsum diagonal over a symbolic dimension")
+        rest = [a for a in range(len(term)) if a not in (i, j)]
+        x = S.transpose(x, rest + [i, j])
+        lead = [dims[a] for a in rest]
+        x = N.reshape(x, lead + [n * n])
+        x = S.slice(x, [0], [n * n], axes=[len(lead)], steps=[n + 1])      # the diagonal: every (n+1)th
+        term = [term[a] for a in rest] + [dup]
+    drop = [a for a, ch in enumerate(term) if ch not in keep]
+    if drop:
+        x = S.reduce_sum(x, axes=drop)
+        term = [ch for ch in term if ch in keep]
+    return x, term
+
+
+def _einsum_pair(imp, a, ta, b, tb, keep):
+    """Contract two prepared operands over the letters both have and no one
+    else needs: one batched matmul.  Returns (tensor, letters)."""
+    da, db = dict(zip(ta, imp.shape(a))), dict(zip(tb, imp.shape(b)))
+    batch = [ch for ch in ta if ch in tb and ch in keep]
+    summed = [ch for ch in ta if ch in tb and ch not in keep]
+    free_a = [ch for ch in ta if ch not in tb]
+    free_b = [ch for ch in tb if ch not in ta]
+
+    def size(ch):   # broadcast: a size of 1 on one side takes the other's
+        x, y = da.get(ch, 1), db.get(ch, 1)
+        return y if isinstance(x, int) and x == 1 else x
+
+    def prod(chs, d):
+        n = 1
+        for ch in chs:
+            n = _norm(n * d[ch])
+        return n
+
+    def arrange(x, term, order, d):
+        x = S.transpose(x, [term.index(ch) for ch in order]) if order != term else x
+        full = [size(ch) for ch in order]
+        if [d[ch] for ch in order] != full:
+            x = S.expand(x, full)
+        return x, {ch: size(ch) for ch in order}
+
+    a, da = arrange(a, ta, batch + free_a + summed, da)
+    b, db = arrange(b, tb, batch + summed + free_b, db)
+    bshape = [da[ch] for ch in batch]
+    a = N.reshape(a, bshape + [prod(free_a, da), prod(summed, da)])
+    b = N.reshape(b, bshape + [prod(summed, db), prod(free_b, db)])
+    y = N.matmul(a, b)
+    letters = batch + free_a + free_b
+    return N.reshape(y, bshape + [da[ch] for ch in free_a] + [db[ch] for ch in free_b]), letters
+
+
+@op("Einsum")
+def einsum(imp, node, ins):
+    """Einsum from kiln layers: diagonals by strided slices, sums by
+    reductions, each contraction one batched matmul (operands folded left to
+    right), then the output's order by a transpose."""
+    equation = attr(node, "equation")
+    with _guard(imp):
+        xs = [T(imp, v, node) for v in ins]
+        terms, result = _einsum_terms(node, equation, [len(imp.shape(v)) for v in ins])
+        if len(set(result)) != len(result):
+            raise UnsupportedNode(node, f"Einsum output {''.join(result)!r} repeats a letter")
+
+        def needed(later):
+            return set(result).union(*[set(t) for t in later])
+        x, t = _einsum_prepare(imp, node, xs[0], terms[0], needed(terms[1:]))
+        for k in range(1, len(xs)):
+            y, u = _einsum_prepare(imp, node, xs[k], terms[k], needed(terms[:k] + terms[k + 1:]) | set(t))
+            x, t = _einsum_pair(imp, x, t, y, u, needed(terms[k + 1:]))
+        extra = [a for a, ch in enumerate(t) if ch not in result]
+        if extra:
+            x = S.reduce_sum(x, axes=extra)
+            t = [ch for ch in t if ch in result]
+        if set(t) != set(result):
+            raise UnsupportedNode(node, f"Einsum output letters {''.join(result)!r} do not appear in the inputs")
+        if t != result:
+            x = S.transpose(x, [t.index(ch) for ch in result])
+        if not result:     # a scalar
+            x = N.reshape(x, [])
+        return x

@@ -70,6 +70,23 @@ static void fill(const kiln_tensor_desc *out, double value) {
     }
 }
 
+/* PAD in edge/reflect/wrap mode: every output element copies its source
+ * element (kiln_pad_source along each axis). */
+static void pad_gather(const kiln_tensor_desc *in, const kiln_tensor_desc *out, const int64_t *before, int64_t mode,
+                       size_t es) {
+    int32_t r = out->rank;
+    int64_t in_strides[KILN_MAX_RANK], n = kiln_cpu_numel(out), idx[KILN_MAX_RANK] = {0};
+    kiln_view_strides(in->rank, in->dims, in_strides);
+    const char *src = in->data;
+    char *dst = out->data;
+    for (int64_t o = 0; o < n; o++) {
+        int64_t off = 0;
+        for (int32_t a = 0; a < r; a++) off += kiln_pad_source(idx[a], in->dims[a], before[a], mode) * in_strides[a];
+        memcpy(dst + (size_t)o * es, src + (size_t)off * es, es);
+        for (int32_t a = r - 1; a >= 0 && ++idx[a] == out->dims[a]; a--) idx[a] = 0;
+    }
+}
+
 bool kiln_cpu_copy_view_supports(const kiln_layer_launch *l) {
     size_t es = kiln_dtype_size(l->outputs[0].dtype);
     for (int32_t k = 0; k < l->input_count; k++)
@@ -91,11 +108,17 @@ kiln_status kiln_cpu_copy_view(const kiln_layer_launch *l) {
     case KILN_OP_EXPAND:
         kiln_view_expand(in, out, &v);
         break;
-    case KILN_OP_PAD: {   /* attrs: the value's bits, then before[rank], after[rank] */
+    case KILN_OP_PAD: {   /* attrs: the value's bits, the mode (older engines: none), before[rank], after[rank] */
+        int32_t ints = l->attr_count - 2 * in->rank;
+        int64_t mode = ints >= 2 ? l->attrs[1] : (int64_t)KILN_PAD_CONSTANT;
+        if (mode != KILN_PAD_CONSTANT) {
+            if (kiln_cpu_numel(out)) pad_gather(in, out, l->attrs + ints, mode, es);
+            return KILN_OK;
+        }
         double value;
         memcpy(&value, &l->attrs[0], sizeof value);
         fill(out, value);
-        kiln_view_pad(in, out, l->attrs + 1, &v);
+        kiln_view_pad(in, out, l->attrs + ints, &v);
         break;
     }
     case KILN_OP_CONCAT: {

@@ -79,6 +79,50 @@ static kiln_status fill(const kiln_tensor_desc *out, double value, cudaStream_t 
     return kiln_cuda_check_launch("pad fill");
 }
 
+/* PAD in edge/reflect/wrap mode: one thread per output element copies its
+ * source element (kiln_pad_source along each axis, ops/op_views.h). */
+struct kc_pad_view {
+    int32_t rank;
+    int64_t out_dims[KILN_MAX_RANK], in_dims[KILN_MAX_RANK], in_strides[KILN_MAX_RANK], before[KILN_MAX_RANK];
+    int64_t mode;
+};
+
+template <typename T>
+__global__ void kc_pad_gather(const T *__restrict__ in, T *__restrict__ out, kc_pad_view v, int64_t n) {
+    for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < n; o += (int64_t)gridDim.x * blockDim.x) {
+        int64_t rest = o, off = 0;
+        for (int32_t a = v.rank - 1; a >= 0; a--) {
+            int64_t i = rest % v.out_dims[a];
+            rest /= v.out_dims[a];
+            off += kiln_pad_source(i, v.in_dims[a], v.before[a], v.mode) * v.in_strides[a];
+        }
+        out[o] = in[off];
+    }
+}
+
+static kiln_status pad_gather(const kiln_tensor_desc *in, const kiln_tensor_desc *out, const int64_t *before,
+                              int64_t mode, size_t es, cudaStream_t stream) {
+    int64_t n = kiln_cuda_numel(out);
+    if (!n) return KILN_OK;
+    kc_pad_view v;
+    v.rank = out->rank;
+    v.mode = mode;
+    kiln_view_strides(in->rank, in->dims, v.in_strides);
+    for (int32_t a = 0; a < out->rank; a++) {
+        v.out_dims[a] = out->dims[a];
+        v.in_dims[a] = in->dims[a];
+        v.before[a] = before[a];
+    }
+    unsigned grid = (unsigned)((n + 255) / 256 < 65536 ? (n + 255) / 256 : 65536);
+    switch (es) {
+    case 1: kc_pad_gather<<<grid, 256, 0, stream>>>((const uint8_t *)in->data, (uint8_t *)out->data, v, n); break;
+    case 2: kc_pad_gather<<<grid, 256, 0, stream>>>((const uint16_t *)in->data, (uint16_t *)out->data, v, n); break;
+    case 4: kc_pad_gather<<<grid, 256, 0, stream>>>((const uint32_t *)in->data, (uint32_t *)out->data, v, n); break;
+    default: kc_pad_gather<<<grid, 256, 0, stream>>>((const uint64_t *)in->data, (uint64_t *)out->data, v, n); break;
+    }
+    return kiln_cuda_check_launch("pad");
+}
+
 extern "C" bool kiln_cuda_copy_view_supports(const kiln_layer_launch *l) {
     size_t es = kiln_cuda_dtype_size(l->outputs[0].dtype);
     for (int32_t k = 0; k < l->input_count; k++)
@@ -94,12 +138,15 @@ extern "C" kiln_status kiln_cuda_copy_view_run(const kiln_layer_launch *l, cudaS
     case KILN_OP_TRANSPOSE: kiln_view_transpose(in, out, l->attrs, &v); break;
     case KILN_OP_SLICE: kiln_view_slice(in, out, l->attrs, &v); break;
     case KILN_OP_EXPAND: kiln_view_expand(in, out, &v); break;
-    case KILN_OP_PAD: {   /* attrs: the value's bits, then before[rank], after[rank] */
+    case KILN_OP_PAD: {   /* attrs: the value's bits, the mode (older engines: none), before[rank], after[rank] */
+        int32_t ints = l->attr_count - 2 * in->rank;
+        int64_t mode = ints >= 2 ? l->attrs[1] : (int64_t)KILN_PAD_CONSTANT;
+        if (mode != KILN_PAD_CONSTANT) return pad_gather(in, out, l->attrs + ints, mode, es, stream);
         double value;
         memcpy(&value, &l->attrs[0], sizeof value);
         kiln_status st = fill(out, value, stream);
         if (st) return st;
-        kiln_view_pad(in, out, l->attrs + 1, &v);
+        kiln_view_pad(in, out, l->attrs + ints, &v);
         break;
     }
     case KILN_OP_CONCAT: {

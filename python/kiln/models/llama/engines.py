@@ -13,6 +13,10 @@ decode   input_ids [batch, 1] int32, lengths [batch] int32 (tokens already
          -> logits [batch, 1, vocab], k_new_<i>, v_new_<i> [batch, 1, kv_width]
 
 batch and seq are dynamic (one engine serves every size in its profile).
+With tensor parallelism (tp: tensor_parallel.TensorParallel, N ranks) each
+rank's engine holds its part of the weights, attends with its own heads
+(kv_width is its heads' width), and all-reduces / all-gathers where the
+split needs it; tp of size 1 is the plain network.
 Matmuls, residual adds, the SiLU gate and the embedding gather are kiln's
 built-in layers; RMS norm, RoPE and both attentions are the Triton plugins
 of this package.  kiln has no transpose layer, so the weights are stored
@@ -25,65 +29,109 @@ import torch
 
 import kiln
 
-from .cache_write import CacheWrite
+from .cache_write import CacheWriteKV
 from .decode_attention import DecodeAttention
 from .prefill_attention import PrefillAttention
-from .rms_norm import RMSNorm
-from .rotary import Rotary
+from .rms_norm import AddRMSNorm, RMSNorm
+from .rotary import RotaryQK
+from .silu_mul import SiluMul
+from .tensor_parallel import TensorParallel
 
 
 class _Constants:
     """Weights as kiln constants in the model dtype, transposed where a
-    matmul needs [in, out]."""
+    matmul needs [in, out]; with tensor parallelism only this rank's part."""
 
-    def __init__(self, weights, dtype):
+    def __init__(self, weights, dtype, tp=None):
         self.w = weights
         self.dtype = dtype
+        self.tp = tp or TensorParallel(weights.spec)
 
-    def vector(self, name):
-        return kiln.constant(self.w.get(name).to(self.dtype).contiguous(), name=name)
+    def _name(self, name, rows=None, cols=None):
+        if self.tp.size == 1 or (rows is None and cols is None):
+            return name
+        lo, hi = rows if rows is not None else cols
+        return f"{name}[{'rows' if rows is not None else 'cols'} {lo}:{hi}]"
 
-    def matrix(self, name, tensor=None):
-        t = self.w.get(name) if tensor is None else tensor
-        return kiln.constant(t.to(self.dtype).t().contiguous(), name=name + ".T")
+    def vector(self, name, rows=None):
+        return kiln.constant(self.w.get(name, rows=rows).to(self.dtype).contiguous(), name=self._name(name, rows))
+
+    def matrix(self, name, rows=None, cols=None):
+        t = self.w.get(name, rows=rows, cols=cols)
+        return kiln.constant(t.to(self.dtype).t().contiguous(), name=self._name(name, rows, cols) + ".T")
 
 
-def _linear(c, x, prefix, bias):
-    y = kiln.matmul(x, c.matrix(prefix + ".weight"))
+def _linear(c, x, prefix, bias, rows=None, cols=None):
+    """x @ W.T (+ b).  rows: this rank's output rows of W (column-parallel:
+    its part of the output); cols: its input columns (row-parallel: partial
+    sums, all-reduced over the ranks before the bias)."""
+    split = c.tp.size > 1
+    y = kiln.matmul(x, c.matrix(prefix + ".weight", rows=rows if split else None, cols=cols if split else None))
+    if split and cols is not None:
+        y = kiln.all_reduce(y)
     if bias:
-        y = y + c.vector(prefix + ".bias")
+        y = y + c.vector(prefix + ".bias", rows=rows if split else None)
     return y
 
 
-def decoder_layer(c, spec, i, h, inv_freq, attend, start=None):
-    """One Llama decoder layer on h [batch, seq, hidden]; attend(i, q, k, v)
-    is the attention (prefill or decode).  Returns (h, k, v)."""
+def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None):
+    """One Llama decoder layer.  h [batch, seq, hidden] is the residual
+    stream and x its input norm (this layer's input_layernorm of h);
+    attend(i, q, k, v) is the attention (prefill or decode).  Each residual
+    add is fused with the norm that follows it (AddRMSNorm): the second one
+    is the next layer's input norm, or the final norm after the last layer.
+    Returns (h, the norm of h for what follows, k, v)."""
     p = f"model.layers.{i}."
-    x = RMSNorm(spec.rms_norm_eps)(h, c.vector(p + "input_layernorm.weight"))
-    q = _linear(c, x, p + "self_attn.q_proj", spec.attention_bias)
-    k = _linear(c, x, p + "self_attn.k_proj", spec.attention_bias)
-    v = _linear(c, x, p + "self_attn.v_proj", spec.attention_bias)
+    tp = c.tp
+    eps = spec.rms_norm_eps
+    q = _linear(c, x, p + "self_attn.q_proj", spec.attention_bias, rows=tp.q_rows)
+    k = _linear(c, x, p + "self_attn.k_proj", spec.attention_bias, rows=tp.kv_rows)
+    v = _linear(c, x, p + "self_attn.v_proj", spec.attention_bias, rows=tp.kv_rows)
     _, scaling = spec.inv_freq()
     rope_in = (inv_freq,) if start is None else (inv_freq, start)
-    q = Rotary(spec.head_dim, scaling)(q, *rope_in)
-    k = Rotary(spec.head_dim, scaling)(k, *rope_in)
-    h = h + _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias)
-    x = RMSNorm(spec.rms_norm_eps)(h, c.vector(p + "post_attention_layernorm.weight"))
-    gate = _linear(c, x, p + "mlp.gate_proj", spec.mlp_bias)
-    up = _linear(c, x, p + "mlp.up_proj", spec.mlp_bias)
-    h = h + _linear(c, kiln.silu(gate) * up, p + "mlp.down_proj", spec.mlp_bias)
-    return h, k, v
+    q, k = RotaryQK(spec.head_dim, scaling)(q, k, *rope_in)
+    attention = _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias, cols=tp.q_rows)
+    h, x = AddRMSNorm(eps)(h, attention, c.vector(p + "post_attention_layernorm.weight"))
+    inter = tp.part(tp.intermediate)
+    gate = _linear(c, x, p + "mlp.gate_proj", spec.mlp_bias, rows=inter)
+    up = _linear(c, x, p + "mlp.up_proj", spec.mlp_bias, rows=inter)
+    mlp = _linear(c, SiluMul()(gate, up), p + "mlp.down_proj", spec.mlp_bias, cols=inter)
+    following = f"model.layers.{i + 1}.input_layernorm.weight" if i + 1 < spec.num_layers else "model.norm.weight"
+    h, x = AddRMSNorm(eps)(h, mlp, c.vector(following))
+    return h, x, k, v
 
 
 def _embed_and_head(c, spec, ids, layers, positions=None):
-    """Embedding gather, the decoder layers (layers(h) -> h), final norm,
-    lm_head -- at the sequence positions `positions` only, when given."""
-    h = kiln.gather(c.vector("model.embed_tokens.weight"), ids, 0)
-    h = layers(h)
+    """Embedding gather, the first input norm, the decoder layers
+    (layers(h, x) -> the final norm of the last h), lm_head -- at the
+    sequence positions `positions` only, when given (the norms are per
+    position, so gathering after them is the same)."""
+    h = _embed(c, ids)
+    x = layers(h, RMSNorm(spec.rms_norm_eps)(h, c.vector("model.layers.0.input_layernorm.weight")))
     if positions is not None:
-        h = kiln.gather(h, positions, 1)
-    h = RMSNorm(spec.rms_norm_eps)(h, c.vector("model.norm.weight"))
-    return kiln.matmul(h, c.matrix("lm_head.weight", c.w.lm_head()))
+        x = kiln.gather(x, positions, 1)
+    if c.tp.size == 1:
+        return kiln.matmul(x, c.matrix(c.w.lm_head_name()))
+    # Vocabulary-parallel: this rank's logits, then every rank's, in order.
+    return kiln.all_gather(kiln.matmul(x, c.matrix(c.w.lm_head_name(), rows=c.tp.part(c.tp.vocab))), axis=-1)
+
+
+def _embed(c, ids):
+    """The embedding rows of ids.  Vocabulary-parallel with several ranks:
+    each holds vocab/N rows plus a zero row that ids outside its range read,
+    so the all-reduce of the ranks' rows is the embedding."""
+    name = "model.embed_tokens.weight"
+    if c.tp.size == 1:
+        return kiln.gather(c.vector(name), ids, 0)
+    lo, hi = c.tp.part(c.tp.vocab)
+    rows = c.w.get(name, rows=(lo, hi)).to(c.dtype)
+    table = kiln.constant(torch.cat([rows, rows.new_zeros(1, rows.shape[1])]).contiguous(),
+                          name=f"{name}[rows {lo}:{hi}]+zero row")
+    local = ids - kiln.constant(torch.tensor([lo], dtype=torch.int32), name="vocab.start")
+    zero = kiln.constant(torch.tensor([0], dtype=torch.int32), name="vocab.zero")
+    count = kiln.constant(torch.tensor([hi - lo], dtype=torch.int32), name="vocab.count")
+    inside = kiln.logical_and(kiln.greater_equal(local, zero), kiln.less(local, count))
+    return kiln.all_reduce(kiln.gather(table, kiln.where(inside, local, count), 0))
 
 
 def _mark_logits(logits):
@@ -94,9 +142,12 @@ def _mark_logits(logits):
     kiln.cast(kiln.argmax(logits, axis=-1), "int32").mark_output("next_token")
 
 
-def _network(prefer_aot):
+def _network(prefer_aot, tp):
     builder = kiln.Builder()
-    return builder, builder.create_network(prefer_aot=prefer_aot)
+    network = builder.create_network(prefer_aot=prefer_aot)
+    if tp.size > 1:
+        network.set_parallel(tp.rank, tp.size)
+    return builder, network
 
 
 def _build(builder, network):
@@ -105,11 +156,11 @@ def _build(builder, network):
     return builder.build_engine(network, builder.create_builder_config(precision=None))
 
 
-def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False):
-    """The prefill engine (bytes)."""
+def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False, tp=None):
+    """The prefill engine (bytes); tp: this rank's TensorParallel (None: one GPU)."""
     spec = weights.spec
-    c = _Constants(weights, dtype)
-    builder, network = _network(prefer_aot)
+    c = _Constants(weights, dtype, tp)
+    builder, network = _network(prefer_aot, c.tp)
     with kiln.net_guard(network):
         ids = kiln.Tensor(name="input_ids", shape=(-1, -1), dtype="int32",
                           dim_range=OrderedDict([("batch", [(1, max_batch, max_batch)]),
@@ -117,14 +168,14 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False):
         positions = kiln.Tensor(name="logits_positions", shape=(-1,), dtype="int32",
                                 dim_range=OrderedDict([("n_logits", [(1, max_seq_len, max_seq_len)])]))
         inv_freq = kiln.constant(spec.inv_freq()[0], name="rope.inv_freq")
-        attention = PrefillAttention(spec.num_heads, spec.num_kv_heads, spec.head_dim)
+        attention = PrefillAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim)
         kv = []
 
-        def layers(h):
+        def layers(h, x):
             for i in range(spec.num_layers):
-                h, k, v = decoder_layer(c, spec, i, h, inv_freq, lambda i, q, k, v: attention(q, k, v))
+                h, x, k, v = decoder_layer(c, spec, i, h, x, inv_freq, lambda i, q, k, v: attention(q, k, v))
                 kv.append((k, v))
-            return h
+            return x
 
         _mark_logits(_embed_and_head(c, spec, ids, layers, positions))
         for i, (k, v) in enumerate(kv):
@@ -133,12 +184,13 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False):
     return _build(builder, network)
 
 
-def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=False):
-    """The decode engine (bytes): one token per sequence against the cache."""
+def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=False, tp=None):
+    """The decode engine (bytes): one token per sequence against the cache
+    (of this rank's key/value heads)."""
     spec = weights.spec
-    c = _Constants(weights, dtype)
-    kv_width = spec.num_kv_heads * spec.head_dim
-    builder, network = _network(prefer_aot)
+    c = _Constants(weights, dtype, tp)
+    kv_width = c.tp.kv_width
+    builder, network = _network(prefer_aot, c.tp)
     with kiln.net_guard(network):
         batch = OrderedDict([("batch", [(1, max_batch, max_batch)])])
         ids = kiln.Tensor(name="input_ids", shape=(-1, 1), dtype="int32",
@@ -150,20 +202,18 @@ def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=F
         k_cache = kiln.Tensor(name="k_cache", shape=cache_shape, dtype=dtype, dim_range=cache_dims)
         v_cache = kiln.Tensor(name="v_cache", shape=cache_shape, dtype=dtype, dim_range=cache_dims)
         inv_freq = kiln.constant(spec.inv_freq()[0], name="rope.inv_freq")
-        kv = []
 
         def attend(i, q, k, v):
-            attention = DecodeAttention(spec.num_heads, spec.num_kv_heads, spec.head_dim, layer=i, split=split)
+            attention = DecodeAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, layer=i, split=split)
             return attention(q, k, v, k_cache, v_cache, lengths)
 
-        def layers(h):
+        def layers(h, x):
             for i in range(spec.num_layers):
-                h, k, v = decoder_layer(c, spec, i, h, inv_freq, attend, start=lengths)
-                # The new rows go into the caller's cache in place (CacheWrite's
-                # output is the k_cache / v_cache input's memory).
-                CacheWrite(i)(k_cache, k, lengths)
-                CacheWrite(i)(v_cache, v, lengths)
-            return h
+                h, x, k, v = decoder_layer(c, spec, i, h, x, inv_freq, attend, start=lengths)
+                # The new rows go into the caller's cache in place (CacheWriteKV's
+                # outputs are the k_cache / v_cache inputs' memory).
+                CacheWriteKV(i)(k_cache, v_cache, k, v, lengths)
+            return x
 
         _mark_logits(_embed_and_head(c, spec, ids, layers))
     return _build(builder, network)

@@ -13,6 +13,7 @@ import kiln
 from . import weights as _weights
 from .engines import build_decode, build_prefill, torch_dtype
 from .config import LlamaSpec
+from .tensor_parallel import TensorParallel
 
 _CONFIG = "kiln_llama.json"
 _ENGINES = ("prefill.engine", "decode.engine")
@@ -20,7 +21,7 @@ _FORMAT = 3   # 2: the decode engine writes the KV cache in place; 3: engines ou
 
 
 def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
-            prefer_aot=False):
+            prefer_aot=False, tp_size=1, rank=0, comm=None):
     """Build kiln engines for a transformers LlamaForCausalLM, or for a
     checkpoint directory (a path holding config.json and *.safetensors, as
     save_pretrained writes it).
@@ -34,7 +35,17 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     every plugin (RMSNorm, Rotary, PrefillAttention, DecodeAttention,
     CacheWrite) ahead of time into kiln::TritonAOT layers: the engines then
     run on a GPU only and need no Python (examples/llama/generate.c runs
-    them from C).  False (the default) runs every plugin's forward (JIT)."""
+    them from C).  False (the default) runs every plugin's forward (JIT).
+
+    tp_size, rank: tensor parallelism over tp_size GPUs, one process per
+    rank (tensor_parallel.py says what each holds): this process builds
+    rank `rank`'s engines, holding only its part of the weights (read alone
+    from a checkpoint directory), and joins the ranks' communicators --
+    comm: two ids (prefill's, decode's; kiln.distributed.comm_id_new on
+    rank 0, shared), or None to make and share them through
+    torch.distributed (initialised, e.g. under torchrun).  Every rank then
+    calls logits / generate with the same inputs and gets the same
+    result."""
     if isinstance(model, (str, os.PathLike)):
         w = _weights.from_directory(model)
     else:
@@ -42,15 +53,17 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     if int(max_batch) < 1 or int(max_seq_len) < 2:
         raise ValueError(f"kiln.models.llama: max_batch {max_batch} must be >= 1 and max_seq_len {max_seq_len} >= 2")
     tdtype = torch_dtype(dtype)
-    prefill = build_prefill(w, tdtype, int(max_batch), int(max_seq_len), prefer_aot=prefer_aot)
+    tp = TensorParallel(w.spec, tp_size, rank)
+    prefill = build_prefill(w, tdtype, int(max_batch), int(max_seq_len), prefer_aot=prefer_aot, tp=tp)
     decode = build_decode(w, tdtype, int(max_batch), int(max_seq_len), split=int(decode_split),
-                          prefer_aot=prefer_aot)
-    return LlamaModel(w.spec, prefill, decode, tdtype, device, int(max_batch), int(max_seq_len))
+                          prefer_aot=prefer_aot, tp=tp)
+    return LlamaModel(w.spec, prefill, decode, tdtype, device, int(max_batch), int(max_seq_len), tp=tp, comm=comm)
 
 
-def load(directory, *, device=None):
+def load(directory, *, device=None, comm=None):
     """A LlamaModel saved by LlamaModel.save: the engine files are mapped, so
-    the weights are used in place, not copied."""
+    the weights are used in place, not copied.  A tensor-parallel rank's
+    directory loads as that rank (comm as for from_hf)."""
     directory = Path(os.fspath(directory))
     try:
         with open(directory / _CONFIG) as f:
@@ -64,8 +77,9 @@ def load(directory, *, device=None):
     try:
         spec = LlamaSpec(**meta["spec"])
         engines = [directory / name for name in _ENGINES]
+        tp = TensorParallel(spec, int(meta.get("tp_size", 1)), int(meta.get("rank", 0)))
         return LlamaModel(spec, *engines, torch_dtype(meta["dtype"]), device, int(meta["max_batch"]),
-                          int(meta["max_seq_len"]))
+                          int(meta["max_seq_len"]), tp=tp, comm=comm)
     except (KeyError, TypeError) as e:
         raise ValueError(f"kiln.models.llama.load: {directory / _CONFIG} is malformed: {e!r}") from None
 
@@ -74,10 +88,13 @@ class LlamaModel:
     """Runs the engines of build.py.  logits(ids): one prefill; generate(ids,
     n): a prefill, then one decode step per new token with a KV cache."""
 
-    def __init__(self, spec, prefill_engine, decode_engine, dtype, device, max_batch, max_seq_len):
+    def __init__(self, spec, prefill_engine, decode_engine, dtype, device, max_batch, max_seq_len, tp=None,
+                 comm=None):
         """prefill_engine, decode_engine: serialized engines (kept for save())
-        or engine file paths (mapped)."""
+        or engine file paths (mapped).  tp: this rank's TensorParallel; comm:
+        see from_hf."""
         self.spec = spec
+        self.tp = tp or TensorParallel(spec)
         self.dtype = dtype
         self.max_batch = max_batch
         self.max_seq_len = max_seq_len
@@ -85,8 +102,22 @@ class LlamaModel:
         self.prefill_session = kiln.Session.from_engine(kiln.runtime.load_engine(prefill_engine), device=device)
         self.decode_session = kiln.Session.from_engine(kiln.runtime.load_engine(decode_engine), device=device)
         self.device = torch.device(self.prefill_session.device)
+        if self.tp.size > 1:
+            self._join(comm)
         self._cache = None
         self._graph_stream = None     # generate(cuda_graph=True)'s stream, made on first use
+
+    def _join(self, comm):
+        """Both sessions join their communicators (one each: an id is one
+        NCCL communicator)."""
+        if comm is None:
+            from kiln.distributed import comm_from_torch
+            comm = [comm_from_torch()[2] for _ in range(2)]
+        ids = list(comm)
+        if len(ids) != 2:
+            raise ValueError("kiln.models.llama: comm must be two communicator ids (prefill's, decode's)")
+        for session, comm_id in zip((self.prefill_session, self.decode_session), ids):
+            session.set_communicator(self.tp.rank, self.tp.size, comm_id)
 
     def save(self, directory):
         """Write the two engines and a small JSON config into directory
@@ -101,7 +132,8 @@ class LlamaModel:
             else:
                 engine.save(str(target))
         meta = {"format": _FORMAT, "spec": dataclasses.asdict(self.spec), "dtype": kiln.dtype_name(self.dtype),
-                "max_batch": self.max_batch, "max_seq_len": self.max_seq_len}
+                "max_batch": self.max_batch, "max_seq_len": self.max_seq_len, "tp_size": self.tp.size,
+                "rank": self.tp.rank}
         with open(directory / _CONFIG, "w") as f:
             json.dump(meta, f, indent=2)
             f.write("\n")
@@ -143,7 +175,7 @@ class LlamaModel:
         the outer axis so that cache[:batch] is contiguous (the engine input)."""
         if self._cache is None:
             s = self.spec
-            shape = (self.max_batch, s.num_layers, self.max_seq_len, s.num_kv_heads * s.head_dim)
+            shape = (self.max_batch, s.num_layers, self.max_seq_len, self.tp.kv_width)
             self._cache = tuple(torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(2))
         return self._cache
 
@@ -219,7 +251,7 @@ class LlamaModel:
         infos = self.decode_session.infer_shapes([
             kiln.TensorInfo("input_ids", "int32", (batch, 1)),
             kiln.TensorInfo("lengths", "int32", (batch,)),
-            kiln.TensorInfo("k_cache", self.dtype, (batch, s.num_layers, self.max_seq_len, s.num_kv_heads * s.head_dim)),
-            kiln.TensorInfo("v_cache", self.dtype, (batch, s.num_layers, self.max_seq_len, s.num_kv_heads * s.head_dim)),
+            kiln.TensorInfo("k_cache", self.dtype, (batch, s.num_layers, self.max_seq_len, self.tp.kv_width)),
+            kiln.TensorInfo("v_cache", self.dtype, (batch, s.num_layers, self.max_seq_len, self.tp.kv_width)),
         ])
         return {info.name: info for info in infos}

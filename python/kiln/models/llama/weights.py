@@ -15,21 +15,33 @@ class Weights:
         self._tensors = tensors
         self._source = source
 
-    def get(self, name):
+    def get(self, name, rows=None, cols=None):
+        """The tensor, or only rows [lo, hi) / columns [lo, hi) of it (a
+        tensor-parallel rank's part: read alone from a checkpoint file)."""
         t = self._tensors.get(name)
         if t is None:
             raise KeyError(f"kiln.models.llama: {self._source} has no weight '{name}'")
-        return t() if callable(t) else t
+        if callable(t):
+            return t(rows, cols)
+        if rows is not None:
+            t = t[rows[0]:rows[1]]
+        if cols is not None:
+            t = t[:, cols[0]:cols[1]]
+        return t
 
     def has(self, name):
         return name in self._tensors
 
-    def lm_head(self):
-        """The output projection; the embedding when the two are tied (or the
-        checkpoint stores no lm_head, which is how tied checkpoints are saved)."""
+    def lm_head_name(self):
+        """The output projection's weight; the embedding when the two are tied
+        (or the checkpoint stores no lm_head, which is how tied checkpoints
+        are saved)."""
         if self.spec.tie_word_embeddings or not self.has("lm_head.weight"):
-            return self.get("model.embed_tokens.weight")
-        return self.get("lm_head.weight")
+            return "model.embed_tokens.weight"
+        return "lm_head.weight"
+
+    def lm_head(self, rows=None):
+        return self.get(self.lm_head_name(), rows=rows)
 
 
 def from_model(model):
@@ -64,11 +76,20 @@ def from_directory(path):
     for file in files:
         with safe_open(str(file), framework="pt") as f:
             for name in f.keys():
-                tensors[name] = (lambda file=file, name=name: _read(file, name))
+                tensors[name] = (lambda rows, cols, file=file, name=name: _read(file, name, rows, cols))
     return Weights(spec, tensors, str(path))
 
 
-def _read(file, name):
+def _read(file, name, rows=None, cols=None):
+    """One tensor, or a block of its rows or columns, read from the file
+    without reading the rest (safetensors slices)."""
     from safetensors import safe_open
     with safe_open(str(file), framework="pt") as f:
-        return f.get_tensor(name)
+        if rows is None and cols is None:
+            return f.get_tensor(name)
+        part = f.get_slice(name)
+        if cols is None:
+            return part[rows[0]:rows[1]]
+        if rows is None:
+            return part[:, cols[0]:cols[1]]
+        return part[rows[0]:rows[1], cols[0]:cols[1]]
