@@ -568,6 +568,14 @@ typedef enum kiln_layer_op {
                                          "axis" (INT, default 0), "reduction" (INT, as scatter_nd): out = data with
                                          out[i.. with axis i_axis replaced by indices[i..]] = updates[i..]
                                          (torch.scatter_ / scatter_reduce, ONNX ScatterElements) */
+    KILN_LAYER_TOPK             = 66,  /* two outputs, values and indices (int64; kiln_network_add_layer_outputs):
+                                         the k largest ("largest" 1) or smallest ("largest" 0) entries along
+                                         "axis" (INT, default -1) and their positions, ONNX TopK / torch.topk;
+                                         "k" (EXPRS, one entry, required; 0 <= k <= the axis), "largest",
+                                         "sorted" (INT 0/1, default 1; the results are always sorted, best
+                                         first).  Equal values: the lower index first; NaN ranks above every
+                                         number (first when largest, last when smallest), as in torch.
+                                         float32, float16, bfloat16, int32, int64 */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 
@@ -595,14 +603,28 @@ KILN_API const char *kiln_layer_op_name(kiln_layer_op op);
 KILN_API kiln_status kiln_layer_op_from_name(const char *name, kiln_layer_op *out);
 /* How many inputs the op takes and how many attributes its schema has; outputs may be NULL. */
 KILN_API kiln_status kiln_layer_op_info(kiln_layer_op op, int32_t *input_count, int32_t *attr_count);
+/* How many outputs a layer of the op gives (1 but for TOPK's 2). */
+KILN_API kiln_status kiln_layer_op_outputs(kiln_layer_op op, int32_t *output_count);
 /* Attribute index of op's schema: its name, kind and whether it must be given; outputs may be NULL. */
 KILN_API kiln_status kiln_layer_op_attr(kiln_layer_op op, int32_t index, const char **name, kiln_attr_kind *kind,
                                         int *required);
-/* Add a built-in layer; attrs are checked against the op's schema (unknown,
- * repeated, missing or mistyped ones are refused, naming them). */
+/* Add a built-in layer of one output; attrs are checked against the op's
+ * schema (unknown, repeated, missing or mistyped ones are refused, naming
+ * them).  An op of several outputs (kiln_layer_op_outputs) is refused here. */
 KILN_API kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t input_count,
                                             const kiln_tensor *inputs, int32_t attr_count,
                                             const kiln_layer_attr *attrs, kiln_tensor *out);
+/* The same for any op: outputs receives output_count tensors, which must be
+ * the op's count (kiln_layer_op_outputs), in the op's order (TOPK: values,
+ * indices). */
+KILN_API kiln_status kiln_network_add_layer_outputs(kiln_network *net, kiln_layer_op op, int32_t input_count,
+                                                    const kiln_tensor *inputs, int32_t attr_count,
+                                                    const kiln_layer_attr *attrs, int32_t output_count,
+                                                    kiln_tensor *outputs);
+/* TOPK (see KILN_LAYER_TOPK): k an expression of the network's pool (a
+ * constant or symbolic), axis negative from the end; largest and sorted 0/1. */
+KILN_API kiln_status kiln_network_add_topk(kiln_network *net, kiln_tensor x, kiln_expr k, int32_t axis, int largest,
+                                           int sorted, kiln_tensor *values, kiln_tensor *indices);
 
 /*
  * Declare that a plugin layer writes its output `out` in place, into the

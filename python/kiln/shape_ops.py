@@ -1,5 +1,5 @@
 """Layers with attributes: moving data (transpose, slice, concat, expand),
-reductions, softmax, normalization and where.
+reductions, softmax, normalization, where and top-k.
 
 Each function adds one built-in layer through the op table
 (kiln_network_add_layer), so the shape rules, checks and error messages are
@@ -25,7 +25,9 @@ def _layer(op, inputs, attrs=None):
     for t in inputs:
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: inputs must be kiln Tensors, not {type(t).__name__}")
-    return net._tensor(net._net.add_layer(op, [t._id for t in inputs], attrs or {}))
+    ids = net._net.add_layer(op, [t._id for t in inputs], attrs or {})
+    # An op of several outputs (topk) gives a tuple, in the op's order.
+    return tuple(net._tensor(i) for i in ids) if isinstance(ids, tuple) else net._tensor(ids)
 
 
 def transpose(x, perm=None):
@@ -197,6 +199,20 @@ def scaled_dot_product_attention(q, k, v, causal=False, scale=None):
     (grouped-query attention); causal: query i sees keys j <= i; scale
     defaults to 1/sqrt(dim) (torch.nn.functional.scaled_dot_product_attention)."""
     return _layer("attention", [q, k, v], {"causal": int(bool(causal)), "scale": float(scale or 0.0)})
+
+
+def topk(x, k, axis=-1, largest=True, sorted=True):   # noqa: A002 (torch's and ONNX's name)
+    """The k largest (largest=False: smallest) entries of x along axis and
+    their positions: (values, indices), indices int64; torch.topk / ONNX
+    TopK.  k is an int or a SymDim (0 <= k <= the axis's size, checked when
+    the shapes are known).  Equal values: the lower index first; NaN ranks
+    above every number (first when largest, last when smallest), as torch.
+    The results are always sorted best first (sorted=False allows any order,
+    so that one too).  float32, float16, bfloat16, int32, int64."""
+    if isinstance(k, bool):
+        raise TypeError("topk: k must be an integer or a SymDim, not a bool")
+    return _layer("topk", [x], {"k": [_expr(x._network.exprs, k, "topk k")], "axis": int(axis),
+                                "largest": int(bool(largest)), "sorted": int(bool(sorted))})
 
 
 def where(cond, a, b):

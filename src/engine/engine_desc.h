@@ -46,6 +46,8 @@ typedef enum kiln_op {
                                        ints: the reduction (kiln_scatter_reduction); output shaped like data */
     KILN_OP_SCATTER_ELEMENTS = 25,  /* inputs data, indices (data's rank), updates (indices' shape); axis; ints: the
                                        reduction (kiln_scatter_reduction); output shaped like data */
+    KILN_OP_TOPK             = 26,  /* two outputs: values (x's dtype), indices (int64), x's shape with axis
+                                     of size k; axis; ints: largest (0/1), sorted (0/1); exprs: k */
     KILN_OP_COUNT
 } kiln_op;
 

@@ -4,8 +4,8 @@
  * is given.  So after the desc's structure is checked (desc_check.c), each
  * built-in layer's rule from the op table is run again on the stored input
  * shapes, in the engine's own expression pool (hash-consed: the same
- * construction gives the same ids), and the stored output must be exactly
- * what the rule gives: same dtype, same expression ids.  The conditions the
+ * construction gives the same ids), and each stored output must be exactly
+ * what the rule gives for it: same dtype, same expression ids.  The conditions the
  * rule reports must be among the engine's checks; those that are missing
  * (a file that dropped them, or a reshape whose element count the file
  * states only through its output shape) are added to the engine's checks, so
@@ -72,6 +72,35 @@ static void shape_text(const kiln_exprs *pool, kiln_dtype dtype, int32_t rank, c
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
+/* One stored output against the rule's dtype and shape. */
+static kiln_status verify_output(verify_sink *v, int32_t li, const kiln_tensor_record *out, kiln_dtype dtype,
+                                 const kiln_shape_expr *shape) {
+    const kiln_layer_record *l = &v->desc->layers[li];
+    int same = dtype == (kiln_dtype)out->dtype && shape->rank == out->rank;
+    /* Each axis as the rule gives it, or simplified (what networks store
+     * since kiln_expr_simplify; engines from before store the rule's).  A
+     * simplified axis is also checked equal to the rule's at run time: the
+     * two differ only where the rule's cannot be evaluated (a division by a
+     * zero size), and the check makes such a run fail as the rule's would. */
+    for (int32_t a = 0; same && a < shape->rank; a++) {
+        if (shape->dims[a] == out->shape[a]) continue;
+        same = kiln_expr_simplify(v->pool, shape->dims[a]) == out->shape[a];
+        if (same) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "layer %d (%s): output '%s' axis %d differs from its op's rule", li,
+                     kiln_op_name(l->op), out->name, (int)a);
+            kiln_status st = sink_add(v, kiln_expr_binary(v->pool, KILN_EXPR_EQ, shape->dims[a], out->shape[a]), msg);
+            if (st) return st;
+        }
+    }
+    if (same) return KILN_OK;
+    char want[512], got[512];
+    shape_text(v->pool, dtype, shape->rank, shape->dims, want, sizeof want);
+    shape_text(v->pool, (kiln_dtype)out->dtype, out->rank, out->shape, got, sizeof got);
+    return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s): output '%s' is stored as %s but the op's rule gives %s", li,
+                      kiln_op_name(l->op), out->name, got, want);
+}
+
 static kiln_status verify_layer(verify_sink *v, int32_t li) {
     kiln_engine_desc *d = v->desc;
     const kiln_layer_record *l = &d->layers[li];
@@ -94,18 +123,22 @@ static kiln_status verify_layer(verify_sink *v, int32_t li) {
         memcpy(shapes[i].dims, t->shape, sizeof(kiln_expr) * (size_t)t->rank);
         labels[i] = t->name;
     }
-    const kiln_tensor_record *out = &d->tensors[l->outputs[0]];
-    kiln_shape_expr stored = {.rank = out->rank};
-    memcpy(stored.dims, out->shape, sizeof(kiln_expr) * (size_t)out->rank);
+    /* The reader has checked the output count against the row (desc_check.c). */
+    if (l->output_count != info->output_count || l->output_count > KILN_OP_MAX_OUTPUTS)
+        return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s) has %d outputs, its op gives %d", li, kiln_op_name(l->op),
+                          (int)l->output_count, (int)info->output_count);
+    const kiln_tensor_record *first = &d->tensors[l->outputs[0]];
+    kiln_shape_expr stored = {.rank = first->rank};
+    memcpy(stored.dims, first->shape, sizeof(kiln_expr) * (size_t)first->rank);
     v->layer = li;
     kiln_layer_attrs attrs = l->attrs;   /* the rule rewrites its copy into the canonical form */
     kiln_op_call call = {.pool = v->pool, .subop = l->subop, .axis = l->axis, .attrs = &attrs,
-                         .to = (kiln_dtype)out->dtype, .target = &stored,
+                         .to = (kiln_dtype)first->dtype, .target = &stored,
                          .world_size = d->parallel.world_size ? d->parallel.world_size : 1, .input_count = l->input_count,
                          .dtypes = dtypes, .shapes = shapes, .labels = labels, .checks = {sink_add, v}};
-    kiln_dtype dtype;
-    kiln_shape_expr shape;
-    kiln_status s = info->infer(&call, &dtype, &shape);
+    kiln_dtype out_dtypes[KILN_OP_MAX_OUTPUTS];
+    kiln_shape_expr out_shapes[KILN_OP_MAX_OUTPUTS];
+    kiln_status s = info->infer(&call, out_dtypes, out_shapes);
     if (s == KILN_ERROR_NO_MEMORY || s == KILN_ERROR_CORRUPT) return s;
     if (s) return kiln_error_prefix(KILN_ERROR_CORRUPT, "layer %d (%s)", li, kiln_op_name(l->op));
     if (attrs.int_count != l->attrs.int_count || attrs.expr_count != l->attrs.expr_count ||
@@ -113,29 +146,9 @@ static kiln_status verify_layer(verify_sink *v, int32_t li) {
         memcmp(attrs.exprs, l->attrs.exprs, sizeof(kiln_expr) * (size_t)attrs.expr_count) != 0)
         return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s): its attribute lists are not in the canonical form its "
                           "op's rule gives", li, kiln_op_name(l->op));
-    int same = dtype == (kiln_dtype)out->dtype && shape.rank == out->rank;
-    /* Each axis as the rule gives it, or simplified (what networks store
-     * since kiln_expr_simplify; engines from before store the rule's).  A
-     * simplified axis is also checked equal to the rule's at run time: the
-     * two differ only where the rule's cannot be evaluated (a division by a
-     * zero size), and the check makes such a run fail as the rule's would. */
-    for (int32_t a = 0; same && a < shape.rank; a++) {
-        if (shape.dims[a] == out->shape[a]) continue;
-        same = kiln_expr_simplify(v->pool, shape.dims[a]) == out->shape[a];
-        if (same) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "layer %d (%s): output '%s' axis %d differs from its op's rule", li,
-                     kiln_op_name(l->op), out->name, (int)a);
-            kiln_status st = sink_add(v, kiln_expr_binary(v->pool, KILN_EXPR_EQ, shape.dims[a], out->shape[a]), msg);
-            if (st) return st;
-        }
-    }
-    if (same) return KILN_OK;
-    char want[512], got[512];
-    shape_text(v->pool, dtype, shape.rank, shape.dims, want, sizeof want);
-    shape_text(v->pool, (kiln_dtype)out->dtype, out->rank, out->shape, got, sizeof got);
-    return kiln_error(KILN_ERROR_CORRUPT, "layer %d (%s): output '%s' is stored as %s but the op's rule gives %s", li,
-                      kiln_op_name(l->op), out->name, got, want);
+    for (int32_t o = 0; o < l->output_count; o++)
+        if ((s = verify_output(v, li, &d->tensors[l->outputs[o]], out_dtypes[o], &out_shapes[o]))) return s;
+    return KILN_OK;
 }
 
 kiln_status kiln_format_verify_layers(kiln_engine_desc *d) {

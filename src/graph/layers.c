@@ -27,10 +27,15 @@ typedef struct builtin_layer {
     kiln_layer_attrs       attrs;
 } builtin_layer;
 
-static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer layer, int32_t input_count,
-                               const kiln_tensor *inputs, kiln_tensor *out) {
-    if (!out) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: out is NULL", api);
+/* outs receives the op's outputs: output_count, which must be its row's count. */
+static kiln_status add_builtin_outputs(kiln_network *net, const char *api, builtin_layer layer, int32_t input_count,
+                                       const kiln_tensor *inputs, int32_t output_count, kiln_tensor *outs) {
+    if (!outs) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: out is NULL", api);
     const kiln_op_info *info = kiln_op_info_get(layer.op);
+    if (output_count != info->output_count)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s gives %d outputs, not %d%s", api,
+                          kiln_op_name(layer.op), (int)info->output_count, (int)output_count,
+                          output_count == 1 ? " (add it with kiln_network_add_layer_outputs)" : "");
     if (!kiln_op_takes_inputs(layer.op, input_count) || (input_count && !inputs))
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s cannot take %d inputs", api, kiln_op_name(layer.op),
                           (int)input_count);
@@ -51,17 +56,25 @@ static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer
                          .to = layer.to, .target = layer.target, .world_size = net->world_size,
                          .input_count = input_count, .dtypes = dtypes,
                          .shapes = shapes, .labels = labels, .checks = {add_network_check, net}};
-    kiln_dtype dtype;
-    kiln_shape_expr shape;
-    kiln_status s = info->infer(&call, &dtype, &shape);
+    kiln_dtype out_dtypes[KILN_OP_MAX_OUTPUTS];
+    kiln_shape_expr out_shapes[KILN_OP_MAX_OUTPUTS];
+    kiln_status s = info->infer(&call, out_dtypes, out_shapes);
     if (s) return s;
-    /* The stored shape is the simplified one (the reader accepts it). */
-    for (int32_t a = 0; a < shape.rank; a++) shape.dims[a] = kiln_expr_simplify(net->exprs, shape.dims[a]);
+    /* The stored shapes are the simplified ones (the reader accepts them). */
+    for (int32_t o = 0; o < output_count; o++)
+        for (int32_t a = 0; a < out_shapes[o].rank; a++)
+            out_shapes[o].dims[a] = kiln_expr_simplify(net->exprs, out_shapes[o].dims[a]);
     /* Stored axes are normalized (the rule has checked the range). */
     int64_t axis = info->has_axis && layer.axis < 0 ? layer.axis + shapes[0].rank : layer.axis;
-    s = kiln_net_add_layer(net, layer.op, layer.subop, axis, &layer.attrs, input_count, inputs, 1, &dtype, &shape, out);
+    s = kiln_net_add_layer(net, layer.op, layer.subop, axis, &layer.attrs, input_count, inputs, output_count,
+                           out_dtypes, out_shapes, outs);
     if (!s && kiln_op_is_collective(layer.op)) net->collective_layers++;
     return s;
+}
+
+static kiln_status add_builtin(kiln_network *net, const char *api, builtin_layer layer, int32_t input_count,
+                               const kiln_tensor *inputs, kiln_tensor *out) {
+    return add_builtin_outputs(net, api, layer, input_count, inputs, 1, out);
 }
 
 kiln_status kiln_network_add_cast(kiln_network *net, kiln_tensor x, kiln_dtype dtype, kiln_tensor *out) {
@@ -132,10 +145,9 @@ static const char *attr_kind_name(kiln_attr_kind kind) {
     return "?";
 }
 
-kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t input_count,
-                                   const kiln_tensor *inputs, int32_t attr_count, const kiln_layer_attr *attrs,
-                                   kiln_tensor *out) {
-    const char *api = "kiln_network_add_layer";
+static kiln_status add_layer(kiln_network *net, const char *api, kiln_layer_op op, int32_t input_count,
+                             const kiln_tensor *inputs, int32_t attr_count, const kiln_layer_attr *attrs,
+                             int32_t output_count, kiln_tensor *outs) {
     const kiln_layer_op_row *row = kiln_layer_op_row_get(op);
     if (!row) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: unknown op %d", api, (int)op);
     const char *name = kiln_layer_op_name(op);
@@ -238,5 +250,36 @@ kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t 
             break;
         }
     }
-    return add_builtin(net, api, l, input_count, inputs, out);
+    return add_builtin_outputs(net, api, l, input_count, inputs, output_count, outs);
+}
+
+kiln_status kiln_network_add_layer(kiln_network *net, kiln_layer_op op, int32_t input_count,
+                                   const kiln_tensor *inputs, int32_t attr_count, const kiln_layer_attr *attrs,
+                                   kiln_tensor *out) {
+    return add_layer(net, "kiln_network_add_layer", op, input_count, inputs, attr_count, attrs, 1, out);
+}
+
+kiln_status kiln_network_add_layer_outputs(kiln_network *net, kiln_layer_op op, int32_t input_count,
+                                           const kiln_tensor *inputs, int32_t attr_count,
+                                           const kiln_layer_attr *attrs, int32_t output_count, kiln_tensor *outputs) {
+    return add_layer(net, "kiln_network_add_layer_outputs", op, input_count, inputs, attr_count, attrs, output_count,
+                     outputs);
+}
+
+kiln_status kiln_network_add_topk(kiln_network *net, kiln_tensor x, kiln_expr k, int32_t axis, int largest,
+                                  int sorted, kiln_tensor *values, kiln_tensor *indices) {
+    const char *api = "kiln_network_add_topk";
+    if (!values || !indices) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: values or indices is NULL", api);
+    if (!net) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: network is NULL", api);
+    if (!kiln_exprs_valid(net->exprs, k))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: k is not an expression of this network", api);
+    builtin_layer l = {.op = KILN_OP_TOPK, .axis = axis,
+                       .attrs = {.int_count = 2, .ints = {largest != 0, sorted != 0}, .expr_count = 1, .exprs = {k}}};
+    kiln_tensor outs[2];
+    kiln_status s = add_builtin_outputs(net, api, l, 1, &x, 2, outs);
+    if (!s) {
+        *values = outs[0];
+        *indices = outs[1];
+    }
+    return s;
 }

@@ -10,11 +10,11 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
                "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
-               "reduce_scatter, scatter_nd, scatter_elements");
+               "reduce_scatter, scatter_nd, scatter_elements, topk");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
@@ -80,6 +80,10 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     [KILN_LAYER_SCATTER_ELEMENTS] = {KILN_OP_SCATTER_ELEMENTS, 0, 2,
                                      {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0),
                                       ATTR("reduction", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, KILN_SCATTER_NONE, 0)}},
+    [KILN_LAYER_TOPK] = {KILN_OP_TOPK, 0, 4, {ATTR("k", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
+                                              ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0),
+                                              ATTR("largest", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0),
+                                              ATTR("sorted", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -126,6 +130,13 @@ kiln_status kiln_layer_op_info(kiln_layer_op op, int32_t *input_count, int32_t *
     if (!r) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_layer_op_info: unknown op %d", (int)op);
     if (input_count) *input_count = kiln_op_info_get(r->op)->input_count;
     if (attr_count) *attr_count = r->attr_count;
+    return KILN_OK;
+}
+
+kiln_status kiln_layer_op_outputs(kiln_layer_op op, int32_t *output_count) {
+    const kiln_layer_op_row *r = kiln_layer_op_row_get(op);
+    if (!r) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_layer_op_outputs: unknown op %d", (int)op);
+    if (output_count) *output_count = kiln_op_info_get(r->op)->output_count;
     return KILN_OK;
 }
 
@@ -206,6 +217,13 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
         return;
     case KILN_OP_SOFTMAX:
         put(out, size, &len, " axis %lld", (long long)layer->axis);
+        return;
+    case KILN_OP_TOPK:   /* "k [n] axis 1 largest 1 sorted 1" */
+        if (a->int_count == 2 && a->expr_count == 1) {
+            put_exprs(out, size, &len, desc->exprs, "k", a->exprs, 1);
+            put(out, size, &len, " axis %lld largest %lld sorted %lld", (long long)layer->axis, (long long)a->ints[0],
+                (long long)a->ints[1]);
+        }
         return;
     case KILN_OP_PAD: {   /* ints: the value's bits, then the mode (absent in older engines: constant) */
         static const char *const modes[KILN_PAD_MODE_COUNT] = {"constant", "edge", "reflect", "wrap"};

@@ -16,35 +16,42 @@
 
 /* Most inputs of a built-in layer (CONCAT is the variadic one). */
 #define KILN_OP_MAX_INPUTS 64
+/* Most outputs of a built-in layer (TOPK: values and indices); op_table.c
+ * asserts that every op's count (KILN_OP_LIST below) is at most this. */
+#define KILN_OP_MAX_OUTPUTS 2
 
-/* X(enum suffix, name) — layer ops, in kiln_op order. */
+/* X(enum suffix, name, outputs) — layer ops, in kiln_op order.  outputs is
+ * how many outputs a layer of the op gives (0: any >= 1, PLUGIN), the one
+ * place it is written: op_table.c's rows and the CUDA module read it from
+ * here (KILN_OP_OUTPUTS_<suffix>, kiln_op_list_outputs). */
 #define KILN_OP_LIST(X) \
-    X(CAST, "cast")       \
-    X(BINARY, "binary")   \
-    X(UNARY, "unary")     \
-    X(GATHER, "gather")   \
-    X(RESHAPE, "reshape") \
-    X(MATMUL, "matmul")   \
-    X(PLUGIN, "plugin")   \
-    X(TRANSPOSE, "transpose") \
-    X(SLICE, "slice")         \
-    X(CONCAT, "concat")       \
-    X(EXPAND, "expand")       \
-    X(REDUCE, "reduce")       \
-    X(SOFTMAX, "softmax")     \
-    X(LAYER_NORM, "layer_norm") \
-    X(RMS_NORM, "rms_norm")   \
-    X(WHERE, "where")         \
-    X(COMPARE, "compare")     \
-    X(GATHER_ELEMENTS, "gather_elements") \
-    X(CUMSUM, "cumsum")       \
-    X(PAD, "pad")             \
-    X(ATTENTION, "attention") \
-    X(ALL_REDUCE, "all_reduce") \
-    X(ALL_GATHER, "all_gather") \
-    X(REDUCE_SCATTER, "reduce_scatter") \
-    X(SCATTER_ND, "scatter_nd") \
-    X(SCATTER_ELEMENTS, "scatter_elements")
+    X(CAST, "cast", 1)                       \
+    X(BINARY, "binary", 1)                   \
+    X(UNARY, "unary", 1)                     \
+    X(GATHER, "gather", 1)                   \
+    X(RESHAPE, "reshape", 1)                 \
+    X(MATMUL, "matmul", 1)                   \
+    X(PLUGIN, "plugin", 0)                   \
+    X(TRANSPOSE, "transpose", 1)             \
+    X(SLICE, "slice", 1)                     \
+    X(CONCAT, "concat", 1)                   \
+    X(EXPAND, "expand", 1)                   \
+    X(REDUCE, "reduce", 1)                   \
+    X(SOFTMAX, "softmax", 1)                 \
+    X(LAYER_NORM, "layer_norm", 1)           \
+    X(RMS_NORM, "rms_norm", 1)               \
+    X(WHERE, "where", 1)                     \
+    X(COMPARE, "compare", 1)                 \
+    X(GATHER_ELEMENTS, "gather_elements", 1) \
+    X(CUMSUM, "cumsum", 1)                   \
+    X(PAD, "pad", 1)                         \
+    X(ATTENTION, "attention", 1)             \
+    X(ALL_REDUCE, "all_reduce", 1)           \
+    X(ALL_GATHER, "all_gather", 1)           \
+    X(REDUCE_SCATTER, "reduce_scatter", 1)   \
+    X(SCATTER_ND, "scatter_nd", 1)           \
+    X(SCATTER_ELEMENTS, "scatter_elements", 1) \
+    X(TOPK, "topk", 2)
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \
@@ -117,11 +124,23 @@
 
 #define KILN_OP_LIST_NAME_(suffix, name) name,
 #define KILN_OP_LIST_COUNT_(suffix, name) +1
+#define KILN_OP_ROW_NAME_(suffix, name, outputs) name,
+#define KILN_OP_ROW_COUNT_(suffix, name, outputs) +1
+#define KILN_OP_ROW_OUTPUTS_(suffix, name, outputs) KILN_OP_OUTPUTS_##suffix = (outputs),
+#define KILN_OP_ROW_OUTPUT_COUNT_(suffix, name, outputs) outputs,
+
+/* KILN_OP_OUTPUTS_TOPK == 2 and so on: integer constants for tables. */
+enum { KILN_OP_LIST(KILN_OP_ROW_OUTPUTS_) };
 
 /* Names by number, for code that cannot link op_table.c; "?" out of range. */
 static inline const char *kiln_op_list_name(int op) {
-    static const char *const names[] = {KILN_OP_LIST(KILN_OP_LIST_NAME_)};
+    static const char *const names[] = {KILN_OP_LIST(KILN_OP_ROW_NAME_)};
     return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+/* How many outputs a layer of op gives (0: any >= 1, PLUGIN); -1 out of range. */
+static inline int kiln_op_list_outputs(int op) {
+    static const int counts[] = {KILN_OP_LIST(KILN_OP_ROW_OUTPUT_COUNT_)};
+    return op >= 0 && op < (int)(sizeof counts / sizeof counts[0]) ? counts[op] : -1;
 }
 static inline const char *kiln_binary_op_list_name(int op) {
     static const char *const names[] = {KILN_BINARY_OP_LIST(KILN_OP_LIST_NAME_)};

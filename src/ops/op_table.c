@@ -8,7 +8,7 @@
 #include "ops/op_table.h"
 
 #define COUNT_OF(list) (0 list(KILN_OP_LIST_COUNT_))
-_Static_assert(COUNT_OF(KILN_OP_LIST) == KILN_OP_COUNT, "op_list.h's KILN_OP_LIST must list every kiln_op");
+_Static_assert((0 KILN_OP_LIST(KILN_OP_ROW_COUNT_)) == KILN_OP_COUNT, "op_list.h's KILN_OP_LIST must list every kiln_op");
 _Static_assert(COUNT_OF(KILN_BINARY_OP_LIST) == KILN_BINARY_OP_COUNT,
                "op_list.h's KILN_BINARY_OP_LIST must list every kiln_binary_op");
 _Static_assert(COUNT_OF(KILN_UNARY_OP_LIST) == KILN_UNARY_OP_COUNT,
@@ -941,36 +941,104 @@ static kiln_status infer_reduce_scatter(const kiln_op_call *c, kiln_dtype *dtype
     return KILN_OK;
 }
 
+/* ---- top-k ------------------------------------------------------------------ */
+
+#define TOPK_DTYPES (FLOATS | (1u << KILN_INT32) | (1u << KILN_INT64))
+
+static const char *const topk_outputs[] = {"values", "indices"};
+
+/* TOPK (ONNX TopK, torch.topk): the k largest (or smallest) entries of x
+ * along axis, and their positions.  ints: largest (0/1), sorted (0/1);
+ * exprs: k.  Outputs: values (x's dtype) and indices (int64), both x's shape
+ * with the axis of size k.  0 <= k <= the axis: refused now when both are
+ * constants, else run-time checks. */
+static kiln_status infer_topk(const kiln_op_call *c, kiln_dtype *dtypes, kiln_shape_expr *shapes) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *in = &c->shapes[0];
+    const kiln_layer_attrs *a = c->attrs;
+    kiln_dtype dt = c->dtypes[0];
+    if ((unsigned)dt >= KILN_DTYPE_COUNT || !(TOPK_DTYPES >> dt & 1u))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "topk of '%s': dtype %s is not supported (float32, float16, "
+                          "bfloat16, int32, int64)", c->labels[0], kiln_dtype_name(dt) ? kiln_dtype_name(dt) : "?");
+    if (in->rank < 1) return kiln_error(KILN_ERROR_INVALID_NETWORK, "topk of '%s': a scalar has no axis", c->labels[0]);
+    int64_t axis = c->axis;
+    if (!normalize_axis(&axis, in->rank))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "topk of '%s': axis %lld is out of range for rank %d",
+                          c->labels[0], (long long)c->axis, (int)in->rank);
+    if (a->int_count != 2 || a->expr_count != 1 || (a->ints[0] != 0 && a->ints[0] != 1) ||
+        (a->ints[1] != 0 && a->ints[1] != 1))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "topk of '%s': needs k (one expression), largest and sorted "
+                          "(0 or 1); got %d expressions and %d integers", c->labels[0], (int)a->expr_count,
+                          (int)a->int_count);
+    kiln_expr k = a->exprs[0], n = in->dims[axis];
+    if (!kiln_exprs_valid(p, k))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "topk of '%s': k is an invalid expression", c->labels[0]);
+    int64_t vk, vn;
+    bool k_const = kiln_expr_is_const(p, k, &vk), n_const = kiln_expr_is_const(p, n, &vn);
+    if (k_const && vk < 0)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "topk of '%s': k is %lld, not >= 0", c->labels[0], (long long)vk);
+    if (k_const && n_const && vk > vn)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "topk of '%s': k is %lld but axis %d has only %lld entries",
+                          c->labels[0], (long long)vk, (int)axis, (long long)vn);
+    char sk[128], sn[128];
+    kiln_expr_format(p, k, sk, sizeof sk);
+    kiln_expr_format(p, n, sn, sizeof sn);
+    kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), k),
+                                  "topk of '%s': k (%s) is negative", c->labels[0], sk);
+    if (!st)
+        st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, k, kiln_expr_binary(p, KILN_EXPR_ADD, n,
+                                                                                  kiln_expr_const(p, 1))),
+                          "topk of '%s': k (%s) is larger than axis %d (%s entries)", c->labels[0], sk, (int)axis, sn);
+    if (st) return st;
+    for (int32_t o = 0; o < 2; o++) {
+        same_shape(in, &shapes[o]);
+        shapes[o].dims[axis] = k;
+    }
+    dtypes[0] = dt;
+    dtypes[1] = KILN_INT64;
+    return KILN_OK;
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
-/*                       inputs outputs subop  axis   attrs  rule */
+/* The output count of each row is op_list.h's (the one place it is written). */
+#define OUT(suffix) KILN_OP_OUTPUTS_##suffix
+#define OUTPUTS_AT_MOST_MAX_(suffix, name, outputs) \
+    _Static_assert((outputs) >= 0 && (outputs) <= KILN_OP_MAX_OUTPUTS, "op " name ": outputs past KILN_OP_MAX_OUTPUTS");
+KILN_OP_LIST(OUTPUTS_AT_MOST_MAX_)
+/* An op of several outputs names each of them, one name per output. */
+#define NAMES_OF(names) (int)(sizeof names / sizeof names[0])
+_Static_assert(NAMES_OF(topk_outputs) == OUT(TOPK), "topk_outputs must name each of topk's outputs");
+
+/*                       inputs outputs subop  axis   attrs  rule  (output names: ops of several outputs) */
 static const kiln_op_info op_table[] = {
-    [KILN_OP_CAST]       = {1,  1, false, false, false, infer_cast},
-    [KILN_OP_BINARY]     = {2,  1, true,  false, false, infer_binary},
-    [KILN_OP_UNARY]      = {1,  1, true,  false, false, infer_unary},
-    [KILN_OP_GATHER]     = {2,  1, false, true,  false, infer_gather},
-    [KILN_OP_RESHAPE]    = {1,  1, false, false, false, infer_reshape},
-    [KILN_OP_MATMUL]     = {2,  1, false, false, false, infer_matmul},
-    [KILN_OP_PLUGIN]     = {-1, 0, true,  false, true,  NULL},   /* ints: outputs written in place (desc_check.c) */
-    [KILN_OP_TRANSPOSE]  = {1,  1, false, false, true,  infer_transpose},
-    [KILN_OP_SLICE]      = {1,  1, false, false, true,  infer_slice},
-    [KILN_OP_CONCAT]     = {-1, 1, false, true,  false, infer_concat},
-    [KILN_OP_EXPAND]     = {1,  1, false, false, true,  infer_expand},
-    [KILN_OP_REDUCE]     = {1,  1, true,  false, true,  infer_reduce},
-    [KILN_OP_SOFTMAX]    = {1,  1, true,  true,  false, infer_softmax},
-    [KILN_OP_LAYER_NORM] = {3,  1, false, true,  true,  infer_norm},
-    [KILN_OP_RMS_NORM]   = {2,  1, false, true,  true,  infer_norm},
-    [KILN_OP_WHERE]      = {3,  1, false, false, false, infer_where},
-    [KILN_OP_COMPARE]    = {2,  1, true,  false, false, infer_compare},
-    [KILN_OP_GATHER_ELEMENTS] = {2, 1, false, true, false, infer_gather_elements},
-    [KILN_OP_CUMSUM]     = {1,  1, false, true,  true,  infer_cumsum},
-    [KILN_OP_PAD]        = {1,  1, false, false, true,  infer_pad},
-    [KILN_OP_ATTENTION]  = {3,  1, false, false, true,  infer_attention},
-    [KILN_OP_ALL_REDUCE] = {1,  1, true,  false, false, infer_all_reduce},
-    [KILN_OP_ALL_GATHER] = {1,  1, false, true,  false, infer_all_gather},
-    [KILN_OP_REDUCE_SCATTER] = {1, 1, true, true, false, infer_reduce_scatter},
-    [KILN_OP_SCATTER_ND] = {3,  1, false, false, true,  infer_scatter_nd},
-    [KILN_OP_SCATTER_ELEMENTS] = {3, 1, false, true, true, infer_scatter_elements},
+    [KILN_OP_CAST]       = {1, OUT(CAST), false, false, false, infer_cast},
+    [KILN_OP_BINARY]     = {2, OUT(BINARY), true,  false, false, infer_binary},
+    [KILN_OP_UNARY]      = {1, OUT(UNARY), true,  false, false, infer_unary},
+    [KILN_OP_GATHER]     = {2, OUT(GATHER), false, true,  false, infer_gather},
+    [KILN_OP_RESHAPE]    = {1, OUT(RESHAPE), false, false, false, infer_reshape},
+    [KILN_OP_MATMUL]     = {2, OUT(MATMUL), false, false, false, infer_matmul},
+    [KILN_OP_PLUGIN]     = {-1, OUT(PLUGIN), true,  false, true,  NULL},   /* ints: outputs written in place (desc_check.c) */
+    [KILN_OP_TRANSPOSE]  = {1, OUT(TRANSPOSE), false, false, true,  infer_transpose},
+    [KILN_OP_SLICE]      = {1, OUT(SLICE), false, false, true,  infer_slice},
+    [KILN_OP_CONCAT]     = {-1, OUT(CONCAT), false, true,  false, infer_concat},
+    [KILN_OP_EXPAND]     = {1, OUT(EXPAND), false, false, true,  infer_expand},
+    [KILN_OP_REDUCE]     = {1, OUT(REDUCE), true,  false, true,  infer_reduce},
+    [KILN_OP_SOFTMAX]    = {1, OUT(SOFTMAX), true,  true,  false, infer_softmax},
+    [KILN_OP_LAYER_NORM] = {3, OUT(LAYER_NORM), false, true,  true,  infer_norm},
+    [KILN_OP_RMS_NORM]   = {2, OUT(RMS_NORM), false, true,  true,  infer_norm},
+    [KILN_OP_WHERE]      = {3, OUT(WHERE), false, false, false, infer_where},
+    [KILN_OP_COMPARE]    = {2, OUT(COMPARE), true,  false, false, infer_compare},
+    [KILN_OP_GATHER_ELEMENTS] = {2, OUT(GATHER_ELEMENTS), false, true, false, infer_gather_elements},
+    [KILN_OP_CUMSUM]     = {1, OUT(CUMSUM), false, true,  true,  infer_cumsum},
+    [KILN_OP_PAD]        = {1, OUT(PAD), false, false, true,  infer_pad},
+    [KILN_OP_ATTENTION]  = {3, OUT(ATTENTION), false, false, true,  infer_attention},
+    [KILN_OP_ALL_REDUCE] = {1, OUT(ALL_REDUCE), true,  false, false, infer_all_reduce},
+    [KILN_OP_ALL_GATHER] = {1, OUT(ALL_GATHER), false, true,  false, infer_all_gather},
+    [KILN_OP_REDUCE_SCATTER] = {1, OUT(REDUCE_SCATTER), true, true, false, infer_reduce_scatter},
+    [KILN_OP_SCATTER_ND] = {3, OUT(SCATTER_ND), false, false, true,  infer_scatter_nd},
+    [KILN_OP_SCATTER_ELEMENTS] = {3, OUT(SCATTER_ELEMENTS), false, true, true, infer_scatter_elements},
+    [KILN_OP_TOPK]       = {1, OUT(TOPK), false, true,  true,  infer_topk, topk_outputs},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 
@@ -978,6 +1046,12 @@ const kiln_op_info *kiln_op_info_get(int op) { return op >= 0 && op < KILN_OP_CO
 
 bool kiln_op_has_subop(int op) { return op >= 0 && op < KILN_OP_COUNT && op_table[op].has_subop; }
 bool kiln_op_has_axis(int op) { return op >= 0 && op < KILN_OP_COUNT && op_table[op].has_axis; }
+
+bool kiln_op_gives_outputs(int op, int32_t n) {
+    const kiln_op_info *info = kiln_op_info_get(op);
+    if (!info) return false;
+    return info->output_count > 0 ? n == info->output_count : n >= 1 && n <= KILN_PLUGIN_MAX_IO;
+}
 
 bool kiln_op_takes_inputs(int op, int32_t n) {
     const kiln_op_info *info = kiln_op_info_get(op);

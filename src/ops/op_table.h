@@ -1,14 +1,14 @@
 /* op_table.h — the one table of built-in layer ops.
  *
  * Each op is one row: its name, how many inputs and outputs it takes, and one
- * rule that gives the output's dtype and symbolic shape from the inputs',
+ * rule that gives each output's dtype and symbolic shape from the inputs',
  * building expressions in a pool and reporting the conditions that only
  * concrete sizes can decide (two dynamic dims that must broadcast, element
  * counts of a reshape, matmul inner sizes) as checks.  The same rule serves:
  *   - the network (graph/layers.c), when a layer is added;
  *   - the engine reader (format/layer_verify.c), which re-runs it on every
- *     built-in layer of a loaded engine and refuses one whose stored output
- *     differs, and whose checks become the engine's run-time checks: what a
+ *     built-in layer of a loaded engine and refuses one whose stored outputs
+ *     differ, and whose checks become the engine's run-time checks: what a
  *     kernel reads and writes is then exactly what the rule allows, however
  *     the file was made;
  *   - the names, arity and dtype rules that the reader, the runtime, both
@@ -52,13 +52,20 @@ typedef struct kiln_op_call {
 typedef struct kiln_op_info {
     int32_t     input_count;             /* exactly this many; -1 for any (PLUGIN), or any from 1 to
                                             KILN_OP_MAX_INPUTS for a built-in op (CONCAT) */
-    int32_t     output_count;            /* exactly this many; 0 for any >= 1 (PLUGIN) */
+    int32_t     output_count;            /* exactly this many, 1 to KILN_OP_MAX_OUTPUTS; 0 for any >= 1
+                                            (PLUGIN); written once, in op_list.h's KILN_OP_LIST */
     bool        has_subop, has_axis;     /* which of the layer record's fields the op uses (else 0) */
     bool        has_attrs;               /* whether it uses attribute lists (else empty) */
-    /* The output's dtype and shape.  KILN_ERROR_INVALID_NETWORK, naming the
+    /* Every output's dtype and shape: dtypes[i] and shapes[i] for i below
+     * output_count (a one-output rule writes dtypes[0] and shapes[0] only).
+     * This is the one place an output's dtype is decided (TOPK: values take
+     * x's dtype, indices int64).  KILN_ERROR_INVALID_NETWORK, naming the
      * inputs, for a call that can never work (dtypes, ranks, sizes that are
      * constant and wrong); NULL for PLUGIN (plugins give their own). */
-    kiln_status (*infer)(const kiln_op_call *call, kiln_dtype *dtype, kiln_shape_expr *shape);
+    kiln_status (*infer)(const kiln_op_call *call, kiln_dtype *dtypes, kiln_shape_expr *shapes);
+    /* The outputs' names for messages and docs ("values", "indices"); NULL
+     * for a one-output op (its output is "the output"). */
+    const char *const *output_names;
 } kiln_op_info;
 
 /* The row of op, or NULL when op is not a kiln_op. */
@@ -68,6 +75,8 @@ bool kiln_op_has_subop(int op);
 bool kiln_op_has_axis(int op);
 /* Does a layer of this op take n inputs? */
 bool kiln_op_takes_inputs(int op, int32_t n);
+/* Does a layer of this op give n outputs (the row's count; PLUGIN: 1 to KILN_PLUGIN_MAX_IO)? */
+bool kiln_op_gives_outputs(int op, int32_t n);
 /* Names for messages and inspection; "?" out of range. */
 const char *kiln_op_name(int op);
 const char *kiln_binary_op_name(int op);

@@ -291,8 +291,9 @@ static PyObject *network_add_matmul(PyObject *self, PyObject *args) {
 }
 
 /*
- * add_layer(op_name, inputs, attrs=None) -> tensor: any built-in op of the
- * table by name (kiln_network_add_layer); attrs maps the op's attribute names
+ * add_layer(op_name, inputs, attrs=None) -> tensor, or a tuple of tensors for
+ * an op of several outputs (topk: values, indices): any built-in op of the
+ * table by name (kiln_network_add_layer_outputs); attrs maps the op's attribute names
  * to ints (INT, DTYPE codes), floats (FLOAT), sequences of ints (INTS) or
  * sequences of expression ids (EXPRS), as the op's schema says.
  */
@@ -355,9 +356,25 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
         }
         attr_count++;
     }
-    kiln_tensor t = KILN_TENSOR_INVALID;
-    kiln_status s = kiln_network_add_layer(net_of(self), op, (int32_t)n, inputs, attr_count, attrs, &t);
-    return tensor_result(self, s, t);
+    /* One output: its id; several (topk): a tuple of ids, in the op's order. */
+    int32_t output_count = 1;
+    kiln_layer_op_outputs(op, &output_count);
+    kiln_tensor outs[KILN_OP_MAX_OUTPUTS] = {KILN_TENSOR_INVALID, KILN_TENSOR_INVALID};
+    if (output_count < 1 || output_count > KILN_OP_MAX_OUTPUTS)
+        return PyErr_Format(PyExc_ValueError, "add_layer: %s has %d outputs", name, (int)output_count);
+    kiln_status s = kiln_network_add_layer_outputs(net_of(self), op, (int32_t)n, inputs, attr_count, attrs,
+                                                   output_count, outs);
+    if (s != KILN_OK || output_count == 1) return tensor_result(self, s, outs[0]);
+    PyObject *ids = PyTuple_New(output_count);
+    for (int32_t i = 0; ids && i < output_count; i++) {
+        PyObject *id = PyLong_FromLong((long)outs[i]);
+        if (!id) {
+            Py_CLEAR(ids);
+            break;
+        }
+        PyTuple_SET_ITEM(ids, i, id);
+    }
+    return ids;
 }
 
 /* What the core accepts (KILN_PLUGIN_MAX_IO); kiln.plugin checks it too. */
@@ -592,7 +609,8 @@ static PyMethodDef network_methods[] = {
      "alias_output(out, in): the plugin output out is written in place into the network input in"},
     {"add_reshape", network_add_reshape, METH_VARARGS, "add_reshape(x, shape_exprs) -> tensor"},
     {"add_matmul", network_add_matmul, METH_VARARGS, "add_matmul(a, b) -> tensor"},
-    {"add_layer", network_add_layer, METH_VARARGS, "add_layer(op_name, inputs, attrs=None) -> tensor"},
+    {"add_layer", network_add_layer, METH_VARARGS,
+     "add_layer(op_name, inputs, attrs=None) -> tensor (a tuple of tensors for an op of several outputs)"},
     {"add_plugin", network_add_plugin, METH_VARARGS,
      "add_plugin(namespace, name, version, module, fields, inputs, num_outputs, trace=None) -> [tensor]"},
     {"mark_output", network_mark_output, METH_VARARGS, "mark_output(tensor, name, dtype)"},

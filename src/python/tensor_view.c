@@ -36,6 +36,9 @@ int kiln_py_dtype_from_format(const char *format, Py_ssize_t itemsize, kiln_dtyp
 }
 
 int kiln_py_desc_is_contiguous(const kiln_tensor_desc *d) {
+    /* A tensor of no elements is any layout (torch gives [4, 0, 6] strides (6, 6, 1)). */
+    for (int32_t i = 0; i < d->rank; i++)
+        if (d->dims[i] == 0) return 1;
     int64_t expect = 1;
     for (int32_t i = d->rank - 1; i >= 0; i--) {
         if (d->dims[i] != 1 && d->strides[i] != expect) return 0;

@@ -67,12 +67,12 @@ static kiln_status create_instances(kiln_context *ctx) {
  * layer's op and dtypes, so that a gap fails now, by name, not mid-run. */
 kiln_status kiln_engine_check_backend(const kiln_engine *e, const kiln_backend_iface *backend) {
     const kiln_engine_desc *d = &e->desc;
-    kiln_tensor_desc descs[KILN_OP_MAX_INPUTS + 1];
+    kiln_tensor_desc descs[KILN_OP_MAX_INPUTS + KILN_OP_MAX_OUTPUTS];
     for (int32_t l = 0; l < d->layer_count; l++) {
         const kiln_layer_record *r = &d->layers[l];
         if (r->op == KILN_OP_PLUGIN) continue;
         int32_t n = r->input_count + r->output_count;
-        if (n > KILN_OP_MAX_INPUTS + 1) return kiln_error(KILN_ERROR_CORRUPT, "layer %d has %d inputs and outputs", l, n);
+        if (n > KILN_OP_MAX_INPUTS + KILN_OP_MAX_OUTPUTS) return kiln_error(KILN_ERROR_CORRUPT, "layer %d has %d inputs and outputs", l, n);
         for (int32_t i = 0; i < n; i++) {
             int32_t t = i < r->input_count ? r->inputs[i] : r->outputs[i - r->input_count];
             descs[i] = (kiln_tensor_desc){.dtype = (kiln_dtype)d->tensors[t].dtype, .rank = d->tensors[t].rank};

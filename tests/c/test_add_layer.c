@@ -178,6 +178,40 @@ static void test_same_engine_as_bespoke_calls(void) {
     }
 }
 
+/* x [6, batch] → topk(k 4, axis -2, smallest): the bespoke and the generic call. */
+static kiln_blob *build_topk(int generic) {
+    kiln_network *net = NULL;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 2, 8};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_tensor x, outs[2];
+    kiln_network_add_input(net, "x", KILN_FLOAT16, 2, (kiln_expr[]){kiln_expr_const(p, 6), batch}, &x);
+    kiln_expr k = kiln_expr_const(p, 4);
+    kiln_layer_attr attrs[3] = {{.name = "k", .kind = KILN_ATTR_EXPRS, .count = 1, .exprs = &k},
+                                {.name = "axis", .kind = KILN_ATTR_INT, .i = -2},
+                                {.name = "largest", .kind = KILN_ATTR_INT, .i = 0}};
+    kiln_status s = generic ? kiln_network_add_layer_outputs(net, KILN_LAYER_TOPK, 1, &x, 3, attrs, 2, outs)
+                            : kiln_network_add_topk(net, x, k, -2, 0, 1, &outs[0], &outs[1]);
+    if (!s) s = kiln_network_mark_output(net, outs[0], "values", KILN_FLOAT16);
+    if (!s) s = kiln_network_mark_output(net, outs[1], "indices", KILN_INT64);
+    kiln_blob *blob = NULL;
+    if (!s) kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    return blob;
+}
+
+static void test_topk_same_engine(void) {
+    kiln_blob *bespoke = build_topk(0), *generic = build_topk(1);
+    CHECK(bespoke != NULL && generic != NULL);
+    if (bespoke && generic)
+        CHECK(kiln_blob_size(bespoke) == kiln_blob_size(generic) &&
+              memcmp(kiln_blob_data(bespoke), kiln_blob_data(generic), kiln_blob_size(bespoke)) == 0);
+    kiln_blob_free(bespoke);
+    kiln_blob_free(generic);
+}
+
 static void test_refusals(void) {
     kiln_network *net = NULL;
     CHECK_OK(kiln_network_create(&net));
@@ -250,5 +284,6 @@ int main(void) {
     TEST_RUN(test_schemas);
     TEST_RUN(test_same_engine_as_bespoke_calls);
     TEST_RUN(test_refusals);
+    TEST_RUN(test_topk_same_engine);
     return test_summary();
 }

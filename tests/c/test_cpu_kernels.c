@@ -1116,6 +1116,103 @@ static void test_scatter(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* TOPK                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Does element (a, ia) rank before (b, ib)?  Written from the rule, not from
+ * the kernel's keys: NaN above every number, equal values by index. */
+static int topk_ref_before(kiln_dtype dt, const void *x, int64_t a, int64_t ia, int64_t b, int64_t ib, int largest) {
+    if (!is_float(dt)) {
+        int64_t va = get_i(dt, x, a), vb = get_i(dt, x, b);
+        if (va != vb) return largest ? va > vb : va < vb;
+        return ia < ib;
+    }
+    double va = get_f(dt, x, a), vb = get_f(dt, x, b);
+    int na = isnan(va), nb = isnan(vb);
+    if (na != nb) return largest ? na : nb;
+    if (!na && va != vb) return largest ? va > vb : va < vb;
+    return ia < ib;
+}
+
+/* x of rank r, dims d; topk along axis with k; values compared bit for bit. */
+static void check_topk(kiln_dtype dt, int r, const int64_t *d, int axis, int64_t k, int largest, int ties) {
+    int64_t nx = numel_of(r, d), od[KILN_MAX_RANK];
+    memcpy(od, d, sizeof(int64_t) * (size_t)r);
+    od[axis] = k;
+    int64_t no = numel_of(r, od);
+    void *x = alloc_elems(dt, nx), *v = alloc_elems(dt, no);
+    int64_t *ix = alloc_elems(KILN_INT64, no);
+    REQUIRE(x && v && ix);
+    static const double specials[] = {NAN, INFINITY, -INFINITY, -0.0, 0.0, 1.5, -1.5};
+    for (int64_t i = 0; i < nx; i++) {
+        uint64_t u = rng();
+        if (is_float(dt)) set_f(dt, x, i, ties && u % 5 == 0 ? specials[(u >> 8) % 7] : ties ? (double)(u % 4)
+                                                                                        : (double)(u % 100000) / 7.0);
+        else set_i(dt, x, i, ties ? (int64_t)(u % 4) - 2 : (int64_t)u);
+    }
+    kiln_tensor_desc in = make_desc(x, dt, r, d), outs[2] = {make_desc(v, dt, r, od), make_desc(ix, KILN_INT64, r, od)};
+    int64_t attrs[3] = {largest, 1, k};
+    kiln_layer_launch l = {.op = KILN_OP_TOPK, .axis = axis, .attrs = attrs, .attr_count = 3, .input_count = 1,
+                           .output_count = 2, .inputs = &in, .outputs = outs};
+    CHECK(kiln_backend_cpu()->supports_op(&l));
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    int64_t outer = numel_of(axis, d), n = d[axis], inner = numel_of(r - axis - 1, d + axis + 1);
+    size_t es = kiln_dtype_size(dt);
+    int bad = 0;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++)
+            for (int64_t j = 0; j < n; j++) {
+                int64_t at = (o * n + j) * inner + i, rank = 0;
+                for (int64_t m = 0; m < n; m++)
+                    rank += m != j && topk_ref_before(dt, x, (o * n + m) * inner + i, m, at, j, largest);
+                if (rank >= k) continue;
+                int64_t dst = (o * k + rank) * inner + i;
+                bad += ix[dst] != j || memcmp((char *)v + dst * (int64_t)es, (char *)x + at * (int64_t)es, es) != 0;
+            }
+    if (bad) fprintf(stderr, "topk %s axis %d k %lld largest %d ties %d: %d wrong\n", kiln_dtype_name(dt), axis,
+                     (long long)k, largest, ties, bad);
+    CHECK(bad == 0);
+    free(x);
+    free(v);
+    free(ix);
+}
+
+static void test_topk(void) {
+    const kiln_dtype dts[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16, KILN_INT32, KILN_INT64};
+    const int64_t d2[] = {3, 9}, d3[] = {2, 7, 3}, row[] = {1, 1000};
+    for (int t = 0; t < 5; t++)
+        for (int largest = 0; largest < 2; largest++)
+            for (int ties = 0; ties < 2; ties++) {
+                for (int64_t k = 0; k <= 9; k += 3) check_topk(dts[t], 2, d2, 1, k, largest, ties);
+                check_topk(dts[t], 2, d2, 0, 2, largest, ties);       /* along the outer axis */
+                check_topk(dts[t], 3, d3, 1, 4, largest, ties);       /* a middle axis: strided rows */
+                check_topk(dts[t], 3, d3, 2, 1, largest, ties);
+                check_topk(dts[t], 2, row, 1, 50, largest, ties);     /* a long row: the heap at work */
+            }
+    /* Ties and NaN, spelled out: largest gives the NaNs first, then 2 (index 1 before 3). */
+    float x[6] = {1, 2, NAN, 2, -INFINITY, NAN}, v[4];
+    int64_t ix[4], n = 6, k = 4;
+    kiln_tensor_desc in = make_desc(x, KILN_FLOAT32, 1, &n),
+                     outs[2] = {make_desc(v, KILN_FLOAT32, 1, &k), make_desc(ix, KILN_INT64, 1, &k)};
+    int64_t attrs[3] = {1, 1, 4};
+    kiln_layer_launch l = {.op = KILN_OP_TOPK, .attrs = attrs, .attr_count = 3, .input_count = 1, .output_count = 2,
+                           .inputs = &in, .outputs = outs};
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    CHECK(ix[0] == 2 && ix[1] == 5 && ix[2] == 1 && ix[3] == 3 && isnan(v[0]) && v[2] == 2);
+    attrs[0] = 0;   /* smallest: -inf, 1, 2, 2; NaN last */
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    CHECK(ix[0] == 4 && ix[1] == 0 && ix[2] == 1 && ix[3] == 3);
+    /* A launch with one output, or an unsupported dtype, is refused by name. */
+    l.output_count = 1;
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "topk takes 1 input(s) and 2 output(s), got 1 and 1");
+    l.output_count = 2;
+    in.dtype = KILN_UINT8;
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+}
+
+/* ------------------------------------------------------------------------ */
 /* RESHAPE                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -1470,6 +1567,7 @@ int main(void) {
     TEST_RUN(test_gather);
     TEST_RUN(test_scatter);
     TEST_RUN(test_reshape);
+    TEST_RUN(test_topk);
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);
     TEST_RUN(test_matmul_threads);

@@ -823,6 +823,86 @@ static void test_collectives_world_size_1(void) {
     if (s != KILN_OK) CHECK(strstr(kiln_last_error(), "NCCL") != NULL);
 }
 
+/* ---- TOPK: two outputs, the CPU's selection exactly (ties and NaN included) -------------------- */
+
+static void test_topk_case(kiln_dtype dt, int32_t rank, const int64_t *dims, int64_t axis, int64_t k, int largest,
+                           int ties) {
+    int64_t od[KILN_MAX_RANK];
+    memcpy(od, dims, sizeof(int64_t) * (size_t)rank);
+    od[axis] = k;
+    buf in, outs[2];
+    REQUIRE(buf_init(&in, dt, rank, dims) && buf_init(&outs[0], dt, rank, od) &&
+            buf_init(&outs[1], KILN_INT64, rank, od));
+    static const double specials[] = {NAN, INFINITY, -INFINITY, -0.0, 0.0, 1.0};
+    for (int64_t i = 0; i < in.n; i++) {
+        uint64_t r = rng_next();
+        if (kiln_dtype_is_float(dt))
+            store_f(dt, in.host.data, i, !ties ? rng_uniform(-100, 100) : r % 7 == 0 ? specials[(r >> 8) % 6]
+                                                                                      : (double)(r % 5));
+        else store_i(dt, in.host.data, i, ties ? (int64_t)(r % 5) - 2 : (int64_t)r);
+    }
+    int64_t attrs[3] = {largest, 1, k};
+    kiln_layer_launch lc = {.op = KILN_OP_TOPK, .axis = axis, .attrs = attrs, .attr_count = 3, .input_count = 1,
+                            .output_count = 2, .inputs = &in.host};
+    kiln_tensor_desc hout[2] = {outs[0].host, outs[1].host}, dout[2] = {outs[0].dev, outs[1].dev};
+    lc.outputs = hout;
+    kiln_layer_launch lg = lc;
+    lg.inputs = &in.dev;
+    lg.outputs = dout;
+    CHECK(gpu->supports_op(&lg));
+    CHECK_OK(buf_upload(&in));
+    CHECK_OK(buf_poison(&outs[0]));
+    CHECK_OK(buf_poison(&outs[1]));
+    CHECK_OK(cpu->run_layer(0, &lc, NULL));
+    CHECK_OK(gpu->run_layer(0, &lg, NULL));
+    CHECK_OK(gpu->synchronize(0, NULL));
+    for (int o = 0; o < 2; o++) {
+        void *got = malloc(outs[o].bytes + 1);
+        REQUIRE(got != NULL);
+        CHECK_OK(gpu->copy(0, got, outs[o].dev.data, outs[o].bytes, KILN_COPY_DEVICE_TO_HOST, NULL));
+        int same = memcmp(got, outs[o].host.data, outs[o].bytes) == 0;
+        if (!same)
+            fprintf(stderr, "  topk %s axis %lld k %lld largest %d ties %d: %s differ\n", kiln_dtype_name(dt),
+                    (long long)axis, (long long)k, largest, ties, o ? "indices" : "values");
+        CHECK(same);
+        free(got);
+    }
+    buf_free(&in);
+    buf_free(&outs[0]);
+    buf_free(&outs[1]);
+}
+
+static void test_topk(void) {
+    static const kiln_dtype dts[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16, KILN_INT32, KILN_INT64};
+    const int64_t d2[] = {3, 9}, d3[] = {2, 7, 3}, sorted[] = {4, 2048}, cached[] = {3, 5000}, long_rows[] = {2, 10000},
+                  many[] = {64, 33};
+    for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++)
+        for (int largest = 0; largest < 2; largest++)
+            for (int ties = 0; ties < 2; ties++) {
+                for (int64_t k = 1; k <= 9; k += 4) test_topk_case(dts[t], 2, d2, 1, k, largest, ties);
+                test_topk_case(dts[t], 3, d3, 1, 4, largest, ties);          /* strided rows */
+                test_topk_case(dts[t], 2, sorted, 1, 1000, largest, ties);   /* the largest row sorted whole */
+                test_topk_case(dts[t], 2, cached, 1, 50, largest, ties);     /* k rounds, keys in shared memory */
+                test_topk_case(dts[t], 2, long_rows, 1, 17, largest, ties);  /* keys recomputed each round */
+                test_topk_case(dts[t], 2, many, 0, 33, largest, ties);       /* k = n along the outer axis */
+            }
+    /* What the kernel does not take is refused before a run. */
+    int64_t dims[2] = {2, 3};
+    buf in, outs[2];
+    REQUIRE(buf_init(&in, KILN_UINT8, 2, dims) && buf_init(&outs[0], KILN_UINT8, 2, dims) &&
+            buf_init(&outs[1], KILN_INT64, 2, dims));
+    kiln_tensor_desc dout[2] = {outs[0].dev, outs[1].dev};
+    int64_t attrs[3] = {1, 1, 3};
+    kiln_layer_launch l = {.op = KILN_OP_TOPK, .axis = 1, .attrs = attrs, .attr_count = 3, .input_count = 1,
+                           .output_count = 2, .inputs = &in.dev, .outputs = dout};
+    CHECK(!gpu->supports_op(&l));
+    l.output_count = 1;
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT, "topk: wants 1 inputs and 2 output(s)");
+    buf_free(&in);
+    buf_free(&outs[0]);
+    buf_free(&outs[1]);
+}
+
 /* ---- MATMUL --------------------------------------------------------------------------------- */
 
 typedef struct mshape {
@@ -991,6 +1071,7 @@ int main(void) {
     TEST_RUN(test_reshape);
     TEST_RUN(test_collectives_world_size_1);
     TEST_RUN(test_matmul);
+    TEST_RUN(test_topk);
     const char *bench = getenv("KILN_CUDA_BENCH");
     if (bench && bench[0] == '1') {
         bench_gather(KILN_BFLOAT16, 128256, 4096, 16384);

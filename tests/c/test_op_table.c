@@ -33,13 +33,28 @@ static void test_names_and_rows(void) {
             CHECK(strcmp(kiln_unary_op_name(op), kiln_unary_op_name(other)) != 0);
     CHECK(strcmp(kiln_unary_op_name(KILN_UNARY_OP_COUNT), "?") == 0);
     CHECK(strcmp(kiln_binary_op_name(-1), "?") == 0);
-    /* Every row but PLUGIN has a rule, one output, and an exact arity but CONCAT's. */
+    /* Every row but PLUGIN has a rule, 1 to KILN_OP_MAX_OUTPUTS outputs (op_list.h's
+     * count, which the CUDA module reads), names for them when there are
+     * several, and an exact arity but CONCAT's. */
     for (int op = 0; op < KILN_OP_COUNT; op++) {
         const kiln_op_info *info = kiln_op_info_get(op);
         CHECK((op == KILN_OP_PLUGIN) == (info->infer == NULL));
-        CHECK(op == KILN_OP_PLUGIN || info->output_count == 1);
+        CHECK(info->output_count == kiln_op_list_outputs(op));
+        CHECK(op == KILN_OP_PLUGIN ? info->output_count == 0
+                                   : info->output_count >= 1 && info->output_count <= KILN_OP_MAX_OUTPUTS);
+        CHECK((info->output_count > 1) == (info->output_names != NULL));
+        for (int32_t o = 0; info->output_names && o < info->output_count; o++) CHECK(info->output_names[o] != NULL);
         CHECK(op == KILN_OP_PLUGIN || op == KILN_OP_CONCAT || info->input_count >= 1);
+        CHECK(kiln_op_gives_outputs(op, info->output_count ? info->output_count : 1));
+        CHECK(!kiln_op_gives_outputs(op, op == KILN_OP_PLUGIN ? 0 : info->output_count + 1));
     }
+    CHECK(kiln_op_info_get(KILN_OP_TOPK)->output_count == 2 && kiln_op_list_outputs(KILN_OP_COUNT) == -1);
+    int32_t outputs = 0;
+    CHECK_OK(kiln_layer_op_outputs(KILN_LAYER_TOPK, &outputs));
+    CHECK(outputs == 2);
+    CHECK_OK(kiln_layer_op_outputs(KILN_LAYER_ADD, &outputs));
+    CHECK(outputs == 1);
+    CHECK_FAILS(kiln_layer_op_outputs(KILN_LAYER_OP_COUNT, &outputs), KILN_ERROR_INVALID_ARGUMENT, "unknown op");
     CHECK(kiln_op_takes_inputs(KILN_OP_CONCAT, 1) && kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS));
     CHECK(!kiln_op_takes_inputs(KILN_OP_CONCAT, 0) && !kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS + 1));
 }
@@ -198,6 +213,103 @@ static void test_attribute_lists_are_checked_at_load(void) {
     kiln_blob_free(blob);
 }
 
+/* x [batch, 8] → topk(k = batch, axis -1) → values, indices: the two-output
+ * rule, through the generic and the bespoke call. */
+static kiln_blob *topk_engine(void) {
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 4, 8};
+    kiln_expr batch;
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_tensor x, outs[2];
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 2, (kiln_expr[]){batch, kiln_expr_const(p, 8)}, &x);
+    kiln_layer_attr ka = {.name = "k", .kind = KILN_ATTR_EXPRS, .count = 1, .exprs = &batch};
+    kiln_status s = kiln_network_add_layer_outputs(net, KILN_LAYER_TOPK, 1, &x, 1, &ka, 2, outs);
+    if (!s) s = kiln_network_mark_output(net, outs[0], "values", KILN_FLOAT32);
+    if (!s) s = kiln_network_mark_output(net, outs[1], "indices", KILN_INT64);
+    kiln_blob *blob = NULL;
+    if (!s) kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    return blob;
+}
+
+static void test_two_output_rule(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 4, 8};
+    kiln_expr batch, three = kiln_expr_const(p, 3), nine = kiln_expr_const(p, 9), minus = kiln_expr_const(p, -1);
+    kiln_network_add_dim(net, "batch", &range, 1, &batch);
+    kiln_tensor x, ix, v, i, outs[3];
+    CHECK_OK(kiln_network_add_input(net, "x", KILN_BFLOAT16, 3,
+                                    (kiln_expr[]){batch, kiln_expr_const(p, 8), kiln_expr_const(p, 2)}, &x));
+    CHECK_OK(kiln_network_add_input(net, "flags", KILN_BOOL, 1, &batch, &ix));
+    /* One output asked of a two-output op, or three. */
+    kiln_layer_attr ka = {.name = "k", .kind = KILN_ATTR_EXPRS, .count = 1, .exprs = &three};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_TOPK, 1, &x, 1, &ka, outs), KILN_ERROR_INVALID_ARGUMENT,
+                "topk gives 2 outputs, not 1 (add it with kiln_network_add_layer_outputs)");
+    CHECK_FAILS(kiln_network_add_layer_outputs(net, KILN_LAYER_TOPK, 1, &x, 1, &ka, 3, outs),
+                KILN_ERROR_INVALID_ARGUMENT, "topk gives 2 outputs, not 3");
+    kiln_tensor y;
+    CHECK_FAILS(kiln_network_add_layer_outputs(net, KILN_LAYER_RELU, 1, &x, 0, NULL, 2, outs),
+                KILN_ERROR_INVALID_ARGUMENT, "unary gives 1 outputs, not 2");
+    CHECK_OK(kiln_network_add_layer_outputs(net, KILN_LAYER_RELU, 1, &x, 0, NULL, 1, &y));
+    /* The rule gives each output its dtype: values x's, indices int64. */
+    kiln_layer_attr axis1[2] = {ka, {.name = "axis", .kind = KILN_ATTR_INT, .i = 1}};
+    CHECK_OK(kiln_network_add_layer_outputs(net, KILN_LAYER_TOPK, 1, &x, 2, axis1, 2, outs));
+    kiln_dtype dt;
+    int32_t rank;
+    kiln_expr dims[KILN_MAX_RANK];
+    CHECK_OK(kiln_network_tensor_info(net, outs[0], &dt, &rank, dims));
+    CHECK(dt == KILN_BFLOAT16 && rank == 3 && dims[0] == batch && dims[1] == three);
+    CHECK_OK(kiln_network_tensor_info(net, outs[1], &dt, &rank, dims));
+    CHECK(dt == KILN_INT64 && rank == 3 && dims[1] == three);
+    CHECK_OK(kiln_network_add_topk(net, x, three, -2, 0, 1, &v, &i));
+    CHECK_OK(kiln_network_tensor_info(net, i, &dt, &rank, dims));
+    CHECK(dt == KILN_INT64 && dims[1] == three && dims[2] == kiln_expr_const(p, 2));
+    /* What can never work is refused now, naming the input. */
+    CHECK_FAILS(kiln_network_add_topk(net, x, nine, 1, 1, 1, &v, &i), KILN_ERROR_INVALID_NETWORK,
+                "topk of 'x': k is 9 but axis 1 has only 8 entries");
+    CHECK_FAILS(kiln_network_add_topk(net, x, minus, 1, 1, 1, &v, &i), KILN_ERROR_INVALID_NETWORK,
+                "topk of 'x': k is -1, not >= 0");
+    CHECK_FAILS(kiln_network_add_topk(net, x, three, 3, 1, 1, &v, &i), KILN_ERROR_INVALID_NETWORK,
+                "topk of 'x': axis 3 is out of range for rank 3");
+    CHECK_FAILS(kiln_network_add_topk(net, ix, three, 0, 1, 1, &v, &i), KILN_ERROR_INVALID_NETWORK,
+                "topk of 'flags': dtype bool is not supported");
+    kiln_layer_attr bad[2] = {ka, {.name = "largest", .kind = KILN_ATTR_INT, .i = 2}};
+    CHECK_FAILS(kiln_network_add_layer_outputs(net, KILN_LAYER_TOPK, 1, &x, 2, bad, 2, outs),
+                KILN_ERROR_INVALID_NETWORK, "largest and sorted (0 or 1)");
+    kiln_network_free(net);
+
+    /* At load, every output is held to the rule, and the count to the row. */
+    kiln_blob *blob = topk_engine();
+    REQUIRE(blob != NULL);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    int32_t ni = 0, no = 0;
+    const int32_t *in = NULL, *out = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, &ni, &in, &no, &out));
+    CHECK(strcmp(kind, "topk") == 0 && strcmp(detail, "k [batch] axis 1 largest 1 sorted 1") == 0);
+    CHECK(ni == 1 && no == 2);
+    kiln_engine_free(e);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    REQUIRE(d.layers[0].op == KILN_OP_TOPK && d.layers[0].output_count == 2);
+    int32_t indices = d.layers[0].outputs[1];
+    d.tensors[indices].dtype = KILN_INT32;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "layer 0 (topk): output 'indices' is stored as int32 [batch, "
+                "batch] but the op's rule gives int64 [batch, batch]");
+    d.tensors[indices].dtype = KILN_INT64;
+    d.layers[0].op = KILN_OP_CUMSUM;   /* a one-output op with the same input */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "layer 0 (cumsum): has 1 inputs and 2 outputs, wants 1 and 1");
+    d.layers[0].op = KILN_OP_TOPK;
+    CHECK_OK(load_edited(&d));
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 /* PAD's mode: an integer of its attribute list, checked at load; engines
  * from before modes (the value alone) still load, as constant padding. */
 static void test_pad_mode_at_load(void) {
@@ -329,6 +441,7 @@ int main(void) {
     TEST_RUN(test_cpu_covers_the_rules);
     TEST_RUN(test_table_refuses_engines);
     TEST_RUN(test_attribute_lists_are_checked_at_load);
+    TEST_RUN(test_two_output_rule);
     TEST_RUN(test_pad_mode_at_load);
     TEST_RUN(test_scatter_rules);
     return test_summary();

@@ -19,7 +19,11 @@
  *   scatter.engine  scatter_nd (one and two coordinates per index, reductions
  *                   add and none) and scatter_elements (none, max) over a
  *                   dynamic axis, so that the fuzzer's indices land both in
- *                   and out of range */
+ *                   and out of range
+ *   collectives.engine all_reduce, all_gather, reduce_scatter at world size 1
+ *   topk.engine     topk, a layer of two outputs: a symbolic k (the row
+ *                   count) along the last axis of float16, and the smallest
+ *                   entry of int32 columns (k 1, axis 0) */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -261,6 +265,29 @@ static int scatter(const char *dir) {
     return save(net, dir, "scatter.engine");
 }
 
+/* TOPK: two outputs per layer; a mutated k, axis or output count must be
+ * refused at load, a k past the axis by the engine's checks at run time. */
+static int topk(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 3, 6};
+    kiln_expr n;
+    TRY(kiln_network_add_dim(net, "n", &range, 1, &n));
+    kiln_tensor x, xi, outs[2], v, i;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT16, 2, (kiln_expr[]){n, kiln_expr_const(p, 6)}, &x));
+    TRY(kiln_network_add_input(net, "xi", KILN_INT32, 2, (kiln_expr[]){n, kiln_expr_const(p, 5)}, &xi));
+    TRY(kiln_network_add_layer_outputs(net, KILN_LAYER_TOPK, 1, &x, 1,
+                                       &(kiln_layer_attr){.name = "k", .kind = KILN_ATTR_EXPRS, .count = 1,
+                                                          .exprs = &n}, 2, outs));
+    TRY(kiln_network_mark_output(net, outs[0], "values", KILN_FLOAT16));
+    TRY(kiln_network_mark_output(net, outs[1], "indices", KILN_INT64));
+    TRY(kiln_network_add_topk(net, xi, kiln_expr_const(p, 1), 0, 0, 1, &v, &i));
+    TRY(kiln_network_mark_output(net, v, "min_values", KILN_INT32));
+    TRY(kiln_network_mark_output(net, i, "min_indices", KILN_INT64));
+    return save(net, dir, "topk.engine");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -268,5 +295,5 @@ int main(int argc, char **argv) {
     }
     TRY(kiln_plugin_library_init());
     return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]) ||
-           scatter(argv[1]);
+           scatter(argv[1]) || topk(argv[1]);
 }

@@ -106,18 +106,47 @@ def test_dynamic_axis_needs_a_range():
 
 
 def test_unsupported_op_names_node_type_and_opset():
-    g = helper.make_graph([helper.make_node("TopK", ["x", "k"], ["v", "i"], name="pick")], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                          [helper.make_tensor_value_info("v", TensorProto.FLOAT, [2])],
-                          [onnx.numpy_helper.from_array(np.array([2], np.int64), "k")])
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="pick")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
+                          [onnx.numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(kiln.onnx.UnsupportedNode, match=r"node 'pick' \(ai.onnx::TopK, opset 17\)"):
+    with pytest.raises(kiln.onnx.UnsupportedNode, match=r"node 'pick' \(ai.onnx::Conv, opset 17\)"):
         kiln.onnx.parse(m)
     g2 = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["y"], name="f", domain="acme")], "g",
                            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
     m2 = helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)])
     with pytest.raises(kiln.onnx.UnsupportedNode, match=r"namespace 'acme', name 'Frobnicate'.*@kiln.plugin"):
+        kiln.onnx.parse(m2)
+
+
+def test_topk_with_a_k_computed_from_shapes():
+    # K = the batch size (Shape -> Gather): a symbolic K, one engine for every shape.
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "zero"], ["k"]),
+             helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1, largest=0)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq"])],
+                          [helper.make_tensor_value_info("v", TensorProto.FLOAT, ["batch", "batch"]),
+                           helper.make_tensor_value_info("i", TensorProto.INT64, ["batch", "batch"])],
+                          [onnx.numpy_helper.from_array(np.array([0], np.int64), "zero")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"batch": [(1, 2, 8)], "seq": [(8, 9, 16)]}))
+    rng = np.random.default_rng(0)
+    for b, n in ((2, 9), (5, 16), (8, 8)):
+        x = rng.permutation(b * n).reshape(b, n).astype(np.float32)
+        out = s({"x": x})
+        want_i = np.argsort(x, axis=1, kind="stable")[:, :b]
+        np.testing.assert_array_equal(out["i"], want_i)
+        np.testing.assert_array_equal(out["v"], np.take_along_axis(x, want_i, axis=1))
+    # A K that is data at run time cannot be a shape: refused by name.
+    g2 = helper.make_graph([helper.make_node("TopK", ["x", "k"], ["v", "i"], name="pick")], "g",
+                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4]),
+                            helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                           [helper.make_tensor_value_info("v", TensorProto.FLOAT, [2]),
+                            helper.make_tensor_value_info("i", TensorProto.INT64, [2])])
+    m2 = helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(Exception, match=r"TopK's K must be known when the model is imported"):
         kiln.onnx.parse(m2)
 
 

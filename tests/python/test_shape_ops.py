@@ -496,3 +496,112 @@ def test_scatter_cuda_skips_bad_indices():
     want[0, 0] += e_up[0, 0]
     want[3, 2] += e_up[0, 2]
     close(run_e(data, e_ix, e_up), want)
+
+
+# ---- topk: two outputs ----
+
+TOPK_DTYPES = FLOATS + [torch.int32, torch.int64]
+
+
+def run_topk(x, device, k, axis=-1, largest=True, sorted=True, shapes=None):
+    """topk of a dynamic-shaped x ([values, indices] outputs); k may be a
+    function of the input Tensor (a symbolic k).  Runs x, then each of shapes
+    (other inputs of the same engine)."""
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        dims = {f"x{i}": [(1, max(2, d), max(64, d))] for i, d in enumerate(x.shape)}
+        t = kiln.Tensor(name="x", shape=[-1] * x.dim(), dtype=kiln.to_dtype(x.dtype), dim_range=dims)
+        values, indices = kiln.topk(t, k(t) if callable(k) else k, axis=axis, largest=largest, sorted=sorted)
+        assert indices.dtype == kiln.int64 and values.dtype == t.dtype
+        values.mark_output("values")
+        indices.mark_output("indices")
+    s = Session.from_serialized_engine(builder.build_engine(net), device=device)
+    outs = []
+    for xs in [x] + list(shapes or []):
+        r = s({"x": xs.to(device)})
+        outs.append((r["values"].cpu(), r["indices"].cpu()))
+    return outs if shapes else outs[0]
+
+
+def distinct(*shape, dtype, seed=0):
+    """Distinct values (no ties) exact in every dtype: a permutation of small integers."""
+    g = torch.Generator().manual_seed(seed)
+    n = 1
+    for d in shape:
+        n *= d
+    return (torch.randperm(n, generator=g) - n // 2).reshape(shape).to(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", TOPK_DTYPES, ids=str)
+@pytest.mark.parametrize("axis,k", [(-1, 3), (1, 7), (0, 1), (2, 6), (-2, 0)])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_matches_torch(device, dtype, axis, k, largest):
+    x = distinct(4, 7, 6, dtype=dtype)
+    values, indices = run_topk(x, device, k, axis=axis, largest=largest)
+    want_v, want_i = torch.topk(x, k, dim=axis, largest=largest, sorted=True)
+    assert values.dtype == dtype and indices.dtype == torch.int64
+    assert torch.equal(values, want_v) and torch.equal(indices, want_i)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_ties_and_nan_follow_a_stable_sort(device, dtype, largest):
+    # Equal values: the lower index first; NaN above every number (torch.sort's
+    # order, stable), so a stable sort's first k are the answer.
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-2, 3, (5, 40), generator=g).to(torch.float32)
+    x[torch.rand(5, 40, generator=g) < 0.1] = float("nan")
+    x[0, :3] = torch.tensor([float("inf"), -0.0, 0.0])
+    x = x.to(dtype)
+    values, indices = run_topk(x, device, 17, largest=largest)
+    want_v, want_i = torch.sort(x, dim=-1, descending=largest, stable=True)
+    assert torch.equal(indices, want_i[:, :17])
+    torch.testing.assert_close(values, want_v[:, :17], equal_nan=True, rtol=0, atol=0)
+    # Where torch.topk promises its order (no ties), kiln gives the same.
+    got_v, _ = torch.topk(x.float(), 17, largest=largest)
+    torch.testing.assert_close(values.float(), got_v, equal_nan=True, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_topk_symbolic_k_serves_every_shape(device):
+    # k = the row count: one engine for every shape where it fits the axis.
+    x = rand(3, 20)
+    outs = run_topk(x, device, lambda t: t.shape[0], axis=1, shapes=[rand(8, 9, seed=1), rand(1, 64, seed=2)])
+    for xs, (values, indices) in zip([x, rand(8, 9, seed=1), rand(1, 64, seed=2)], outs):
+        want_v, want_i = torch.topk(xs, xs.shape[0], dim=1)
+        assert torch.equal(values, want_v) and torch.equal(indices, want_i)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_topk_long_rows(device):
+    # Rows longer than the CUDA kernel keeps in shared memory, and a k of 100.
+    x = distinct(3, 9000, dtype=torch.float32, seed=3)
+    values, indices = run_topk(x, device, 100)
+    want_v, want_i = torch.topk(x, 100)
+    assert torch.equal(values, want_v) and torch.equal(indices, want_i)
+
+
+def test_topk_errors_name_the_input():
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        x = kiln.Tensor(name="x", shape=(-1, 5), dtype=kiln.float32, dim_range={"n": [(1, 4, 8)], "c": [(5, 5, 5)]})
+        with pytest.raises(kiln.Error, match="topk of 'x': k is 6 but axis 1 has only 5 entries"):
+            kiln.topk(x, 6)
+        with pytest.raises(kiln.Error, match="topk of 'x': axis 2 is out of range for rank 2"):
+            kiln.topk(x, 1, axis=2)
+        b = kiln.not_equal(x, x)
+        b.name = "xb"
+        with pytest.raises(kiln.Error, match="topk of 'xb': dtype bool is not supported"):
+            kiln.topk(b, 1)
+        # A symbolic k larger than the axis fails the run, naming the layer's input.
+        values, indices = kiln.topk(x, x.shape[0], axis=1)
+        values.mark_output("values")
+        indices.mark_output("indices")
+    s = Session.from_serialized_engine(builder.build_engine(net), device="cpu")
+    s({"x": torch.zeros(5, 5)})
+    with pytest.raises(kiln.Error, match=r"topk of 'x': k \(n\) is larger than axis 1 \(5 entries\)"):
+        s({"x": torch.zeros(6, 5)})

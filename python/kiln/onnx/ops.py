@@ -911,6 +911,25 @@ def scatter_elements(imp, node, ins):
                                   reduction=reduction)
 
 
+@op("TopK")
+def topk(imp, node, ins):
+    # K: an attribute before opset 10, then a 1-element input that must be
+    # known at import (a constant, or a computation of shapes: a SymDim).
+    if len(ins) > 1 and ins[1] is not None:
+        k = int_list(imp, ins[1], node, "TopK's K")
+        if len(k) != 1:
+            raise UnsupportedNode(node, f"a K of {len(k)} entries (TopK takes one)")
+        k = k[0]
+    else:
+        k = attr(node, "k")
+        if k is None:
+            raise UnsupportedNode(node, "a TopK without K")
+    with _guard(imp):
+        values, indices = S.topk(T(imp, ins[0], node), k, axis=attr(node, "axis", -1),
+                                 largest=bool(attr(node, "largest", 1)), sorted=bool(attr(node, "sorted", 1)))
+    return [values, indices]
+
+
 @op("CumSum")
 def cumsum(imp, node, ins):
     axis = int_list(imp, ins[1], node, "CumSum's axis")[0]
@@ -1111,7 +1130,7 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap, offset,
     return N.matmul(p, v), qk
 
 
-@op("TopK", "Resize", "Conv")
+@op("Resize", "Conv")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
 

@@ -71,13 +71,15 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_REDUCE_SCATTER] = {kiln_cpu_collective, kiln_cpu_collective_supports, false},
     [KILN_OP_SCATTER_ND] = {kiln_cpu_scatter_nd, kiln_cpu_scatter_supports, false},
     [KILN_OP_SCATTER_ELEMENTS] = {kiln_cpu_scatter_elements, kiln_cpu_scatter_supports, false},
+    [KILN_OP_TOPK]       = {kiln_cpu_topk, kiln_cpu_topk_supports, false},
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
 
 /* The op's row when launch has the inputs and output its table row says. */
 static const cpu_op *cpu_op_for(const kiln_layer_launch *l) {
     const kiln_op_info *info = kiln_op_info_get(l->op);
-    if (!info || !cpu_ops[l->op].run || !kiln_op_takes_inputs(l->op, l->input_count) || l->output_count != 1 ||
+    if (!info || !cpu_ops[l->op].run || !kiln_op_takes_inputs(l->op, l->input_count) ||
+        !kiln_op_gives_outputs(l->op, l->output_count) ||
         !l->inputs || !l->outputs)
         return NULL;
     return &cpu_ops[l->op];
@@ -96,8 +98,9 @@ static kiln_status cpu_run_layer(int32_t device, const kiln_layer_launch *l, voi
         if (!info || !cpu_ops[l->op].run)
             return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: op %d (%s) is not a built-in layer it can run",
                               (int)l->op, kiln_op_name(l->op));
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: %s takes %d input(s) and 1 output, got %d and %d",
-                          kiln_op_name(l->op), (int)info->input_count, (int)l->input_count, (int)l->output_count);
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: %s takes %d input(s) and %d output(s), got %d and "
+                          "%d", kiln_op_name(l->op), (int)info->input_count, (int)info->output_count,
+                          (int)l->input_count, (int)l->output_count);
     }
     /* Elementwise layers may be cut into flat pieces run on several threads. */
     return op->split ? kiln_cpu_run_split(l, op->run) : op->run(l);

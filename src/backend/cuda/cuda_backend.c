@@ -219,9 +219,10 @@ static kiln_status run_scatter_elements(int32_t device, const kiln_layer_launch 
 static kiln_status run_compare(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     return kiln_cuda_compare_run(l, s);
 }
+static kiln_status run_topk(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_topk_run(l, s); }
 
 /* The CUDA kernel of each op (one .cu file per op): its launch, its supports
- * function and how many inputs it takes (it always has one output).  Names
+ * function and how many inputs it takes (its outputs: op_list.h's count).  Names
  * come from ops/op_list.h: this module may not call into libkiln. */
 typedef struct cuda_op {
     kiln_status (*run)(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
@@ -256,6 +257,7 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_REDUCE_SCATTER] = {run_collective, kiln_cuda_collective_supports, 1},
     [KILN_OP_SCATTER_ND] = {run_scatter_nd, kiln_cuda_scatter_supports, 3},
     [KILN_OP_SCATTER_ELEMENTS] = {run_scatter_elements, kiln_cuda_scatter_supports, 3},
+    [KILN_OP_TOPK]       = {run_topk, kiln_cuda_topk_supports, 1},
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 
@@ -264,7 +266,7 @@ static const cuda_op *cuda_op_for(const kiln_layer_launch *l) {
     const cuda_op *op = &cuda_ops[l->op];
     bool inputs_ok = op->inputs >= 0 ? l->input_count == op->inputs
                                      : l->input_count >= 1 && l->input_count <= KILN_OP_MAX_INPUTS;
-    if (!inputs_ok || l->output_count != 1 || !l->inputs || !l->outputs) return NULL;
+    if (!inputs_ok || l->output_count != kiln_op_list_outputs(l->op) || !l->inputs || !l->outputs) return NULL;
     return op;
 }
 
@@ -280,9 +282,9 @@ static kiln_status cuda_run_layer(int32_t device, const kiln_layer_launch *l, vo
         if (l->op >= KILN_OP_COUNT || !cuda_ops[l->op].run)
             return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %s is not a built-in layer",
                                   kiln_op_list_name(l->op));
-        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants %d inputs and 1 output, got %d and %d",
-                              kiln_op_list_name(l->op), (int)cuda_ops[l->op].inputs, (int)l->input_count,
-                              (int)l->output_count);
+        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants %d inputs and %d output(s), got %d and %d",
+                              kiln_op_list_name(l->op), (int)cuda_ops[l->op].inputs, kiln_op_list_outputs(l->op),
+                              (int)l->input_count, (int)l->output_count);
     }
     /* A tensor with no elements needs no launch (and a grid of 0 is an error). */
     if (kiln_cuda_numel(&l->outputs[0]) == 0) return KILN_OK;

@@ -81,6 +81,10 @@ kiln_status kiln_cuda_scatter_elements_run(const kiln_layer_launch *l, cudaStrea
 bool        kiln_cuda_scatter_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_compare_supports(const kiln_layer_launch *l);
 bool        kiln_cuda_where_supports(const kiln_layer_launch *l);
+/* TOPK (topk.cu): outputs values and int64 indices; every size runs (rows up to 2048 sorted in shared
+ * memory, longer ones in k block-wide passes). */
+kiln_status kiln_cuda_topk_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
  * process exit the CUDA runtime may already be gone when a destructor would
  * run (PyTorch leaks its handles for the same reason). */
