@@ -91,23 +91,18 @@ static int io_shape(const kiln_engine *e, const char *name, kiln_dtype *dtype, i
     return 0;
 }
 
-/* The id of one of the job's communicators: through the file
- * $KILN_NCCL_ID_FILE.<which> (rank 0 writes it, the others wait for it). */
+/* The id of one of the job's communicators ("prefill", "decode"): through
+ * the file $KILN_NCCL_ID_FILE.<which> (rank 0 writes it, the others wait). */
 static kiln_status job_comm_id(int32_t rank, const char *which, kiln_comm_id *id) {
-    const char *base = getenv("KILN_NCCL_ID_FILE");
-    static char prefix[3072];
-    if (!prefix[0]) {
-        if (!base || !base[0]) {
-            fprintf(stderr, "%s: tensor-parallel engines: set KILN_NCCL_ID_FILE to a fresh path prefix every rank "
-                            "sees (the communicator ids go through PREFIX.prefill and PREFIX.decode)\n", prog);
-            return KILN_ERROR_INVALID_ARGUMENT;
-        }
-        snprintf(prefix, sizeof prefix, "%s", base);
+    const char *prefix = getenv("KILN_NCCL_ID_FILE");
+    if (!prefix || !prefix[0]) {
+        fprintf(stderr, "%s: tensor-parallel engines: set KILN_NCCL_ID_FILE to a fresh path prefix every rank "
+                        "sees (the communicator ids go through PREFIX.prefill and PREFIX.decode)\n", prog);
+        return KILN_ERROR_INVALID_ARGUMENT;
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s.%s", prefix, which);
-    if (setenv("KILN_NCCL_ID_FILE", path, 1) != 0 || unsetenv("KILN_NCCL_ID") != 0) return KILN_ERROR_IO;
-    return kiln_comm_id_from_env(rank, id);
+    if ((size_t)snprintf(path, sizeof path, "%s.%s", prefix, which) >= sizeof path) return KILN_ERROR_INVALID_ARGUMENT;
+    return kiln_comm_id_from_file(rank, path, id);
 }
 
 static int parse_device(const char *s, kiln_device *out) {

@@ -874,6 +874,10 @@ KILN_API kiln_status kiln_comm_id_from_hex(const char *hex, kiln_comm_id *out);
  * path per job.
  */
 KILN_API kiln_status kiln_comm_id_from_env(int32_t rank, kiln_comm_id *out);
+/* The same file protocol for a path of the caller's (a job with several
+ * communicators uses one fresh path for each): rank 0 writes a fresh id to
+ * path, the others wait for it. */
+KILN_API kiln_status kiln_comm_id_from_file(int32_t rank, const char *path, kiln_comm_id *out);
 /* This process's rank, group size and rank on its node from the launcher's
  * environment: RANK/WORLD_SIZE/LOCAL_RANK (torchrun), OMPI_COMM_WORLD_RANK/
  * _SIZE/_LOCAL_RANK (Open MPI), PMI_RANK/PMI_SIZE (MPICH), SLURM_PROCID/

@@ -97,8 +97,8 @@ static double now_seconds(void) {
 static kiln_status write_id_file(const char *path, kiln_comm_id *out) {
     struct stat st;
     if (stat(path, &st) == 0)
-        return kiln_error(KILN_ERROR_STATE, "KILN_NCCL_ID_FILE '%s' exists already: other ranks may have read a stale "
-                          "id from it; remove it, or use a fresh path per job", path);
+        return kiln_error(KILN_ERROR_STATE, "id file '%s' exists already: other ranks may have read a stale id from "
+                          "it; remove it, or use a fresh path per job", path);
     kiln_status s = kiln_comm_id_new(out);
     if (s) return s;
     char hex[KILN_COMM_ID_HEX_SIZE + 1];
@@ -107,16 +107,16 @@ static kiln_status write_id_file(const char *path, kiln_comm_id *out) {
     hex[len++] = '\n';
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= sizeof tmp)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "KILN_NCCL_ID_FILE: the path is too long");
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "id file '%s': the path is too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return kiln_error(KILN_ERROR_IO, "KILN_NCCL_ID_FILE: cannot create '%s': %s", tmp, strerror(errno));
+    if (fd < 0) return kiln_error(KILN_ERROR_IO, "id file: cannot create '%s': %s", tmp, strerror(errno));
     ssize_t wrote = write(fd, hex, len);
     int ok = wrote == (ssize_t)len && fsync(fd) == 0;
     ok &= close(fd) == 0;
     if (!ok || rename(tmp, path) != 0) {
         int err = errno;
         unlink(tmp);
-        return kiln_error(KILN_ERROR_IO, "KILN_NCCL_ID_FILE: cannot write '%s': %s", path, strerror(err));
+        return kiln_error(KILN_ERROR_IO, "id file: cannot write '%s': %s", path, strerror(err));
     }
     return KILN_OK;
 }
@@ -132,17 +132,24 @@ static kiln_status read_id_file(const char *path, int32_t rank, kiln_comm_id *ou
             fclose(f);
             text[n] = '\0';
             kiln_status s = kiln_comm_id_from_hex(text, out);
-            return s ? kiln_error_prefix(s, "KILN_NCCL_ID_FILE '%s' (read by rank %d)", path, (int)rank) : KILN_OK;
+            return s ? kiln_error_prefix(s, "id file '%s' (read by rank %d)", path, (int)rank) : KILN_OK;
         }
         if (errno != ENOENT)
-            return kiln_error(KILN_ERROR_IO, "KILN_NCCL_ID_FILE: rank %d cannot read '%s': %s", (int)rank, path,
+            return kiln_error(KILN_ERROR_IO, "id file: rank %d cannot read '%s': %s", (int)rank, path,
                               strerror(errno));
         if (now_seconds() - start > timeout)
-            return kiln_error(KILN_ERROR_IO, "KILN_NCCL_ID_FILE: rank %d waited %.0f s for rank 0 to write '%s' "
+            return kiln_error(KILN_ERROR_IO, "id file: rank %d waited %.0f s for rank 0 to write '%s' "
                               "(KILN_NCCL_TIMEOUT_S)", (int)rank, timeout, path);
         struct timespec pause = {0, 20 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
+}
+
+kiln_status kiln_comm_id_from_file(int32_t rank, const char *path, kiln_comm_id *out) {
+    if (!out || !path || !*path)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_comm_id_from_file: NULL argument or empty path");
+    if (rank < 0) return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "kiln_comm_id_from_file: rank %d is negative", (int)rank);
+    return rank == 0 ? write_id_file(path, out) : read_id_file(path, rank, out);
 }
 
 kiln_status kiln_comm_id_from_env(int32_t rank, kiln_comm_id *out) {
@@ -157,7 +164,8 @@ kiln_status kiln_comm_id_from_env(int32_t rank, kiln_comm_id *out) {
     if (!path || !*path)
         return kiln_error(KILN_ERROR_NOT_FOUND, "kiln_comm_id_from_env: neither KILN_NCCL_ID nor KILN_NCCL_ID_FILE is "
                           "set");
-    return rank == 0 ? write_id_file(path, out) : read_id_file(path, rank, out);
+    kiln_status s = kiln_comm_id_from_file(rank, path, out);
+    return s ? kiln_error_prefix(s, "KILN_NCCL_ID_FILE") : KILN_OK;
 }
 
 /* A non-negative int from the environment: 1 when found, 0 when unset, -1

@@ -183,43 +183,35 @@ static bool reshape_supports(const kiln_layer_launch *l) {
     return kiln_cuda_dtype_size(l->inputs[0].dtype) > 0 && l->outputs[0].dtype == l->inputs[0].dtype;
 }
 
-static kiln_status run_matmul_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_matmul_run(device, l, s);
+/* The kernels that need no device index (the guard made it current): an
+ * adapter each, to the table's signature. */
+#define KERNEL_ON_CURRENT_DEVICE(name)                                                              \
+    static kiln_status run_##name(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {    \
+        (void)device;                                                                                \
+        return kiln_cuda_##name##_run(l, s);                                                         \
+    }
+KERNEL_ON_CURRENT_DEVICE(cast)
+KERNEL_ON_CURRENT_DEVICE(binary)
+KERNEL_ON_CURRENT_DEVICE(unary)
+KERNEL_ON_CURRENT_DEVICE(gather)
+KERNEL_ON_CURRENT_DEVICE(copy_view)
+KERNEL_ON_CURRENT_DEVICE(reduce)
+KERNEL_ON_CURRENT_DEVICE(softmax)
+KERNEL_ON_CURRENT_DEVICE(norm)
+KERNEL_ON_CURRENT_DEVICE(where)
+KERNEL_ON_CURRENT_DEVICE(gather_elements)
+KERNEL_ON_CURRENT_DEVICE(attention)
+KERNEL_ON_CURRENT_DEVICE(cumsum)
+KERNEL_ON_CURRENT_DEVICE(collective)
+KERNEL_ON_CURRENT_DEVICE(scatter_nd)
+KERNEL_ON_CURRENT_DEVICE(scatter_elements)
+KERNEL_ON_CURRENT_DEVICE(compare)
+KERNEL_ON_CURRENT_DEVICE(topk)
+#undef KERNEL_ON_CURRENT_DEVICE
+static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
+    (void)device;
+    return run_reshape(l, s);
 }
-static kiln_status run_cast(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_cast_run(l, s); }
-static kiln_status run_binary(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_binary_run(l, s); }
-static kiln_status run_unary(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_unary_run(l, s); }
-static kiln_status run_gather(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_gather_run(l, s); }
-static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return run_reshape(l, s); }
-static kiln_status run_copy_view(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_copy_view_run(l, s);
-}
-static kiln_status run_reduce(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_reduce_run(l, s); }
-static kiln_status run_softmax(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_softmax_run(l, s); }
-static kiln_status run_norm(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_norm_run(l, s); }
-static kiln_status run_where(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_where_run(l, s); }
-static kiln_status run_gather_elements(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_gather_elements_run(l, s);
-}
-static kiln_status run_attention(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_attention_run(l, s);
-}
-static kiln_status run_cumsum(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_cumsum_run(l, s);
-}
-static kiln_status run_collective(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_collective_run(l, s);
-}
-static kiln_status run_scatter_nd(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_scatter_nd_run(l, s);
-}
-static kiln_status run_scatter_elements(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_scatter_elements_run(l, s);
-}
-static kiln_status run_compare(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
-    return kiln_cuda_compare_run(l, s);
-}
-static kiln_status run_topk(int32_t device, const kiln_layer_launch *l, cudaStream_t s) { return kiln_cuda_topk_run(l, s); }
 
 /* The CUDA kernel of each op (one .cu file per op): its launch, its supports
  * function and how many inputs it takes (its outputs: op_list.h's count).  Names
@@ -236,7 +228,7 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_UNARY]   = {run_unary, kiln_cuda_unary_supports, 1},
     [KILN_OP_GATHER]  = {run_gather, kiln_cuda_gather_supports, 2},
     [KILN_OP_RESHAPE] = {run_reshape_on, reshape_supports, 1},
-    [KILN_OP_MATMUL]  = {run_matmul_on, kiln_cuda_matmul_supports, 2},
+    [KILN_OP_MATMUL]  = {kiln_cuda_matmul_run, kiln_cuda_matmul_supports, 2},
     [KILN_OP_PLUGIN]  = {NULL, NULL, 0},
     [KILN_OP_TRANSPOSE]  = {run_copy_view, kiln_cuda_copy_view_supports, 1},
     [KILN_OP_SLICE]      = {run_copy_view, kiln_cuda_copy_view_supports, 1},
