@@ -234,8 +234,8 @@ def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq
 
 
 def test_aot_engines_hold_compiled_kernels():
-    """prefer_aot: every plugin (RMSNorm, Rotary, PrefillAttention,
-    DecodeAttention with its workspace, CacheWrite) is compiled for sm_90 at
+    """prefer_aot: every plugin (RMSNorm, AddRMSNorm, RotaryQK, SiluMul,
+    PrefillAttention, DecodeAttention with its workspace, CacheWriteKV) is compiled for sm_90 at
     build time (no GPU needed) into kiln::TritonAOT layers: no Python plugin
     is left in either engine.  In a process
     of its own, without Triton's interpreter: kiln's AOT compile of a kernel

@@ -1,60 +1,18 @@
-"""CacheWrite: a decode step's new key (or value) row, written into the KV
-cache in place.
+"""CacheWriteKV: a decode step's new key and value rows, written into the KV
+caches in place.
 
 The cache is the decode engine's input [batch, layers, max_seq, kv_width],
 a buffer the caller keeps between steps; this plugin's output *is* that
-buffer (aliased_outputs: kiln_network_alias_output), so the row lands where
-the next step's DecodeAttention reads it and nothing is copied, from Python
-or anywhere else.  One program per sequence writes row lengths[b] of layer
-`layer`."""
+buffer (aliased_outputs: kiln_network_alias_output), so the rows land where
+the next step's DecodeAttention reads them and nothing is copied, from Python
+or anywhere else.  Program (b, 0) writes the key row lengths[b] of layer
+`layer`, program (b, 1) the value row."""
 import triton
 import triton.language as tl
 
 import kiln
 
 from ._common import as_torch, block_for
-
-
-@triton.jit
-def cache_write_kernel(cache_ptr, new_ptr, lengths_ptr, layers, max_seq, width, layer, BLOCK: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    pos = tl.load(lengths_ptr + b).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
-    limit = tl.where(pos < max_seq, width, 0)        # a full cache is left as it is
-    mask = cols < limit
-    row = tl.load(new_ptr + b * width + cols, mask=mask)
-    tl.store(cache_ptr + ((b * layers + layer) * max_seq + pos) * width + cols, row, mask=mask)
-
-
-@kiln.plugin("CacheWrite", namespace="llama")
-class CacheWrite(kiln.PluginBase):
-    """inputs: cache [batch, layers, max_seq, width], new [batch, 1, width]
-    (the cache's dtype), lengths int32 [batch]; output: the cache, written in
-    place (row lengths[b] of layer `layer` := new[b])."""
-
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = int(layer)
-
-    def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
-        return kiln.SymTensor(inputs[0].dtype, inputs[0].shape)
-
-    def aliased_outputs(self):
-        return {0: 0}
-
-    def forward(self, inputs, outputs):
-        _, new, lengths = as_torch(inputs)
-        (cache,) = as_torch(outputs)
-        b, layers, max_seq, width = cache.shape
-        if b == 0:
-            return
-        cache_write_kernel[(b,)](cache, new, lengths, layers, max_seq, width, self.layer, BLOCK=block_for(width))
-
-    def aot(self, inputs, outputs):
-        cache, new, lengths = inputs
-        b, layers, max_seq, width = cache.shape
-        return [kiln.AotLaunch(cache_write_kernel, args=[outputs[0], new, lengths, layers, max_seq, width, self.layer],
-                               grid=(b,), constexprs={"BLOCK": block_for(width.value)})]
 
 
 @triton.jit
@@ -74,9 +32,9 @@ def cache_write_kv_kernel(k_cache_ptr, v_cache_ptr, k_ptr, v_ptr, lengths_ptr, l
 
 @kiln.plugin("CacheWriteKV", namespace="llama", num_outputs=2)
 class CacheWriteKV(kiln.PluginBase):
-    """CacheWrite of a key row and a value row in one launch: inputs k_cache,
-    v_cache [batch, layers, max_seq, width], k, v [batch, 1, width],
-    lengths int32 [batch]; outputs the two caches, written in place."""
+    """inputs: k_cache, v_cache [batch, layers, max_seq, width], k, v
+    [batch, 1, width] (the caches' dtype), lengths int32 [batch]; outputs the
+    two caches, written in place (a full cache is left as it is)."""
 
     def __init__(self, layer):
         super().__init__()

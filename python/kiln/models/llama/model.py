@@ -32,8 +32,8 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     [1, max_batch] and every total length (prompt + generated) up to
     max_seq_len runs on the same engines.  decode_split: cache rows per
     program of the decode attention's split kernel.  prefer_aot: compile
-    every plugin (RMSNorm, Rotary, PrefillAttention, DecodeAttention,
-    CacheWrite) ahead of time into kiln::TritonAOT layers: the engines then
+    every plugin (RMSNorm, AddRMSNorm, RotaryQK, SiluMul, PrefillAttention,
+    DecodeAttention, CacheWriteKV) ahead of time into kiln::TritonAOT layers: the engines then
     run on a GPU only and need no Python (examples/llama/generate.c runs
     them from C).  False (the default) runs every plugin's forward (JIT).
 
@@ -233,7 +233,7 @@ class LlamaModel:
         for _ in range(max_new_tokens - 1):
             step_in["input_ids"].copy_(token[:, None])
             # The step writes each layer's new key and value row into k_cache /
-            # v_cache itself (CacheWrite, an output written in place).
+            # v_cache itself (CacheWriteKV, outputs written in place).
             if graph:
                 self.decode_session.run_graph(step_in, step_out, stream)
             else:

@@ -1,6 +1,7 @@
-"""Rotary position embedding (RoPE) as a Triton plugin.
+"""Rotary position embedding (RoPE) as a Triton plugin: RotaryQK rotates a
+layer's queries and keys in one launch (grid axis 1 picks which).
 
-x holds the heads of each token side by side, [batch, seq, heads * head_dim]
+Each of them holds the heads of each token side by side, [batch, seq, heads * head_dim]
 (the layout the q/k projections produce, so no transpose is needed).  Pair i
 of a head is (x[i], x[i + head_dim/2]) -- the "rotate half" convention of
 transformers' Llama -- rotated by the angle position * inv_freq[i]:
@@ -44,16 +45,6 @@ def _rotate(x_ptr, out_ptr, inv_freq_ptr, token, pos, n_heads, head_dim, attenti
 
 
 @triton.jit
-def rotary_kernel(x_ptr, inv_freq_ptr, start_ptr, out_ptr, seq_len, n_heads, head_dim, attention_scaling,
-                  HAS_START: tl.constexpr, BLOCK_HEADS: tl.constexpr, BLOCK_HALF: tl.constexpr):
-    token = tl.program_id(0)                    # b * seq_len + s
-    pos = token % seq_len
-    if HAS_START:
-        pos += tl.load(start_ptr + token // seq_len)
-    _rotate(x_ptr, out_ptr, inv_freq_ptr, token, pos, n_heads, head_dim, attention_scaling, BLOCK_HEADS, BLOCK_HALF)
-
-
-@triton.jit
 def rotary_qk_kernel(q_ptr, k_ptr, inv_freq_ptr, start_ptr, q_out_ptr, k_out_ptr, seq_len, q_heads, k_heads,
                      head_dim, attention_scaling, HAS_START: tl.constexpr, BLOCK_HEADS: tl.constexpr,
                      BLOCK_HALF: tl.constexpr):
@@ -67,47 +58,6 @@ def rotary_qk_kernel(q_ptr, k_ptr, inv_freq_ptr, start_ptr, q_out_ptr, k_out_ptr
     else:
         _rotate(k_ptr, k_out_ptr, inv_freq_ptr, token, pos, k_heads, head_dim, attention_scaling, BLOCK_HEADS,
                 BLOCK_HALF)
-
-
-@kiln.plugin("Rotary", namespace="llama")
-class Rotary(kiln.PluginBase):
-    """inputs: x [batch, seq, heads*head_dim], inv_freq [head_dim/2] float32,
-    optionally start [batch] int32; output like x."""
-
-    def __init__(self, head_dim, attention_scaling=1.0):
-        super().__init__()
-        if head_dim % 2:
-            raise ValueError(f"Rotary: head_dim {head_dim} is odd (RoPE rotates pairs)")
-        self.head_dim = int(head_dim)
-        self.attention_scaling = float(attention_scaling)
-
-    def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
-        return kiln.SymTensor(inputs[0].dtype, inputs[0].shape)
-
-    def forward(self, inputs, outputs):
-        tensors = as_torch(inputs)
-        x, inv_freq = tensors[0], tensors[1]
-        start = tensors[2] if len(tensors) > 2 else inv_freq      # unused pointer when there is no start
-        (out,) = as_torch(outputs)
-        batch, seq_len, width = x.shape
-        if batch * seq_len == 0:
-            return
-        n_heads = width // self.head_dim
-        rotary_kernel[(batch * seq_len,)](x, inv_freq, start, out, seq_len, n_heads, self.head_dim,
-                                          self.attention_scaling, HAS_START=len(tensors) > 2,
-                                          BLOCK_HEADS=block_for(n_heads, 1), BLOCK_HALF=block_for(self.head_dim // 2, 1))
-
-    def aot(self, inputs, outputs):
-        x, inv_freq = inputs[0], inputs[1]
-        start = inputs[2] if len(inputs) > 2 else inv_freq
-        batch, seq_len, width = x.shape
-        n_heads = width.value // self.head_dim                 # the width is fixed by the network
-        return [kiln.AotLaunch(rotary_kernel,
-                               args=[x, inv_freq, start, outputs[0], seq_len, n_heads, self.head_dim,
-                                     self.attention_scaling],
-                               grid=(batch * seq_len,),
-                               constexprs={"HAS_START": len(inputs) > 2, "BLOCK_HEADS": block_for(n_heads, 1),
-                                           "BLOCK_HALF": block_for(self.head_dim // 2, 1)})]
 
 
 @kiln.plugin("RotaryQK", namespace="llama", num_outputs=2)
