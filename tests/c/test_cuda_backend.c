@@ -657,9 +657,11 @@ static void test_scatter_nd_case(kiln_dtype dt, kiln_dtype it, int reduction, co
             flat /= dd[j];
             if (rng_next() & 1) c -= dd[j];
             if (is_bad && j == bad_at) {
-                static const int64_t wild[] = {INT32_MAX, INT32_MIN, -1000};
+                /* Out of range whatever the axis' size (-1000 alone is a
+                 * valid negative index into an axis of 2048). */
+                static const int64_t wild[] = {INT32_MAX, INT32_MIN};
                 int w = (int)(rng_next() % 5);
-                c = w == 3 ? dd[j] : w == 4 ? -dd[j] - 1 : wild[w];
+                c = w == 2 ? -dd[j] - 1000 : w == 3 ? dd[j] : w == 4 ? -dd[j] - 1 : wild[w];
             }
             store_i(it, ix.host.data, t * k + j, c);
             if (!is_bad) store_i(it, cix.host.data, good * k + j, c);
