@@ -234,7 +234,7 @@ def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq
 
 
 def test_aot_engines_hold_compiled_kernels():
-    """prefer_aot: every plugin (RMSNorm, AddRMSNorm, RotaryQK, SiluMul,
+    """prefer_aot: every plugin (RMSNorm, AddRMSNorm, RotaryQKV, SiluMul,
     PrefillAttention, DecodeAttention with its workspace, CacheWriteKV) is compiled for sm_90 at
     build time (no GPU needed) into kiln::TritonAOT layers: no Python plugin
     is left in either engine.  In a process
@@ -251,23 +251,23 @@ def test_aot_engines_hold_compiled_kernels():
         engine = bytes(engines.build_prefill(weights.from_model(hf), torch.bfloat16, 2, 32, prefer_aot=True))
         plugins = kiln.runtime.load_engine(engine).plugins()
         print(sorted(set(p[1] for p in plugins)), len(plugins))
-        for kernel in (b"rms_norm_kernel", b"rotary_qk_kernel", b"prefill_attention_kernel"):
+        for kernel in (b"rms_norm_kernel", b"rotary_qkv_kernel", b"prefill_attention_kernel"):
             assert kernel in engine, kernel
         decode = bytes(engines.build_decode(weights.from_model(hf), torch.bfloat16, 2, 64, split=16,
                                             prefer_aot=True))
         plugins = kiln.runtime.load_engine(decode).plugins()
         print("decode", sorted(set(p[1] for p in plugins)), len(plugins))
         for kernel in (b"decode_split_kernel", b"decode_combine_kernel", b"cache_write_kv_kernel",
-                       b"add_rms_norm_kernel", b"rotary_qk_kernel", b"silu_mul_kernel"):
+                       b"add_rms_norm_kernel", b"rotary_qkv_kernel", b"silu_mul_kernel"):
             assert kernel in decode, kernel
         print("ok")
     """
     env = dict(subprocess_env(), TRITON_INTERPRET="0", KILN_AOT_TARGET="sm_90")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    # the first norm, 2 add+norms, 1 rotary (q and k), 1 attention, 1 silu*up; all compiled
+    # the first norm, 2 add+norms, 1 rotary (q, k and the v split), 1 attention, 1 silu*up; all compiled
     assert "['TritonAOT'] 6" in r.stdout and "ok" in r.stdout, r.stdout
-    # decode: the first norm, 2 add+norms, 1 rotary (q and k), 1 attention, 1 silu*up, 1 cache write (k and v)
+    # decode: the first norm, 2 add+norms, 1 rotary (q, k, v), 1 attention, 1 silu*up, 1 cache write (k and v)
     assert "decode ['TritonAOT'] 7" in r.stdout, r.stdout
 
 

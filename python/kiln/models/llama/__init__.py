@@ -2,7 +2,7 @@
 plugins written the way a kiln user writes them:
 
     rms_norm.py           RMSNorm, and AddRMSNorm (a residual add fused with the norm after it)
-    rotary.py             RotaryQK: RoPE of the queries and keys, in one launch
+    rotary.py             RotaryQKV: RoPE of the queries and keys from the fused projection, in one launch
     silu_mul.py           SiluMul: the MLP's silu(gate) * up in one launch
     prefill_attention.py  PrefillAttention: causal grouped-query flash attention
     decode_attention.py   DecodeAttention: one token against a KV cache, split and combined
@@ -28,9 +28,9 @@ from .decode_attention import DecodeAttention
 from .model import LlamaModel, from_hf, load
 from .prefill_attention import PrefillAttention
 from .rms_norm import AddRMSNorm, RMSNorm
-from .rotary import RotaryQK
+from .rotary import RotaryQKV
 from .silu_mul import SiluMul
 from .tensor_parallel import TensorParallel
 
 __all__ = ["from_hf", "load", "LlamaModel", "LlamaSpec", "rope_frequencies", "TensorParallel",
-           "RMSNorm", "AddRMSNorm", "RotaryQK", "SiluMul", "PrefillAttention", "DecodeAttention", "CacheWriteKV"]
+           "RMSNorm", "AddRMSNorm", "RotaryQKV", "SiluMul", "PrefillAttention", "DecodeAttention", "CacheWriteKV"]

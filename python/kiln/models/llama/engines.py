@@ -17,9 +17,11 @@ With tensor parallelism (tp: tensor_parallel.TensorParallel, N ranks) each
 rank's engine holds its part of the weights, attends with its own heads
 (kv_width is its heads' width), and all-reduces / all-gathers where the
 split needs it; tp of size 1 is the plain network.
-Matmuls, residual adds, the SiLU gate and the embedding gather are kiln's
-built-in layers; RMS norm, RoPE and both attentions are the Triton plugins
-of this package.  kiln has no transpose layer, so the weights are stored
+Matmuls, residual adds and the embedding gather are kiln's built-in layers
+(the q/k/v projections are one matmul, and gate/up another, over weights
+concatenated at build time); RMS norm with the residual add, RoPE with the
+q/k/v split, the SiLU gate and both attentions are the Triton plugins of
+this package.  kiln has no transpose layer, so the weights are stored
 pre-transposed ([in, out], what x @ W needs) and the attention plugins index
 heads inside the [.., heads * head_dim] rows themselves.
 """
@@ -33,7 +35,7 @@ from .cache_write import CacheWriteKV
 from .decode_attention import DecodeAttention
 from .prefill_attention import PrefillAttention
 from .rms_norm import AddRMSNorm, RMSNorm
-from .rotary import RotaryQK
+from .rotary import RotaryQKV
 from .silu_mul import SiluMul
 from .tensor_parallel import TensorParallel
 
@@ -60,6 +62,19 @@ class _Constants:
         t = self.w.get(name, rows=rows, cols=cols)
         return kiln.constant(t.to(self.dtype).t().contiguous(), name=self._name(name, rows, cols) + ".T")
 
+    def fused_matrix(self, parts):
+        """Several projections of one input as one [in, sum of outs] matrix
+        (parts: (name, rows) pairs, in output order), so one matmul computes
+        them all: fewer launches, and one larger GEMV at decode."""
+        t = torch.cat([self.w.get(name, rows=rows if self.tp.size > 1 else None) for name, rows in parts])
+        label = "|".join(self._name(name, rows if self.tp.size > 1 else None) for name, rows in parts)
+        return kiln.constant(t.to(self.dtype).t().contiguous(), name=f"[{label}].T")
+
+    def fused_vector(self, parts):
+        t = torch.cat([self.w.get(name, rows=rows if self.tp.size > 1 else None) for name, rows in parts])
+        label = "|".join(self._name(name, rows if self.tp.size > 1 else None) for name, rows in parts)
+        return kiln.constant(t.to(self.dtype).contiguous(), name=f"[{label}]")
+
 
 def _linear(c, x, prefix, bias, rows=None, cols=None):
     """x @ W.T (+ b).  rows: this rank's output rows of W (column-parallel:
@@ -74,6 +89,16 @@ def _linear(c, x, prefix, bias, rows=None, cols=None):
     return y
 
 
+def _fused_linear(c, x, parts, bias):
+    """x @ [W_1 | W_2 | ...].T (+ [b_1 | b_2 | ...]): column-parallel
+    projections of one input in one matmul.  parts: (weight prefix, this
+    rank's rows) pairs; the output's columns are the parts in order."""
+    y = kiln.matmul(x, c.fused_matrix([(prefix + ".weight", rows) for prefix, rows in parts]))
+    if bias:
+        y = y + c.fused_vector([(prefix + ".bias", rows) for prefix, rows in parts])
+    return y
+
+
 def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None):
     """One Llama decoder layer.  h [batch, seq, hidden] is the residual
     stream and x its input norm (this layer's input_layernorm of h);
@@ -84,18 +109,16 @@ def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None):
     p = f"model.layers.{i}."
     tp = c.tp
     eps = spec.rms_norm_eps
-    q = _linear(c, x, p + "self_attn.q_proj", spec.attention_bias, rows=tp.q_rows)
-    k = _linear(c, x, p + "self_attn.k_proj", spec.attention_bias, rows=tp.kv_rows)
-    v = _linear(c, x, p + "self_attn.v_proj", spec.attention_bias, rows=tp.kv_rows)
+    qkv = _fused_linear(c, x, [(p + "self_attn.q_proj", tp.q_rows), (p + "self_attn.k_proj", tp.kv_rows),
+                               (p + "self_attn.v_proj", tp.kv_rows)], spec.attention_bias)
     _, scaling = spec.inv_freq()
     rope_in = (inv_freq,) if start is None else (inv_freq, start)
-    q, k = RotaryQK(spec.head_dim, scaling)(q, k, *rope_in)
+    q, k, v = RotaryQKV(spec.head_dim, tp.heads, tp.kv_heads, scaling)(qkv, *rope_in)
     attention = _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias, cols=tp.q_rows)
     h, x = AddRMSNorm(eps)(h, attention, c.vector(p + "post_attention_layernorm.weight"))
     inter = tp.part(tp.intermediate)
-    gate = _linear(c, x, p + "mlp.gate_proj", spec.mlp_bias, rows=inter)
-    up = _linear(c, x, p + "mlp.up_proj", spec.mlp_bias, rows=inter)
-    mlp = _linear(c, SiluMul()(gate, up), p + "mlp.down_proj", spec.mlp_bias, cols=inter)
+    gate_up = _fused_linear(c, x, [(p + "mlp.gate_proj", inter), (p + "mlp.up_proj", inter)], spec.mlp_bias)
+    mlp = _linear(c, SiluMul()(gate_up), p + "mlp.down_proj", spec.mlp_bias, cols=inter)
     following = f"model.layers.{i + 1}.input_layernorm.weight" if i + 1 < spec.num_layers else "model.norm.weight"
     h, x = AddRMSNorm(eps)(h, mlp, c.vector(following))
     return h, x, k, v

@@ -17,7 +17,8 @@ from .tensor_parallel import TensorParallel
 
 _CONFIG = "kiln_llama.json"
 _ENGINES = ("prefill.engine", "decode.engine")
-_FORMAT = 3   # 2: the decode engine writes the KV cache in place; 3: engines output next_token
+_FORMAT = 4   # 2: the decode engine writes the KV cache in place; 3: engines output next_token;
+              # 4: fused q/k/v and gate/up projections (RotaryQKV, one-input SiluMul)
 
 
 def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
@@ -32,7 +33,7 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     [1, max_batch] and every total length (prompt + generated) up to
     max_seq_len runs on the same engines.  decode_split: cache rows per
     program of the decode attention's split kernel.  prefer_aot: compile
-    every plugin (RMSNorm, AddRMSNorm, RotaryQK, SiluMul, PrefillAttention,
+    every plugin (RMSNorm, AddRMSNorm, RotaryQKV, SiluMul, PrefillAttention,
     DecodeAttention, CacheWriteKV) ahead of time into kiln::TritonAOT layers: the engines then
     run on a GPU only and need no Python (examples/llama/generate.c runs
     them from C).  False (the default) runs every plugin's forward (JIT).
