@@ -1,5 +1,8 @@
-"""kiln.models.llama against transformers (eager attention) on the same device:
-prefill latency and greedy decode tokens/s, random weights.
+"""kiln.models.llama against transformers on the same device: prefill latency
+and greedy decode tokens/s, random weights.  The peers (--peers): transformers
+with eager attention, with SDPA attention, and with SDPA, a static cache and
+torch.compile (generate's automatic compilation of the decode step, mode
+reduce-overhead: the fast path people use), all in one run.
 
     PYTHONPATH=python KILN_BUILD_DIR=build-py python3 bench/bench_llama.py --shape tiny      # CPU
     python3 bench/bench_llama.py --shape 1b --dtype bfloat16 --batch 1 16                   # GPU
@@ -54,6 +57,8 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="with --c-generate: print the per-op time of an eager C decode (KILN_PROFILE=1)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--peers", nargs="+", default=["eager"], choices=["eager", "sdpa", "compile"],
+                    help="transformers variants measured beside kiln (default: eager)")
     args = ap.parse_args()
     if args.c_generate and not args.aot:
         ap.error("--c-generate runs engines without Python: add --aot")
@@ -97,30 +102,53 @@ def main():
                           max_seq_len=max(prompt + new_tokens, prefill_len), prefer_aot=args.aot)
     build_s = time.perf_counter() - t0
 
-    def hf_generate(ids, n):
-        with torch.no_grad():
-            return hf.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0,
-                               attention_mask=torch.ones_like(ids))
+    def set_attention(impl):
+        if hasattr(hf, "set_attn_implementation"):
+            hf.set_attn_implementation(impl)
+        else:
+            hf.config._attn_implementation = impl
 
-    def hf_logits(ids):
-        with torch.no_grad():
-            return hf(ids).logits
+    def hf_peer(peer):
+        """(generate, logits) of one transformers variant."""
+        attention = "eager" if peer == "eager" else "sdpa"
+        extra = {"cache_implementation": "static"} if peer == "compile" else {}
+        if peer == "compile" and not gpu:   # generate compiles on GPUs only unless told
+            from transformers import CompileConfig
+            config = CompileConfig()
+            config._compile_all_devices = True
+            extra["compile_config"] = config
+
+        def generate(ids, n):
+            set_attention(attention)
+            with torch.no_grad():
+                return hf.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0,
+                                   attention_mask=torch.ones_like(ids), **extra)
+
+        def logits(ids):
+            set_attention(attention)
+            with torch.no_grad():
+                return hf(ids).logits
+        return generate, logits
 
     def kiln_generate(ids, n):
         return model.generate(ids, n, cuda_graph=args.graph)
 
+    systems = [("kiln", kiln_generate, model.logits)] + [(f"transformers {p}", *hf_peer(p)) for p in args.peers]
     rows = []
     for batch in args.batch:
         ids = torch.randint(0, cfg.vocab_size, (batch, prompt), device=device)
         long_ids = torch.randint(0, cfg.vocab_size, (1, prefill_len), device=device)
-        result = {}
-        for name, gen, logits in (("kiln", kiln_generate, model.logits), ("transformers", hf_generate, hf_logits)):
+        want = kiln_generate(ids, new_tokens).cpu()
+        for name, gen, logits in systems:
             one = best_seconds(lambda: gen(ids, 1))
             full = best_seconds(lambda: gen(ids, new_tokens))
             step = (full - one) / (new_tokens - 1)
-            result[name] = (best_seconds(lambda: logits(long_ids)) * 1e3, batch / step)
-        same = torch.equal(kiln_generate(ids, new_tokens).cpu(), hf_generate(ids, new_tokens).cpu())
-        rows.append((batch, result, same))
+            same = torch.equal(want, gen(ids, new_tokens).cpu())
+            rows.append((batch, name, best_seconds(lambda: logits(long_ids)) * 1e3, batch / step, same))
+    compiled = None
+    if "compile" in args.peers:
+        import torch._dynamo.utils as dynamo_utils
+        compiled = dynamo_utils.counters["stats"]["unique_graphs"]
 
     c_row = None
     if args.c_generate:
@@ -132,12 +160,13 @@ def main():
           f"prefill {prefill_len} tokens (batch 1); kiln plugins {'AOT' if args.aot else 'JIT'}"
           f"{', decode through a CUDA graph' if args.graph else ''}; "
           f"kiln build {build_s:.1f} s; {time.strftime('%Y-%m-%d')}")
-    print("| batch | kiln prefill ms | transformers prefill ms | kiln decode tok/s | transformers decode tok/s "
-          "| tokens equal |")
+    print("| batch | system | prefill ms | decode tok/s | decode steps/s | tokens equal to kiln's |")
     print("|---|---|---|---|---|---|")
-    for batch, r, same in rows:
-        print(f"| {batch} | {r['kiln'][0]:.2f} | {r['transformers'][0]:.2f} | {r['kiln'][1]:.1f} | "
-              f"{r['transformers'][1]:.1f} | {'yes' if same else 'NO'} |")
+    for batch, name, prefill_ms, rate, same in rows:
+        print(f"| {batch} | {name} | {prefill_ms:.2f} | {rate:,.1f} | {rate / batch:,.1f} | "
+              f"{'-' if name == 'kiln' else 'yes' if same else 'NO'} |")
+    if compiled is not None:
+        print(f"torch.compile: {compiled} graphs compiled by dynamo (0 would mean the compile peer ran eager)")
     if c_row:
         print(f"kiln from C (generate.c, AOT engines, batch 1): graph {c_row[0]:.1f} decode steps/s, "
               f"eager {c_row[1]:.1f}; tokens equal to Python: {'yes' if c_row[2] else 'NO'}")
