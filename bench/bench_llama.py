@@ -14,7 +14,8 @@ intermediate 8192, vocab 128256), 8b (Llama-3-8B: hidden 4096, 32 layers,
 (generate(prompt, n) - generate(prompt, 1)) / (n - 1) per step, both
 sides the same way.  kiln's decode step writes each layer's new K/V rows into
 the cache in place (CacheWrite) and runs its plugins through Python (JIT)
-unless --graph replays the step's kernels.  --c-generate BINARY (with --aot)
+unless --graph replays the step's kernels; --kiln jit-eager jit-graph
+aot-graph ... puts several of those variants in one table.  --c-generate BINARY (with --aot)
 also saves the engines and times examples/llama/generate.c on them: the
 same greedy decode from C with no Python in the process (batch 1).
 """
@@ -57,11 +58,14 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="with --c-generate: print the per-op time of an eager C decode (KILN_PROFILE=1)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--kiln", nargs="+", default=None, choices=["jit-eager", "jit-graph", "aot-eager", "aot-graph"],
+                    help="kiln variants in one table: plugins JIT (Python) or AOT, decode eager or replayed from "
+                         "a CUDA graph (default: the one --aot/--graph name)")
     ap.add_argument("--peers", nargs="+", default=["eager"], choices=["eager", "sdpa", "compile"],
                     help="transformers variants measured beside kiln (default: eager)")
     args = ap.parse_args()
-    if args.c_generate and not args.aot:
-        ap.error("--c-generate runs engines without Python: add --aot")
+    if args.c_generate and not (args.aot or any(v.startswith("aot") for v in args.kiln or [])):
+        ap.error("--c-generate runs engines without Python: add --aot (or an aot --kiln variant)")
 
     import torch
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -97,10 +101,15 @@ def main():
     with torch.device(device):
         hf = LlamaForCausalLM(cfg).to(dtype).eval()
     hf.generation_config.eos_token_id = None
-    t0 = time.perf_counter()
-    model = llama.from_hf(hf, dtype=dtype_name, device=device, max_batch=max(args.batch),
-                          max_seq_len=max(prompt + new_tokens, prefill_len), prefer_aot=args.aot)
-    build_s = time.perf_counter() - t0
+    variants = args.kiln or [f"{'aot' if args.aot else 'jit'}-{'graph' if args.graph else 'eager'}"]
+    models, build_s = {}, {}
+    for plugins in sorted({v.split("-")[0] for v in variants}):
+        t0 = time.perf_counter()
+        models[plugins] = llama.from_hf(hf, dtype=dtype_name, device=device, max_batch=max(args.batch),
+                                        max_seq_len=max(prompt + new_tokens, prefill_len),
+                                        prefer_aot=plugins == "aot")
+        build_s[plugins] = time.perf_counter() - t0
+    model = models["aot" if "aot" in models else "jit"]
 
     def set_attention(impl):
         if hasattr(hf, "set_attn_implementation"):
@@ -130,10 +139,14 @@ def main():
                 return hf(ids).logits
         return generate, logits
 
-    def kiln_generate(ids, n):
-        return model.generate(ids, n, cuda_graph=args.graph)
+    def kiln_system(variant):
+        plugins, decode = variant.split("-")
+        m = models[plugins]
+        return (f"kiln {plugins.upper()} {'graph' if decode == 'graph' else 'eager'}",
+                lambda ids, n: m.generate(ids, n, cuda_graph=decode == "graph"), m.logits)
 
-    systems = [("kiln", kiln_generate, model.logits)] + [(f"transformers {p}", *hf_peer(p)) for p in args.peers]
+    systems = [kiln_system(v) for v in variants] + [(f"transformers {p}", *hf_peer(p)) for p in args.peers]
+    kiln_generate = systems[0][1]
     rows = []
     for batch in args.batch:
         ids = torch.randint(0, cfg.vocab_size, (batch, prompt), device=device)
@@ -157,14 +170,13 @@ def main():
 
     where = torch.cuda.get_device_name() if gpu else "CPU (Triton interpreter)"
     print(f"shape {args.shape}, {dtype_name}, {where}, prompt {prompt}, {new_tokens} new tokens, "
-          f"prefill {prefill_len} tokens (batch 1); kiln plugins {'AOT' if args.aot else 'JIT'}"
-          f"{', decode through a CUDA graph' if args.graph else ''}; "
-          f"kiln build {build_s:.1f} s; {time.strftime('%Y-%m-%d')}")
-    print("| batch | system | prefill ms | decode tok/s | decode steps/s | tokens equal to kiln's |")
+          f"prefill {prefill_len} tokens (batch 1); kiln build "
+          f"{', '.join(f'{k.upper()} {v:.1f} s' for k, v in build_s.items())}; {time.strftime('%Y-%m-%d')}")
+    print(f"| batch | system | prefill ms | decode tok/s | decode steps/s | tokens equal to {systems[0][0]}'s |")
     print("|---|---|---|---|---|---|")
     for batch, name, prefill_ms, rate, same in rows:
         print(f"| {batch} | {name} | {prefill_ms:.2f} | {rate:,.1f} | {rate / batch:,.1f} | "
-              f"{'-' if name == 'kiln' else 'yes' if same else 'NO'} |")
+              f"{'yes' if same else 'NO'} |")
     if compiled is not None:
         print(f"torch.compile: {compiled} graphs compiled by dynamo (0 would mean the compile peer ran eager)")
     if c_row:

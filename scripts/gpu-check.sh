@@ -3,8 +3,9 @@
 # Python extension, run the C tests (CUDA backend included) and the Python
 # tests (GPU variants included), the seed example on the GPU, then the GPU
 # benchmarks; a short summary table comes last.  Logs go to $OUT when set.
-#   usage: bash scripts/gpu-check.sh [quick|aot|llama|multi]
-#     aot: build, C tests, AOT steps only; llama: build, test_llama.py, bench_llama only;
+#   usage: bash scripts/gpu-check.sh [quick|aot|llama|llama8b|multi]
+#     aot: build, C tests, AOT steps only; llama: build, test_llama.py, the 1B bench only;
+#     llama8b: build, the 8B bench only (kiln AOT graph beside transformers eager and torch.compile);
 #     multi: build, then the multi-GPU section only (collectives across processes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,17 +26,17 @@ build=$root/build/gpu
 step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON -DKILN_CUDA=ON -DKILN_PYTHON=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DPython3_EXECUTABLE="$(command -v python3)"
 step build cmake --build "$build" -j"$(nproc)"
-case "${1:-}" in llama|multi) ;; *) step ctest ctest --test-dir "$build" --output-on-failure ;; esac
+case "${1:-}" in llama|llama8b|multi) ;; *) step ctest ctest --test-dir "$build" --output-on-failure ;; esac
 export KILN_BUILD_DIR=$build PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
-case "${1:-}" in aot|llama|multi) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
-case "${1:-}" in aot|llama|multi) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
+case "${1:-}" in aot|llama|llama8b|multi) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
+case "${1:-}" in aot|llama|llama8b|multi) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
 # Multi-GPU: collective layers across processes over NCCL (docs/distributed.md):
 # Python: two ranks against torch.distributed, a CUDA graph replay, a dead
 # peer; C: two forked ranks through the C API.  (multi mode adds the CUDA
 # backend test and the NCCL ABI check.)  Skipped with fewer than 2 GPUs.
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${gpus:-0}" -ge 2 ]; then
-  case "${1:-}" in aot|llama) ;; *)
+  case "${1:-}" in aot|llama|llama8b) ;; *)
     step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
     step multi-gpu-c env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
     step multi-gpu-llama python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_llama.py -k gpu_tensor_parallel
@@ -59,17 +60,24 @@ if [ "${1:-}" = multi ]; then
   [ -n "${OUT:-}" ] && for f in "$out"/*.log; do echo "===== $(basename "$f")"; cat "$f"; done > "$OUT/gpu-check.log"
   exit 0
 fi
+# kiln.models.llama (Triton plugins), the Llama-3.2-1B shape in bfloat16: kiln
+# with JIT and AOT plugins, eager and replayed, beside transformers (eager,
+# SDPA, SDPA + static cache + torch.compile) and generate.c, in one table.
+llama_1b=(python3 bench/bench_llama.py --shape 1b --batch 1 16 --kiln aot-graph jit-graph jit-eager
+          --peers eager sdpa compile --c-generate "$build/kiln_llama_generate")
 if [ "${1:-}" = llama ]; then
   step pytest-llama python3 -m pytest -q -p no:cacheprovider tests/python/test_llama.py
-  step bench_llama python3 bench/bench_llama.py --shape 1b --batch 1 16
-  step bench_llama_graph python3 bench/bench_llama.py --shape 1b --batch 1 16 --graph
+  step bench_llama "${llama_1b[@]}"
+elif [ "${1:-}" = llama8b ]; then
+  step bench_llama8b python3 bench/bench_llama.py --shape 8b --batch 1 16 --kiln aot-graph --peers eager compile \
+    --repeat 2
 else
 # Ahead-of-time plugin: build the AOT engine (checked against torch on this
 # GPU), then run it from C with no Python in the process.
 step aot-example bash -c "cd examples/python_plugin && python3 build_lookup_aot.py --out '$build/aot' --tokens 37 --vocab 100 --hidden 200"
 step aot-c-test env KILN_AOT_DIR="$build/aot" KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_aot_engine"
 fi
-if [ "${1:-}" = llama ]; then
+if [ "${1:-}" = llama ] || [ "${1:-}" = llama8b ]; then
   :
 elif [ "${1:-}" = aot ]; then
   step bench_gpu_aot python3 bench/bench_gpu_aot.py
@@ -80,9 +88,7 @@ elif [ "${1:-}" != quick ]; then
   step bench_python_plugin python3 bench/bench_python_plugin.py
   # ONNX-exported transformers models (GPT-2, BERT, Llama; base size): kiln CUDA eager/graph vs torch eager
   step bench_onnx_models python3 bench/bench_onnx_models.py --device cuda --batch 1 8 --seq 128
-  # kiln.models.llama (Triton plugins) against transformers eager, Llama-3.2-1B shape, bfloat16
-  step bench_llama python3 bench/bench_llama.py --shape 1b --batch 1 16
-  step bench_llama_graph python3 bench/bench_llama.py --shape 1b --batch 1 16 --graph
+  step bench_llama "${llama_1b[@]}"
   step bench_run_overhead "$build/bench/bench_run_overhead"
   step bench_cpu_matmul "$build/bench/bench_cpu_matmul"
   # kiln's float32 CPU matmul through a BLAS beside numpy: the system's
@@ -98,9 +104,9 @@ if [ -n "${OUT:-}" ]; then
   for f in "$out"/*.log; do echo "===== $(basename "$f")"; cat "$f"; done > "$OUT/gpu-check.log"
 fi
 # The headline numbers, then the step table.
-for b in bench_gpu_lookup bench_gpu_overhead bench_gpu_aot bench_llama bench_llama_graph bench_onnx_models; do
+for b in bench_gpu_lookup bench_gpu_overhead bench_gpu_aot bench_gpu_gemv bench_llama bench_llama8b bench_onnx_models; do
   if [ -f "$out/$b.log" ]; then
-    echo; echo "$b:"; grep -E '^\|' "$out/$b.log" | grep -v -- '---' | head -n 12
+    echo; echo "$b:"; grep -E '^\||^kiln from C|^torch.compile' "$out/$b.log" | grep -v -- '---' | head -n 24
   fi
 done
 echo
