@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--kiln", nargs="+", default=None, choices=["jit-eager", "jit-graph", "aot-eager", "aot-graph"],
                     help="kiln variants in one table: plugins JIT (Python) or AOT, decode eager or replayed from "
                          "a CUDA graph (default: the one --aot/--graph name)")
+    ap.add_argument("--profile-step", action="store_true",
+                    help="print the GPU kernels of the first kiln variant's decode (torch.profiler), by total time")
     ap.add_argument("--peers", nargs="+", default=["eager"], choices=["eager", "sdpa", "compile"],
                     help="transformers variants measured beside kiln (default: eager)")
     args = ap.parse_args()
@@ -163,6 +165,9 @@ def main():
         import torch._dynamo.utils as dynamo_utils
         compiled = dynamo_utils.counters["stats"]["unique_graphs"]
 
+    if args.profile_step and gpu:
+        profile_decode(systems[0], torch, cfg, prompt, new_tokens, device)
+
     c_row = None
     if args.c_generate:
         c_row = c_generate(args.c_generate, model, cfg, prompt, new_tokens, device, args.repeat, torch,
@@ -182,6 +187,30 @@ def main():
     if c_row:
         print(f"kiln from C (generate.c, AOT engines, batch 1): graph {c_row[0]:.1f} decode steps/s, "
               f"eager {c_row[1]:.1f}; tokens equal to Python: {'yes' if c_row[2] else 'NO'}")
+
+
+def profile_decode(system, torch, cfg, prompt, new_tokens, device):
+    """Where a decode step's GPU time goes: the kernels of `new_tokens`
+    steps at batch 1 (a CUDA graph's kernels are traced one by one), by
+    total time, with the time per step."""
+    from torch.profiler import ProfilerActivity, profile
+    name, gen, _ = system
+    ids = torch.randint(0, cfg.vocab_size, (1, prompt), device=device)
+    gen(ids, new_tokens)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        gen(ids, new_tokens)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    events.sort(key=lambda e: -e.self_device_time_total)
+    total = sum(e.self_device_time_total for e in events)
+    print(f"{name}, batch 1, {new_tokens} new tokens (prefill included): GPU kernel time {total / 1e3:.2f} ms, "
+          f"{total / new_tokens:.1f} µs per token")
+    print("| kernel | calls | µs per token | share |")
+    print("|---|---|---|---|")
+    for e in events[:20]:
+        print(f"| {e.key[:70]} | {e.count} | {e.self_device_time_total / new_tokens:.1f} | "
+              f"{100 * e.self_device_time_total / total:.1f}% |")
 
 
 def c_generate(binary, model, cfg, prompt, new_tokens, device, repeat, torch, profile):
