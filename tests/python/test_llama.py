@@ -153,7 +153,7 @@ def test_save_and_load_in_a_fresh_process(tmp_path):
     r = subprocess.run([sys.executable, "-m", "kiln.cli", "inspect", str(tmp_path / "saved" / "decode.engine")],
                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert (r.stdout.count("llama::CacheWriteKV v1 [writes out0 into in0] [writes out1 into in1]")
+    assert (r.stdout.count("llama::RotaryQKVCache v1 [writes out3 into in3] [writes out4 into in4]")
             == hf.config.num_hidden_layers), r.stdout
 
 
@@ -235,7 +235,7 @@ def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq
 
 def test_aot_engines_hold_compiled_kernels():
     """prefer_aot: every plugin (RMSNorm, AddRMSNorm, RotaryQKV, SiluMul,
-    PrefillAttention, DecodeAttention with its workspace, CacheWriteKV) is compiled for sm_90 at
+    PrefillAttention, DecodeAttention with its workspace, RotaryQKVCache) is compiled for sm_90 at
     build time (no GPU needed) into kiln::TritonAOT layers: no Python plugin
     is left in either engine.  In a process
     of its own, without Triton's interpreter: kiln's AOT compile of a kernel
@@ -257,7 +257,7 @@ def test_aot_engines_hold_compiled_kernels():
                                             prefer_aot=True))
         plugins = kiln.runtime.load_engine(decode).plugins()
         print("decode", sorted(set(p[1] for p in plugins)), len(plugins))
-        for kernel in (b"decode_split_kernel", b"decode_combine_kernel", b"cache_write_kv_kernel",
+        for kernel in (b"decode_split_kernel", b"decode_combine_kernel",
                        b"add_rms_norm_kernel", b"rotary_qkv_kernel", b"silu_mul_kernel"):
             assert kernel in decode, kernel
         print("ok")
@@ -267,8 +267,8 @@ def test_aot_engines_hold_compiled_kernels():
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     # the first norm, 2 add+norms, 1 rotary (q, k and the v split), 1 attention, 1 silu*up; all compiled
     assert "['TritonAOT'] 6" in r.stdout and "ok" in r.stdout, r.stdout
-    # decode: the first norm, 2 add+norms, 1 rotary (q, k, v), 1 attention, 1 silu*up, 1 cache write (k and v)
-    assert "decode ['TritonAOT'] 7" in r.stdout, r.stdout
+    # decode: the first norm, 2 add+norms, 1 rotary writing the cache (q, k, v), 1 attention, 1 silu*up
+    assert "decode ['TritonAOT'] 6" in r.stdout, r.stdout
 
 
 def gpu_model(prefer_aot):

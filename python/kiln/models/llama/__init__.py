@@ -2,12 +2,13 @@
 plugins written the way a kiln user writes them:
 
     rms_norm.py           RMSNorm, and AddRMSNorm (a residual add fused with the norm after it)
-    rotary.py             RotaryQKV: RoPE of the queries and keys from the fused projection, in one launch
+    rotary.py             RotaryQKV: RoPE of the queries and keys from the fused projection, in one launch;
+                          RotaryQKVCache: the same, also writing the key/value rows into the caches in
+                          place (aliased outputs)
     silu_mul.py           SiluMul: the MLP's silu(gate) * up in one launch
     prefill_attention.py  PrefillAttention: causal grouped-query flash attention
     decode_attention.py   DecodeAttention: one token against a KV cache, split and combined
-    cache_write.py        CacheWriteKV: the new key/value rows into the caches, in place (aliased outputs)
-    engines.py            the prefill and decode networks (plugins + kiln's matmul, add, mul, silu, gather)
+    engines.py            the prefill and decode networks (plugins + kiln's matmul, add, gather, argmax)
     tensor_parallel.py    what each rank holds with tensor parallelism (from_hf(..., tp_size=N, rank=r))
     model.py              from_hf(), load() and LlamaModel (logits, generate, save)
 
@@ -23,14 +24,14 @@ makes Triton run under its interpreter.
 """
 from . import _triton_mode  # noqa: F401  (before anything imports triton)
 from .config import LlamaSpec, rope_frequencies
-from .cache_write import CacheWriteKV
 from .decode_attention import DecodeAttention
 from .model import LlamaModel, from_hf, load
 from .prefill_attention import PrefillAttention
 from .rms_norm import AddRMSNorm, RMSNorm
-from .rotary import RotaryQKV
+from .rotary import RotaryQKV, RotaryQKVCache
 from .silu_mul import SiluMul
 from .tensor_parallel import TensorParallel
 
 __all__ = ["from_hf", "load", "LlamaModel", "LlamaSpec", "rope_frequencies", "TensorParallel",
-           "RMSNorm", "AddRMSNorm", "RotaryQKV", "SiluMul", "PrefillAttention", "DecodeAttention", "CacheWriteKV"]
+           "RMSNorm", "AddRMSNorm", "RotaryQKV", "RotaryQKVCache", "SiluMul", "PrefillAttention",
+           "DecodeAttention"]

@@ -5,12 +5,15 @@ Two engines share one layer recipe (decoder_layer):
 prefill  input_ids [batch, seq] int32, logits_positions [n] int32 (which
          positions get logits: all for LlamaModel.logits, the last one for
          generate -- transformers' logits_to_keep)
-         -> logits [batch, n, vocab], k_<i>, v_<i> [batch, seq, kv_width]
+         -> logits [batch, n, vocab], next_token [batch, n],
+            k_<i>, v_<i> [batch, seq, kv_width]
             (each layer's rotated keys and values, for filling a KV cache)
 decode   input_ids [batch, 1] int32, lengths [batch] int32 (tokens already
          cached per sequence = the new token's position),
          k_cache, v_cache [batch, n_layers, max_seq, kv_width]
-         -> logits [batch, 1, vocab], k_new_<i>, v_new_<i> [batch, 1, kv_width]
+         -> logits [batch, 1, vocab], next_token [batch, 1]; each layer's
+            new key and value rows are written into k_cache / v_cache in
+            place (RotaryQKVCache's aliased outputs)
 
 batch and seq are dynamic (one engine serves every size in its profile).
 With tensor parallelism (tp: tensor_parallel.TensorParallel, N ranks) each
@@ -31,11 +34,10 @@ import torch
 
 import kiln
 
-from .cache_write import CacheWriteKV
 from .decode_attention import DecodeAttention
 from .prefill_attention import PrefillAttention
 from .rms_norm import AddRMSNorm, RMSNorm
-from .rotary import RotaryQKV
+from .rotary import RotaryQKV, RotaryQKVCache
 from .silu_mul import SiluMul
 from .tensor_parallel import TensorParallel
 
@@ -99,10 +101,12 @@ def _fused_linear(c, x, parts, bias):
     return y
 
 
-def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None):
+def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None, cache=None):
     """One Llama decoder layer.  h [batch, seq, hidden] is the residual
     stream and x its input norm (this layer's input_layernorm of h);
-    attend(i, q, k, v) is the attention (prefill or decode).  Each residual
+    attend(i, q, k, v) is the attention (prefill or decode); cache (decode:
+    (k_cache, v_cache), with start the tokens already in them) receives the
+    layer's new key and value rows in place.  Each residual
     add is fused with the norm that follows it (AddRMSNorm): the second one
     is the next layer's input norm, or the final norm after the last layer.
     Returns (h, the norm of h for what follows, k, v)."""
@@ -113,7 +117,12 @@ def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None):
                                (p + "self_attn.v_proj", tp.kv_rows)], spec.attention_bias)
     _, scaling = spec.inv_freq()
     rope_in = (inv_freq,) if start is None else (inv_freq, start)
-    q, k, v = RotaryQKV(spec.head_dim, tp.heads, tp.kv_heads, scaling)(qkv, *rope_in)
+    if cache is None:
+        q, k, v = RotaryQKV(spec.head_dim, tp.heads, tp.kv_heads, scaling)(qkv, *rope_in)
+    else:
+        # Decode: the step's key and value rows also go into the caller's
+        # caches in place (the plugin's last two outputs are the caches).
+        q, k, v, _, _ = RotaryQKVCache(spec.head_dim, tp.heads, tp.kv_heads, i, scaling)(qkv, *rope_in, *cache)
     attention = _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias, cols=tp.q_rows)
     h, x = AddRMSNorm(eps)(h, attention, c.vector(p + "post_attention_layernorm.weight"))
     inter = tp.part(tp.intermediate)
@@ -232,10 +241,8 @@ def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=F
 
         def layers(h, x):
             for i in range(spec.num_layers):
-                h, x, k, v = decoder_layer(c, spec, i, h, x, inv_freq, attend, start=lengths)
-                # The new rows go into the caller's cache in place (CacheWriteKV's
-                # outputs are the k_cache / v_cache inputs' memory).
-                CacheWriteKV(i)(k_cache, v_cache, k, v, lengths)
+                h, x, _, _ = decoder_layer(c, spec, i, h, x, inv_freq, attend, start=lengths,
+                                           cache=(k_cache, v_cache))
             return x
 
         _mark_logits(_embed_and_head(c, spec, ids, layers))

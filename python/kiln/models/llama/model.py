@@ -18,7 +18,8 @@ from .tensor_parallel import TensorParallel
 _CONFIG = "kiln_llama.json"
 _ENGINES = ("prefill.engine", "decode.engine")
 _FORMAT = 4   # 2: the decode engine writes the KV cache in place; 3: engines output next_token;
-              # 4: fused q/k/v and gate/up projections (RotaryQKV, one-input SiluMul)
+              # 4: fused q/k/v and gate/up projections (RotaryQKV, one-input SiluMul), the
+              # cache written by RotaryQKVCache
 
 
 def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
@@ -34,7 +35,7 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     max_seq_len runs on the same engines.  decode_split: cache rows per
     program of the decode attention's split kernel.  prefer_aot: compile
     every plugin (RMSNorm, AddRMSNorm, RotaryQKV, SiluMul, PrefillAttention,
-    DecodeAttention, CacheWriteKV) ahead of time into kiln::TritonAOT layers: the engines then
+    DecodeAttention, RotaryQKVCache) ahead of time into kiln::TritonAOT layers: the engines then
     run on a GPU only and need no Python (examples/llama/generate.c runs
     them from C).  False (the default) runs every plugin's forward (JIT).
 
@@ -234,7 +235,7 @@ class LlamaModel:
         for _ in range(max_new_tokens - 1):
             step_in["input_ids"].copy_(token[:, None])
             # The step writes each layer's new key and value row into k_cache /
-            # v_cache itself (CacheWriteKV, outputs written in place).
+            # v_cache itself (RotaryQKVCache, outputs written in place).
             if graph:
                 self.decode_session.run_graph(step_in, step_out, stream)
             else:

@@ -26,10 +26,10 @@ from ._common import as_torch, block_for
 
 
 @triton.jit
-def _rotate(x_row_ptr, out_ptr, inv_freq_ptr, token, pos, n_heads, head_dim, attention_scaling,
-            BLOCK_HEADS: tl.constexpr, BLOCK_HALF: tl.constexpr):
-    """Rotate every head of one token (its row at x_row_ptr) into row
-    `token` of out."""
+def _rotate(x_row_ptr, out_row_ptr, cache_row_ptr, cache_heads, inv_freq_ptr, pos, n_heads, head_dim,
+            attention_scaling, WRITE_CACHE: tl.constexpr, BLOCK_HEADS: tl.constexpr, BLOCK_HALF: tl.constexpr):
+    """Rotate every head of one token (its row at x_row_ptr) into its row of
+    out, and the first cache_heads heads into its cache row when WRITE_CACHE."""
     half = head_dim // 2
     heads = tl.arange(0, BLOCK_HEADS)
     pair = tl.arange(0, BLOCK_HALF)
@@ -41,44 +41,62 @@ def _rotate(x_row_ptr, out_ptr, inv_freq_ptr, token, pos, n_heads, head_dim, att
     angle = pos.to(tl.float32) * tl.load(inv_freq_ptr + pair, mask=pair < half, other=0.0)
     cos = (tl.cos(angle) * attention_scaling)[None, :]
     sin = (tl.sin(angle) * attention_scaling)[None, :]
-    out_ty = out_ptr.dtype.element_ty
-    out = out_ptr + token.to(tl.int64) * n_heads * head_dim + first
-    tl.store(out, (x1 * cos - x2 * sin).to(out_ty), mask=mask)
-    tl.store(out + half, (x2 * cos + x1 * sin).to(out_ty), mask=mask)
+    out_ty = out_row_ptr.dtype.element_ty
+    y1 = (x1 * cos - x2 * sin).to(out_ty)
+    y2 = (x2 * cos + x1 * sin).to(out_ty)
+    tl.store(out_row_ptr + first, y1, mask=mask)
+    tl.store(out_row_ptr + first + half, y2, mask=mask)
+    if WRITE_CACHE:
+        cache_mask = (heads < cache_heads)[:, None] & (pair < half)[None, :]
+        tl.store(cache_row_ptr + first, y1, mask=cache_mask)
+        tl.store(cache_row_ptr + first + half, y2, mask=cache_mask)
 
 
 @triton.jit
-def _copy_row(x_ptr, out_ptr, token, width, BLOCK_WIDTH: tl.constexpr):
-    """Copy one token's row of `width` elements from x into out."""
+def _copy_row(x_row_ptr, out_row_ptr, cache_row_ptr, cache_width, width, WRITE_CACHE: tl.constexpr,
+              BLOCK_WIDTH: tl.constexpr):
+    """Copy one token's row of `width` elements into its row of out (and its
+    first cache_width elements into the cache row when WRITE_CACHE)."""
     for lo in range(0, width, BLOCK_WIDTH):
         offs = lo + tl.arange(0, BLOCK_WIDTH)
         mask = offs < width
-        tl.store(out_ptr + token.to(tl.int64) * width + offs,
-                 tl.load(x_ptr + offs, mask=mask, other=0.0), mask=mask)
+        x = tl.load(x_row_ptr + offs, mask=mask, other=0.0)
+        tl.store(out_row_ptr + offs, x, mask=mask)
+        if WRITE_CACHE:
+            tl.store(cache_row_ptr + offs, x, mask=offs < cache_width)
 
 
 @triton.jit
-def rotary_qkv_kernel(qkv_ptr, inv_freq_ptr, start_ptr, q_out_ptr, k_out_ptr, v_out_ptr, seq_len, q_heads,
-                      k_heads, head_dim, attention_scaling, HAS_START: tl.constexpr, BLOCK_HEADS: tl.constexpr,
+def rotary_qkv_kernel(qkv_ptr, inv_freq_ptr, start_ptr, q_out_ptr, k_out_ptr, v_out_ptr, k_cache_ptr, v_cache_ptr,
+                      seq_len, q_heads, k_heads, head_dim, attention_scaling, cache_layers, cache_layer, max_seq,
+                      HAS_START: tl.constexpr, WRITE_CACHE: tl.constexpr, BLOCK_HEADS: tl.constexpr,
                       BLOCK_HALF: tl.constexpr, BLOCK_WIDTH: tl.constexpr):
     """One token's fused projection row [q | k | v]: grid axis 1 picks the
-    part (0: rotate q, 1: rotate k, 2: copy v)."""
+    part (0: rotate q, 1: rotate k, 2: copy v).  With WRITE_CACHE the key
+    and value also go to row `pos` of layer `cache_layer` of the caches
+    [batch, cache_layers, max_seq, k_width] (a position past max_seq is not
+    written: a full cache is left as it is)."""
     token = tl.program_id(0)
+    b = token // seq_len
     pos = token % seq_len
     if HAS_START:
-        pos += tl.load(start_ptr + token // seq_len)
+        pos += tl.load(start_ptr + b)
     q_width = q_heads * head_dim
     k_width = k_heads * head_dim
     row = qkv_ptr + token.to(tl.int64) * (q_width + 2 * k_width)
+    in_cache = pos < max_seq                   # else nothing is written to the cache
+    cache_at = ((b.to(tl.int64) * cache_layers + cache_layer) * max_seq + pos) * k_width
     part = tl.program_id(1)
     if part == 0:
-        _rotate(row, q_out_ptr, inv_freq_ptr, token, pos, q_heads, head_dim, attention_scaling, BLOCK_HEADS,
-                BLOCK_HALF)
+        _rotate(row, q_out_ptr + token.to(tl.int64) * q_width, q_out_ptr, 0, inv_freq_ptr, pos, q_heads,
+                head_dim, attention_scaling, False, BLOCK_HEADS, BLOCK_HALF)
     elif part == 1:
-        _rotate(row + q_width, k_out_ptr, inv_freq_ptr, token, pos, k_heads, head_dim, attention_scaling,
-                BLOCK_HEADS, BLOCK_HALF)
+        _rotate(row + q_width, k_out_ptr + token.to(tl.int64) * k_width, k_cache_ptr + cache_at,
+                tl.where(in_cache, k_heads, 0),
+                inv_freq_ptr, pos, k_heads, head_dim, attention_scaling, WRITE_CACHE, BLOCK_HEADS, BLOCK_HALF)
     else:
-        _copy_row(row + q_width + k_width, v_out_ptr, token, k_width, BLOCK_WIDTH)
+        _copy_row(row + q_width + k_width, v_out_ptr + token.to(tl.int64) * k_width, v_cache_ptr + cache_at,
+                  tl.where(in_cache, k_width, 0), k_width, WRITE_CACHE, BLOCK_WIDTH)
 
 
 @kiln.plugin("RotaryQKV", namespace="llama", num_outputs=3)
@@ -88,9 +106,11 @@ class RotaryQKV(kiln.PluginBase):
     q, then k, then v: one matmul made all three), inv_freq, optionally
     start; outputs q and k rotated and v, each [batch, seq, its heads *
     head_dim].  Splitting here costs nothing extra: the rotation reads and
-    writes q and k anyway, and v's row is a small copy in the same launch."""
+    writes q and k anyway, and v's row is a small copy in the same launch.
 
-    def __init__(self, head_dim, q_heads, kv_heads, attention_scaling=1.0):
+    RotaryQKVCache (below) also writes the key and value into a KV cache."""
+
+    def __init__(self, head_dim, q_heads, kv_heads, attention_scaling=1.0, cache_layer=None):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"RotaryQKV: head_dim {head_dim} is odd (RoPE rotates pairs)")
@@ -98,6 +118,10 @@ class RotaryQKV(kiln.PluginBase):
         self.q_heads = int(q_heads)
         self.kv_heads = int(kv_heads)
         self.attention_scaling = float(attention_scaling)
+        self.cache_layer = None if cache_layer is None else int(cache_layer)
+
+    def aliased_outputs(self):
+        return {} if self.cache_layer is None else {3: 3, 4: 4}
 
     def shape_dtype_inference(self, inputs):
         qkv = inputs[0]
@@ -105,7 +129,10 @@ class RotaryQKV(kiln.PluginBase):
         q = kiln.SymTensor(qkv.dtype, (batch, seq, self.q_heads * self.head_dim))
         k = kiln.SymTensor(qkv.dtype, (batch, seq, self.kv_heads * self.head_dim))
         v = kiln.SymTensor(qkv.dtype, (batch, seq, self.kv_heads * self.head_dim))
-        return q, k, v
+        if self.cache_layer is None:
+            return q, k, v
+        return (q, k, v, kiln.SymTensor(inputs[3].dtype, inputs[3].shape),
+                kiln.SymTensor(inputs[4].dtype, inputs[4].shape))
 
     def _blocks(self):
         return {"BLOCK_HEADS": block_for(max(self.q_heads, self.kv_heads), 1),
@@ -118,26 +145,58 @@ class RotaryQKV(kiln.PluginBase):
             raise ValueError(f"RotaryQKV: qkv rows of {width} elements; {self.q_heads} query and "
                              f"{self.kv_heads} key/value heads of {self.head_dim} need {expected}")
 
+    def _split_inputs(self, inputs):
+        """(qkv, inv_freq, start or None, k_cache or None, v_cache or None)."""
+        if self.cache_layer is None:
+            return inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None, None, None
+        if len(inputs) != 5:
+            raise ValueError(f"RotaryQKV(cache_layer={self.cache_layer}): inputs qkv, inv_freq, start, k_cache, "
+                             f"v_cache; got {len(inputs)}")
+        return tuple(inputs)
+
     def forward(self, inputs, outputs):
-        tensors = as_torch(inputs)
-        qkv, inv_freq = tensors[0], tensors[1]
-        start = tensors[2] if len(tensors) > 2 else inv_freq
-        q_out, k_out, v_out = as_torch(outputs)
+        qkv, inv_freq, start, k_cache, v_cache = self._split_inputs(as_torch(inputs))
+        outs = as_torch(outputs)
+        q_out, k_out, v_out = outs[0], outs[1], outs[2]
         batch, seq_len, width = qkv.shape
         self._check(width)
         if batch * seq_len == 0:
             return
-        rotary_qkv_kernel[(batch * seq_len, 3)](qkv, inv_freq, start, q_out, k_out, v_out, seq_len, self.q_heads,
-                                                self.kv_heads, self.head_dim, self.attention_scaling,
-                                                HAS_START=len(tensors) > 2, **self._blocks())
+        caching = self.cache_layer is not None
+        k_cache, v_cache = (outs[3], outs[4]) if caching else (q_out, q_out)
+        cache_dims = tuple(outs[3].shape[1:3]) if caching else (0, 0)
+        rotary_qkv_kernel[(batch * seq_len, 3)](qkv, inv_freq, inv_freq if start is None else start, q_out, k_out,
+                                                v_out, k_cache, v_cache, seq_len, self.q_heads, self.kv_heads,
+                                                self.head_dim, self.attention_scaling, cache_dims[0],
+                                                self.cache_layer or 0, cache_dims[1], HAS_START=start is not None,
+                                                WRITE_CACHE=caching, **self._blocks())
 
     def aot(self, inputs, outputs):
-        qkv, inv_freq = inputs[0], inputs[1]
-        start = inputs[2] if len(inputs) > 2 else inv_freq
+        qkv, inv_freq, start, _, _ = self._split_inputs(inputs)
         batch, seq_len, width = qkv.shape
         self._check(width.value)
+        caching = self.cache_layer is not None
+        k_cache, v_cache = (outputs[3], outputs[4]) if caching else (outputs[0], outputs[0])
+        layers, max_seq = (outputs[3].shape[1], outputs[3].shape[2]) if caching else (0, 0)
         return [kiln.AotLaunch(rotary_qkv_kernel,
-                               args=[qkv, inv_freq, start, outputs[0], outputs[1], outputs[2], seq_len,
-                                     self.q_heads, self.kv_heads, self.head_dim, self.attention_scaling],
+                               args=[qkv, inv_freq, inv_freq if start is None else start, outputs[0], outputs[1],
+                                     outputs[2], k_cache, v_cache, seq_len, self.q_heads, self.kv_heads,
+                                     self.head_dim, self.attention_scaling, layers, self.cache_layer or 0, max_seq],
                                grid=(batch * seq_len, 3),
-                               constexprs={"HAS_START": len(inputs) > 2, **self._blocks()})]
+                               constexprs={"HAS_START": start is not None, "WRITE_CACHE": caching,
+                                           **self._blocks()})]
+
+
+@kiln.plugin("RotaryQKVCache", namespace="llama", num_outputs=5)
+class RotaryQKVCache(RotaryQKV):
+    """RotaryQKV for decode, which also appends to the KV cache: inputs qkv,
+    inv_freq, start [batch] int32 (tokens already cached), k_cache, v_cache
+    [batch, layers, max_seq, kv_heads * head_dim]; outputs q, k, v and the
+    two caches themselves, written in place (aliased_outputs:
+    kiln_network_alias_output).  The token's rotated key and its value also
+    go to row start[b] + s of layer `layer`, so the step's new rows land
+    where the next step's attention reads them, with no copy and no launch
+    of their own (a full cache is left as it is)."""
+
+    def __init__(self, head_dim, q_heads, kv_heads, layer, attention_scaling=1.0):
+        super().__init__(head_dim, q_heads, kv_heads, attention_scaling, cache_layer=layer)
