@@ -120,3 +120,17 @@ def test_generic_layer_api_takes_the_flags():
     s = Session.from_serialized_engine(builder.build_engine(net))
     x, w = np.random.rand(2, 3).astype(np.float32), np.random.rand(4, 3).astype(np.float32)
     np.testing.assert_allclose(s({"a": x, "b": w})["y"], x @ w.T, rtol=1e-5)
+
+
+def test_inspect_shows_the_transposes(tmp_path):
+    import subprocess
+    import sys
+    from conftest import subprocess_env
+    w = np.ones((4, 3), np.float32)
+    engine, _ = build(((2, 3), None), torch.float32, False, True, weight=w)
+    path = tmp_path / "linear.engine"
+    path.write_bytes(bytes(engine))
+    r = subprocess.run([sys.executable, "-m", "kiln.cli", "inspect", str(path)], env=subprocess_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "matmul transpose_a 0 transpose_b 1" in r.stdout, r.stdout

@@ -58,17 +58,18 @@ static void row_to_f32(kiln_dtype dt, const void *src, int64_t offset, float *ds
  * ks = 1, cs = ldb when b is stored transposed. */
 static void pack_b(kiln_dtype dt, const void *b, int64_t ks, int64_t cs, int64_t k0, int64_t kc, int64_t j0,
                    int64_t nc, float *bp) {
-    if (cs != 1) {   /* column j of op(b) is stored row j0 + j: kc contiguous values */
-        float col[KC];
-        for (int64_t j = 0; j < nc; j++) {
-            row_to_f32(dt, b, (j0 + j) * cs + k0 * ks, col, kc);
-            float *dst = bp + (j / NR) * kc * NR + j % NR;
-            for (int64_t k = 0; k < kc; k++) dst[k * NR] = col[k];
-        }
-        const int64_t cols = nc % NR;   /* the last strip's missing columns are zeros */
-        if (cols)
+    if (cs != 1) {
+        /* Column j of op(b) is stored row j0 + j, kc contiguous values: the
+         * NR rows of a strip are converted, then written out one strip row
+         * (one cache line) per k; missing columns of the last strip are zeros. */
+        float cols[NR][KC];
+        for (int64_t s = 0; s * NR < nc; s++) {
+            const int64_t n = nc - s * NR < NR ? nc - s * NR : NR;
+            for (int64_t c = 0; c < n; c++) row_to_f32(dt, b, (j0 + s * NR + c) * cs + k0 * ks, cols[c], kc);
+            float *dst = bp + s * kc * NR;
             for (int64_t k = 0; k < kc; k++)
-                memset(bp + ((nc / NR) * kc + k) * NR + cols, 0, (size_t)(NR - cols) * sizeof(float));
+                for (int64_t c = 0; c < NR; c++) dst[k * NR + c] = c < n ? cols[c][k] : 0.0f;
+        }
         return;
     }
     const int64_t ldb = ks;

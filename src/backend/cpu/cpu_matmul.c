@@ -99,14 +99,21 @@ static void gather_f32(kiln_dtype dt, const void *src, int64_t offset, int64_t s
 
 /* The float32 block op(b)[k0:k0+kc, j0:j0+nc] into bbuf (rows nc apart),
  * from b stored transposed [N, K]: stored row j holds column j of op(b), kc
- * contiguous elements from k0, converted in one call and scattered down the
- * block's column j. */
+ * contiguous elements from k0.  JB stored rows are converted at a time and
+ * written out row by row of the block, JB contiguous floats each (one cache
+ * line), not one float per line down a column.  The block is then what the
+ * untransposed path reads, so both sum in the same order. */
 static void load_b_transposed(kiln_dtype dt, const void *b, int64_t K, int64_t k0, int64_t kc, int64_t j0,
                               int64_t nc, float *bbuf) {
-    float col[KC];
-    for (int64_t j = 0; j < nc; j++) {
-        gather_f32(dt, b, (j0 + j) * K + k0, 1, col, kc);
-        for (int64_t k = 0; k < kc; k++) bbuf[k * nc + j] = col[k];
+    enum { JB = 16 };
+    float cols[JB][KC];
+    for (int64_t jb = 0; jb < nc; jb += JB) {
+        const int64_t n = nc - jb < JB ? nc - jb : JB;
+        for (int64_t c = 0; c < n; c++) gather_f32(dt, b, (j0 + jb + c) * K + k0, 1, cols[c], kc);
+        for (int64_t k = 0; k < kc; k++) {
+            float *dst = bbuf + k * nc + jb;
+            for (int64_t c = 0; c < n; c++) dst[c] = cols[c][k];
+        }
     }
 }
 
