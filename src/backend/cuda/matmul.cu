@@ -22,6 +22,10 @@
  * float32 is computed in true float32 (CUBLAS_COMPUTE_32F, no TF32), so
  * results track the CPU backend; f16/bf16 accumulate in float.
  *
+ * One case skips cuBLAS: at most KC_GEMV_MAX_M rows against one weight
+ * stored transposed (x @ W.T, nn.Linear's layout) go to gemv.cu, which is
+ * faster at the bandwidth-bound shapes of a language model's decode step.
+ *
  * Handles: one cuBLAS handle per (device, stream), created on first use and
  * kept.  A handle owns a workspace that its kernels use; sharing one handle
  * between streams lets two streams' GEMMs use that workspace at once, so a
@@ -32,6 +36,8 @@
  * the work still using it). */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <cublas_v2.h>
 
 #include "backend/cuda/cuda_dtype.cuh"
@@ -114,6 +120,17 @@ static void kc_batch_strides(const int64_t *dims, int32_t n, int32_t nb, int64_t
             s *= dims[j];
         }
     }
+}
+
+/* KILN_CUDA_GEMV=0 sends every product to cuBLAS (bench/bench_gpu_gemv.py
+ * measures both); read once. */
+static bool kc_gemv_enabled(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *e = getenv("KILN_CUDA_GEMV");
+        enabled = !(e && strcmp(e, "0") == 0);
+    }
+    return enabled != 0;
 }
 
 static int kc_fits_int(int64_t v) { return v >= 0 && v <= 0x7fffffff; }
@@ -208,6 +225,13 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
                               (long long)gemm_m, (long long)N, (long long)K, (long long)inner);
     int64_t outer = 1;
     for (int32_t i = 1; i < bt.rank; i++) outer *= bt.dims[i];
+
+    /* A few rows against one transposed weight (a decode step's
+     * projections, x @ W.T): gemv.cu's kernel reads W at the copy bandwidth,
+     * where cuBLAS's kernels for these shapes do not. */
+    if (tb && !ta && inner == 1 && outer == 1 && kc_gemv_enabled() &&
+        kiln_cuda_gemv_nt_fits(c->dtype, a->data, b->data, c->data, gemm_m, N, K))
+        return kiln_cuda_gemv_nt(c->dtype, a->data, b->data, c->data, gemm_m, N, K, stream);
 
     const float alpha = 1.0f, beta = 0.0f;
     /* Column-major operands (see the top): b, then a, each as stored. */
