@@ -931,11 +931,12 @@ static const mshape matmul_shapes[] = {
     {3, 2, 3, {8, 128, 256}, {256, 512}, {8, 128, 512}},                /* half a million outputs */
     {2, 2, 2, {1, 4096}, {4096, 1024}, {1, 1024}},                      /* one row: decode's x @ W.T */
     {3, 2, 3, {3, 1, 512}, {512, 1000}, {3, 1, 1000}},                  /* a batch of rows, W shared */
-    /* With transpose_b, up to 4 rows take gemv.cu's kernel instead of cuBLAS: */
-    {2, 2, 2, {4, 2048}, {2048, 3001}, {4, 3001}},                      /* 4 rows, N not a multiple of 8 */
-    {2, 2, 2, {2, 40}, {40, 7}, {2, 7}},                                /* K of 5 (half) / 10 (float) vectors */
-    {2, 2, 2, {3, 36}, {36, 5}, {3, 5}},                                /* K = 36: half types fall back to cuBLAS */
-    {3, 2, 3, {5, 1, 256}, {256, 64}, {5, 1, 64}},                      /* 5 rows: cuBLAS */
+    /* With transpose_b, one row takes gemv.cu's kernel instead of cuBLAS: */
+    {2, 2, 2, {1, 2048}, {2048, 3001}, {1, 3001}},                      /* N not a multiple of 8 */
+    {3, 2, 3, {1, 1, 40}, {40, 7}, {1, 1, 7}},                          /* K of 5 (half) / 10 (float) vectors */
+    {2, 2, 2, {1, 36}, {36, 5}, {1, 5}},                                /* K = 36: half types fall back to cuBLAS */
+    {2, 2, 2, {1, 8200}, {8200, 64}, {1, 64}},                          /* the unrolled loop and its tail */
+    {3, 2, 3, {2, 1, 256}, {256, 64}, {2, 1, 64}},                      /* 2 rows: cuBLAS */
 };
 
 /* s's shapes are the product's, a [..., M, K] and b [..., K, N]; with ta

@@ -90,13 +90,12 @@ bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
  * run (PyTorch leaks its handles for the same reason). */
 kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_matmul_supports(const kiln_layer_launch *l);
-/* The few-row product against a transposed weight (gemv.cu), which the
- * matmul takes instead of cuBLAS when it fits: y [M, N] = x [M, K] · w [N, K]ᵀ,
- * all three contiguous, 1 <= M <= KC_GEMV_MAX_M. */
-#define KC_GEMV_MAX_M 4
+/* The one-row product against a transposed weight (gemv.cu), which the
+ * matmul takes instead of cuBLAS when it fits: y [1, N] = x [1, K] · w [N, K]ᵀ,
+ * all three contiguous and 16-byte aligned, K a whole number of 16-byte vectors. */
 bool        kiln_cuda_gemv_nt_fits(kiln_dtype dt, const void *x, const void *w, const void *y, int64_t M, int64_t N,
                                    int64_t K);
-kiln_status kiln_cuda_gemv_nt(kiln_dtype dt, const void *x, const void *w, void *y, int64_t M, int64_t N, int64_t K,
+kiln_status kiln_cuda_gemv_nt(kiln_dtype dt, const void *x, const void *w, void *y, int64_t N, int64_t K,
                               cudaStream_t stream);
 
 /* Element size, local to this module: libkiln-cuda.so must not call into
