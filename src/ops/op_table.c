@@ -1023,6 +1023,14 @@ static kiln_status rotary_same(const kiln_op_call *c, kiln_expr a, const char *w
                         "%s (%s)", c->labels[0], what_a, sa, what_b, sb);
 }
 
+/* "position_ids 'pos' axis 0" and so on, into buf: an input by its role and name. */
+static const char *rotary_axis(char *buf, size_t size, const kiln_op_call *c, int32_t input, int32_t axis,
+                               const char *note) {
+    static const char *const roles[4] = {"x", "cos_cache", "sin_cache", "position_ids"};
+    snprintf(buf, size, "%s '%s' axis %d%s", roles[input], c->labels[input], (int)axis, note);
+    return buf;
+}
+
 /* Bound on the integer attributes, so that the sizes built from them (and
  * the kernels' index arithmetic) cannot overflow whatever a file says. */
 #define ROTARY_ATTR_MAX INT32_MAX
@@ -1072,6 +1080,7 @@ static kiln_status infer_rotary_embedding(const kiln_op_call *c, kiln_dtype *dty
     /* x's batch, sequence and head size; the heads' count must agree. */
     kiln_expr batch, seq, head;
     kiln_status st;
+    char wa[160], wb[160];   /* what rotary_same compares, for its messages */
     if (x->rank == 3) {   /* [B, S, H·D]: heads side by side */
         if (heads == 0)
             return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': a 3-D input [batch, seq, "
@@ -1080,17 +1089,16 @@ static kiln_status infer_rotary_embedding(const kiln_op_call *c, kiln_dtype *dty
         batch = x->dims[0];
         seq = x->dims[1];
         head = kiln_expr_binary(p, KILN_EXPR_FLOORDIV, hidden, n);
-        char what[96];
-        snprintf(what, sizeof what, "num_heads %lld times the head size", (long long)heads);
-        if ((st = rotary_same(c, hidden, "'x' axis 2 (the hidden size)", kiln_expr_binary(p, KILN_EXPR_MUL, head, n),
-                              what)))
+        snprintf(wb, sizeof wb, "num_heads %lld times the head size", (long long)heads);
+        if ((st = rotary_same(c, hidden, rotary_axis(wa, sizeof wa, c, 0, 2, " (the hidden size)"),
+                              kiln_expr_binary(p, KILN_EXPR_MUL, head, n), wb)))
             return st;
     } else if (x->rank == 4) {   /* [B, H, S, D] */
         batch = x->dims[0];
         seq = x->dims[2];
         head = x->dims[3];
-        if (heads && (st = rotary_same(c, x->dims[1], "'x' axis 1 (the heads)", kiln_expr_const(p, heads),
-                                       "num_heads")))
+        if (heads && (st = rotary_same(c, x->dims[1], rotary_axis(wa, sizeof wa, c, 0, 1, " (the heads)"),
+                                       kiln_expr_const(p, heads), "num_heads")))
             return st;
     } else {
         return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': x has rank %d; needs [batch, seq, "
@@ -1105,17 +1113,14 @@ static kiln_status infer_rotary_embedding(const kiln_op_call *c, kiln_dtype *dty
                               i == 1 ? "cos_cache" : "sin_cache", c->labels[i], (int)c->shapes[i].rank,
                               has_pos ? "[max_position, rotary_dim/2] (2) with position_ids"
                                       : "[batch, seq, rotary_dim/2] (3) without position_ids");
-    for (int32_t i = 0; i < cache_rank; i++) {
-        char wa[96], wb[96];
-        snprintf(wa, sizeof wa, "'sin_cache' axis %d", (int)i);
-        snprintf(wb, sizeof wb, "'cos_cache' axis %d", (int)i);
-        if ((st = rotary_same(c, sinc->dims[i], wa, cosc->dims[i], wb))) return st;
-    }
+    for (int32_t i = 0; i < cache_rank; i++)
+        if ((st = rotary_same(c, sinc->dims[i], rotary_axis(wa, sizeof wa, c, 2, i, ""), cosc->dims[i],
+                              rotary_axis(wb, sizeof wb, c, 1, i, ""))))
+            return st;
     kiln_expr half = cosc->dims[cache_rank - 1];
+    rotary_axis(wa, sizeof wa, c, 1, cache_rank - 1, " (rotary_dim/2)");
     if (rot) {
-        char what[96];
-        snprintf(what, sizeof what, "rotary_embedding_dim/2 (%lld)", (long long)(rot / 2));
-        if ((st = rotary_same(c, half, "'cos_cache' last axis", kiln_expr_const(p, rot / 2), what))) return st;
+        if ((st = rotary_same(c, half, wa, kiln_expr_const(p, rot / 2), "rotary_embedding_dim/2"))) return st;
         /* R <= D */
         int64_t vd;
         if (kiln_expr_is_const(p, head, &vd) && rot > vd)
@@ -1125,23 +1130,23 @@ static kiln_status infer_rotary_embedding(const kiln_op_call *c, kiln_dtype *dty
                                "rotary_embedding of '%s': rotary_embedding_dim %lld is larger than the head size", xl,
                                (long long)rot)))
             return st;
-    } else if ((st = rotary_same(c, kiln_expr_binary(p, KILN_EXPR_MUL, half, kiln_expr_const(p, 2)),
-                                 "twice 'cos_cache' last axis", head,
-                                 "the head size (rotary_embedding_dim 0 rotates whole heads)"))) {
-        return st;
+    } else {
+        rotary_axis(wb, sizeof wb, c, 1, cache_rank - 1, " (rotary_dim/2) times 2");
+        if ((st = rotary_same(c, kiln_expr_binary(p, KILN_EXPR_MUL, half, kiln_expr_const(p, 2)), wb, head,
+                              "the head size (rotary_embedding_dim 0 rotates whole heads)")))
+            return st;
     }
     if (has_pos) {
         const kiln_shape_expr *pos = &c->shapes[3];
         if (pos->rank != 2)
             return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': position_ids '%s' have rank %d; "
                               "need [batch, seq] (2)", xl, c->labels[3], (int)pos->rank);
-        if ((st = rotary_same(c, pos->dims[0], "'position_ids' axis 0", batch, "x's batch")) ||
-            (st = rotary_same(c, pos->dims[1], "'position_ids' axis 1", seq, "x's sequence length")))
-            return st;
-    } else if ((st = rotary_same(c, cosc->dims[0], "'cos_cache' axis 0", batch, "x's batch")) ||
-               (st = rotary_same(c, cosc->dims[1], "'cos_cache' axis 1", seq, "x's sequence length"))) {
-        return st;
     }
+    const int32_t by = has_pos ? 3 : 1;   /* what gives each token's cache row: position_ids, or the caches */
+    if ((st = rotary_same(c, c->shapes[by].dims[0], rotary_axis(wa, sizeof wa, c, by, 0, ""), batch, "x's batch")) ||
+        (st = rotary_same(c, c->shapes[by].dims[1], rotary_axis(wb, sizeof wb, c, by, 1, ""), seq,
+                          "x's sequence length")))
+        return st;
     same_shape(x, shape);
     *dtype = dt;
     return KILN_OK;

@@ -277,6 +277,10 @@ static kiln_status cuda_run_layer(int32_t device, const kiln_layer_launch *l, vo
         if (l->op >= KILN_OP_COUNT || !cuda_ops[l->op].run)
             return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %s is not a built-in layer",
                                   kiln_op_list_name(l->op));
+        if (l->op == KILN_OP_ROTARY_EMBEDDING)   /* position_ids, its last input, is optional */
+            return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants 3 or 4 inputs and %d output(s), got %d "
+                                  "and %d", kiln_op_list_name(l->op), kiln_op_list_outputs(l->op),
+                                  (int)l->input_count, (int)l->output_count);
         return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants %d inputs and %d output(s), got %d and %d",
                               kiln_op_list_name(l->op), (int)cuda_ops[l->op].inputs, kiln_op_list_outputs(l->op),
                               (int)l->input_count, (int)l->output_count);

@@ -85,8 +85,27 @@ extern "C" bool kiln_cuda_rotary_supports(const kiln_layer_launch *l) {
     return l->input_count == 3 || l->inputs[3].dtype == KILN_INT32 || l->inputs[3].dtype == KILN_INT64;
 }
 
+static const char *kc_dtype_name(kiln_dtype dt) {
+    switch (dt) {
+    case KILN_FLOAT32: return "float32";
+    case KILN_FLOAT16: return "float16";
+    case KILN_BFLOAT16: return "bfloat16";
+    case KILN_INT8: return "int8";
+    case KILN_UINT8: return "uint8";
+    case KILN_INT32: return "int32";
+    case KILN_INT64: return "int64";
+    case KILN_BOOL: return "bool";
+    default: return "an unknown dtype";
+    }
+}
+
 extern "C" kiln_status kiln_cuda_rotary_run(const kiln_layer_launch *l, cudaStream_t stream) {
-    if (!kiln_cuda_rotary_supports(l)) return kiln_cuda_unsupported("rotary_embedding", l->inputs[0].dtype);
+    if (!kiln_cuda_rotary_supports(l))
+        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: rotary_embedding of %s x with %s and %s caches%s%s is "
+                              "not supported (float32, float16, bfloat16, one for all three; ids int32 or int64)",
+                              kc_dtype_name(l->inputs[0].dtype), kc_dtype_name(l->inputs[1].dtype),
+                              kc_dtype_name(l->inputs[2].dtype), l->input_count == 4 ? " and ids of " : "",
+                              l->input_count == 4 ? kc_dtype_name(l->inputs[3].dtype) : "");
     kiln_rotary_view v;
     if (!kiln_rotary_view_init(&v, &l->inputs[0], &l->inputs[1], &l->inputs[2],
                                l->input_count == 4 ? &l->inputs[3] : NULL, l->attrs, l->attr_count))
