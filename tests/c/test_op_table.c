@@ -57,6 +57,9 @@ static void test_names_and_rows(void) {
     CHECK_FAILS(kiln_layer_op_outputs(KILN_LAYER_OP_COUNT, &outputs), KILN_ERROR_INVALID_ARGUMENT, "unknown op");
     CHECK(kiln_op_takes_inputs(KILN_OP_CONCAT, 1) && kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS));
     CHECK(!kiln_op_takes_inputs(KILN_OP_CONCAT, 0) && !kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS + 1));
+    /* rotary_embedding's last input (position_ids) is optional; no other count passes. */
+    CHECK(kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 3) && kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 4));
+    CHECK(!kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 2) && !kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 5));
 }
 
 static void test_cpu_covers_the_rules(void) {
