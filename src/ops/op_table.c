@@ -1004,7 +1004,8 @@ static kiln_status infer_topk(const kiln_op_call *c, kiln_dtype *dtypes, kiln_sh
 
 /* a == b for the rotary rule: nothing when they are one expression, an error
  * naming both when both are constants and differ, else a run-time check.
- * what_a and what_b say what each size is ("'x' axis 0 (the batch)"). */
+ * what_a and what_b say what each size is ("position_ids 'pos' axis 0",
+ * "x's batch"). */
 static kiln_status rotary_same(const kiln_op_call *c, kiln_expr a, const char *what_a, kiln_expr b,
                                const char *what_b) {
     kiln_exprs *p = c->pool;
