@@ -1089,6 +1089,62 @@ static void test_matmul_case(kiln_dtype dt, const mshape *s, int ta, int tb, voi
     buf_free(&out);
 }
 
+/* argmax/argmin over one axis against the CPU, exactly: values from a small
+ * set (so the extreme repeats and the lower index must win), with NaNs
+ * planted (special 1: NaN wins, the first one), or zeros of both signs
+ * (special 2: -0 and +0 are equal).  Long rows of few outputs take the
+ * CUDA backend's chunked path, the others a block per row. */
+static void test_arg_reduce_case(kiln_dtype dt, int32_t rank, const int64_t *dims, int64_t axis, int argmax,
+                                 int special) {
+    char what[160];
+    snprintf(what, sizeof what, "%s %s rank %d axis %lld (dims %lld, %lld..) special %d", argmax ? "argmax" : "argmin",
+             kiln_dtype_name(dt), (int)rank, (long long)axis, (long long)dims[0], (long long)dims[1], special);
+    int64_t odims[KILN_MAX_RANK];
+    memcpy(odims, dims, (size_t)rank * sizeof *dims);
+    odims[axis] = 1;
+    buf in, out;
+    REQUIRE(buf_init(&in, dt, rank, dims) && buf_init(&out, KILN_INT64, rank, odims));
+    for (int64_t i = 0; i < in.n; i++) {
+        uint64_t r = rng_next();
+        double v = special == 2 ? ((r & 1) ? -0.0 : 0.0) : (double)((int64_t)(r % 64) - 32) / 16.0;
+        if (special == 1 && r % 5003 == 0) v = NAN;
+        store_f(dt, in.host.data, i, v);
+    }
+    const int64_t attrs[2] = {1, axis};
+    void *got;
+    if (run_both_attrs(what, KILN_OP_REDUCE, argmax ? KILN_REDUCE_ARGMAX : KILN_REDUCE_ARGMIN, 0, attrs, 2, &in, 1,
+                       &out, STREAM_DEFAULT, &got)) {
+        int64_t bad = 0;
+        for (int64_t i = 0; i < out.n; i++) {
+            int64_t g = ((const int64_t *)got)[i], c = ((const int64_t *)out.host.data)[i];
+            if (g != c && bad++ < 3) fprintf(stderr, "  %s: output %lld: cuda %lld, cpu %lld\n", what, (long long)i,
+                                             (long long)g, (long long)c);
+        }
+        CHECK(bad == 0);
+        free(got);
+    } else {
+        CHECK(!"argmax ran on both backends");
+    }
+    buf_free(&in);
+    buf_free(&out);
+}
+
+static void test_arg_reduce(void) {
+    const int64_t vocab[2] = {1, 128256}, rows[2] = {3, 20000}, strided[3] = {2, 9000, 3}, edge[2] = {4, 8192},
+                  many[2] = {300, 9000}, short_rows[2] = {64, 100};
+    for (size_t d = 0; d < 3; d++)
+        for (int argmax = 0; argmax < 2; argmax++)
+            for (int special = 0; special < 3; special++) {
+                test_arg_reduce_case(float_dtypes[d], 2, vocab, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, rows, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 3, strided, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, edge, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, many, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, short_rows, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, rows, 0, argmax, special);
+            }
+}
+
 static void test_matmul(void) {
     for (size_t d = 0; d < 3; d++)
         for (size_t s = 0; s < sizeof matmul_shapes / sizeof matmul_shapes[0]; s++)
@@ -1229,6 +1285,7 @@ int main(void) {
     TEST_RUN(test_reshape);
     TEST_RUN(test_collectives_world_size_1);
     TEST_RUN(test_matmul);
+    TEST_RUN(test_arg_reduce);
     TEST_RUN(test_topk);
     TEST_RUN(test_rotary);
     const char *bench = getenv("KILN_CUDA_BENCH");
