@@ -576,6 +576,15 @@ typedef enum kiln_layer_op {
                                          first).  Equal values: the lower index first; NaN ranks above every
                                          number (first when largest, last when smallest), as in torch.
                                          float32, float16, bfloat16, int32, int64 */
+    /* 67 is ROTARY_EMBEDDING's (another branch): reserved here, refused by every rule. */
+    KILN_LAYER_RESERVED_67      = 67,
+    KILN_LAYER_CONV             = 68,  /* inputs x [N, C, D1..Dk] (k = 1, 2, 3 spatial axes), w [M, C/group, K1..Kk],
+                                         and optionally bias [M]; "strides", "dilations" (INTS, k entries >= 1,
+                                         required), "pads" (EXPRS: k begins then k ends, >= 0; default 0),
+                                         "group" (INT >= 1 dividing C and M, default 1): ONNX Conv / torch
+                                         conv1d..conv3d (cross-correlation); out [N, M, O1..Ok] with
+                                         Oi = floor((Di + pads - dilation*(Ki-1) - 1) / stride) + 1.
+                                         float32, float16, bfloat16 (sums in float32) */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

@@ -48,6 +48,13 @@ typedef enum kiln_op {
                                        reduction (kiln_scatter_reduction); output shaped like data */
     KILN_OP_TOPK             = 26,  /* two outputs: values (x's dtype), indices (int64), x's shape with axis
                                      of size k; axis; ints: largest (0/1), sorted (0/1); exprs: k */
+    /* 27 is ROTARY_EMBEDDING's (another branch); until it is merged, a
+     * reserved row that no rule accepts keeps the numbers contiguous. */
+    KILN_OP_RESERVED_27      = 27,
+    KILN_OP_CONV             = 28,  /* inputs x [N, C, D1..Dk] (k = 1..3), w [M, C/group, K1..Kk], optional bias [M];
+                                       ints: group, strides (k), dilations (k); exprs: pads (k begins, then k
+                                       ends); output [N, M, O1..Ok], Oi = floor((Di + pad_bi + pad_ei -
+                                       dil_i*(Ki-1) - 1) / stride_i) + 1 (ONNX Conv) */
     KILN_OP_COUNT
 } kiln_op;
 

@@ -93,6 +93,9 @@ bool        kiln_cpu_scatter_supports(const kiln_layer_launch *l);
 /* TOPK along l->axis: outputs values, indices (int64); attrs largest, sorted, k. */
 kiln_status kiln_cpu_topk(const kiln_layer_launch *l);
 bool        kiln_cpu_topk_supports(const kiln_layer_launch *l);
+/* CONV: x, w, optional bias; attrs group, strides, dilations, pads (cpu_conv.c: im2col + matmul). */
+kiln_status kiln_cpu_conv(const kiln_layer_launch *l);
+bool        kiln_cpu_conv_supports(const kiln_layer_launch *l);
 
 /* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
  * run on several threads when it is large (cpu_split.c): flat pieces when

@@ -207,6 +207,7 @@ KERNEL_ON_CURRENT_DEVICE(scatter_nd)
 KERNEL_ON_CURRENT_DEVICE(scatter_elements)
 KERNEL_ON_CURRENT_DEVICE(compare)
 KERNEL_ON_CURRENT_DEVICE(topk)
+KERNEL_ON_CURRENT_DEVICE(conv)
 #undef KERNEL_ON_CURRENT_DEVICE
 static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     (void)device;
@@ -250,6 +251,8 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_SCATTER_ND] = {run_scatter_nd, kiln_cuda_scatter_supports, 3},
     [KILN_OP_SCATTER_ELEMENTS] = {run_scatter_elements, kiln_cuda_scatter_supports, 3},
     [KILN_OP_TOPK]       = {run_topk, kiln_cuda_topk_supports, 1},
+    [KILN_OP_RESERVED_27] = {NULL, NULL, 0},   /* rotary_embedding's number (another branch) */
+    [KILN_OP_CONV]       = {run_conv, kiln_cuda_conv_supports, 3},   /* or 2: the bias is optional */
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 
@@ -258,6 +261,7 @@ static const cuda_op *cuda_op_for(const kiln_layer_launch *l) {
     const cuda_op *op = &cuda_ops[l->op];
     bool inputs_ok = op->inputs >= 0 ? l->input_count == op->inputs
                                      : l->input_count >= 1 && l->input_count <= KILN_OP_MAX_INPUTS;
+    if (l->op == KILN_OP_CONV) inputs_ok = l->input_count == 2 || l->input_count == 3;   /* bias optional */
     if (!inputs_ok || l->output_count != kiln_op_list_outputs(l->op) || !l->inputs || !l->outputs) return NULL;
     return op;
 }

@@ -85,6 +85,9 @@ bool        kiln_cuda_where_supports(const kiln_layer_launch *l);
  * memory, longer ones in k block-wide passes). */
 kiln_status kiln_cuda_topk_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
+/* CONV (conv.cu): x, w, optional bias; a direct kernel, float32 sums. */
+kiln_status kiln_cuda_conv_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_conv_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
  * process exit the CUDA runtime may already be gone when a destructor would
  * run (PyTorch leaks its handles for the same reason). */
