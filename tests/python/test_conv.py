@@ -177,3 +177,11 @@ def test_conv_python_argument_errors():
         build_conv((1, 4, 8), (6, 4, 3), pads=[1, 1, 1])
     with pytest.raises(ValueError, match="1 to 3 spatial axes"):
         build_conv((1, 4), (6, 4), strides=[])
+
+
+def test_conv_channel_mismatch_at_run_time_names_the_tensors():
+    # x's channels are symbolic when the network is built: the rule's check
+    # fails the run that feeds 4 channels to a weight of 3 per group.
+    x, w = rand(1, 4, 8), rand(6, 3, 3, seed=1)
+    with pytest.raises(kiln.Error, match="conv of 'x' and 'w': input channels must equal"):
+        run_conv([x], w, None, "cpu", weights_as_inputs=True)
