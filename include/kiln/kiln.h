@@ -585,6 +585,11 @@ typedef enum kiln_layer_op {
                                          conv1d..conv3d (cross-correlation); out [N, M, O1..Ok] with
                                          Oi = floor((Di + pads - dilation*(Ki-1) - 1) / stride) + 1.
                                          float32, float16, bfloat16 (sums in float32) */
+    KILN_LAYER_CONV_TRANSPOSE   = 69,  /* inputs x [N, C, D1..Dk], w [C, M/group, K1..Kk], optionally bias [M];
+                                         attributes as conv's, but "pads" may be negative: a negative end pad
+                                         extends the output (ONNX's output_padding): ONNX ConvTranspose / torch
+                                         conv_transpose1d..3d; out [N, M, O1..Ok] with Oi = stride·(Di-1) +
+                                         dilation·(Ki-1) + 1 - pads.  float32, float16, bfloat16 */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

@@ -55,6 +55,10 @@ typedef enum kiln_op {
                                        ints: group, strides (k), dilations (k); exprs: pads (k begins, then k
                                        ends); output [N, M, O1..Ok], Oi = floor((Di + pad_bi + pad_ei -
                                        dil_i*(Ki-1) - 1) / stride_i) + 1 (ONNX Conv) */
+    KILN_OP_CONV_TRANSPOSE   = 29,  /* inputs x [N, C, D1..Dk], w [C, M/group, K1..Kk], optional bias [M]; lists as
+                                       CONV's, the pads possibly negative; output [N, M, O1..Ok], Oi =
+                                       stride_i*(Di-1) + dil_i*(Ki-1) + 1 - pad_bi - pad_ei (ONNX ConvTranspose;
+                                       a negative end pad is its output_padding) */
     KILN_OP_COUNT
 } kiln_op;
 

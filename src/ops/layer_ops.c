@@ -10,11 +10,11 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 2,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 3,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
                "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
-               "reduce_scatter, scatter_nd, scatter_elements, topk, reserved_67 (rotary's number), conv");
+               "reduce_scatter, scatter_nd, scatter_elements, topk, reserved_67 (rotary's number), conv, conv_transpose");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
@@ -91,6 +91,11 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
                                               ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
                                               ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
                                               ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
+    [KILN_LAYER_CONV_TRANSPOSE] = {KILN_OP_CONV_TRANSPOSE, 0, 4,
+                                   {ATTR("group", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0),
+                                    ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                                    ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                                    ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -232,7 +237,8 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
                 (long long)a->ints[1]);
         }
         return;
-    case KILN_OP_CONV:   /* "group 1 strides [1, 1] dilations [1, 1] pads [0, 0, 0, 0]" */
+    case KILN_OP_CONV:
+    case KILN_OP_CONV_TRANSPOSE:   /* "group 1 strides [1, 1] dilations [1, 1] pads [0, 0, 0, 0]" */
         if (a->int_count >= 1 && a->int_count % 2 == 1) {
             int32_t k = (a->int_count - 1) / 2;
             put(out, size, &len, "group %lld", (long long)a->ints[0]);

@@ -185,3 +185,67 @@ def test_conv_channel_mismatch_at_run_time_names_the_tensors():
     x, w = rand(1, 4, 8), rand(6, 3, 3, seed=1)
     with pytest.raises(kiln.Error, match="conv of 'x' and 'w': input channels must equal"):
         run_conv([x], w, None, "cpu", weights_as_inputs=True)
+
+
+# ---- conv_transpose ------------------------------------------------------------------
+
+TORCH_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+CASES_T = [
+    # (k, x shape, w shape [C, M/group, K..], strides, pads (torch padding), dilations, group, output_padding)
+    (1, (2, 4, 9), (4, 3, 3), 1, 0, 1, 1, 0),
+    (1, (1, 4, 7), (4, 2, 4), 2, 1, 1, 2, 1),
+    (1, (2, 3, 6), (3, 5, 3), 3, 2, 2, 1, 2),
+    (2, (2, 3, 5, 4), (3, 6, 3, 3), 2, 1, 1, 1, 1),
+    (2, (1, 4, 6, 5), (4, 1, 2, 3), (1, 2), (0, 1), (2, 1), 4, (0, 1)),   # depthwise
+    (2, (1, 6, 4, 4), (6, 2, 3, 3), (3, 2), 0, 1, 3, 0),
+    (3, (1, 2, 3, 4, 3), (2, 3, 2, 3, 2), (2, 1, 2), (1, 0, 0), 1, 1, (1, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("case", CASES_T, ids=lambda c: f"{c[0]}d-{c[1]}-{c[2]}-g{c[6]}")
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
+def test_conv_transpose_matches_torch(device, dtype, case, with_bias):
+    k, xs, ws, stride, padding, dilation, group, output_padding = case
+    x, w = rand(*xs, dtype=dtype), rand(*ws, dtype=dtype, seed=1)
+    bias = rand(ws[1] * group, dtype=dtype, seed=2) if with_bias else None
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        dims = {f"x{i}": [(1, d, d + 3)] for i, d in enumerate(x.shape)}
+        t = kiln.Tensor(name="x", shape=[-1] * x.dim(), dtype=kiln.to_dtype(dtype), dim_range=dims)
+        y = kiln.conv_transpose(t, kiln.constant(w), None if bias is None else kiln.constant(bias), strides=stride,
+                                pads=padding, dilations=dilation, group=group, output_padding=output_padding)
+        y.mark_output("y")
+    s = Session.from_serialized_engine(builder.build_engine(net), device=device)
+    xs_all = [x, rand(*[d + 1 if i != 1 else d for i, d in enumerate(xs)], dtype=dtype, seed=7)]   # two shapes
+    for xi in xs_all:
+        got = s({"x": xi.to(device)})["y"].cpu()
+        want = TORCH_CONV_T[k](xi.float(), w.float(), None if bias is None else bias.float(), stride=stride,
+                               padding=padding, output_padding=output_padding, groups=group,
+                               dilation=dilation).to(dtype)
+        close(got, want)
+
+
+def test_conv_transpose_refusals():
+    def build(x_shape, w_shape, bias_shape=None, **kw):
+        builder = kiln.Builder()
+        net = builder.create_network()
+        with kiln.net_guard(net):
+            x = kiln.Tensor(name="x", shape=list(x_shape), dtype=kiln.float32)
+            w = kiln.Tensor(name="w", shape=list(w_shape), dtype=kiln.float32)
+            b = None if bias_shape is None else kiln.Tensor(name="b", shape=list(bias_shape), dtype=kiln.float32)
+            return kiln.conv_transpose(x, w, b, **kw)
+    with pytest.raises(kiln.Error, match="weight's first axis must equal the input channels"):
+        build((1, 4, 5), (3, 2, 3))
+    with pytest.raises(kiln.Error, match="group 3 must divide the input channels"):
+        build((1, 4, 5), (4, 2, 3), group=3)
+    with pytest.raises(kiln.Error, match=r"bias length must equal the output channels \(5 vs 4\)"):
+        build((1, 4, 5), (4, 2, 3), (5,), group=2)
+    with pytest.raises(kiln.Error, match="output size .* is -1, not >= 1"):
+        build((1, 4, 1), (4, 2, 3), pads=[2, 2])
+    # Output [1, 4, 2·(5-1) + 3 - 2 + 1 = 10]: output_padding is a negative end pad.
+    y = build((1, 4, 5), (4, 2, 3), strides=2, pads=1, output_padding=1, group=2)
+    assert [int(d) for d in y.shape] == [1, 4, 10]

@@ -145,6 +145,30 @@ def test_conv_auto_pad_on_symbolic_sizes(auto_pad):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kw", [{"auto_pad": "SAME_UPPER"}, {"auto_pad": "SAME_LOWER"},
+                                {"pads": [1, 0, 0, 1], "output_padding": [1, 0]}], ids=["upper", "lower", "pads"])
+def test_conv_transpose_on_symbolic_sizes(kw):
+    # SAME: the output is input · stride, its pads expressions of the input's sizes.
+    from onnx.reference import ReferenceEvaluator
+    # group 1: onnx's reference ConvTranspose mishandles groups (the torch tests cover them).
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 3], dilations=[1, 2], **kw)
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, "h", "w"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 1, 2)], "h": [(2, 4, 8)], "w": [(2, 4, 8)]}))
+    ref = ReferenceEvaluator(m)
+    for n, h, wd in ((1, 4, 4), (2, 3, 7), (1, 8, 2)):
+        x = rng.standard_normal((n, 4, h, wd)).astype(np.float32)
+        (want,) = ref.run(None, {"x": x})
+        got = s({"x": x})["y"]
+        assert got.shape == want.shape, (kw, got.shape, want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_conv_refusals_name_the_node():
     node = helper.make_node("Conv", ["x", "w"], ["y"], name="c", auto_pad="SAME_SIDEWAYS")
     g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],

@@ -1181,6 +1181,55 @@ def conv(imp, node, ins):
                       pads=[p if isinstance(p, SymDim) else int(p) for p in pads])
 
 
+@op("ConvTranspose")
+def conv_transpose(imp, node, ins):
+    x_v, w_v = ins[0], ins[1]
+    b_v = ins[2] if len(ins) > 2 else None
+    x_dims, w_dims = imp.shape(x_v), imp.shape(w_v)
+    k = len(x_dims) - 2
+    if k < 1 or k > 3:
+        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's ConvTranspose has 1 to 3 spatial axes)")
+    kernel = attr(node, "kernel_shape")
+    kernel = list(w_dims[2:]) if kernel is None else [int(v) for v in kernel]
+    if len(kernel) != k:
+        raise UnsupportedNode(node, f"kernel_shape of {len(kernel)} entries for {k} spatial axes")
+    strides = [int(v) for v in attr(node, "strides", [1] * k)]
+    dilations = [int(v) for v in attr(node, "dilations", [1] * k)]
+    extra = [int(v) for v in attr(node, "output_padding", [0] * k)]
+    pads = attr(node, "pads")
+    pads = [0] * (2 * k) if pads is None else [int(v) for v in pads]
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    output_shape = attr(node, "output_shape")
+    if auto_pad not in ("NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise UnsupportedNode(node, f"auto_pad '{auto_pad}' (NOTSET, VALID, SAME_UPPER and SAME_LOWER exist)")
+    if len(pads) != 2 * k or len(extra) != k or len(strides) != k or len(dilations) != k:
+        raise UnsupportedNode(node, f"pads, strides, dilations or output_padding of the wrong length for {k} "
+                                    "spatial axes")
+    if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        # The pads that give output_shape (SAME: input · stride), split as
+        # ONNX's reference does; symbolic sizes give expressions.
+        if output_shape is not None:
+            want = [int(v) for v in output_shape][-k:]
+        else:
+            want = [d * st for d, st in zip(x_dims[2:], strides)]
+        begins, ends = [], []
+        for d, kk, st, dil, e, o in zip(x_dims[2:], kernel, strides, dilations, extra, want):
+            total = st * (d - 1) + e + (kk - 1) * dil + 1 - o
+            if auto_pad == "SAME_UPPER":
+                begins.append(total // 2)
+                ends.append(total - total // 2)
+            else:
+                begins.append(total - total // 2)
+                ends.append(total // 2)
+        pads = begins + ends   # output_padding stays: total counts it
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * k)
+    with _guard(imp):
+        return S.conv_transpose(T(imp, x_v, node), T(imp, w_v, node), None if b_v is None else T(imp, b_v, node),
+                                strides=strides, dilations=dilations, group=int(attr(node, "group", 1)),
+                                pads=[p if isinstance(p, SymDim) else int(p) for p in pads], output_padding=extra)
+
+
 @op("Resize")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))

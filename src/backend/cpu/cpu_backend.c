@@ -74,6 +74,7 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_TOPK]       = {kiln_cpu_topk, kiln_cpu_topk_supports, false},
     [KILN_OP_RESERVED_27] = {NULL, NULL, false},   /* rotary_embedding's number (another branch) */
     [KILN_OP_CONV]       = {kiln_cpu_conv, kiln_cpu_conv_supports, false},
+    [KILN_OP_CONV_TRANSPOSE] = {kiln_cpu_conv_transpose, kiln_cpu_conv_supports, false},
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
 

@@ -211,3 +211,159 @@ kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
     kiln_free(scratch);
     return st;
 }
+
+/* ---- CONV_TRANSPOSE ----------------------------------------------------------
+ *
+ * The adjoint of the above: for each image and group, col[Mg·taps, P_in] =
+ * w_gᵀ · x_g (a matmul on float32 descriptors, w_g transposed once into
+ * scratch), then col2im adds each column entry into the output position its
+ * tap reaches: o = i·stride + tap·dilation - pad_begin, dropped when outside
+ * the output (the pads crop; a negative pad leaves output positions that
+ * only the bias reaches).  Threads take whole output channels, so no two
+ * write one element. */
+
+typedef struct col2im_job {
+    const conv_geom *g;         /* in: the input's sizes; out: the output's */
+    const float     *col;       /* [mg·taps, in positions] */
+    const float     *bias;      /* the group's mg entries, or NULL */
+    float           *out;       /* [mg, out positions] */
+    int64_t          in_positions, step;
+} col2im_job;
+
+static void col2im_channel(const col2im_job *j, int64_t m) {
+    const conv_geom *g = j->g;
+    float *dst = j->out + m * g->positions;
+    const float b = j->bias ? j->bias[m] : 0.0f;
+    for (int64_t p = 0; p < g->positions; p++) dst[p] = b;
+    if (j->in_positions == 0) return;   /* an empty input: the bias alone */
+    const int32_t last = g->k - 1;
+    for (int64_t t = 0; t < g->taps; t++) {
+        int64_t tap[3] = {0, 0, 0}, rest = t;
+        for (int32_t i = last; i >= 0; i--) {
+            tap[i] = rest % g->ker[i];
+            rest /= g->ker[i];
+        }
+        const float *row = j->col + (m * g->taps + t) * j->in_positions;
+        int64_t pos[3] = {0, 0, 0};
+        const int64_t outer = j->in_positions / g->in[last];
+        for (int64_t q = 0; q < outer; q++) {
+            int64_t base = 0;
+            int inside = 1;
+            for (int32_t i = 0; i < last; i++) {
+                int64_t at = pos[i] * g->stride[i] + tap[i] * g->dil[i] - g->pad[i];
+                if (at < 0 || at >= g->out[i]) inside = 0;
+                base = base * g->out[i] + at;
+            }
+            if (inside) {
+                float *line = dst + base * g->out[last];
+                const float *src = row + q * g->in[last];
+                const int64_t s = g->stride[last], off = tap[last] * g->dil[last] - g->pad[last], n = g->out[last];
+                for (int64_t x = 0; x < g->in[last]; x++) {
+                    int64_t at = x * s + off;
+                    if (at >= 0 && at < n) line[at] += src[x];
+                }
+            }
+            for (int32_t i = last - 1; i >= 0; i--) {
+                if (++pos[i] < g->in[i]) break;
+                pos[i] = 0;
+            }
+        }
+    }
+}
+
+static void col2im_task(void *ctx, int t) {
+    const col2im_job *j = ctx;
+    int64_t m0 = (int64_t)t * j->step, m1 = m0 + j->step < j->g->mg ? m0 + j->step : j->g->mg;
+    for (int64_t m = m0; m < m1; m++) col2im_channel(j, m);
+}
+
+kiln_status kiln_cpu_conv_transpose(const kiln_layer_launch *l) {
+    const kiln_tensor_desc *x = &l->inputs[0], *w = &l->inputs[1], *out = &l->outputs[0];
+    const kiln_tensor_desc *bias = l->input_count == 3 ? &l->inputs[2] : NULL;
+    if (!kiln_cpu_conv_supports(l))
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: conv_transpose of %s is not supported (float32, "
+                          "float16, bfloat16, one dtype for every input)",
+                          kiln_dtype_name(x->dtype) ? kiln_dtype_name(x->dtype) : "?");
+    conv_geom g = {.k = x->rank - 2};
+    if (g.k < 1 || g.k > 3 || w->rank != x->rank || out->rank != x->rank || l->attr_count != 1 + 4 * g.k)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: conv_transpose of rank %d with %d attributes",
+                          x->rank, (int)l->attr_count);
+    const int64_t *a = l->attrs;
+    g.N = x->dims[0];
+    g.C = x->dims[1];
+    g.group = a[0];
+    g.cg = g.group > 0 ? g.C / g.group : 0;
+    g.mg = w->dims[1];
+    g.M = g.mg * g.group;
+    if (g.group < 1 || g.cg * g.group != g.C || w->dims[0] != g.C || out->dims[0] != g.N || out->dims[1] != g.M)
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: conv_transpose channels: input %lld, weight "
+                          "[%lld, %lld], group %lld", (long long)g.C, (long long)w->dims[0], (long long)g.mg,
+                          (long long)g.group);
+    /* Here positions are the output's and in_plane the input's. */
+    g.taps = g.positions = g.in_plane = 1;
+    for (int32_t i = 0; i < g.k; i++) {
+        g.in[i] = x->dims[2 + i];
+        g.ker[i] = w->dims[2 + i];
+        g.out[i] = out->dims[2 + i];
+        g.stride[i] = a[1 + i];
+        g.dil[i] = a[1 + g.k + i];
+        g.pad[i] = a[1 + 2 * g.k + i];
+        g.taps *= g.ker[i];
+        g.positions *= g.out[i];
+        g.in_plane *= g.in[i];
+    }
+    if (kiln_cpu_numel(out) == 0) return KILN_OK;
+    const kiln_dtype dt = out->dtype;
+    const size_t es = kiln_dtype_size(dt);
+    const int64_t rows = g.mg * g.taps;   /* of col, and of the transposed weights */
+    const int half = dt != KILN_FLOAT32;
+    const size_t col_n = (size_t)(rows * g.in_plane), wt_n = (size_t)kiln_cpu_numel(w),
+                 x_n = half ? (size_t)(g.C * g.in_plane) : 0, w_n = half ? wt_n : 0,
+                 o_n = half ? (size_t)(g.mg * g.positions) : 0, b_n = bias ? (size_t)g.M : 0;
+    const size_t total = col_n + wt_n + x_n + w_n + o_n + b_n + 1;
+    float *scratch = kiln_malloc(total * sizeof(float));
+    if (!scratch)
+        return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: conv_transpose: cannot allocate %zu bytes of scratch",
+                          total * sizeof(float));
+    float *col = scratch, *wt = col + col_n, *xf = wt + wt_n, *wf = xf + x_n, *of = wf + w_n, *bf = of + o_n;
+    const float *weights = (const float *)w->data;
+    if (half) {
+        to_f32(dt, w->data, wf, (int64_t)w_n);
+        weights = wf;
+    }
+    if (bias) to_f32(dt, bias->data, bf, g.M);
+    /* wt, per group: [rows, cg] = the group's [cg, rows] block of w, transposed. */
+    for (int64_t grp = 0; grp < g.group; grp++) {
+        const float *src = weights + grp * g.cg * rows;
+        float *dst = wt + grp * rows * g.cg;
+        for (int64_t c = 0; c < g.cg; c++)
+            for (int64_t r = 0; r < rows; r++) dst[r * g.cg + c] = src[c * rows + r];
+    }
+    const int threads = kiln_parallel_threads((double)(g.mg * g.taps * g.in_plane), 1 << 16, g.mg);
+    kiln_status st = KILN_OK;
+    for (int64_t n = 0; n < g.N && !st; n++) {
+        const char *xn = (const char *)x->data + (size_t)(n * g.C * g.in_plane) * es;
+        const float *image = (const float *)xn;
+        if (half) {
+            to_f32(dt, xn, xf, g.C * g.in_plane);
+            image = xf;
+        }
+        for (int64_t grp = 0; grp < g.group && !st; grp++) {
+            kiln_tensor_desc ins[2] = {matrix(wt + grp * rows * g.cg, rows, g.cg),
+                                       matrix((void *)(image + grp * g.cg * g.in_plane), g.cg, g.in_plane)};
+            kiln_tensor_desc prod = matrix(col, rows, g.in_plane);
+            kiln_layer_launch mm = {.op = KILN_OP_MATMUL, .input_count = 2, .output_count = 1, .inputs = ins,
+                                    .outputs = &prod, .world_size = 1};
+            st = kiln_cpu_matmul(&mm);
+            if (st) break;
+            char *dst = (char *)out->data + (size_t)((n * g.M + grp * g.mg) * g.positions) * es;
+            col2im_job job = {.g = &g, .col = col, .bias = bias ? bf + grp * g.mg : NULL,
+                              .out = half ? of : (float *)dst, .in_positions = g.in_plane,
+                              .step = (g.mg + threads - 1) / threads};
+            kiln_parallel_run(threads, threads, col2im_task, &job);
+            if (half) from_f32(dt, of, dst, g.mg * g.positions);
+        }
+    }
+    kiln_free(scratch);
+    return st;
+}
