@@ -510,7 +510,7 @@ static void test_conv_rule(void) {
     CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x1, w}, 2, ones, ones, 1, NULL, &y), KILN_ERROR_INVALID_NETWORK,
                 "conv of 'x1': weight 'w' has rank 4; needs 3");
     CHECK_FAILS(add_conv(net, 3, (kiln_tensor[]){x, w, b5}, 2, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_NETWORK,
-                "the bias length must equal the weight's output channels (5 vs 6)");
+                "the bias length must equal the output channels (5 vs 6)");
     CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, wi}, 2, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_NETWORK,
                 "conv of 'x': weight 'wi' is int32, not float16 like the input");
     CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 0, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_NETWORK,
@@ -520,7 +520,7 @@ static void test_conv_rule(void) {
     CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, (int64_t[]){-3, 1}, 2, NULL, &y),
                 KILN_ERROR_INVALID_NETWORK, "conv of 'x': dilation -3 of spatial axis 0 is not in");
     CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, ones, 2, (kiln_expr[]){C(0), C(0), C(0), C(-1)},
-                         &y), KILN_ERROR_INVALID_NETWORK, "conv of 'x': end pad of spatial axis 1 is -1, not >= 0");
+                         &y), KILN_ERROR_INVALID_NETWORK, "conv of 'x': end pad of spatial axis 1 is -1, not in [0, 2147483647]");
     CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, ones, 1, NULL, &y), KILN_ERROR_INVALID_NETWORK,
                 "conv of 'x' (2 spatial axes): needs group, 2 strides, 2 dilations and 4 pads; got 3 integers");
     /* The width, 10, is shorter than a kernel of 3 dilated by 5 (11). */
@@ -582,6 +582,47 @@ static void test_conv_rule(void) {
     kiln_blob_free(blob);
 }
 
+/* CONV_TRANSPOSE: the output grows by stride; negative pads (output_padding)
+ * allowed within bounds; channels and the bias; at load, the same lists. */
+static void test_conv_transpose_rule(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+#define C(v) kiln_expr_const(p, v)
+    kiln_tensor x, w, b, y;
+    CHECK_OK(kiln_network_add_input(net, "x", KILN_BFLOAT16, 3, (kiln_expr[]){C(2), C(4), C(5)}, &x));
+    CHECK_OK(kiln_network_add_input(net, "w", KILN_BFLOAT16, 3, (kiln_expr[]){C(4), C(3), C(3)}, &w));
+    CHECK_OK(kiln_network_add_input(net, "b", KILN_BFLOAT16, 1, (kiln_expr[]){C(6)}, &b));
+    kiln_layer_attr a[4] = {{.name = "group", .kind = KILN_ATTR_INT, .i = 2},
+                            {.name = "strides", .kind = KILN_ATTR_INTS, .count = 1, .ints = (int64_t[]){2}},
+                            {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 1, .ints = (int64_t[]){2}},
+                            {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = (kiln_expr[]){C(1), C(-1)}}};
+    /* [2, 3·2, 2·(5-1) + 2·(3-1) + 1 - 1 + 1 = 13] */
+    CHECK_OK(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 3, (kiln_tensor[]){x, w, b}, 4, a, &y));
+    kiln_dtype dt;
+    int32_t rank;
+    kiln_expr dims[KILN_MAX_RANK];
+    CHECK_OK(kiln_network_tensor_info(net, y, &dt, &rank, dims));
+    CHECK(dt == KILN_BFLOAT16 && rank == 3 && dims[0] == C(2) && dims[1] == C(6) && dims[2] == C(13));
+    a[0].i = 3;
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){x, w}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "conv_transpose of 'x' and 'w': group 3 must divide the input channels");
+    a[0].i = 1;   /* 3 output channels, a bias of 6 */
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 3, (kiln_tensor[]){x, w, b}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "the bias length must equal the output channels (6 vs 3)");
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){w, x}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "the weight's first axis must equal the input channels (2 vs 3)");
+    a[3].exprs = (kiln_expr[]){C(7), C(7)};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){x, w}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "the output size (after the pads) of spatial axis 0 is -1, not >= 1");
+    a[3].exprs = (kiln_expr[]){C(0), C(-((int64_t)1 << 40))};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){x, w}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "end pad of spatial axis 0 is -1099511627776, not in [-2147483647, "
+                "2147483647]");
+#undef C
+    kiln_network_free(net);
+}
+
 int main(void) {
     TEST_RUN(test_names_and_rows);
     TEST_RUN(test_cpu_covers_the_rules);
@@ -591,5 +632,6 @@ int main(void) {
     TEST_RUN(test_pad_mode_at_load);
     TEST_RUN(test_scatter_rules);
     TEST_RUN(test_conv_rule);
+    TEST_RUN(test_conv_transpose_rule);
     return test_summary();
 }

@@ -26,7 +26,8 @@
  *                   entry of int32 columns (k 1, axis 0)
  *   conv.engine     conv: a 2-D float32 one with groups, strides, dilation,
  *                   asymmetric pads and a bias over a symbolic height, and a
- *                   1-D bfloat16 depthwise one without bias */
+ *                   1-D bfloat16 depthwise one without bias, and a
+ *                   conv_transpose of the first's output (a negative pad) */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -319,9 +320,16 @@ static int conv(const char *dir) {
                              {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 1, .ints = one},
                              {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = pads1}};
     TRY(layer(net, KILN_LAYER_CONV, 2, (kiln_tensor[]){x1, w1}, 4, a1, &y1));
+    /* Transposed, back up from y: w [6, 2, 3, 2] (group 2: 4 outputs), a negative end pad. */
+    kiln_tensor wt, yt;
+    TRY(kiln_network_add_input(net, "wt", KILN_FLOAT32, 4, (kiln_expr[]){C(6), C(2), C(3), C(2)}, &wt));
+    kiln_expr padst[4] = {C(1), C(0), C(-1), C(1)};
+    kiln_layer_attr at[4] = {a[0], a[1], a[2], {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = padst}};
+    TRY(layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){y, wt}, 4, at, &yt));
 #undef C
     TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
     TRY(kiln_network_mark_output(net, y1, "y1", KILN_BFLOAT16));
+    TRY(kiln_network_mark_output(net, yt, "yt", KILN_FLOAT32));
     return save(net, dir, "conv.engine");
 }
 
