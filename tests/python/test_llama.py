@@ -215,6 +215,7 @@ def test_prefill_attention_plugin_matches_sdpa(heads, kv_heads, head_dim, seq):
 @pytest.mark.parametrize("split,max_seq,lengths", [
     (16, 80, [0, 1, 16, 17, 79]),       # empty cache, one split, split edges, a full cache
     (128, 300, [70, 129, 299]),         # splits of several key tiles (BLOCK_N 64)
+    (16, 600, [255, 256, 257, 599]),    # more splits than the combine merges at once (16): 2 and 3 rounds
 ])
 def test_decode_attention_plugin_matches_sdpa_with_ragged_lengths(split, max_seq, lengths):
     torch.manual_seed(5)

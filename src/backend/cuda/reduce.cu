@@ -2,13 +2,21 @@
  *
  * One block per output element (blocks stride over the outputs), its threads
  * striding over the reduced elements (kiln_reduce_view, ops/op_views.h, the
- * CPU backend's plan), then a block reduction.  Floats accumulate in float,
+ * CPU backend's plan) several loads at a time, then a block reduction; an
+ * arg-reduction of a few long rows gets 1024 threads a row.  Floats accumulate in float,
  * integers in int64 (sums and products wrap as the dtype does); max/min let
  * NaN win and argmax/argmin give the first index of the extreme, as the CPU
  * backend and numpy do. */
 #include "backend/cuda/block_reduce.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "ops/op_views.h"
+
+/* Loads in flight per thread: a thread's elements are independent loads, and
+ * issuing them before combining keeps a long row (argmax over a vocabulary
+ * of 128k logits, one row at batch 1) from waiting on each load in turn
+ * (200 µs per argmax on an H200 before, the largest kernel of a 1B Llama's
+ * decode step). */
+#define KC_ARG_UNROLL 8
 
 __device__ __forceinline__ float kc_load(const float *p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float kc_load(const __half *p, int64_t i) { return __half2float(p[i]); }
@@ -21,7 +29,19 @@ __global__ void kc_reduce_float(const T *__restrict__ in, T *__restrict__ out, k
     for (int64_t o = blockIdx.x; o < v.outputs; o += gridDim.x) {
         int64_t base = kiln_reduce_base(&v, o);
         float acc = init;
-        for (int64_t k = threadIdx.x; k < v.count; k += blockDim.x) acc = op(acc, kc_load(in, base + kiln_reduce_offset(&v, k)));
+        /* KC_ARG_UNROLL loads issued before they are combined, in the order
+         * a plain loop would combine them. */
+        for (int64_t k0 = threadIdx.x; k0 < v.count; k0 += (int64_t)blockDim.x * KC_ARG_UNROLL) {
+            float x[KC_ARG_UNROLL];
+#pragma unroll
+            for (int u = 0; u < KC_ARG_UNROLL; u++) {
+                int64_t k = k0 + (int64_t)u * blockDim.x;
+                x[u] = k < v.count ? kc_load(in, base + kiln_reduce_offset(&v, k)) : init;
+            }
+#pragma unroll
+            for (int u = 0; u < KC_ARG_UNROLL; u++)
+                if (k0 + (int64_t)u * blockDim.x < v.count) acc = op(acc, x[u]);
+        }
         acc = kc_block_reduce(acc, op);
         if (threadIdx.x == 0) out[o] = kc_from_f32<T>(mean ? acc / (float)v.count : acc);
     }
@@ -60,35 +80,68 @@ template <> __device__ __forceinline__ int64_t kc_arg_load<int64_t, uint8_t>(con
 template <> __device__ __forceinline__ int64_t kc_arg_load<int64_t, int32_t>(const int32_t *p, int64_t i) { return p[i]; }
 template <> __device__ __forceinline__ int64_t kc_arg_load<int64_t, int64_t>(const int64_t *p, int64_t i) { return p[i]; }
 
-template <typename T, typename V>
-__global__ void kc_arg_reduce(const T *__restrict__ in, int64_t *__restrict__ out, kiln_reduce_view v, bool max) {
-    __shared__ V best_v[KC_THREADS];
-    __shared__ int64_t best_i[KC_THREADS];
+template <typename T, typename V, int THREADS>
+__global__ void __launch_bounds__(THREADS)
+kc_arg_reduce(const T *__restrict__ in, int64_t *__restrict__ out, kiln_reduce_view v, bool max) {
+    __shared__ V warp_v[THREADS / 32];
+    __shared__ int64_t warp_i[THREADS / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int64_t o = blockIdx.x; o < v.outputs; o += gridDim.x) {
         int64_t base = kiln_reduce_base(&v, o);
         V bv = 0;
         int64_t bi = -1;
-        for (int64_t k = threadIdx.x; k < v.count; k += blockDim.x) {
-            V x = kc_arg_load<V>(in, base + kiln_reduce_offset(&v, k));
-            if (bi < 0 || kc_arg_better(x, k, bv, bi, max)) { bv = x; bi = k; }
-        }
-        best_v[threadIdx.x] = bv;
-        best_i[threadIdx.x] = bi;
-        __syncthreads();
-        for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-            if ((int)threadIdx.x < s) {
-                int64_t j = best_i[threadIdx.x + s];
-                if (j >= 0 && (best_i[threadIdx.x] < 0 ||
-                               kc_arg_better(best_v[threadIdx.x + s], j, best_v[threadIdx.x], best_i[threadIdx.x], max))) {
-                    best_v[threadIdx.x] = best_v[threadIdx.x + s];
-                    best_i[threadIdx.x] = j;
+        for (int64_t k0 = threadIdx.x; k0 < v.count; k0 += (int64_t)THREADS * KC_ARG_UNROLL) {
+            V x[KC_ARG_UNROLL];
+#pragma unroll
+            for (int u = 0; u < KC_ARG_UNROLL; u++) {
+                int64_t k = k0 + (int64_t)u * THREADS;
+                x[u] = k < v.count ? kc_arg_load<V>(in, base + kiln_reduce_offset(&v, k)) : (V)0;
+            }
+#pragma unroll
+            for (int u = 0; u < KC_ARG_UNROLL; u++) {
+                int64_t k = k0 + (int64_t)u * THREADS;
+                if (k < v.count && (bi < 0 || kc_arg_better(x[u], k, bv, bi, max))) {
+                    bv = x[u];
+                    bi = k;
                 }
             }
-            __syncthreads();
         }
-        if (threadIdx.x == 0) out[o] = best_i[0] < 0 ? 0 : best_i[0];
+        /* Across the warp, then across the warps (bi < 0: saw nothing). */
+        for (int off = 16; off > 0; off >>= 1) {
+            V ov = __shfl_down_sync(0xffffffffu, bv, off);
+            int64_t oi = __shfl_down_sync(0xffffffffu, bi, off);
+            if (oi >= 0 && (bi < 0 || kc_arg_better(ov, oi, bv, bi, max))) {
+                bv = ov;
+                bi = oi;
+            }
+        }
+        if (lane == 0) {
+            warp_v[warp] = bv;
+            warp_i[warp] = bi;
+        }
         __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < THREADS / 32; w++) {
+                if (warp_i[w] >= 0 && (bi < 0 || kc_arg_better(warp_v[w], warp_i[w], bv, bi, max))) {
+                    bv = warp_v[w];
+                    bi = warp_i[w];
+                }
+            }
+            out[o] = bi < 0 ? 0 : bi;
+        }
+        __syncthreads();   /* warp_v / warp_i are rewritten for the next output */
     }
+}
+
+/* A few long rows (logits at a small batch) get 1024 threads each; many
+ * rows, 256. */
+template <typename T, typename V>
+static void kc_arg_launch(const T *in, int64_t *out, const kiln_reduce_view &v, unsigned grid, bool max,
+                          cudaStream_t s) {
+    if (v.outputs <= 256 && v.count >= 8192)
+        kc_arg_reduce<T, V, 1024><<<grid, 1024, 0, s>>>(in, out, v, max);
+    else
+        kc_arg_reduce<T, V, KC_THREADS><<<grid, KC_THREADS, 0, s>>>(in, out, v, max);
 }
 
 template <typename T>
@@ -102,8 +155,7 @@ static void launch_float(const kiln_layer_launch *l, const kiln_reduce_view &v, 
     case KILN_REDUCE_MAX: kc_reduce_float<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_max_op{}, -INFINITY, false); break;
     case KILN_REDUCE_MIN: kc_reduce_float<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_min_op{}, INFINITY, false); break;
     default:
-        kc_arg_reduce<T, float><<<grid, KC_THREADS, 0, s>>>(in, (int64_t *)l->outputs[0].data, v,
-                                                            l->subop == KILN_REDUCE_ARGMAX);
+        kc_arg_launch<T, float>(in, (int64_t *)l->outputs[0].data, v, grid, l->subop == KILN_REDUCE_ARGMAX, s);
     }
 }
 
@@ -117,8 +169,7 @@ static void launch_int(const kiln_layer_launch *l, const kiln_reduce_view &v, un
     case KILN_REDUCE_MAX: kc_reduce_int<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_max_op{}, (int64_t)INT64_MIN); break;
     case KILN_REDUCE_MIN: kc_reduce_int<<<grid, KC_THREADS, 0, s>>>(in, out, v, kc_min_op{}, (int64_t)INT64_MAX); break;
     default:
-        kc_arg_reduce<T, int64_t><<<grid, KC_THREADS, 0, s>>>(in, (int64_t *)l->outputs[0].data, v,
-                                                              l->subop == KILN_REDUCE_ARGMAX);
+        kc_arg_launch<T, int64_t>(in, (int64_t *)l->outputs[0].data, v, grid, l->subop == KILN_REDUCE_ARGMAX, s);
     }
 }
 

@@ -32,14 +32,16 @@ Two kernels:
    in prefill_attention.py), float32, into the workspace.
 2. decode_combine_kernel, grid (batch * n_heads,): starts from the new
    token's own score (m = q.k_new, l = 1, acc = v_new) and merges the
-   partials of the splits that hold cache rows:
+   partials of the splits that hold cache rows, 16 at a time:
        m' = max(m, m_j);  l = l*exp(m - m') + l_j*exp(m_j - m');
        acc = acc*exp(m - m') + acc_j*exp(m_j - m')
    then writes acc / l.
 
-Splitting keeps the GPU busy when batch * n_kv_heads is small and the cache
-long; a short cache uses one split (the others see no rows and are skipped
-by the combine).
+Splitting keeps the GPU busy when batch * n_kv_heads is small (8 programs at
+batch 1 for a Llama with 8 key/value heads): 64 rows a split (the default)
+gives every 64 cached tokens a program of their own; the splits past a
+sequence's length see no rows, return at once and are skipped by the
+combine.
 """
 import math
 
@@ -100,7 +102,8 @@ def decode_split_kernel(q_ptr, k_cache_ptr, v_cache_ptr, lengths_ptr, part_acc_p
 
 @triton.jit
 def decode_combine_kernel(q_ptr, k_new_ptr, v_new_ptr, lengths_ptr, part_acc_ptr, part_m_ptr, part_l_ptr, out_ptr,
-                          n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale, BLOCK_D: tl.constexpr):
+                          n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale, BLOCK_D: tl.constexpr,
+                          BLOCK_S: tl.constexpr):
     b = tl.program_id(0) // n_heads
     h = tl.program_id(0) % n_heads
     kv_h = h // (n_heads // n_kv_heads)
@@ -115,18 +118,27 @@ def decode_combine_kernel(q_ptr, k_new_ptr, v_new_ptr, lengths_ptr, part_acc_ptr
     l = m * 0.0 + 1.0
     acc = tl.load(v_new_ptr + kv_row + d, mask=d_ok, other=0.0).to(tl.float32)
     used = tl.cdiv(tl.load(lengths_ptr + b), split)     # splits holding cache rows
-    for j in range(0, used):
-        part = (b.to(tl.int64) * n_heads + h) * n_splits + j
-        m_j = tl.load(part_m_ptr + part)
-        l_j = tl.load(part_l_ptr + part)
-        acc_j = tl.load(part_acc_ptr + part * head_dim + d, mask=d_ok, other=0.0)
-        m_new = tl.maximum(m, m_j)
+    # BLOCK_S partials at a time, loaded together: a long cache has many
+    # splits, and merging them one load after another would wait on each.
+    for j0 in range(0, used, BLOCK_S):
+        js = j0 + tl.arange(0, BLOCK_S)
+        j_ok = js < used
+        part = (b.to(tl.int64) * n_heads + h) * n_splits + js
+        m_j = tl.load(part_m_ptr + part, mask=j_ok, other=float("-inf"))
+        l_j = tl.load(part_l_ptr + part, mask=j_ok, other=0.0)
+        acc_j = tl.load(part_acc_ptr + part[:, None] * head_dim + d[None, :], mask=j_ok[:, None] & d_ok[None, :],
+                        other=0.0)
+        m_new = tl.maximum(m, tl.max(m_j, axis=0))      # finite: m is
         alpha = tl.exp2(m - m_new)
-        beta = tl.exp2(m_j - m_new)
-        l = l * alpha + l_j * beta
-        acc = acc * alpha + acc_j * beta
+        beta = tl.exp2(m_j - m_new)                     # 0 for the masked splits
+        l = l * alpha + tl.sum(l_j * beta, axis=0)
+        acc = acc * alpha + tl.sum(acc_j * beta[:, None], axis=0)
         m = m_new
     tl.store(out_ptr + q_row + d, (acc / l).to(out_ptr.dtype.element_ty), mask=d_ok)
+
+
+# Partials merged per step of the combine loop.
+COMBINE_BLOCK = 16
 
 
 @kiln.plugin("DecodeAttention", namespace="llama")
@@ -134,7 +146,7 @@ class DecodeAttention(kiln.PluginBase):
     """See the module docstring for inputs and output.  split: cache rows per
     program of the split kernel (a power of two, at least 16)."""
 
-    def __init__(self, n_heads, n_kv_heads, head_dim, layer, split=256):
+    def __init__(self, n_heads, n_kv_heads, head_dim, layer, split=64):
         super().__init__()
         if n_heads % n_kv_heads:
             raise ValueError(f"DecodeAttention: {n_heads} heads do not split into {n_kv_heads} key/value groups")
@@ -179,7 +191,7 @@ class DecodeAttention(kiln.PluginBase):
         decode_combine_kernel[(batch * self.n_heads,)](
             q, k_new, v_new, lengths, part_acc, part_m, part_l, out,
             self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale,
-            BLOCK_D=block_d, num_warps=1)
+            BLOCK_D=block_d, BLOCK_S=COMBINE_BLOCK, num_warps=2)
 
     def aot(self, inputs, outputs):
         """The same two launches compiled at build time: the partials live in
@@ -211,5 +223,6 @@ class DecodeAttention(kiln.PluginBase):
             kiln.AotLaunch(decode_combine_kernel,
                            args=[q, k_new, v_new, lengths, part_acc, part_m, part_l, outputs[0], self.n_heads,
                                  self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale],
-                           grid=(batch * self.n_heads,), constexprs={"BLOCK_D": block_d}, num_warps=1),
+                           grid=(batch * self.n_heads,), constexprs={"BLOCK_D": block_d, "BLOCK_S": COMBINE_BLOCK},
+                           num_warps=2),
         ]

@@ -216,7 +216,7 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False, tp=N
     return _build(builder, network)
 
 
-def build_decode(weights, dtype, max_batch, max_seq_len, split=256, prefer_aot=False, tp=None):
+def build_decode(weights, dtype, max_batch, max_seq_len, split=64, prefer_aot=False, tp=None):
     """The decode engine (bytes): one token per sequence against the cache
     (of this rank's key/value heads)."""
     spec = weights.spec

@@ -22,7 +22,7 @@ _FORMAT = 4   # 2: the decode engine writes the KV cache in place; 3: engines ou
               # cache written by RotaryQKVCache
 
 
-def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=256,
+def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=64,
             prefer_aot=False, tp_size=1, rank=0, comm=None):
     """Build kiln engines for a transformers LlamaForCausalLM, or for a
     checkpoint directory (a path holding config.json and *.safetensors, as
@@ -33,7 +33,7 @@ def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=204
     sees one).  max_batch, max_seq_len: the profile -- every batch size in
     [1, max_batch] and every total length (prompt + generated) up to
     max_seq_len runs on the same engines.  decode_split: cache rows per
-    program of the decode attention's split kernel.  prefer_aot: compile
+    program of the decode attention's split kernel (a power of two >= 16).  prefer_aot: compile
     every plugin (RMSNorm, AddRMSNorm, RotaryQKV, SiluMul, PrefillAttention,
     DecodeAttention, RotaryQKVCache) ahead of time into kiln::TritonAOT layers: the engines then
     run on a GPU only and need no Python (examples/llama/generate.c runs
