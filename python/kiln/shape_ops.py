@@ -216,12 +216,13 @@ def topk(x, k, axis=-1, largest=True, sorted=True):   # noqa: A002 (torch's and 
 
 
 def _per_axis(value, k, what):
-    """An int for every one of k spatial axes, or a list of k ints."""
+    """An int for every one of k spatial axes, or a list of k ints; what
+    names the op and the argument ("conv_transpose: strides")."""
     if isinstance(value, int) and not isinstance(value, bool):
         return [value] * k
     values = [int(v) for v in value]
     if len(values) != k:
-        raise ValueError(f"conv: {what} has {len(values)} entries; the input has {k} spatial axes")
+        raise ValueError(f"{what} has {len(values)} entries; the input has {k} spatial axes")
     return values
 
 
@@ -243,8 +244,8 @@ def _conv_args(what, x, strides, pads, dilations, group):
     k = len(x.shape) - 2
     if k < 1 or k > 3:
         raise ValueError(f"{what}: input of rank {len(x.shape)}; needs [N, C, D1..Dk] with 1 to 3 spatial axes")
-    strides = _per_axis(1 if strides is None else strides, k, "strides")
-    dilations = _per_axis(1 if dilations is None else dilations, k, "dilations")
+    strides = _per_axis(1 if strides is None else strides, k, f"{what}: strides")
+    dilations = _per_axis(1 if dilations is None else dilations, k, f"{what}: dilations")
     if pads is None:
         pads = [0] * (2 * k)
     elif isinstance(pads, (int, SymDim)) and not isinstance(pads, bool):
@@ -278,7 +279,7 @@ def conv_transpose(x, w, bias=None, *, strides=None, pads=None, dilations=None, 
     dilation·(Ki-1) + 1 - pads + output_padding.  float32, float16,
     bfloat16; sums in float32."""
     k, strides, pads, dilations = _conv_args("conv_transpose", x, strides, pads, dilations, group)
-    extra = _per_axis(0 if output_padding is None else output_padding, k, "output_padding")
+    extra = _per_axis(0 if output_padding is None else output_padding, k, "conv_transpose: output_padding")
     # The layer has no output_padding: a negative end pad is the same thing.
     pads = pads[:k] + [p - e for p, e in zip(pads[k:], extra)]
     return _conv_layer("conv_transpose", x, w, bias, strides, pads, dilations, group)
