@@ -2,8 +2,10 @@
  *
  * One-layer engines x [M, K] · w [K, N] (w a constant, as a weight is) in
  * float32, float16 and bfloat16, on one CPU thread (KILN_CPU_THREADS=1) and
- * on all the CPUs this process may use; each result is checked against a
- * double-precision dot product at a few positions. */
+ * on all the CPUs this process may use; and the same with w stored [N, K]
+ * and read through the layer's transpose_b (x @ w.T, a weight as nn.Linear
+ * keeps it).  Each result is checked against a double-precision dot product
+ * at a few positions. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +51,7 @@ static void fill(kiln_dtype dt, void *p, int64_t n, unsigned seed) {
     }
 }
 
-static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
+static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int tb, int *ok) {
     size_t es = kiln_dtype_size(dt);
     void *x = malloc((size_t)(M * K) * es), *w = malloc((size_t)(K * N) * es), *y = malloc((size_t)(M * N) * es);
     if (!x || !w || !y) { fprintf(stderr, "out of memory\n"); exit(1); }
@@ -59,11 +61,11 @@ static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
     TRY(kiln_network_create(&net));
     kiln_exprs *pool = kiln_network_exprs(net);
     kiln_expr xs[2] = {kiln_expr_const(pool, M), kiln_expr_const(pool, K)};
-    int64_t wd[2] = {K, N};
+    int64_t wd[2] = {tb ? N : K, tb ? K : N};
     kiln_tensor tx, tw, ty;
     TRY(kiln_network_add_input(net, "x", dt, 2, xs, &tx));
     TRY(kiln_network_add_constant(net, "w", dt, 2, wd, w, &tw));
-    TRY(kiln_network_add_matmul(net, tx, tw, &ty));
+    TRY(kiln_network_add_matmul_transposed(net, tx, tw, 0, tb, &ty));
     TRY(kiln_network_mark_output(net, ty, "y", dt));
     bench_engine be = bench_engine_open(net);
     kiln_context *ctx = be.ctx;
@@ -84,7 +86,7 @@ static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
         int64_t i = (probe * 7919) % M, j = (probe * 104729) % N;
         double want = 0, mag = 0;
         for (int64_t k = 0; k < K; k++) {
-            double p = (double)from_bits(dt, x, i * K + k) * (double)from_bits(dt, w, k * N + j);
+            double p = (double)from_bits(dt, x, i * K + k) * (double)from_bits(dt, w, tb ? j * K + k : k * N + j);
             want += p;
             mag += fabs(p);
         }
@@ -100,12 +102,12 @@ static double run(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
 }
 
 /* GFLOP/s of run() with $KILN_CPU_THREADS set to `threads` (0: unset). */
-static double run_with_threads(int threads, kiln_dtype dt, int64_t M, int64_t K, int64_t N, int *ok) {
+static double run_with_threads(int threads, kiln_dtype dt, int64_t M, int64_t K, int64_t N, int tb, int *ok) {
     char n[16];
     snprintf(n, sizeof n, "%d", threads);
     if (threads) setenv("KILN_CPU_THREADS", n, 1);
     else unsetenv("KILN_CPU_THREADS");
-    return run(dt, M, K, N, ok);
+    return run(dt, M, K, N, tb, ok);
 }
 
 int main(void) {
@@ -116,16 +118,19 @@ int main(void) {
     const char *given = getenv("KILN_CPU_THREADS");
     char saved[32] = "";
     if (given) snprintf(saved, sizeof saved, "%s", given);
-    printf("| M x K x N | dtype | GFLOP/s, 1 thread | GFLOP/s, all threads (%ld CPUs) | checked |\n"
-           "|---|---|---:|---:|---|\n", sysconf(_SC_NPROCESSORS_ONLN));
+    printf("| M x K x N | dtype | w | GFLOP/s, 1 thread | GFLOP/s, all threads (%ld CPUs) | checked |\n"
+           "|---|---|---|---:|---:|---|\n", sysconf(_SC_NPROCESSORS_ONLN));
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++) {
-            int ok1, okn;
-            double g1 = run_with_threads(1, dts[d], sizes[s].M, sizes[s].K, sizes[s].N, &ok1);
-            double gn = run_with_threads(0, dts[d], sizes[s].M, sizes[s].K, sizes[s].N, &okn);
-            all_ok &= ok1 & okn;
-            printf("| %lld x %lld x %lld | %s | %.1f | %.1f | %s |\n", (long long)sizes[s].M, (long long)sizes[s].K,
-                   (long long)sizes[s].N, kiln_dtype_name(dts[d]), g1, gn, ok1 && okn ? "ok" : "WRONG");
+            for (int tb = 0; tb < 2; tb++) {
+                int ok1, okn;
+                double g1 = run_with_threads(1, dts[d], sizes[s].M, sizes[s].K, sizes[s].N, tb, &ok1);
+                double gn = run_with_threads(0, dts[d], sizes[s].M, sizes[s].K, sizes[s].N, tb, &okn);
+                all_ok &= ok1 & okn;
+                printf("| %lld x %lld x %lld | %s | %s | %.1f | %.1f | %s |\n", (long long)sizes[s].M,
+                       (long long)sizes[s].K, (long long)sizes[s].N, kiln_dtype_name(dts[d]),
+                       tb ? "[N, K], transpose_b" : "[K, N]", g1, gn, ok1 && okn ? "ok" : "WRONG");
+            }
         }
     }
     if (given) setenv("KILN_CPU_THREADS", saved, 1);

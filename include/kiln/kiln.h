@@ -465,8 +465,15 @@ KILN_API kiln_status kiln_network_add_gather(kiln_network *net, kiln_tensor data
 /* New shape as expressions; at most one entry may be the constant -1 (inferred). */
 KILN_API kiln_status kiln_network_add_reshape(kiln_network *net, kiln_tensor x, int32_t rank,
                                               const kiln_expr *shape, kiln_tensor *out);
-/* a [..., M, K] x b [..., K, N]; batch dims broadcast; float dtypes. */
+/* a [..., M, K] x b [..., K, N]; batch dims broadcast; float dtypes; both ranks >= 2. */
 KILN_API kiln_status kiln_network_add_matmul(kiln_network *net, kiln_tensor a, kiln_tensor b, kiln_tensor *out);
+/* The same with either operand's last two axes swapped first (0 or 1 each;
+ * other values are refused): transpose_b = 1 is x @ W.T for a weight W
+ * [N, K] stored as nn.Linear keeps it, transpose_a = 1 is ONNX Gemm's
+ * transA.  No copy is made: the kernels read the operand as stored.
+ * (0, 0) is kiln_network_add_matmul exactly, and builds the same engine. */
+KILN_API kiln_status kiln_network_add_matmul_transposed(kiln_network *net, kiln_tensor a, kiln_tensor b,
+                                                        int transpose_a, int transpose_b, kiln_tensor *out);
 
 /*
  * Any built-in layer by op, for importers and bindings that should not need
@@ -494,7 +501,8 @@ typedef enum kiln_layer_op {
     KILN_LAYER_SQRT    = 12,
     KILN_LAYER_GATHER  = 13,    /* inputs data, indices; attribute "axis" (INT, optional, default 0) */
     KILN_LAYER_RESHAPE = 14,    /* attribute "shape" (EXPRS; one entry may be the constant -1) */
-    KILN_LAYER_MATMUL  = 15,
+    KILN_LAYER_MATMUL  = 15,    /* "transpose_a", "transpose_b" (INT 0/1, default 0): swap that operand's
+                                   last two axes first (kiln_network_add_matmul_transposed) */
     /* unary ops added later (appended: the numbers are ABI) */
     KILN_LAYER_TANH       = 16,
     KILN_LAYER_SIGMOID    = 17,

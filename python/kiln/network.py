@@ -580,9 +580,13 @@ def cast(x, dtype):
     return _out(x._network, x._network._net.add_cast(x._id, dt.code))
 
 
-def matmul(a, b):
+def matmul(a, b, transpose_a=False, transpose_b=False):
+    """a @ b, batch axes broadcast as numpy's matmul (both ranks >= 2).
+    transpose_a / transpose_b swap that operand's last two axes first, read
+    where it lies (no copy, no transpose layer): matmul(x, w, transpose_b=True)
+    is x @ w.T for a weight w [N, K] kept as torch's nn.Linear keeps it."""
     net = network_of(a, b)
-    return _out(net, net._net.add_matmul(a._id, b._id))
+    return _out(net, net._net.add_matmul(a._id, b._id, int(bool(transpose_a)), int(bool(transpose_b))))
 
 
 def gather(data, indices, axis=0):

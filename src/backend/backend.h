@@ -14,10 +14,12 @@
 #include "kiln/plugin.h"
 #include "engine/engine_desc.h"
 
-#define KILN_BACKEND_API_VERSION 6u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
+#define KILN_BACKEND_API_VERSION 7u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
                                          4: kiln_layer_launch.attrs; 5: stream_create/stream_destroy;
                                          6: collectives (kiln_layer_launch's group and communicator, the
-                                         comm_* functions) */
+                                         comm_* functions); 7: MATMUL's attrs (transpose_a, transpose_b),
+                                         which a backend from before would ignore, computing the wrong
+                                         product */
 
 typedef struct kiln_layer_launch {
     uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */

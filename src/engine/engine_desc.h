@@ -17,7 +17,8 @@ typedef enum kiln_op {
     KILN_OP_UNARY   = 2,   /* subop: kiln_unary_op */
     KILN_OP_GATHER  = 3,   /* axis */
     KILN_OP_RESHAPE = 4,   /* also used as a plain copy */
-    KILN_OP_MATMUL  = 5,
+    KILN_OP_MATMUL  = 5,   /* ints (added later, in version 2's lists): none, or transpose_a, transpose_b
+                              (0/1, not both 0) */
     KILN_OP_PLUGIN  = 6,   /* plugin: index into plugins */
     /* Ops with attributes (format version 2): each layer's attribute lists
      * (kiln_layer_attrs) in the canonical form its op rule gives. */

@@ -125,6 +125,15 @@ kiln_status kiln_network_add_matmul(kiln_network *net, kiln_tensor a, kiln_tenso
     return add_builtin(net, "kiln_network_add_matmul", l, 2, ins, out);
 }
 
+/* The flags go to the rule as given: it refuses values other than 0 and 1,
+ * naming the flag, and stores (0, 0) as the plain matmul's empty list. */
+kiln_status kiln_network_add_matmul_transposed(kiln_network *net, kiln_tensor a, kiln_tensor b, int transpose_a,
+                                               int transpose_b, kiln_tensor *out) {
+    builtin_layer l = {.op = KILN_OP_MATMUL, .attrs = {.int_count = 2, .ints = {transpose_a, transpose_b}}};
+    kiln_tensor ins[2] = {a, b};
+    return add_builtin(net, "kiln_network_add_matmul_transposed", l, 2, ins, out);
+}
+
 /* ---- any built-in layer by its flat op ------------------------------------ */
 
 /* The attribute of the schema named `name`, or -1. */

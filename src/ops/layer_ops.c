@@ -38,7 +38,8 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
     KILN_UNARY_OP_LIST(UNARY_ROW)
     [KILN_LAYER_GATHER] = {KILN_OP_GATHER, 0, 1, {ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, 0, 0)}},
     [KILN_LAYER_RESHAPE] = {KILN_OP_RESHAPE, 0, 1, {ATTR("shape", KILN_ATTR_EXPRS, true, KILN_ATTR_IN_OUTPUT_SHAPE, 0, 0)}},
-    [KILN_LAYER_MATMUL] = {KILN_OP_MATMUL, 0, 0, {{0}}},
+    [KILN_LAYER_MATMUL] = {KILN_OP_MATMUL, 0, 2, {ATTR("transpose_a", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                                                  ATTR("transpose_b", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0)}},
     [KILN_LAYER_TRANSPOSE] = {KILN_OP_TRANSPOSE, 0, 1, {ATTR("perm", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0)}},
     [KILN_LAYER_SLICE] = {KILN_OP_SLICE, 0, 3, {ATTR("steps", KILN_ATTR_INTS, false, KILN_ATTR_TO_INTS, 0, 0),
                                                 ATTR("starts", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
@@ -207,6 +208,10 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
     switch (r->op) {
     case KILN_OP_TRANSPOSE:
         put_ints(out, size, &len, "perm", a->ints, a->int_count);
+        return;
+    case KILN_OP_MATMUL:   /* the flags when any is set (an empty list: none) */
+        if (a->int_count == 2)
+            put(out, size, &len, "transpose_a %lld transpose_b %lld", (long long)a->ints[0], (long long)a->ints[1]);
         return;
     case KILN_OP_SLICE:
         put_exprs(out, size, &len, desc->exprs, "starts", a->exprs, a->expr_count / 2);

@@ -267,10 +267,29 @@ static kiln_status infer_reshape(const kiln_op_call *c, kiln_dtype *dtype, kiln_
     return report_check(c, ok, "reshape of '%s': %s elements cannot take a shape of %s elements", label, a, b);
 }
 
+/* a [..., M, K] x b [..., K, N], either operand's last two axes swapped
+ * first when its flag says so.  ints: none (nothing transposed: every engine
+ * from before the flags, and every matmul without one, reads and writes
+ * unchanged) or transpose_a, transpose_b (0/1, not both 0: that is the
+ * empty list's meaning, and one meaning has one form).  Both operands have
+ * rank >= 2 (the importers reshape a vector), so a flag always swaps two
+ * axes. */
 static kiln_status infer_matmul(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
     kiln_exprs *p = c->pool;
     const char *la = c->labels[0], *lb = c->labels[1];
     const kiln_shape_expr *x = &c->shapes[0], *y = &c->shapes[1];
+    kiln_layer_attrs *at = c->attrs;
+    if ((at->int_count != 0 && at->int_count != 2) || at->expr_count)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "matmul of '%s' and '%s': %d integer and %d expression "
+                          "attributes; needs none, or 2 integers (transpose_a, transpose_b)", la, lb,
+                          (int)at->int_count, (int)at->expr_count);
+    static const char *const flag_names[2] = {"transpose_a", "transpose_b"};
+    for (int32_t i = 0; i < at->int_count; i++)
+        if (at->ints[i] != 0 && at->ints[i] != 1)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "matmul of '%s' and '%s': %s is %lld; must be 0 or 1", la,
+                              lb, flag_names[i], (long long)at->ints[i]);
+    const int ta = at->int_count && at->ints[0], tb = at->int_count && at->ints[1];
+    if (!ta && !tb) at->int_count = 0;   /* the canonical form of "no transpose" */
     if (c->dtypes[0] != c->dtypes[1] || !kiln_dtype_is_float(c->dtypes[0]))
         return kiln_error(KILN_ERROR_INVALID_NETWORK,
                           "matmul of '%s' (%s) and '%s' (%s): both must have the same floating-point dtype", la,
@@ -278,20 +297,23 @@ static kiln_status infer_matmul(const kiln_op_call *c, kiln_dtype *dtype, kiln_s
     if (x->rank < 2 || y->rank < 2)
         return kiln_error(KILN_ERROR_INVALID_NETWORK, "matmul of '%s' (rank %d) and '%s' (rank %d): need rank >= 2",
                           la, x->rank, lb, y->rank);
-    kiln_expr ka = x->dims[x->rank - 1], kb = y->dims[y->rank - 2];
+    /* The operands' matrix axes as the product sees them. */
+    kiln_expr m = x->dims[x->rank - 2 + ta], ka = x->dims[x->rank - 1 - ta];
+    kiln_expr kb = y->dims[y->rank - 2 + tb], n = y->dims[y->rank - 1 - tb];
+    const char *sa = ta ? " (transposed)" : "", *sb = tb ? " (transposed)" : "";
     int64_t va, vb;
     if (kiln_expr_is_const(p, ka, &va) && kiln_expr_is_const(p, kb, &vb) && va != vb)
-        return kiln_error(KILN_ERROR_INVALID_NETWORK, "matmul of '%s' and '%s': inner sizes %lld and %lld differ", la,
-                          lb, (long long)va, (long long)vb);
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "matmul of '%s'%s and '%s'%s: inner sizes %lld and %lld differ",
+                          la, sa, lb, sb, (long long)va, (long long)vb);
     char fa[128], fb[128];
     kiln_expr_format(p, ka, fa, sizeof fa);
     kiln_expr_format(p, kb, fb, sizeof fb);
     kiln_status s = report_check(c, kiln_expr_binary(p, KILN_EXPR_EQ, ka, kb),
-                                 "matmul of '%s' and '%s': inner sizes %s and %s differ", la, lb, fa, fb);
+                                 "matmul of '%s'%s and '%s'%s: inner sizes %s and %s differ", la, sa, lb, sb, fa, fb);
     if (s) return s;
     if ((s = broadcast_shapes(c, "matmul", x->rank - 2, x->dims, y->rank - 2, y->dims, shape))) return s;
-    shape->dims[shape->rank++] = x->dims[x->rank - 2];
-    shape->dims[shape->rank++] = y->dims[y->rank - 1];
+    shape->dims[shape->rank++] = m;
+    shape->dims[shape->rank++] = n;
     *dtype = c->dtypes[0];
     return KILN_OK;
 }
@@ -1266,7 +1288,7 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_UNARY]      = {1, OUT(UNARY), true,  false, false, infer_unary, NULL},
     [KILN_OP_GATHER]     = {2, OUT(GATHER), false, true,  false, infer_gather, NULL},
     [KILN_OP_RESHAPE]    = {1, OUT(RESHAPE), false, false, false, infer_reshape, NULL},
-    [KILN_OP_MATMUL]     = {2, OUT(MATMUL), false, false, false, infer_matmul, NULL},
+    [KILN_OP_MATMUL]     = {2, OUT(MATMUL), false, false, true,  infer_matmul, NULL},   /* ints: transposes */
     [KILN_OP_PLUGIN]     = {-1, OUT(PLUGIN), true,  false, true,  NULL, NULL},   /* ints: outputs written in place (desc_check.c) */
     [KILN_OP_TRANSPOSE]  = {1, OUT(TRANSPOSE), false, false, true,  infer_transpose, NULL},
     [KILN_OP_SLICE]      = {1, OUT(SLICE), false, false, true,  infer_slice, NULL},

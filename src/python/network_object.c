@@ -282,11 +282,13 @@ static PyObject *network_alias_output(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* add_matmul(a, b, transpose_a=0, transpose_b=0): the flags go to the C
+ * call as given, which refuses anything but 0 and 1, naming the flag. */
 static PyObject *network_add_matmul(PyObject *self, PyObject *args) {
-    int a, b;
-    if (!PyArg_ParseTuple(args, "ii:add_matmul", &a, &b)) return NULL;
+    int a, b, transpose_a = 0, transpose_b = 0;
+    if (!PyArg_ParseTuple(args, "ii|ii:add_matmul", &a, &b, &transpose_a, &transpose_b)) return NULL;
     kiln_tensor t = KILN_TENSOR_INVALID;
-    kiln_status s = kiln_network_add_matmul(net_of(self), a, b, &t);
+    kiln_status s = kiln_network_add_matmul_transposed(net_of(self), a, b, transpose_a, transpose_b, &t);
     return tensor_result(self, s, t);
 }
 
@@ -608,7 +610,7 @@ static PyMethodDef network_methods[] = {
     {"alias_output", network_alias_output, METH_VARARGS,
      "alias_output(out, in): the plugin output out is written in place into the network input in"},
     {"add_reshape", network_add_reshape, METH_VARARGS, "add_reshape(x, shape_exprs) -> tensor"},
-    {"add_matmul", network_add_matmul, METH_VARARGS, "add_matmul(a, b) -> tensor"},
+    {"add_matmul", network_add_matmul, METH_VARARGS, "add_matmul(a, b, transpose_a=0, transpose_b=0) -> tensor"},
     {"add_layer", network_add_layer, METH_VARARGS,
      "add_layer(op_name, inputs, attrs=None) -> tensor (a tuple of tensors for an op of several outputs)"},
     {"add_plugin", network_add_plugin, METH_VARARGS,

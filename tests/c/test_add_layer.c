@@ -82,7 +82,11 @@ static void test_schemas(void) {
     CHECK_OK(kiln_layer_op_attr(KILN_LAYER_RESHAPE, 0, &name, &kind, &required));
     CHECK(strcmp(name, "shape") == 0 && kind == KILN_ATTR_EXPRS && required == 1);
     CHECK_OK(kiln_layer_op_info(KILN_LAYER_MATMUL, &inputs, &attrs));
-    CHECK(inputs == 2 && attrs == 0);
+    CHECK(inputs == 2 && attrs == 2);
+    CHECK_OK(kiln_layer_op_attr(KILN_LAYER_MATMUL, 0, &name, &kind, &required));
+    CHECK(strcmp(name, "transpose_a") == 0 && kind == KILN_ATTR_INT && required == 0);
+    CHECK_OK(kiln_layer_op_attr(KILN_LAYER_MATMUL, 1, &name, &kind, &required));
+    CHECK(strcmp(name, "transpose_b") == 0 && kind == KILN_ATTR_INT && required == 0);
     CHECK_FAILS(kiln_layer_op_attr(KILN_LAYER_GATHER, 1, &name, NULL, NULL), KILN_ERROR_INVALID_ARGUMENT,
                 "gather has 1 attributes; 1 is out of range");
     CHECK_FAILS(kiln_layer_op_info(KILN_LAYER_OP_COUNT, NULL, NULL), KILN_ERROR_INVALID_ARGUMENT, "unknown op");
@@ -222,6 +226,100 @@ static void test_topk_same_engine(void) {
     kiln_blob_free(generic);
 }
 
+/* a [M, K] (stored [K, M] when ta) x b [K, N] (stored [N, K] when tb), with
+ * M and K dynamic: through kiln_network_add_matmul (how = 0, no flags),
+ * kiln_network_add_matmul_transposed (1) or kiln_network_add_layer (2). */
+static kiln_blob *build_matmul(int how, int ta, int tb) {
+    kiln_network *net = NULL;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 2, 8};
+    kiln_expr m, k, n = kiln_expr_const(p, 5);
+    kiln_network_add_dim(net, "m", &range, 1, &m);
+    kiln_network_add_dim(net, "k", &range, 1, &k);
+    kiln_tensor a, b, y = KILN_TENSOR_INVALID;
+    kiln_network_add_input(net, "a", KILN_FLOAT16, 2, ta ? (kiln_expr[]){k, m} : (kiln_expr[]){m, k}, &a);
+    kiln_network_add_input(net, "b", KILN_FLOAT16, 2, tb ? (kiln_expr[]){n, k} : (kiln_expr[]){k, n}, &b);
+    kiln_layer_attr flags[2] = {{.name = "transpose_a", .kind = KILN_ATTR_INT, .i = ta},
+                                {.name = "transpose_b", .kind = KILN_ATTR_INT, .i = tb}};
+    kiln_status s = how == 0   ? kiln_network_add_matmul(net, a, b, &y)
+                    : how == 1 ? kiln_network_add_matmul_transposed(net, a, b, ta, tb, &y)
+                               : kiln_network_add_layer(net, KILN_LAYER_MATMUL, 2, (kiln_tensor[]){a, b}, 2, flags, &y);
+    /* The output is [M, N] whichever way the operands are stored. */
+    int32_t rank = 0;
+    kiln_expr shape[KILN_MAX_RANK];
+    if (!s) s = kiln_network_tensor_info(net, y, NULL, &rank, shape);
+    if (!s && (rank != 2 || shape[0] != m || shape[1] != n)) s = KILN_ERROR_INVALID_NETWORK;
+    if (!s) s = kiln_network_mark_output(net, y, "y", KILN_FLOAT16);
+    kiln_blob *blob = NULL;
+    if (!s) kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    return blob;
+}
+
+static int same_blob(const kiln_blob *x, const kiln_blob *y) {
+    return x && y && kiln_blob_size(x) == kiln_blob_size(y) &&
+           memcmp(kiln_blob_data(x), kiln_blob_data(y), kiln_blob_size(x)) == 0;
+}
+
+/* Every flag combination builds one engine through either call, and loads
+ * showing its flags; (0, 0) is the plain matmul's engine, byte for byte (an
+ * empty attribute list, as engines from before the flags store it). */
+static void test_matmul_transposes(void) {
+    kiln_blob *plain = build_matmul(0, 0, 0);
+    CHECK(plain != NULL);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            kiln_blob *bespoke = build_matmul(1, ta, tb), *generic = build_matmul(2, ta, tb);
+            if (!bespoke || !generic) fprintf(stderr, "matmul %d %d: %s\n", ta, tb, kiln_last_error());
+            CHECK(same_blob(bespoke, generic));
+            CHECK(same_blob(bespoke, plain) == (!ta && !tb));
+            kiln_engine *e = NULL;
+            if (bespoke) CHECK_OK(kiln_engine_load_memory(kiln_blob_data(bespoke), kiln_blob_size(bespoke), 0, &e));
+            const char *kind = NULL, *detail = NULL;
+            if (e) {
+                CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+                char want[64] = "";
+                if (ta || tb) snprintf(want, sizeof want, "transpose_a %d transpose_b %d", ta, tb);
+                if (strcmp(kind, "matmul") != 0 || strcmp(detail, want) != 0)
+                    fprintf(stderr, "matmul %d %d: '%s' '%s'\n", ta, tb, kind, detail);
+                CHECK(strcmp(kind, "matmul") == 0 && strcmp(detail, want) == 0);
+            }
+            kiln_engine_free(e);
+            kiln_blob_free(bespoke);
+            kiln_blob_free(generic);
+        }
+    kiln_blob_free(plain);
+
+    /* Flags other than 0 and 1 are refused by name, through either call; an
+     * inner-size mismatch says which operand was transposed. */
+    kiln_network *net = NULL;
+    CHECK_OK(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_tensor a, b, y;
+    CHECK_OK(kiln_network_add_input(net, "a", KILN_FLOAT32, 2, (kiln_expr[]){kiln_expr_const(p, 2),
+                                                                            kiln_expr_const(p, 3)}, &a));
+    CHECK_OK(kiln_network_add_input(net, "b", KILN_FLOAT32, 2, (kiln_expr[]){kiln_expr_const(p, 4),
+                                                                            kiln_expr_const(p, 3)}, &b));
+    CHECK_FAILS(kiln_network_add_matmul_transposed(net, a, b, 2, 1, &y), KILN_ERROR_INVALID_NETWORK,
+                "matmul of 'a' and 'b': transpose_a is 2; must be 0 or 1");
+    kiln_layer_attr flag = {.name = "transpose_b", .kind = KILN_ATTR_INT, .i = -1};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_MATMUL, 2, (kiln_tensor[]){a, b}, 1, &flag, &y),
+                KILN_ERROR_INVALID_NETWORK, "transpose_b is -1; must be 0 or 1");
+    CHECK_FAILS(kiln_network_add_matmul(net, a, b, &y), KILN_ERROR_INVALID_NETWORK,
+                "matmul of 'a' and 'b': inner sizes 3 and 4 differ");
+    CHECK_FAILS(kiln_network_add_matmul_transposed(net, a, b, 1, 1, &y), KILN_ERROR_INVALID_NETWORK,
+                "matmul of 'a' (transposed) and 'b' (transposed): inner sizes 2 and 3 differ");
+    CHECK_OK(kiln_network_add_matmul_transposed(net, a, b, 0, 1, &y));   /* [2, 3] x [4, 3]ᵀ */
+    int32_t rank = 0;
+    kiln_expr shape[KILN_MAX_RANK];
+    CHECK_OK(kiln_network_tensor_info(net, y, NULL, &rank, shape));
+    int64_t d0 = 0, d1 = 0;
+    CHECK(rank == 2 && kiln_expr_is_const(p, shape[0], &d0) && kiln_expr_is_const(p, shape[1], &d1) && d0 == 2 &&
+          d1 == 4);
+    kiln_network_free(net);
+}
+
 static void test_refusals(void) {
     kiln_network *net = NULL;
     CHECK_OK(kiln_network_create(&net));
@@ -295,5 +393,6 @@ int main(void) {
     TEST_RUN(test_same_engine_as_bespoke_calls);
     TEST_RUN(test_refusals);
     TEST_RUN(test_topk_same_engine);
+    TEST_RUN(test_matmul_transposes);
     return test_summary();
 }

@@ -1371,11 +1371,29 @@ static void test_reshape(void) {
 /* MATMUL                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* exact: small integer inputs, so every float32 sum is exact and the result
- * must equal the exact product rounded once to the dtype. */
-static void check_matmul(kiln_dtype dt, int ra, const int64_t *da, int rb, const int64_t *db, int exact) {
+/* A matmul launch with the transpose flags ta, tb (none when both are 0, as
+ * the rule stores it). */
+static kiln_status run_matmul(int ta, int tb, const kiln_tensor_desc *ins, const kiln_tensor_desc *out) {
+    int64_t flags[2] = {ta, tb};
+    kiln_layer_launch l = {.op = KILN_OP_MATMUL, .attrs = flags, .attr_count = ta || tb ? 2 : 0, .input_count = 2,
+                           .output_count = 1, .inputs = ins, .outputs = out};
+    return kiln_backend_cpu()->run_layer(0, &l, NULL);
+}
+
+/* The product a [..., M, K] x b [..., K, N] (da, db: those shapes), with a
+ * stored transposed as [..., K, M] when ta, b as [..., N, K] when tb, against
+ * a double-precision reference that reads the stored operands.  exact:
+ * small integer inputs, so every float32 sum is exact and the result must
+ * equal the exact product rounded once to the dtype. */
+static void check_matmul_flags(kiln_dtype dt, int ta, int tb, int ra, const int64_t *da, int rb, const int64_t *db,
+                               int exact) {
     int ro = ra > rb ? ra : rb;
     int64_t M = da[ra - 2], K = da[ra - 1], N = db[rb - 1];
+    int64_t sa_dims[KILN_MAX_RANK], sb_dims[KILN_MAX_RANK];   /* as stored */
+    memcpy(sa_dims, da, sizeof(int64_t) * (size_t)ra);
+    memcpy(sb_dims, db, sizeof(int64_t) * (size_t)rb);
+    if (ta) sa_dims[ra - 2] = K, sa_dims[ra - 1] = M;
+    if (tb) sb_dims[rb - 2] = N, sb_dims[rb - 1] = K;
     int64_t dout[KILN_MAX_RANK];
     for (int i = 0; i < ro - 2; i++) {
         int ia = i - (ro - ra), ib = i - (ro - rb);
@@ -1391,9 +1409,9 @@ static void check_matmul(kiln_dtype dt, int ra, const int64_t *da, int rb, const
         set_f(dt, a, i, exact ? (double)((int64_t)(rng() % 9) - 4) : (double)(rng() % 20001) / 10000.0 - 1.0);
     for (int64_t i = 0; i < nb; i++)
         set_f(dt, b, i, exact ? (double)((int64_t)(rng() % 9) - 4) : (double)(rng() % 20001) / 10000.0 - 1.0);
-    kiln_tensor_desc ins[2] = {make_desc(a, dt, ra, da), make_desc(b, dt, rb, db)};
+    kiln_tensor_desc ins[2] = {make_desc(a, dt, ra, sa_dims), make_desc(b, dt, rb, sb_dims)};
     kiln_tensor_desc out = make_desc(o, dt, ro, dout);
-    kiln_status st = run_op(KILN_OP_MATMUL, 0, 0, 2, ins, &out);
+    kiln_status st = run_matmul(ta, tb, ins, &out);
     CHECK(st == KILN_OK);
     int64_t batches = no / (M * N > 0 ? M * N : 1);
     int bad = 0;
@@ -1411,19 +1429,25 @@ static void check_matmul(kiln_dtype dt, int ra, const int64_t *da, int rb, const
             for (int64_t j = 0; j < N; j++) {
                 double sum = 0;
                 for (int64_t k = 0; k < K; k++)
-                    sum += get_f(dt, a, ba * M * K + i * K + k) * get_f(dt, b, bb * K * N + k * N + j);
+                    sum += get_f(dt, a, ba * M * K + (ta ? k * M + i : i * K + k)) *
+                           get_f(dt, b, bb * K * N + (tb ? j * K + k : k * N + j));
                 double got = get_f(dt, o, t * M * N + i * N + j);
                 int ok = exact ? got == ref_round(sum, format_of(dt))
                                : fabs(got - sum) <= 1e-5 * (double)K + ldexp(fabs(sum), 1 - format_of(dt).p);
                 if (!ok && bad++ < 5)
-                    fprintf(stderr, "  matmul %s [%lld][%lld][%lld]: want %.9g got %.9g\n", kiln_dtype_name(dt),
-                            (long long)t, (long long)i, (long long)j, sum, got);
+                    fprintf(stderr, "  matmul %s ta %d tb %d [%lld][%lld][%lld]: want %.9g got %.9g\n",
+                            kiln_dtype_name(dt), ta, tb, (long long)t, (long long)i, (long long)j, sum, got);
             }
     }
     CHECK(bad == 0);
     free(a);
     free(b);
     free(o);
+}
+
+/* Every combination of transposes (kernels and packing differ for each). */
+static void check_matmul(kiln_dtype dt, int ra, const int64_t *da, int rb, const int64_t *db, int exact) {
+    for (int flags = 0; flags < 4; flags++) check_matmul_flags(dt, flags & 1, flags >> 1, ra, da, rb, db, exact);
 }
 
 static void test_matmul(void) {
@@ -1467,6 +1491,19 @@ static void test_matmul(void) {
     float fo[4];
     kiln_tensor_desc fout = make_desc(fo, KILN_FLOAT32, 2, d22);
     CHECK_FAILS(run_op(KILN_OP_MATMUL, 0, 0, 2, bad_k, &fout), KILN_ERROR_INVALID_ARGUMENT, "matmul of [2, 3]");
+    /* [2, 3] read transposed is [3, 2]: inner sizes 2 and 2 agree, but the
+     * output must then be [3, 2]. */
+    CHECK_FAILS(run_matmul(1, 0, bad_k, &fout), KILN_ERROR_INVALID_ARGUMENT,
+                "matmul of [3, 2] (a transposed) x [2, 2] into [2, 2]");
+    /* Flags outside the rule's canonical form are refused, by supports too. */
+    int64_t bad_flags[2][2] = {{2, 0}, {0, -1}};
+    for (int f = 0; f < 3; f++) {
+        kiln_layer_launch l = {.op = KILN_OP_MATMUL, .attrs = bad_flags[f < 2 ? f : 0], .attr_count = f < 2 ? 2 : 1,
+                               .input_count = 2, .output_count = 1, .inputs = fins, .outputs = &fout};
+        CHECK(!kiln_backend_cpu()->supports_op(&l));
+        CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                    "are not transpose_a, transpose_b");
+    }
 }
 
 /* A half matmul large enough to need heap scratch reports a failed
@@ -1607,13 +1644,18 @@ static void test_matmul_threads(void) {
             REQUIRE(a && b && o && first);
             for (int64_t i = 0; i < M * K; i++) set_f(dt, a, i, (double)(rng() % 20001) / 10000.0 - 1.0);
             for (int64_t i = 0; i < K * N; i++) set_f(dt, b, i, (double)(rng() % 20001) / 10000.0 - 1.0);
-            kiln_tensor_desc ins[2] = {make_desc(a, dt, 2, da), make_desc(b, dt, 2, db)};
+            /* Each transpose moves where a thread's rows or columns start
+             * in the stored operand: every combination, the same buffers
+             * read with their shapes swapped. */
+            const int ta = (int)(sh & 1), tb = d;
+            int64_t sa_dims[2] = {ta ? K : M, ta ? M : K}, sb_dims[2] = {tb ? N : K, tb ? K : N};
+            kiln_tensor_desc ins[2] = {make_desc(a, dt, 2, sa_dims), make_desc(b, dt, 2, sb_dims)};
             kiln_tensor_desc out = make_desc(o, dt, 2, dout);
             static const char *const counts[] = {"1", "2", "3", "7"};
             for (int c = 0; c < 4; c++) {
                 setenv("KILN_CPU_THREADS", counts[c], 1);
                 memset(o, 0, (size_t)(M * N) * kiln_dtype_size(dt));
-                CHECK_OK(run_op(KILN_OP_MATMUL, 0, 0, 2, ins, &out));
+                CHECK_OK(run_matmul(ta, tb, ins, &out));
                 if (c == 0) memcpy(first, o, (size_t)(M * N) * kiln_dtype_size(dt));
                 else CHECK(memcmp(first, o, (size_t)(M * N) * kiln_dtype_size(dt)) == 0);
             }
@@ -1622,7 +1664,8 @@ static void test_matmul_threads(void) {
             free(o);
             free(first);
             setenv("KILN_CPU_THREADS", "3", 1);
-            check_matmul(dt, 2, da, 2, db, 1);
+            check_matmul_flags(dt, 0, 0, 2, da, 2, db, 1);
+            check_matmul_flags(dt, ta, tb, 2, da, 2, db, 1);
         }
     }
     unsetenv("KILN_CPU_THREADS");

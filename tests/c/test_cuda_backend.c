@@ -219,8 +219,8 @@ static double rel_error(kiln_dtype dt, const void *got, const void *want, int64_
 
 /* Run op on both backends: inputs are uploaded, the output poisoned, and the
  * GPU result copied into *got (malloc'd, out->bytes).  Returns 1 when both ran. */
-static int run_both(const char *what, kiln_op op, int32_t subop, int64_t axis, buf *in, int32_t nin, buf *out,
-                    void *stream, void **got) {
+static int run_both_attrs(const char *what, kiln_op op, int32_t subop, int64_t axis, const int64_t *attrs,
+                          int32_t attr_count, buf *in, int32_t nin, buf *out, void *stream, void **got) {
     *got = NULL;
     kiln_tensor_desc hin[2], din[2];
     for (int32_t i = 0; i < nin; i++) {
@@ -229,8 +229,9 @@ static int run_both(const char *what, kiln_op op, int32_t subop, int64_t axis, b
         din[i] = in[i].dev;
     }
     if (buf_poison(out) != KILN_OK) return 0;
-    kiln_layer_launch lc = {.op = (uint8_t)op, .subop = subop, .axis = axis, .input_count = nin, .output_count = 1,
-                            .inputs = hin, .outputs = &out->host};
+    kiln_layer_launch lc = {.op = (uint8_t)op, .subop = subop, .axis = axis, .attrs = attrs,
+                            .attr_count = attr_count, .input_count = nin, .output_count = 1, .inputs = hin,
+                            .outputs = &out->host};
     kiln_layer_launch lg = lc;
     lg.inputs = din;
     lg.outputs = &out->dev;
@@ -253,6 +254,11 @@ static int run_both(const char *what, kiln_op op, int32_t subop, int64_t axis, b
         return 0;
     }
     return 1;
+}
+
+static int run_both(const char *what, kiln_op op, int32_t subop, int64_t axis, buf *in, int32_t nin, buf *out,
+                    void *stream, void **got) {
+    return run_both_attrs(what, op, subop, axis, NULL, 0, in, nin, out, stream, got);
 }
 
 static const kiln_dtype all_dtypes[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16, KILN_INT8,
@@ -1027,19 +1033,35 @@ static const mshape matmul_shapes[] = {
     {2, 2, 2, {4, 0}, {0, 5}, {4, 5}},                                  /* K = 0: zeros */
     {2, 2, 2, {256, 512}, {512, 384}, {256, 384}},                      /* larger */
     {3, 2, 3, {8, 128, 256}, {256, 512}, {8, 128, 512}},                /* half a million outputs */
+    {2, 2, 2, {1, 4096}, {4096, 1024}, {1, 1024}},                      /* one row: decode's x @ W.T */
+    {3, 2, 3, {3, 1, 512}, {512, 1000}, {3, 1, 1000}},                  /* a batch of rows, W shared */
+    /* With transpose_b, up to 4 rows take gemv.cu's kernel instead of cuBLAS: */
+    {2, 2, 2, {4, 2048}, {2048, 3001}, {4, 3001}},                      /* 4 rows, N not a multiple of 8 */
+    {2, 2, 2, {2, 40}, {40, 7}, {2, 7}},                                /* K of 5 (half) / 10 (float) vectors */
+    {2, 2, 2, {3, 36}, {36, 5}, {3, 5}},                                /* K = 36: half types fall back to cuBLAS */
+    {3, 2, 3, {5, 1, 256}, {256, 64}, {5, 1, 64}},                      /* 5 rows: cuBLAS */
 };
 
-static void test_matmul_case(kiln_dtype dt, const mshape *s, void *stream) {
-    char what[160];
-    snprintf(what, sizeof what, "matmul %s [%lld,%lld..] x [%lld,%lld..] (rank %d x %d)", kiln_dtype_name(dt),
-             (long long)s->a[0], (long long)s->a[1], (long long)s->b[0], (long long)s->b[1], (int)s->ra, (int)s->rb);
+/* s's shapes are the product's, a [..., M, K] and b [..., K, N]; with ta
+ * (tb) the operand is stored with its last two axes swapped, and the
+ * backends read it through the layer's transpose flags. */
+static void test_matmul_case(kiln_dtype dt, const mshape *s, int ta, int tb, void *stream) {
+    char what[200];
+    snprintf(what, sizeof what, "matmul %s [%lld,%lld..] x [%lld,%lld..] (rank %d x %d) transpose_a %d transpose_b %d",
+             kiln_dtype_name(dt), (long long)s->a[0], (long long)s->a[1], (long long)s->b[0], (long long)s->b[1],
+             (int)s->ra, (int)s->rb, ta, tb);
+    int64_t da[4], db[4];
+    memcpy(da, s->a, sizeof da);
+    memcpy(db, s->b, sizeof db);
+    if (ta) da[s->ra - 2] = s->a[s->ra - 1], da[s->ra - 1] = s->a[s->ra - 2];
+    if (tb) db[s->rb - 2] = s->b[s->rb - 1], db[s->rb - 1] = s->b[s->rb - 2];
     buf in[2], out;
-    REQUIRE(buf_init(&in[0], dt, s->ra, s->a) && buf_init(&in[1], dt, s->rb, s->b) &&
-            buf_init(&out, dt, s->ro, s->o));
+    REQUIRE(buf_init(&in[0], dt, s->ra, da) && buf_init(&in[1], dt, s->rb, db) && buf_init(&out, dt, s->ro, s->o));
     fill_random(&in[0], -1.0, 1.0);
     fill_random(&in[1], -1.0, 1.0);
+    const int64_t flags[2] = {ta, tb};
     void *got;
-    if (run_both(what, KILN_OP_MATMUL, 0, 0, in, 2, &out, stream, &got)) {
+    if (run_both_attrs(what, KILN_OP_MATMUL, 0, 0, flags, ta || tb ? 2 : 0, in, 2, &out, stream, &got)) {
         double err = rel_error(dt, got, out.host.data, out.n);
         /* float32 sums differ only by order; halves by one rounding of the result */
         double tol = dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
@@ -1057,7 +1079,9 @@ static void test_matmul_case(kiln_dtype dt, const mshape *s, void *stream) {
 static void test_matmul(void) {
     for (size_t d = 0; d < 3; d++)
         for (size_t s = 0; s < sizeof matmul_shapes / sizeof matmul_shapes[0]; s++)
-            test_matmul_case(float_dtypes[d], &matmul_shapes[s], (s & 1) ? STREAM_PER_THREAD : STREAM_DEFAULT);
+            for (int flags = 0; flags < 4; flags++)
+                test_matmul_case(float_dtypes[d], &matmul_shapes[s], flags & 1, flags >> 1,
+                                 (s & 1) ? STREAM_PER_THREAD : STREAM_DEFAULT);
 
     buf in[2], out;
     int64_t dims[2] = {4, 4};
@@ -1067,6 +1091,21 @@ static void test_matmul(void) {
     kiln_layer_launch l = {.op = KILN_OP_MATMUL, .input_count = 2, .output_count = 1, .inputs = din,
                            .outputs = &out.dev};
     CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "matmul does not support int32");
+    /* Transpose flags outside the rule's form (none, or two of 0/1) are refused. */
+    buf fin[2], fout;
+    REQUIRE(buf_init(&fin[0], KILN_FLOAT32, 2, dims) && buf_init(&fin[1], KILN_FLOAT32, 2, dims) &&
+            buf_init(&fout, KILN_FLOAT32, 2, dims));
+    kiln_tensor_desc fdin[2] = {fin[0].dev, fin[1].dev};
+    int64_t bad_flags[2] = {0, 2};
+    kiln_layer_launch fl = {.op = KILN_OP_MATMUL, .attrs = bad_flags, .attr_count = 2, .input_count = 2,
+                            .output_count = 1, .inputs = fdin, .outputs = &fout.dev};
+    CHECK(!gpu->supports_op(&fl));
+    CHECK_FAILS(gpu->run_layer(0, &fl, NULL), KILN_ERROR_INVALID_ARGUMENT, "are not transpose_a, transpose_b");
+    fl.attr_count = 1;
+    CHECK(!gpu->supports_op(&fl));
+    buf_free(&fin[0]);
+    buf_free(&fin[1]);
+    buf_free(&fout);
     l.op = KILN_OP_PLUGIN;
     CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "plugin");
     buf_free(&in[0]);

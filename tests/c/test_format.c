@@ -10,6 +10,7 @@
 #include "format/engine_format.h"
 #include "format/format_layout.h"
 #include "format_sample.h"
+#include "ops/op_table.h"
 #include "test.h"
 
 /* --- helpers ------------------------------------------------------------------ */
@@ -438,6 +439,13 @@ static void bad_gather_axis(kiln_engine_desc *d) { d->layers[0].axis = 2; }
 static void bad_matmul_dtype(kiln_engine_desc *d) {
     d->tensors[SAMPLE_W].dtype = KILN_INT32;
 }
+/* matmul's transpose flags: none, or two of 0/1 that are not both 0. */
+static void bad_matmul_flag_value(kiln_engine_desc *d) { d->layers[4].attrs = (kiln_layer_attrs){.int_count = 2, .ints = {0, 2}}; }
+static void bad_matmul_flags_zero(kiln_engine_desc *d) { d->layers[4].attrs = (kiln_layer_attrs){.int_count = 2}; }
+static void bad_matmul_flag_count(kiln_engine_desc *d) { d->layers[4].attrs = (kiln_layer_attrs){.int_count = 1, .ints = {1}}; }
+static void bad_matmul_flag_expr(kiln_engine_desc *d) { d->layers[4].attrs = (kiln_layer_attrs){.expr_count = 1}; }
+/* p [batch, seq, 16] read transposed: the rule's output is [batch, 16, 16], not the stored one. */
+static void bad_matmul_flag_shape(kiln_engine_desc *d) { d->layers[4].attrs = (kiln_layer_attrs){.int_count = 2, .ints = {1, 0}}; }
 static void bad_reshape_dtype(kiln_engine_desc *d) { d->tensors[SAMPLE_Y].dtype = KILN_INT64; }
 static void bad_check_cond(kiln_engine_desc *d) { d->checks[0].cond = -1; }
 static void bad_read_before_write(kiln_engine_desc *d) { d->layers[0].inputs[0] = SAMPLE_M; }
@@ -481,6 +489,13 @@ static void test_semantic_corruption(void) {
         {bad_gather_indices, "layer 0 (gather): gather: indices 'ids' are float32; need int32 or int64"},
         {bad_gather_axis, "layer 0 (gather): gather: axis 2 is out of range for 'emb' of rank 2"},
         {bad_matmul_dtype, "layer 4 (matmul): matmul of 'p' (float32) and 'w' (int32): both must have the same floating-point dtype"},
+        {bad_matmul_flag_value, "layer 4 (matmul): matmul of 'p' and 'w': transpose_b is 2; must be 0 or 1"},
+        {bad_matmul_flags_zero, "layer 4 (matmul): its attribute lists are not in the canonical form its op's rule gives"},
+        {bad_matmul_flag_count, "layer 4 (matmul): matmul of 'p' and 'w': 1 integer and 0 expression attributes; needs "
+                                "none, or 2 integers (transpose_a, transpose_b)"},
+        {bad_matmul_flag_expr, "layer 4 (matmul): matmul of 'p' and 'w': 0 integer and 1 expression attributes"},
+        {bad_matmul_flag_shape, "layer 4 (matmul): output 'm' is stored as float32 [batch, seq, 16] but the op's rule "
+                                "gives float32 [batch, 16, 16]"},
         {bad_reshape_dtype, "layer 5 (reshape): output 'y' is stored as int64 [(batch * seq), 16] but the op's rule gives float32"},
         {bad_check_cond, "check 0 condition refers to expression -1"},
         {bad_read_before_write, "layer 0 input 0 reads tensor 9 'm' before any layer writes it"},
@@ -604,6 +619,30 @@ static void test_checksum(void) {
     CHECK(kiln_checksum(seq, 100) == UINT64_C(0xa48fa43a3be3bd49));
 }
 
+/* A matmul with a transposed operand round-trips: its flags are the
+ * layer's integer list (w is square, so transposing it keeps the shapes). */
+static void test_matmul_flags_roundtrip(void) {
+    kiln_engine_desc orig, back;
+    REQUIRE(sample_full(&orig));
+    REQUIRE(orig.layers[4].op == KILN_OP_MATMUL);
+    orig.layers[4].attrs = (kiln_layer_attrs){.int_count = 2, .ints = {0, 1}};
+    uint8_t *bytes;
+    size_t size;
+    CHECK_OK(kiln_format_write(&orig, &bytes, &size));
+    kiln_status st = kiln_format_read(bytes, size, 0, &back);
+    if (st != KILN_OK) fprintf(stderr, "read: %s\n", kiln_last_error());
+    REQUIRE(st == KILN_OK);
+    compare_descs(&orig, &back);
+    const kiln_layer_attrs *a = &back.layers[4].attrs;
+    CHECK(a->int_count == 2 && a->ints[0] == 0 && a->ints[1] == 1 && a->expr_count == 0);
+    char detail[128];
+    kiln_layer_describe(&back, &back.layers[4], detail, sizeof detail);
+    CHECK(strcmp(detail, "transpose_a 0 transpose_b 1") == 0);
+    kiln_engine_desc_clear(&back);
+    kiln_engine_desc_clear(&orig);
+    kiln_aligned_free(bytes);
+}
+
 /* --- the committed fuzz seeds load ----------------------------------------------------- */
 
 static void test_corpus_seeds(void) {
@@ -614,7 +653,7 @@ static void test_corpus_seeds(void) {
     snprintf(slash, sizeof dir - (size_t)(slash - dir), "/../fuzz/corpus");
     DIR *dp = opendir(dir);
     if (!dp) { fprintf(stderr, "(no corpus at %s)\n", dir); return; }
-    int loaded = 0;
+    int loaded = 0, old_matmuls = 0;
     struct dirent *ent;
     while ((ent = readdir(dp))) {
         size_t n = strlen(ent->d_name);
@@ -631,11 +670,20 @@ static void test_corpus_seeds(void) {
         if (st != KILN_OK) fprintf(stderr, "%s: %s\n", path, kiln_last_error());
         CHECK(st == KILN_OK);
         loaded += st == KILN_OK;
+        /* The seeds are format version 1, from before matmul's transpose
+         * flags: their matmuls have no attribute lists, which the rule takes
+         * as no transpose. */
+        for (int32_t i = 0; st == KILN_OK && i < d.layer_count; i++)
+            if (d.layers[i].op == KILN_OP_MATMUL) {
+                CHECK(d.layers[i].attrs.int_count == 0 && d.layers[i].attrs.expr_count == 0);
+                old_matmuls++;
+            }
         kiln_engine_desc_clear(&d);
         free(data);
     }
     closedir(dp);
     CHECK(loaded >= 2);
+    CHECK(old_matmuls >= 1);
 }
 
 int main(void) {
@@ -651,6 +699,7 @@ int main(void) {
     TEST_RUN(test_semantic_corruption);
     TEST_RUN(test_out_of_memory);
     TEST_RUN(test_writer_arguments);
+    TEST_RUN(test_matmul_flags_roundtrip);
     TEST_RUN(test_corpus_seeds);
     return test_summary();
 }

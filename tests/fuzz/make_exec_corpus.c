@@ -5,7 +5,9 @@
  *
  *   mlp.engine      matmul, add (broadcast bias), relu, the native plugins
  *                   ScaleShift and SplitHalves (a workspace), an input copied
- *                   to an output; dynamic batch, two profiles
+ *                   to an output; matmuls with a transposed weight (x @ Wᵀ)
+ *                   and a transposed input (xᵀ x, summed over the batch);
+ *                   dynamic batch, two profiles
  *   ops.engine      gather (int32 and int64 indices), cast (float32 → float16
  *                   → bfloat16 → float32), reshape with an inferred axis, every
  *                   unary op, every binary op with broadcasting; dims batch and
@@ -58,8 +60,8 @@ static int mlp(const char *dir) {
     kiln_expr batch;
     TRY(kiln_network_add_dim(net, "batch", ranges, 2, &batch));
     kiln_expr xs[2] = {batch, kiln_expr_const(pool, 3)};
-    kiln_tensor x, wt, bt, mm, sum, act, scaled, halves[2];
-    int64_t wd[2] = {3, 4}, bd[1] = {4};
+    kiln_tensor x, wt, wtt, bt, mm, sum, act, scaled, halves[2], xwt, gram;
+    int64_t wd[2] = {3, 4}, wtd[2] = {4, 3}, bd[1] = {4};
     TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 2, xs, &x));
     TRY(kiln_network_add_constant(net, "W", KILN_FLOAT32, 2, wd, w, &wt));
     TRY(kiln_network_add_constant(net, "b", KILN_FLOAT32, 1, bd, b, &bt));
@@ -77,6 +79,11 @@ static int mlp(const char *dir) {
     TRY(kiln_network_mark_output(net, halves[0], "lo", KILN_FLOAT32));
     TRY(kiln_network_mark_output(net, halves[1], "hi", KILN_FLOAT32));
     TRY(kiln_network_mark_output(net, x, "x_copy", KILN_FLOAT32));
+    TRY(kiln_network_add_constant(net, "Wt", KILN_FLOAT32, 2, wtd, w, &wtt));
+    TRY(kiln_network_add_matmul_transposed(net, x, wtt, 0, 1, &xwt));
+    TRY(kiln_network_add_matmul_transposed(net, x, x, 1, 0, &gram));
+    TRY(kiln_network_mark_output(net, xwt, "xwt", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, gram, "gram", KILN_FLOAT32));
     return save(net, dir, "mlp.engine");
 }
 

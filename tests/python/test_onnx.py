@@ -194,6 +194,58 @@ def test_conv_refusals_name_the_node():
         kiln.onnx.parse(m)
 
 
+def _layers(net):
+    from kiln.runtime import Engine
+    return [layer[:2] for layer in Engine.from_memory(kiln.Builder().build_engine(net)).layers()]
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_gemm_transposes_are_matmul_flags(trans_a, trans_b):
+    """Gemm's transA/transB read the operands as stored: one matmul layer with
+    the flags (then the bias), no transpose layer, a weight never copied."""
+    rng = np.random.default_rng(trans_a * 2 + trans_b)
+    x = rng.standard_normal((5, 3) if trans_a else (3, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 5) if trans_b else (5, 4)).astype(np.float32)
+    c = rng.standard_normal(4).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "w", "c"], ["y"], transA=trans_a, transB=trans_b,
+                                            alpha=1.0, beta=1.0)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])],
+                          [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(c, "c")])
+    net = kiln.onnx.parse(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    detail = f"transpose_a {trans_a} transpose_b {trans_b}" if trans_a or trans_b else ""
+    assert _layers(net) == [("matmul", detail), ("binary", "add")]
+    want = (x.T if trans_a else x) @ (w.T if trans_b else w) + c
+    np.testing.assert_allclose(session(net)({"x": x})["y"], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("also_output", [False, True])
+def test_transpose_of_last_two_axes_feeding_matmul_is_a_flag(also_output):
+    """MatMul(x, Transpose(w, perm [0, 2, 1])) reads w as stored: the
+    Transpose layer is pruned, unless the graph also outputs its result."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 3, 5)).astype(np.float32), rng.standard_normal((2, 4, 5)).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["w"], ["wt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["x", "wt"], ["y"]),
+             helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["xt", "x"], ["gram"])]    # xᵀ x: the flag on a
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4]),
+               helper.make_tensor_value_info("gram", TensorProto.FLOAT, [2, 5, 5])]
+    if also_output:
+        outputs.append(helper.make_tensor_value_info("wt", TensorProto.FLOAT, [2, 5, 4]))
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 5]),
+                                       helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 4, 5])], outputs)
+    net = kiln.onnx.parse(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    layers = _layers(net)
+    assert ("matmul", "transpose_a 0 transpose_b 1") in layers and ("matmul", "transpose_a 1 transpose_b 0") in layers
+    assert [kind for kind, _ in layers].count("transpose") == (1 if also_output else 0)
+    out = session(net)({"x": x, "w": w})
+    np.testing.assert_allclose(out["y"], x @ w.transpose(0, 2, 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["gram"], x.transpose(0, 2, 1) @ x, rtol=1e-5, atol=1e-5)
+    if also_output:
+        np.testing.assert_array_equal(out["wt"], w.transpose(0, 2, 1))
+
+
 def test_topk_with_a_k_computed_from_shapes():
     # K = the batch size (Shape -> Gather): a symbolic K, one engine for every shape.
     nodes = [helper.make_node("Shape", ["x"], ["s"]),

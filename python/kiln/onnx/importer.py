@@ -58,6 +58,10 @@ class Importer:
         self.opset = opset
         self.values = {}
         self._max_cache = {}
+        # Tensor id -> the tensor a Transpose swapped the last two axes of:
+        # MatMul and Gemm read that source with a transpose flag instead (the
+        # Transpose layer is pruned at build when nothing else reads it).
+        self.swapped_last_two = {}
 
     # ---- values ---------------------------------------------------------------
 

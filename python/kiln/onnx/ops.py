@@ -492,7 +492,21 @@ def transpose(imp, node, ins):
     if isinstance(ins[0], Known):
         return Known(np.transpose(ins[0].array, perm), ins[0].onnx_type)
     with _guard(imp):
-        return S.transpose(T(imp, ins[0], node), list(perm))
+        x = T(imp, ins[0], node)
+        y = S.transpose(x, list(perm))
+        if rank >= 2 and [int(p) % rank for p in perm] == list(range(rank - 2)) + [rank - 1, rank - 2]:
+            imp.swapped_last_two[y._id] = x
+        return y
+
+
+def _unswap(imp, t, flag):
+    """(tensor, transpose flag) that a matmul reads for t read with its last
+    two axes swapped when flag: a Transpose output of exactly that swap is
+    read from the Transpose's input with the flag flipped, so the product
+    reads the data where it lies and the copy goes (when nothing else reads
+    it)."""
+    src = imp.swapped_last_two.get(t._id)
+    return (src, not flag) if src is not None else (t, flag)
 
 
 @op("Concat")
@@ -812,11 +826,16 @@ def matmul(imp, node, ins):
     da, db = imp.shape(a), imp.shape(b)
     with _guard(imp):
         ta, tb = T(imp, a, node), T(imp, b, node)
+        flag_a = flag_b = False
         if len(da) == 1:
             ta = N.reshape(ta, [1, da[0]])
+        else:
+            ta, flag_a = _unswap(imp, ta, False)
         if len(db) == 1:
             tb = N.reshape(tb, [db[0], 1])
-        y = N.matmul(ta, tb)
+        else:
+            tb, flag_b = _unswap(imp, tb, False)
+        y = N.matmul(ta, tb, transpose_a=flag_a, transpose_b=flag_b)
         if len(da) == 1 or len(db) == 1:
             out = list(imp.shape(y))
             if len(da) == 1:
@@ -831,12 +850,11 @@ def matmul(imp, node, ins):
 def gemm(imp, node, ins):
     alpha, beta = attr(node, "alpha", 1.0), attr(node, "beta", 1.0)
     with _guard(imp):
-        a, b = T(imp, ins[0], node), T(imp, ins[1], node)
-        if attr(node, "transA", 0):
-            a = S.transpose(a, [1, 0])
-        if attr(node, "transB", 0):
-            b = S.transpose(b, [1, 0])
-        y = N.matmul(a, b)
+        # transA/transB are the matmul's own flags: the operands are read as
+        # stored (a weight kept [N, K] is not copied into [K, N]).
+        a, flag_a = _unswap(imp, T(imp, ins[0], node), bool(attr(node, "transA", 0)))
+        b, flag_b = _unswap(imp, T(imp, ins[1], node), bool(attr(node, "transB", 0)))
+        y = N.matmul(a, b, transpose_a=flag_a, transpose_b=flag_b)
         if alpha != 1.0:
             y = N.mul(y, alpha)
         if len(ins) > 2 and ins[2] is not None:
@@ -1089,7 +1107,7 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap, offset,
             t = S.expand(N.reshape(t, [d[0], d[1], 1, d[2], d[3]]), [d[0], d[1], g, d[2], d[3]])
             return N.reshape(t, [d[0], hq, d[2], d[3]])
         k, v = rep(k), rep(v)
-    scores = N.matmul(N.mul(q, root), S.transpose(N.mul(k, root), [0, 1, 3, 2]))
+    scores = N.matmul(N.mul(q, root), N.mul(k, root), transpose_b=True)   # q kᵀ, k read as stored
     if softcap:
         scores = N.mul(N.tanh(N.div(scores, float(softcap))), float(softcap))
     raw = scores
@@ -1373,12 +1391,23 @@ def _einsum_pair(imp, a, ta, b, tb, keep):
             x = S.expand(x, full)
         return x, {ch: size(ch) for ch in order}
 
-    a, da = arrange(a, ta, batch + free_a + summed, da)
-    b, db = arrange(b, tb, batch + summed + free_b, db)
+    def matrix_order(term, rows, cols):
+        """batch + rows + cols, or batch + cols + rows read with a transpose
+        flag when that is the operand's own order (no transpose layer:
+        "ij,kj->ik" is x @ W.T)."""
+        plain, swapped = batch + rows + cols, batch + cols + rows
+        return (swapped, True) if term != plain and term == swapped else (plain, False)
+
+    order_a, flag_a = matrix_order(ta, free_a, summed)
+    order_b, flag_b = matrix_order(tb, summed, free_b)
+    a, da = arrange(a, ta, order_a, da)
+    b, db = arrange(b, tb, order_b, db)
     bshape = [da[ch] for ch in batch]
-    a = N.reshape(a, bshape + [prod(free_a, da), prod(summed, da)])
-    b = N.reshape(b, bshape + [prod(summed, db), prod(free_b, db)])
-    y = N.matmul(a, b)
+    rows_a, cols_a = [prod(free_a, da), prod(summed, da)][::-1 if flag_a else 1]
+    rows_b, cols_b = [prod(summed, db), prod(free_b, db)][::-1 if flag_b else 1]
+    a = N.reshape(a, bshape + [rows_a, cols_a])
+    b = N.reshape(b, bshape + [rows_b, cols_b])
+    y = N.matmul(a, b, transpose_a=flag_a, transpose_b=flag_b)
     letters = batch + free_a + free_b
     return N.reshape(y, bshape + [da[ch] for ch in free_a] + [db[ch] for ch in free_b]), letters
 

@@ -73,23 +73,31 @@ const char *kiln_cpu_blas_name(void) {
     return sgemm32 || sgemm64 ? blas_name : NULL;
 }
 
-bool kiln_cpu_blas_sgemm(int64_t M, int64_t N, int64_t K, const float *a, const float *b, float *c) {
+bool kiln_cpu_blas_sgemm(int64_t M, int64_t N, int64_t K, int ta, int tb, const float *a, const float *b, float *c) {
     if (!kiln_cpu_blas_name()) return false;
-    /* One row of a: c = bᵀ·a as a matrix-vector product over b [K, N]. */
+    /* CBLAS takes the transposes as they are stored: a transposed operand
+     * is its stored matrix with op = TRANS and that matrix's row length as
+     * its leading dimension. */
+    const int op_a = ta ? CBLAS_TRANS : CBLAS_NO_TRANS, op_b = tb ? CBLAS_TRANS : CBLAS_NO_TRANS;
+    const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+    /* One row of op(a), K contiguous values either way (a [1, K] or [K, 1]):
+     * c = op(b)ᵀ·a as a matrix-vector product over b as stored, [K, N]
+     * (c = bᵀ·a) or [N, K] (c = b·a). */
+    const int64_t rows_b = tb ? N : K, cols_b = tb ? K : N;
+    const int op_v = tb ? CBLAS_NO_TRANS : CBLAS_TRANS;
     if (M == 1 && sgemv64) {
-        sgemv64(CBLAS_ROW_MAJOR, CBLAS_TRANS, K, N, 1.0f, b, N, a, 1, 0.0f, c, 1);
+        sgemv64(CBLAS_ROW_MAJOR, op_v, rows_b, cols_b, 1.0f, b, cols_b, a, 1, 0.0f, c, 1);
         return true;
     }
     if (M == 1 && sgemv32 && K <= INT32_MAX && N <= INT32_MAX) {
-        sgemv32(CBLAS_ROW_MAJOR, CBLAS_TRANS, (int)K, (int)N, 1.0f, b, (int)N, a, 1, 0.0f, c, 1);
+        sgemv32(CBLAS_ROW_MAJOR, op_v, (int)rows_b, (int)cols_b, 1.0f, b, (int)cols_b, a, 1, 0.0f, c, 1);
         return true;
     }
     if (sgemm64) {
-        sgemm64(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, M, N, K, 1.0f, a, K > 0 ? K : 1, b, N, 0.0f, c, N);
+        sgemm64(CBLAS_ROW_MAJOR, op_a, op_b, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, N);
         return true;
     }
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return false;
-    sgemm32(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, (int)M, (int)N, (int)K, 1.0f, a, K > 0 ? (int)K : 1, b,
-            (int)N, 0.0f, c, (int)N);
+    sgemm32(CBLAS_ROW_MAJOR, op_a, op_b, (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)N);
     return true;
 }

@@ -25,9 +25,11 @@
  * used (none found, or KILN_BLAS=none).  Loads on the first call. */
 const char *kiln_cpu_blas_name(void);
 
-/* c[M, N] = a[M, K] · b[K, N], row-major, float32, with leading dimensions
- * K, N and N.  false (nothing written) when no BLAS is loaded or the sizes do
- * not fit its integers; the caller then uses its own kernel. */
-bool kiln_cpu_blas_sgemm(int64_t M, int64_t N, int64_t K, const float *a, const float *b, float *c);
+/* c[M, N] = op(a)[M, K] · op(b)[K, N], row-major, float32, contiguous: a is
+ * stored [M, K], or [K, M] when ta (op transposes it back); b is stored
+ * [K, N], or [N, K] when tb; M, N, K > 0.  false (nothing written) when no
+ * BLAS is loaded or the sizes do not fit its integers; the caller then uses
+ * its own kernel. */
+bool kiln_cpu_blas_sgemm(int64_t M, int64_t N, int64_t K, int ta, int tb, const float *a, const float *b, float *c);
 
 #endif

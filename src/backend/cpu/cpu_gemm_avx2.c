@@ -1,7 +1,8 @@
 /* cpu_gemm_avx2.c — the CPU matmul's fast path on x86-64 CPUs with AVX2 and FMA.
  *
- * A packed, register-blocked product c = a b (row-major, float32 sums) in the
- * usual three levels:
+ * A packed, register-blocked product c = op(a) op(b) (row-major, float32
+ * sums; op transposes an operand stored transposed) in the usual three
+ * levels:
  *   - b is cut into blocks of KC rows x NC columns and each block is packed
  *     (converted to float32 when the tensors are float16/bfloat16) into
  *     strips of NR = 16 columns, zero-padded: a strip is read sequentially;
@@ -9,6 +10,10 @@
  *   - a 6 x 16 tile of c lives in 12 AVX registers for a whole KC block:
  *     each k costs 2 loads of b, 6 broadcasts of a and 12 FMAs, against the
  *     plain kernel's load and store of c for every multiply-add.
+ * Transposed operands change only the packing, which reads each operand
+ * along its stored rows: a transposed b's stored row is one column of a
+ * strip (converted once, written down the strip), a transposed a's stored
+ * row gives the MR values of one k directly.  The tile kernel is the same.
  * The functions carry target("avx2,fma"), so the file builds with the
  * project's baseline flags and runs only after kiln_cpu_gemm_avx2_usable()
  * said yes.  Elsewhere (other CPUs, other architectures, fewer than MR rows)
@@ -48,9 +53,26 @@ static void row_to_f32(kiln_dtype dt, const void *src, int64_t offset, float *ds
     else kiln_cpu_bf16_to_f32((const uint16_t *)src + offset, dst, n);
 }
 
-/* b[k0:k0+kc, j0:j0+nc] (rows ldb apart) → strips of NR columns, each kc x NR, zero-padded. */
-static void pack_b(kiln_dtype dt, const void *b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
-                   float *bp) {
+/* op(b)[k0:k0+kc, j0:j0+nc] → strips of NR columns, each kc x NR,
+ * zero-padded.  op(b)[k, j] is b[k·ks + j·cs]: ks = ldb, cs = 1 as stored,
+ * ks = 1, cs = ldb when b is stored transposed. */
+static void pack_b(kiln_dtype dt, const void *b, int64_t ks, int64_t cs, int64_t k0, int64_t kc, int64_t j0,
+                   int64_t nc, float *bp) {
+    if (cs != 1) {
+        /* Column j of op(b) is stored row j0 + j, kc contiguous values: the
+         * NR rows of a strip are converted, then written out one strip row
+         * (one cache line) per k; missing columns of the last strip are zeros. */
+        float cols[NR][KC];
+        for (int64_t s = 0; s * NR < nc; s++) {
+            const int64_t n = nc - s * NR < NR ? nc - s * NR : NR;
+            for (int64_t c = 0; c < n; c++) row_to_f32(dt, b, (j0 + s * NR + c) * cs + k0 * ks, cols[c], kc);
+            float *dst = bp + s * kc * NR;
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t c = 0; c < NR; c++) dst[k * NR + c] = c < n ? cols[c][k] : 0.0f;
+        }
+        return;
+    }
+    const int64_t ldb = ks;
     float row[NC];
     for (int64_t k = 0; k < kc; k++) {
         row_to_f32(dt, b, (k0 + k) * ldb + j0, row, nc);
@@ -63,9 +85,19 @@ static void pack_b(kiln_dtype dt, const void *b, int64_t ldb, int64_t k0, int64_
     }
 }
 
-/* a[i0:i0+rows, k0:k0+kc] (rows lda apart) → kc groups of MR values (k-major), zero-padded rows. */
-static void pack_a(kiln_dtype dt, const void *a, int64_t lda, int64_t i0, int rows, int64_t k0, int64_t kc,
-                   float *ap) {
+/* op(a)[i0:i0+rows, k0:k0+kc] → kc groups of MR values (k-major), zero-padded
+ * rows.  op(a)[i, k] is a[i·rs + k·ks]: rs = lda, ks = 1 as stored, rs = 1,
+ * ks = lda when a is stored transposed. */
+static void pack_a(kiln_dtype dt, const void *a, int64_t rs, int64_t ks, int64_t i0, int rows, int64_t k0,
+                   int64_t kc, float *ap) {
+    if (ks != 1) {   /* the MR values of one k are contiguous in stored row k0 + k */
+        for (int64_t k = 0; k < kc; k++) {
+            row_to_f32(dt, a, (k0 + k) * ks + i0 * rs, ap + k * MR, rows);
+            for (int r = rows; r < MR; r++) ap[k * MR + r] = 0.0f;
+        }
+        return;
+    }
+    const int64_t lda = rs;
     float row[KC];
     for (int r = 0; r < MR; r++) {
         if (r < rows) row_to_f32(dt, a, (i0 + r) * lda + k0, row, kc);
@@ -104,14 +136,15 @@ AVX2 static void tile(int64_t kc, const float *ap, const float *bp, float *c, in
     }
 }
 
-/* One product: c [M, N] (rows ldc apart) = a [M, K] (lda) b [K, N] (ldb),
- * element offsets into the tensors of dtype dt; on one thread. */
+/* One product: c [M, N] (rows ldc apart) = op(a) [M, K] op(b) [K, N], element
+ * offsets into the tensors of dtype dt; on one thread.  op(a)[i, k] is
+ * a[a_off + i·a_rs + k·a_ks], op(b)[k, j] is b[b_off + k·b_ks + j·b_cs]. */
 typedef struct gemm_part {
     kiln_dtype  dt;
     int64_t     M, K, N;
     const void *a, *b;
     void       *c;
-    int64_t     a_off, b_off, c_off, lda, ldb, ldc;
+    int64_t     a_off, b_off, c_off, a_rs, a_ks, b_ks, b_cs, ldc;
 } gemm_part;
 
 static void gemm_part_run(const gemm_part *g, float *scratch) {
@@ -131,10 +164,10 @@ static void gemm_part_run(const gemm_part *g, float *scratch) {
         const int64_t ldc = half ? nc : g->ldc;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
-            pack_b(dt, b, g->ldb, k0, kc, j0, nc, bp);
+            pack_b(dt, b, g->b_ks, g->b_cs, k0, kc, j0, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MR) {
                 const int rows = M - i0 < MR ? (int)(M - i0) : MR;
-                pack_a(dt, a, g->lda, i0, rows, k0, kc, ap);
+                pack_a(dt, a, g->a_rs, g->a_ks, i0, rows, k0, kc, ap);
                 for (int64_t s = 0; s * NR < nc; s++) {
                     const int cols = nc - s * NR < NR ? (int)(nc - s * NR) : NR;
                     tile(kc, ap, bp + s * kc * NR, cpanel + i0 * ldc + s * NR, ldc, rows, cols, k0 > 0);
@@ -169,11 +202,11 @@ static void run_split_part(void *ctx, int t) {
     int64_t n = extent - lo < sp->step ? extent - lo : sp->step;
     if (sp->by_rows) {
         g.M = n;
-        g.a_off += lo * g.lda;
+        g.a_off += lo * g.a_rs;
         g.c_off += lo * g.ldc;
     } else {
         g.N = n;
-        g.b_off += lo;
+        g.b_off += lo * g.b_cs;
         g.c_off += lo;
     }
     gemm_part_run(&g, sp->scratch + (size_t)t * sp->scratch_floats);
@@ -186,10 +219,13 @@ int kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N) {
                                  row_tiles > col_strips ? row_tiles : col_strips);
 }
 
-void kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,
-                        float *scratch, int threads) {
+void kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int ta, int tb, const void *a,
+                        const void *b, void *c, float *scratch, int threads) {
     gemm_split sp = {
-        .whole = {.dt = dt, .M = M, .K = K, .N = N, .a = a, .b = b, .c = c, .lda = K, .ldb = N, .ldc = N},
+        .whole = {.dt = dt, .M = M, .K = K, .N = N, .a = a, .b = b, .c = c,
+                  .a_rs = ta ? 1 : K, .a_ks = ta ? M : 1,    /* a stored [M, K], or [K, M] */
+                  .b_ks = tb ? 1 : N, .b_cs = tb ? K : 1,    /* b stored [K, N], or [N, K] */
+                  .ldc = N},
         .scratch = scratch,
         .scratch_floats = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N),
     };

@@ -29,11 +29,13 @@ size_t kiln_cpu_gemm_avx2_scratch_floats(kiln_dtype dt, int64_t M, int64_t K, in
 /* How many threads this product is worth (1 for small ones), within
  * kiln_cpu_thread_limit() ($KILN_CPU_THREADS). */
 int    kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N);
-/* c [M, N] = a [M, K] b [K, N], all of dtype dt (float32, float16 or
- * bfloat16), row-major, summed in float32; K > 0.  scratch holds `threads`
- * times the scratch floats; the result is the same for any thread count. */
-void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b, void *c,
-                          float *scratch, int threads);
+/* c [M, N] = op(a) [M, K] op(b) [K, N], all of dtype dt (float32, float16
+ * or bfloat16), row-major, summed in float32; K > 0.  ta: a is stored
+ * transposed, [K, M]; tb: b is stored transposed, [N, K].  scratch holds
+ * `threads` times the scratch floats; the result is the same for any thread
+ * count. */
+void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int ta, int tb, const void *a,
+                          const void *b, void *c, float *scratch, int threads);
 #else
 /* No AVX2 path here: never usable, so the others are never called. */
 #define KILN_CPU_GEMM_AVX2 0
@@ -43,9 +45,9 @@ static inline size_t kiln_cpu_gemm_avx2_scratch_floats(kiln_dtype dt, int64_t M,
     return 0;
 }
 static inline int    kiln_cpu_gemm_avx2_threads(int64_t M, int64_t K, int64_t N) { (void)M, (void)K, (void)N; return 1; }
-static inline void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, const void *a, const void *b,
-                                        void *c, float *scratch, int threads) {
-    (void)dt, (void)M, (void)K, (void)N, (void)a, (void)b, (void)c, (void)scratch, (void)threads;
+static inline void   kiln_cpu_gemm_avx2(kiln_dtype dt, int64_t M, int64_t K, int64_t N, int ta, int tb,
+                                        const void *a, const void *b, void *c, float *scratch, int threads) {
+    (void)dt, (void)M, (void)K, (void)N, (void)ta, (void)tb, (void)a, (void)b, (void)c, (void)scratch, (void)threads;
 }
 #endif
 

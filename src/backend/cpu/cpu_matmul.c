@@ -1,4 +1,6 @@
-/* cpu_matmul.c — MATMUL: a [..., M, K] x b [..., K, N] → out [..., M, N].
+/* cpu_matmul.c — MATMUL: a [..., M, K] x b [..., K, N] → out [..., M, N],
+ * either operand optionally stored transposed (the layer's transpose_a,
+ * transpose_b: a [..., K, M], b [..., N, K]).
  *
  * Batch axes broadcast numpy-style (b is often a rank-2 weight shared by
  * every batch).  Each matrix product is a blocked i-k-j loop: for a panel of
@@ -7,7 +9,12 @@
  * output rows.  The innermost loop runs along a row of b and of the output,
  * contiguous in both, so the compiler vectorizes it, and each b load feeds MR
  * rows.  float16/bfloat16 are converted to float32 panels as they are used
- * and the float32 sums rounded back once at the end.
+ * and the float32 sums rounded back once at the end.  A transposed operand
+ * is read as stored and gathered into the same panels: a transposed b block
+ * (its k-th row is a column of the stored matrix) is copied into float32
+ * scratch, each stored row converted once and scattered along the block's
+ * column; a transposed a row is gathered with stride M.  The micro-kernels
+ * never see a transpose.
  *
  * This is the portable kernel.  float32 products go to the system BLAS when
  * the process can load one (cpu_blas.h: OpenBLAS or BLIS, found at run
@@ -72,11 +79,47 @@ static void f32_to_halfs(kiln_dtype dt, const float *src, uint16_t *dst, int64_t
 typedef struct gemm_shape {
     kiln_dtype dt;
     int64_t    M, K, N;
+    int        ta, tb;    /* a stored [K, M], b stored [N, K] */
 } gemm_shape;
 
-/* Columns [j_begin, j_end) of one product c = a b of row-major matrices.
- * Half types need scratch: a KC x NC float32 block of b, then M x NC
- * float32 sums (gemm_scratch_floats). */
+/* n elements of dtype dt from src[offset], offset + stride, ... into float32. */
+static void gather_f32(kiln_dtype dt, const void *src, int64_t offset, int64_t stride, float *dst, int64_t n) {
+    if (stride == 1) {
+        if (dt == KILN_FLOAT32) memcpy(dst, (const float *)src + offset, (size_t)n * sizeof(float));
+        else halfs_to_f32(dt, (const uint16_t *)src + offset, dst, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t at = offset + i * stride;
+        dst[i] = dt == KILN_FLOAT32   ? ((const float *)src)[at]
+                 : dt == KILN_FLOAT16 ? kiln_f16_to_f32(((const uint16_t *)src)[at])
+                                      : kiln_bf16_to_f32(((const uint16_t *)src)[at]);
+    }
+}
+
+/* The float32 block op(b)[k0:k0+kc, j0:j0+nc] into bbuf (rows nc apart),
+ * from b stored transposed [N, K]: stored row j holds column j of op(b), kc
+ * contiguous elements from k0.  JB stored rows are converted at a time and
+ * written out row by row of the block, JB contiguous floats each (one cache
+ * line), not one float per line down a column.  The block is then what the
+ * untransposed path reads, so both sum in the same order. */
+static void load_b_transposed(kiln_dtype dt, const void *b, int64_t K, int64_t k0, int64_t kc, int64_t j0,
+                              int64_t nc, float *bbuf) {
+    enum { JB = 16 };
+    float cols[JB][KC];
+    for (int64_t jb = 0; jb < nc; jb += JB) {
+        const int64_t n = nc - jb < JB ? nc - jb : JB;
+        for (int64_t c = 0; c < n; c++) gather_f32(dt, b, (j0 + jb + c) * K + k0, 1, cols[c], kc);
+        for (int64_t k = 0; k < kc; k++) {
+            float *dst = bbuf + k * nc + jb;
+            for (int64_t c = 0; c < n; c++) dst[c] = cols[c][k];
+        }
+    }
+}
+
+/* Columns [j_begin, j_end) of one product c = op(a) op(b) of row-major
+ * matrices.  Half types and a transposed b need scratch: a KC x NC float32
+ * block of b; half types then M x NC float32 sums (gemm_scratch_floats). */
 static void gemm_columns(const gemm_shape *s, const void *a, const void *b, void *c, int64_t j_begin, int64_t j_end,
                          float *scratch) {
     const int64_t M = s->M, K = s->K, N = s->N;
@@ -86,6 +129,7 @@ static void gemm_columns(const gemm_shape *s, const void *a, const void *b, void
         for (int64_t i = 0; i < M; i++) memset((char *)c + (size_t)(i * N + j_begin) * es, 0, (size_t)(j_end - j_begin) * es);
         return;
     }
+    const int copy_b = half || s->tb;   /* b's block is read from bbuf, not from b */
     float *bbuf = scratch, *cbuf = half ? scratch + (K < KC ? K : KC) * (N < NC ? N : NC) : NULL;
     float abuf[MR][KC];
     for (int64_t j0 = j_begin; j0 < j_end; j0 += NC) {
@@ -94,20 +138,22 @@ static void gemm_columns(const gemm_shape *s, const void *a, const void *b, void
         const int64_t ldc = half ? nc : N;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
-            const float *bp = (const float *)b + k0 * N + j0;
-            int64_t ldb = N;
-            if (half) {
+            if (s->tb)
+                load_b_transposed(s->dt, b, K, k0, kc, j0, nc, bbuf);
+            else if (half)
                 for (int64_t k = 0; k < kc; k++)
                     halfs_to_f32(s->dt, (const uint16_t *)b + (k0 + k) * N + j0, bbuf + k * nc, nc);
-                bp = bbuf;
-                ldb = nc;
-            }
+            const float *bp = copy_b ? bbuf : (const float *)b + k0 * N + j0;
+            const int64_t ldb = copy_b ? nc : N;
             for (int64_t i0 = 0; i0 < M; i0 += MR) {
                 const int rows = M - i0 < MR ? (int)(M - i0) : MR;
                 const float *ap[MR];
                 float *cr[MR];
                 for (int r = 0; r < rows; r++) {
-                    if (half) {
+                    if (s->ta) {   /* row i of op(a) is column i of a [K, M]: stride M */
+                        gather_f32(s->dt, a, k0 * M + i0 + r, M, abuf[r], kc);
+                        ap[r] = abuf[r];
+                    } else if (half) {
                         halfs_to_f32(s->dt, (const uint16_t *)a + (i0 + r) * K + k0, abuf[r], kc);
                         ap[r] = abuf[r];
                     } else {
@@ -128,9 +174,10 @@ static void gemm_columns(const gemm_shape *s, const void *a, const void *b, void
 }
 
 static size_t gemm_scratch_floats(const gemm_shape *s) {
-    if (s->dt == KILN_FLOAT32) return 0;
+    const int half = s->dt != KILN_FLOAT32;
+    if (!half && !s->tb) return 0;
     const size_t nc = (size_t)(s->N < NC ? s->N : NC);
-    return (size_t)(s->K < KC ? s->K : KC) * nc + (size_t)s->M * nc;
+    return (size_t)(s->K < KC ? s->K : KC) * nc + (half ? (size_t)s->M * nc : 0);
 }
 
 /* Threads take whole column panels: a one-row product (decoding a token)
@@ -169,12 +216,12 @@ typedef struct matmul_run {
 static void run_matrix(matmul_run *r, const void *a, const void *b, void *c) {
     if (r->blas) {
         const gemm_shape *s = &r->job.s;
-        kiln_cpu_blas_sgemm(s->M, s->N, s->K, a, b, c);
+        kiln_cpu_blas_sgemm(s->M, s->N, s->K, s->ta, s->tb, a, b, c);
         return;
     }
     if (r->avx2) {
         const gemm_shape *s = &r->job.s;
-        kiln_cpu_gemm_avx2(s->dt, s->M, s->K, s->N, a, b, c, r->job.scratch, r->threads);
+        kiln_cpu_gemm_avx2(s->dt, s->M, s->K, s->N, s->ta, s->tb, a, b, c, r->job.scratch, r->threads);
         return;
     }
     r->job.a = a;
@@ -202,9 +249,21 @@ static int overlaps(const void *p, size_t pn, const void *q, size_t qn) {
     return pn && qn && a < b + qn && b < a + pn;
 }
 
+/* The layer's transpose flags (op_table.c's canonical form: none, or two
+ * 0/1 values); false for any other list. */
+static bool matmul_flags(const kiln_layer_launch *l, int *ta, int *tb) {
+    *ta = *tb = 0;
+    if (l->attr_count == 0) return true;
+    if (l->attr_count != 2 || !l->attrs || (uint64_t)l->attrs[0] > 1 || (uint64_t)l->attrs[1] > 1) return false;
+    *ta = (int)l->attrs[0];
+    *tb = (int)l->attrs[1];
+    return true;
+}
+
 bool kiln_cpu_matmul_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->outputs[0].dtype;
-    return kiln_dtype_is_float(dt) && l->inputs[0].dtype == dt && l->inputs[1].dtype == dt;
+    int ta, tb;
+    return kiln_dtype_is_float(dt) && l->inputs[0].dtype == dt && l->inputs[1].dtype == dt && matmul_flags(l, &ta, &tb);
 }
 
 kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
@@ -216,15 +275,21 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
                           "cpu backend: matmul of %s x %s into %s is not supported (float32, float16, bfloat16 only)",
                           an ? an : "unknown", bn ? bn : "unknown", on ? on : "unknown");
     }
+    int ta, tb;
+    if (!matmul_flags(l, &ta, &tb))
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: matmul: %d attributes are not transpose_a, "
+                          "transpose_b (none, or two of 0/1)", (int)l->attr_count);
     int ra = a->rank, rb = b->rank, ro = out->rank;
     if (ra < 2 || rb < 2 || ro != (ra > rb ? ra : rb) || ro > KILN_MAX_RANK)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: matmul of ranks %d x %d into rank %d", ra, rb, ro);
-    const int64_t M = a->dims[ra - 2], K = a->dims[ra - 1], N = b->dims[rb - 1];
-    if (b->dims[rb - 2] != K || out->dims[ro - 2] != M || out->dims[ro - 1] != N)
+    /* The product's M, K, N; a transposed operand has its last two axes swapped. */
+    const int64_t M = a->dims[ra - 2 + ta], K = a->dims[ra - 1 - ta];
+    const int64_t Kb = b->dims[rb - 2 + tb], N = b->dims[rb - 1 - tb];
+    if (Kb != K || out->dims[ro - 2] != M || out->dims[ro - 1] != N)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT,
-                          "cpu backend: matmul of [%lld, %lld] x [%lld, %lld] into [%lld, %lld]", (long long)M,
-                          (long long)K, (long long)b->dims[rb - 2], (long long)N, (long long)out->dims[ro - 2],
-                          (long long)out->dims[ro - 1]);
+                          "cpu backend: matmul of [%lld, %lld]%s x [%lld, %lld]%s into [%lld, %lld]", (long long)M,
+                          (long long)K, ta ? " (a transposed)" : "", (long long)Kb, (long long)N,
+                          tb ? " (b transposed)" : "", (long long)out->dims[ro - 2], (long long)out->dims[ro - 1]);
 
     /* Batch strides, in matrices, of a and b aligned to out's batch axes. */
     const int nb = ro - 2;
@@ -254,7 +319,7 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
     const char *pa = (const char *)a->data, *pb = (const char *)b->data;
     char *po = (char *)out->data;
     const size_t mat_a = (size_t)(M * K) * es, mat_b = (size_t)(K * N) * es, mat_o = (size_t)(M * N) * es;
-    matmul_run r = {.job = {.s = {.dt = dt, .M = M, .K = K, .N = N}}};
+    matmul_run r = {.job = {.s = {.dt = dt, .M = M, .K = K, .N = N, .ta = ta, .tb = tb}}};
     size_t need = 0;
     /* float32 through the system BLAS when there is one (cpu_blas.h); its
      * integers must hold the sizes, and K = 0 is left to the own kernel

@@ -1,9 +1,14 @@
 /* matmul.cu — a [..., M, K] x b [..., K, N] through cuBLAS, batch dims
- * broadcast as numpy's matmul does, f32/f16/bf16 with float accumulation.
+ * broadcast as numpy's matmul does, f32/f16/bf16 with float accumulation;
+ * either operand may be stored transposed (the layer's transpose_a,
+ * transpose_b: a [..., K, M], b [..., N, K]).
  *
  * cuBLAS is column-major; a row-major C = A B is the column-major
  * C^T = B^T A^T, so we pass b first with leading dimension N, then a with K,
- * and C gets leading dimension N: no transposes are needed.
+ * and C gets leading dimension N: no transposes are needed.  A transposed
+ * operand is the one case that needs one: b stored [N, K] reads column-major
+ * as a K x N matrix (leading dimension K) and goes in with CUBLAS_OP_T; a
+ * stored [K, M] likewise, with leading dimension M.
  *
  * Batches: the broadcast batch axes are reduced like the elementwise ones
  * (size-1 axes dropped, axes contiguous in a, b and out merged).  The
@@ -11,10 +16,15 @@
  * operand that broadcasts); outer axes, which only an unusual broadcast
  * leaves, become a loop of such calls.  When b is shared by every batch and
  * a's batches are contiguous (x @ W, the common case), the batch folds into
- * M and the whole product is one large GEMM.
+ * M and the whole product is one large GEMM (not when a is transposed: its
+ * rows are then strided within each batch).
  *
  * float32 is computed in true float32 (CUBLAS_COMPUTE_32F, no TF32), so
  * results track the CPU backend; f16/bf16 accumulate in float.
+ *
+ * One case skips cuBLAS: at most KC_GEMV_MAX_M rows against one weight
+ * stored transposed (x @ W.T, nn.Linear's layout) go to gemv.cu, which is
+ * faster at the bandwidth-bound shapes of a language model's decode step.
  *
  * Handles: one cuBLAS handle per (device, stream), created on first use and
  * kept.  A handle owns a workspace that its kernels use; sharing one handle
@@ -26,6 +36,8 @@
  * the work still using it). */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <cublas_v2.h>
 
 #include "backend/cuda/cuda_dtype.cuh"
@@ -110,12 +122,35 @@ static void kc_batch_strides(const int64_t *dims, int32_t n, int32_t nb, int64_t
     }
 }
 
+/* KILN_CUDA_GEMV=0 sends every product to cuBLAS (bench/bench_gpu_gemv.py
+ * measures both); read once. */
+static bool kc_gemv_enabled(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *e = getenv("KILN_CUDA_GEMV");
+        enabled = !(e && strcmp(e, "0") == 0);
+    }
+    return enabled != 0;
+}
+
 static int kc_fits_int(int64_t v) { return v >= 0 && v <= 0x7fffffff; }
+
+/* The layer's transpose flags: no attributes, or two of 0/1 (op_table.c's
+ * canonical form); false for any other list. */
+static bool kc_matmul_flags(const kiln_layer_launch *l, int *ta, int *tb) {
+    *ta = *tb = 0;
+    if (l->attr_count == 0) return true;
+    if (l->attr_count != 2 || !l->attrs || (uint64_t)l->attrs[0] > 1 || (uint64_t)l->attrs[1] > 1) return false;
+    *ta = (int)l->attrs[0];
+    *tb = (int)l->attrs[1];
+    return true;
+}
 
 bool kiln_cuda_matmul_supports(const kiln_layer_launch *l) {
     kiln_dtype dt = l->outputs[0].dtype;
+    int ta, tb;
     return (dt == KILN_FLOAT32 || dt == KILN_FLOAT16 || dt == KILN_BFLOAT16) && l->inputs[0].dtype == dt &&
-           l->inputs[1].dtype == dt;
+           l->inputs[1].dtype == dt && kc_matmul_flags(l, &ta, &tb);
 }
 
 kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream) {
@@ -129,17 +164,25 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
     case KILN_BFLOAT16: type = CUDA_R_16BF; break;
     default:            return kiln_cuda_unsupported("matmul", c->dtype);
     }
+    int ta, tb;
+    if (!kc_matmul_flags(l, &ta, &tb))
+        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: matmul: %d attributes are not transpose_a, "
+                              "transpose_b (none, or two of 0/1)", (int)l->attr_count);
     if (a->rank < 1 || b->rank < 1)
         return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: matmul: operands need rank >= 1");
+    if ((ta && a->rank < 2) || (tb && b->rank < 2))
+        return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: matmul: a transposed operand needs rank >= 2");
     size_t esize = kiln_cuda_dtype_size(c->dtype);
 
-    /* A rank-1 a is one row [1, K]; a rank-1 b is one column [K, 1]. */
+    /* A rank-1 a is one row [1, K]; a rank-1 b is one column [K, 1]; a
+     * transposed operand has its last two axes swapped. */
     int32_t na = a->rank >= 2 ? a->rank - 2 : 0, nbb = b->rank >= 2 ? b->rank - 2 : 0;
-    int64_t M = a->rank >= 2 ? a->dims[a->rank - 2] : 1, K = a->dims[a->rank - 1];
-    int64_t N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    int64_t M = a->rank >= 2 ? a->dims[a->rank - 2 + ta] : 1, K = a->dims[a->rank - 1 - ta];
+    int64_t N = b->rank >= 2 ? b->dims[b->rank - 1 - tb] : 1;
     int32_t nb = na > nbb ? na : nbb;       /* the output's batch axes lead its dims */
     if (nb > c->rank) return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: matmul: output rank too small");
 
+    if (kiln_cuda_numel(c) == 0) return KILN_OK;   /* M or N is 0 (cuBLAS would refuse a leading dimension of 0) */
     if (K == 0)   /* an empty sum: zeros */
         return kiln_cuda_check(cudaMemsetAsync(c->data, 0, (size_t)kiln_cuda_numel(c) * esize, stream),
                                "matmul: cudaMemsetAsync");
@@ -172,7 +215,7 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
     int64_t inner_sa = bt.rank > 0 ? bt.sa[0] : 0, inner_sb = bt.rank > 0 ? bt.sb[0] : 0;
     int64_t inner_sc = bt.rank > 0 ? bt.sc[0] : 0;
     int64_t gemm_m = M;
-    if (bt.rank == 1 && inner_sb == 0 && inner_sa == 1 && inner_sc == 1 && kc_fits_int(M * inner)) {
+    if (!ta && bt.rank == 1 && inner_sb == 0 && inner_sa == 1 && inner_sc == 1 && kc_fits_int(M * inner)) {
         gemm_m = M * inner;                    /* x @ W: fold the batch into the rows */
         inner = 1;
     }
@@ -183,7 +226,17 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
     int64_t outer = 1;
     for (int32_t i = 1; i < bt.rank; i++) outer *= bt.dims[i];
 
+    /* A few rows against one transposed weight (a decode step's
+     * projections, x @ W.T): gemv.cu's kernel reads W at the copy bandwidth,
+     * where cuBLAS's kernels for these shapes do not. */
+    if (tb && !ta && inner == 1 && outer == 1 && kc_gemv_enabled() &&
+        kiln_cuda_gemv_nt_fits(c->dtype, a->data, b->data, c->data, gemm_m, N, K))
+        return kiln_cuda_gemv_nt(c->dtype, a->data, b->data, c->data, gemm_m, N, K, stream);
+
     const float alpha = 1.0f, beta = 0.0f;
+    /* Column-major operands (see the top): b, then a, each as stored. */
+    const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int ldb = (int)(tb ? K : N), lda = (int)(ta ? M : K);
     const long long stride_a = inner_sa * M * K, stride_b = inner_sb * K * N, stride_c = inner_sc * M * N;
     pthread_mutex_lock(&kc_blas_lock);
     cublasHandle_t h = NULL;
@@ -201,8 +254,8 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
         const char *pa = (const char *)a->data + (size_t)(oa * M * K) * esize;
         const char *pb = (const char *)b->data + (size_t)(ob * K * N) * esize;
         char *pc = (char *)c->data + (size_t)(oc * M * N) * esize;
-        st = kc_blas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)gemm_m, (int)K,
-                                                      &alpha, pb, type, (int)N, stride_b, pa, type, (int)K,
+        st = kc_blas_check(cublasGemmStridedBatchedEx(h, op_b, op_a, (int)N, (int)gemm_m, (int)K,
+                                                      &alpha, pb, type, ldb, stride_b, pa, type, lda,
                                                       stride_a, &beta, pc, type, (int)N, stride_c, (int)inner,
                                                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                            "cublasGemmStridedBatchedEx");

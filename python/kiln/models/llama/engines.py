@@ -24,9 +24,11 @@ Matmuls, residual adds and the embedding gather are kiln's built-in layers
 (the q/k/v projections are one matmul, and gate/up another, over weights
 concatenated at build time); RMS norm with the residual add, RoPE with the
 q/k/v split, the SiLU gate and both attentions are the Triton plugins of
-this package.  kiln has no transpose layer, so the weights are stored
-pre-transposed ([in, out], what x @ W needs) and the attention plugins index
-heads inside the [.., heads * head_dim] rows themselves.
+this package.  The weights stay as transformers keeps them ([out, in], one
+row per output: every matmul is x @ W.T through the layer's transpose_b,
+which is also the layout the decode step's GEMV kernel reads fastest), and
+the attention plugins index heads inside the [.., heads * head_dim] rows
+themselves.
 """
 from collections import OrderedDict
 
@@ -43,13 +45,15 @@ from .tensor_parallel import TensorParallel
 
 
 class _Constants:
-    """Weights as kiln constants in the model dtype, transposed where a
-    matmul needs [in, out]; with tensor parallelism only this rank's part."""
+    """Weights as kiln constants in the model dtype, matrices as
+    transformers keeps them ([out, in]); with tensor parallelism only this
+    rank's part."""
 
     def __init__(self, weights, dtype, tp=None):
         self.w = weights
         self.dtype = dtype
         self.tp = tp or TensorParallel(weights.spec)
+        self._made = {}
 
     def _name(self, name, rows=None, cols=None):
         if self.tp.size == 1 or (rows is None and cols is None):
@@ -57,20 +61,28 @@ class _Constants:
         lo, hi = rows if rows is not None else cols
         return f"{name}[{'rows' if rows is not None else 'cols'} {lo}:{hi}]"
 
+    def _constant(self, name, rows=None, cols=None):
+        """One constant per weight part: a tied lm_head is the embedding
+        table itself (both [vocab, hidden]), stored once in the engine."""
+        key = self._name(name, rows, cols)
+        if key not in self._made:
+            t = self.w.get(name, rows=rows, cols=cols)
+            self._made[key] = kiln.constant(t.to(self.dtype).contiguous(), name=key)
+        return self._made[key]
+
     def vector(self, name, rows=None):
-        return kiln.constant(self.w.get(name, rows=rows).to(self.dtype).contiguous(), name=self._name(name, rows))
+        return self._constant(name, rows=rows)
 
     def matrix(self, name, rows=None, cols=None):
-        t = self.w.get(name, rows=rows, cols=cols)
-        return kiln.constant(t.to(self.dtype).t().contiguous(), name=self._name(name, rows, cols) + ".T")
+        return self._constant(name, rows=rows, cols=cols)
 
     def fused_matrix(self, parts):
-        """Several projections of one input as one [in, sum of outs] matrix
+        """Several projections of one input as one [sum of outs, in] matrix
         (parts: (name, rows) pairs, in output order), so one matmul computes
         them all: fewer launches, and one larger GEMV at decode."""
         t = torch.cat([self.w.get(name, rows=rows if self.tp.size > 1 else None) for name, rows in parts])
         label = "|".join(self._name(name, rows if self.tp.size > 1 else None) for name, rows in parts)
-        return kiln.constant(t.to(self.dtype).t().contiguous(), name=f"[{label}].T")
+        return kiln.constant(t.to(self.dtype).contiguous(), name=f"[{label}]")
 
     def fused_vector(self, parts):
         t = torch.cat([self.w.get(name, rows=rows if self.tp.size > 1 else None) for name, rows in parts])
@@ -79,11 +91,12 @@ class _Constants:
 
 
 def _linear(c, x, prefix, bias, rows=None, cols=None):
-    """x @ W.T (+ b).  rows: this rank's output rows of W (column-parallel:
+    """x @ W.T (+ b), W [out, in] read where it lies (transpose_b).  rows: this rank's output rows of W (column-parallel:
     its part of the output); cols: its input columns (row-parallel: partial
     sums, all-reduced over the ranks before the bias)."""
     split = c.tp.size > 1
-    y = kiln.matmul(x, c.matrix(prefix + ".weight", rows=rows if split else None, cols=cols if split else None))
+    y = kiln.matmul(x, c.matrix(prefix + ".weight", rows=rows if split else None, cols=cols if split else None),
+                    transpose_b=True)
     if split and cols is not None:
         y = kiln.all_reduce(y)
     if bias:
@@ -95,7 +108,7 @@ def _fused_linear(c, x, parts, bias):
     """x @ [W_1 | W_2 | ...].T (+ [b_1 | b_2 | ...]): column-parallel
     projections of one input in one matmul.  parts: (weight prefix, this
     rank's rows) pairs; the output's columns are the parts in order."""
-    y = kiln.matmul(x, c.fused_matrix([(prefix + ".weight", rows) for prefix, rows in parts]))
+    y = kiln.matmul(x, c.fused_matrix([(prefix + ".weight", rows) for prefix, rows in parts]), transpose_b=True)
     if bias:
         y = y + c.fused_vector([(prefix + ".bias", rows) for prefix, rows in parts])
     return y
@@ -143,9 +156,10 @@ def _embed_and_head(c, spec, ids, layers, positions=None):
     if positions is not None:
         x = kiln.gather(x, positions, 1)
     if c.tp.size == 1:
-        return kiln.matmul(x, c.matrix(c.w.lm_head_name()))
+        return kiln.matmul(x, c.matrix(c.w.lm_head_name()), transpose_b=True)
     # Vocabulary-parallel: this rank's logits, then every rank's, in order.
-    return kiln.all_gather(kiln.matmul(x, c.matrix(c.w.lm_head_name(), rows=c.tp.part(c.tp.vocab))), axis=-1)
+    return kiln.all_gather(kiln.matmul(x, c.matrix(c.w.lm_head_name(), rows=c.tp.part(c.tp.vocab)),
+                                       transpose_b=True), axis=-1)
 
 
 def _embed(c, ids):
