@@ -5,7 +5,7 @@ one row per output), bfloat16, at the batch sizes of decoding.
 Side by side in one run, each as GPU time per product from CUDA-graph replay
 (so launch cost is the same small constant for everyone):
   kiln          one engine of `copies` matmul layers kiln.matmul(x, W_i, transpose_b=True)
-                (its few-row GEMV kernel where M <= 4, cuBLAS above)
+                (its one-row GEMV kernel at M = 1, cuBLAS above)
   kiln cuBLAS   the same engine with KILN_CUDA_GEMV=0 (cuBLAS for every M; a child process)
   torch         x @ W_i.t() (cuBLAS through torch), the same products in one captured graph
 Each product reads a different W_i, and the copies together are larger than

@@ -584,8 +584,17 @@ typedef enum kiln_layer_op {
                                          first).  Equal values: the lower index first; NaN ranks above every
                                          number (first when largest, last when smallest), as in torch.
                                          float32, float16, bfloat16, int32, int64 */
-    /* 67 is ROTARY_EMBEDDING's (another branch): reserved here, refused by every rule. */
-    KILN_LAYER_RESERVED_67      = 67,
+    KILN_LAYER_ROTARY_EMBEDDING = 67,  /* inputs x, cos_cache, sin_cache and optionally position_ids (int32/int64):
+                                         rotary position embedding, ONNX RotaryEmbedding (opset 23).  x is
+                                         [B, S, H*D] with "num_heads" H, or [B, H, S, D]; the caches are
+                                         [P, R/2] rows picked by position_ids [B, S] (each in [0, P): out of
+                                         range fails the run on the CPU; on CUDA the row reads as zeros), or
+                                         [B, S, R/2] without position_ids.  Of each head's first R elements
+                                         ("rotary_embedding_dim" R, INT, default 0: R = D, even), pairs (x1, x2)
+                                         — halves, or even/odd elements with "interleaved" (INT 0/1, default
+                                         0) — become (x1·cos − x2·sin, x1·sin + x2·cos); the other D − R pass
+                                         unchanged.  Output shaped like x; float32, float16, bfloat16 (computed
+                                         in float32) */
     KILN_LAYER_CONV             = 68,  /* inputs x [N, C, D1..Dk] (k = 1, 2, 3 spatial axes), w [M, C/group, K1..Kk],
                                          and optionally bias [M]; "strides", "dilations" (INTS, k entries >= 1,
                                          required), "pads" (EXPRS: k begins then k ends, >= 0; default 0),
@@ -623,7 +632,8 @@ typedef struct kiln_layer_attr {
 KILN_API const char *kiln_layer_op_name(kiln_layer_op op);
 /* The op with that name; KILN_ERROR_NOT_FOUND (naming it) when there is none. */
 KILN_API kiln_status kiln_layer_op_from_name(const char *name, kiln_layer_op *out);
-/* How many inputs the op takes and how many attributes its schema has; outputs may be NULL. */
+/* How many inputs the op takes (the most: ROTARY_EMBEDDING's last, position_ids, may be left out) and how
+ * many attributes its schema has; outputs may be NULL. */
 KILN_API kiln_status kiln_layer_op_info(kiln_layer_op op, int32_t *input_count, int32_t *attr_count);
 /* How many outputs a layer of the op gives (1 but for TOPK's 2). */
 KILN_API kiln_status kiln_layer_op_outputs(kiln_layer_op op, int32_t *output_count);

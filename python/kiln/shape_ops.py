@@ -1,5 +1,5 @@
 """Layers with attributes: moving data (transpose, slice, concat, expand),
-reductions, softmax, normalization, where, top-k and convolution.
+reductions, softmax, normalization, where, rotary embedding, top-k and convolution.
 
 Each function adds one built-in layer through the op table
 (kiln_network_add_layer), so the shape rules, checks and error messages are
@@ -199,6 +199,25 @@ def scaled_dot_product_attention(q, k, v, causal=False, scale=None):
     (grouped-query attention); causal: query i sees keys j <= i; scale
     defaults to 1/sqrt(dim) (torch.nn.functional.scaled_dot_product_attention)."""
     return _layer("attention", [q, k, v], {"causal": int(bool(causal)), "scale": float(scale or 0.0)})
+
+
+def rotary_embedding(x, cos_cache, sin_cache, position_ids=None, *, interleaved=False, rotary_embedding_dim=0,
+                     num_heads=0):
+    """Rotary position embedding (RoPE) as one layer: ONNX RotaryEmbedding
+    (opset 23), transformers' apply_rotary_pos_emb.  x is [batch, seq,
+    num_heads*head] (num_heads required) or [batch, heads, seq, head]; the
+    caches are [max_position, rot/2] rows picked by position_ids [batch, seq]
+    (int64 or int32; each in [0, max_position): one out of range fails the
+    run on the CPU, and reads zero rows on CUDA), or [batch, seq, rot/2]
+    without position_ids.  Of each head's first rot elements
+    (rotary_embedding_dim, 0: the whole head; even), the pairs (x1, x2) — the
+    two halves, or even and odd elements when interleaved — become
+    (x1·cos − x2·sin, x1·sin + x2·cos); the rest passes unchanged.  Output
+    shaped like x; float32, float16, bfloat16 (computed in float32)."""
+    inputs = [x, cos_cache, sin_cache] + ([] if position_ids is None else [position_ids])
+    return _layer("rotary_embedding", inputs, {"interleaved": int(bool(interleaved)),
+                                               "rotary_embedding_dim": int(rotary_embedding_dim),
+                                               "num_heads": int(num_heads)})
 
 
 def topk(x, k, axis=-1, largest=True, sorted=True):   # noqa: A002 (torch's and ONNX's name)

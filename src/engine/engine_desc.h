@@ -49,9 +49,10 @@ typedef enum kiln_op {
                                        reduction (kiln_scatter_reduction); output shaped like data */
     KILN_OP_TOPK             = 26,  /* two outputs: values (x's dtype), indices (int64), x's shape with axis
                                      of size k; axis; ints: largest (0/1), sorted (0/1); exprs: k */
-    /* 27 is ROTARY_EMBEDDING's (another branch); until it is merged, a
-     * reserved row that no rule accepts keeps the numbers contiguous. */
-    KILN_OP_RESERVED_27      = 27,
+    KILN_OP_ROTARY_EMBEDDING = 27,  /* inputs x ([B,S,H*D] or [B,H,S,D]), cos_cache, sin_cache ([P, R/2] with
+                                       position_ids [B,S], the optional 4th input; [B,S,R/2] without); ints:
+                                       interleaved (0/1), rotary_embedding_dim (0: R = D), num_heads (3-D x);
+                                       output shaped like x (ONNX RotaryEmbedding) */
     KILN_OP_CONV             = 28,  /* inputs x [N, C, D1..Dk] (k = 1..3), w [M, C/group, K1..Kk], optional bias [M];
                                        ints: group, strides (k), dilations (k); exprs: pads (k begins, then k
                                        ends); output [N, M, O1..Ok], Oi = floor((Di + pad_bi + pad_ei -

@@ -183,9 +183,13 @@ static kiln_status check_arity(const kiln_engine_desc *d, const kiln_layer_recor
     if (l->op == KILN_OP_PLUGIN && (l->subop < 0 || l->subop >= d->plugin_count))
         return LAYER_FAIL("refers to plugin %d but there are %d plugins", l->subop, d->plugin_count);
     int32_t want_in = info->input_count, want_out = info->output_count;
-    if (!kiln_op_takes_inputs(l->op, l->input_count) || (want_out > 0 && l->output_count != want_out))
+    if (!kiln_op_takes_inputs(l->op, l->input_count) || (want_out > 0 && l->output_count != want_out)) {
+        if (l->op == KILN_OP_ROTARY_EMBEDDING)   /* its last input, position_ids, is optional */
+            return LAYER_FAIL("has %d inputs and %d outputs, wants 3 or 4 and %d", l->input_count, l->output_count,
+                              want_out);
         return LAYER_FAIL("has %d inputs and %d outputs, wants %d and %d", l->input_count, l->output_count, want_in,
                           want_out);
+    }
     if (l->op == KILN_OP_REDUCE && (l->subop < 0 || l->subop >= KILN_REDUCE_OP_COUNT))
         return LAYER_FAIL("unknown reduction %d", l->subop);
     if (l->op == KILN_OP_COMPARE && (l->subop < 0 || l->subop >= KILN_COMPARE_OP_COUNT))

@@ -10,11 +10,12 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 3,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 1 + 2,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
                "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
-               "reduce_scatter, scatter_nd, scatter_elements, topk, reserved_67 (rotary's number), conv, conv_transpose");
+               "reduce_scatter, scatter_nd, scatter_elements, topk, rotary_embedding, "
+               "conv, conv_transpose");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
@@ -85,7 +86,11 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
                                               ATTR("axis", KILN_ATTR_INT, false, KILN_ATTR_IN_AXIS, -1, 0),
                                               ATTR("largest", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0),
                                               ATTR("sorted", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0)}},
-    [KILN_LAYER_RESERVED_67] = {KILN_OP_RESERVED_27, 0, 0, {{0}}},
+    /* ints: interleaved, rotary_embedding_dim, num_heads (every one always stored). */
+    [KILN_LAYER_ROTARY_EMBEDDING] = {KILN_OP_ROTARY_EMBEDDING, 0, 3,
+                                     {ATTR("interleaved", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                                      ATTR("rotary_embedding_dim", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                                      ATTR("num_heads", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0)}},
     /* ints: group, then strides and dilations (so both are required: an
      * absent one would leave the other's entries ambiguous); exprs: pads. */
     [KILN_LAYER_CONV] = {KILN_OP_CONV, 0, 4, {ATTR("group", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0),
@@ -279,6 +284,10 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
         if (r->op == KILN_OP_SCATTER_ELEMENTS) put(out, size, &len, "axis %lld", (long long)layer->axis);
         if (a->int_count == 1)
             put(out, size, &len, "%sreduction %s", len ? " " : "", kiln_scatter_reduction_list_name((int)a->ints[0]));
+        return;
+    case KILN_OP_ROTARY_EMBEDDING:   /* "interleaved 0 rotary_embedding_dim 0 num_heads 8", the schema's names */
+        for (int32_t k = 0; k < r->attr_count && k < a->int_count; k++)
+            put(out, size, &len, "%s%s %lld", k ? " " : "", r->attrs[k].name, (long long)a->ints[k]);
         return;
     case KILN_OP_BINARY:
     case KILN_OP_UNARY:

@@ -52,7 +52,7 @@
     X(SCATTER_ND, "scatter_nd", 1)           \
     X(SCATTER_ELEMENTS, "scatter_elements", 1) \
     X(TOPK, "topk", 2)                       \
-    X(RESERVED_27, "reserved_27", 1)         \
+    X(ROTARY_EMBEDDING, "rotary_embedding", 1) \
     X(CONV, "conv", 1)                       \
     X(CONV_TRANSPOSE, "conv_transpose", 1)
 

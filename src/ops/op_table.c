@@ -1022,16 +1022,160 @@ static kiln_status infer_topk(const kiln_op_call *c, kiln_dtype *dtypes, kiln_sh
     return KILN_OK;
 }
 
-/* ---- convolution ------------------------------------------------------------ */
+/* ---- rotary embedding ------------------------------------------------------- */
 
-/* Op 27 belongs to ROTARY_EMBEDDING, added on another branch; this row only
- * keeps the numbers contiguous until that merge, and refuses every layer. */
-static kiln_status infer_reserved(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
-    (void)dtype;
-    (void)shape;
-    return kiln_error(KILN_ERROR_INVALID_NETWORK, "layer on '%s': op 27 is reserved (not a built-in op in this "
-                      "build)", c->input_count ? c->labels[0] : "?");
+/* a == b for the rotary rule: nothing when they are one expression, an error
+ * naming both when both are constants and differ, else a run-time check.
+ * what_a and what_b say what each size is ("position_ids 'pos' axis 0",
+ * "x's batch"). */
+static kiln_status rotary_same(const kiln_op_call *c, kiln_expr a, const char *what_a, kiln_expr b,
+                               const char *what_b) {
+    kiln_exprs *p = c->pool;
+    int64_t va, vb;
+    if (a < 0 || b < 0) return no_memory();
+    if (a == b) return KILN_OK;
+    if (kiln_expr_is_const(p, a, &va) && kiln_expr_is_const(p, b, &vb)) {
+        if (va == vb) return KILN_OK;
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': %s is %lld but %s is %lld",
+                          c->labels[0], what_a, (long long)va, what_b, (long long)vb);
+    }
+    char sa[128], sb[128];
+    kiln_expr_format(p, a, sa, sizeof sa);
+    kiln_expr_format(p, b, sb, sizeof sb);
+    return report_check(c, kiln_expr_binary(p, KILN_EXPR_EQ, a, b), "rotary_embedding of '%s': %s (%s) differs from "
+                        "%s (%s)", c->labels[0], what_a, sa, what_b, sb);
 }
+
+/* "position_ids 'pos' axis 0" and so on, into buf: an input by its role and name. */
+static const char *rotary_axis(char *buf, size_t size, const kiln_op_call *c, int32_t input, int32_t axis,
+                               const char *note) {
+    static const char *const roles[4] = {"x", "cos_cache", "sin_cache", "position_ids"};
+    snprintf(buf, size, "%s '%s' axis %d%s", roles[input], c->labels[input], (int)axis, note);
+    return buf;
+}
+
+/* Bound on the integer attributes, so that the sizes built from them (and
+ * the kernels' index arithmetic) cannot overflow whatever a file says. */
+#define ROTARY_ATTR_MAX INT32_MAX
+
+/* ROTARY_EMBEDDING (ONNX RotaryEmbedding, opset 23).  Inputs x, cos_cache,
+ * sin_cache and, optionally, position_ids.  ints (all three always there,
+ * the canonical form): interleaved (0/1), rotary_embedding_dim R (0: the
+ * whole head; else even, 2 <= R <= D), num_heads (3-D x: > 0 and dividing
+ * the last axis; 4-D x: 0 or x's axis 1).  x is [B, S, H·D] or [B, H, S, D];
+ * the caches [P, R/2] with position_ids [B, S], else [B, S, R/2].  The
+ * kernels take R/2 from the caches' last axis, which this rule ties to R
+ * (or to D when R is 0).  Output: x's dtype and shape. */
+static kiln_status infer_rotary_embedding(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *x = &c->shapes[0], *cosc = &c->shapes[1], *sinc = &c->shapes[2];
+    const kiln_layer_attrs *a = c->attrs;
+    const char *xl = c->labels[0];
+    const bool has_pos = c->input_count == 4;
+    kiln_dtype dt = c->dtypes[0];
+    if (!kiln_dtype_is_float(dt))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': dtype %s is not supported (float32, "
+                          "float16, bfloat16)", xl, kiln_dtype_name(dt) ? kiln_dtype_name(dt) : "?");
+    for (int32_t i = 1; i < 3; i++)
+        if (c->dtypes[i] != dt)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': %s '%s' is %s, not %s like x", xl,
+                              i == 1 ? "cos_cache" : "sin_cache", c->labels[i],
+                              kiln_dtype_name(c->dtypes[i]) ? kiln_dtype_name(c->dtypes[i]) : "?", kiln_dtype_name(dt));
+    if (has_pos && c->dtypes[3] != KILN_INT64 && c->dtypes[3] != KILN_INT32)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': position_ids '%s' are %s; need int64 "
+                          "or int32", xl, c->labels[3], kiln_dtype_name(c->dtypes[3]) ? kiln_dtype_name(c->dtypes[3])
+                                                                                       : "?");
+    if (a->int_count != 3 || a->expr_count)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': needs interleaved, "
+                          "rotary_embedding_dim and num_heads (3 integers), got %d integers and %d expressions", xl,
+                          (int)a->int_count, (int)a->expr_count);
+    const int64_t interleaved = a->ints[0], rot = a->ints[1], heads = a->ints[2];
+    if (interleaved != 0 && interleaved != 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': interleaved is %lld, not 0 or 1", xl,
+                          (long long)interleaved);
+    if (rot < 0 || rot > ROTARY_ATTR_MAX || rot % 2)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': rotary_embedding_dim %lld is not an "
+                          "even number in [0, %d] (0: the whole head)", xl, (long long)rot, ROTARY_ATTR_MAX - 1);
+    if (heads < 0 || heads > ROTARY_ATTR_MAX)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': num_heads %lld is not in [0, %d]", xl,
+                          (long long)heads, ROTARY_ATTR_MAX);
+
+    /* x's batch, sequence and head size; the heads' count must agree. */
+    kiln_expr batch, seq, head;
+    kiln_status st;
+    char wa[160], wb[160];   /* what rotary_same compares, for its messages */
+    if (x->rank == 3) {   /* [B, S, H·D]: heads side by side */
+        if (heads == 0)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': a 3-D input [batch, seq, "
+                              "hidden] needs num_heads (> 0)", xl);
+        kiln_expr n = kiln_expr_const(p, heads), hidden = x->dims[2];
+        batch = x->dims[0];
+        seq = x->dims[1];
+        head = kiln_expr_binary(p, KILN_EXPR_FLOORDIV, hidden, n);
+        snprintf(wb, sizeof wb, "num_heads %lld times the head size", (long long)heads);
+        if ((st = rotary_same(c, hidden, rotary_axis(wa, sizeof wa, c, 0, 2, " (the hidden size)"),
+                              kiln_expr_binary(p, KILN_EXPR_MUL, head, n), wb)))
+            return st;
+    } else if (x->rank == 4) {   /* [B, H, S, D] */
+        batch = x->dims[0];
+        seq = x->dims[2];
+        head = x->dims[3];
+        if (heads && (st = rotary_same(c, x->dims[1], rotary_axis(wa, sizeof wa, c, 0, 1, " (the heads)"),
+                                       kiln_expr_const(p, heads), "num_heads")))
+            return st;
+    } else {
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': x has rank %d; needs [batch, seq, "
+                          "num_heads*head] (3) or [batch, heads, seq, head] (4)", xl, (int)x->rank);
+    }
+
+    /* The caches: one shape, [P, R/2] or [B, S, R/2]. */
+    const int32_t cache_rank = has_pos ? 2 : 3;
+    for (int32_t i = 1; i < 3; i++)
+        if (c->shapes[i].rank != cache_rank)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': %s '%s' has rank %d; needs %s", xl,
+                              i == 1 ? "cos_cache" : "sin_cache", c->labels[i], (int)c->shapes[i].rank,
+                              has_pos ? "[max_position, rotary_dim/2] (2) with position_ids"
+                                      : "[batch, seq, rotary_dim/2] (3) without position_ids");
+    for (int32_t i = 0; i < cache_rank; i++)
+        if ((st = rotary_same(c, sinc->dims[i], rotary_axis(wa, sizeof wa, c, 2, i, ""), cosc->dims[i],
+                              rotary_axis(wb, sizeof wb, c, 1, i, ""))))
+            return st;
+    kiln_expr half = cosc->dims[cache_rank - 1];
+    rotary_axis(wa, sizeof wa, c, 1, cache_rank - 1, " (rotary_dim/2)");
+    if (rot) {
+        if ((st = rotary_same(c, half, wa, kiln_expr_const(p, rot / 2), "rotary_embedding_dim/2"))) return st;
+        /* R <= D */
+        int64_t vd;
+        if (kiln_expr_is_const(p, head, &vd) && rot > vd)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': rotary_embedding_dim %lld is "
+                              "larger than the head size %lld", xl, (long long)rot, (long long)vd);
+        if ((st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, rot - 1), head),
+                               "rotary_embedding of '%s': rotary_embedding_dim %lld is larger than the head size", xl,
+                               (long long)rot)))
+            return st;
+    } else {
+        rotary_axis(wb, sizeof wb, c, 1, cache_rank - 1, " (rotary_dim/2) times 2");
+        if ((st = rotary_same(c, kiln_expr_binary(p, KILN_EXPR_MUL, half, kiln_expr_const(p, 2)), wb, head,
+                              "the head size (rotary_embedding_dim 0 rotates whole heads)")))
+            return st;
+    }
+    if (has_pos) {
+        const kiln_shape_expr *pos = &c->shapes[3];
+        if (pos->rank != 2)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "rotary_embedding of '%s': position_ids '%s' have rank %d; "
+                              "need [batch, seq] (2)", xl, c->labels[3], (int)pos->rank);
+    }
+    const int32_t by = has_pos ? 3 : 1;   /* what gives each token's cache row: position_ids, or the caches */
+    if ((st = rotary_same(c, c->shapes[by].dims[0], rotary_axis(wa, sizeof wa, c, by, 0, ""), batch, "x's batch")) ||
+        (st = rotary_same(c, c->shapes[by].dims[1], rotary_axis(wb, sizeof wb, c, by, 1, ""), seq,
+                          "x's sequence length")))
+        return st;
+    same_shape(x, shape);
+    *dtype = dt;
+    return KILN_OK;
+}
+
+/* ---- convolution ------------------------------------------------------------ */
 
 /* e >= 1: refused at once when a constant, else a run-time check. */
 static kiln_status conv_positive(const kiln_op_call *c, const char *what, kiln_expr e, const char *thing,
@@ -1310,7 +1454,7 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_SCATTER_ND] = {3, OUT(SCATTER_ND), false, false, true,  infer_scatter_nd, NULL},
     [KILN_OP_SCATTER_ELEMENTS] = {3, OUT(SCATTER_ELEMENTS), false, true, true, infer_scatter_elements, NULL},
     [KILN_OP_TOPK]       = {1, OUT(TOPK), false, true,  true,  infer_topk, topk_outputs},
-    [KILN_OP_RESERVED_27] = {1, OUT(RESERVED_27), false, false, false, infer_reserved, NULL},
+    [KILN_OP_ROTARY_EMBEDDING] = {4, OUT(ROTARY_EMBEDDING), false, false, true, infer_rotary_embedding, NULL},
     [KILN_OP_CONV]       = {3, OUT(CONV), false, false, true,  infer_conv, NULL},   /* the bias (input 2) optional */
     [KILN_OP_CONV_TRANSPOSE] = {3, OUT(CONV_TRANSPOSE), false, false, true, infer_conv_transpose, NULL},   /* ditto */
 };
@@ -1330,6 +1474,8 @@ bool kiln_op_gives_outputs(int op, int32_t n) {
 bool kiln_op_takes_inputs(int op, int32_t n) {
     const kiln_op_info *info = kiln_op_info_get(op);
     if (!info) return false;
+    /* ROTARY_EMBEDDING's last input, position_ids, may be left out. */
+    if (op == KILN_OP_ROTARY_EMBEDDING) return n == info->input_count || n == info->input_count - 1;
     /* The convolutions' last input, the bias, may be left out. */
     if (op == KILN_OP_CONV || op == KILN_OP_CONV_TRANSPOSE) return n == info->input_count || n == info->input_count - 1;
     if (info->input_count >= 0) return n == info->input_count;

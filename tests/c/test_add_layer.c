@@ -87,6 +87,15 @@ static void test_schemas(void) {
     CHECK(strcmp(name, "transpose_a") == 0 && kind == KILN_ATTR_INT && required == 0);
     CHECK_OK(kiln_layer_op_attr(KILN_LAYER_MATMUL, 1, &name, &kind, &required));
     CHECK(strcmp(name, "transpose_b") == 0 && kind == KILN_ATTR_INT && required == 0);
+    /* rotary_embedding: up to 4 inputs (position_ids, the last, optional), three optional INTs. */
+    CHECK_OK(kiln_layer_op_info(KILN_LAYER_ROTARY_EMBEDDING, &inputs, &attrs));
+    CHECK(inputs == 4 && attrs == 3);
+    static const char *const rotary_attrs[3] = {"interleaved", "rotary_embedding_dim", "num_heads"};
+    for (int32_t k = 0; k < 3; k++) {
+        CHECK_OK(kiln_layer_op_attr(KILN_LAYER_ROTARY_EMBEDDING, k, &name, &kind, &required));
+        CHECK(strcmp(name, rotary_attrs[k]) == 0 && kind == KILN_ATTR_INT && required == 0);
+    }
+    CHECK(strcmp(kiln_layer_op_name(KILN_LAYER_ROTARY_EMBEDDING), "rotary_embedding") == 0);
     CHECK_FAILS(kiln_layer_op_attr(KILN_LAYER_GATHER, 1, &name, NULL, NULL), KILN_ERROR_INVALID_ARGUMENT,
                 "gather has 1 attributes; 1 is out of range");
     CHECK_FAILS(kiln_layer_op_info(KILN_LAYER_OP_COUNT, NULL, NULL), KILN_ERROR_INVALID_ARGUMENT, "unknown op");

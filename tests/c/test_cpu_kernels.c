@@ -1733,6 +1733,157 @@ static void test_cuda_backend_default_search(void) {
     CHECK(strlen(msg) > 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* ROTARY_EMBEDDING                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A random value in ±[0.01, 4]: products then span few enough binades that
+ * the reference's difference of two rounded products is exact in double. */
+static double rotary_value(void) {
+    double v = 0.01 + (double)(rng() % 1000000) * (3.99 / 1000000.0);
+    return rng() & 1 ? -v : v;
+}
+
+/* One case: x 4-D [B, H, S, D] (four_d) or 3-D [B, S, H*D]; caches [P, R/2]
+ * picked by ids of pos_dt (KILN_BOOL: no ids, caches [B, S, R/2]); rot 0 is
+ * the whole head.  The reference follows ONNX's definition element by
+ * element: float32 products, each rounded, their difference or sum rounded,
+ * then rounded to the dtype; compared bit for bit. */
+static void check_rotary(kiln_dtype dt, int four_d, int64_t B, int64_t S, int64_t H, int64_t D, int64_t rot,
+                         int interleaved, kiln_dtype pos_dt, int64_t P) {
+    const int64_t R = rot ? rot : D, half = R / 2, nx = B * S * H * D;
+    const int has_pos = pos_dt != KILN_BOOL;
+    const int64_t rows = has_pos ? P : B * S, nc = rows * half;
+    void *x = alloc_elems(dt, nx), *y = alloc_elems(dt, nx), *c = alloc_elems(dt, nc), *sn = alloc_elems(dt, nc);
+    void *pos = alloc_elems(KILN_INT64, B * S);
+    REQUIRE(x && y && c && sn && pos);
+    for (int64_t i = 0; i < nx; i++) set_f(dt, x, i, rotary_value());
+    for (int64_t i = 0; i < nc; i++) {
+        set_f(dt, c, i, rotary_value());
+        set_f(dt, sn, i, rotary_value());
+    }
+    for (int64_t i = 0; has_pos && i < B * S; i++) {
+        int64_t v = (int64_t)(rng() % (uint64_t)P);
+        if (pos_dt == KILN_INT32) ((int32_t *)pos)[i] = (int32_t)v;
+        else ((int64_t *)pos)[i] = v;
+    }
+    int64_t xd[4], cd[3], pd[2] = {B, S};
+    int xr = four_d ? 4 : 3;
+    if (four_d) memcpy(xd, (int64_t[]){B, H, S, D}, sizeof(int64_t) * 4);
+    else memcpy(xd, (int64_t[]){B, S, H * D}, sizeof(int64_t) * 3);
+    if (has_pos) memcpy(cd, (int64_t[]){P, half}, sizeof(int64_t) * 2);
+    else memcpy(cd, (int64_t[]){B, S, half}, sizeof(int64_t) * 3);
+    kiln_tensor_desc ins[4] = {make_desc(x, dt, xr, xd), make_desc(c, dt, has_pos ? 2 : 3, cd),
+                               make_desc(sn, dt, has_pos ? 2 : 3, cd), make_desc(pos, pos_dt, 2, pd)};
+    kiln_tensor_desc out = make_desc(y, dt, xr, xd);
+    int64_t attrs[3] = {interleaved, rot, four_d ? 0 : H};
+    kiln_layer_launch l = {.op = KILN_OP_ROTARY_EMBEDDING, .attrs = attrs, .attr_count = 3,
+                           .input_count = has_pos ? 4 : 3, .output_count = 1, .inputs = ins, .outputs = &out};
+    CHECK(kiln_backend_cpu()->supports_op(&l));
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    const float_format f32 = format_of(KILN_FLOAT32), f = format_of(dt);
+    const size_t es = kiln_dtype_size(dt);
+    int64_t bad = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < S; s++) {
+            int64_t row = !has_pos ? b * S + s : pos_dt == KILN_INT32 ? ((int32_t *)pos)[b * S + s]
+                                                                      : ((int64_t *)pos)[b * S + s];
+            for (int64_t h = 0; h < H; h++) {
+                int64_t base = four_d ? ((b * H + h) * S + s) * D : ((b * S + s) * H + h) * D;
+                for (int64_t d = 0; d < D; d++) {
+                    int64_t at = base + d;
+                    if (d >= R) {   /* passed through: the same bits */
+                        bad += memcmp((char *)y + at * (int64_t)es, (char *)x + at * (int64_t)es, es) != 0;
+                        continue;
+                    }
+                    /* d's pair i, and whether d is its first element */
+                    int64_t i = interleaved ? d / 2 : d % half;
+                    int first = interleaved ? d % 2 == 0 : d < half;
+                    int64_t e1 = base + (interleaved ? 2 * i : i), e2 = base + (interleaved ? 2 * i + 1 : half + i);
+                    double x1 = get_f(dt, x, e1), x2 = get_f(dt, x, e2);
+                    double cv = get_f(dt, c, row * half + i), sv = get_f(dt, sn, row * half + i);
+                    double want = first ? ref_round(ref_round(x1 * cv, f32) - ref_round(x2 * sv, f32), f32)
+                                        : ref_round(ref_round(x1 * sv, f32) + ref_round(x2 * cv, f32), f32);
+                    want = ref_round(want, f);
+                    bad += get_f(dt, y, at) != want;
+                }
+            }
+        }
+    if (bad)
+        fprintf(stderr, "rotary %s %s B %lld S %lld H %lld D %lld rot %lld interleaved %d ids %s: %lld wrong\n",
+                kiln_dtype_name(dt), four_d ? "4-D" : "3-D", (long long)B, (long long)S, (long long)H, (long long)D,
+                (long long)rot, interleaved, has_pos ? kiln_dtype_name(pos_dt) : "none", (long long)bad);
+    CHECK(bad == 0);
+    free(x);
+    free(y);
+    free(c);
+    free(sn);
+    free(pos);
+}
+
+static void test_rotary_embedding(void) {
+    const kiln_dtype dts[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
+    for (int t = 0; t < 3; t++)
+        for (int four_d = 0; four_d < 2; four_d++)
+            for (int il = 0; il < 2; il++) {
+                check_rotary(dts[t], four_d, 2, 3, 4, 8, 0, il, KILN_INT64, 11);    /* whole heads, int64 ids */
+                check_rotary(dts[t], four_d, 2, 3, 4, 8, 4, il, KILN_INT32, 5);     /* partial, int32 ids */
+                check_rotary(dts[t], four_d, 3, 5, 2, 6, 2, il, KILN_BOOL, 0);      /* per-token caches */
+                check_rotary(dts[t], four_d, 1, 1, 3, 10, 6, il, KILN_INT64, 1);    /* a decode step */
+                check_rotary(dts[t], four_d, 2, 2, 1, 2, 0, il, KILN_BOOL, 0);      /* one pair per head */
+            }
+    /* A long prompt: large enough to run on several threads (when there are cores). */
+    check_rotary(KILN_FLOAT32, 1, 1, 1024, 8, 128, 0, 0, KILN_INT64, 2048);
+    check_rotary(KILN_BFLOAT16, 0, 2, 512, 8, 128, 64, 1, KILN_INT32, 4096);
+
+    /* By hand: x [1, 1, 2, 4] (one head, two positions) = 0..7, ids {0, 2};
+     * cache row 0 is the identity, row 2 turns the first pair by 90 degrees
+     * and keeps the second.  Then a position id out of range fails before
+     * anything is written, naming it and where it is; negative ids do not
+     * count from the end. */
+    float x[8] = {0, 1, 2, 3, 4, 5, 6, 7}, y[8], c[3 * 2] = {1, 1, 9, 9, 0, 1}, sn[3 * 2] = {0, 0, 9, 9, 1, 0};
+    int64_t pos[2] = {0, 2}, xd[4] = {1, 1, 2, 4}, cd[2] = {3, 2}, pd[2] = {1, 2};
+    kiln_tensor_desc ins[4] = {make_desc(x, KILN_FLOAT32, 4, xd), make_desc(c, KILN_FLOAT32, 2, cd),
+                               make_desc(sn, KILN_FLOAT32, 2, cd), make_desc(pos, KILN_INT64, 2, pd)};
+    kiln_tensor_desc out = make_desc(y, KILN_FLOAT32, 4, xd);
+    int64_t attrs[3] = {0, 0, 0};
+    kiln_layer_launch l = {.op = KILN_OP_ROTARY_EMBEDDING, .attrs = attrs, .attr_count = 3, .input_count = 4,
+                           .output_count = 1, .inputs = ins, .outputs = &out};
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    const float want[8] = {0, 1, 2, 3, -6, 5, 4, 7};   /* pair (4, 6) -> (-6, 4); pair (5, 7) kept */
+    CHECK(memcmp(y, want, sizeof want) == 0);
+    attrs[0] = 1;   /* interleaved: pairs (4, 5) -> (-5, 4), (6, 7) kept */
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    const float want_il[8] = {0, 1, 2, 3, -5, 4, 6, 7};
+    CHECK(memcmp(y, want_il, sizeof want_il) == 0);
+    attrs[0] = 0;
+    memset(y, 0x5A, sizeof y);
+    pos[1] = 3;
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "rotary_embedding: position id 3 at [0, 1] of position_ids is out of range [0, 3)");
+    pos[1] = -1;
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "position id -1 at [0, 1] of position_ids is out of range [0, 3)");
+    unsigned char poison[sizeof y];
+    memset(poison, 0x5A, sizeof poison);
+    CHECK(memcmp(y, poison, sizeof y) == 0);
+    pos[1] = 2;
+    /* Launches the kernel cannot take: refused, not run. */
+    attrs[0] = 2;
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "rotary_embedding: x, the caches, position_ids and the attributes do not fit together");
+    attrs[0] = 0;
+    ins[2].dtype = KILN_FLOAT16;
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "rotary_embedding of float32 x");
+    ins[2].dtype = KILN_FLOAT32;
+    ins[3].dtype = KILN_FLOAT32;
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+    ins[3].dtype = KILN_INT64;
+    l.input_count = 2;
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT, "rotary_embedding takes");
+}
+
 int main(void) {
     TEST_RUN(test_backend_table);
     TEST_RUN(test_dispatch_errors);
@@ -1748,6 +1899,7 @@ int main(void) {
     TEST_RUN(test_scatter);
     TEST_RUN(test_reshape);
     TEST_RUN(test_topk);
+    TEST_RUN(test_rotary_embedding);
     TEST_RUN(test_conv);
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);

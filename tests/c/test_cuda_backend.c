@@ -911,6 +911,122 @@ static void test_topk(void) {
     buf_free(&outs[1]);
 }
 
+/* ---- ROTARY_EMBEDDING: the CPU's results to the bit (both round every product alone) ---------- */
+
+/* x 4-D [B, H, S, D] (four_d) or 3-D [B, S, H*D]; caches [P, R/2] picked by
+ * ids of pos_dt (KILN_BOOL: no ids, caches [B, S, R/2]); rot 0: whole heads.
+ * bad_every > 0 plants an id out of range at every bad_every-th position:
+ * the CPU fails there, CUDA reads zero cache rows, so those positions'
+ * rotated elements must come out zero and the rest be the CPU's (run with
+ * the bad ids replaced by 0).  offset: elements of slack before x on the
+ * device (an unaligned x). */
+static void test_rotary_case(kiln_dtype dt, int four_d, int64_t B, int64_t S, int64_t H, int64_t D, int64_t rot,
+                             int interleaved, kiln_dtype pos_dt, int64_t P, int bad_every, int offset) {
+    const int64_t R = rot ? rot : D, half = R / 2;
+    const int has_pos = pos_dt != KILN_BOOL;
+    int64_t xd[4], cd[3], pd[2] = {B, S};
+    int32_t xr = four_d ? 4 : 3, cr = has_pos ? 2 : 3;
+    if (four_d) memcpy(xd, (int64_t[]){B, H, S, D}, sizeof(int64_t) * 4);
+    else memcpy(xd, (int64_t[]){B, S, H * D}, sizeof(int64_t) * 3);
+    if (has_pos) memcpy(cd, (int64_t[]){P, half}, sizeof(int64_t) * 2);
+    else memcpy(cd, (int64_t[]){B, S, half}, sizeof(int64_t) * 3);
+    buf x, c, sn, pos, y;
+    REQUIRE(buf_init_off(&x, dt, xr, xd, offset) && buf_init(&c, dt, cr, cd) && buf_init(&sn, dt, cr, cd) &&
+            buf_init(&pos, has_pos ? pos_dt : KILN_INT64, 2, pd) && buf_init(&y, dt, xr, xd));
+    fill_random(&x, -4, 4);
+    fill_random(&c, -1, 1);
+    fill_random(&sn, -1, 1);
+    for (int64_t i = 0; has_pos && i < B * S; i++)
+        store_i(pos_dt, pos.host.data, i, bad_every && i % bad_every == bad_every - 1
+                                              ? ((i / bad_every) % 2 ? -1 - (int64_t)(rng_next() % 5)
+                                                                     : P + (int64_t)(rng_next() % 5))
+                                              : (int64_t)(rng_next() % (uint64_t)P));
+    CHECK_OK(buf_upload(&x));
+    CHECK_OK(buf_upload(&c));
+    CHECK_OK(buf_upload(&sn));
+    CHECK_OK(buf_upload(&pos));
+    CHECK_OK(buf_poison(&y));
+    int64_t attrs[3] = {interleaved, rot, four_d ? 0 : H};
+    kiln_tensor_desc hin[4] = {x.host, c.host, sn.host, pos.host}, din[4] = {x.dev, c.dev, sn.dev, pos.dev};
+    kiln_layer_launch lg = {.op = KILN_OP_ROTARY_EMBEDDING, .attrs = attrs, .attr_count = 3,
+                            .input_count = has_pos ? 4 : 3, .output_count = 1, .inputs = din, .outputs = &y.dev};
+    kiln_layer_launch lc = lg;
+    lc.inputs = hin;
+    lc.outputs = &y.host;
+    CHECK(gpu->supports_op(&lg));
+    CHECK_OK(gpu->run_layer(0, &lg, NULL));
+    CHECK_OK(gpu->synchronize(0, NULL));
+    /* The CPU refuses the bad ids; its answer with them made 0 ... */
+    if (bad_every) CHECK_FAILS(cpu->run_layer(0, &lc, NULL), KILN_ERROR_INVALID_ARGUMENT, "out of range [0, ");
+    uint8_t *bad_row = calloc((size_t)(B * S), 1);
+    REQUIRE(bad_row != NULL);
+    for (int64_t i = 0; has_pos && i < B * S; i++) {
+        int64_t v = (int64_t)load_f(pos_dt, pos.host.data, i);
+        if (v < 0 || v >= P) {
+            bad_row[i] = 1;
+            store_i(pos_dt, pos.host.data, i, 0);
+        }
+    }
+    CHECK_OK(cpu->run_layer(0, &lc, NULL));
+    /* ... and zero where CUDA read zero cache rows. */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < S; s++)
+            for (int64_t h = 0; bad_row[b * S + s] && h < H; h++)
+                for (int64_t d = 0; d < R; d++)
+                    store_f(dt, y.host.data, (four_d ? ((b * H + h) * S + s) * D : ((b * S + s) * H + h) * D) + d, 0.0);
+    void *got = malloc(y.bytes + 1);
+    REQUIRE(got != NULL);
+    CHECK_OK(gpu->copy(0, got, y.dev.data, y.bytes, KILN_COPY_DEVICE_TO_HOST, NULL));
+    char what[160];
+    snprintf(what, sizeof what, "rotary %s %s B %lld S %lld H %lld D %lld rot %lld il %d ids %s bad %d off %d",
+             kiln_dtype_name(dt), four_d ? "4-D" : "3-D", (long long)B, (long long)S, (long long)H, (long long)D,
+             (long long)rot, interleaved, has_pos ? kiln_dtype_name(pos_dt) : "none", bad_every, offset);
+    CHECK(compare(what, dt, got, y.host.data, y.n, 0, 0, NULL) == 0);
+    free(got);
+    free(bad_row);
+    buf_free(&x);
+    buf_free(&c);
+    buf_free(&sn);
+    buf_free(&pos);
+    buf_free(&y);
+}
+
+static void test_rotary(void) {
+    for (size_t t = 0; t < sizeof float_dtypes / sizeof float_dtypes[0]; t++) {
+        kiln_dtype dt = float_dtypes[t];
+        for (int four_d = 0; four_d < 2; four_d++)
+            for (int il = 0; il < 2; il++) {
+                test_rotary_case(dt, four_d, 2, 3, 4, 8, 0, il, KILN_INT64, 11, 0, 0);     /* whole heads */
+                test_rotary_case(dt, four_d, 2, 3, 4, 8, 4, il, KILN_INT32, 5, 0, 1);      /* partial, unaligned */
+                test_rotary_case(dt, four_d, 3, 5, 2, 6, 2, il, KILN_BOOL, 0, 0, 0);       /* per-token caches */
+                test_rotary_case(dt, four_d, 1, 1, 32, 128, 0, il, KILN_INT64, 4096, 0, 0); /* a decode step */
+                test_rotary_case(dt, four_d, 2, 37, 8, 64, 32, il, KILN_INT64, 64, 5, 0);  /* bad ids: zero rows */
+            }
+        /* A prompt of Llama's shape, and heads longer than a block (the row loop). */
+        test_rotary_case(dt, 1, 1, 512, 32, 128, 0, 0, KILN_INT64, 2048, 0, 0);
+        test_rotary_case(dt, 0, 2, 7, 3, 1100, 600, 1, KILN_INT32, 9, 0, 3);
+    }
+    /* What the kernel does not take is refused before a run. */
+    int64_t xd[4] = {1, 2, 3, 8}, cd[2] = {4, 4}, pd[2] = {1, 3};
+    buf x, c, pos, y;
+    REQUIRE(buf_init(&x, KILN_FLOAT32, 4, xd) && buf_init(&c, KILN_FLOAT16, 2, cd) && buf_init(&pos, KILN_INT64, 2, pd)
+            && buf_init(&y, KILN_FLOAT32, 4, xd));
+    int64_t attrs[3] = {0, 0, 0};
+    kiln_tensor_desc din[4] = {x.dev, c.dev, c.dev, pos.dev};
+    kiln_layer_launch l = {.op = KILN_OP_ROTARY_EMBEDDING, .attrs = attrs, .attr_count = 3, .input_count = 4,
+                           .output_count = 1, .inputs = din, .outputs = &y.dev};
+    CHECK(!gpu->supports_op(&l));   /* float16 caches for float32 x */
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED,
+                "cuda: rotary_embedding of float32 x with float16 and float16 caches");
+    l.input_count = 2;
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "cuda: rotary_embedding: wants 3 or 4 inputs and 1 output(s), got 2 and 1");
+    buf_free(&x);
+    buf_free(&c);
+    buf_free(&pos);
+    buf_free(&y);
+}
+
 /* ---- CONV, CONV_TRANSPOSE: the direct CUDA kernels against the CPU's im2col / col2im + matmul ---- */
 
 typedef struct cshape {
@@ -1035,11 +1151,12 @@ static const mshape matmul_shapes[] = {
     {3, 2, 3, {8, 128, 256}, {256, 512}, {8, 128, 512}},                /* half a million outputs */
     {2, 2, 2, {1, 4096}, {4096, 1024}, {1, 1024}},                      /* one row: decode's x @ W.T */
     {3, 2, 3, {3, 1, 512}, {512, 1000}, {3, 1, 1000}},                  /* a batch of rows, W shared */
-    /* With transpose_b, up to 4 rows take gemv.cu's kernel instead of cuBLAS: */
-    {2, 2, 2, {4, 2048}, {2048, 3001}, {4, 3001}},                      /* 4 rows, N not a multiple of 8 */
-    {2, 2, 2, {2, 40}, {40, 7}, {2, 7}},                                /* K of 5 (half) / 10 (float) vectors */
-    {2, 2, 2, {3, 36}, {36, 5}, {3, 5}},                                /* K = 36: half types fall back to cuBLAS */
-    {3, 2, 3, {5, 1, 256}, {256, 64}, {5, 1, 64}},                      /* 5 rows: cuBLAS */
+    /* With transpose_b, one row takes gemv.cu's kernel instead of cuBLAS: */
+    {2, 2, 2, {1, 2048}, {2048, 3001}, {1, 3001}},                      /* N not a multiple of 8 */
+    {3, 2, 3, {1, 1, 40}, {40, 7}, {1, 1, 7}},                          /* K of 5 (half) / 10 (float) vectors */
+    {2, 2, 2, {1, 36}, {36, 5}, {1, 5}},                                /* K = 36: half types fall back to cuBLAS */
+    {2, 2, 2, {1, 8200}, {8200, 64}, {1, 64}},                          /* the unrolled loop and its tail */
+    {3, 2, 3, {2, 1, 256}, {256, 64}, {2, 1, 64}},                      /* 2 rows: cuBLAS */
 };
 
 /* s's shapes are the product's, a [..., M, K] and b [..., K, N]; with ta
@@ -1074,6 +1191,62 @@ static void test_matmul_case(kiln_dtype dt, const mshape *s, int ta, int tb, voi
     buf_free(&in[0]);
     buf_free(&in[1]);
     buf_free(&out);
+}
+
+/* argmax/argmin over one axis against the CPU, exactly: values from a small
+ * set (so the extreme repeats and the lower index must win), with NaNs
+ * planted (special 1: NaN wins, the first one), or zeros of both signs
+ * (special 2: -0 and +0 are equal).  Long rows of few outputs take the
+ * CUDA backend's chunked path, the others a block per row. */
+static void test_arg_reduce_case(kiln_dtype dt, int32_t rank, const int64_t *dims, int64_t axis, int argmax,
+                                 int special) {
+    char what[160];
+    snprintf(what, sizeof what, "%s %s rank %d axis %lld (dims %lld, %lld..) special %d", argmax ? "argmax" : "argmin",
+             kiln_dtype_name(dt), (int)rank, (long long)axis, (long long)dims[0], (long long)dims[1], special);
+    int64_t odims[KILN_MAX_RANK];
+    memcpy(odims, dims, (size_t)rank * sizeof *dims);
+    odims[axis] = 1;
+    buf in, out;
+    REQUIRE(buf_init(&in, dt, rank, dims) && buf_init(&out, KILN_INT64, rank, odims));
+    for (int64_t i = 0; i < in.n; i++) {
+        uint64_t r = rng_next();
+        double v = special == 2 ? ((r & 1) ? -0.0 : 0.0) : (double)((int64_t)(r % 64) - 32) / 16.0;
+        if (special == 1 && r % 5003 == 0) v = NAN;
+        store_f(dt, in.host.data, i, v);
+    }
+    const int64_t attrs[2] = {1, axis};
+    void *got;
+    if (run_both_attrs(what, KILN_OP_REDUCE, argmax ? KILN_REDUCE_ARGMAX : KILN_REDUCE_ARGMIN, 0, attrs, 2, &in, 1,
+                       &out, STREAM_DEFAULT, &got)) {
+        int64_t bad = 0;
+        for (int64_t i = 0; i < out.n; i++) {
+            int64_t g = ((const int64_t *)got)[i], c = ((const int64_t *)out.host.data)[i];
+            if (g != c && bad++ < 3) fprintf(stderr, "  %s: output %lld: cuda %lld, cpu %lld\n", what, (long long)i,
+                                             (long long)g, (long long)c);
+        }
+        CHECK(bad == 0);
+        free(got);
+    } else {
+        CHECK(!"argmax ran on both backends");
+    }
+    buf_free(&in);
+    buf_free(&out);
+}
+
+static void test_arg_reduce(void) {
+    const int64_t vocab[2] = {1, 128256}, rows[2] = {3, 20000}, strided[3] = {2, 9000, 3}, edge[2] = {4, 8192},
+                  many[2] = {300, 9000}, short_rows[2] = {64, 100};
+    for (size_t d = 0; d < 3; d++)
+        for (int argmax = 0; argmax < 2; argmax++)
+            for (int special = 0; special < 3; special++) {
+                test_arg_reduce_case(float_dtypes[d], 2, vocab, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, rows, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 3, strided, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, edge, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, many, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, short_rows, 1, argmax, special);
+                test_arg_reduce_case(float_dtypes[d], 2, rows, 0, argmax, special);
+            }
 }
 
 static void test_matmul(void) {
@@ -1216,7 +1389,9 @@ int main(void) {
     TEST_RUN(test_reshape);
     TEST_RUN(test_collectives_world_size_1);
     TEST_RUN(test_matmul);
+    TEST_RUN(test_arg_reduce);
     TEST_RUN(test_topk);
+    TEST_RUN(test_rotary);
     TEST_RUN(test_conv);
     const char *bench = getenv("KILN_CUDA_BENCH");
     if (bench && bench[0] == '1') {

@@ -57,6 +57,9 @@ static void test_names_and_rows(void) {
     CHECK_FAILS(kiln_layer_op_outputs(KILN_LAYER_OP_COUNT, &outputs), KILN_ERROR_INVALID_ARGUMENT, "unknown op");
     CHECK(kiln_op_takes_inputs(KILN_OP_CONCAT, 1) && kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS));
     CHECK(!kiln_op_takes_inputs(KILN_OP_CONCAT, 0) && !kiln_op_takes_inputs(KILN_OP_CONCAT, KILN_OP_MAX_INPUTS + 1));
+    /* rotary_embedding's last input (position_ids) is optional; no other count passes. */
+    CHECK(kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 3) && kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 4));
+    CHECK(!kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 2) && !kiln_op_takes_inputs(KILN_OP_ROTARY_EMBEDDING, 5));
 }
 
 static void test_cpu_covers_the_rules(void) {
@@ -436,6 +439,204 @@ static void test_scatter_rules(void) {
     kiln_blob_free(blob);
 }
 
+/* rotary_embedding with the given inputs (3, or 4 with position_ids) and attributes. */
+static kiln_status add_rotary(kiln_network *net, int32_t n, const kiln_tensor *ins, int64_t interleaved, int64_t rot,
+                              int64_t heads, kiln_tensor *out) {
+    kiln_layer_attr a[3] = {{.name = "interleaved", .kind = KILN_ATTR_INT, .i = interleaved},
+                            {.name = "rotary_embedding_dim", .kind = KILN_ATTR_INT, .i = rot},
+                            {.name = "num_heads", .kind = KILN_ATTR_INT, .i = heads}};
+    return kiln_network_add_layer(net, KILN_LAYER_ROTARY_EMBEDDING, n, ins, 3, a, out);
+}
+
+/* rotary_embedding: the rule refuses bad attributes, dtypes, ranks and sizes
+ * naming them; sizes only run time knows become checks that fail the run
+ * naming both sides; inspect shows the attributes; the reader refuses stored
+ * attributes and input counts the rule does not allow; a position id out of
+ * range fails the CPU run naming the layer, the id and where it is. */
+static void test_rotary_rules(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 2, 8};
+    kiln_expr b, s, m;
+    CHECK_OK(kiln_network_add_dim(net, "b", &range, 1, &b));
+    CHECK_OK(kiln_network_add_dim(net, "s", &range, 1, &s));
+    CHECK_OK(kiln_network_add_dim(net, "m", &range, 1, &m));
+    kiln_expr c2 = kiln_expr_const(p, 2), c3 = kiln_expr_const(p, 3), c4 = kiln_expr_const(p, 4),
+              c5 = kiln_expr_const(p, 5), c8 = kiln_expr_const(p, 8), c16 = kiln_expr_const(p, 16),
+              c30 = kiln_expr_const(p, 30), c32 = kiln_expr_const(p, 32);
+    kiln_tensor x4, x3, x30, x5, xi, xh, cc, sc, c22, s22, c5c, cq, sq, s3, ch, pos, pf, p3, pm, x4c, p25, y, t;
+    CHECK_OK(kiln_network_add_input(net, "x4", KILN_FLOAT32, 4, (kiln_expr[]){b, c4, s, c8}, &x4));
+    CHECK_OK(kiln_network_add_input(net, "x3", KILN_FLOAT32, 3, (kiln_expr[]){b, s, c32}, &x3));
+    CHECK_OK(kiln_network_add_input(net, "x30", KILN_FLOAT32, 3, (kiln_expr[]){b, s, c30}, &x30));
+    CHECK_OK(kiln_network_add_input(net, "x5", KILN_FLOAT32, 5, (kiln_expr[]){b, c4, s, c8, c2}, &x5));
+    CHECK_OK(kiln_network_add_input(net, "xi", KILN_INT32, 4, (kiln_expr[]){b, c4, s, c8}, &xi));
+    CHECK_OK(kiln_network_add_input(net, "xh", KILN_FLOAT16, 4, (kiln_expr[]){b, c4, s, c8}, &xh));
+    CHECK_OK(kiln_network_add_input(net, "cc", KILN_FLOAT32, 2, (kiln_expr[]){c16, c4}, &cc));
+    CHECK_OK(kiln_network_add_input(net, "sc", KILN_FLOAT32, 2, (kiln_expr[]){c16, c4}, &sc));
+    CHECK_OK(kiln_network_add_input(net, "c22", KILN_FLOAT32, 2, (kiln_expr[]){c16, c2}, &c22));
+    CHECK_OK(kiln_network_add_input(net, "s22", KILN_FLOAT32, 2, (kiln_expr[]){c16, c2}, &s22));
+    CHECK_OK(kiln_network_add_input(net, "c5c", KILN_FLOAT32, 2, (kiln_expr[]){c16, c5}, &c5c));
+    CHECK_OK(kiln_network_add_input(net, "cq", KILN_FLOAT32, 3, (kiln_expr[]){b, s, c4}, &cq));
+    CHECK_OK(kiln_network_add_input(net, "sq", KILN_FLOAT32, 3, (kiln_expr[]){b, s, c4}, &sq));
+    CHECK_OK(kiln_network_add_input(net, "s3", KILN_FLOAT32, 2, (kiln_expr[]){c16, c3}, &s3));
+    CHECK_OK(kiln_network_add_input(net, "ch", KILN_FLOAT16, 2, (kiln_expr[]){c16, c4}, &ch));
+    CHECK_OK(kiln_network_add_input(net, "pos", KILN_INT64, 2, (kiln_expr[]){b, s}, &pos));
+    CHECK_OK(kiln_network_add_input(net, "pf", KILN_FLOAT32, 2, (kiln_expr[]){b, s}, &pf));
+    CHECK_OK(kiln_network_add_input(net, "p3", KILN_INT64, 3, (kiln_expr[]){b, s, c2}, &p3));
+    CHECK_OK(kiln_network_add_input(net, "pm", KILN_INT32, 2, (kiln_expr[]){m, s}, &pm));
+    CHECK_OK(kiln_network_add_input(net, "x4c", KILN_FLOAT32, 4, (kiln_expr[]){c2, c4, c3, c8}, &x4c));
+    CHECK_OK(kiln_network_add_input(net, "p25", KILN_INT64, 2, (kiln_expr[]){c2, c5}, &p25));
+    const kiln_status invalid = KILN_ERROR_INVALID_NETWORK;
+
+    /* Attributes. */
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cc, sc, pos}, 2, 0, 0, &t), invalid,
+                "rotary_embedding of 'x4': interleaved is 2, not 0 or 1");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, c22, s22, pos}, 0, 3, 0, &t), invalid,
+                "rotary_embedding_dim 3 is not an even number in [0, 2147483646]");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, c22, s22, pos}, 0, -4, 0, &t), invalid,
+                "rotary_embedding_dim -4 is not an even number");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cc, sc, pos}, 0, 0, -1, &t), invalid,
+                "num_heads -1 is not in [0, 2147483647]");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cc, sc, pos}, 0, 0, 3, &t), invalid,
+                "x 'x4' axis 1 (the heads) is 4 but num_heads is 3");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x3, cc, sc, pos}, 0, 0, 0, &t), invalid,
+                "rotary_embedding of 'x3': a 3-D input [batch, seq, hidden] needs num_heads (> 0)");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x30, cc, sc, pos}, 0, 0, 4, &t), invalid,
+                "x 'x30' axis 2 (the hidden size) is 30 but num_heads 4 times the head size is 28");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cc, sc, pos}, 0, 10, 0, &t), invalid,
+                "cos_cache 'cc' axis 1 (rotary_dim/2) is 4 but rotary_embedding_dim/2 is 5");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, c5c, c5c, pos}, 0, 10, 0, &t), invalid,
+                "rotary_embedding of 'x4': rotary_embedding_dim 10 is larger than the head size 8");
+    CHECK_OK(add_rotary(net, 4, (kiln_tensor[]){x4, cc, sc, pos}, 0, 8, 4, &t));   /* R = D, num_heads = H */
+    /* Dtypes and ranks. */
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){xi, cc, sc, pos}, 0, 0, 0, &t), invalid,
+                "rotary_embedding of 'xi': dtype int32 is not supported (float32, float16, bfloat16)");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){xh, ch, sc, pos}, 0, 0, 0, &t), invalid,
+                "sin_cache 'sc' is float32, not float16 like x");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cc, sc, pf}, 0, 0, 0, &t), invalid,
+                "position_ids 'pf' are float32; need int64 or int32");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x5, cc, sc, pos}, 0, 0, 0, &t), invalid,
+                "rotary_embedding of 'x5': x has rank 5; needs [batch, seq, num_heads*head] (3) or [batch, heads, "
+                "seq, head] (4)");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cq, sq, pos}, 0, 0, 0, &t), invalid,
+                "cos_cache 'cq' has rank 3; needs [max_position, rotary_dim/2] (2) with position_ids");
+    CHECK_FAILS(add_rotary(net, 3, (kiln_tensor[]){x4, cc, sc}, 0, 0, 0, &t), invalid,
+                "cos_cache 'cc' has rank 2; needs [batch, seq, rotary_dim/2] (3) without position_ids");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cc, s3, pos}, 0, 0, 0, &t), invalid,
+                "sin_cache 's3' axis 1 is 3 but cos_cache 'cc' axis 1 is 4");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, c22, s22, pos}, 0, 0, 0, &t), invalid,
+                "cos_cache 'c22' axis 1 (rotary_dim/2) times 2 is 4 but the head size (rotary_embedding_dim 0 "
+                "rotates whole heads) is 8");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4, cc, sc, p3}, 0, 0, 0, &t), invalid,
+                "position_ids 'p3' have rank 3; need [batch, seq] (2)");
+    CHECK_FAILS(add_rotary(net, 4, (kiln_tensor[]){x4c, cc, sc, p25}, 0, 0, 0, &t), invalid,
+                "position_ids 'p25' axis 1 is 5 but x's sequence length is 3");
+    CHECK_FAILS(add_rotary(net, 2, (kiln_tensor[]){x4, cc}, 0, 0, 0, &t), KILN_ERROR_INVALID_ARGUMENT,
+                "rotary_embedding takes 3 or 4 inputs (x, cos_cache, sin_cache, optional position_ids), got 2");
+    CHECK_FAILS(add_rotary(net, 5, (kiln_tensor[]){x4, cc, sc, pos, pos}, 0, 0, 0, &t), KILN_ERROR_INVALID_ARGUMENT,
+                "takes 3 or 4 inputs");
+
+    kiln_network_free(net);
+
+    /* Accepted: partial interleaved rotation of a 3-D x with int32 ids whose
+     * batch (m) only run time can compare with x's (b); then a 4-D x with
+     * per-token caches. */
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    p = kiln_network_exprs(net);
+    CHECK_OK(kiln_network_add_dim(net, "b", &range, 1, &b));
+    CHECK_OK(kiln_network_add_dim(net, "s", &range, 1, &s));
+    CHECK_OK(kiln_network_add_dim(net, "m", &range, 1, &m));
+    c2 = kiln_expr_const(p, 2), c4 = kiln_expr_const(p, 4), c8 = kiln_expr_const(p, 8);
+    c16 = kiln_expr_const(p, 16), c32 = kiln_expr_const(p, 32);
+    CHECK_OK(kiln_network_add_input(net, "x3", KILN_FLOAT32, 3, (kiln_expr[]){b, s, c32}, &x3));
+    CHECK_OK(kiln_network_add_input(net, "c22", KILN_FLOAT32, 2, (kiln_expr[]){c16, c2}, &c22));
+    CHECK_OK(kiln_network_add_input(net, "s22", KILN_FLOAT32, 2, (kiln_expr[]){c16, c2}, &s22));
+    CHECK_OK(kiln_network_add_input(net, "pm", KILN_INT32, 2, (kiln_expr[]){m, s}, &pm));
+    CHECK_OK(kiln_network_add_input(net, "x4", KILN_FLOAT32, 4, (kiln_expr[]){b, c4, s, c8}, &x4));
+    CHECK_OK(kiln_network_add_input(net, "cq", KILN_FLOAT32, 3, (kiln_expr[]){b, s, c4}, &cq));
+    CHECK_OK(kiln_network_add_input(net, "sq", KILN_FLOAT32, 3, (kiln_expr[]){b, s, c4}, &sq));
+    CHECK_OK(add_rotary(net, 4, (kiln_tensor[]){x3, c22, s22, pm}, 1, 4, 4, &y));
+    CHECK_OK(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    CHECK_OK(add_rotary(net, 3, (kiln_tensor[]){x4, cq, sq}, 0, 0, 0, &t));
+    CHECK_OK(kiln_network_mark_output(net, t, "t", KILN_FLOAT32));
+    kiln_blob *blob = NULL;
+    CHECK_OK(kiln_network_build(net, NULL, &blob));
+    kiln_network_free(net);
+    REQUIRE(blob != NULL);
+
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    int32_t li = -1;
+    for (int32_t l = 0; l < 2; l++) {   /* the builder may order the two independent layers either way */
+        CHECK_OK(kiln_engine_layer_info(e, l, &kind, &detail, NULL, NULL, NULL, NULL));
+        CHECK(strcmp(kind, "rotary_embedding") == 0);
+        if (strcmp(detail, "interleaved 1 rotary_embedding_dim 4 num_heads 4") == 0) li = l;
+        else CHECK(strcmp(detail, "interleaved 0 rotary_embedding_dim 0 num_heads 0") == 0);
+    }
+    REQUIRE(li >= 0);
+
+    /* Run on the CPU: batch sizes that differ fail the check, naming both;
+     * a position id past the caches' 16 rows fails the run naming it. */
+    kiln_context *ctx;
+    CHECK_OK(kiln_context_create(e, NULL, &ctx));
+    float x3v[2 * 3 * 32] = {0}, x4v[2 * 4 * 3 * 8] = {0}, c2v[16 * 2] = {0}, cqv[2 * 3 * 4] = {0}, yv[2 * 3 * 32],
+          tv[2 * 4 * 3 * 8];
+    int32_t pmv[2 * 3] = {0, 1, 2, 3, 4, 5};
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x3", 3, (int64_t[]){2, 3, 32}));
+    CHECK_OK(kiln_context_set_input_shape(ctx, "x4", 4, (int64_t[]){2, 4, 3, 8}));
+    CHECK_OK(kiln_context_set_input_shape(ctx, "cq", 3, (int64_t[]){2, 3, 4}));
+    CHECK_OK(kiln_context_set_input_shape(ctx, "sq", 3, (int64_t[]){2, 3, 4}));
+    CHECK_OK(kiln_context_set_input_shape(ctx, "pm", 2, (int64_t[]){1, 3}));
+    void *bind[][2] = {{"x3", x3v}, {"x4", x4v}, {"c22", c2v}, {"s22", c2v}, {"cq", cqv}, {"sq", cqv}, {"pm", pmv},
+                       {"y", yv}, {"t", tv}};
+    for (size_t i = 0; i < sizeof bind / sizeof bind[0]; i++) CHECK_OK(kiln_context_set_tensor(ctx, bind[i][0], bind[i][1]));
+    CHECK_FAILS(kiln_context_enqueue(ctx, NULL), KILN_ERROR_SHAPE,
+                "rotary_embedding of 'x3': position_ids 'pm' axis 0 (m) differs from x's batch (b)");
+    CHECK_OK(kiln_context_set_input_shape(ctx, "pm", 2, (int64_t[]){2, 3}));
+    CHECK_OK(kiln_context_enqueue(ctx, NULL));
+    pmv[5] = 16;
+    CHECK_FAILS(kiln_context_enqueue(ctx, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "rotary_embedding: position id 16 at [1, 2] of position_ids is out of range [0, 16)");
+    char want[64];
+    snprintf(want, sizeof want, "layer %d (", (int)li);
+    CHECK(strstr(kiln_last_error(), want) != NULL);
+    pmv[5] = -1;
+    CHECK_FAILS(kiln_context_enqueue(ctx, NULL), KILN_ERROR_INVALID_ARGUMENT, "position id -1 at [1, 2]");
+    kiln_context_free(ctx);
+    kiln_engine_free(e);
+
+    /* The reader holds stored layers to the rule. */
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    kiln_layer_record *r = &d.layers[li];
+    CHECK(r->attrs.int_count == 3 && r->attrs.ints[0] == 1 && r->attrs.ints[1] == 4 && r->attrs.ints[2] == 4);
+    r->attrs.ints[0] = 2;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "interleaved is 2, not 0 or 1");
+    r->attrs.ints[0] = 0;   /* the other pairing loads */
+    CHECK_OK(load_edited(&d));
+    r->attrs.ints[1] = 6;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "is 2 but rotary_embedding_dim/2 is 3");
+    r->attrs.ints[1] = 4;
+    r->attrs.ints[2] = 5;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "(the hidden size) is 32 but num_heads 5 times the head size is "
+                "30");
+    r->attrs.ints[2] = 4;
+    r->attrs.int_count = 2;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "needs interleaved, rotary_embedding_dim and num_heads");
+    r->attrs.int_count = 3;
+    r->input_count = 2;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "(rotary_embedding): has 2 inputs and 1 outputs, wants 3 or 4 "
+                "and 1");
+    r->input_count = 3;   /* without position_ids, [P, R/2] caches are the wrong rank */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "without position_ids");
+    r->input_count = 4;
+    CHECK_OK(load_edited(&d));
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 /* CONV: the shape rule (symbolic sizes, pads as expressions), refusals that
  * name the fault, and the reader holding a loaded layer's attributes to the
  * rule (an engine file is untrusted data). */
@@ -531,8 +732,6 @@ static void test_conv_rule(void) {
     kiln_layer_attr no_strides[1] = {{.name = "dilations", .kind = KILN_ATTR_INTS, .count = 2, .ints = ones}};
     CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV, 2, (kiln_tensor[]){x, w}, 1, no_strides, &y),
                 KILN_ERROR_INVALID_ARGUMENT, "conv needs attribute 'strides'");
-    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_RESERVED_67, 1, &x, 0, NULL, &y), KILN_ERROR_INVALID_NETWORK,
-                "op 27 is reserved");
 #undef C
     kiln_network_free(net);
 
@@ -574,10 +773,8 @@ static void test_conv_rule(void) {
     CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "has 1 inputs");
     l->input_count = 3;
     CHECK_OK(load_edited(&d));
-    l->op = KILN_OP_RESERVED_27;   /* rotary's number, until that branch is merged: no rule accepts it */
-    l->input_count = 1;
-    l->attrs.int_count = l->attrs.expr_count = 0;
-    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "op 27 is reserved");
+    l->op = KILN_OP_CONV_TRANSPOSE;   /* the same lists, but w [6, 2, 3, 3] is not [C = 4, ..] */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "the weight's first axis must equal the input channels");
     kiln_engine_desc_clear(&d);
     kiln_blob_free(blob);
 }
@@ -631,6 +828,7 @@ int main(void) {
     TEST_RUN(test_two_output_rule);
     TEST_RUN(test_pad_mode_at_load);
     TEST_RUN(test_scatter_rules);
+    TEST_RUN(test_rotary_rules);
     TEST_RUN(test_conv_rule);
     TEST_RUN(test_conv_transpose_rule);
     return test_summary();

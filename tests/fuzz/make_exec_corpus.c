@@ -26,6 +26,11 @@
  *   topk.engine     topk, a layer of two outputs: a symbolic k (the row
  *                   count) along the last axis of float16, and the smallest
  *                   entry of int32 columns (k 1, axis 0)
+ *   rotary.engine   rotary_embedding: a 3-D float32 x (two heads, partial,
+ *                   interleaved) rotated by caches of n rows picked by int64
+ *                   position ids (the fuzzer's -1 … 5: in range or not
+ *                   depending on n), and a 4-D bfloat16 x with per-token
+ *                   caches
  *   conv.engine     conv: a 2-D float32 one with groups, strides, dilation,
  *                   asymmetric pads and a bias over a symbolic height, and a
  *                   1-D bfloat16 depthwise one without bias, and a
@@ -299,6 +304,37 @@ static int topk(const char *dir) {
     return save(net, dir, "topk.engine");
 }
 
+/* ROTARY_EMBEDDING: position ids from the run's inputs index caches of a
+ * dynamic row count; a mutated attribute or shape must be refused at load,
+ * an id out of range fail the run, and no read leave the caches. */
+static int rotary(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {1, 3, 6};
+    kiln_expr b, s, n;
+    TRY(kiln_network_add_dim(net, "b", &range, 1, &b));
+    TRY(kiln_network_add_dim(net, "s", &range, 1, &s));
+    TRY(kiln_network_add_dim(net, "n", &range, 1, &n));
+    kiln_expr two = kiln_expr_const(p, 2), four = kiln_expr_const(p, 4), sixteen = kiln_expr_const(p, 16);
+    kiln_tensor x, c, sn, ids, xh, ct, st, y, yh;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 3, (kiln_expr[]){b, s, sixteen}, &x));
+    TRY(kiln_network_add_input(net, "cos", KILN_FLOAT32, 2, (kiln_expr[]){n, two}, &c));
+    TRY(kiln_network_add_input(net, "sin", KILN_FLOAT32, 2, (kiln_expr[]){n, two}, &sn));
+    TRY(kiln_network_add_input(net, "ids", KILN_INT64, 2, (kiln_expr[]){b, s}, &ids));
+    TRY(kiln_network_add_input(net, "xh", KILN_BFLOAT16, 4, (kiln_expr[]){b, two, s, four}, &xh));
+    TRY(kiln_network_add_input(net, "ct", KILN_BFLOAT16, 3, (kiln_expr[]){b, s, two}, &ct));
+    TRY(kiln_network_add_input(net, "st", KILN_BFLOAT16, 3, (kiln_expr[]){b, s, two}, &st));
+    kiln_layer_attr a[3] = {{.name = "interleaved", .kind = KILN_ATTR_INT, .i = 1},
+                            {.name = "rotary_embedding_dim", .kind = KILN_ATTR_INT, .i = 4},
+                            {.name = "num_heads", .kind = KILN_ATTR_INT, .i = 2}};
+    TRY(layer(net, KILN_LAYER_ROTARY_EMBEDDING, 4, (kiln_tensor[]){x, c, sn, ids}, 3, a, &y));
+    TRY(layer(net, KILN_LAYER_ROTARY_EMBEDDING, 3, (kiln_tensor[]){xh, ct, st}, 0, NULL, &yh));
+    TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, yh, "yh", KILN_BFLOAT16));
+    return save(net, dir, "rotary.engine");
+}
+
 /* CONV: a mutated stride, dilation, pad, group or weight shape must be
  * refused at load or by the checks, never read past the input. */
 static int conv(const char *dir) {
@@ -347,5 +383,5 @@ int main(int argc, char **argv) {
     }
     TRY(kiln_plugin_library_init());
     return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]) ||
-           scatter(argv[1]) || topk(argv[1]) || conv(argv[1]);
+           scatter(argv[1]) || topk(argv[1]) || rotary(argv[1]) || conv(argv[1]);
 }

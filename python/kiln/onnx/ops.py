@@ -1255,55 +1255,18 @@ def unsupported(imp, node, ins):
 
 @op("RotaryEmbedding")
 def rotary_embedding(imp, node, ins):
-    """ONNX RotaryEmbedding (opset 23), spelled with kiln layers: the rotated
-    part of each head split in halves (or even/odd elements, interleaved=1),
-    rotated by the cos/sin rows of each position, the rest passed through."""
-    x_v, cos_v, sin_v = ins[0], ins[1], ins[2]
-    pos_v = ins[3] if len(ins) > 3 else None
-    interleaved = attr(node, "interleaved", 0)
-    num_heads = attr(node, "num_heads", 0)
-    rotary_dim = attr(node, "rotary_embedding_dim", 0)
-    dims = imp.shape(x_v)
-    if len(dims) not in (3, 4):
-        raise UnsupportedNode(node, f"input of rank {len(dims)} (RotaryEmbedding takes 3-D or 4-D input)")
+    """ONNX RotaryEmbedding (opset 23): kiln's built-in layer of the same
+    semantics (3-D or 4-D input, partial and interleaved rotation, caches
+    indexed by position_ids or given per token); its rule checks the
+    attributes and shapes and names what is wrong."""
+    x, cos, sin = ins[0], ins[1], ins[2]
+    pos = ins[3] if len(ins) > 3 else None
     with _guard(imp):
-        x = T(imp, x_v, node)
-        if len(dims) == 3:                       # [batch, seq, hidden]: heads side by side
-            if not num_heads or not isinstance(dims[2], int) or dims[2] % num_heads:
-                raise UnsupportedNode(node, "a 3-D input needs num_heads dividing its known last dimension")
-            batch, seq, heads, head = dims[0], dims[1], num_heads, dims[2] // num_heads
-            x = N.reshape(x, [batch, seq, heads, head])
-        else:                                    # [batch, heads, seq, head]
-            batch, heads, seq, head = dims
-            x = S.transpose(x, [0, 2, 1, 3])
-        if not isinstance(head, int):
-            raise UnsupportedNode(node, "the head size must be known when the model is imported")
-        rot = rotary_dim or head
-        half = rot // 2
-        cos, sin = T(imp, cos_v, node), T(imp, sin_v, node)
-        if pos_v is not None:                    # caches [max_position, half], rows picked per token
-            pos = T(imp, pos_v, node)
-            cos, sin = N.gather(cos, pos, 0), N.gather(sin, pos, 0)
-        cos, sin = N.reshape(cos, [batch, seq, 1, half]), N.reshape(sin, [batch, seq, 1, half])
-        if interleaved:
-            x1 = S.slice(x, [0], [rot], axes=[3], steps=[2])
-            x2 = S.slice(x, [1], [rot], axes=[3], steps=[2])
-        else:
-            x1 = S.slice(x, [0], [half], axes=[3])
-            x2 = S.slice(x, [half], [rot], axes=[3])
-        real = N.sub(N.mul(x1, cos), N.mul(x2, sin))
-        imag = N.add(N.mul(x1, sin), N.mul(x2, cos))
-        if interleaved:
-            pair = [batch, seq, heads, half, 1]
-            out = N.reshape(S.concat([N.reshape(real, pair), N.reshape(imag, pair)], axis=4),
-                            [batch, seq, heads, rot])
-        else:
-            out = S.concat([real, imag], axis=3)
-        if rot < head:
-            out = S.concat([out, S.slice(x, [rot], [head], axes=[3])], axis=3)
-        if len(dims) == 3:
-            return N.reshape(out, [batch, seq, heads * head])
-        return S.transpose(out, [0, 2, 1, 3])
+        return S.rotary_embedding(T(imp, x, node), T(imp, cos, node), T(imp, sin, node),
+                                  None if pos is None else T(imp, pos, node),
+                                  interleaved=attr(node, "interleaved", 0),
+                                  rotary_embedding_dim=attr(node, "rotary_embedding_dim", 0),
+                                  num_heads=attr(node, "num_heads", 0))
 
 
 # ---- Einsum ------------------------------------------------------------------------

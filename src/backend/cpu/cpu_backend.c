@@ -72,7 +72,7 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_SCATTER_ND] = {kiln_cpu_scatter_nd, kiln_cpu_scatter_supports, false},
     [KILN_OP_SCATTER_ELEMENTS] = {kiln_cpu_scatter_elements, kiln_cpu_scatter_supports, false},
     [KILN_OP_TOPK]       = {kiln_cpu_topk, kiln_cpu_topk_supports, false},
-    [KILN_OP_RESERVED_27] = {NULL, NULL, false},   /* rotary_embedding's number (another branch) */
+    [KILN_OP_ROTARY_EMBEDDING] = {kiln_cpu_rotary_embedding, kiln_cpu_rotary_supports, false},
     [KILN_OP_CONV]       = {kiln_cpu_conv, kiln_cpu_conv_supports, false},
     [KILN_OP_CONV_TRANSPOSE] = {kiln_cpu_conv_transpose, kiln_cpu_conv_supports, false},
 };

@@ -93,6 +93,10 @@ bool        kiln_cpu_scatter_supports(const kiln_layer_launch *l);
 /* TOPK along l->axis: outputs values, indices (int64); attrs largest, sorted, k. */
 kiln_status kiln_cpu_topk(const kiln_layer_launch *l);
 bool        kiln_cpu_topk_supports(const kiln_layer_launch *l);
+/* ROTARY_EMBEDDING (cpu_rotary.c): x, cos_cache, sin_cache, optional position_ids; attrs interleaved,
+ * rotary_embedding_dim, num_heads.  A position id out of range fails the run. */
+kiln_status kiln_cpu_rotary_embedding(const kiln_layer_launch *l);
+bool        kiln_cpu_rotary_supports(const kiln_layer_launch *l);
 /* CONV: x, w, optional bias; attrs group, strides, dilations, pads (cpu_conv.c: im2col + matmul). */
 kiln_status kiln_cpu_conv(const kiln_layer_launch *l);
 bool        kiln_cpu_conv_supports(const kiln_layer_launch *l);

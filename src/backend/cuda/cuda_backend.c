@@ -207,6 +207,7 @@ KERNEL_ON_CURRENT_DEVICE(scatter_nd)
 KERNEL_ON_CURRENT_DEVICE(scatter_elements)
 KERNEL_ON_CURRENT_DEVICE(compare)
 KERNEL_ON_CURRENT_DEVICE(topk)
+KERNEL_ON_CURRENT_DEVICE(rotary)
 KERNEL_ON_CURRENT_DEVICE(conv)
 KERNEL_ON_CURRENT_DEVICE(conv_transpose)
 #undef KERNEL_ON_CURRENT_DEVICE
@@ -252,7 +253,7 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_SCATTER_ND] = {run_scatter_nd, kiln_cuda_scatter_supports, 3},
     [KILN_OP_SCATTER_ELEMENTS] = {run_scatter_elements, kiln_cuda_scatter_supports, 3},
     [KILN_OP_TOPK]       = {run_topk, kiln_cuda_topk_supports, 1},
-    [KILN_OP_RESERVED_27] = {NULL, NULL, 0},   /* rotary_embedding's number (another branch) */
+    [KILN_OP_ROTARY_EMBEDDING] = {run_rotary, kiln_cuda_rotary_supports, 4},   /* or 3: position_ids optional */
     [KILN_OP_CONV]       = {run_conv, kiln_cuda_conv_supports, 3},   /* or 2: the bias is optional */
     [KILN_OP_CONV_TRANSPOSE] = {run_conv_transpose, kiln_cuda_conv_supports, 3},   /* ditto */
 };
@@ -263,6 +264,7 @@ static const cuda_op *cuda_op_for(const kiln_layer_launch *l) {
     const cuda_op *op = &cuda_ops[l->op];
     bool inputs_ok = op->inputs >= 0 ? l->input_count == op->inputs
                                      : l->input_count >= 1 && l->input_count <= KILN_OP_MAX_INPUTS;
+    if (l->op == KILN_OP_ROTARY_EMBEDDING) inputs_ok = l->input_count == 3 || l->input_count == 4;
     if (l->op == KILN_OP_CONV || l->op == KILN_OP_CONV_TRANSPOSE) inputs_ok = l->input_count == 2 || l->input_count == 3;   /* bias optional */
     if (!inputs_ok || l->output_count != kiln_op_list_outputs(l->op) || !l->inputs || !l->outputs) return NULL;
     return op;
@@ -280,6 +282,10 @@ static kiln_status cuda_run_layer(int32_t device, const kiln_layer_launch *l, vo
         if (l->op >= KILN_OP_COUNT || !cuda_ops[l->op].run)
             return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED, "cuda: run_layer: op %s is not a built-in layer",
                                   kiln_op_list_name(l->op));
+        if (l->op == KILN_OP_ROTARY_EMBEDDING)   /* position_ids, its last input, is optional */
+            return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants 3 or 4 inputs and %d output(s), got %d "
+                                  "and %d", kiln_op_list_name(l->op), kiln_op_list_outputs(l->op),
+                                  (int)l->input_count, (int)l->output_count);
         return kiln_cuda_fail(KILN_ERROR_INVALID_ARGUMENT, "cuda: %s: wants %d inputs and %d output(s), got %d and %d",
                               kiln_op_list_name(l->op), (int)cuda_ops[l->op].inputs, kiln_op_list_outputs(l->op),
                               (int)l->input_count, (int)l->output_count);

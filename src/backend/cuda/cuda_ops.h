@@ -85,6 +85,9 @@ bool        kiln_cuda_where_supports(const kiln_layer_launch *l);
  * memory, longer ones in k block-wide passes). */
 kiln_status kiln_cuda_topk_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
+/* ROTARY_EMBEDDING (rotary.cu): x, cos_cache, sin_cache, optional position_ids (a bad one reads zero rows). */
+kiln_status kiln_cuda_rotary_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_rotary_supports(const kiln_layer_launch *l);
 /* CONV (conv.cu): x, w, optional bias; a direct kernel, float32 sums. */
 kiln_status kiln_cuda_conv_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_conv_supports(const kiln_layer_launch *l);
@@ -95,13 +98,12 @@ kiln_status kiln_cuda_conv_transpose_run(const kiln_layer_launch *l, cudaStream_
  * run (PyTorch leaks its handles for the same reason). */
 kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_matmul_supports(const kiln_layer_launch *l);
-/* The few-row product against a transposed weight (gemv.cu), which the
- * matmul takes instead of cuBLAS when it fits: y [M, N] = x [M, K] · w [N, K]ᵀ,
- * all three contiguous, 1 <= M <= KC_GEMV_MAX_M. */
-#define KC_GEMV_MAX_M 4
+/* The one-row product against a transposed weight (gemv.cu), which the
+ * matmul takes instead of cuBLAS when it fits: y [1, N] = x [1, K] · w [N, K]ᵀ,
+ * all three contiguous and 16-byte aligned, K a whole number of 16-byte vectors. */
 bool        kiln_cuda_gemv_nt_fits(kiln_dtype dt, const void *x, const void *w, const void *y, int64_t M, int64_t N,
                                    int64_t K);
-kiln_status kiln_cuda_gemv_nt(kiln_dtype dt, const void *x, const void *w, void *y, int64_t M, int64_t N, int64_t K,
+kiln_status kiln_cuda_gemv_nt(kiln_dtype dt, const void *x, const void *w, void *y, int64_t N, int64_t K,
                               cudaStream_t stream);
 
 /* Element size, local to this module: libkiln-cuda.so must not call into

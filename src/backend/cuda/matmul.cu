@@ -22,9 +22,9 @@
  * float32 is computed in true float32 (CUBLAS_COMPUTE_32F, no TF32), so
  * results track the CPU backend; f16/bf16 accumulate in float.
  *
- * One case skips cuBLAS: at most KC_GEMV_MAX_M rows against one weight
- * stored transposed (x @ W.T, nn.Linear's layout) go to gemv.cu, which is
- * faster at the bandwidth-bound shapes of a language model's decode step.
+ * One case skips cuBLAS: one row against one weight stored transposed
+ * (x @ W.T, nn.Linear's layout) goes to gemv.cu, which is faster at the
+ * bandwidth-bound shapes of a language model's decode step.
  *
  * Handles: one cuBLAS handle per (device, stream), created on first use and
  * kept.  A handle owns a workspace that its kernels use; sharing one handle
@@ -226,12 +226,11 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
     int64_t outer = 1;
     for (int32_t i = 1; i < bt.rank; i++) outer *= bt.dims[i];
 
-    /* A few rows against one transposed weight (a decode step's
-     * projections, x @ W.T): gemv.cu's kernel reads W at the copy bandwidth,
-     * where cuBLAS's kernels for these shapes do not. */
+    /* One row against one transposed weight (a batch-1 decode step's
+     * projections, x @ W.T): gemv.cu's kernel reads W faster than cuBLAS. */
     if (tb && !ta && inner == 1 && outer == 1 && kc_gemv_enabled() &&
         kiln_cuda_gemv_nt_fits(c->dtype, a->data, b->data, c->data, gemm_m, N, K))
-        return kiln_cuda_gemv_nt(c->dtype, a->data, b->data, c->data, gemm_m, N, K, stream);
+        return kiln_cuda_gemv_nt(c->dtype, a->data, b->data, c->data, N, K, stream);
 
     const float alpha = 1.0f, beta = 0.0f;
     /* Column-major operands (see the top): b, then a, each as stored. */

@@ -133,15 +133,91 @@ kc_arg_reduce(const T *__restrict__ in, int64_t *__restrict__ out, kiln_reduce_v
     }
 }
 
-/* A few long rows (logits at a small batch) get 1024 threads each; many
- * rows, 256. */
+/* Few long float rows (logits at a small batch: one row of 128k at batch
+ * 1) would leave all but one SM idle with a block per row.  Instead a row is
+ * cut into chunks of KC_ARG_CHUNK elements, a block each, and the blocks meet
+ * in the row's int64 output itself: each folds its best (value, index) into
+ * one 64-bit key and atomicMax's it there; a last pass turns keys back into
+ * indices.  A key is the value's bits mapped to an unsigned order (-0 as +0,
+ * negated for argmin, NaN above everything: NaN wins, as kc_arg_better
+ * says) over the complement of the index, so that equal values give the lower
+ * index.  Keys start at 0, below every real key (its low word, ~index, is at
+ * least 2^31 for the counts that come here). */
+#define KC_ARG_CHUNK 4096
+
+__device__ __forceinline__ unsigned long long kc_arg_key(float x, int64_t k, bool max) {
+    uint32_t order;
+    if (x != x) {
+        order = 0xffffffffu;
+    } else {
+        uint32_t u = x == 0.0f ? 0u : __float_as_uint(x);
+        order = (u & 0x80000000u) ? ~u : (u | 0x80000000u);   /* -inf .. +inf in [0x007fffff, 0xff800000] */
+        if (!max) order = ~order;                              /* the same range, reversed */
+    }
+    return ((unsigned long long)order << 32) | (0xffffffffu - (uint32_t)k);
+}
+
+__global__ void kc_arg_keys_init(unsigned long long *keys, int64_t n) {
+    for (int64_t i = kc_thread_index(); i < n; i += kc_grid_stride()) keys[i] = 0;
+}
+
+__global__ void kc_arg_keys_finish(unsigned long long *keys, int64_t n) {
+    for (int64_t i = kc_thread_index(); i < n; i += kc_grid_stride())
+        ((int64_t *)keys)[i] = (int64_t)(0xffffffffu - (uint32_t)(keys[i] & 0xffffffffu));
+}
+
+template <typename T>
+__global__ void kc_arg_chunks(const T *__restrict__ in, unsigned long long *keys, kiln_reduce_view v, int64_t chunks,
+                              bool max) {
+    for (int64_t b = blockIdx.x; b < v.outputs * chunks; b += gridDim.x) {
+        int64_t o = b / chunks, lo = (b % chunks) * KC_ARG_CHUNK;
+        int64_t hi = lo + KC_ARG_CHUNK < v.count ? lo + KC_ARG_CHUNK : v.count;
+        int64_t base = kiln_reduce_base(&v, o);
+        unsigned long long best = 0;
+#pragma unroll 8
+        for (int64_t k = lo + threadIdx.x; k < hi; k += blockDim.x) {
+            unsigned long long key = kc_arg_key(kc_arg_load<float>(in, base + kiln_reduce_offset(&v, k)), k, max);
+            best = key > best ? key : best;
+        }
+        for (int off = 16; off > 0; off >>= 1) {
+            unsigned long long other = __shfl_down_sync(0xffffffffu, best, off);
+            best = other > best ? other : best;
+        }
+        if ((threadIdx.x & 31) == 0 && best) atomicMax(&keys[o], best);
+    }
+}
+
+/* The chunked launch for float rows (V = float); false for integer rows,
+ * which keep a block per row. */
+template <typename T>
+static bool kc_arg_chunked(const T *in, int64_t *out, const kiln_reduce_view &v, bool max, cudaStream_t s, float) {
+    if (v.count > 0x7fffffff) return false;
+    unsigned long long *keys = (unsigned long long *)out;
+    int64_t chunks = (v.count + KC_ARG_CHUNK - 1) / KC_ARG_CHUNK;
+    int64_t blocks = v.outputs * chunks;
+    kc_arg_keys_init<<<1, KC_THREADS, 0, s>>>(keys, v.outputs);
+    kc_arg_chunks<T><<<(unsigned)(blocks < 65536 ? blocks : 65536), KC_THREADS, 0, s>>>(in, keys, v, chunks, max);
+    kc_arg_keys_finish<<<1, KC_THREADS, 0, s>>>(keys, v.outputs);
+    return true;
+}
+template <typename T>
+static bool kc_arg_chunked(const T *, int64_t *, const kiln_reduce_view &, bool, cudaStream_t, int64_t) {
+    return false;
+}
+
+/* A few long rows: chunks (float rows, above) or 1024 threads a row; many
+ * rows, 256 threads a row. */
 template <typename T, typename V>
 static void kc_arg_launch(const T *in, int64_t *out, const kiln_reduce_view &v, unsigned grid, bool max,
                           cudaStream_t s) {
-    if (v.outputs <= 256 && v.count >= 8192)
+    bool few_long = v.outputs <= 256 && v.count >= 8192;
+    if (few_long && kc_arg_chunked(in, out, v, max, s, (V)0)) {
+        /* launched */
+    } else if (few_long) {
         kc_arg_reduce<T, V, 1024><<<grid, 1024, 0, s>>>(in, out, v, max);
-    else
+    } else {
         kc_arg_reduce<T, V, KC_THREADS><<<grid, KC_THREADS, 0, s>>>(in, out, v, max);
+    }
 }
 
 template <typename T>
