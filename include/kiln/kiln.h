@@ -595,6 +595,18 @@ typedef enum kiln_layer_op {
                                          0) — become (x1·cos − x2·sin, x1·sin + x2·cos); the other D − R pass
                                          unchanged.  Output shaped like x; float32, float16, bfloat16 (computed
                                          in float32) */
+    KILN_LAYER_CONV             = 68,  /* inputs x [N, C, D1..Dk] (k = 1, 2, 3 spatial axes), w [M, C/group, K1..Kk],
+                                         and optionally bias [M]; "strides", "dilations" (INTS, k entries >= 1,
+                                         required), "pads" (EXPRS: k begins then k ends, >= 0; default 0),
+                                         "group" (INT >= 1 dividing C and M, default 1): ONNX Conv / torch
+                                         conv1d..conv3d (cross-correlation); out [N, M, O1..Ok] with
+                                         Oi = floor((Di + pads - dilation*(Ki-1) - 1) / stride) + 1.
+                                         float32, float16, bfloat16 (sums in float32) */
+    KILN_LAYER_CONV_TRANSPOSE   = 69,  /* inputs x [N, C, D1..Dk], w [C, M/group, K1..Kk], optionally bias [M];
+                                         attributes as conv's, but "pads" may be negative: a negative end pad
+                                         extends the output (ONNX's output_padding): ONNX ConvTranspose / torch
+                                         conv_transpose1d..3d; out [N, M, O1..Ok] with Oi = stride·(Di-1) +
+                                         dilation·(Ki-1) + 1 - pads.  float32, float16, bfloat16 */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

@@ -1,5 +1,5 @@
 """Layers with attributes: moving data (transpose, slice, concat, expand),
-reductions, softmax, normalization, where, rotary embedding and top-k.
+reductions, softmax, normalization, where, rotary embedding, top-k and convolution.
 
 Each function adds one built-in layer through the op table
 (kiln_network_add_layer), so the shape rules, checks and error messages are
@@ -232,6 +232,76 @@ def topk(x, k, axis=-1, largest=True, sorted=True):   # noqa: A002 (torch's and 
         raise TypeError("topk: k must be an integer or a SymDim, not a bool")
     return _layer("topk", [x], {"k": [_expr(x._network.exprs, k, "topk k")], "axis": int(axis),
                                 "largest": int(bool(largest)), "sorted": int(bool(sorted))})
+
+
+def _per_axis(value, k, what):
+    """An int for every one of k spatial axes, or a list of k ints; what
+    names the op and the argument ("conv_transpose: strides")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value] * k
+    values = [int(v) for v in value]
+    if len(values) != k:
+        raise ValueError(f"{what} has {len(values)} entries; the input has {k} spatial axes")
+    return values
+
+
+def conv(x, w, bias=None, *, strides=None, pads=None, dilations=None, group=1):
+    """Convolution (cross-correlation) over the 1 to 3 spatial axes of
+    x [N, C, D1..Dk] with w [M, C/group, K1..Kk] and an optional bias [M]:
+    ONNX Conv, torch.nn.functional.conv1d/2d/3d.  strides, dilations: an int
+    or one per spatial axis (default 1).  pads: an int, one per axis (both
+    sides, torch's padding=) or 2k entries, the k begins then the k ends
+    (ONNX's order); ints or SymDims, >= 0.  group divides C and M
+    (group == C == M: depthwise).  float32, float16, bfloat16; sums in
+    float32.  Output [N, M, O1..Ok], Oi = (Di + pads - dilation·(Ki-1) - 1)
+    // stride + 1."""
+    _, strides, pads, dilations = _conv_args("conv", x, strides, pads, dilations, group)
+    return _conv_layer("conv", x, w, bias, strides, pads, dilations, group)
+
+
+def _conv_args(what, x, strides, pads, dilations, group):
+    k = len(x.shape) - 2
+    if k < 1 or k > 3:
+        raise ValueError(f"{what}: input of rank {len(x.shape)}; needs [N, C, D1..Dk] with 1 to 3 spatial axes")
+    strides = _per_axis(1 if strides is None else strides, k, f"{what}: strides")
+    dilations = _per_axis(1 if dilations is None else dilations, k, f"{what}: dilations")
+    if pads is None:
+        pads = [0] * (2 * k)
+    elif isinstance(pads, (int, SymDim)) and not isinstance(pads, bool):
+        pads = [pads] * (2 * k)
+    else:
+        pads = list(pads)
+        if len(pads) == k:
+            pads = pads + pads
+        elif len(pads) != 2 * k:
+            raise ValueError(f"{what}: pads has {len(pads)} entries; needs {k} (both sides) or {2 * k} (begins, "
+                             "then ends)")
+    if isinstance(group, bool) or not isinstance(group, int):
+        raise TypeError(f"{what}: group must be an int, not {type(group).__name__}")
+    return k, strides, pads, dilations
+
+
+def _conv_layer(op, x, w, bias, strides, pads, dilations, group):
+    pool = x._network.exprs
+    inputs = [x, w] if bias is None else [x, w, bias]
+    return _layer(op, inputs, {"strides": strides, "dilations": dilations, "group": group,
+                               "pads": [_expr(pool, p, f"{op} pad") for p in pads]})
+
+
+def conv_transpose(x, w, bias=None, *, strides=None, pads=None, dilations=None, group=1, output_padding=None):
+    """Transposed convolution (the gradient of conv with respect to its
+    input) of x [N, C, D1..Dk] with w [C, M/group, K1..Kk] and an optional
+    bias [M]: ONNX ConvTranspose, torch.nn.functional.conv_transpose1d/2d/3d.
+    strides, dilations, pads as conv's (pads crop the full output);
+    output_padding (an int or one per axis, default 0) adds positions at
+    the end of each axis.  Output [N, M, O1..Ok], Oi = stride·(Di-1) +
+    dilation·(Ki-1) + 1 - pads + output_padding.  float32, float16,
+    bfloat16; sums in float32."""
+    k, strides, pads, dilations = _conv_args("conv_transpose", x, strides, pads, dilations, group)
+    extra = _per_axis(0 if output_padding is None else output_padding, k, "conv_transpose: output_padding")
+    # The layer has no output_padding: a negative end pad is the same thing.
+    pads = pads[:k] + [p - e for p, e in zip(pads[k:], extra)]
+    return _conv_layer("conv_transpose", x, w, bias, strides, pads, dilations, group)
 
 
 def where(cond, a, b):

@@ -53,6 +53,14 @@ typedef enum kiln_op {
                                        position_ids [B,S], the optional 4th input; [B,S,R/2] without); ints:
                                        interleaved (0/1), rotary_embedding_dim (0: R = D), num_heads (3-D x);
                                        output shaped like x (ONNX RotaryEmbedding) */
+    KILN_OP_CONV             = 28,  /* inputs x [N, C, D1..Dk] (k = 1..3), w [M, C/group, K1..Kk], optional bias [M];
+                                       ints: group, strides (k), dilations (k); exprs: pads (k begins, then k
+                                       ends); output [N, M, O1..Ok], Oi = floor((Di + pad_bi + pad_ei -
+                                       dil_i*(Ki-1) - 1) / stride_i) + 1 (ONNX Conv) */
+    KILN_OP_CONV_TRANSPOSE   = 29,  /* inputs x [N, C, D1..Dk], w [C, M/group, K1..Kk], optional bias [M]; lists as
+                                       CONV's, the pads possibly negative; output [N, M, O1..Ok], Oi =
+                                       stride_i*(Di-1) + dil_i*(Ki-1) + 1 - pad_bi - pad_ei (ONNX ConvTranspose;
+                                       a negative end pad is its output_padding) */
     KILN_OP_COUNT
 } kiln_op;
 

@@ -169,6 +169,9 @@ static kiln_status add_layer(kiln_network *net, const char *api, kiln_layer_op o
             return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s takes 3 or 4 inputs (x, cos_cache, sin_cache, "
                               "optional position_ids), got %d", api, name,
                               (int)(inputs || !input_count ? input_count : 0));
+        if (row->op == KILN_OP_CONV || row->op == KILN_OP_CONV_TRANSPOSE)
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s takes 2 or 3 inputs (x, w, optional bias), got %d",
+                              api, name, (int)(inputs || !input_count ? input_count : 0));
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s takes %d inputs, got %d", api, name, (int)arity,
                           (int)(inputs || !input_count ? input_count : 0));
     }

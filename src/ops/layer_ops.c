@@ -10,11 +10,12 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 1,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 1 + 2,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
                "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
-               "reduce_scatter, scatter_nd, scatter_elements, topk, rotary_embedding");
+               "reduce_scatter, scatter_nd, scatter_elements, topk, rotary_embedding, "
+               "conv, conv_transpose");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
@@ -90,6 +91,17 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
                                      {ATTR("interleaved", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
                                       ATTR("rotary_embedding_dim", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
                                       ATTR("num_heads", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0)}},
+    /* ints: group, then strides and dilations (so both are required: an
+     * absent one would leave the other's entries ambiguous); exprs: pads. */
+    [KILN_LAYER_CONV] = {KILN_OP_CONV, 0, 4, {ATTR("group", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0),
+                                              ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                                              ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                                              ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
+    [KILN_LAYER_CONV_TRANSPOSE] = {KILN_OP_CONV_TRANSPOSE, 0, 4,
+                                   {ATTR("group", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 1, 0),
+                                    ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                                    ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                                    ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -233,6 +245,16 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
             put_exprs(out, size, &len, desc->exprs, "k", a->exprs, 1);
             put(out, size, &len, " axis %lld largest %lld sorted %lld", (long long)layer->axis, (long long)a->ints[0],
                 (long long)a->ints[1]);
+        }
+        return;
+    case KILN_OP_CONV:
+    case KILN_OP_CONV_TRANSPOSE:   /* "group 1 strides [1, 1] dilations [1, 1] pads [0, 0, 0, 0]" */
+        if (a->int_count >= 1 && a->int_count % 2 == 1) {
+            int32_t k = (a->int_count - 1) / 2;
+            put(out, size, &len, "group %lld", (long long)a->ints[0]);
+            put_ints(out, size, &len, "strides", a->ints + 1, k);
+            put_ints(out, size, &len, "dilations", a->ints + 1 + k, k);
+            put_exprs(out, size, &len, desc->exprs, "pads", a->exprs, a->expr_count);
         }
         return;
     case KILN_OP_PAD: {   /* ints: the value's bits, then the mode (absent in older engines: constant) */

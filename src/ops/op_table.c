@@ -1175,6 +1175,245 @@ static kiln_status infer_rotary_embedding(const kiln_op_call *c, kiln_dtype *dty
     return KILN_OK;
 }
 
+/* ---- convolution ------------------------------------------------------------ */
+
+/* e >= 1: refused at once when a constant, else a run-time check. */
+static kiln_status conv_positive(const kiln_op_call *c, const char *what, kiln_expr e, const char *thing,
+                                 int32_t axis) {
+    kiln_exprs *p = c->pool;
+    int64_t v;
+    if (e < 0) return no_memory();
+    if (kiln_expr_is_const(p, e, &v)) {
+        if (v >= 1) return KILN_OK;
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s' and '%s': %s of spatial axis %d is %lld, not >= 1",
+                          what, c->labels[0], c->labels[1], thing, (int)axis, (long long)v);
+    }
+    return report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, 0), e),
+                        "%s of '%s' and '%s': %s of spatial axis %d is below 1", what, c->labels[0], c->labels[1],
+                        thing, (int)axis);
+}
+
+/* a == b: nothing when they fold equal, an error when both are constants
+ * and differ, else a run-time check. */
+static kiln_status conv_equal(const kiln_op_call *c, const char *op, kiln_expr a, kiln_expr b, const char *what) {
+    kiln_exprs *p = c->pool;
+    int64_t va, vb;
+    if (a < 0 || b < 0) return no_memory();
+    if (a == b) return KILN_OK;
+    if (kiln_expr_is_const(p, a, &va) && kiln_expr_is_const(p, b, &vb)) {
+        if (va == vb) return KILN_OK;
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s' and '%s': %s (%lld vs %lld)", op, c->labels[0],
+                          c->labels[1], what, (long long)va, (long long)vb);
+    }
+    return report_check(c, kiln_expr_binary(p, KILN_EXPR_EQ, a, b), "%s of '%s' and '%s': %s", op, c->labels[0],
+                        c->labels[1], what);
+}
+
+/* What CONV and CONV_TRANSPOSE share: dtypes, ranks, and the attribute
+ * lists (ints: group, strides, dilations; exprs: k begin pads, then k end
+ * pads).  The pads are filled with zeros when left out (the canonical form
+ * lists them).  Group, strides and dilations are bounded, and so are the
+ * pads (a run-time check when symbolic), so that the kernels' index
+ * arithmetic cannot overflow whatever an engine file says.  A convolution's
+ * pads are >= 0; a transposed one's may be negative (a negative pad grows
+ * the output: ONNX's output_padding and output_shape). */
+#define CONV_BOUND INT32_MAX
+static kiln_status conv_common(const kiln_op_call *c, bool transposed) {
+    const char *what = transposed ? "conv_transpose" : "conv";
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *x = &c->shapes[0], *w = &c->shapes[1];
+    kiln_layer_attrs *a = c->attrs;
+    const char *xl = c->labels[0], *wl = c->labels[1];
+    kiln_dtype dt = c->dtypes[0];
+    if (!kiln_dtype_is_float(dt))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not supported (float32, float16, "
+                          "bfloat16)", what, xl, kiln_dtype_name(dt) ? kiln_dtype_name(dt) : "?");
+    for (int32_t i = 1; i < c->input_count; i++)
+        if (c->dtypes[i] != dt)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s '%s' is %s, not %s like the input", what, xl,
+                              i == 1 ? "weight" : "bias", c->labels[i],
+                              kiln_dtype_name(c->dtypes[i]) ? kiln_dtype_name(c->dtypes[i]) : "?",
+                              kiln_dtype_name(dt));
+    if (x->rank < 3 || x->rank > 5)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': input rank %d; needs [N, C, D1..Dk] with 1 to 3 "
+                          "spatial axes (rank 3 to 5)", what, xl, (int)x->rank);
+    if (w->rank != x->rank)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': weight '%s' has rank %d; needs %d (%s)", what, xl,
+                          wl, (int)w->rank, (int)x->rank, transposed ? "[C, M/group, K1..Kk]" : "[M, C/group, K1..Kk]");
+    const int32_t k = x->rank - 2;
+    if (a->int_count != 1 + 2 * k || (a->expr_count != 0 && a->expr_count != 2 * k))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s' (%d spatial axes): needs group, %d strides, %d "
+                          "dilations and %d pads; got %d integers and %d pads", what, xl, (int)k, (int)k, (int)k,
+                          (int)(2 * k), (int)a->int_count, (int)a->expr_count);
+    if (a->expr_count == 0) {
+        for (int32_t i = 0; i < 2 * k; i++) a->exprs[i] = kiln_expr_const(p, 0);
+        a->expr_count = 2 * k;
+    }
+    const int64_t group = a->ints[0];
+    if (group < 1 || group > CONV_BOUND)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': group %lld is not in [1, %d]", what, xl,
+                          (long long)group, CONV_BOUND);
+    for (int32_t i = 0; i < k; i++) {
+        if (a->ints[1 + i] < 1 || a->ints[1 + i] > CONV_BOUND)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': stride %lld of spatial axis %d is not in "
+                              "[1, %d]", what, xl, (long long)a->ints[1 + i], (int)i, CONV_BOUND);
+        if (a->ints[1 + k + i] < 1 || a->ints[1 + k + i] > CONV_BOUND)
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dilation %lld of spatial axis %d is not in "
+                              "[1, %d]", what, xl, (long long)a->ints[1 + k + i], (int)i, CONV_BOUND);
+    }
+    const int64_t lo = transposed ? -(int64_t)CONV_BOUND : 0;
+    for (int32_t i = 0; i < 2 * k; i++) {
+        kiln_expr e = a->exprs[i];
+        int64_t v;
+        const char *side = i < k ? "begin" : "end";
+        if (!kiln_exprs_valid(p, e))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s of '%s': pad %d is an invalid expression", what, xl,
+                              (int)i);
+        if (kiln_expr_is_const(p, e, &v)) {
+            if (v < lo || v > CONV_BOUND)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s pad of spatial axis %d is %lld, not "
+                                  "in [%lld, %d]", what, xl, side, (int)(i % k), (long long)v, (long long)lo,
+                                  CONV_BOUND);
+            continue;
+        }
+        kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, lo - 1), e),
+                                      "%s of '%s': %s pad of spatial axis %d is below %lld", what, xl, side,
+                                      (int)(i % k), (long long)lo);
+        if (!st)
+            st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, e, kiln_expr_const(p, (int64_t)CONV_BOUND + 1)),
+                              "%s of '%s': %s pad of spatial axis %d is above %d", what, xl, side, (int)(i % k),
+                              CONV_BOUND);
+        if (st) return st;
+    }
+    return KILN_OK;
+}
+
+/* A bias, when given, is [m]. */
+static kiln_status conv_bias(const kiln_op_call *c, const char *what, kiln_expr m) {
+    if (c->input_count != 3) return KILN_OK;
+    const kiln_shape_expr *b = &c->shapes[2];
+    if (b->rank != 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': bias '%s' has rank %d; needs [M]", what,
+                          c->labels[0], c->labels[2], (int)b->rank);
+    return conv_equal(c, what, b->dims[0], m, "the bias length must equal the output channels");
+}
+
+/* The dilated kernel's extent, dilation·(K-1) + 1, after checking K >= 1. */
+static kiln_status conv_span(const kiln_op_call *c, const char *what, int32_t i, kiln_expr *span) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *w = &c->shapes[1];
+    const int32_t k = w->rank - 2;
+    kiln_expr kk = w->dims[2 + i], one = kiln_expr_const(p, 1);
+    kiln_status st = conv_positive(c, what, kk, "the kernel size", i);
+    if (st) return st;
+    *span = kiln_expr_binary(p, KILN_EXPR_ADD, kiln_expr_binary(p, KILN_EXPR_MUL, kiln_expr_const(p, c->attrs->ints[1 + k + i]),
+                                                                kiln_expr_binary(p, KILN_EXPR_SUB, kk, one)), one);
+    return *span < 0 ? no_memory() : KILN_OK;
+}
+
+/* CONV (ONNX Conv): x [N, C, D1..Dk], w [M, C/group, K1..Kk], bias [M]
+ * (optional third input); attribute lists as conv_common.  Output
+ * [N, M, O1..Ok], Oi = (Di + pads - span) // stride + 1.  Pads are
+ * expressions so that an importer can resolve SAME padding on symbolic
+ * sizes. */
+static kiln_status infer_conv(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *x = &c->shapes[0], *w = &c->shapes[1];
+    kiln_status st = conv_common(c, false);
+    if (st) return st;
+    const kiln_layer_attrs *a = c->attrs;
+    const char *xl = c->labels[0], *wl = c->labels[1];
+    const int32_t k = x->rank - 2;
+    const int64_t group = a->ints[0];
+    /* Channels: C = (C/group)·group, and group divides M. */
+    kiln_expr g = kiln_expr_const(p, group), m = w->dims[0];
+    char what[160];
+    snprintf(what, sizeof what, "input channels must equal the weight's channels per group times group %lld",
+             (long long)group);
+    st = conv_equal(c, "conv", x->dims[1], kiln_expr_binary(p, KILN_EXPR_MUL, w->dims[1], g), what);
+    if (st) return st;
+    snprintf(what, sizeof what, "group %lld must divide the weight's output channels", (long long)group);
+    st = conv_equal(c, "conv", kiln_expr_binary(p, KILN_EXPR_MUL, kiln_expr_binary(p, KILN_EXPR_FLOORDIV, m, g), g), m,
+                    what);
+    if (!st) st = conv_bias(c, "conv", m);
+    if (st) return st;
+    shape->rank = x->rank;
+    shape->dims[0] = x->dims[0];
+    shape->dims[1] = m;
+    kiln_expr one = kiln_expr_const(p, 1);
+    for (int32_t i = 0; i < k; i++) {
+        kiln_expr span;
+        st = conv_span(c, "conv", i, &span);
+        if (st) return st;
+        kiln_expr padded = kiln_expr_binary(p, KILN_EXPR_ADD, x->dims[2 + i],
+                                            kiln_expr_binary(p, KILN_EXPR_ADD, a->exprs[i], a->exprs[k + i]));
+        kiln_expr room = kiln_expr_binary(p, KILN_EXPR_SUB, padded, span);   /* >= 0: at least one output */
+        int64_t vroom, vpadded, vspan;
+        if (room < 0) return no_memory();
+        if (kiln_expr_is_const(p, room, &vroom) && vroom < 0) {
+            char sp[128] = "?", ss[128] = "?";
+            if (kiln_expr_is_const(p, padded, &vpadded)) snprintf(sp, sizeof sp, "%lld", (long long)vpadded);
+            if (kiln_expr_is_const(p, span, &vspan)) snprintf(ss, sizeof ss, "%lld", (long long)vspan);
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "conv of '%s' and '%s': spatial axis %d is %s long padded, "
+                              "shorter than the dilated kernel (%s)", xl, wl, (int)i, sp, ss);
+        }
+        st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), room),
+                          "conv of '%s' and '%s': spatial axis %d, padded, is shorter than the dilated kernel", xl,
+                          wl, (int)i);
+        if (st) return st;
+        shape->dims[2 + i] = kiln_expr_binary(p, KILN_EXPR_ADD, kiln_expr_binary(p, KILN_EXPR_FLOORDIV, room,
+                                              kiln_expr_const(p, a->ints[1 + i])), one);
+        if (shape->dims[2 + i] < 0) return no_memory();
+    }
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
+/* CONV_TRANSPOSE (ONNX ConvTranspose): x [N, C, D1..Dk], w [C, M/group,
+ * K1..Kk], bias [M]; attribute lists as conv_common, the pads possibly
+ * negative.  Output [N, M, O1..Ok], Oi = stride·(Di-1) + span - pads:
+ * the full transposed convolution, cropped by the pads (a negative end pad
+ * is ONNX's output_padding). */
+static kiln_status infer_conv_transpose(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *x = &c->shapes[0], *w = &c->shapes[1];
+    kiln_status st = conv_common(c, true);
+    if (st) return st;
+    const kiln_layer_attrs *a = c->attrs;
+    const int32_t k = x->rank - 2;
+    const int64_t group = a->ints[0];
+    kiln_expr g = kiln_expr_const(p, group), cin = x->dims[1];
+    st = conv_equal(c, "conv_transpose", w->dims[0], cin, "the weight's first axis must equal the input channels");
+    if (st) return st;
+    char what[160];
+    snprintf(what, sizeof what, "group %lld must divide the input channels", (long long)group);
+    st = conv_equal(c, "conv_transpose",
+                    kiln_expr_binary(p, KILN_EXPR_MUL, kiln_expr_binary(p, KILN_EXPR_FLOORDIV, cin, g), g), cin, what);
+    if (st) return st;
+    kiln_expr m = kiln_expr_binary(p, KILN_EXPR_MUL, w->dims[1], g);
+    st = conv_bias(c, "conv_transpose", m);
+    if (st) return st;
+    shape->rank = x->rank;
+    shape->dims[0] = x->dims[0];
+    shape->dims[1] = m;
+    kiln_expr one = kiln_expr_const(p, 1);
+    for (int32_t i = 0; i < k; i++) {
+        kiln_expr span;
+        st = conv_span(c, "conv_transpose", i, &span);
+        if (st) return st;
+        kiln_expr full = kiln_expr_binary(p, KILN_EXPR_ADD, kiln_expr_binary(p, KILN_EXPR_MUL,
+                                          kiln_expr_const(p, a->ints[1 + i]),
+                                          kiln_expr_binary(p, KILN_EXPR_SUB, x->dims[2 + i], one)), span);
+        kiln_expr out = kiln_expr_binary(p, KILN_EXPR_SUB, full,
+                                         kiln_expr_binary(p, KILN_EXPR_ADD, a->exprs[i], a->exprs[k + i]));
+        st = conv_positive(c, "conv_transpose", out, "the output size (after the pads)", i);
+        if (st) return st;
+        shape->dims[2 + i] = out;
+    }
+    *dtype = c->dtypes[0];
+    return KILN_OK;
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 /* The output count of each row is op_list.h's (the one place it is written). */
@@ -1216,6 +1455,8 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_SCATTER_ELEMENTS] = {3, OUT(SCATTER_ELEMENTS), false, true, true, infer_scatter_elements, NULL},
     [KILN_OP_TOPK]       = {1, OUT(TOPK), false, true,  true,  infer_topk, topk_outputs},
     [KILN_OP_ROTARY_EMBEDDING] = {4, OUT(ROTARY_EMBEDDING), false, false, true, infer_rotary_embedding, NULL},
+    [KILN_OP_CONV]       = {3, OUT(CONV), false, false, true,  infer_conv, NULL},   /* the bias (input 2) optional */
+    [KILN_OP_CONV_TRANSPOSE] = {3, OUT(CONV_TRANSPOSE), false, false, true, infer_conv_transpose, NULL},   /* ditto */
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 
@@ -1235,6 +1476,8 @@ bool kiln_op_takes_inputs(int op, int32_t n) {
     if (!info) return false;
     /* ROTARY_EMBEDDING's last input, position_ids, may be left out. */
     if (op == KILN_OP_ROTARY_EMBEDDING) return n == info->input_count || n == info->input_count - 1;
+    /* The convolutions' last input, the bias, may be left out. */
+    if (op == KILN_OP_CONV || op == KILN_OP_CONV_TRANSPOSE) return n == info->input_count || n == info->input_count - 1;
     if (info->input_count >= 0) return n == info->input_count;
     return op == KILN_OP_PLUGIN ? n >= 0 && n <= KILN_PLUGIN_MAX_IO : n >= 1 && n <= KILN_OP_MAX_INPUTS;
 }

@@ -99,6 +99,16 @@ static void test_schemas(void) {
     CHECK_FAILS(kiln_layer_op_attr(KILN_LAYER_GATHER, 1, &name, NULL, NULL), KILN_ERROR_INVALID_ARGUMENT,
                 "gather has 1 attributes; 1 is out of range");
     CHECK_FAILS(kiln_layer_op_info(KILN_LAYER_OP_COUNT, NULL, NULL), KILN_ERROR_INVALID_ARGUMENT, "unknown op");
+    /* conv: 3 inputs at most (the bias optional), group then the required strides and dilations, then pads. */
+    CHECK_OK(kiln_layer_op_info(KILN_LAYER_CONV, &inputs, &attrs));
+    CHECK(inputs == 3 && attrs == 4);
+    static const char *const conv_attrs[4] = {"group", "strides", "dilations", "pads"};
+    static const int conv_required[4] = {0, 1, 1, 0};
+    for (int32_t k = 0; k < 4; k++) {
+        CHECK_OK(kiln_layer_op_attr(KILN_LAYER_CONV, k, &name, &kind, &required));
+        CHECK(strcmp(name, conv_attrs[k]) == 0 && required == conv_required[k]);
+    }
+    CHECK(strcmp(kiln_layer_op_name(KILN_LAYER_CONV), "conv") == 0);
 }
 
 /* One network, built twice: through the bespoke call (generic = 0) or through

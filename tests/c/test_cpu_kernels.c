@@ -1213,6 +1213,143 @@ static void test_topk(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* CONV, CONV_TRANSPOSE: im2col / col2im + matmul against a direct double sum */
+/* ------------------------------------------------------------------------ */
+
+typedef struct conv_case {
+    int     k;
+    int64_t x[5], w[5], stride[3], dil[3], pad[6], group;
+    int     bias;
+} conv_case;
+
+/* The direct definition, in double over the stored (rounded) inputs;
+ * out's shape in od. */
+static void conv_ref(const conv_case *c, int transposed, kiln_dtype dt, const void *x, const void *w,
+                     const void *b, const int64_t *od, double *out) {
+    int64_t in[3] = {1, 1, 1}, ker[3] = {1, 1, 1}, o3[3] = {1, 1, 1}, st[3] = {1, 1, 1}, dl[3] = {1, 1, 1},
+            pd[3] = {0, 0, 0};
+    for (int i = 0; i < c->k; i++) {
+        in[i] = c->x[2 + i];
+        ker[i] = c->w[2 + i];
+        o3[i] = od[2 + i];
+        st[i] = c->stride[i];
+        dl[i] = c->dil[i];
+        pd[i] = c->pad[i];
+    }
+    const int64_t C = c->x[1], M = od[1], cg = C / c->group, mg = M / c->group;
+    const int64_t plane = in[0] * in[1] * in[2], taps = ker[0] * ker[1] * ker[2];
+    int64_t e = 0;
+    for (int64_t n = 0; n < c->x[0]; n++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t a0 = 0; a0 < o3[0]; a0++)
+                for (int64_t a1 = 0; a1 < o3[1]; a1++)
+                    for (int64_t a2 = 0; a2 < o3[2]; a2++, e++) {
+                        const int64_t grp = m / mg, o[3] = {a0, a1, a2};
+                        double sum = b ? get_f(dt, b, m) : 0.0;
+                        for (int64_t ci = 0; ci < cg; ci++)
+                            for (int64_t t = 0; t < taps; t++) {
+                                const int64_t tp[3] = {t / (ker[1] * ker[2]), t / ker[2] % ker[1], t % ker[2]};
+                                int64_t at[3];
+                                int inside = 1;
+                                for (int i = 0; i < 3; i++) {
+                                    if (!transposed) {
+                                        at[i] = o[i] * st[i] + tp[i] * dl[i] - pd[i];
+                                    } else {
+                                        int64_t v = o[i] + pd[i] - tp[i] * dl[i];
+                                        at[i] = v >= 0 && v % st[i] == 0 ? v / st[i] : -1;
+                                    }
+                                    if (at[i] < 0 || at[i] >= in[i]) inside = 0;
+                                }
+                                if (!inside) continue;
+                                const int64_t ch = grp * cg + ci;
+                                const double xv = get_f(dt, x, (n * C + ch) * plane + (at[0] * in[1] + at[1]) * in[2] + at[2]);
+                                const double wv = transposed ? get_f(dt, w, (ch * mg + m % mg) * taps + t)
+                                                             : get_f(dt, w, (m * cg + ci) * taps + t);
+                                sum += xv * wv;
+                            }
+                        out[e] = sum;
+                    }
+}
+
+static void check_conv(kiln_dtype dt, const conv_case *c, int transposed) {
+    const int rank = c->k + 2;
+    int64_t od[5] = {c->x[0], transposed ? c->w[1] * c->group : c->w[0]}, attrs[13];
+    int32_t na = 0;
+    attrs[na++] = c->group;
+    for (int i = 0; i < c->k; i++) attrs[na++] = c->stride[i];
+    for (int i = 0; i < c->k; i++) attrs[na++] = c->dil[i];
+    for (int i = 0; i < 2 * c->k; i++) attrs[na++] = c->pad[i];
+    for (int i = 0; i < c->k; i++) {
+        int64_t span = c->dil[i] * (c->w[2 + i] - 1) + 1, pads = c->pad[i] + c->pad[c->k + i];
+        od[2 + i] = transposed ? c->stride[i] * (c->x[2 + i] - 1) + span - pads
+                               : (c->x[2 + i] + pads - span) / c->stride[i] + 1;
+    }
+    const int64_t nx = numel_of(rank, c->x), nw = numel_of(rank, c->w), no = numel_of(rank, od);
+    void *x = alloc_elems(dt, nx), *w = alloc_elems(dt, nw), *b = alloc_elems(dt, od[1]), *y = alloc_elems(dt, no);
+    double *want = malloc(sizeof(double) * (size_t)(no > 0 ? no : 1));
+    REQUIRE(x && w && b && y && want);
+    fill_values(dt, x, nx, 0);
+    fill_values(dt, w, nw, 0);
+    fill_values(dt, b, od[1], 0);
+    kiln_tensor_desc ins[3] = {make_desc(x, dt, rank, c->x), make_desc(w, dt, rank, c->w), make_desc(b, dt, 1, &od[1])},
+                     out = make_desc(y, dt, rank, od);
+    kiln_layer_launch l = {.op = transposed ? KILN_OP_CONV_TRANSPOSE : KILN_OP_CONV, .attrs = attrs, .attr_count = na,
+                           .input_count = c->bias ? 3 : 2, .output_count = 1, .inputs = ins, .outputs = &out};
+    CHECK(kiln_backend_cpu()->supports_op(&l));
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    conv_ref(c, transposed, dt, x, w, c->bias ? b : NULL, od, want);
+    /* float32 sums in another order; half types round the float32 sum once. Values are in [-10, 10). */
+    const double rtol = dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < no; i++) {
+        double got = get_f(dt, y, i), scale = 1.0 + fabs(want[i]);
+        if (!(fabs(got - want[i]) <= rtol * scale * 4)) {
+            if (bad++ < 3)
+                fprintf(stderr, "  conv%s %s %dd: element %lld: got %g, want %g\n", transposed ? "_transpose" : "",
+                        kiln_dtype_name(dt), c->k, (long long)i, got, want[i]);
+        }
+    }
+    CHECK(bad == 0);
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(want);
+}
+
+static void test_conv(void) {
+    static const conv_case convs[] = {
+        {1, {2, 4, 11}, {6, 2, 3}, {2}, {1}, {1, 2}, 2, 1},
+        {2, {1, 3, 7, 6}, {4, 3, 3, 2}, {1, 2}, {2, 1}, {1, 0, 2, 1}, 1, 0},
+        {2, {2, 4, 5, 5}, {4, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 4, 1},     /* depthwise */
+        {3, {1, 2, 4, 5, 3}, {3, 2, 2, 3, 2}, {1, 2, 1}, {1, 1, 2}, {0, 1, 1, 1, 0, 1}, 1, 1},
+    };
+    static const conv_case transposes[] = {
+        {1, {2, 4, 6}, {4, 3, 3}, {2}, {1}, {1, -1}, 2, 1},                      /* output_padding 1 */
+        {2, {1, 3, 4, 3}, {3, 2, 3, 2}, {2, 3}, {1, 2}, {0, 1, 1, 0}, 1, 0},
+        {2, {1, 4, 3, 3}, {4, 1, 2, 2}, {1, 1}, {2, 1}, {-1, 0, 0, 0}, 4, 1},    /* a negative begin pad: bias only */
+        {3, {1, 2, 3, 2, 3}, {2, 2, 2, 2, 2}, {2, 1, 2}, {1, 1, 1}, {0, 0, 1, 1, 0, 0}, 1, 1},
+    };
+    const kiln_dtype dts[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
+    for (int d = 0; d < 3; d++) {
+        for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) check_conv(dts[d], &convs[i], 0);
+        for (size_t i = 0; i < sizeof transposes / sizeof transposes[0]; i++) check_conv(dts[d], &transposes[i], 1);
+    }
+    /* What the kernels do not take: an integer dtype, one input. */
+    int32_t xi[8] = {0}, wi[8] = {0}, yi[8];
+    int64_t dims[3] = {1, 2, 4}, attrs[5] = {1, 1, 1, 0, 0};
+    kiln_tensor_desc ins[2] = {make_desc(xi, KILN_INT32, 3, dims), make_desc(wi, KILN_INT32, 3, dims)},
+                     out = make_desc(yi, KILN_INT32, 3, dims);
+    kiln_layer_launch l = {.op = KILN_OP_CONV, .attrs = attrs, .attr_count = 5, .input_count = 2, .output_count = 1,
+                           .inputs = ins, .outputs = &out};
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_UNSUPPORTED, "conv of int32 is not supported");
+    l.input_count = 1;
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "conv takes 3 input(s) and 1 output(s), got 1 and 1");
+}
+
+/* ------------------------------------------------------------------------ */
 /* RESHAPE                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -1763,6 +1900,7 @@ int main(void) {
     TEST_RUN(test_reshape);
     TEST_RUN(test_topk);
     TEST_RUN(test_rotary_embedding);
+    TEST_RUN(test_conv);
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);
     TEST_RUN(test_matmul_threads);

@@ -1027,6 +1027,110 @@ static void test_rotary(void) {
     buf_free(&y);
 }
 
+/* ---- CONV, CONV_TRANSPOSE: the direct CUDA kernels against the CPU's im2col / col2im + matmul ---- */
+
+typedef struct cshape {
+    int32_t k;                     /* spatial axes */
+    int64_t x[5], w[5];            /* [N, C, D..], [M, C/group, K..] */
+    int64_t stride[3], dil[3], pad[6], group;
+    int     bias;
+} cshape;
+
+static const cshape conv_shapes[] = {
+    {1, {2, 4, 37}, {6, 4, 3}, {1}, {1}, {0, 0}, 1, 1},
+    {1, {3, 6, 50}, {9, 2, 5}, {2}, {3}, {4, 1}, 3, 0},                                    /* groups, asymmetric */
+    {2, {2, 3, 17, 13}, {8, 3, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, 1},                  /* a 3x3 stem */
+    {2, {1, 16, 20, 20}, {16, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1, 0, 0}, 16, 1},               /* depthwise */
+    {2, {1, 8, 15, 11}, {16, 4, 2, 4}, {1, 3}, {2, 1}, {0, 2, 1, 0}, 2, 1},                /* everything mixed */
+    {2, {4, 64, 14, 14}, {64, 64, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 1, 0},               /* 1x1 */
+    {3, {1, 3, 6, 9, 7}, {4, 3, 2, 3, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 2}, 1, 1},
+};
+
+/* transposed: w is [C, M/group, K..] and the output grows by the stride
+ * (pads may be negative there: output_padding). */
+static void test_conv_case(kiln_dtype dt, const cshape *c, int transposed) {
+    int32_t rank = c->k + 2;
+    int64_t od[5] = {c->x[0], transposed ? c->w[1] * c->group : c->w[0]};
+    int64_t attrs[13];
+    int32_t na = 0;
+    attrs[na++] = c->group;
+    for (int32_t i = 0; i < c->k; i++) attrs[na++] = c->stride[i];
+    for (int32_t i = 0; i < c->k; i++) attrs[na++] = c->dil[i];
+    for (int32_t i = 0; i < 2 * c->k; i++) attrs[na++] = c->pad[i];
+    for (int32_t i = 0; i < c->k; i++)
+        od[2 + i] = transposed ? c->stride[i] * (c->x[2 + i] - 1) + c->dil[i] * (c->w[2 + i] - 1) + 1 - c->pad[i] -
+                                     c->pad[c->k + i]
+                               : (c->x[2 + i] + c->pad[i] + c->pad[c->k + i] - c->dil[i] * (c->w[2 + i] - 1) - 1) /
+                                     c->stride[i] + 1;
+    buf in[3], out;
+    const int64_t bd[1] = {od[1]};
+    REQUIRE(buf_init(&in[0], dt, rank, c->x) && buf_init(&in[1], dt, rank, c->w) && buf_init(&in[2], dt, 1, bd) &&
+            buf_init(&out, dt, rank, od));
+    for (int i = 0; i < 3; i++) {
+        fill_random(&in[i], -1.0, 1.0);
+        CHECK_OK(buf_upload(&in[i]));
+    }
+    CHECK_OK(buf_poison(&out));
+    int32_t nin = c->bias ? 3 : 2;
+    kiln_tensor_desc hin[3] = {in[0].host, in[1].host, in[2].host}, din[3] = {in[0].dev, in[1].dev, in[2].dev};
+    kiln_layer_launch lc = {.op = transposed ? KILN_OP_CONV_TRANSPOSE : KILN_OP_CONV, .attrs = attrs,
+                            .attr_count = na, .input_count = nin,
+                            .output_count = 1, .inputs = hin, .outputs = &out.host};
+    kiln_layer_launch lg = lc;
+    lg.inputs = din;
+    lg.outputs = &out.dev;
+    CHECK(gpu->supports_op(&lg));
+    CHECK_OK(cpu->run_layer(0, &lc, NULL));
+    CHECK_OK(gpu->run_layer(0, &lg, NULL));
+    CHECK_OK(gpu->synchronize(0, NULL));
+    void *got = malloc(out.bytes + 1);
+    REQUIRE(got != NULL);
+    CHECK_OK(gpu->copy(0, got, out.dev.data, out.bytes, KILN_COPY_DEVICE_TO_HOST, NULL));
+    /* Both sum in float32, in different orders; halves round the result once. */
+    double err = rel_error(dt, got, out.host.data, out.n);
+    double tol = dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
+    if (!(err <= tol))
+        fprintf(stderr, "  conv%s %s %dd x [%lld, %lld, ..] w [%lld, %lld, ..] group %lld: relative error %g > %g\n",
+                transposed ? "_transpose" : "", kiln_dtype_name(dt), (int)c->k, (long long)c->x[0], (long long)c->x[1], (long long)c->w[0],
+                (long long)c->w[1], (long long)c->group, err, tol);
+    CHECK(err <= tol);
+    free(got);
+    for (int i = 0; i < 3; i++) buf_free(&in[i]);
+    buf_free(&out);
+}
+
+static const cshape conv_transpose_shapes[] = {
+    {1, {2, 4, 9}, {4, 3, 3}, {1}, {1}, {0, 0}, 1, 1},
+    {1, {1, 6, 12}, {6, 2, 4}, {2}, {1}, {1, -1}, 3, 1},                                   /* output_padding 1 */
+    {2, {2, 8, 7, 6}, {8, 4, 3, 3}, {2, 2}, {1, 1}, {1, 1, 0, 0}, 1, 1},                    /* a decoder's upsampling */
+    {2, {1, 16, 9, 9}, {16, 1, 3, 3}, {1, 2}, {2, 1}, {0, 1, 2, -1}, 16, 0},               /* depthwise */
+    {3, {1, 2, 4, 3, 5}, {2, 3, 2, 2, 3}, {2, 1, 3}, {1, 2, 1}, {0, 1, 0, 1, 0, 0}, 1, 1},
+};
+
+static void test_conv(void) {
+    for (size_t d = 0; d < 3; d++) {
+        for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++)
+            test_conv_case(float_dtypes[d], &conv_shapes[s], 0);
+        for (size_t s = 0; s < sizeof conv_transpose_shapes / sizeof conv_transpose_shapes[0]; s++)
+            test_conv_case(float_dtypes[d], &conv_transpose_shapes[s], 1);
+    }
+    /* int32 is not taken; one input is not a conv. */
+    int64_t dims[3] = {1, 2, 4};
+    buf in[2], out;
+    REQUIRE(buf_init(&in[0], KILN_INT32, 3, dims) && buf_init(&in[1], KILN_INT32, 3, dims) &&
+            buf_init(&out, KILN_INT32, 3, dims));
+    kiln_tensor_desc din[2] = {in[0].dev, in[1].dev};
+    int64_t attrs[5] = {1, 1, 1, 0, 0};
+    kiln_layer_launch l = {.op = KILN_OP_CONV, .attrs = attrs, .attr_count = 5, .input_count = 2,
+                           .output_count = 1, .inputs = din, .outputs = &out.dev};
+    CHECK(!gpu->supports_op(&l));
+    l.input_count = 1;
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT, "conv: wants 3 inputs");
+    buf_free(&in[0]);
+    buf_free(&in[1]);
+    buf_free(&out);
+}
+
 /* ---- MATMUL --------------------------------------------------------------------------------- */
 
 typedef struct mshape {
@@ -1288,6 +1392,7 @@ int main(void) {
     TEST_RUN(test_arg_reduce);
     TEST_RUN(test_topk);
     TEST_RUN(test_rotary);
+    TEST_RUN(test_conv);
     const char *bench = getenv("KILN_CUDA_BENCH");
     if (bench && bench[0] == '1') {
         bench_gather(KILN_BFLOAT16, 128256, 4096, 16384);

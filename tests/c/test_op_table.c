@@ -637,6 +637,189 @@ static void test_rotary_rules(void) {
     kiln_blob_free(blob);
 }
 
+/* CONV: the shape rule (symbolic sizes, pads as expressions), refusals that
+ * name the fault, and the reader holding a loaded layer's attributes to the
+ * rule (an engine file is untrusted data). */
+static kiln_status add_conv(kiln_network *net, int32_t n_inputs, const kiln_tensor *ins, int64_t group,
+                            const int64_t *strides, const int64_t *dilations, int32_t k, const kiln_expr *pads,
+                            kiln_tensor *y) {
+    kiln_layer_attr a[4] = {{.name = "group", .kind = KILN_ATTR_INT, .i = group},
+                            {.name = "strides", .kind = KILN_ATTR_INTS, .count = k, .ints = strides},
+                            {.name = "dilations", .kind = KILN_ATTR_INTS, .count = k, .ints = dilations},
+                            {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 2 * k, .exprs = pads}};
+    return kiln_network_add_layer(net, KILN_LAYER_CONV, n_inputs, ins, pads ? 4 : 3, a, y);
+}
+
+static kiln_blob *conv_engine(void) {
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {4, 8, 16};
+    kiln_expr h;
+    kiln_network_add_dim(net, "h", &range, 1, &h);
+    kiln_tensor ins[3], y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 4,
+                           (kiln_expr[]){kiln_expr_const(p, 1), kiln_expr_const(p, 4), h, kiln_expr_const(p, 10)},
+                           &ins[0]);
+    kiln_network_add_input(net, "w", KILN_FLOAT32, 4,
+                           (kiln_expr[]){kiln_expr_const(p, 6), kiln_expr_const(p, 2), kiln_expr_const(p, 3),
+                                         kiln_expr_const(p, 3)}, &ins[1]);
+    kiln_network_add_input(net, "b", KILN_FLOAT32, 1, (kiln_expr[]){kiln_expr_const(p, 6)}, &ins[2]);
+    kiln_expr pads[4] = {kiln_expr_const(p, 1), kiln_expr_const(p, 0), kiln_expr_const(p, 1), kiln_expr_const(p, 2)};
+    kiln_status s = add_conv(net, 3, ins, 2, (int64_t[]){2, 1}, (int64_t[]){1, 2}, 2, pads, &y);
+    if (!s) s = kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    if (!s) kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    return blob;
+}
+
+static void test_conv_rule(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+#define C(v) kiln_expr_const(p, v)
+    kiln_dim_range range = {4, 8, 16};
+    kiln_expr h;
+    kiln_network_add_dim(net, "h", &range, 1, &h);
+    kiln_tensor x, w, b, b5, wi, x1, y;
+    CHECK_OK(kiln_network_add_input(net, "x", KILN_FLOAT16, 4, (kiln_expr[]){C(2), C(4), h, C(10)}, &x));
+    CHECK_OK(kiln_network_add_input(net, "w", KILN_FLOAT16, 4, (kiln_expr[]){C(6), C(2), C(3), C(3)}, &w));
+    CHECK_OK(kiln_network_add_input(net, "b", KILN_FLOAT16, 1, (kiln_expr[]){C(6)}, &b));
+    CHECK_OK(kiln_network_add_input(net, "b5", KILN_FLOAT16, 1, (kiln_expr[]){C(5)}, &b5));
+    CHECK_OK(kiln_network_add_input(net, "wi", KILN_INT32, 4, (kiln_expr[]){C(6), C(2), C(3), C(3)}, &wi));
+    CHECK_OK(kiln_network_add_input(net, "x1", KILN_FLOAT16, 3, (kiln_expr[]){C(2), C(4), C(7)}, &x1));
+    const int64_t s21[2] = {2, 1}, d12[2] = {1, 2}, ones[2] = {1, 1};
+    kiln_expr pads[4] = {C(1), C(0), C(1), C(2)};
+    /* [2, 6, (h + 2 - 3) // 2 + 1, (10 + 2 - 5) // 1 + 1 = 8]: float16 in, float16 out. */
+    CHECK_OK(add_conv(net, 3, (kiln_tensor[]){x, w, b}, 2, s21, d12, 2, pads, &y));
+    kiln_dtype dt;
+    int32_t rank;
+    kiln_expr dims[KILN_MAX_RANK];
+    int64_t v;
+    CHECK_OK(kiln_network_tensor_info(net, y, &dt, &rank, dims));
+    CHECK(dt == KILN_FLOAT16 && rank == 4 && dims[0] == C(2) && dims[1] == C(6) && dims[3] == C(8));
+    CHECK(!kiln_expr_is_const(p, dims[2], &v));   /* an expression of h */
+    /* No pads and no bias: zeros, two inputs. */
+    CHECK_OK(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, ones, 2, NULL, &y));
+    CHECK_OK(kiln_network_tensor_info(net, y, &dt, &rank, dims));
+    CHECK(dims[3] == C(8));
+    /* What can never work is refused now, naming the tensors and the attribute. */
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 1, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "conv of 'x' and 'w': input channels must equal the weight's channels per group times group 1 "
+                "(4 vs 2)");
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x1, w}, 2, ones, ones, 1, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "conv of 'x1': weight 'w' has rank 4; needs 3");
+    CHECK_FAILS(add_conv(net, 3, (kiln_tensor[]){x, w, b5}, 2, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "the bias length must equal the output channels (5 vs 6)");
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, wi}, 2, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "conv of 'x': weight 'wi' is int32, not float16 like the input");
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 0, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "conv of 'x': group 0 is not in [1, 2147483647]");
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, (int64_t[]){1, 0}, ones, 2, NULL, &y),
+                KILN_ERROR_INVALID_NETWORK, "conv of 'x': stride 0 of spatial axis 1 is not in [1, 2147483647]");
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, (int64_t[]){-3, 1}, 2, NULL, &y),
+                KILN_ERROR_INVALID_NETWORK, "conv of 'x': dilation -3 of spatial axis 0 is not in");
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, ones, 2, (kiln_expr[]){C(0), C(0), C(0), C(-1)},
+                         &y), KILN_ERROR_INVALID_NETWORK, "conv of 'x': end pad of spatial axis 1 is -1, not in [0, 2147483647]");
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, ones, 1, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "conv of 'x' (2 spatial axes): needs group, 2 strides, 2 dilations and 4 pads; got 3 integers");
+    /* The width, 10, is shorter than a kernel of 3 dilated by 5 (11). */
+    CHECK_FAILS(add_conv(net, 2, (kiln_tensor[]){x, w}, 2, ones, (int64_t[]){1, 5}, 2, NULL, &y),
+                KILN_ERROR_INVALID_NETWORK, "spatial axis 1 is 10 long padded, shorter than the dilated kernel (11)");
+    CHECK_FAILS(add_conv(net, 1, &x, 2, ones, ones, 2, NULL, &y), KILN_ERROR_INVALID_ARGUMENT,
+                "conv takes 2 or 3 inputs (x, w, optional bias), got 1");
+    kiln_layer_attr no_strides[1] = {{.name = "dilations", .kind = KILN_ATTR_INTS, .count = 2, .ints = ones}};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV, 2, (kiln_tensor[]){x, w}, 1, no_strides, &y),
+                KILN_ERROR_INVALID_ARGUMENT, "conv needs attribute 'strides'");
+#undef C
+    kiln_network_free(net);
+
+    /* At load: the stored attributes must be the rule's canonical ones. */
+    kiln_blob *blob = conv_engine();
+    REQUIRE(blob != NULL);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strcmp(kind, "conv") == 0 && strcmp(detail, "group 2 strides [2, 1] dilations [1, 2] pads [1, 0, 1, 2]") == 0);
+    kiln_engine_free(e);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    kiln_layer_record *l = &d.layers[0];
+    REQUIRE(l->op == KILN_OP_CONV && l->attrs.int_count == 5 && l->attrs.expr_count == 4 && l->input_count == 3);
+    l->attrs.ints[0] = 3;   /* group 3: 4 channels are not 2 per group times 3 */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "input channels must equal");
+    l->attrs.ints[0] = -2;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "group -2 is not in [1, 2147483647]");
+    l->attrs.ints[0] = 2;
+    l->attrs.ints[1] = (int64_t)1 << 40;   /* a stride no kernel's arithmetic should meet */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "stride 1099511627776 of spatial axis 0 is not in");
+    l->attrs.ints[1] = 2;
+    l->attrs.ints[4] = 0;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "dilation 0 of spatial axis 1");
+    l->attrs.ints[4] = 1;   /* valid, but the stored output width (8) is not the rule's (10) */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "the op's rule gives");
+    l->attrs.ints[4] = 2;
+    l->attrs.int_count = 4;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "needs group, 2 strides, 2 dilations and 4 pads");
+    l->attrs.int_count = 5;
+    l->attrs.expr_count = 0;   /* the pads may be left out when adding, never in a file */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "not in the canonical");
+    l->attrs.expr_count = 4;
+    l->input_count = 2;        /* without the bias: still a valid conv */
+    CHECK_OK(load_edited(&d));
+    l->input_count = 1;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "has 1 inputs");
+    l->input_count = 3;
+    CHECK_OK(load_edited(&d));
+    l->op = KILN_OP_CONV_TRANSPOSE;   /* the same lists, but w [6, 2, 3, 3] is not [C = 4, ..] */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "the weight's first axis must equal the input channels");
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
+/* CONV_TRANSPOSE: the output grows by stride; negative pads (output_padding)
+ * allowed within bounds; channels and the bias; at load, the same lists. */
+static void test_conv_transpose_rule(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+#define C(v) kiln_expr_const(p, v)
+    kiln_tensor x, w, b, y;
+    CHECK_OK(kiln_network_add_input(net, "x", KILN_BFLOAT16, 3, (kiln_expr[]){C(2), C(4), C(5)}, &x));
+    CHECK_OK(kiln_network_add_input(net, "w", KILN_BFLOAT16, 3, (kiln_expr[]){C(4), C(3), C(3)}, &w));
+    CHECK_OK(kiln_network_add_input(net, "b", KILN_BFLOAT16, 1, (kiln_expr[]){C(6)}, &b));
+    kiln_layer_attr a[4] = {{.name = "group", .kind = KILN_ATTR_INT, .i = 2},
+                            {.name = "strides", .kind = KILN_ATTR_INTS, .count = 1, .ints = (int64_t[]){2}},
+                            {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 1, .ints = (int64_t[]){2}},
+                            {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = (kiln_expr[]){C(1), C(-1)}}};
+    /* [2, 3·2, 2·(5-1) + 2·(3-1) + 1 - 1 + 1 = 13] */
+    CHECK_OK(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 3, (kiln_tensor[]){x, w, b}, 4, a, &y));
+    kiln_dtype dt;
+    int32_t rank;
+    kiln_expr dims[KILN_MAX_RANK];
+    CHECK_OK(kiln_network_tensor_info(net, y, &dt, &rank, dims));
+    CHECK(dt == KILN_BFLOAT16 && rank == 3 && dims[0] == C(2) && dims[1] == C(6) && dims[2] == C(13));
+    a[0].i = 3;
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){x, w}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "conv_transpose of 'x' and 'w': group 3 must divide the input channels");
+    a[0].i = 1;   /* 3 output channels, a bias of 6 */
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 3, (kiln_tensor[]){x, w, b}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "the bias length must equal the output channels (6 vs 3)");
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){w, x}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "the weight's first axis must equal the input channels (2 vs 3)");
+    a[3].exprs = (kiln_expr[]){C(7), C(7)};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){x, w}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "the output size (after the pads) of spatial axis 0 is -1, not >= 1");
+    a[3].exprs = (kiln_expr[]){C(0), C(-((int64_t)1 << 40))};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){x, w}, 4, a, &y),
+                KILN_ERROR_INVALID_NETWORK, "end pad of spatial axis 0 is -1099511627776, not in [-2147483647, "
+                "2147483647]");
+#undef C
+    kiln_network_free(net);
+}
+
 int main(void) {
     TEST_RUN(test_names_and_rows);
     TEST_RUN(test_cpu_covers_the_rules);
@@ -646,5 +829,7 @@ int main(void) {
     TEST_RUN(test_pad_mode_at_load);
     TEST_RUN(test_scatter_rules);
     TEST_RUN(test_rotary_rules);
+    TEST_RUN(test_conv_rule);
+    TEST_RUN(test_conv_transpose_rule);
     return test_summary();
 }

@@ -30,7 +30,11 @@
  *                   interleaved) rotated by caches of n rows picked by int64
  *                   position ids (the fuzzer's -1 … 5: in range or not
  *                   depending on n), and a 4-D bfloat16 x with per-token
- *                   caches */
+ *                   caches
+ *   conv.engine     conv: a 2-D float32 one with groups, strides, dilation,
+ *                   asymmetric pads and a bias over a symbolic height, and a
+ *                   1-D bfloat16 depthwise one without bias, and a
+ *                   conv_transpose of the first's output (a negative pad) */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -331,6 +335,47 @@ static int rotary(const char *dir) {
     return save(net, dir, "rotary.engine");
 }
 
+/* CONV: a mutated stride, dilation, pad, group or weight shape must be
+ * refused at load or by the checks, never read past the input. */
+static int conv(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {3, 5, 9};
+    kiln_expr h;
+    TRY(kiln_network_add_dim(net, "h", &range, 1, &h));
+#define C(v) kiln_expr_const(p, v)
+    kiln_tensor x, w, b, x1, w1, y, y1;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 4, (kiln_expr[]){C(1), C(4), h, C(6)}, &x));
+    TRY(kiln_network_add_input(net, "w", KILN_FLOAT32, 4, (kiln_expr[]){C(6), C(2), C(2), C(3)}, &w));
+    TRY(kiln_network_add_input(net, "b", KILN_FLOAT32, 1, (kiln_expr[]){C(6)}, &b));
+    TRY(kiln_network_add_input(net, "x1", KILN_BFLOAT16, 3, (kiln_expr[]){C(2), C(3), h}, &x1));
+    TRY(kiln_network_add_input(net, "w1", KILN_BFLOAT16, 3, (kiln_expr[]){C(3), C(1), C(3)}, &w1));
+    const int64_t s2[2] = {2, 1}, d2[2] = {1, 2}, one[1] = {1};
+    kiln_expr pads[4] = {C(1), C(0), C(0), C(2)}, pads1[2] = {C(1), C(1)};
+    kiln_layer_attr a[4] = {{.name = "group", .kind = KILN_ATTR_INT, .i = 2},
+                            {.name = "strides", .kind = KILN_ATTR_INTS, .count = 2, .ints = s2},
+                            {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 2, .ints = d2},
+                            {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = pads}};
+    TRY(layer(net, KILN_LAYER_CONV, 3, (kiln_tensor[]){x, w, b}, 4, a, &y));
+    kiln_layer_attr a1[4] = {{.name = "group", .kind = KILN_ATTR_INT, .i = 3},
+                             {.name = "strides", .kind = KILN_ATTR_INTS, .count = 1, .ints = one},
+                             {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 1, .ints = one},
+                             {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = pads1}};
+    TRY(layer(net, KILN_LAYER_CONV, 2, (kiln_tensor[]){x1, w1}, 4, a1, &y1));
+    /* Transposed, back up from y: w [6, 2, 3, 2] (group 2: 4 outputs), a negative end pad. */
+    kiln_tensor wt, yt;
+    TRY(kiln_network_add_input(net, "wt", KILN_FLOAT32, 4, (kiln_expr[]){C(6), C(2), C(3), C(2)}, &wt));
+    kiln_expr padst[4] = {C(1), C(0), C(-1), C(1)};
+    kiln_layer_attr at[4] = {a[0], a[1], a[2], {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = padst}};
+    TRY(layer(net, KILN_LAYER_CONV_TRANSPOSE, 2, (kiln_tensor[]){y, wt}, 4, at, &yt));
+#undef C
+    TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, y1, "y1", KILN_BFLOAT16));
+    TRY(kiln_network_mark_output(net, yt, "yt", KILN_FLOAT32));
+    return save(net, dir, "conv.engine");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -338,5 +383,5 @@ int main(int argc, char **argv) {
     }
     TRY(kiln_plugin_library_init());
     return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]) ||
-           scatter(argv[1]) || topk(argv[1]) || rotary(argv[1]);
+           scatter(argv[1]) || topk(argv[1]) || rotary(argv[1]) || conv(argv[1]);
 }

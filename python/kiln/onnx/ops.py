@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import network as N
 from .. import shape_ops as S
-from ..symbolic import SymDim
+from ..symbolic import SymDim, cdiv, sym_max
 from . import dtypes as D
 from .errors import NeedsKnown, UnsupportedNode
 from .importer import Known, _norm
@@ -1148,7 +1148,107 @@ def _attention_unfused(imp, node, q, k, v, mask, causal, scale, softcap, offset,
     return N.matmul(p, v), qk
 
 
-@op("Resize", "Conv")
+def _conv_pads(node, auto_pad, in_dims, kernel, strides, dilations, pads):
+    """ONNX's pads (begins, then ends) for auto_pad, as ints or SymDims: SAME
+    padding of a symbolic size is an expression of it, so one engine serves
+    every size of the profile."""
+    k = len(kernel)
+    if auto_pad in ("NOTSET", ""):
+        return list(pads) if pads is not None else [0] * (2 * k)
+    if auto_pad == "VALID":
+        return [0] * (2 * k)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise UnsupportedNode(node, f"auto_pad '{auto_pad}' (NOTSET, VALID, SAME_UPPER and SAME_LOWER exist)")
+    begins, ends = [], []
+    for d, kk, st, dil in zip(in_dims, kernel, strides, dilations):
+        # Output ceil(d / stride); the total pad makes the last window end at the input's end.
+        out = cdiv(d, st)
+        total = sym_max((out - 1) * st + (kk - 1) * dil + 1 - d, 0)
+        small = total // 2
+        big = total - small
+        begins.append(small if auto_pad == "SAME_UPPER" else big)
+        ends.append(big if auto_pad == "SAME_UPPER" else small)
+    return begins + ends
+
+
+@op("Conv")
+def conv(imp, node, ins):
+    x_v, w_v = ins[0], ins[1]
+    b_v = ins[2] if len(ins) > 2 else None
+    x_dims, w_dims = imp.shape(x_v), imp.shape(w_v)
+    k = len(x_dims) - 2
+    if k < 1 or k > 3:
+        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's Conv has 1 to 3 spatial axes)")
+    kernel = attr(node, "kernel_shape")
+    kernel = list(w_dims[2:]) if kernel is None else [int(v) for v in kernel]
+    if len(kernel) != k:
+        raise UnsupportedNode(node, f"kernel_shape of {len(kernel)} entries for {k} spatial axes")
+    for i, (a, b) in enumerate(zip(kernel, w_dims[2:])):
+        if isinstance(b, int) and a != b:
+            raise UnsupportedNode(node, f"kernel_shape {kernel} disagrees with the weight's shape {w_dims} "
+                                        f"(spatial axis {i})")
+    strides = [int(v) for v in attr(node, "strides", [1] * k)]
+    dilations = [int(v) for v in attr(node, "dilations", [1] * k)]
+    pads = attr(node, "pads")
+    if pads is not None and len(pads) != 2 * k:
+        raise UnsupportedNode(node, f"pads of {len(pads)} entries for {k} spatial axes (needs {2 * k})")
+    pads = _conv_pads(node, attr(node, "auto_pad", "NOTSET"), x_dims[2:], kernel, strides, dilations, pads)
+    with _guard(imp):
+        return S.conv(T(imp, x_v, node), T(imp, w_v, node), None if b_v is None else T(imp, b_v, node),
+                      strides=strides, dilations=dilations, group=int(attr(node, "group", 1)),
+                      pads=[p if isinstance(p, SymDim) else int(p) for p in pads])
+
+
+@op("ConvTranspose")
+def conv_transpose(imp, node, ins):
+    x_v, w_v = ins[0], ins[1]
+    b_v = ins[2] if len(ins) > 2 else None
+    x_dims, w_dims = imp.shape(x_v), imp.shape(w_v)
+    k = len(x_dims) - 2
+    if k < 1 or k > 3:
+        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's ConvTranspose has 1 to 3 spatial axes)")
+    kernel = attr(node, "kernel_shape")
+    kernel = list(w_dims[2:]) if kernel is None else [int(v) for v in kernel]
+    if len(kernel) != k:
+        raise UnsupportedNode(node, f"kernel_shape of {len(kernel)} entries for {k} spatial axes")
+    strides = [int(v) for v in attr(node, "strides", [1] * k)]
+    dilations = [int(v) for v in attr(node, "dilations", [1] * k)]
+    extra = [int(v) for v in attr(node, "output_padding", [0] * k)]
+    pads = attr(node, "pads")
+    pads = [0] * (2 * k) if pads is None else [int(v) for v in pads]
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    output_shape = attr(node, "output_shape")
+    if auto_pad not in ("NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise UnsupportedNode(node, f"auto_pad '{auto_pad}' (NOTSET, VALID, SAME_UPPER and SAME_LOWER exist)")
+    if len(pads) != 2 * k or len(extra) != k or len(strides) != k or len(dilations) != k:
+        raise UnsupportedNode(node, f"pads, strides, dilations or output_padding of the wrong length for {k} "
+                                    "spatial axes")
+    if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        # The pads that give output_shape (SAME: input · stride), split as
+        # ONNX's reference does; symbolic sizes give expressions.
+        if output_shape is not None:
+            want = [int(v) for v in output_shape][-k:]
+        else:
+            want = [d * st for d, st in zip(x_dims[2:], strides)]
+        begins, ends = [], []
+        for d, kk, st, dil, e, o in zip(x_dims[2:], kernel, strides, dilations, extra, want):
+            total = st * (d - 1) + e + (kk - 1) * dil + 1 - o
+            if auto_pad == "SAME_UPPER":
+                begins.append(total // 2)
+                ends.append(total - total // 2)
+            else:
+                begins.append(total - total // 2)
+                ends.append(total // 2)
+        pads = begins + ends   # output_padding stays: total counts it
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * k)
+    with _guard(imp):
+        return S.conv_transpose(T(imp, x_v, node), T(imp, w_v, node), None if b_v is None else T(imp, b_v, node),
+                                strides=strides, dilations=dilations, group=int(attr(node, "group", 1)),
+                                pads=[p if isinstance(p, SymDim) else int(p) for p in pads], output_padding=extra)
+
+
+@op("Resize")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
 

@@ -97,6 +97,11 @@ bool        kiln_cpu_topk_supports(const kiln_layer_launch *l);
  * rotary_embedding_dim, num_heads.  A position id out of range fails the run. */
 kiln_status kiln_cpu_rotary_embedding(const kiln_layer_launch *l);
 bool        kiln_cpu_rotary_supports(const kiln_layer_launch *l);
+/* CONV: x, w, optional bias; attrs group, strides, dilations, pads (cpu_conv.c: im2col + matmul). */
+kiln_status kiln_cpu_conv(const kiln_layer_launch *l);
+bool        kiln_cpu_conv_supports(const kiln_layer_launch *l);
+/* CONV_TRANSPOSE: as CONV (and its supports), matmul then col2im (cpu_conv.c). */
+kiln_status kiln_cpu_conv_transpose(const kiln_layer_launch *l);
 
 /* kernel(l) for an elementwise layer (cast, unary, binary), cut into pieces
  * run on several threads when it is large (cpu_split.c): flat pieces when

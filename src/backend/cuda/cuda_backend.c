@@ -208,6 +208,8 @@ KERNEL_ON_CURRENT_DEVICE(scatter_elements)
 KERNEL_ON_CURRENT_DEVICE(compare)
 KERNEL_ON_CURRENT_DEVICE(topk)
 KERNEL_ON_CURRENT_DEVICE(rotary)
+KERNEL_ON_CURRENT_DEVICE(conv)
+KERNEL_ON_CURRENT_DEVICE(conv_transpose)
 #undef KERNEL_ON_CURRENT_DEVICE
 static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     (void)device;
@@ -252,6 +254,8 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_SCATTER_ELEMENTS] = {run_scatter_elements, kiln_cuda_scatter_supports, 3},
     [KILN_OP_TOPK]       = {run_topk, kiln_cuda_topk_supports, 1},
     [KILN_OP_ROTARY_EMBEDDING] = {run_rotary, kiln_cuda_rotary_supports, 4},   /* or 3: position_ids optional */
+    [KILN_OP_CONV]       = {run_conv, kiln_cuda_conv_supports, 3},   /* or 2: the bias is optional */
+    [KILN_OP_CONV_TRANSPOSE] = {run_conv_transpose, kiln_cuda_conv_supports, 3},   /* ditto */
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 
@@ -261,6 +265,7 @@ static const cuda_op *cuda_op_for(const kiln_layer_launch *l) {
     bool inputs_ok = op->inputs >= 0 ? l->input_count == op->inputs
                                      : l->input_count >= 1 && l->input_count <= KILN_OP_MAX_INPUTS;
     if (l->op == KILN_OP_ROTARY_EMBEDDING) inputs_ok = l->input_count == 3 || l->input_count == 4;
+    if (l->op == KILN_OP_CONV || l->op == KILN_OP_CONV_TRANSPOSE) inputs_ok = l->input_count == 2 || l->input_count == 3;   /* bias optional */
     if (!inputs_ok || l->output_count != kiln_op_list_outputs(l->op) || !l->inputs || !l->outputs) return NULL;
     return op;
 }

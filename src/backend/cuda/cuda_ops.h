@@ -88,6 +88,11 @@ bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
 /* ROTARY_EMBEDDING (rotary.cu): x, cos_cache, sin_cache, optional position_ids (a bad one reads zero rows). */
 kiln_status kiln_cuda_rotary_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_rotary_supports(const kiln_layer_launch *l);
+/* CONV (conv.cu): x, w, optional bias; a direct kernel, float32 sums. */
+kiln_status kiln_cuda_conv_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_conv_supports(const kiln_layer_launch *l);
+/* CONV_TRANSPOSE (conv.cu): as CONV, its supports too. */
+kiln_status kiln_cuda_conv_transpose_run(const kiln_layer_launch *l, cudaStream_t stream);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
  * process exit the CUDA runtime may already be gone when a destructor would
  * run (PyTorch leaks its handles for the same reason). */
