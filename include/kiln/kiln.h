@@ -607,6 +607,18 @@ typedef enum kiln_layer_op {
                                          extends the output (ONNX's output_padding): ONNX ConvTranspose / torch
                                          conv_transpose1d..3d; out [N, M, O1..Ok] with Oi = stride·(Di-1) +
                                          dilation·(Ki-1) + 1 - pads.  float32, float16, bfloat16 */
+    KILN_LAYER_MAX_POOL         = 70,  /* input x [N, C, D1..Dk] (k = 1, 2, 3 spatial axes); "kernel_shape",
+                                         "strides", "dilations" (INTS, k entries >= 1, required), "pads" (EXPRS: k
+                                         begins then k ends, >= 0; default 0), "ceil_mode" (INT 0/1, default 0):
+                                         ONNX MaxPool (no Indices output) / torch max_pool1d..3d; out [N, C,
+                                         O1..Ok] with Oi = floor (or ceil) ((Di + pads - dilation*(Ki-1) - 1) /
+                                         stride) + 1, less one when ceil's last window would start in the end
+                                         padding.  NaN in a window gives NaN (numpy's max, torch).  float32,
+                                         float16, bfloat16 */
+    KILN_LAYER_AVG_POOL         = 71,  /* as max_pool, plus "count_include_pad" (INT 0/1, default 0): the mean of
+                                         the window's input elements, or of all its taps inside the padded
+                                         input when 1: ONNX AveragePool / torch avg_pool1d..3d.  Sums in
+                                         float32 */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 

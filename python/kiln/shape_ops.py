@@ -304,6 +304,56 @@ def conv_transpose(x, w, bias=None, *, strides=None, pads=None, dilations=None, 
     return _conv_layer("conv_transpose", x, w, bias, strides, pads, dilations, group)
 
 
+def _pool_args(what, x, kernel_shape, strides, pads, dilations, ceil_mode):
+    k = len(x.shape) - 2
+    if k < 1 or k > 3:
+        raise ValueError(f"{what}: input of rank {len(x.shape)}; needs [N, C, D1..Dk] with 1 to 3 spatial axes")
+    kernel = _per_axis(kernel_shape, k, f"{what}: kernel_shape")
+    # torch's default: the stride is the kernel size (ONNX's is 1: the importer passes it).
+    strides = kernel if strides is None else _per_axis(strides, k, f"{what}: strides")
+    dilations = _per_axis(1 if dilations is None else dilations, k, f"{what}: dilations")
+    if pads is None:
+        pads = [0] * (2 * k)
+    elif isinstance(pads, (int, SymDim)) and not isinstance(pads, bool):
+        pads = [pads] * (2 * k)
+    else:
+        pads = list(pads)
+        if len(pads) == k:
+            pads = pads + pads
+        elif len(pads) != 2 * k:
+            raise ValueError(f"{what}: pads has {len(pads)} entries; needs {k} (both sides) or {2 * k} (begins, "
+                             "then ends)")
+    if not isinstance(ceil_mode, (bool, int)):
+        raise TypeError(f"{what}: ceil_mode must be a bool, not {type(ceil_mode).__name__}")
+    pool = x._network.exprs
+    return {"kernel_shape": kernel, "strides": strides, "dilations": dilations, "ceil_mode": int(bool(ceil_mode)),
+            "pads": [_expr(pool, p, f"{what} pad") for p in pads]}
+
+
+def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode=False):
+    """The largest element of each (dilated) window over the 1 to 3 spatial
+    axes of x [N, C, D1..Dk]: ONNX MaxPool, torch.nn.functional.max_pool1d..3d.
+    kernel_shape, strides (default: the kernel, as torch), dilations
+    (default 1): an int or one per axis.  pads: an int, one per axis (both
+    sides) or 2k entries, begins then ends (ints or SymDims, >= 0); padding
+    is never the maximum.  ceil_mode rounds the output size up, without a
+    window that would start in the end padding.  A NaN in a window gives
+    NaN.  float32, float16, bfloat16."""
+    return _layer("max_pool", [x], _pool_args("max_pool", x, kernel_shape, strides, pads, dilations, ceil_mode))
+
+
+def avg_pool(x, kernel_shape, *, strides=None, pads=None, ceil_mode=False, count_include_pad=False, dilations=None):
+    """The mean of each window over the 1 to 3 spatial axes of x
+    [N, C, D1..Dk]: ONNX AveragePool, torch.nn.functional.avg_pool1d..3d.
+    Arguments as max_pool's; count_include_pad divides by the window's taps
+    inside the padded input instead of its input elements.  dilations
+    (ONNX AveragePool has them, torch does not) default to 1.  Sums in
+    float32."""
+    attrs = _pool_args("avg_pool", x, kernel_shape, strides, pads, dilations, ceil_mode)
+    attrs["count_include_pad"] = int(bool(count_include_pad))
+    return _layer("avg_pool", [x], attrs)
+
+
 def where(cond, a, b):
     """cond ? a : b elementwise, numpy broadcasting; cond is bool."""
     return _layer("where", [cond, a, b])

@@ -61,8 +61,21 @@ typedef enum kiln_op {
                                        CONV's, the pads possibly negative; output [N, M, O1..Ok], Oi =
                                        stride_i*(Di-1) + dil_i*(Ki-1) + 1 - pad_bi - pad_ei (ONNX ConvTranspose;
                                        a negative end pad is its output_padding) */
+    KILN_OP_POOL             = 30,  /* input x [N, C, D1..Dk] (k = 1..3); subop kiln_pool_mode (max, average);
+                                       ints: ceil_mode, count_include_pad, kernel (k), strides (k), dilations
+                                       (k); exprs: pads (k begins, then k ends); output [N, C, O1..Ok], Oi =
+                                       floor or ceil((Di + pad_bi + pad_ei - dil_i*(Ki-1) - 1) / stride_i) + 1,
+                                       less one when ceil's last window would start in the end padding (ONNX
+                                       MaxPool / AveragePool) */
     KILN_OP_COUNT
 } kiln_op;
+
+/* POOL's sub-op (stored in engine files: append only). */
+typedef enum kiln_pool_mode {
+    KILN_POOL_MAX     = 0,   /* the largest element of the window; NaN when any is NaN */
+    KILN_POOL_AVERAGE = 1,   /* the mean of the window's input elements (count_include_pad: of its padded taps) */
+    KILN_POOL_MODE_COUNT
+} kiln_pool_mode;
 
 /* Does the op combine the tensors of every rank of the engine's group? */
 static inline int kiln_op_is_collective(int op) {

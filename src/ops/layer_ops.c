@@ -10,12 +10,12 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 1 + 2,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 1 + 2 + 2,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
                "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
                "reduce_scatter, scatter_nd, scatter_elements, topk, rotary_embedding, "
-               "conv, conv_transpose");
+               "conv, conv_transpose, max_pool, avg_pool");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
@@ -102,6 +102,23 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
                                     ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
                                     ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
                                     ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
+    /* ints: ceil_mode, count_include_pad (max_pool has none: the rule
+     * stores 0), then kernel_shape, strides and dilations (all three
+     * required: an absent one would leave the others' entries ambiguous);
+     * exprs: pads. */
+    [KILN_LAYER_MAX_POOL] = {KILN_OP_POOL, KILN_POOL_MAX, 5,
+                             {ATTR("ceil_mode", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("kernel_shape", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
+    [KILN_LAYER_AVG_POOL] = {KILN_OP_POOL, KILN_POOL_AVERAGE, 6,
+                             {ATTR("ceil_mode", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("count_include_pad", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("kernel_shape", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
+                              ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -122,6 +139,7 @@ const char *kiln_layer_op_name(kiln_layer_op op) {
     if (r->op == KILN_OP_REDUCE) return kiln_reduce_op_name(r->subop);
     if (r->op == KILN_OP_COMPARE) return kiln_compare_op_name(r->subop);
     if (r->op == KILN_OP_SOFTMAX) return r->subop ? "log_softmax" : "softmax";
+    if (r->op == KILN_OP_POOL) return r->subop == KILN_POOL_MAX ? "max_pool" : "avg_pool";
     if (r->op == KILN_OP_ALL_REDUCE) {
         static const char *const names[] = {
 #define ALL_REDUCE_NAME(suffix, name) [KILN_COLLECTIVE_##suffix] = "all_reduce_" name,
@@ -208,7 +226,7 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
     size_t len = 0;
     const kiln_layer_attrs *a = &layer->attrs;
     if (r->op == KILN_OP_BINARY || r->op == KILN_OP_UNARY || r->op == KILN_OP_REDUCE || r->op == KILN_OP_SOFTMAX ||
-        r->op == KILN_OP_COMPARE)
+        r->op == KILN_OP_COMPARE || r->op == KILN_OP_POOL)
         put(out, size, &len, "%s", kiln_layer_op_name((kiln_layer_op)flat));
     switch (r->op) {
     case KILN_OP_TRANSPOSE:
@@ -255,6 +273,18 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
             put_ints(out, size, &len, "strides", a->ints + 1, k);
             put_ints(out, size, &len, "dilations", a->ints + 1 + k, k);
             put_exprs(out, size, &len, desc->exprs, "pads", a->exprs, a->expr_count);
+        }
+        return;
+    case KILN_OP_POOL:   /* "max_pool kernel [3, 3] strides [2, 2] dilations [1, 1] pads [1, 1, 1, 1] ceil_mode 0" */
+        if (a->int_count >= 2 && (a->int_count - 2) % 3 == 0) {
+            int32_t k = (a->int_count - 2) / 3;
+            put_ints(out, size, &len, "kernel", a->ints + 2, k);
+            put_ints(out, size, &len, "strides", a->ints + 2 + k, k);
+            put_ints(out, size, &len, "dilations", a->ints + 2 + 2 * k, k);
+            put_exprs(out, size, &len, desc->exprs, "pads", a->exprs, a->expr_count);
+            put(out, size, &len, " ceil_mode %lld", (long long)a->ints[0]);
+            if (layer->subop == KILN_POOL_AVERAGE)
+                put(out, size, &len, " count_include_pad %lld", (long long)a->ints[1]);
         }
         return;
     case KILN_OP_PAD: {   /* ints: the value's bits, then the mode (absent in older engines: constant) */

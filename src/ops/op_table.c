@@ -1414,6 +1414,133 @@ static kiln_status infer_conv_transpose(const kiln_op_call *c, kiln_dtype *dtype
     return KILN_OK;
 }
 
+/* ---- pooling --------------------------------------------------------------- */
+
+/* POOL (ONNX MaxPool, AveragePool): x [N, C, D1..Dk], k = 1..3; subop
+ * kiln_pool_mode.  ints: ceil_mode, count_include_pad, kernel (k), strides
+ * (k), dilations (k); exprs: pads, k begins then k ends.  Canonical form:
+ * every list complete (max_pool's schema has no count_include_pad: 1 + 3k
+ * integers get a 0 put in; the pads, when left out, zeros).  Every number
+ * is bounded, the symbolic pads by run-time checks, so that the kernels'
+ * index arithmetic cannot overflow whatever an engine file says.
+ *
+ * Oi = (Di + pads - span) // stride + 1 (floor mode) or ceil-divided
+ * (ceil mode), less one when ceil's last window would start at or past
+ * Di + pad_begin, i.e. only in the end padding (onnx's reference and torch
+ * drop that window).  The padded axis must hold one whole window in both
+ * modes. */
+#define POOL_BOUND INT32_MAX
+static kiln_status infer_pool(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *x = &c->shapes[0];
+    kiln_layer_attrs *a = c->attrs;
+    const char *xl = c->labels[0];
+    if (c->subop < 0 || c->subop >= KILN_POOL_MODE_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "pool layer on '%s': unknown mode %d (0 max, 1 average)", xl,
+                          (int)c->subop);
+    const bool is_max = c->subop == KILN_POOL_MAX;
+    const char *what = is_max ? "max_pool" : "avg_pool";
+    kiln_dtype dt = c->dtypes[0];
+    if (!kiln_dtype_is_float(dt))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': dtype %s is not supported (float32, float16, "
+                          "bfloat16)", what, xl, kiln_dtype_name(dt) ? kiln_dtype_name(dt) : "?");
+    if (x->rank < 3 || x->rank > 5)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': input rank %d; needs [N, C, D1..Dk] with 1 to 3 "
+                          "spatial axes (rank 3 to 5)", what, xl, (int)x->rank);
+    const int32_t k = x->rank - 2;
+    if (is_max && a->int_count == 1 + 3 * k) {   /* the API's list: count_include_pad put in */
+        memmove(a->ints + 2, a->ints + 1, sizeof(int64_t) * (size_t)(3 * k));
+        a->ints[1] = 0;
+        a->int_count++;
+    }
+    if (a->int_count != 2 + 3 * k || (a->expr_count != 0 && a->expr_count != 2 * k))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s' (%d spatial axes): needs ceil_mode, "
+                          "count_include_pad, %d kernel sizes, %d strides, %d dilations and %d pads; got %d integers "
+                          "and %d pads", what, xl, (int)k, (int)k, (int)k, (int)k, (int)(2 * k), (int)a->int_count,
+                          (int)a->expr_count);
+    if (a->expr_count == 0) {
+        for (int32_t i = 0; i < 2 * k; i++) a->exprs[i] = kiln_expr_const(p, 0);
+        a->expr_count = 2 * k;
+    }
+    if (a->ints[0] != 0 && a->ints[0] != 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': ceil_mode %lld is not 0 or 1", what, xl,
+                          (long long)a->ints[0]);
+    if (a->ints[1] != 0 && (is_max || a->ints[1] != 1))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': count_include_pad %lld is not %s", what, xl,
+                          (long long)a->ints[1], is_max ? "0 (max_pool has none)" : "0 or 1");
+    static const char *const names[3] = {"kernel size", "stride", "dilation"};
+    for (int32_t j = 0; j < 3; j++)
+        for (int32_t i = 0; i < k; i++) {
+            int64_t v = a->ints[2 + j * k + i];
+            if (v < 1 || v > POOL_BOUND)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s %lld of spatial axis %d is not in "
+                                  "[1, %d]", what, xl, names[j], (long long)v, (int)i, POOL_BOUND);
+        }
+    for (int32_t i = 0; i < 2 * k; i++) {
+        kiln_expr e = a->exprs[i];
+        int64_t v;
+        const char *side = i < k ? "begin" : "end";
+        if (!kiln_exprs_valid(p, e))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s of '%s': pad %d is an invalid expression", what, xl,
+                              (int)i);
+        if (kiln_expr_is_const(p, e, &v)) {
+            if (v < 0 || v > POOL_BOUND)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s pad of spatial axis %d is %lld, not "
+                                  "in [0, %d]", what, xl, side, (int)(i % k), (long long)v, POOL_BOUND);
+            continue;
+        }
+        kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), e),
+                                      "%s of '%s': %s pad of spatial axis %d is negative", what, xl, side,
+                                      (int)(i % k));
+        if (!st)
+            st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, e, kiln_expr_const(p, (int64_t)POOL_BOUND + 1)),
+                              "%s of '%s': %s pad of spatial axis %d is above %d", what, xl, side, (int)(i % k),
+                              POOL_BOUND);
+        if (st) return st;
+    }
+    const bool ceil_mode = a->ints[0] == 1;
+    kiln_expr one = kiln_expr_const(p, 1);
+    shape->rank = x->rank;
+    shape->dims[0] = x->dims[0];
+    shape->dims[1] = x->dims[1];
+    for (int32_t i = 0; i < k; i++) {
+        const int64_t kern = a->ints[2 + i], stride = a->ints[2 + k + i], dil = a->ints[2 + 2 * k + i];
+        const int64_t span = dil * (kern - 1) + 1;   /* <= 2^62: both factors are below 2^31 */
+        kiln_expr begin_edge = kiln_expr_binary(p, KILN_EXPR_ADD, x->dims[2 + i], a->exprs[i]);
+        kiln_expr padded = kiln_expr_binary(p, KILN_EXPR_ADD, begin_edge, a->exprs[k + i]);
+        kiln_expr room = kiln_expr_binary(p, KILN_EXPR_SUB, padded, kiln_expr_const(p, span));
+        int64_t vroom, vpadded;
+        if (room < 0) return no_memory();
+        if (kiln_expr_is_const(p, room, &vroom) && vroom < 0) {
+            char sp[64] = "?";
+            if (kiln_expr_is_const(p, padded, &vpadded)) snprintf(sp, sizeof sp, "%lld", (long long)vpadded);
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': spatial axis %d is %s long padded, shorter "
+                              "than the dilated kernel (%lld)", what, xl, (int)i, sp, (long long)span);
+        }
+        kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), room),
+                                      "%s of '%s': spatial axis %d, padded, is shorter than the dilated kernel", what,
+                                      xl, (int)i);
+        if (st) return st;
+        kiln_expr s = kiln_expr_const(p, stride), out;
+        if (!ceil_mode) {
+            out = kiln_expr_binary(p, KILN_EXPR_ADD, kiln_expr_binary(p, KILN_EXPR_FLOORDIV, room, s), one);
+        } else {
+            kiln_expr up = kiln_expr_binary(p, KILN_EXPR_ADD, kiln_expr_binary(p, KILN_EXPR_FLOORDIV,
+                                            kiln_expr_binary(p, KILN_EXPR_ADD, room, kiln_expr_const(p, stride - 1)), s),
+                                            one);
+            /* The last window starts at (up-1)·stride in padded coordinates;
+             * at or past Di + pad_begin it would cover end padding only. */
+            kiln_expr last_start = kiln_expr_binary(p, KILN_EXPR_MUL, kiln_expr_binary(p, KILN_EXPR_SUB, up, one), s);
+            kiln_expr keep = kiln_expr_binary(p, KILN_EXPR_LT, last_start, begin_edge);   /* 1 or 0 */
+            out = kiln_expr_binary(p, KILN_EXPR_ADD, kiln_expr_binary(p, KILN_EXPR_SUB, up, one), keep);
+        }
+        if (out < 0) return no_memory();
+        shape->dims[2 + i] = out;
+    }
+    *dtype = dt;
+    return KILN_OK;
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 /* The output count of each row is op_list.h's (the one place it is written). */
@@ -1457,6 +1584,7 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_ROTARY_EMBEDDING] = {4, OUT(ROTARY_EMBEDDING), false, false, true, infer_rotary_embedding, NULL},
     [KILN_OP_CONV]       = {3, OUT(CONV), false, false, true,  infer_conv, NULL},   /* the bias (input 2) optional */
     [KILN_OP_CONV_TRANSPOSE] = {3, OUT(CONV_TRANSPOSE), false, false, true, infer_conv_transpose, NULL},   /* ditto */
+    [KILN_OP_POOL]       = {1, OUT(POOL), true,  false, true,  infer_pool, NULL},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

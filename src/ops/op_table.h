@@ -99,7 +99,7 @@ bool        kiln_binary_op_accepts(int op, kiln_dtype dtype);
  * takes, by name and kind.  Attributes that later ops need (transpose's perm,
  * slice's starts/ends as expressions, reduce axes and keepdims) are further
  * schema entries of these kinds, or a new kind. */
-#define KILN_MAX_LAYER_ATTRS 4
+#define KILN_MAX_LAYER_ATTRS 6   /* avg_pool has six */
 
 /* Where an engine's layer record keeps an attribute (format version 1 has
  * no attribute list: each attribute has its place). */

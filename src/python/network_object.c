@@ -321,9 +321,11 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
     Py_DECREF(seq);
     if (attrs_obj != Py_None && !PyDict_Check(attrs_obj))
         return PyErr_Format(PyExc_TypeError, "add_layer: attrs must be a dict, not %s", Py_TYPE(attrs_obj)->tp_name);
-    kiln_layer_attr attrs[4];
-    kiln_expr exprs[4][2 * KILN_MAX_RANK];
-    int64_t ints[4][2 * KILN_MAX_RANK];
+    /* The most attributes a layer op has (avg_pool: 6). */
+    enum { MAX_ATTRS = 6 };
+    kiln_layer_attr attrs[MAX_ATTRS];
+    kiln_expr exprs[MAX_ATTRS][2 * KILN_MAX_RANK];
+    int64_t ints[MAX_ATTRS][2 * KILN_MAX_RANK];
     int32_t attr_count = 0, schema_count = 0;
     kiln_layer_op_info(op, NULL, &schema_count);
     /* The schema says each attribute's kind; names the schema lacks pass
@@ -331,7 +333,8 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     while (attrs_obj != Py_None && PyDict_Next(attrs_obj, &pos, &key, &value)) {
-        if (attr_count == 4) return PyErr_Format(PyExc_ValueError, "add_layer: %s given too many attributes", name);
+        if (attr_count == MAX_ATTRS)
+            return PyErr_Format(PyExc_ValueError, "add_layer: %s given too many attributes", name);
         const char *attr = PyUnicode_AsUTF8(key);
         if (!attr) return NULL;
         kiln_layer_attr *a = &attrs[attr_count];

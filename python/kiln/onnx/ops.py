@@ -1248,6 +1248,56 @@ def conv_transpose(imp, node, ins):
                                 pads=[p if isinstance(p, SymDim) else int(p) for p in pads], output_padding=extra)
 
 
+def _pool_attrs(imp, node, x_v):
+    """kernel_shape, strides, dilations and pads (auto_pad resolved: SAME of
+    a symbolic size is an expression of it) of MaxPool / AveragePool."""
+    x_dims = imp.shape(x_v)
+    k = len(x_dims) - 2
+    if k < 1 or k > 3:
+        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's {node.op_type} has 1 to 3 spatial axes)")
+    kernel = attr(node, "kernel_shape")
+    if kernel is None:
+        raise UnsupportedNode(node, "no kernel_shape (the attribute is required)")
+    kernel = [int(v) for v in kernel]
+    strides = [int(v) for v in attr(node, "strides", [1] * k)]
+    dilations = [int(v) for v in attr(node, "dilations", [1] * k)]
+    pads = attr(node, "pads")
+    if len(kernel) != k or len(strides) != k or len(dilations) != k or (pads is not None and len(pads) != 2 * k):
+        raise UnsupportedNode(node, f"kernel_shape, strides, dilations or pads of the wrong length for {k} spatial "
+                                    "axes")
+    pads = _conv_pads(node, attr(node, "auto_pad", "NOTSET"), x_dims[2:], kernel, strides, dilations, pads)
+    return dict(kernel_shape=kernel, strides=strides, dilations=dilations, ceil_mode=bool(attr(node, "ceil_mode", 0)),
+                pads=[p if isinstance(p, SymDim) else int(p) for p in pads])
+
+
+@op("MaxPool")
+def max_pool(imp, node, ins):
+    if len(node.output) > 1 and node.output[1]:
+        raise UnsupportedNode(node, f"the Indices output ('{node.output[1]}'): kiln's max_pool gives the values only")
+    a = _pool_attrs(imp, node, ins[0])
+    with _guard(imp):
+        return S.max_pool(T(imp, ins[0], node), a.pop("kernel_shape"), **a)
+
+
+@op("AveragePool")
+def average_pool(imp, node, ins):
+    a = _pool_attrs(imp, node, ins[0])
+    with _guard(imp):
+        return S.avg_pool(T(imp, ins[0], node), a.pop("kernel_shape"),
+                          count_include_pad=bool(attr(node, "count_include_pad", 0)), **a)
+
+
+@op("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(imp, node, ins):
+    """The mean (max) over every spatial axis, kept as size 1: the REDUCE op."""
+    rank = len(imp.shape(ins[0]))
+    if rank < 3:
+        raise UnsupportedNode(node, f"an input of rank {rank} (needs [N, C, D1..])")
+    fn = S.reduce_mean if node.op_type == "GlobalAveragePool" else S.reduce_max
+    with _guard(imp):
+        return fn(T(imp, ins[0], node), axes=list(range(2, rank)), keepdims=True)
+
+
 @op("Resize")
 def unsupported(imp, node, ins):
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))

@@ -100,6 +100,9 @@ bool        kiln_cpu_rotary_supports(const kiln_layer_launch *l);
 /* CONV: x, w, optional bias; attrs group, strides, dilations, pads (cpu_conv.c: im2col + matmul). */
 kiln_status kiln_cpu_conv(const kiln_layer_launch *l);
 bool        kiln_cpu_conv_supports(const kiln_layer_launch *l);
+/* POOL: x; subop kiln_pool_mode; attrs as ops/pool_view.h reads them (cpu_pool.c). */
+kiln_status kiln_cpu_pool(const kiln_layer_launch *l);
+bool        kiln_cpu_pool_supports(const kiln_layer_launch *l);
 /* CONV_TRANSPOSE: as CONV (and its supports), matmul then col2im (cpu_conv.c). */
 kiln_status kiln_cpu_conv_transpose(const kiln_layer_launch *l);
 

@@ -93,6 +93,9 @@ kiln_status kiln_cuda_conv_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_conv_supports(const kiln_layer_launch *l);
 /* CONV_TRANSPOSE (conv.cu): as CONV, its supports too. */
 kiln_status kiln_cuda_conv_transpose_run(const kiln_layer_launch *l, cudaStream_t stream);
+/* POOL (pool.cu): x; subop kiln_pool_mode; one thread per output, float32 arithmetic. */
+kiln_status kiln_cuda_pool_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_pool_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
  * process exit the CUDA runtime may already be gone when a destructor would
  * run (PyTorch leaks its handles for the same reason). */
