@@ -779,6 +779,175 @@ static void test_conv_rule(void) {
     kiln_blob_free(blob);
 }
 
+/* POOL: the shape rule (floor and ceil mode against ONNX's formula for every
+ * size of a symbolic axis), refusals that name the fault, and the reader
+ * holding a loaded layer's attributes to the rule. */
+static kiln_status add_pool(kiln_network *net, kiln_layer_op op, kiln_tensor x, int32_t k, const int64_t *kernel,
+                            const int64_t *strides, const int64_t *dilations, const kiln_expr *pads, int64_t ceil_mode,
+                            kiln_tensor *y) {
+    kiln_layer_attr a[6] = {{.name = "kernel_shape", .kind = KILN_ATTR_INTS, .count = k, .ints = kernel},
+                            {.name = "strides", .kind = KILN_ATTR_INTS, .count = k, .ints = strides},
+                            {.name = "dilations", .kind = KILN_ATTR_INTS, .count = k, .ints = dilations},
+                            {.name = "ceil_mode", .kind = KILN_ATTR_INT, .i = ceil_mode},
+                            {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 2 * k, .exprs = pads}};
+    return kiln_network_add_layer(net, op, 1, &x, pads ? 5 : 4, a, y);
+}
+
+/* ONNX's output size (onnx/reference/ops/op_pool_common.py). */
+static int64_t onnx_pool_size(int64_t d, int64_t pb, int64_t pe, int64_t kernel, int64_t stride, int64_t dil,
+                              bool ceil_mode) {
+    /* Callers keep the numerator >= 0, so truncation is floor. */
+    double size = (double)(d + pb + pe - dil * (kernel - 1) - 1) / (double)stride + 1;
+    if (!ceil_mode) return (int64_t)size;
+    int64_t out = (int64_t)size + (size != (double)(int64_t)size);
+    if ((out - 1) * stride >= d + pb) out--;
+    return out;
+}
+
+static kiln_blob *pool_engine(void) {
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_tensor x, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 4,
+                           (kiln_expr[]){kiln_expr_const(p, 1), kiln_expr_const(p, 3), kiln_expr_const(p, 9),
+                                         kiln_expr_const(p, 10)}, &x);
+    kiln_expr pads[4] = {kiln_expr_const(p, 1), kiln_expr_const(p, 0), kiln_expr_const(p, 1), kiln_expr_const(p, 2)};
+    kiln_layer_attr a[6] = {{.name = "kernel_shape", .kind = KILN_ATTR_INTS, .count = 2, .ints = (int64_t[]){3, 2}},
+                            {.name = "strides", .kind = KILN_ATTR_INTS, .count = 2, .ints = (int64_t[]){3, 3}},
+                            {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 2, .ints = (int64_t[]){1, 2}},
+                            {.name = "ceil_mode", .kind = KILN_ATTR_INT, .i = 1},
+                            {.name = "count_include_pad", .kind = KILN_ATTR_INT, .i = 1},
+                            {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = pads}};
+    kiln_status s = kiln_network_add_layer(net, KILN_LAYER_AVG_POOL, 1, &x, 6, a, &y);
+    if (!s) s = kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    if (!s) kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    return blob;
+}
+
+static void test_pool_rule(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+#define C(v) kiln_expr_const(p, v)
+    kiln_dim_range range = {2, 8, 40};
+    kiln_expr h;
+    kiln_network_add_dim(net, "h", &range, 1, &h);
+    kiln_tensor x, xi, x2, y;
+    CHECK_OK(kiln_network_add_input(net, "x", KILN_BFLOAT16, 3, (kiln_expr[]){C(2), C(4), h}, &x));
+    CHECK_OK(kiln_network_add_input(net, "xi", KILN_INT32, 3, (kiln_expr[]){C(2), C(4), C(7)}, &xi));
+    CHECK_OK(kiln_network_add_input(net, "x2", KILN_FLOAT32, 2, (kiln_expr[]){C(2), C(4)}, &x2));
+    kiln_dtype dt;
+    int32_t rank;
+    kiln_expr dims[KILN_MAX_RANK];
+    /* Every size of h, both modes, several geometries: the symbolic output
+     * size is ONNX's (a ceil-mode window starting in the end padding dropped). */
+    static const int64_t geoms[][5] = {{3, 2, 1, 1, 1}, {2, 2, 1, 0, 0}, {3, 3, 2, 1, 2}, {4, 3, 1, 2, 1}, {2, 5, 1, 0, 3}};
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++)
+        for (int ceil_mode = 0; ceil_mode < 2; ceil_mode++) {
+            const int64_t *g = geoms[gi];
+            kiln_expr pads[2] = {C(g[3]), C(g[4])};
+            CHECK_OK(add_pool(net, ceil_mode ? KILN_LAYER_MAX_POOL : KILN_LAYER_AVG_POOL, x, 1, &g[0], &g[1], &g[2],
+                              pads, ceil_mode, &y));
+            CHECK_OK(kiln_network_tensor_info(net, y, &dt, &rank, dims));
+            CHECK(dt == KILN_BFLOAT16 && rank == 3 && dims[0] == C(2) && dims[1] == C(4));
+            for (int64_t hv = 2; hv <= 40; hv++) {
+                int64_t got = -1, want = onnx_pool_size(hv, g[3], g[4], g[0], g[1], g[2], ceil_mode);
+                if (hv + g[3] + g[4] < g[2] * (g[0] - 1) + 1) continue;   /* refused at run time */
+                CHECK_OK(kiln_expr_eval(p, dims[2], &hv, 1, &got));
+                if (got != want)
+                    fprintf(stderr, "pool geometry %zu ceil %d h %lld: got %lld, want %lld\n", gi, ceil_mode,
+                            (long long)hv, (long long)got, (long long)want);
+                CHECK(got == want);
+            }
+        }
+    /* What can never work is refused now, naming the tensor and the attribute. */
+    const int64_t one[1] = {1}, two[1] = {2};
+    CHECK_FAILS(add_pool(net, KILN_LAYER_MAX_POOL, xi, 1, two, one, one, NULL, 0, &y), KILN_ERROR_INVALID_NETWORK,
+                "max_pool of 'xi': dtype int32 is not supported (float32, float16, bfloat16)");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_AVG_POOL, x2, 1, two, one, one, NULL, 0, &y), KILN_ERROR_INVALID_NETWORK,
+                "avg_pool of 'x2': input rank 2; needs [N, C, D1..Dk]");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_MAX_POOL, x, 1, (int64_t[]){0}, one, one, NULL, 0, &y),
+                KILN_ERROR_INVALID_NETWORK, "max_pool of 'x': kernel size 0 of spatial axis 0 is not in [1, 2147483647]");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_MAX_POOL, x, 1, two, (int64_t[]){(int64_t)1 << 33}, one, NULL, 0, &y),
+                KILN_ERROR_INVALID_NETWORK, "max_pool of 'x': stride 8589934592 of spatial axis 0 is not in");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_AVG_POOL, x, 1, two, one, (int64_t[]){-1}, NULL, 0, &y),
+                KILN_ERROR_INVALID_NETWORK, "avg_pool of 'x': dilation -1 of spatial axis 0");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_AVG_POOL, x, 1, two, one, one, (kiln_expr[]){C(0), C(-2)}, 0, &y),
+                KILN_ERROR_INVALID_NETWORK, "avg_pool of 'x': end pad of spatial axis 0 is -2, not in [0, 2147483647]");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_MAX_POOL, x, 1, two, one, one, NULL, 2, &y), KILN_ERROR_INVALID_NETWORK,
+                "max_pool of 'x': ceil_mode 2 is not 0 or 1");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_MAX_POOL, xi, 1, (int64_t[]){9}, one, one, NULL, 0, &y),
+                KILN_ERROR_INVALID_NETWORK, "dtype int32");
+    CHECK_FAILS(add_pool(net, KILN_LAYER_MAX_POOL, x, 2, (int64_t[]){2, 2}, (int64_t[]){1, 1}, (int64_t[]){1, 1},
+                         NULL, 0, &y), KILN_ERROR_INVALID_NETWORK,
+                "max_pool of 'x' (1 spatial axes): needs ceil_mode, count_include_pad, 1 kernel sizes");
+    kiln_layer_attr cip[5] = {{.name = "kernel_shape", .kind = KILN_ATTR_INTS, .count = 1, .ints = two},
+                              {.name = "strides", .kind = KILN_ATTR_INTS, .count = 1, .ints = one},
+                              {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 1, .ints = one},
+                              {.name = "count_include_pad", .kind = KILN_ATTR_INT, .i = 1}};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_MAX_POOL, 1, &x, 4, cip, &y), KILN_ERROR_INVALID_ARGUMENT,
+                "count_include_pad");
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_AVG_POOL, 1, &x, 2, cip + 1, &y), KILN_ERROR_INVALID_ARGUMENT,
+                "avg_pool needs attribute 'kernel_shape'");
+    cip[3].i = 3;
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_AVG_POOL, 1, &x, 4, cip, &y), KILN_ERROR_INVALID_NETWORK,
+                "avg_pool of 'x': count_include_pad 3 is not 0 or 1");
+    /* A window longer than the padded axis: now when constant, at run time when symbolic. */
+    kiln_tensor x7;
+    CHECK_OK(kiln_network_add_input(net, "x7", KILN_FLOAT32, 3, (kiln_expr[]){C(1), C(1), C(7)}, &x7));
+    CHECK_OK(add_pool(net, KILN_LAYER_MAX_POOL, x7, 1, (int64_t[]){4}, one, (int64_t[]){2}, NULL, 0, &y));
+    CHECK_FAILS(add_pool(net, KILN_LAYER_MAX_POOL, x7, 1, (int64_t[]){5}, one, (int64_t[]){2}, NULL, 0, &y),
+                KILN_ERROR_INVALID_NETWORK, "max_pool of 'x7': spatial axis 0 is 7 long padded, shorter than the "
+                "dilated kernel (9)");
+#undef C
+    kiln_network_free(net);
+
+    /* At load: the stored attributes must be the rule's canonical ones. */
+    kiln_blob *blob = pool_engine();
+    REQUIRE(blob != NULL);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strcmp(kind, "pool") == 0);
+    CHECK(strcmp(detail, "avg_pool kernel [3, 2] strides [3, 3] dilations [1, 2] pads [1, 0, 1, 2] ceil_mode 1 "
+                         "count_include_pad 1") == 0);
+    kiln_engine_free(e);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    kiln_layer_record *l = &d.layers[0];
+    REQUIRE(l->op == KILN_OP_POOL && l->subop == KILN_POOL_AVERAGE && l->attrs.int_count == 8 &&
+            l->attrs.expr_count == 4);
+    l->subop = 7;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "unknown mode 7");
+    l->subop = KILN_POOL_MAX;   /* max_pool has no count_include_pad */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "count_include_pad 1 is not 0 (max_pool has none)");
+    l->subop = KILN_POOL_AVERAGE;
+    l->attrs.ints[2] = (int64_t)1 << 40;   /* a kernel no index arithmetic should meet */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "kernel size 1099511627776 of spatial axis 0 is not in");
+    l->attrs.ints[2] = 3;
+    l->attrs.ints[5] = 0;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "stride 0 of spatial axis 1");
+    l->attrs.ints[5] = 1;   /* valid, but the stored output width is not the rule's */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "the op's rule gives");
+    l->attrs.ints[5] = 3;
+    l->attrs.ints[0] = 0;   /* floor mode: another output height (3, not 4) */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "the op's rule gives");
+    l->attrs.ints[0] = 1;
+    l->attrs.int_count = 7;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "needs ceil_mode, count_include_pad, 2 kernel sizes");
+    l->attrs.int_count = 8;
+    l->attrs.expr_count = 0;   /* the pads may be left out when adding, never in a file */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "not in the canonical");
+    l->attrs.expr_count = 4;
+    CHECK_OK(load_edited(&d));
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 /* CONV_TRANSPOSE: the output grows by stride; negative pads (output_padding)
  * allowed within bounds; channels and the bias; at load, the same lists. */
 static void test_conv_transpose_rule(void) {
@@ -831,5 +1000,6 @@ int main(void) {
     TEST_RUN(test_rotary_rules);
     TEST_RUN(test_conv_rule);
     TEST_RUN(test_conv_transpose_rule);
+    TEST_RUN(test_pool_rule);
     return test_summary();
 }
