@@ -1027,6 +1027,99 @@ static void test_rotary(void) {
     buf_free(&y);
 }
 
+/* ---- POOL: the CUDA kernel against the CPU's (the same window arithmetic) ---- */
+
+typedef struct pshape {
+    int32_t k;
+    int64_t x[5], kernel[3], stride[3], dil[3], pad[6];
+    int64_t ceil_mode, count_include_pad;
+} pshape;
+
+static const pshape pool_shapes[] = {
+    {1, {2, 3, 37}, {3}, {1}, {1}, {0, 0}, 0, 0},
+    {1, {3, 2, 50}, {4}, {3}, {2}, {2, 1}, 1, 1},                                  /* asymmetric, ceil */
+    {2, {2, 8, 17, 13}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 1, 0},                /* a ResNet stem's pool */
+    {2, {1, 4, 15, 11}, {2, 4}, {1, 3}, {2, 1}, {0, 2, 1, 0}, 1, 1},
+    {3, {1, 3, 6, 9, 7}, {2, 3, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 2}, 0, 1},
+};
+
+/* Output size as the rule gives it (floor or ceil, the last ceil window
+ * dropped when it would start in the end padding). */
+static int64_t pool_out(int64_t d, int64_t pb, int64_t pe, int64_t kern, int64_t st, int64_t dil, int64_t ceil_mode) {
+    int64_t room = d + pb + pe - dil * (kern - 1) - 1;
+    if (!ceil_mode) return room / st + 1;
+    int64_t o = (room + st - 1) / st + 1;
+    return (o - 1) * st >= d + pb ? o - 1 : o;
+}
+
+static void test_pool_case(kiln_dtype dt, const pshape *c, int32_t mode) {
+    const int32_t rank = c->k + 2;
+    int64_t od[5] = {c->x[0], c->x[1]}, attrs[17];
+    int32_t na = 0;
+    attrs[na++] = c->ceil_mode;
+    attrs[na++] = mode == KILN_POOL_AVERAGE ? c->count_include_pad : 0;
+    for (int32_t i = 0; i < c->k; i++) attrs[na++] = c->kernel[i];
+    for (int32_t i = 0; i < c->k; i++) attrs[na++] = c->stride[i];
+    for (int32_t i = 0; i < c->k; i++) attrs[na++] = c->dil[i];
+    for (int32_t i = 0; i < 2 * c->k; i++) attrs[na++] = c->pad[i];
+    for (int32_t i = 0; i < c->k; i++)
+        od[2 + i] = pool_out(c->x[2 + i], c->pad[i], c->pad[c->k + i], c->kernel[i], c->stride[i], c->dil[i],
+                             c->ceil_mode);
+    buf in, out;
+    REQUIRE(buf_init(&in, dt, rank, c->x) && buf_init(&out, dt, rank, od));
+    fill_random(&in, -1.0, 1.0);
+    if (dt == KILN_FLOAT32)   /* a NaN: max gives NaN wherever a window holds it, on both backends */
+        ((float *)in.host.data)[in.n / 3] = NAN;
+    void *got = NULL;
+    const char *what = mode == KILN_POOL_MAX ? "max_pool" : "avg_pool";
+    CHECK(run_both_attrs(what, KILN_OP_POOL, mode, 0, attrs, na, &in, 1, &out, NULL, &got));
+    if (got) {
+        /* Max picks an element: equal, NaN where NaN.  The average adds the
+         * same taps in the same order in float32: equal up to rounding. */
+        int64_t bad = 0;
+        for (int64_t i = 0; i < out.n; i++) {
+            double g = load_f(dt, got, i), w = load_f(dt, out.host.data, i);
+            double tol = mode == KILN_POOL_MAX ? 0 : dt == KILN_FLOAT32 ? 1e-6 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
+            if (isnan(g) != isnan(w) || (!isnan(w) && !(fabs(g - w) <= tol * (1 + fabs(w))))) bad++;
+        }
+        if (bad)
+            fprintf(stderr, "  %s %s %dd x [%lld, %lld, ..]: %lld of %lld outputs differ\n", what, kiln_dtype_name(dt),
+                    (int)c->k, (long long)c->x[0], (long long)c->x[1], (long long)bad, (long long)out.n);
+        CHECK(bad == 0);
+    }
+    free(got);
+    buf_free(&in);
+    buf_free(&out);
+}
+
+static void test_pool(void) {
+    for (size_t d = 0; d < 3; d++)
+        for (size_t s = 0; s < sizeof pool_shapes / sizeof pool_shapes[0]; s++) {
+            test_pool_case(float_dtypes[d], &pool_shapes[s], KILN_POOL_MAX);
+            test_pool_case(float_dtypes[d], &pool_shapes[s], KILN_POOL_AVERAGE);
+        }
+    /* int32 is not taken, nor an unknown mode; a launch whose attributes do
+     * not fit its rank is refused, not run. */
+    int64_t dims[3] = {1, 2, 4};
+    buf in, out;
+    REQUIRE(buf_init(&in, KILN_INT32, 3, dims) && buf_init(&out, KILN_FLOAT32, 3, dims));
+    int64_t attrs[7] = {0, 0, 1, 1, 1, 0, 0};
+    kiln_layer_launch l = {.op = KILN_OP_POOL, .attrs = attrs, .attr_count = 7, .input_count = 1,
+                           .output_count = 1, .inputs = &in.dev, .outputs = &out.dev};
+    CHECK(!gpu->supports_op(&l));
+    buf_free(&in);
+    REQUIRE(buf_init(&in, KILN_FLOAT32, 3, dims));
+    l.inputs = &in.dev;
+    CHECK(gpu->supports_op(&l));
+    l.subop = KILN_POOL_MODE_COUNT;
+    CHECK(!gpu->supports_op(&l));
+    l.subop = KILN_POOL_MAX;
+    l.attr_count = 6;
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT, "pool of rank 3 with 6 attributes");
+    buf_free(&in);
+    buf_free(&out);
+}
+
 /* ---- CONV, CONV_TRANSPOSE: the direct CUDA kernels against the CPU's im2col / col2im + matmul ---- */
 
 typedef struct cshape {
@@ -1393,6 +1486,7 @@ int main(void) {
     TEST_RUN(test_topk);
     TEST_RUN(test_rotary);
     TEST_RUN(test_conv);
+    TEST_RUN(test_pool);
     const char *bench = getenv("KILN_CUDA_BENCH");
     if (bench && bench[0] == '1') {
         bench_gather(KILN_BFLOAT16, 128256, 4096, 16384);
