@@ -34,7 +34,11 @@
  *   conv.engine     conv: a 2-D float32 one with groups, strides, dilation,
  *                   asymmetric pads and a bias over a symbolic height, and a
  *                   1-D bfloat16 depthwise one without bias, and a
- *                   conv_transpose of the first's output (a negative pad) */
+ *                   conv_transpose of the first's output (a negative pad)
+ *   pool.engine     max_pool (ceil mode, dilated, asymmetric pads, one a
+ *                   function of the symbolic height) and avg_pool
+ *                   (count_include_pad) of a float32 input, and a 1-D
+ *                   float16 max_pool */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -376,6 +380,39 @@ static int conv(const char *dir) {
     return save(net, dir, "conv.engine");
 }
 
+/* POOL: a mutated kernel, stride, dilation, pad or mode must be refused at
+ * load or by the checks, never read past the input. */
+static int pool(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {3, 5, 9};
+    kiln_expr h;
+    TRY(kiln_network_add_dim(net, "h", &range, 1, &h));
+#define C(v) kiln_expr_const(p, v)
+    kiln_tensor x, x1, y, ya, y1;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 4, (kiln_expr[]){C(1), C(3), h, C(7)}, &x));
+    TRY(kiln_network_add_input(net, "x1", KILN_FLOAT16, 3, (kiln_expr[]){C(2), C(2), C(9)}, &x1));
+    kiln_expr pads[4] = {kiln_expr_binary(p, KILN_EXPR_FLOORDIV, h, C(4)), C(0), C(1), C(2)};
+    kiln_layer_attr a[6] = {{.name = "kernel_shape", .kind = KILN_ATTR_INTS, .count = 2, .ints = (int64_t[]){3, 2}},
+                            {.name = "strides", .kind = KILN_ATTR_INTS, .count = 2, .ints = (int64_t[]){2, 2}},
+                            {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 2, .ints = (int64_t[]){1, 2}},
+                            {.name = "ceil_mode", .kind = KILN_ATTR_INT, .i = 1},
+                            {.name = "pads", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = pads},
+                            {.name = "count_include_pad", .kind = KILN_ATTR_INT, .i = 1}};
+    TRY(layer(net, KILN_LAYER_MAX_POOL, 1, &x, 5, a, &y));
+    TRY(layer(net, KILN_LAYER_AVG_POOL, 1, &x, 6, a, &ya));
+    kiln_layer_attr a1[3] = {{.name = "kernel_shape", .kind = KILN_ATTR_INTS, .count = 1, .ints = (int64_t[]){4}},
+                             {.name = "strides", .kind = KILN_ATTR_INTS, .count = 1, .ints = (int64_t[]){3}},
+                             {.name = "dilations", .kind = KILN_ATTR_INTS, .count = 1, .ints = (int64_t[]){1}}};
+    TRY(layer(net, KILN_LAYER_MAX_POOL, 1, &x1, 3, a1, &y1));
+#undef C
+    TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, ya, "ya", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, y1, "y1", KILN_FLOAT16));
+    return save(net, dir, "pool.engine");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -383,5 +420,6 @@ int main(int argc, char **argv) {
     }
     TRY(kiln_plugin_library_init());
     return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]) ||
-           scatter(argv[1]) || topk(argv[1]) || rotary(argv[1]) || conv(argv[1]);
+           scatter(argv[1]) || topk(argv[1]) || rotary(argv[1]) || conv(argv[1]) ||
+           pool(argv[1]);
 }
