@@ -169,6 +169,71 @@ def test_conv_transpose_on_symbolic_sizes(kw):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("op, kw", [
+    ("MaxPool", {"auto_pad": "SAME_UPPER", "strides": [2, 3]}),
+    # SAME_LOWER with unit strides and dilations: onnx's reference pads a
+    # strided or dilated SAME_LOWER MaxPool as SAME_UPPER with floor sizes
+    # (its _max_pool path), against the spec that kiln follows.
+    ("MaxPool", {"auto_pad": "SAME_LOWER"}),
+    ("MaxPool", {"pads": [2, 0, 1, 1], "strides": [2, 1], "dilations": [2, 3]}),
+    ("MaxPool", {"pads": [1, 0, 0, 1], "strides": [2, 2], "ceil_mode": 1}),
+    ("AveragePool", {"auto_pad": "SAME_UPPER", "strides": [2, 3]}),
+    ("AveragePool", {"auto_pad": "VALID", "strides": [1, 2]}),
+    ("AveragePool", {"pads": [1, 1, 1, 1], "strides": [2, 2], "count_include_pad": 1}),
+], ids=["max-upper", "max-lower", "max-dilated", "max-ceil", "avg-upper", "avg-valid", "avg-include-pad"])
+def test_pool_on_symbolic_sizes(op, kw):
+    # SAME padding of a dynamic height and width: pads are expressions of
+    # them, so one engine matches ONNX's reference at every size.
+    from onnx.reference import ReferenceEvaluator
+    node = helper.make_node(op, ["x"], ["y"], kernel_shape=[3, 2], **kw)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 1, 2)], "h": [(4, 8, 16)], "w": [(4, 8, 16)]}))
+    ref = ReferenceEvaluator(m)
+    rng = np.random.default_rng(2)
+    for n, h, wd in ((1, 8, 8), (2, 5, 13), (1, 16, 4)):
+        x = rng.standard_normal((n, 3, h, wd)).astype(np.float32)
+        (want,) = ref.run(None, {"x": x})
+        got = s({"x": x})["y"]
+        assert got.shape == want.shape, (op, kw, got.shape, want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pool(op):
+    node = helper.make_node(op, ["x"], ["y"])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 1, 2)], "h": [(1, 4, 8)]}))
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 5)).astype(np.float32)
+    want = x.mean(axis=(2, 3), keepdims=True) if op == "GlobalAveragePool" else x.max(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(s({"x": x})["y"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_pool_refusals_name_the_node():
+    node = helper.make_node("MaxPool", ["x"], ["y", "idx"], name="p", kernel_shape=[2, 2])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("idx", TensorProto.INT64, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(kiln.onnx.UnsupportedNode, match=r"node 'p'.*the Indices output \('idx'\)"):
+        kiln.onnx.parse(m)
+    node = helper.make_node("AveragePool", ["x"], ["y"], name="a", kernel_shape=[2, 2], auto_pad="SAME_SIDEWAYS")
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(kiln.onnx.UnsupportedNode, match=r"node 'a'.*auto_pad 'SAME_SIDEWAYS'"):
+        kiln.onnx.parse(m)
+    node = helper.make_node("AveragePool", ["x"], ["y"], name="a", kernel_shape=[2, 9])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(kiln.onnx.UnsupportedNode, match=r"shorter than the dilated kernel"):
+        kiln.onnx.parse(m)
+
+
 def test_conv_refusals_name_the_node():
     node = helper.make_node("Conv", ["x", "w"], ["y"], name="c", auto_pad="SAME_SIDEWAYS")
     g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
