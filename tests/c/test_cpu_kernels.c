@@ -20,6 +20,7 @@
 #include "ops/op_table.h"
 #include "core/alloc.h"
 #include "core/dtype.h"
+#include "engine/engine_desc.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -1317,6 +1318,131 @@ static void check_conv(kiln_dtype dt, const conv_case *c, int transposed) {
     free(want);
 }
 
+/* POOL against a direct reading of ONNX's definition in double precision:
+ * window o·stride − pad_begin + t·dilation; max over the taps inside the
+ * input (NaN wins), average over them, or over every tap before
+ * D + pad_end with count_include_pad. */
+typedef struct pool_case {
+    int     k;
+    int64_t x[5], kernel[3], stride[3], dil[3], pad[6];
+    int64_t ceil_mode, cip;
+} pool_case;
+
+static int64_t pool_size(int64_t d, int64_t pb, int64_t pe, int64_t kern, int64_t st, int64_t dil, int64_t ceil_mode) {
+    int64_t room = d + pb + pe - dil * (kern - 1) - 1;
+    if (!ceil_mode) return room / st + 1;
+    int64_t o = (room + st - 1) / st + 1;
+    return (o - 1) * st >= d + pb ? o - 1 : o;
+}
+
+static void check_pool(kiln_dtype dt, const pool_case *c, int32_t mode, int specials) {
+    const int rank = c->k + 2;
+    int64_t od[5] = {c->x[0], c->x[1]}, attrs[17];
+    int32_t na = 0;
+    attrs[na++] = c->ceil_mode;
+    attrs[na++] = mode == KILN_POOL_AVERAGE ? c->cip : 0;
+    for (int i = 0; i < c->k; i++) attrs[na++] = c->kernel[i];
+    for (int i = 0; i < c->k; i++) attrs[na++] = c->stride[i];
+    for (int i = 0; i < c->k; i++) attrs[na++] = c->dil[i];
+    for (int i = 0; i < 2 * c->k; i++) attrs[na++] = c->pad[i];
+    for (int i = 0; i < c->k; i++)
+        od[2 + i] = pool_size(c->x[2 + i], c->pad[i], c->pad[c->k + i], c->kernel[i], c->stride[i], c->dil[i],
+                              c->ceil_mode);
+    const int64_t nx = numel_of(rank, c->x), no = numel_of(rank, od);
+    void *x = alloc_elems(dt, nx), *y = alloc_elems(dt, no);
+    REQUIRE(x && y);
+    fill_values(dt, x, nx, specials);
+    kiln_tensor_desc in = make_desc(x, dt, rank, c->x), out = make_desc(y, dt, rank, od);
+    kiln_layer_launch l = {.op = KILN_OP_POOL, .subop = mode, .attrs = attrs, .attr_count = na, .input_count = 1,
+                           .output_count = 1, .inputs = &in, .outputs = &out};
+    CHECK(kiln_backend_cpu()->supports_op(&l));
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    /* Pad the unused axes to 1 so that one loop nest serves k = 1..3. */
+    int64_t in3[3] = {1, 1, 1}, o3[3] = {1, 1, 1}, k3[3] = {1, 1, 1}, s3[3] = {1, 1, 1}, d3[3] = {1, 1, 1},
+            pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};
+    for (int i = 0; i < c->k; i++) {
+        in3[i] = c->x[2 + i];
+        o3[i] = od[2 + i];
+        k3[i] = c->kernel[i];
+        s3[i] = c->stride[i];
+        d3[i] = c->dil[i];
+        pb[i] = c->pad[i];
+        pe[i] = c->pad[c->k + i];
+    }
+    const double rtol = dt == KILN_FLOAT32 ? 1e-6 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
+    int64_t e = 0, bad = 0;
+    for (int64_t plane = 0; plane < c->x[0] * c->x[1]; plane++)
+        for (int64_t a0 = 0; a0 < o3[0]; a0++)
+            for (int64_t a1 = 0; a1 < o3[1]; a1++)
+                for (int64_t a2 = 0; a2 < o3[2]; a2++, e++) {
+                    const int64_t o[3] = {a0, a1, a2};
+                    double best = -INFINITY, sum = 0;
+                    int64_t inside = 0, padded = 0;
+                    for (int64_t t0 = 0; t0 < k3[0]; t0++)
+                        for (int64_t t1 = 0; t1 < k3[1]; t1++)
+                            for (int64_t t2 = 0; t2 < k3[2]; t2++) {
+                                const int64_t t[3] = {t0, t1, t2};
+                                int64_t at[3];
+                                int in_x = 1, in_pad = 1;
+                                for (int i = 0; i < 3; i++) {
+                                    at[i] = o[i] * s3[i] - pb[i] + t[i] * d3[i];
+                                    if (at[i] < 0 || at[i] >= in3[i]) in_x = 0;
+                                    if (at[i] >= in3[i] + pe[i]) in_pad = 0;
+                                }
+                                padded += in_pad;
+                                if (!in_x) continue;
+                                double v = get_f(dt, x, (plane * in3[0] + at[0]) * in3[1] * in3[2] + at[1] * in3[2] + at[2]);
+                                if (v != v || v > best) best = v != v || best != best ? NAN : v;
+                                sum += v;
+                                inside++;
+                            }
+                    const double want = mode == KILN_POOL_MAX ? best : sum / (double)(c->cip ? padded : inside);
+                    const double got = get_f(dt, y, e);
+                    const int ok = mode == KILN_POOL_MAX ? (isnan(want) ? isnan(got) : got == want)
+                                 : (isnan(want) ? isnan(got) : got == want || fabs(got - want) <= rtol * (1 + fabs(want)) * 4);
+                    if (!ok && bad++ < 3)
+                        fprintf(stderr, "  %s %s %dd: element %lld: got %g, want %g\n",
+                                mode == KILN_POOL_MAX ? "max_pool" : "avg_pool", kiln_dtype_name(dt), c->k,
+                                (long long)e, got, want);
+                }
+    CHECK(bad == 0);
+    free(x);
+    free(y);
+}
+
+static void test_pool(void) {
+    static const pool_case pools[] = {
+        {1, {2, 3, 11}, {3}, {2}, {1}, {1, 2}, 1, 1},
+        {1, {1, 2, 13}, {4}, {3}, {2}, {0, 1}, 1, 0},
+        {2, {1, 3, 7, 6}, {3, 2}, {2, 1}, {1, 2}, {1, 0, 2, 1}, 0, 1},
+        {2, {2, 2, 9, 9}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 1, 1},
+        {3, {1, 2, 5, 6, 4}, {2, 3, 2}, {1, 2, 2}, {2, 1, 1}, {1, 0, 1, 0, 1, 1}, 1, 0},
+        {2, {8, 64, 20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 0, 0},   /* enough work for threads */
+    };
+    const kiln_dtype floats[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
+    for (int d = 0; d < 3; d++)
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            for (int32_t mode = 0; mode < KILN_POOL_MODE_COUNT; mode++)
+                check_pool(floats[d], &pools[i], mode, i < 5);   /* NaN, ±inf, ±0 in the small cases */
+    /* Refused: an int32 input, an unknown mode, attributes that do not fit the rank. */
+    int64_t dims[3] = {1, 1, 4}, attrs[7] = {0, 0, 2, 1, 1, 0, 0};
+    int32_t xi[4] = {0};
+    float xf[4] = {0}, yf[4];
+    kiln_tensor_desc in = make_desc(xi, KILN_INT32, 3, dims), out = make_desc(yf, KILN_INT32, 3, dims);
+    kiln_layer_launch l = {.op = KILN_OP_POOL, .attrs = attrs, .attr_count = 7, .input_count = 1, .output_count = 1,
+                           .inputs = &in, .outputs = &out};
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+    in = make_desc(xf, KILN_FLOAT32, 3, dims);
+    out = make_desc(yf, KILN_FLOAT32, 3, (int64_t[]){1, 1, 3});
+    CHECK(kiln_backend_cpu()->supports_op(&l));
+    l.subop = KILN_POOL_MODE_COUNT;
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+    l.subop = KILN_POOL_MAX;
+    l.attr_count = 6;
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "pool of rank 3 with 6 attributes");
+}
+
 static void test_conv(void) {
     static const conv_case convs[] = {
         {1, {2, 4, 11}, {6, 2, 3}, {2}, {1}, {1, 2}, 2, 1},
@@ -1901,6 +2027,7 @@ int main(void) {
     TEST_RUN(test_topk);
     TEST_RUN(test_rotary_embedding);
     TEST_RUN(test_conv);
+    TEST_RUN(test_pool);
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);
     TEST_RUN(test_matmul_threads);
