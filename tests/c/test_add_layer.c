@@ -109,6 +109,21 @@ static void test_schemas(void) {
         CHECK(strcmp(name, conv_attrs[k]) == 0 && required == conv_required[k]);
     }
     CHECK(strcmp(kiln_layer_op_name(KILN_LAYER_CONV), "conv") == 0);
+    /* max_pool and avg_pool: one input; avg_pool's extra count_include_pad. */
+    static const char *const pool_attrs[6] = {"ceil_mode", "count_include_pad", "kernel_shape", "strides",
+                                              "dilations", "pads"};
+    static const int pool_required[6] = {0, 0, 1, 1, 1, 0};
+    for (int avg = 0; avg < 2; avg++) {
+        kiln_layer_op op = avg ? KILN_LAYER_AVG_POOL : KILN_LAYER_MAX_POOL;
+        CHECK_OK(kiln_layer_op_info(op, &inputs, &attrs));
+        CHECK(inputs == 1 && attrs == (avg ? 6 : 5));
+        for (int32_t k = 0; k < attrs; k++) {
+            int32_t want = avg || k == 0 ? k : k + 1;   /* max_pool has no count_include_pad */
+            CHECK_OK(kiln_layer_op_attr(op, k, &name, &kind, &required));
+            CHECK(strcmp(name, pool_attrs[want]) == 0 && required == pool_required[want]);
+        }
+        CHECK(strcmp(kiln_layer_op_name(op), avg ? "avg_pool" : "max_pool") == 0);
+    }
 }
 
 /* One network, built twice: through the bespoke call (generic = 0) or through
