@@ -613,12 +613,13 @@ typedef enum kiln_layer_op {
                                          ONNX MaxPool (no Indices output) / torch max_pool1d..3d; out [N, C,
                                          O1..Ok] with Oi = floor (or ceil) ((Di + pads - dilation*(Ki-1) - 1) /
                                          stride) + 1, less one when ceil's last window would start in the end
-                                         padding.  NaN in a window gives NaN (numpy's max, torch).  float32,
-                                         float16, bfloat16 */
+                                         padding.  NaN in a window gives NaN (numpy's max, torch); a window
+                                         with no input element (pads or dilation stepping over the input) gives
+                                         -inf.  float32, float16, bfloat16 */
     KILN_LAYER_AVG_POOL         = 71,  /* as max_pool, plus "count_include_pad" (INT 0/1, default 0): the mean of
                                          the window's input elements, or of all its taps inside the padded
-                                         input when 1: ONNX AveragePool / torch avg_pool1d..3d.  Sums in
-                                         float32 */
+                                         input when 1: ONNX AveragePool / torch avg_pool1d..3d; a window with
+                                         nothing to count gives NaN (0/0).  Sums in float32 */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 
