@@ -187,3 +187,17 @@ def test_pool_python_argument_errors():
         build_pool(kiln.max_pool, (1, 4, 8), kernel_shape=(2, 2))
     with pytest.raises(ValueError, match="avg_pool: pads has 3 entries"):
         build_pool(kiln.avg_pool, (1, 4, 8), kernel_shape=2, pads=[1, 1, 1])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pool_empty_window(device):
+    # Pads of the kernel's extent or more (torch refuses them, ONNX does
+    # not): the first window holds padding only; max gives -inf, the
+    # average of nothing NaN, the average counting pads 0.
+    x = torch.arange(1, 5, dtype=torch.float32).reshape(1, 1, 4)
+    (mx,) = run_pool(kiln.max_pool, [x], device, kernel_shape=2, strides=2, pads=[3, 0])
+    (av,) = run_pool(kiln.avg_pool, [x], device, kernel_shape=2, strides=2, pads=[3, 0])
+    (ap,) = run_pool(kiln.avg_pool, [x], device, kernel_shape=2, strides=2, pads=[3, 0], count_include_pad=True)
+    close(mx, torch.tensor([[[-math.inf, 1.0, 3.0]]]), exact=True)   # windows at -3, -1, 1
+    close(av, torch.tensor([[[math.nan, 1.0, 2.5]]]), exact=True)
+    close(ap, torch.tensor([[[0.0, 0.5, 2.5]]]), exact=True)
