@@ -10,6 +10,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# NVLink multicast stays off in every NCCL/PyTorch/NVSHMEM this script starts
+# (torchrun, pytest's worker processes, the C two-rank test inherit these):
+# a program that uses it can take the host's shared GPUs out of service.
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 out=$root/build/gpu-logs
 mkdir -p "$out"
 declare -a summary

@@ -147,6 +147,9 @@ int main(void) {
     unlink(path);
     setenv("KILN_NCCL_ID_FILE", path, 1);
     if (!getenv("KILN_NCCL_TIMEOUT_S")) setenv("KILN_NCCL_TIMEOUT_S", "120", 1);
+    /* NVLink multicast stays off (NCCL reads this when a communicator is
+     * made): it can take a host's shared GPUs out of service. */
+    setenv("NCCL_NVLS_ENABLE", "0", 0);
     pid_t pids[WORLD];
     for (int r = 0; r < WORLD; r++) {
         pids[r] = fork();
