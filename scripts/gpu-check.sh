@@ -42,11 +42,11 @@ gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${gpus:-0}" -ge 2 ]; then
   case "${1:-}" in aot|llama|llama8b) ;; *)
     step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
-    step multi-gpu-c env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
+    step multi-gpu-c timeout -k 10 300 env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
     step multi-gpu-llama python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_llama.py -k gpu_tensor_parallel
     # Benchmarks (full runs only): all-reduce vs torch.distributed; 8B decode at TP=1 and TP=2.
     if [ -z "${1:-}" ]; then
-      step bench_collectives torchrun --nproc-per-node=2 bench/bench_collectives.py
+      step bench_collectives timeout -k 10 400 torchrun --nproc-per-node=2 bench/bench_collectives.py
       step bench_llama_tp1 torchrun --nproc-per-node=1 bench/bench_llama_tp.py --shape 8b --batch 1 16
       step bench_llama_tp2 torchrun --nproc-per-node=2 bench/bench_llama_tp.py --shape 8b --batch 1 16
     fi
