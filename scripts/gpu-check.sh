@@ -42,7 +42,13 @@ gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${gpus:-0}" -ge 2 ]; then
   case "${1:-}" in aot|llama|llama8b) ;; *)
     step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
-    step multi-gpu-c timeout -k 10 300 env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
+    # The C test finds NCCL by dlopen("libnccl.so.2"): when the loader has none, torch's wheel copy.
+    nccl_lib=${KILN_NCCL_LIBRARY:-}
+    if [ -z "$nccl_lib" ] && ! ldconfig -p 2>/dev/null | grep -q 'libnccl\.so\.2 '; then
+      nccl_lib=$(python3 -c "import glob, os, nvidia.nccl as n; print((glob.glob(os.path.join(list(n.__path__)[0], 'lib', 'libnccl.so*')) or [''])[0])" 2>/dev/null || true)
+    fi
+    step multi-gpu-c timeout -k 10 300 env KILN_TEST_NO_SKIP=1 ${nccl_lib:+KILN_NCCL_LIBRARY="$nccl_lib"} \
+      KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
     step multi-gpu-llama python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_llama.py -k gpu_tensor_parallel
     # Benchmarks (full runs only): all-reduce vs torch.distributed; 8B decode at TP=1 and TP=2.
     if [ -z "${1:-}" ]; then
