@@ -57,7 +57,8 @@ if [ "${gpus:-0}" -ge 2 ]; then
       step bench_llama_tp2 torchrun --nproc-per-node=2 bench/bench_llama_tp.py --shape 8b --batch 1 16
     fi
     [ "${1:-}" = multi ] && step cuda-backend env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_cuda_backend"
-    [ "${1:-}" = multi ] && [ -x "$build/tests/test_nccl_abi" ] && step nccl-abi "$build/tests/test_nccl_abi"
+    [ "${1:-}" = multi ] && [ -x "$build/tests/test_nccl_abi" ] && \
+      step nccl-abi ctest --test-dir "$build" -R '^test_nccl_abi$' --output-on-failure   # with CMake's KILN_NCCL_LIBRARY
     ;;
   esac
 else
