@@ -18,6 +18,12 @@ import argparse
 import os
 import time
 
+# NVLink multicast off in NCCL, PyTorch and NVSHMEM, before any of them starts
+# (torchrun passes the launcher's environment through; this covers a bare one).
+for _name, _value in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"),
+                      ("NVSHMEM_DISABLE_NVLS", "1")):
+    os.environ.setdefault(_name, _value)
+
 import torch
 import torch.distributed as dist
 

@@ -14,6 +14,12 @@ import os
 import sys
 import time
 
+# NVLink multicast off in NCCL, PyTorch and NVSHMEM, before any of them starts
+# (torchrun passes the launcher's environment through; this covers a bare one).
+for _name, _value in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"),
+                      ("NVSHMEM_DISABLE_NVLS", "1")):
+    os.environ.setdefault(_name, _value)
+
 import torch
 import torch.distributed as dist
 
@@ -39,8 +45,12 @@ def main():
 
     torch.manual_seed(0)
     cfg = LlamaConfig(**SHAPES[args.shape])
-    hf = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
     device = f"cuda:{local}"
+    # On the GPU, as bench_llama.py does: torchrun sets OMP_NUM_THREADS=1, and
+    # initialising 8B float32 parameters on one CPU thread per rank takes
+    # minutes of a run.  CUDA's generator gives every rank the same weights.
+    with torch.device(device):
+        hf = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
     t0 = time.perf_counter()
     model = llama.from_hf(hf, dtype="bfloat16", device=device, max_batch=max(args.batch),
                           max_seq_len=max(args.prompt + args.new_tokens, args.prefill), prefer_aot=True,

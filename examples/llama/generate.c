@@ -238,6 +238,7 @@ int main(int argc, char **argv) {
     TRY(kiln_context_create(decode, &options, &dctx));
     TRY(kiln_device_stream_create(device, &stream));
     if (world > 1) {
+        setenv("NCCL_NVLS_ENABLE", "0", 0);   /* NVLink multicast off unless the launcher says otherwise */
         kiln_comm_id prefill_id, decode_id;
         TRY(job_comm_id(rank, "prefill", &prefill_id));
         TRY(job_comm_id(rank, "decode", &decode_id));

@@ -141,8 +141,15 @@ def dead_peer(rank, world, store):
         x = kiln.Tensor(name="x", shape=(1024,), dtype="float32")
         kiln.all_reduce(x).mark_output("y")
     session = Session(builder.build_engine(net), device=f"cuda:{rank}", comm=kiln.distributed.comm_from_env(rank, world))
+    # Rank 1 leaves only once rank 0 has joined too (NCCL's init can finish
+    # on one rank before the other): the failure must come from the run.
+    joined = os.path.join(store, "rank0-joined")
     if rank == 1:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(joined) and time.monotonic() < deadline:
+            time.sleep(0.05)
         os._exit(0)   # gone without a word, after joining
+    open(joined, "w").close()
     x = torch.ones(1024, device=f"cuda:{rank}")
     t0 = time.monotonic()
     try:

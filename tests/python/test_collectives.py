@@ -20,7 +20,7 @@ import torch
 import kiln
 from kiln.runtime import Engine, Session
 
-from conftest import HAVE_GPU, subprocess_env
+from conftest import HAVE_GPU, run_workers, subprocess_env
 
 HERE = Path(__file__).resolve().parent
 TWO_GPUS = HAVE_GPU and torch.cuda.device_count() >= 2
@@ -242,21 +242,12 @@ def test_a_rank_that_never_comes_fails_in_bounded_time():
 
 # ---- two GPUs ---------------------------------------------------------------------
 
-def run_ranks(mode, tmp_path, world=2, timeout=600):
+def run_ranks(mode, tmp_path, world=2, timeout=300):
     env = subprocess_env()
     env.pop("KILN_NCCL_ID_FILE", None)
-    procs = [subprocess.Popen([sys.executable, str(HERE / "collectives_worker.py"), mode, str(r), str(world),
-                               str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for r in range(world)]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=timeout)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    return [p.returncode for p in procs], outs
+    env.setdefault("KILN_NCCL_TIMEOUT_S", "90")   # a stuck collective fails by name well before the deadline
+    return run_workers([[sys.executable, str(HERE / "collectives_worker.py"), mode, str(r), str(world), str(tmp_path)]
+                        for r in range(world)], env, timeout)
 
 
 @pytest.mark.skipif(not (TWO_GPUS and HAVE_NCCL), reason="needs 2 GPUs and NCCL")
@@ -268,6 +259,6 @@ def test_two_ranks_match_torch_distributed(tmp_path):
 
 @pytest.mark.skipif(not (TWO_GPUS and HAVE_NCCL), reason="needs 2 GPUs and NCCL")
 def test_a_dead_peer_fails_the_other_rank(tmp_path):
-    codes, outs = run_ranks("dead-peer", tmp_path, timeout=300)
+    codes, outs = run_ranks("dead-peer", tmp_path, timeout=180)
     assert codes[0] == 0, "\n".join(outs)
     assert "RANK 0: ok" in outs[0], "\n".join(outs)

@@ -18,7 +18,7 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 import kiln  # noqa: E402
 from kiln.models import llama  # noqa: E402
 
-from conftest import HAVE_GPU, subprocess_env  # noqa: E402
+from conftest import HAVE_GPU, run_workers, subprocess_env  # noqa: E402
 
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
@@ -425,15 +425,7 @@ def test_gpu_tensor_parallel_2_matches_1(tmp_path):
     identical, eagerly and with the decode step replayed from a CUDA graph
     (tests/python/llama_tp_worker.py)."""
     worker = os.path.join(os.path.dirname(__file__), "llama_tp_worker.py")
-    procs = [subprocess.Popen([sys.executable, worker, str(r), "2", str(tmp_path)], env=subprocess_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=900)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(outs)
+    env = dict(subprocess_env(), KILN_NCCL_TIMEOUT_S="120")   # a stuck collective fails by name, before the deadline
+    codes, outs = run_workers([[sys.executable, worker, str(r), "2", str(tmp_path)] for r in range(2)], env, 420)
+    assert codes == [0, 0], "\n".join(outs)
     assert all(f"RANK {r}: ok" in outs[r] for r in range(2)), "\n".join(outs)
