@@ -15,6 +15,7 @@ copy of one W.
 
     python3 bench/bench_gpu_gemv.py
 """
+import argparse
 import json
 import os
 import subprocess
@@ -105,13 +106,13 @@ def kiln_ms(ws, m, stream):
     return best / len(ws), err
 
 
-def child():
+def child(shapes, batches):
     """KILN_CUDA_GEMV=0 run: print {case: ms} as JSON."""
     stream = torch.cuda.Stream()
     out = {}
-    for what, n, k in SHAPES:
+    for what, n, k in shapes:
         ws = weights(n, k, copies_for(n, k))
-        for m in BATCHES:
+        for m in batches:
             out[f"{what}|{m}"] = kiln_ms(ws, m, stream)[0]
         del ws
         torch.cuda.empty_cache()
@@ -119,10 +120,15 @@ def child():
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, nargs="+", default=BATCHES, help="rows of x (default 1 2 4 16)")
+    ap.add_argument("--only", default="", help="the products whose name contains this (e.g. '8B')")
+    args = ap.parse_args()
+    shapes = [s for s in SHAPES if args.only in s[0]]
     if os.environ.get("KILN_CUDA_GEMV") == "0":
-        return child()
-    r = subprocess.run([sys.executable, __file__], env=dict(os.environ, KILN_CUDA_GEMV="0"), capture_output=True,
-                       text=True, timeout=1200)
+        return child(shapes, args.batch)
+    r = subprocess.run([sys.executable, __file__, *sys.argv[1:]], env=dict(os.environ, KILN_CUDA_GEMV="0"),
+                       capture_output=True, text=True, timeout=1200)
     if r.returncode:
         raise RuntimeError(f"the KILN_CUDA_GEMV=0 run failed:\n{r.stderr[-3000:]}")
     cublas = json.loads(r.stdout.strip().splitlines()[-1])
@@ -132,12 +138,12 @@ def main():
     print("| product | N x K | M | kiln µs | kiln GB/s | kiln cuBLAS GB/s | torch GB/s | copy GB/s | "
           "kiln / torch | max |kiln - torch| |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for what, n, k in SHAPES:
+    for what, n, k in shapes:
         ws = weights(n, k, copies_for(n, k))
         nbytes = n * k * 2
         dst = torch.empty_like(ws[0])
         copy = graph_ms(lambda: [dst.copy_(w) for w in ws], stream) / len(ws)
-        for m in BATCHES:
+        for m in args.batch:
             x = torch.randn(m, k, device="cuda", dtype=DTYPE)
             ours, err = kiln_ms(ws, m, stream)
             theirs = graph_ms(lambda: [x @ w.t() for w in ws], stream) / len(ws)

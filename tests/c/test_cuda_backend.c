@@ -1250,6 +1250,7 @@ static const mshape matmul_shapes[] = {
     {2, 2, 2, {1, 36}, {36, 5}, {1, 5}},                                /* K = 36: half types fall back to cuBLAS */
     {2, 2, 2, {1, 8200}, {8200, 64}, {1, 64}},                          /* the unrolled loop and its tail */
     {3, 2, 3, {2, 1, 256}, {256, 64}, {2, 1, 64}},                      /* 2 rows: cuBLAS */
+    {2, 2, 2, {3, 2048}, {2048, 1001}, {3, 1001}},                      /* 3 rows: cuBLAS */
 };
 
 /* s's shapes are the product's, a [..., M, K] and b [..., K, N]; with ta
