@@ -122,6 +122,25 @@ static kiln_tensor_desc matrix(void *data, int64_t rows, int64_t cols) {
     return d;
 }
 
+/* The spatial part of g from the tensors and the attributes (group, then
+ * strides, dilations and begin pads, k of each): sizes per axis, and the
+ * taps of the kernel, the output positions and the input plane's size. */
+static void conv_spatial(conv_geom *g, const kiln_tensor_desc *x, const kiln_tensor_desc *w,
+                         const kiln_tensor_desc *out, const int64_t *a) {
+    g->taps = g->positions = g->in_plane = 1;
+    for (int32_t i = 0; i < g->k; i++) {
+        g->in[i] = x->dims[2 + i];
+        g->ker[i] = w->dims[2 + i];
+        g->out[i] = out->dims[2 + i];
+        g->stride[i] = a[1 + i];
+        g->dil[i] = a[1 + g->k + i];
+        g->pad[i] = a[1 + 2 * g->k + i];
+        g->taps *= g->ker[i];
+        g->positions *= g->out[i];
+        g->in_plane *= g->in[i];
+    }
+}
+
 kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
     const kiln_tensor_desc *x = &l->inputs[0], *w = &l->inputs[1], *out = &l->outputs[0];
     const kiln_tensor_desc *bias = l->input_count == 3 ? &l->inputs[2] : NULL;
@@ -145,18 +164,7 @@ kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
     if (g.group < 1 || g.cg * g.group != g.C || g.mg * g.group != g.M || out->dims[0] != g.N || out->dims[1] != g.M)
         return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: conv channels: input %lld, weight [%lld, %lld], "
                           "group %lld", (long long)g.C, (long long)g.M, (long long)g.cg, (long long)g.group);
-    g.taps = g.positions = g.in_plane = 1;
-    for (int32_t i = 0; i < g.k; i++) {
-        g.in[i] = x->dims[2 + i];
-        g.ker[i] = w->dims[2 + i];
-        g.out[i] = out->dims[2 + i];
-        g.stride[i] = a[1 + i];
-        g.dil[i] = a[1 + g.k + i];
-        g.pad[i] = a[1 + 2 * g.k + i];
-        g.taps *= g.ker[i];
-        g.positions *= g.out[i];
-        g.in_plane *= g.in[i];
-    }
+    conv_spatial(&g, x, w, out, a);
     if (kiln_cpu_numel(out) == 0) return KILN_OK;
     const kiln_dtype dt = out->dtype;
     const size_t es = kiln_dtype_size(dt);
@@ -300,18 +308,7 @@ kiln_status kiln_cpu_conv_transpose(const kiln_layer_launch *l) {
                           "[%lld, %lld], group %lld", (long long)g.C, (long long)w->dims[0], (long long)g.mg,
                           (long long)g.group);
     /* Here positions are the output's and in_plane the input's. */
-    g.taps = g.positions = g.in_plane = 1;
-    for (int32_t i = 0; i < g.k; i++) {
-        g.in[i] = x->dims[2 + i];
-        g.ker[i] = w->dims[2 + i];
-        g.out[i] = out->dims[2 + i];
-        g.stride[i] = a[1 + i];
-        g.dil[i] = a[1 + g.k + i];
-        g.pad[i] = a[1 + 2 * g.k + i];
-        g.taps *= g.ker[i];
-        g.positions *= g.out[i];
-        g.in_plane *= g.in[i];
-    }
+    conv_spatial(&g, x, w, out, a);
     if (kiln_cpu_numel(out) == 0) return KILN_OK;
     const kiln_dtype dt = out->dtype;
     const size_t es = kiln_dtype_size(dt);
