@@ -259,23 +259,35 @@ def conv(x, w, bias=None, *, strides=None, pads=None, dilations=None, group=1):
     return _conv_layer("conv", x, w, bias, strides, pads, dilations, group)
 
 
-def _conv_args(what, x, strides, pads, dilations, group):
+def _spatial_axes(what, x):
+    """k, the spatial axes of x [N, C, D1..Dk] (conv and pooling: 1 to 3)."""
     k = len(x.shape) - 2
     if k < 1 or k > 3:
         raise ValueError(f"{what}: input of rank {len(x.shape)}; needs [N, C, D1..Dk] with 1 to 3 spatial axes")
+    return k
+
+
+def _spatial_pads(what, pads, k):
+    """pads as 2k entries (begins, then ends) from None (0), one int or
+    SymDim (every side), k entries (both sides of each axis) or 2k."""
+    if pads is None:
+        return [0] * (2 * k)
+    if isinstance(pads, (int, SymDim)) and not isinstance(pads, bool):
+        return [pads] * (2 * k)
+    pads = list(pads)
+    if len(pads) == k:
+        return pads + pads
+    if len(pads) != 2 * k:
+        raise ValueError(f"{what}: pads has {len(pads)} entries; needs {k} (both sides) or {2 * k} (begins, "
+                         "then ends)")
+    return pads
+
+
+def _conv_args(what, x, strides, pads, dilations, group):
+    k = _spatial_axes(what, x)
     strides = _per_axis(1 if strides is None else strides, k, f"{what}: strides")
     dilations = _per_axis(1 if dilations is None else dilations, k, f"{what}: dilations")
-    if pads is None:
-        pads = [0] * (2 * k)
-    elif isinstance(pads, (int, SymDim)) and not isinstance(pads, bool):
-        pads = [pads] * (2 * k)
-    else:
-        pads = list(pads)
-        if len(pads) == k:
-            pads = pads + pads
-        elif len(pads) != 2 * k:
-            raise ValueError(f"{what}: pads has {len(pads)} entries; needs {k} (both sides) or {2 * k} (begins, "
-                             "then ends)")
+    pads = _spatial_pads(what, pads, k)
     if isinstance(group, bool) or not isinstance(group, int):
         raise TypeError(f"{what}: group must be an int, not {type(group).__name__}")
     return k, strides, pads, dilations
@@ -305,24 +317,12 @@ def conv_transpose(x, w, bias=None, *, strides=None, pads=None, dilations=None, 
 
 
 def _pool_args(what, x, kernel_shape, strides, pads, dilations, ceil_mode):
-    k = len(x.shape) - 2
-    if k < 1 or k > 3:
-        raise ValueError(f"{what}: input of rank {len(x.shape)}; needs [N, C, D1..Dk] with 1 to 3 spatial axes")
+    k = _spatial_axes(what, x)
     kernel = _per_axis(kernel_shape, k, f"{what}: kernel_shape")
     # torch's default: the stride is the kernel size (ONNX's is 1: the importer passes it).
     strides = kernel if strides is None else _per_axis(strides, k, f"{what}: strides")
     dilations = _per_axis(1 if dilations is None else dilations, k, f"{what}: dilations")
-    if pads is None:
-        pads = [0] * (2 * k)
-    elif isinstance(pads, (int, SymDim)) and not isinstance(pads, bool):
-        pads = [pads] * (2 * k)
-    else:
-        pads = list(pads)
-        if len(pads) == k:
-            pads = pads + pads
-        elif len(pads) != 2 * k:
-            raise ValueError(f"{what}: pads has {len(pads)} entries; needs {k} (both sides) or {2 * k} (begins, "
-                             "then ends)")
+    pads = _spatial_pads(what, pads, k)
     if not isinstance(ceil_mode, (bool, int)):
         raise TypeError(f"{what}: ceil_mode must be a bool, not {type(ceil_mode).__name__}")
     pool = x._network.exprs
