@@ -1171,24 +1171,37 @@ def _conv_pads(node, auto_pad, in_dims, kernel, strides, dilations, pads):
     return begins + ends
 
 
+def _spatial_axes(node, x_dims):
+    """k of an input [N, C, D1..Dk] of Conv, ConvTranspose or a pooling node (1 to 3)."""
+    k = len(x_dims) - 2
+    if k < 1 or k > 3:
+        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's {node.op_type} has 1 to 3 spatial axes)")
+    return k
+
+
+def _conv_kernel(node, x_dims, w_dims):
+    """(k, kernel_shape, strides, dilations) of Conv / ConvTranspose: the
+    kernel from the weight's spatial axes when the attribute is absent."""
+    k = _spatial_axes(node, x_dims)
+    kernel = attr(node, "kernel_shape")
+    kernel = list(w_dims[2:]) if kernel is None else [int(v) for v in kernel]
+    if len(kernel) != k:
+        raise UnsupportedNode(node, f"kernel_shape of {len(kernel)} entries for {k} spatial axes")
+    strides = [int(v) for v in attr(node, "strides", [1] * k)]
+    dilations = [int(v) for v in attr(node, "dilations", [1] * k)]
+    return k, kernel, strides, dilations
+
+
 @op("Conv")
 def conv(imp, node, ins):
     x_v, w_v = ins[0], ins[1]
     b_v = ins[2] if len(ins) > 2 else None
     x_dims, w_dims = imp.shape(x_v), imp.shape(w_v)
-    k = len(x_dims) - 2
-    if k < 1 or k > 3:
-        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's Conv has 1 to 3 spatial axes)")
-    kernel = attr(node, "kernel_shape")
-    kernel = list(w_dims[2:]) if kernel is None else [int(v) for v in kernel]
-    if len(kernel) != k:
-        raise UnsupportedNode(node, f"kernel_shape of {len(kernel)} entries for {k} spatial axes")
+    k, kernel, strides, dilations = _conv_kernel(node, x_dims, w_dims)
     for i, (a, b) in enumerate(zip(kernel, w_dims[2:])):
         if isinstance(b, int) and a != b:
             raise UnsupportedNode(node, f"kernel_shape {kernel} disagrees with the weight's shape {w_dims} "
                                         f"(spatial axis {i})")
-    strides = [int(v) for v in attr(node, "strides", [1] * k)]
-    dilations = [int(v) for v in attr(node, "dilations", [1] * k)]
     pads = attr(node, "pads")
     if pads is not None and len(pads) != 2 * k:
         raise UnsupportedNode(node, f"pads of {len(pads)} entries for {k} spatial axes (needs {2 * k})")
@@ -1204,15 +1217,7 @@ def conv_transpose(imp, node, ins):
     x_v, w_v = ins[0], ins[1]
     b_v = ins[2] if len(ins) > 2 else None
     x_dims, w_dims = imp.shape(x_v), imp.shape(w_v)
-    k = len(x_dims) - 2
-    if k < 1 or k > 3:
-        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's ConvTranspose has 1 to 3 spatial axes)")
-    kernel = attr(node, "kernel_shape")
-    kernel = list(w_dims[2:]) if kernel is None else [int(v) for v in kernel]
-    if len(kernel) != k:
-        raise UnsupportedNode(node, f"kernel_shape of {len(kernel)} entries for {k} spatial axes")
-    strides = [int(v) for v in attr(node, "strides", [1] * k)]
-    dilations = [int(v) for v in attr(node, "dilations", [1] * k)]
+    k, kernel, strides, dilations = _conv_kernel(node, x_dims, w_dims)
     extra = [int(v) for v in attr(node, "output_padding", [0] * k)]
     pads = attr(node, "pads")
     pads = [0] * (2 * k) if pads is None else [int(v) for v in pads]
@@ -1252,9 +1257,7 @@ def _pool_attrs(imp, node, x_v):
     """kernel_shape, strides, dilations and pads (auto_pad resolved: SAME of
     a symbolic size is an expression of it) of MaxPool / AveragePool."""
     x_dims = imp.shape(x_v)
-    k = len(x_dims) - 2
-    if k < 1 or k > 3:
-        raise UnsupportedNode(node, f"an input of rank {len(x_dims)} (kiln's {node.op_type} has 1 to 3 spatial axes)")
+    k = _spatial_axes(node, x_dims)
     kernel = attr(node, "kernel_shape")
     if kernel is None:
         raise UnsupportedNode(node, "no kernel_shape (the attribute is required)")
