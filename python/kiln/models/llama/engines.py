@@ -61,32 +61,24 @@ class _Constants:
         lo, hi = rows if rows is not None else cols
         return f"{name}[{'rows' if rows is not None else 'cols'} {lo}:{hi}]"
 
-    def _constant(self, name, rows=None, cols=None):
-        """One constant per weight part: a tied lm_head is the embedding
-        table itself (both [vocab, hidden]), stored once in the engine."""
+    def weight(self, name, rows=None, cols=None):
+        """One constant per weight part (matrices [out, in] as transformers
+        keeps them): a tied lm_head is the embedding table itself (both
+        [vocab, hidden]), stored once in the engine."""
         key = self._name(name, rows, cols)
         if key not in self._made:
             t = self.w.get(name, rows=rows, cols=cols)
             self._made[key] = kiln.constant(t.to(self.dtype).contiguous(), name=key)
         return self._made[key]
 
-    def vector(self, name, rows=None):
-        return self._constant(name, rows=rows)
-
-    def matrix(self, name, rows=None, cols=None):
-        return self._constant(name, rows=rows, cols=cols)
-
-    def fused_matrix(self, parts):
-        """Several projections of one input as one [sum of outs, in] matrix
-        (parts: (name, rows) pairs, in output order), so one matmul computes
-        them all: fewer launches, and one larger GEMV at decode."""
-        t = torch.cat([self.w.get(name, rows=rows if self.tp.size > 1 else None) for name, rows in parts])
-        label = "|".join(self._name(name, rows if self.tp.size > 1 else None) for name, rows in parts)
-        return kiln.constant(t.to(self.dtype).contiguous(), name=f"[{label}]")
-
-    def fused_vector(self, parts):
-        t = torch.cat([self.w.get(name, rows=rows if self.tp.size > 1 else None) for name, rows in parts])
-        label = "|".join(self._name(name, rows if self.tp.size > 1 else None) for name, rows in parts)
+    def fused(self, parts):
+        """Several projections' weights (or biases) of one input as one
+        constant, concatenated along the outputs (parts: (name, rows) pairs,
+        in output order), so one matmul computes them all: fewer launches,
+        and one larger GEMV at decode."""
+        rows_of = [(name, rows if self.tp.size > 1 else None) for name, rows in parts]
+        t = torch.cat([self.w.get(name, rows=rows) for name, rows in rows_of])
+        label = "|".join(self._name(name, rows) for name, rows in rows_of)
         return kiln.constant(t.to(self.dtype).contiguous(), name=f"[{label}]")
 
 
@@ -95,12 +87,12 @@ def _linear(c, x, prefix, bias, rows=None, cols=None):
     its part of the output); cols: its input columns (row-parallel: partial
     sums, all-reduced over the ranks before the bias)."""
     split = c.tp.size > 1
-    y = kiln.matmul(x, c.matrix(prefix + ".weight", rows=rows if split else None, cols=cols if split else None),
+    y = kiln.matmul(x, c.weight(prefix + ".weight", rows=rows if split else None, cols=cols if split else None),
                     transpose_b=True)
     if split and cols is not None:
         y = kiln.all_reduce(y)
     if bias:
-        y = y + c.vector(prefix + ".bias", rows=rows if split else None)
+        y = y + c.weight(prefix + ".bias", rows=rows if split else None)
     return y
 
 
@@ -108,9 +100,9 @@ def _fused_linear(c, x, parts, bias):
     """x @ [W_1 | W_2 | ...].T (+ [b_1 | b_2 | ...]): column-parallel
     projections of one input in one matmul.  parts: (weight prefix, this
     rank's rows) pairs; the output's columns are the parts in order."""
-    y = kiln.matmul(x, c.fused_matrix([(prefix + ".weight", rows) for prefix, rows in parts]), transpose_b=True)
+    y = kiln.matmul(x, c.fused([(prefix + ".weight", rows) for prefix, rows in parts]), transpose_b=True)
     if bias:
-        y = y + c.fused_vector([(prefix + ".bias", rows) for prefix, rows in parts])
+        y = y + c.fused([(prefix + ".bias", rows) for prefix, rows in parts])
     return y
 
 
@@ -137,12 +129,12 @@ def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None, cache=None):
         # caches in place (the plugin's last two outputs are the caches).
         q, k, v, _, _ = RotaryQKVCache(spec.head_dim, tp.heads, tp.kv_heads, i, scaling)(qkv, *rope_in, *cache)
     attention = _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias, cols=tp.q_rows)
-    h, x = AddRMSNorm(eps)(h, attention, c.vector(p + "post_attention_layernorm.weight"))
+    h, x = AddRMSNorm(eps)(h, attention, c.weight(p + "post_attention_layernorm.weight"))
     inter = tp.part(tp.intermediate)
     gate_up = _fused_linear(c, x, [(p + "mlp.gate_proj", inter), (p + "mlp.up_proj", inter)], spec.mlp_bias)
     mlp = _linear(c, SiluMul()(gate_up), p + "mlp.down_proj", spec.mlp_bias, cols=inter)
     following = f"model.layers.{i + 1}.input_layernorm.weight" if i + 1 < spec.num_layers else "model.norm.weight"
-    h, x = AddRMSNorm(eps)(h, mlp, c.vector(following))
+    h, x = AddRMSNorm(eps)(h, mlp, c.weight(following))
     return h, x, k, v
 
 
@@ -152,13 +144,13 @@ def _embed_and_head(c, spec, ids, layers, positions=None):
     sequence positions `positions` only, when given (the norms are per
     position, so gathering after them is the same)."""
     h = _embed(c, ids)
-    x = layers(h, RMSNorm(spec.rms_norm_eps)(h, c.vector("model.layers.0.input_layernorm.weight")))
+    x = layers(h, RMSNorm(spec.rms_norm_eps)(h, c.weight("model.layers.0.input_layernorm.weight")))
     if positions is not None:
         x = kiln.gather(x, positions, 1)
     if c.tp.size == 1:
-        return kiln.matmul(x, c.matrix(c.w.lm_head_name()), transpose_b=True)
+        return kiln.matmul(x, c.weight(c.w.lm_head_name()), transpose_b=True)
     # Vocabulary-parallel: this rank's logits, then every rank's, in order.
-    return kiln.all_gather(kiln.matmul(x, c.matrix(c.w.lm_head_name(), rows=c.tp.part(c.tp.vocab)),
+    return kiln.all_gather(kiln.matmul(x, c.weight(c.w.lm_head_name(), rows=c.tp.part(c.tp.vocab)),
                                        transpose_b=True), axis=-1)
 
 
@@ -168,7 +160,7 @@ def _embed(c, ids):
     so the all-reduce of the ranks' rows is the embedding."""
     name = "model.embed_tokens.weight"
     if c.tp.size == 1:
-        return kiln.gather(c.vector(name), ids, 0)
+        return kiln.gather(c.weight(name), ids, 0)
     lo, hi = c.tp.part(c.tp.vocab)
     rows = c.w.get(name, rows=(lo, hi)).to(c.dtype)
     table = kiln.constant(torch.cat([rows, rows.new_zeros(1, rows.shape[1])]).contiguous(),
