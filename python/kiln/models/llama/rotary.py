@@ -110,7 +110,7 @@ class RotaryQKV(kiln.PluginBase):
 
     RotaryQKVCache (below) also writes the key and value into a KV cache."""
 
-    def __init__(self, head_dim, q_heads, kv_heads, attention_scaling=1.0, cache_layer=None):
+    def __init__(self, head_dim, q_heads, kv_heads, attention_scaling=1.0):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"RotaryQKV: head_dim {head_dim} is odd (RoPE rotates pairs)")
@@ -118,7 +118,7 @@ class RotaryQKV(kiln.PluginBase):
         self.q_heads = int(q_heads)
         self.kv_heads = int(kv_heads)
         self.attention_scaling = float(attention_scaling)
-        self.cache_layer = None if cache_layer is None else int(cache_layer)
+        self.cache_layer = None     # RotaryQKVCache's layer (its five outputs need their own class)
 
     def aliased_outputs(self):
         return {} if self.cache_layer is None else {3: 3, 4: 4}
@@ -150,7 +150,7 @@ class RotaryQKV(kiln.PluginBase):
         if self.cache_layer is None:
             return inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None, None, None
         if len(inputs) != 5:
-            raise ValueError(f"RotaryQKV(cache_layer={self.cache_layer}): inputs qkv, inv_freq, start, k_cache, "
+            raise ValueError(f"RotaryQKVCache(layer={self.cache_layer}): inputs qkv, inv_freq, start, k_cache, "
                              f"v_cache; got {len(inputs)}")
         return tuple(inputs)
 
@@ -199,4 +199,5 @@ class RotaryQKVCache(RotaryQKV):
     of their own (a full cache is left as it is)."""
 
     def __init__(self, head_dim, q_heads, kv_heads, layer, attention_scaling=1.0):
-        super().__init__(head_dim, q_heads, kv_heads, attention_scaling, cache_layer=layer)
+        super().__init__(head_dim, q_heads, kv_heads, attention_scaling)
+        self.cache_layer = int(layer)
