@@ -26,6 +26,10 @@
  * (x @ W.T, nn.Linear's layout) goes to gemv.cu, which is faster at the
  * bandwidth-bound shapes of a language model's decode step.
  *
+ * Other kernels reach cuBLAS through kiln_cuda_gemm_run (at the bottom;
+ * cuda_ops.h): the same handles, lock and compute types (conv.cu's 1x1
+ * convolutions).
+ *
  * Handles: one cuBLAS handle per (device, stream), created on first use and
  * kept.  A handle owns a workspace that its kernels use; sharing one handle
  * between streams lets two streams' GEMMs use that workspace at once, so a
