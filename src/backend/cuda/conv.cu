@@ -25,7 +25,8 @@
  *                  memory (the im2col index arithmetic, zeros for padding).
  *                  float16/bfloat16: tensor cores through WMMA (16x16x16,
  *                  float accumulators), 128x64 or 64x64 block tiles (128
- *                  rows when the group has at least 128 output channels),
+ *                  rows when the group has at least 128 output channels
+ *                  and the grid still fills the GPU twice over),
  *                  depth step 32, double-buffered through registers (the
  *                  next tile's global loads are in flight during this
  *                  tile's MMAs); needs compute capability 8.0.  float32: a
@@ -492,16 +493,31 @@ static kiln_status kc_conv_1x1(int32_t device, const kiln_layer_launch *l, const
     return kiln_cuda_gemm_run(device, &m, l->inputs[1].data, l->inputs[0].data, y, s);
 }
 
+/* Halves take 128-row tiles when the group has 128 output channels or more
+ * and the grid still has two blocks per SM; otherwise 64-row tiles, so that
+ * a small layer (batch 1 at 7x7 or 14x14) spreads over more of the GPU.
+ * (There is no split over the depth: it would need a float workspace or
+ * atomics on the output.) */
 template <typename T>
-static void kc_conv_igemm(const kiln_layer_launch *l, const kc_ig_geom &ig, int64_t groups, cudaStream_t s) {
+static void kc_conv_igemm(int32_t device, const kiln_layer_launch *l, const kc_ig_geom &ig, int64_t groups,
+                          cudaStream_t s) {
     const T *bias = l->input_count == 3 ? (const T *)l->inputs[2].data : NULL;
     const T *x = (const T *)l->inputs[0].data, *w = (const T *)l->inputs[1].data;
     T *y = (T *)l->outputs[0].data;
     const unsigned cols = (unsigned)((ig.NP + 63) / 64);
+    bool tall = false;
+    if constexpr (sizeof(T) != 4) {
+        int sms = 0;
+        if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+            (void)cudaGetLastError();
+            sms = 1;
+        }
+        tall = ig.mg >= 128 && (int64_t)cols * ((ig.mg + 127) / 128) * groups >= 2 * (int64_t)sms;
+    }
     if constexpr (sizeof(T) == 4) {
         dim3 grid(cols, (unsigned)((ig.mg + 63) / 64), (unsigned)groups);
         kc_conv_igemm_f32<<<grid, 256, 0, s>>>(x, w, bias, y, ig);
-    } else if (ig.mg >= 128) {
+    } else if (tall) {
         dim3 grid(cols, (unsigned)((ig.mg + 127) / 128), (unsigned)groups);
         kc_conv_igemm_wmma<T, 128><<<grid, 256, 0, s>>>(x, w, bias, y, ig);
     } else {
@@ -637,9 +653,9 @@ static kiln_status kc_conv_run(int32_t device, const kiln_layer_launch *l, bool 
     }
     if (path == KC_CONV_IGEMM) {
         switch (dt) {
-        case KILN_FLOAT32: kc_conv_igemm<float>(l, ig, g.M / g.mg, s); break;
-        case KILN_FLOAT16: kc_conv_igemm<__half>(l, ig, g.M / g.mg, s); break;
-        default:           kc_conv_igemm<__nv_bfloat16>(l, ig, g.M / g.mg, s); break;
+        case KILN_FLOAT32: kc_conv_igemm<float>(device, l, ig, g.M / g.mg, s); break;
+        case KILN_FLOAT16: kc_conv_igemm<__half>(device, l, ig, g.M / g.mg, s); break;
+        default:           kc_conv_igemm<__nv_bfloat16>(device, l, ig, g.M / g.mg, s); break;
         }
         return kiln_cuda_check_launch("conv (implicit GEMM)");
     }
