@@ -12,10 +12,11 @@ torch: torch.cuda.graph), best of 5 rounds.  `err` is max |kiln - torch|
 over max |torch|.  `--direct` adds a column for kiln's old direct kernel
 (KILN_CUDA_CONV=direct, a child process).
 
-The last table is a whole network: a plain-torch ResNet-50 (batch norm
-folded into conv biases) exported with torch.onnx.export(dynamo=False),
-imported with kiln.onnx, kiln CUDA (graph replay) vs torch eager, batch 1
-and 32, in float16 (float32 when the float16 export does not import).
+The last table is a whole network: bench/resnet.py's plain-torch ResNet-50
+exported with torch.onnx.export(dynamo=False) (which folds batch norm into
+the convolutions), imported with kiln.onnx, kiln CUDA (graph replay) vs
+torch eager, batch 1 and 32, in float16 (float32 when the float16 export
+does not import).
 
     python3 bench/bench_gpu_conv.py [--dtype bf16 fp16 fp32] [--batch 1 32] [--only 3x3] [--direct]
                                     [--no-network] [--no-layers]
@@ -167,51 +168,13 @@ def layers_table(args):
     return worst <= limit
 
 
-class Bottleneck(torch.nn.Module):
-    def __init__(self, cin, mid, stride):
-        super().__init__()
-        cout = mid * 4
-        self.c1 = torch.nn.Conv2d(cin, mid, 1)
-        self.c2 = torch.nn.Conv2d(mid, mid, 3, stride, 1)
-        self.c3 = torch.nn.Conv2d(mid, cout, 1)
-        self.down = torch.nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else None
-
-    def forward(self, x):
-        y = F.relu(self.c1(x))
-        y = F.relu(self.c2(y))
-        y = self.c3(y)
-        return F.relu(y + (self.down(x) if self.down is not None else x))
-
-
-class ResNet50(torch.nn.Module):
-    """torchvision's ResNet-50 (v1.5: the stride on the 3x3) with each batch
-    norm folded into its conv's bias, as an inference export has it."""
-
-    def __init__(self):
-        super().__init__()
-        self.stem = torch.nn.Conv2d(3, 64, 7, 2, 3)
-        blocks, cin = [], 64
-        for mid, n, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
-            for i in range(n):
-                blocks.append(Bottleneck(cin, mid, stride if i == 0 else 1))
-                cin = mid * 4
-        self.blocks = torch.nn.Sequential(*blocks)
-        self.fc = torch.nn.Linear(2048, 1000)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2, 1)
-        x = self.blocks(x)
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
 def network_table(args):
     import kiln
     import kiln.onnx
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from resnet import ResNet50
     torch.manual_seed(0)
     model = ResNet50().eval()
-    for m in model.modules():    # keep activations O(1) through 16 blocks without batch norm
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.normal_(m.weight, std=(1.0 / (m.in_channels * m.kernel_size[0] ** 2)) ** 0.5)
     tmp = tempfile.mkdtemp()
     top = max(args.batch)
     sess = None
@@ -231,8 +194,8 @@ def network_table(args):
         print("ResNet-50: no dtype imported")
         return False
     stream = torch.cuda.Stream()
-    print(f"\nResNet-50 (batch norm folded), {str(dtype)[6:]}, kiln CUDA (kiln.onnx, graph replay) vs torch eager "
-          "(cuDNN); GPU ms per forward")
+    print(f"\nResNet-50 (bench/resnet.py), {str(dtype)[6:]}, kiln CUDA (kiln.onnx: batch norm folded by the export; "
+          "graph replay) vs torch eager (cuDNN, batch norm as its own op); GPU ms per forward")
     print("| batch | kiln ms | torch eager ms | kiln / torch | err |")
     print("|---|---|---|---|---|")
     ok = True
