@@ -27,7 +27,8 @@
  *                  float accumulators), 128x64 or 64x64 block tiles (128
  *                  rows when the group has at least 128 output channels
  *                  and the grid still fills the GPU twice over),
- *                  depth step 32, double-buffered through registers (the
+ *                  depth step 32, weights in 16-byte vectors when K is a
+ *                  multiple of 8, double-buffered through registers (the
  *                  next tile's global loads are in flight during this
  *                  tile's MMAs); needs compute capability 8.0.  float32: a
  *                  64x64 shared-memory SIMT tile, 4x4 outputs per thread,
@@ -254,8 +255,12 @@ __device__ __forceinline__ void kc_ig_store(T *__restrict__ y, const T *__restri
  *   fill tap[cur] for tile kt+2, sync.
  * As[nxt]/Bs[nxt] were last read by step kt-1's MMAs and tap[cur] by step
  * kt-1's loads, both before step kt-1's sync; this step reads only the
- * other buffers. */
-template <typename T, int BM>
+ * other buffers.
+ *
+ * VA (vector A): the weights are read 16 bytes (8 depth entries of a row)
+ * at a time; the caller sets it when K is a multiple of 8 and w is 16-byte
+ * aligned, so a vector is wholly inside a row's depth or wholly past it. */
+template <typename T, int BM, bool VA>
 __global__ void __launch_bounds__(BM * 2)
 kc_conv_igemm_wmma(const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ bias, T *__restrict__ y,
                    kc_ig_geom g) {
@@ -266,6 +271,9 @@ kc_conv_igemm_wmma(const T *__restrict__ x, const T *__restrict__ w, const T *__
     constexpr int A_PER = BM * BK / THREADS, A_STEP = THREADS / BK;
     constexpr int B_PER = BK * BN / THREADS, B_STEP = THREADS / BN;
     static_assert(A_PER * A_STEP == BM && B_PER * B_STEP == BK, "loader covers the tiles");
+    typedef kc_vec<T> V;                                 /* 8 elements */
+    constexpr int AV_PER = BM * (BK / V::N) / THREADS;   /* vectors of A per thread (VA) */
+    static_assert(AV_PER * THREADS == BM * (BK / V::N) && (LDA * sizeof(T)) % 16 == 0, "vector loader");
     __shared__ __align__(128) T As[2][BM][LDA];
     __shared__ __align__(128) T Bs[2][BK][LDB];
     __shared__ __align__(128) float stage[THREADS / 32][16 * 16];
@@ -282,20 +290,42 @@ kc_conv_igemm_wmma(const T *__restrict__ x, const T *__restrict__ w, const T *__
     const kc_ig_col col = kc_ig_col_of(g, j0 + bj, grp);
     const int nk = (g.K + BK - 1) / BK;
     T ra[A_PER], rb[B_PER];
+    V rav[AV_PER];                                       /* VA: vector v = tid + i·THREADS is row v / 4, depth (v % 4)·8 */
 
     auto load = [&](int kt, int buf) {
-        const int k = kt * BK + ak;
+        if constexpr (VA) {
 #pragma unroll
-        for (int i = 0; i < A_PER; i++) {
-            const int m = m0 + am + i * A_STEP;
-            ra[i] = m < g.mg && k < g.K ? wg[(int64_t)m * g.K + k] : zero;
+            for (int i = 0; i < AV_PER; i++) {
+                const int v = tid + i * THREADS, m = m0 + v / (BK / V::N), k = kt * BK + (v % (BK / V::N)) * V::N;
+                if (m < g.mg && k < g.K) {
+                    rav[i] = *reinterpret_cast<const V *>(wg + (int64_t)m * g.K + k);
+                } else {
+#pragma unroll
+                    for (int e = 0; e < V::N; e++) rav[i].v[e] = zero;
+                }
+            }
+        } else {
+            const int k = kt * BK + ak;
+#pragma unroll
+            for (int i = 0; i < A_PER; i++) {
+                const int m = m0 + am + i * A_STEP;
+                ra[i] = m < g.mg && k < g.K ? wg[(int64_t)m * g.K + k] : zero;
+            }
         }
 #pragma unroll
         for (int i = 0; i < B_PER; i++) rb[i] = kc_ig_x(x, g, col, tap[buf][bk + i * B_STEP]);
     };
     auto store = [&](int buf) {
+        if constexpr (VA) {
 #pragma unroll
-        for (int i = 0; i < A_PER; i++) As[buf][am + i * A_STEP][ak] = ra[i];
+            for (int i = 0; i < AV_PER; i++) {
+                const int v = tid + i * THREADS;
+                *reinterpret_cast<V *>(&As[buf][v / (BK / V::N)][(v % (BK / V::N)) * V::N]) = rav[i];
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < A_PER; i++) As[buf][am + i * A_STEP][ak] = ra[i];
+        }
 #pragma unroll
         for (int i = 0; i < B_PER; i++) Bs[buf][bk + i * B_STEP][bj] = rb[i];
     };
@@ -514,15 +544,19 @@ static void kc_conv_igemm(int32_t device, const kiln_layer_launch *l, const kc_i
         }
         tall = ig.mg >= 128 && (int64_t)cols * ((ig.mg + 127) / 128) * groups >= 2 * (int64_t)sms;
     }
+    /* Weights in 16-byte vectors: every row starts on one (K a multiple of 8) and w does. */
+    const bool va = ig.K % 8 == 0 && ((uintptr_t)w & 15u) == 0;
     if constexpr (sizeof(T) == 4) {
         dim3 grid(cols, (unsigned)((ig.mg + 63) / 64), (unsigned)groups);
         kc_conv_igemm_f32<<<grid, 256, 0, s>>>(x, w, bias, y, ig);
     } else if (tall) {
         dim3 grid(cols, (unsigned)((ig.mg + 127) / 128), (unsigned)groups);
-        kc_conv_igemm_wmma<T, 128><<<grid, 256, 0, s>>>(x, w, bias, y, ig);
+        if (va) kc_conv_igemm_wmma<T, 128, true><<<grid, 256, 0, s>>>(x, w, bias, y, ig);
+        else kc_conv_igemm_wmma<T, 128, false><<<grid, 256, 0, s>>>(x, w, bias, y, ig);
     } else {
         dim3 grid(cols, (unsigned)((ig.mg + 63) / 64), (unsigned)groups);
-        kc_conv_igemm_wmma<T, 64><<<grid, 128, 0, s>>>(x, w, bias, y, ig);
+        if (va) kc_conv_igemm_wmma<T, 64, true><<<grid, 128, 0, s>>>(x, w, bias, y, ig);
+        else kc_conv_igemm_wmma<T, 64, false><<<grid, 128, 0, s>>>(x, w, bias, y, ig);
     }
 }
 
