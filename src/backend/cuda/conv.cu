@@ -47,6 +47,12 @@
  * the direct kernel: for benchmarking (bench/bench_gpu_conv.py --direct)
  * and for telling a fast path's fault from the op's.
  *
+ * Limits worth knowing: nothing splits the depth axis (it would need a float
+ * workspace or atomics on the output), so a layer of few output tiles (batch
+ * 1 at 7x7: one column tile) runs on few SMs; the WMMA kernel's body is
+ * compiled for compute capability 8.0 and up only (CMake's default
+ * architectures, 80 and 90), and is a trap in a build for older targets.
+ *
  * CONV_TRANSPOSE always takes its direct kernel: for each output, the taps
  * whose input position is whole and inside the input. */
 #include <stdlib.h>
