@@ -243,6 +243,37 @@ def test_conv_cuda_graph_capture(dtype):
         close(y.cpu(), reference(xc, wb, None, stride=2, padding=1))
 
 
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+def test_conv_cuda_forced_direct():
+    # KILN_CUDA_CONV=direct (read once per process, hence a child): a 1x1
+    # and an implicit-GEMM shape on the direct kernel agree with torch too.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = """
+import torch, torch.nn.functional as F, kiln
+from kiln.runtime import Session
+for xs, ws, kw in [((2, 8, 9, 7), (12, 8, 1, 1), {}), ((2, 5, 13, 11), (70, 5, 3, 3), {"strides": 2, "pads": [1, 1]})]:
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(*xs, generator=g), torch.randn(*ws, generator=g), torch.randn(ws[0], generator=g)
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        t = kiln.Tensor(name="x", shape=list(xs), dtype=kiln.float32)
+        kiln.conv(t, kiln.constant(w), kiln.constant(b), **kw).mark_output("y")
+    got = Session.from_serialized_engine(builder.build_engine(net), device="cuda")({"x": x.cuda()})["y"].cpu()
+    want = F.conv2d(x, w, b, stride=kw.get("strides", 1), padding=kw.get("pads", [0])[0])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, KILN_CUDA_CONV="direct",
+               PYTHONPATH=os.pathsep.join([str(root / "python"), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
 def build_conv(x_shape, w_shape, bias_shape=None, dtype=kiln.float32, wdtype=None, **kw):
     builder = kiln.Builder()
     net = builder.create_network()
