@@ -617,11 +617,15 @@ static kc_conv_path kc_conv_choose(int32_t device, const kc_conv_geom &g, int64_
     /* Depthwise: each output sums one channel's taps, a GEMM of one row. */
     if (g.cg == 1 && g.mg == 1) return KC_CONV_DIRECT;
     /* 1x1, stride 1, no padding (out == in with no begin pad: no end pad
-     * either): x is already the GEMM's right operand. */
-    bool pointwise = true;
+     * either): x is already the GEMM's right operand.  cuBLAS takes 32-bit
+     * sizes; past them the kernels below decide. */
+    bool pointwise = g.cg >= 1;
     for (int i = 0; i < 3; i++)
         pointwise = pointwise && g.ker[i] == 1 && g.stride[i] == 1 && g.pad[i] == 0 && g.out[i] == g.in[i];
-    if (pointwise && g.cg >= 1) return KC_CONV_1X1;
+    const int64_t int_max = 0x7fffffff;
+    if (pointwise && g.positions <= int_max && g.cg <= int_max && g.mg <= int_max && batch <= int_max &&
+        g.M / g.mg <= int_max)
+        return KC_CONV_1X1;
     /* Tiles of 64 rows and depth steps of 16 or 32 would be mostly empty. */
     if (g.mg < 8 || g.cg * g.taps < 8 || !kc_ig_fits(g, batch, ig)) return KC_CONV_DIRECT;
     if (dt != KILN_FLOAT32) {   /* bfloat16 WMMA needs sm_80 */
