@@ -10,7 +10,7 @@ reduce-overhead: the fast path people use), all in one run.
 
 --arch picks the family (llama, qwen2, qwen3, mistral: the transformers
 model class, and kiln.models.llama's engines for it), --shape a shape of
-that family, built from a config with random weights (SHAPES):
+that family, built from a config with random weights (ARCHS):
   llama    tiny (hidden 64, 2 layers: the CPU, where kiln's plugins run under
            Triton's interpreter), 1b (Llama-3.2-1B: hidden 2048, 16 layers,
            32/8 heads, intermediate 8192, vocab 128256), 8b (Llama-3-8B:
@@ -45,7 +45,7 @@ TINY = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_la
             num_key_value_heads=2)
 QWEN_ROPE = {"rope_type": "default", "rope_theta": 1000000.0}
 
-LLAMA_SHAPES = {
+SHAPES = {      # Llama's (bench_llama_tp.py and examples/llama/generate_tp.py read these too)
     "tiny": TINY,
     "1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
                num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
@@ -60,8 +60,8 @@ LLAMA_SHAPES = {
 }
 
 # {arch: (transformers config class name, model class name, {shape: config})}
-SHAPES = {
-    "llama": ("LlamaConfig", "LlamaForCausalLM", LLAMA_SHAPES),
+ARCHS = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", SHAPES),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {
         "tiny": dict(TINY, tie_word_embeddings=True),
         "1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
@@ -92,7 +92,7 @@ SHAPES = {
 def hf_config(arch, shape, sliding_window=None):
     """(config, model class) of transformers for --arch/--shape."""
     import transformers
-    config_name, model_name, shapes = SHAPES[arch]
+    config_name, model_name, shapes = ARCHS[arch]
     kwargs = dict(shapes[shape])
     if sliding_window:
         if arch == "mistral":
@@ -105,7 +105,7 @@ def hf_config(arch, shape, sliding_window=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", choices=SHAPES, default="llama", help="model family (default llama)")
+    ap.add_argument("--arch", choices=ARCHS, default="llama", help="model family (default llama)")
     ap.add_argument("--shape", default="tiny", help="a shape of the family (see above; default tiny)")
     ap.add_argument("--sliding-window", type=int, default=None, metavar="N",
                     help="a sliding window of N keys on every layer (mistral, qwen2, qwen3)")
@@ -130,8 +130,8 @@ def main():
     ap.add_argument("--peers", nargs="+", default=["eager"], choices=["eager", "sdpa", "compile"],
                     help="transformers variants measured beside kiln (default: eager)")
     args = ap.parse_args()
-    if args.shape not in SHAPES[args.arch][2]:
-        ap.error(f"--arch {args.arch} has shapes {', '.join(SHAPES[args.arch][2])}, not {args.shape!r}")
+    if args.shape not in ARCHS[args.arch][2]:
+        ap.error(f"--arch {args.arch} has shapes {', '.join(ARCHS[args.arch][2])}, not {args.shape!r}")
     if args.sliding_window and args.arch == "llama":
         ap.error("--sliding-window: Llama has no sliding window (use --arch mistral, qwen2 or qwen3)")
     if args.c_generate and not (args.aot or any(v.startswith("aot") for v in args.kiln or [])):
