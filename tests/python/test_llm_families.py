@@ -258,6 +258,17 @@ def test_decode_attention_window_matches_torch():
         assert (got[b, 0] - want.reshape(-1)).abs().max() < 1e-5, f"sequence {b} (length {n})"
 
 
+def test_window_not_shorter_than_the_profile_is_left_out():
+    """A window of at least max_seq_len never hides a key: the engines then
+    hold the attention plugins without one (no "window" field: the kernels
+    without window code), as Mistral v0.1's 4096 at shorter contexts."""
+    from kiln.models.llama import engines, weights
+    w = weights.from_model(hf_model("mistral"))          # window 8
+    for build in (engines.build_prefill, engines.build_decode):
+        assert b"window" in bytes(build(w, torch.float32, 1, 9))
+        assert b"window" not in bytes(build(w, torch.float32, 1, 8))
+
+
 def test_aot_engines_of_qwen3_with_windows():
     """prefer_aot compiles the Qwen3 rotary (q/k norm) and the windowed
     attentions for sm_90 without a GPU (in a process without Triton's

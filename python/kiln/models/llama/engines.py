@@ -150,6 +150,14 @@ def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None, cache=None):
     return h, x, k, v
 
 
+def _window(spec, i, max_seq_len):
+    """Layer i's sliding window for the attention plugins, 0 (none) when it
+    is at least max_seq_len: then it never hides a key, and the layer runs
+    the kernels without window code (Mistral v0.1's 4096 at shorter contexts)."""
+    window = spec.window(i)
+    return window if window < max_seq_len else 0
+
+
 def _embed_and_head(c, spec, ids, layers, positions=None):
     """Embedding gather, the first input norm, the decoder layers
     (layers(h, x) -> the final norm of the last h), lm_head -- at the
@@ -221,7 +229,8 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False, tp=N
         kv = []
 
         def attend(i, q, k, v):
-            return PrefillAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, window=spec.window(i))(q, k, v)
+            window = _window(spec, i, max_seq_len)
+            return PrefillAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, window=window)(q, k, v)
 
         def layers(h, x):
             for i in range(spec.num_layers):
@@ -257,7 +266,7 @@ def build_decode(weights, dtype, max_batch, max_seq_len, split=64, prefer_aot=Fa
 
         def attend(i, q, k, v):
             attention = DecodeAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, layer=i, split=split,
-                                        window=spec.window(i))
+                                        window=_window(spec, i, max_seq_len))
             return attention(q, k, v, k_cache, v_cache, lengths)
 
         def layers(h, x):
