@@ -190,7 +190,7 @@ class RotaryQKV(kiln.PluginBase):
                              f"v_cache{', qk_norm' if norm is not None else ''}; got {len(inputs)}")
         return (*inputs, norm)
 
-    def _scalars(self, start, norm):
+    def _scalars(self, start):
         """The constexprs and the norm's epsilon a launch takes."""
         qk_norm = self.qk_norm_eps is not None
         return ({"HAS_START": start is not None, "WRITE_CACHE": self.cache_layer is not None, "QK_NORM": qk_norm,
@@ -209,7 +209,7 @@ class RotaryQKV(kiln.PluginBase):
         caching = self.cache_layer is not None
         k_cache, v_cache = (outs[3], outs[4]) if caching else (q_out, q_out)
         cache_dims = tuple(outs[3].shape[1:3]) if caching else (0, 0)
-        constexprs, eps = self._scalars(start, norm)
+        constexprs, eps = self._scalars(start)
         rotary_qkv_kernel[(batch * seq_len, 3)](qkv, inv_freq, inv_freq if start is None else start, q_out, k_out,
                                                 v_out, k_cache, v_cache, inv_freq if norm is None else norm, seq_len,
                                                 self.q_heads, self.kv_heads, self.head_dim, self.attention_scaling,
@@ -223,7 +223,7 @@ class RotaryQKV(kiln.PluginBase):
         caching = self.cache_layer is not None
         k_cache, v_cache = (outputs[3], outputs[4]) if caching else (outputs[0], outputs[0])
         layers, max_seq = (outputs[3].shape[1], outputs[3].shape[2]) if caching else (0, 0)
-        constexprs, eps = self._scalars(start, norm)
+        constexprs, eps = self._scalars(start)
         return [kiln.AotLaunch(rotary_qkv_kernel,
                                args=[qkv, inv_freq, inv_freq if start is None else start, outputs[0], outputs[1],
                                      outputs[2], k_cache, v_cache, inv_freq if norm is None else norm, seq_len,
