@@ -182,9 +182,19 @@ def test_format_4_spec_still_loads():
 
 
 def test_kiln_models_from_hf_dispatches_on_model_type(tmp_path):
+    """kiln.models.from_hf on a model and on a checkpoint directory (its
+    config.json read as a dict: the sliding layers come from its
+    use_sliding_window and layer_types)."""
+    pytest.importorskip("safetensors")
     hf, model = kiln_model("qwen2")
     m = kiln.models.from_hf(hf, dtype="float32", device=DEVICE, max_batch=1, max_seq_len=8)
     assert isinstance(m, llama.LlamaModel) and m.spec == model.spec
+    hf, model = kiln_model("qwen2_sliding")
+    hf.save_pretrained(tmp_path / "qwen2", safe_serialization=True)
+    m = kiln.models.from_hf(tmp_path / "qwen2", dtype="float32", device=DEVICE, max_batch=1, max_seq_len=16)
+    assert m.spec == model.spec
+    ids = torch.randint(0, 256, (1, 12), device=DEVICE)
+    assert (m.logits(ids) - reference_logits(hf, ids)).abs().max() < 1e-3
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma", "hidden_act": "gelu"}))
     with pytest.raises(ValueError, match="model_type 'gemma' is not supported"):
         kiln.models.from_hf(tmp_path)
