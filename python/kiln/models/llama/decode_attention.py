@@ -41,8 +41,8 @@ A sliding window (`window` > 0: Mistral, Qwen2's sliding layers) lets the
 token see only the cache rows [lengths[b] - window + 1, lengths[b]) and
 itself (the `window` keys ending at itself, as transformers masks them): the
 split kernel starts its rows there, and a split wholly before it sees no
-rows, so its partial is empty (m = -inf, l = 0) and adds nothing to the
-combine.  The cache itself still holds every position.
+rows, so its partial is empty (m = -inf, l = 0) and the combine starts
+after such splits.  The cache itself still holds every position.
 
 Splitting keeps the GPU busy when batch * n_kv_heads is small (8 programs at
 batch 1 for a Llama with 8 key/value heads): 64 rows a split (the default)
@@ -109,7 +109,7 @@ def decode_split_kernel(q_ptr, k_cache_ptr, v_cache_ptr, lengths_ptr, part_acc_p
 
 @triton.jit
 def decode_combine_kernel(q_ptr, k_new_ptr, v_new_ptr, lengths_ptr, part_acc_ptr, part_m_ptr, part_l_ptr, out_ptr,
-                          n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale, BLOCK_D: tl.constexpr,
+                          n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale, window, BLOCK_D: tl.constexpr,
                           BLOCK_S: tl.constexpr):
     b = tl.program_id(0) // n_heads
     h = tl.program_id(0) % n_heads
@@ -124,10 +124,12 @@ def decode_combine_kernel(q_ptr, k_new_ptr, v_new_ptr, lengths_ptr, part_acc_ptr
     m = tl.sum(q * k_new, axis=0) * qk_scale
     l = m * 0.0 + 1.0
     acc = tl.load(v_new_ptr + kv_row + d, mask=d_ok, other=0.0).to(tl.float32)
-    used = tl.cdiv(tl.load(lengths_ptr + b), split)     # splits holding cache rows
+    length = tl.load(lengths_ptr + b)
+    used = tl.cdiv(length, split)                        # splits holding cache rows
+    first = tl.maximum(length - window + 1, 0) // split  # the first holding rows of the window (0 without one)
     # BLOCK_S partials at a time, loaded together: a long cache has many
     # splits, and merging them one load after another would wait on each.
-    for j0 in range(0, used, BLOCK_S):
+    for j0 in range(first, used, BLOCK_S):
         js = j0 + tl.arange(0, BLOCK_S)
         j_ok = js < used
         part = (b.to(tl.int64) * n_heads + h) * n_splits + js
@@ -208,7 +210,7 @@ class DecodeAttention(kiln.PluginBase):
             DOT_PRECISION=dot_precision(q.dtype), num_warps=4)
         decode_combine_kernel[(batch * self.n_heads,)](
             q, k_new, v_new, lengths, part_acc, part_m, part_l, out,
-            self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale,
+            self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale, self.window or NO_WINDOW,
             BLOCK_D=block_d, BLOCK_S=COMBINE_BLOCK, num_warps=2)
 
     def aot(self, inputs, outputs):
@@ -240,7 +242,8 @@ class DecodeAttention(kiln.PluginBase):
                            num_warps=4),
             kiln.AotLaunch(decode_combine_kernel,
                            args=[q, k_new, v_new, lengths, part_acc, part_m, part_l, outputs[0], self.n_heads,
-                                 self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale],
+                                 self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale,
+                                 self.window or NO_WINDOW],
                            grid=(batch * self.n_heads,), constexprs={"BLOCK_D": block_d, "BLOCK_S": COMBINE_BLOCK},
                            num_warps=2),
         ]
