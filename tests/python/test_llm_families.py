@@ -362,7 +362,8 @@ def test_gpu_bfloat16_matches_transformers(name, prefer_aot):
     chosen = model.logits(want_tokens[:, :-1])[:, n - 1:].argmax(-1)
     margin = ref.gather(-1, target[..., None]) - ref.gather(-1, chosen[..., None])
     spacing = 2.0 ** (torch.floor(torch.log2(ref.amax(-1, keepdim=True))) - 7)
-    assert (margin <= spacing).all(), [(b, t, float(margin[b, t])) for b, t in (margin > spacing).nonzero().tolist()]
+    assert (margin <= spacing).all(), [(b, t, float(margin[b, t, 0]), float(spacing[b, t, 0]))
+                                       for b, t, _ in (margin > spacing).nonzero().tolist()]
     agree = chosen == target
     assert agree.float().mean() >= 0.75, agree
     for graph in (False, True):
