@@ -318,15 +318,15 @@ GPU_FAMILIES = {
 }
 
 
-def gpu_model(name, prefer_aot):
-    """A 4-layer bfloat16 model of the family on the GPU (hidden 512, 8/2
-    heads), its kiln model and a prompt [2, 100]."""
+def gpu_model(name, prefer_aot, dtype="bfloat16"):
+    """A 4-layer model of the family on the GPU (hidden 512, 8/2 heads,
+    bfloat16 unless said), its kiln model and a prompt [2, 100]."""
     config_class, model_class, extra = GPU_FAMILIES[name]
     torch.manual_seed(6)
     cfg = config_class(vocab_size=1024, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
                        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512,
                        attn_implementation="eager", **extra)
-    hf = model_class(cfg).to(device="cuda", dtype=torch.bfloat16).eval()
+    hf = model_class(cfg).to(device="cuda", dtype=getattr(torch, dtype)).eval()
     with torch.no_grad():
         for n, p in hf.named_parameters():
             if n.endswith("norm.weight"):
@@ -334,9 +334,25 @@ def gpu_model(name, prefer_aot):
             elif n.endswith(".bias"):
                 p.uniform_(-0.1, 0.1)
         hf.model.embed_tokens.weight.mul_(4)     # less flat logits: fewer bfloat16 ties
-    model = llama.from_hf(hf, dtype="bfloat16", device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
+    model = llama.from_hf(hf, dtype=dtype, device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
                           prefer_aot=prefer_aot)
     return hf, model, torch.randint(0, 1024, (2, 100), device="cuda")
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
+@pytest.mark.parametrize("name", list(GPU_FAMILIES))
+def test_gpu_float32_matches_transformers(name):
+    """The GPU kernels themselves, free of bfloat16 rounding: in float32
+    the logits agree with transformers' to 1e-4 (measured on the H200:
+    2e-6 to 7e-6) and greedy decoding gives transformers' 32 tokens exactly,
+    eager and through a CUDA graph (past the window for Mistral)."""
+    hf, model, ids = gpu_model(name, False, dtype="float32")
+    got = model.logits(ids)
+    want = reference_logits(hf, ids)
+    assert (got - want).abs().max() <= 1e-4, (got - want).abs().max()
+    want_tokens = reference_generate(hf, ids, 32)
+    for graph in (False, True):
+        assert torch.equal(model.generate(ids, 32, cuda_graph=graph), want_tokens), graph
 
 
 @pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU kiln and torch can use")
@@ -346,8 +362,8 @@ def test_gpu_bfloat16_matches_transformers(name, prefer_aot):
     """Logits within bfloat16 tolerance (5% of the logits' scale, as
     test_llama.py's GPU cases), and greedy decoding checked as
     test_llama.py's 1B case does, teacher-forced on transformers' 32 tokens:
-    kiln's choice at each step is transformers' or within one bfloat16
-    spacing of it in transformers' logits, at least 3/4 of the steps agree
+    kiln's choice at each step is transformers' or within four bfloat16
+    spacings of it in transformers' logits, at least 3/4 of the steps agree
     exactly, and kiln's generate (eager and CUDA graph) equals transformers'
     up to the first step where they differ by such a tie."""
     hf, model, ids = gpu_model(name, prefer_aot)
@@ -361,7 +377,11 @@ def test_gpu_bfloat16_matches_transformers(name, prefer_aot):
         ref = hf(want_tokens[:, :-1]).logits[:, n - 1:].float()
     chosen = model.logits(want_tokens[:, :-1])[:, n - 1:].argmax(-1)
     margin = ref.gather(-1, target[..., None]) - ref.gather(-1, chosen[..., None])
-    spacing = 2.0 ** (torch.floor(torch.log2(ref.amax(-1, keepdim=True))) - 7)
+    # Four bfloat16 spacings of the top logit: Qwen3's per-head norms and the
+    # window's masking round in bfloat16 at other points than transformers
+    # does (steps 2-3 spacings apart were seen on the H200, with the float32
+    # case above agreeing to 2e-6, so kernels are not at fault).
+    spacing = 4 * 2.0 ** (torch.floor(torch.log2(ref.amax(-1, keepdim=True))) - 7)
     assert (margin <= spacing).all(), [(b, t, float(margin[b, t, 0]), float(spacing[b, t, 0]))
                                        for b, t, _ in (margin > spacing).nonzero().tolist()]
     agree = chosen == target
