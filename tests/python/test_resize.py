@@ -225,3 +225,30 @@ def test_onnx_resize_refusals_name_the_node():
     nodes = [helper.make_node("Abs", ["s"], ["s2"]), helper.make_node("Resize", ["x", "", "s2"], ["y"], name="r")]
     with pytest.raises(kiln.onnx.UnsupportedNode, match=r"node 'r'.*Resize's scales must be known"):
         kiln.onnx.parse(_model(nodes, [x, helper.make_tensor_value_info("s", TensorProto.FLOAT, [4])]))
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_torch_export_with_sizes_from_shapes(tmp_path, opset):
+    # What exported FPN/UNet decoders look like: a 2x nearest upsample
+    # (constant scales) and a bilinear resize to a skip connection's size
+    # (sizes built from Shape, Gather, Unsqueeze, Slice, Cast and Concat),
+    # on dynamic sizes: one engine for every input size.
+    class M(torch.nn.Module):
+        def forward(self, x, skip):
+            up = F.interpolate(x, scale_factor=2, mode="nearest")
+            return up, F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False) + skip
+
+    path = str(tmp_path / "m.onnx")
+    kw = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+    torch.onnx.export(M(), (torch.randn(1, 3, 8, 10), torch.randn(1, 3, 13, 17)), path, input_names=["x", "skip"],
+                      output_names=["up", "y"], opset_version=opset,
+                      dynamic_axes={"x": {2: "h", 3: "w"}, "skip": {2: "sh", 3: "sw"}}, **kw)
+    net = kiln.onnx.parse(onnx.load(path), dim_range={"h": [(1, 8, 32)], "w": [(1, 10, 32)], "sh": [(1, 13, 40)],
+                                                      "sw": [(1, 17, 40)]})
+    s = Session.from_serialized_engine(kiln.Builder().build_engine(net), device="cpu")
+    for hw, shw in (((8, 10), (13, 17)), ((5, 7), (20, 9))):
+        x, skip = rand(1, 3, *hw, seed=4), rand(1, 3, *shw, seed=5)
+        want_up, want_y = M()(x, skip)
+        got = s({"x": x.numpy(), "skip": skip.numpy()})
+        np.testing.assert_array_equal(got["up"], want_up.numpy())
+        np.testing.assert_allclose(got["y"], want_y.numpy(), rtol=1e-5, atol=1e-5)
