@@ -98,7 +98,7 @@ elif [ "${1:-}" != quick ]; then
   done
   step bench_python_plugin python3 bench/bench_python_plugin.py
   # ONNX-exported transformers models (GPT-2, BERT, Llama; base size): kiln CUDA eager/graph vs torch eager
-  step bench_onnx_models python3 bench/bench_onnx_models.py --device cuda --batch 1 8 --seq 128
+  step bench_onnx_models python3 bench/bench_onnx_models.py --device cuda --batch 1 8 --seq 128 --models gpt2 bert llama resnet50
   step bench_llama "${llama_1b[@]}"
   step bench_run_overhead "$build/bench/bench_run_overhead"
   step bench_cpu_matmul "$build/bench/bench_cpu_matmul"

@@ -10,6 +10,10 @@
  * widened to float32 once (weights) or per image (input) and the float32
  * sums rounded once at the end, so every dtype accumulates in float32.
  *
+ * A 1x1 convolution with unit strides and no pads skips the im2col copy
+ * (the image is its own col matrix), and when an image has few output
+ * positions the columns of several images share one product, so that the
+ * late layers of a CNN (7x7 positions) do not run as skinny products.
  * Depthwise convolutions (C/group = 1) go through the same path with
  * products of one row; that is simple rather than fast. */
 #include <stdint.h>
@@ -31,10 +35,10 @@ typedef struct conv_geom {
     int64_t taps, positions, in_plane;          /* K1·…·Kk, O1·…·Ok, D1·…·Dk */
 } conv_geom;
 
-/* Fill col rows [r0, r1) of one image: row r is channel r / taps of the
- * group and tap r % taps; entries are the input under that tap at each
- * output position, 0 in the padding. */
-static void im2col_rows(const conv_geom *g, const float *x, float *col, int64_t r0, int64_t r1) {
+/* Fill col rows [r0, r1) of one image: row r (ld floats apart) is channel
+ * r / taps of the group and tap r % taps; entries are the input under that
+ * tap at each output position, 0 in the padding. */
+static void im2col_rows(const conv_geom *g, const float *x, float *col, int64_t ld, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
         const int64_t ch = r / g->taps;
         int64_t t = r % g->taps, tap[3] = {0, 0, 0};
@@ -43,7 +47,7 @@ static void im2col_rows(const conv_geom *g, const float *x, float *col, int64_t 
             t /= g->ker[i];
         }
         const float *plane = x + ch * g->in_plane;
-        float *row = col + r * g->positions;
+        float *row = col + r * ld;
         /* Odometer over the output positions; the innermost axis runs in a loop. */
         const int32_t last = g->k - 1;
         int64_t pos[3] = {0, 0, 0};
@@ -78,14 +82,14 @@ static void im2col_rows(const conv_geom *g, const float *x, float *col, int64_t 
 typedef struct im2col_job {
     const conv_geom *g;
     const float     *x;       /* this image's group: cg planes */
-    float           *col;
-    int64_t          rows, step;
+    float           *col;     /* this image's first column */
+    int64_t          ld, rows, step;
 } im2col_job;
 
 static void im2col_task(void *ctx, int t) {
     const im2col_job *j = ctx;
     int64_t r0 = (int64_t)t * j->step, r1 = r0 + j->step < j->rows ? r0 + j->step : j->rows;
-    if (r0 < r1) im2col_rows(j->g, j->x, j->col, r0, r1);
+    if (r0 < r1) im2col_rows(j->g, j->x, j->col, j->ld, r0, r1);
 }
 
 static void to_f32(kiln_dtype dt, const void *src, float *dst, int64_t n) {
@@ -168,14 +172,28 @@ kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
     if (kiln_cpu_numel(out) == 0) return KILN_OK;
     const kiln_dtype dt = out->dtype;
     const size_t es = kiln_dtype_size(dt);
-    const int64_t kg = g.cg * g.taps;
+    const int64_t kg = g.cg * g.taps, P = g.positions;
     const int half = dt != KILN_FLOAT32;
+    /* A 1x1 convolution with unit strides and no pads reads the input as
+     * its own col matrix ([cg, P] per image and group): no im2col copy. */
+    int pointwise = 1;
+    for (int32_t i = 0; i < g.k; i++)
+        pointwise &= g.ker[i] == 1 && g.stride[i] == 1 && g.pad[i] == 0;
+    /* Images per product: a product of few columns (the late layers of a
+     * CNN, 7x7 positions) runs far below the BLAS's speed, so the columns of
+     * several images go into one product of at least ~1024 columns, whose
+     * rows are then copied out image by image. */
+    int64_t nb = P >= 1024 ? 1 : (1024 + P - 1) / P;
+    if (nb > g.N) nb = g.N;
+    const int direct = pointwise && nb == 1 && !half;
+    const int64_t cols = nb * P;
 
-    /* Scratch, float32: col [kg, P]; for half types also the weights, one
-     * image's input and one group's sums. */
-    const size_t col_n = (size_t)(kg * g.positions), w_n = half ? (size_t)kiln_cpu_numel(w) : 0,
-                 x_n = half ? (size_t)(g.C * g.in_plane) : 0, o_n = half ? (size_t)(g.mg * g.positions) : 0,
-                 b_n = bias ? (size_t)g.M : 0;
+    /* Scratch, float32: col [kg, nb·P] (unless direct); for half types the
+     * weights and nb images' input; the sums [mg, nb·P] unless they can be
+     * written in place (float32, one image); the bias. */
+    const size_t col_n = direct ? 0 : (size_t)(kg * cols), w_n = half ? (size_t)kiln_cpu_numel(w) : 0,
+                 x_n = half ? (size_t)(nb * g.C * g.in_plane) : 0,
+                 o_n = half || nb > 1 ? (size_t)(g.mg * cols) : 0, b_n = bias ? (size_t)g.M : 0;
     float *scratch = kiln_malloc((col_n + w_n + x_n + o_n + b_n + 1) * sizeof(float));
     if (!scratch)
         return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: conv: cannot allocate %zu bytes of im2col scratch",
@@ -185,35 +203,48 @@ kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
     if (half) to_f32(dt, w->data, wf, (int64_t)w_n);
     if (bias) to_f32(dt, bias->data, bf, g.M);
 
-    const int threads = kiln_parallel_threads((double)col_n, 1 << 16, kg);
+    const int threads = kiln_parallel_threads((double)(kg * P), 1 << 16, kg);
     kiln_status st = KILN_OK;
-    for (int64_t n = 0; n < g.N && !st; n++) {
-        const char *xn = (const char *)x->data + (size_t)(n * g.C * g.in_plane) * es;
-        const float *image = (const float *)xn;
+    for (int64_t n0 = 0; n0 < g.N && !st; n0 += nb) {
+        const int64_t images = g.N - n0 < nb ? g.N - n0 : nb, width = images * P;
+        const char *xn = (const char *)x->data + (size_t)(n0 * g.C * g.in_plane) * es;
+        const float *batch = (const float *)xn;
         if (half) {
-            to_f32(dt, xn, xf, g.C * g.in_plane);
-            image = xf;
+            to_f32(dt, xn, xf, images * g.C * g.in_plane);
+            batch = xf;
         }
         for (int64_t grp = 0; grp < g.group && !st; grp++) {
-            im2col_job job = {.g = &g, .x = image + grp * g.cg * g.in_plane, .col = col, .rows = kg,
-                              .step = (kg + threads - 1) / threads};
-            kiln_parallel_run(threads, threads, im2col_task, &job);
-            char *dst = (char *)out->data + (size_t)((n * g.M + grp * g.mg) * g.positions) * es;
-            float *sums = half ? of : (float *)dst;
+            const float *b = col;
+            if (direct) {
+                b = batch + grp * g.cg * g.in_plane;
+            } else {
+                for (int64_t j = 0; j < images; j++) {
+                    im2col_job job = {.g = &g, .x = batch + (j * g.C + grp * g.cg) * g.in_plane, .col = col + j * P,
+                                      .ld = width, .rows = kg, .step = (kg + threads - 1) / threads};
+                    kiln_parallel_run(threads, threads, im2col_task, &job);
+                }
+            }
+            /* One image in float32: the sums land in the output itself. */
+            char *dst0 = (char *)out->data + (size_t)((n0 * g.M + grp * g.mg) * P) * es;
+            float *sums = o_n ? of : (float *)dst0;
             kiln_tensor_desc ins[2] = {matrix((void *)(weights + grp * g.mg * kg), g.mg, kg),
-                                       matrix(col, kg, g.positions)};
-            kiln_tensor_desc prod = matrix(sums, g.mg, g.positions);
+                                       matrix((void *)b, kg, width)};
+            kiln_tensor_desc prod = matrix(sums, g.mg, width);
             kiln_layer_launch mm = {.op = KILN_OP_MATMUL, .input_count = 2, .output_count = 1, .inputs = ins,
                                     .outputs = &prod, .world_size = 1};
             st = kiln_cpu_matmul(&mm);
             if (st) break;
-            if (bias)
-                for (int64_t m = 0; m < g.mg; m++) {
-                    const float b = bf[grp * g.mg + m];
-                    float *row = sums + m * g.positions;
-                    for (int64_t p = 0; p < g.positions; p++) row[p] += b;
+            /* Row m of sums holds channel grp·mg + m of each image, P apart. */
+            for (int64_t m = 0; m < g.mg; m++) {
+                float *row = sums + m * width;
+                if (bias) {
+                    const float bv = bf[grp * g.mg + m];
+                    for (int64_t p = 0; p < width; p++) row[p] += bv;
                 }
-            if (half) from_f32(dt, sums, dst, g.mg * g.positions);
+                if (!o_n) continue;
+                for (int64_t j = 0; j < images; j++)
+                    from_f32(dt, row + j * P, dst0 + (size_t)((j * g.M + m) * P) * es, P);
+            }
         }
     }
     kiln_free(scratch);

@@ -1,8 +1,9 @@
 /* cpu_pool.c — POOL (ONNX MaxPool, AveragePool) over 1 to 3 spatial axes.
  *
  * Each output element walks its window directly (ops/pool_view.h gives the
- * taps inside the input and the divisor); the N·C planes are split among
- * threads.  float16 and bfloat16 are widened to float32 once and the
+ * taps inside the input and the divisor, tabulated once per launch for
+ * every output index of every axis: its divisions cost more than a 3x3
+ * window's reads); the N·C planes are split among threads.  float16 and bfloat16 are widened to float32 once and the
  * results rounded once, so every dtype computes in float32. */
 #include <math.h>
 #include <stdint.h>
@@ -21,47 +22,55 @@ bool kiln_cpu_pool_supports(const kiln_layer_launch *l) {
     return kiln_dtype_is_float(dt) && l->inputs[0].dtype == dt && l->subop >= 0 && l->subop < KILN_POOL_MODE_COUNT;
 }
 
+/* One output index's window along one axis (kiln_pool_axis's answer):
+ * computed once per launch for every index of every axis, so the
+ * per-element loop does no division. */
+typedef struct pool_window {
+    int64_t start, t0, t1, counted;
+} pool_window;
+
 typedef struct pool_job {
     const kiln_pool_view *v;
     const float          *x;
     float                *out;
+    const pool_window    *win[3];     /* per axis, out[i] entries; missing axes padded in front */
+    int64_t               in[3], out_n[3], dil[3];
     int64_t               planes, step;
     int                   is_max;
 } pool_job;
 
-static void pool_planes(const pool_job *j, int64_t p0, int64_t p1) {
+/* is_max is a constant at both calls, so each gets a loop without the
+ * other mode's arithmetic. */
+static inline void pool_planes(const pool_job *j, int64_t p0, int64_t p1, const int is_max) {
     const kiln_pool_view *v = j->v;
-    const int32_t k = v->k;
+    const int64_t d0 = j->dil[0], d1 = j->dil[1], d2 = j->dil[2], in1 = j->in[1], in2 = j->in[2];
     for (int64_t p = p0; p < p1; p++) {
         const float *plane = j->x + p * v->in_plane;
         float *dst = j->out + p * v->out_plane;
-        int64_t pos[3] = {0, 0, 0};   /* odometer over the output positions */
-        for (int64_t o = 0; o < v->out_plane; o++) {
-            int64_t start[3] = {0, 0, 0}, t0[3] = {0, 0, 0}, t1[3] = {1, 1, 1}, count = 1;
-            for (int32_t i = 0; i < k; i++) {
-                int64_t c;
-                start[i] = kiln_pool_axis(v, i, pos[i], &t0[i], &t1[i], &c);
-                count *= c;
-            }
-            float best = -INFINITY, sum = 0.0f;
-            /* Up to three nested tap loops; absent axes run once at index 0. */
-            for (int64_t a = t0[0]; a < t1[0]; a++) {
-                const int64_t ia = start[0] + a * v->dil[0];
-                for (int64_t b = k > 1 ? t0[1] : 0; b < (k > 1 ? t1[1] : 1); b++) {
-                    const int64_t ib = k > 1 ? ia * v->in[1] + start[1] + b * v->dil[1] : ia;
-                    for (int64_t c = k > 2 ? t0[2] : 0; c < (k > 2 ? t1[2] : 1); c++) {
-                        const int64_t at = k > 2 ? ib * v->in[2] + start[2] + c * v->dil[2] : ib;
-                        const float x = plane[at];
-                        /* NaN sticks once seen: numpy's max and torch's. */
-                        if (x > best || x != x) best = x;
-                        sum += x;
+        for (int64_t o0 = 0; o0 < j->out_n[0]; o0++) {
+            const pool_window *w0 = &j->win[0][o0];
+            for (int64_t o1 = 0; o1 < j->out_n[1]; o1++) {
+                const pool_window *w1 = &j->win[1][o1];
+                for (int64_t o2 = 0; o2 < j->out_n[2]; o2++) {
+                    const pool_window *w2 = &j->win[2][o2];
+                    float best = -INFINITY, sum = 0.0f;
+                    for (int64_t a = w0->t0; a < w0->t1; a++) {
+                        const int64_t ia = (w0->start + a * d0) * in1;
+                        for (int64_t b = w1->t0; b < w1->t1; b++) {
+                            const float *row = plane + (ia + w1->start + b * d1) * in2 + w2->start;
+                            for (int64_t c = w2->t0; c < w2->t1; c++) {
+                                const float x = row[c * d2];
+                                /* NaN sticks once seen: numpy's max and torch's. */
+                                if (is_max) {
+                                    if (x > best || x != x) best = x;
+                                } else {
+                                    sum += x;
+                                }
+                            }
+                        }
                     }
+                    *dst++ = is_max ? best : sum / (float)(w0->counted * w1->counted * w2->counted);
                 }
-            }
-            dst[o] = j->is_max ? best : sum / (float)count;
-            for (int32_t i = k - 1; i >= 0; i--) {
-                if (++pos[i] < v->out[i]) break;
-                pos[i] = 0;
             }
         }
     }
@@ -70,7 +79,9 @@ static void pool_planes(const pool_job *j, int64_t p0, int64_t p1) {
 static void pool_task(void *ctx, int t) {
     const pool_job *j = ctx;
     int64_t p0 = (int64_t)t * j->step, p1 = p0 + j->step < j->planes ? p0 + j->step : j->planes;
-    if (p0 < p1) pool_planes(j, p0, p1);
+    if (p0 >= p1) return;
+    if (j->is_max) pool_planes(j, p0, p1, 1);
+    else pool_planes(j, p0, p1, 0);
 }
 
 kiln_status kiln_cpu_pool(const kiln_layer_launch *l) {
@@ -105,7 +116,34 @@ kiln_status kiln_cpu_pool(const kiln_layer_launch *l) {
     pool_job job = {.v = &v, .x = half ? scratch : (const float *)x->data,
                     .out = half ? scratch + x_n : (float *)out->data, .planes = planes,
                     .step = (planes + threads - 1) / threads, .is_max = l->subop == KILN_POOL_MAX};
+    /* The windows of every output index of every axis, the k spatial axes
+     * last; a missing axis is one index with one tap at 0. */
+    int64_t windows = 0;
+    for (int32_t i = 0; i < v.k; i++) windows += v.out[i];
+    pool_window *table = kiln_malloc((size_t)(windows + 3) * sizeof *table);
+    if (!table) {
+        kiln_free(scratch);
+        return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: pool: cannot allocate %zu bytes of window tables",
+                          (size_t)(windows + 3) * sizeof *table);
+    }
+    pool_window *next = table;
+    for (int32_t a = 0; a < 3; a++) {
+        const int32_t i = a - (3 - v.k);   /* the spatial axis at position a, or < 0 for a missing one */
+        job.win[a] = next;
+        if (i < 0) {
+            *next++ = (pool_window){.start = 0, .t0 = 0, .t1 = 1, .counted = 1};
+            job.in[a] = job.out_n[a] = 1;
+            job.dil[a] = 0;
+            continue;
+        }
+        job.in[a] = v.in[i];
+        job.out_n[a] = v.out[i];
+        job.dil[a] = v.dil[i];
+        for (int64_t o = 0; o < v.out[i]; o++, next++)
+            next->start = kiln_pool_axis(&v, i, o, &next->t0, &next->t1, &next->counted);
+    }
     if (planes > 0 && v.out_plane > 0) kiln_parallel_run(threads, threads, pool_task, &job);
+    kiln_free(table);
     if (half) {
         if (dt == KILN_FLOAT16) kiln_cpu_f32_to_f16(scratch + x_n, out->data, (int64_t)o_n);
         else kiln_cpu_f32_to_bf16(scratch + x_n, out->data, (int64_t)o_n);

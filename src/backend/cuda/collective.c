@@ -48,7 +48,7 @@ static struct {
     kiln_nccl_all_reduce_fn            all_reduce;
     kiln_nccl_all_gather_fn            all_gather;
     kiln_nccl_reduce_scatter_fn        reduce_scatter;
-    kiln_nccl_comm_fn                  comm_destroy, comm_abort;
+    kiln_nccl_comm_fn                  comm_finalize, comm_destroy, comm_abort;
     kiln_nccl_comm_get_async_error_fn  comm_get_async_error;
     kiln_nccl_get_error_string_fn      get_error_string;
     kiln_nccl_get_last_error_fn        get_last_error;
@@ -97,6 +97,7 @@ static void load_nccl(void) {
     *(void **)&nccl.all_reduce = resolve("ncclAllReduce");
     *(void **)&nccl.all_gather = resolve("ncclAllGather");
     *(void **)&nccl.reduce_scatter = resolve("ncclReduceScatter");
+    *(void **)&nccl.comm_finalize = resolve("ncclCommFinalize");
     *(void **)&nccl.comm_destroy = resolve("ncclCommDestroy");
     *(void **)&nccl.comm_abort = resolve("ncclCommAbort");
     *(void **)&nccl.comm_get_async_error = resolve("ncclCommGetAsyncError");
@@ -287,10 +288,23 @@ void kiln_cuda_comm_free(int32_t device, void *comm) {
     int previous = device;
     if (set_device(device, &previous) == KILN_OK) {
         if (c->comm) {
-            /* Destroying a non-blocking communicator may finish in NCCL's own
-             * thread (ncclInProgress); anything else is a failure: abort. */
-            kiln_nccl_result r = nccl.comm_destroy(c->comm);
-            if (r != KILN_NCCL_SUCCESS && r != KILN_NCCL_IN_PROGRESS) nccl.comm_abort(c->comm);
+            /* NCCL's order for a non-blocking communicator: finalize (flush
+             * what was issued), poll until it is no longer in progress, then
+             * destroy (local).  A failure, or a finalize still running after
+             * the communicator's timeout (a peer gone), aborts instead, so
+             * freeing never waits without end. */
+            kiln_nccl_result r = nccl.comm_finalize(c->comm), state = r;
+            const double start = now_seconds();
+            while (r == KILN_NCCL_SUCCESS || r == KILN_NCCL_IN_PROGRESS) {
+                r = nccl.comm_get_async_error(c->comm, &state);
+                if (r != KILN_NCCL_SUCCESS || state != KILN_NCCL_IN_PROGRESS) break;
+                double waited = now_seconds() - start;
+                if (waited > c->timeout_s) break;
+                pause_briefly(waited);
+            }
+            if (r != KILN_NCCL_SUCCESS || state != KILN_NCCL_SUCCESS) nccl.comm_abort(c->comm);
+            else if ((r = nccl.comm_destroy(c->comm)) != KILN_NCCL_SUCCESS && r != KILN_NCCL_IN_PROGRESS)
+                nccl.comm_abort(c->comm);   /* destroy refused: the communicator is still NCCL's to free */
         }
         if (c->scratch && cudaFree(c->scratch) != cudaSuccess) (void)cudaGetLastError();
         restore_device(device, previous);
