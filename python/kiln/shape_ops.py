@@ -8,8 +8,6 @@ the C core's.  Sizes and indices may be ints or SymDims of the network
 keepdims=False by default (ONNX's default is 1; kiln.onnx passes it)."""
 import math
 
-import numpy as np
-
 from .network import Tensor, network_of
 from .symbolic import SymDim, dim_expr
 
@@ -370,12 +368,14 @@ def _resize_enum(value, names, what):
 
 
 def resize_scaled_size(d, scale):
-    """ONNX's output size of an axis of size d resized by scale: floor(d ·
-    scale), scale read as the float32 it is in a model (an exact binary
-    fraction).  d may be a SymDim: the size is then (d · p) // q for scale =
-    p / q, which needs p and q below 2^31."""
+    """ONNX's (and torch's) output size of an axis of size d resized by
+    scale: floor(d · scale), in double (a model's float32 scale widened
+    exactly, as onnx's reference does).  d may be a SymDim: the size is then
+    (d · p) // q for scale = p / q exactly (every double is a binary
+    fraction), which needs p and q below 2^31 (a float32 scale of up to 24
+    significant bits with a modest exponent: 1.5, 0.6f, 1/3f)."""
     import fractions
-    scale = float(np.float32(scale))
+    scale = float(scale)
     if not math.isfinite(scale) or scale <= 0:
         raise ValueError(f"resize: scale {scale} is not a positive number")
     if isinstance(d, int):
