@@ -2,10 +2,12 @@
  * interpolation over any axes.
  *
  * Each axis's taps (ops/resize_view.h: the source indices and weights of
- * every output index) are tabulated once per launch; each output element
- * then sums the product of its axes' taps in float32 (float16 and bfloat16
- * widened once and rounded once).  Nearest copies elements, so it takes
- * every dtype and is exact.  Output elements are split among threads. */
+ * every output index) are tabulated once per launch.  Work goes by output
+ * row (a position of every axis but the last): the other axes' taps give
+ * the source rows and their weights once per row, and each element sums
+ * its last-axis taps in each source row, then the rows, in float32 (float16
+ * and bfloat16 widened once and rounded once).  Nearest copies elements, so
+ * it takes every dtype and is exact.  Rows are split among threads. */
 #include <stdint.h>
 #include <string.h>
 
@@ -33,57 +35,98 @@ typedef struct resize_job {
     const void             *x;
     void                   *out;
     size_t                  elem;                        /* nearest: the element size */
-    int64_t                 total, step;
+    int64_t                 rows, step;                  /* output rows (all axes but the last) per task */
+    int64_t                *combo_at;                    /* per task: combo_max source row offsets ... */
+    float                  *combo_w;                     /* ... and their weights */
+    int64_t                 combo_max;
 } resize_job;
 
-static void resize_range(const resize_job *j, int64_t e0, int64_t e1) {
+/* Copy one output row of nearest taps (a typed loop per element size). */
+#define NEAREST_ROW(T)                                                                     \
+    do {                                                                                   \
+        const T *src = (const T *)j->x + base;                                             \
+        T *dst = (T *)j->out + row * nl;                                                   \
+        for (int64_t xo = 0; xo < nl; xo++) dst[xo] = src[ix[xo * KILN_RESIZE_MAX_TAPS]];  \
+    } while (0)
+
+/* Output rows r0..r1 (every axis but the last: a position of the others).
+ * Interpolation: the product of the other axes' taps gives the source rows
+ * and their weights (the combos, an odometer, the last of them fastest);
+ * each output element sums its last-axis taps in each source row, then the
+ * rows by their weights, the order the CUDA kernel uses. */
+static void resize_rows(const resize_job *j, int t, int64_t r0, int64_t r1) {
     const kiln_resize_view *v = j->v;
-    const int32_t r = v->rank;
-    int64_t pos[KILN_RESIZE_MAX_RANK];
-    int64_t rest = e0;
-    for (int32_t i = r - 1; i >= 0; i--) {
+    const int32_t r = v->rank, last = r - 1;
+    const int64_t nl = v->out[last];
+    const int64_t *ix = j->idx[last];
+    const float *wx = j->w[last];
+    const uint8_t *nx = j->n[last];
+    int64_t pos[KILN_RESIZE_MAX_RANK] = {0};
+    int64_t rest = r0;
+    for (int32_t i = last - 1; i >= 0; i--) {
         pos[i] = rest % v->out[i];
         rest /= v->out[i];
     }
-    for (int64_t e = e0; e < e1; e++) {
+    int64_t *at = j->combo_at + (int64_t)t * j->combo_max;
+    float *cw = j->combo_w + (int64_t)t * j->combo_max;
+    for (int64_t row = r0; row < r1; row++) {
         if (v->mode == KILN_RESIZE_NEAREST) {
-            int64_t at = 0;
-            for (int32_t i = 0; i < r; i++) at += j->idx[i][pos[i] * KILN_RESIZE_MAX_TAPS] * j->stride[i];
-            memcpy((uint8_t *)j->out + (size_t)e * j->elem, (const uint8_t *)j->x + (size_t)at * j->elem, j->elem);
+            int64_t base = 0;
+            for (int32_t i = 0; i < last; i++) base += j->idx[i][pos[i] * KILN_RESIZE_MAX_TAPS] * j->stride[i];
+            switch (j->elem) {
+            case 1: NEAREST_ROW(uint8_t); break;
+            case 2: NEAREST_ROW(uint16_t); break;
+            case 4: NEAREST_ROW(uint32_t); break;
+            default: NEAREST_ROW(uint64_t); break;
+            }
         } else {
-            /* Odometer over the product of the axes' taps. */
-            int t[KILN_RESIZE_MAX_RANK] = {0};
-            const float *x = j->x;
-            float sum = 0.0f;
-            for (;;) {
-                int64_t at = 0;
+            int64_t combos = 0;
+            int tap[KILN_RESIZE_MAX_RANK] = {0};
+            for (;;) {   /* odometer over the other axes' taps */
+                int64_t off = 0;
                 float w = 1.0f;
-                for (int32_t i = 0; i < r; i++) {
-                    const int64_t k = pos[i] * KILN_RESIZE_MAX_TAPS + t[i];
-                    at += j->idx[i][k] * j->stride[i];
+                for (int32_t i = 0; i < last; i++) {
+                    const int64_t k = pos[i] * KILN_RESIZE_MAX_TAPS + tap[i];
+                    off += j->idx[i][k] * j->stride[i];
                     w *= j->w[i][k];
                 }
-                sum += w * x[at];
-                int32_t i = r - 1;
+                at[combos] = off;
+                cw[combos++] = w;
+                int32_t i = last - 1;
                 for (; i >= 0; i--) {
-                    if (++t[i] < j->n[i][pos[i]]) break;
-                    t[i] = 0;
+                    if (++tap[i] < j->n[i][pos[i]]) break;
+                    tap[i] = 0;
                 }
                 if (i < 0) break;
             }
-            ((float *)j->out)[e] = sum;
+            const float *x = j->x;
+            float *dst = (float *)j->out + row * nl;
+            for (int64_t xo = 0; xo < nl; xo++) {
+                const int64_t *i4 = ix + xo * KILN_RESIZE_MAX_TAPS;
+                const float *w4 = wx + xo * KILN_RESIZE_MAX_TAPS;
+                const int n = nx[xo];
+                float sum = 0.0f;
+                for (int64_t c = 0; c < combos; c++) {
+                    const float *src = x + at[c];
+                    float s = 0.0f;
+                    for (int k = 0; k < n; k++) s += w4[k] * src[i4[k]];
+                    sum += cw[c] * s;
+                }
+                dst[xo] = sum;
+            }
         }
-        for (int32_t i = r - 1; i >= 0; i--) {
+        for (int32_t i = last - 1; i >= 0; i--) {
             if (++pos[i] < v->out[i]) break;
             pos[i] = 0;
         }
     }
 }
+#undef NEAREST_ROW
 
 static void resize_task(void *ctx, int t) {
     const resize_job *j = ctx;
-    int64_t e0 = (int64_t)t * j->step, e1 = e0 + j->step < j->total ? e0 + j->step : j->total;
-    if (e0 < e1) resize_range(j, e0, e1);
+    int64_t r0 = (int64_t)t * j->step, r1 = r0 + j->step < j->rows ? r0 + j->step : j->rows;
+    if (r0 < r1) resize_rows(j, t, r0, r1);
 }
 
 kiln_status kiln_cpu_resize(const kiln_layer_launch *l) {
@@ -117,7 +160,7 @@ kiln_status kiln_cpu_resize(const kiln_layer_launch *l) {
     float *w = (float *)(idx + tab);
     float *xf = w + tab, *of = xf + (half ? in_total : 0);
     uint8_t *n = (uint8_t *)(of + (half ? total : 0));
-    resize_job job = {.v = &v, .elem = kiln_dtype_size(dt), .total = total};
+    resize_job job = {.v = &v, .elem = kiln_dtype_size(dt), .rows = total / v.out[r - 1]};
     int64_t stride = 1;
     for (int32_t i = r - 1; i >= 0; i--) {
         job.stride[i] = stride;
@@ -138,11 +181,28 @@ kiln_status kiln_cpu_resize(const kiln_layer_launch *l) {
     }
     job.x = half ? xf : x->data;
     job.out = half ? (void *)of : out->data;
+    /* The most source rows one output row combines: the product of the
+     * other axes' largest tap counts (at most 4^7). */
+    job.combo_max = 1;
+    for (int32_t i = 0; i < r - 1; i++) {
+        int64_t most = 1;
+        for (int64_t o = 0; o < v.out[i]; o++) most = job.n[i][o] > most ? job.n[i][o] : most;
+        job.combo_max *= most;
+    }
     double taps = 1;
     for (int32_t i = 0; i < r && !nearest; i++) taps *= v.mode == KILN_RESIZE_LINEAR ? 2 : 4;
-    const int threads = kiln_parallel_threads((double)total * taps, 1 << 16, total);
-    job.step = (total + threads - 1) / threads;
+    const int threads = kiln_parallel_threads((double)total * taps, 1 << 16, job.rows);
+    const size_t combo_bytes = (size_t)threads * (size_t)job.combo_max * (sizeof(int64_t) + sizeof(float));
+    uint8_t *combo = nearest ? NULL : kiln_malloc(combo_bytes);
+    if (!nearest && !combo) {
+        kiln_free(mem);
+        return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: resize: cannot allocate %zu bytes", combo_bytes);
+    }
+    job.combo_at = (int64_t *)combo;
+    job.combo_w = combo ? (float *)(job.combo_at + (size_t)threads * (size_t)job.combo_max) : NULL;
+    job.step = (job.rows + threads - 1) / threads;
     kiln_parallel_run(threads, threads, resize_task, &job);
+    kiln_free(combo);
     if (half) {
         if (dt == KILN_FLOAT16) kiln_cpu_f32_to_f16(of, out->data, total);
         else kiln_cpu_f32_to_bf16(of, out->data, total);

@@ -2,9 +2,10 @@
  *
  * One thread per output element (grid-stride) computes each axis's taps
  * with the CPU backend's arithmetic (ops/resize_view.h: the same source
- * coordinates in double, the same float32 weights) and sums their product
- * in float32 in the same order (axes' taps as an odometer, the last axis
- * fastest), so the backends agree up to the rounding of fused multiply-adds.
+ * coordinates in double, the same float32 weights) and sums in float32
+ * with the CPU's grouping and order (each source row's last-axis taps, then
+ * the rows by the product of the other axes' weights), so the backends agree
+ * up to the contraction of fused multiply-adds.
  * Resize is memory-bound: no tables, no shared memory.  Nearest copies
  * elements by size, so it takes every dtype and is exact. */
 #include "backend/cuda/cuda_dtype.cuh"
@@ -52,16 +53,22 @@ __global__ void kc_resize_interp(const T *__restrict__ x, T *__restrict__ y, int
             n[i] = kiln_resize_taps(&v, i, pos[i], idx[i], w[i]);
             t[i] = 0;
         }
+        /* The other axes' taps give source rows (an odometer, the last of
+         * them fastest); each row's last-axis taps are summed, then the rows
+         * by their weights: the CPU's grouping and order. */
+        const int last = v.rank - 1;
         float sum = 0.0f;
         for (;;) {
             int64_t at = 0;
             float wt = 1.0f;
-            for (int i = 0; i < v.rank; i++) {
+            for (int i = 0; i < last; i++) {
                 at += idx[i][t[i]] * stride[i];
                 wt *= w[i][t[i]];
             }
-            sum += wt * kc_to_f32(x[at]);
-            int i = v.rank - 1;
+            float s = 0.0f;
+            for (int k = 0; k < n[last]; k++) s += w[last][k] * kc_to_f32(x[at + idx[last][k]]);
+            sum += wt * s;
+            int i = last - 1;
             for (; i >= 0; i--) {
                 if (++t[i] < n[i]) break;
                 t[i] = 0;
