@@ -1060,6 +1060,15 @@ static void test_resize_rule(void) {
     CHECK_FAILS(add_resize(net, x0, 2, (kiln_expr[]){C(3), C(7)}, 0, NULL, &y), KILN_ERROR_INVALID_NETWORK,
                 "resize of 'x0': axis 0 is empty and cannot be resized to 3");
     CHECK_OK(add_resize(net, x0, 2, (kiln_expr[]){C(0), C(9)}, 0, NULL, &y));
+    /* FLOATS through the schema: a count without numbers, or integers for it, are refused by name. */
+    kiln_layer_attr fa[2] = {{.name = "sizes", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = (kiln_expr[]){C(2), h}},
+                             {.name = "scales", .kind = KILN_ATTR_FLOATS, .count = 2}};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_RESIZE, 1, &x, 2, fa, &y), KILN_ERROR_INVALID_ARGUMENT,
+                "resize: attribute 'scales' has count 2 and no values");
+    fa[1].kind = KILN_ATTR_INTS;
+    fa[1].ints = (int64_t[]){1, 2};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_RESIZE, 1, &x, 2, fa, &y), KILN_ERROR_INVALID_ARGUMENT,
+                "attribute 'scales' must be FLOATS, not INTS");
 #undef C
     kiln_network_free(net);
 
