@@ -2173,7 +2173,10 @@ static void test_resize(void) {
         {2, {7, 8}, {15, 5}, KILN_RESIZE_CUBIC, KILN_RESIZE_HALF_PIXEL, 0, 0, -0.75, {0}},
         {2, {7, 8}, {15, 5}, KILN_RESIZE_CUBIC, KILN_RESIZE_ASYMMETRIC, 0, 1, -0.5, {0}},
         {2, {7, 8}, {10, 12}, KILN_RESIZE_CUBIC, KILN_RESIZE_ALIGN_CORNERS, 0, 1, -0.75, {1.5, 1.5}},
+        /* every axis cubic: 64 source rows per output row, past the row slots (the direct loop) */
+        {4, {3, 4, 5, 6}, {5, 3, 7, 4}, KILN_RESIZE_CUBIC, KILN_RESIZE_HALF_PIXEL, 0, 0, -0.75, {0}},
         {4, {4, 16, 40, 40}, {4, 16, 80, 60}, KILN_RESIZE_LINEAR, KILN_RESIZE_HALF_PIXEL, 0, 0, 0, {0}},   /* threads */
+        {4, {2, 16, 30, 30}, {2, 16, 67, 45}, KILN_RESIZE_CUBIC, KILN_RESIZE_PYTORCH_HALF_PIXEL, 0, 0, -0.75, {0}},
     };
     const kiln_dtype floats[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
     for (int d = 0; d < 3; d++)

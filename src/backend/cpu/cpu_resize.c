@@ -6,8 +6,13 @@
  * row (a position of every axis but the last): the other axes' taps give
  * the source rows and their weights once per row, and each element sums
  * its last-axis taps in each source row, then the rows, in float32 (float16
- * and bfloat16 widened once and rounded once).  Nearest copies elements, so
- * it takes every dtype and is exact.  Rows are split among threads. */
+ * and bfloat16 widened once and rounded once).  When an output row
+ * combines few source rows (bilinear 2, bicubic 4), each source row is
+ * resized along the last axis once into a small per-thread cache of rows
+ * and the output rows are weighted sums of cached rows: the same sums in
+ * the same order, with the last axis's taps computed about once per source
+ * row instead of once per output row.  Nearest copies elements, so it
+ * takes every dtype and is exact.  Rows are split among threads. */
 #include <stdint.h>
 #include <string.h>
 
@@ -39,6 +44,13 @@ typedef struct resize_job {
     int64_t                *combo_at;                    /* per task: combo_max source row offsets ... */
     float                  *combo_w;                     /* ... and their weights */
     int64_t                 combo_max;
+    /* Per task, when combo_max is small: `slots` source rows resized along
+     * the last axis (nl floats each), the source offset each holds (-1:
+     * none) and the output row that last used it.  Consecutive output rows
+     * mostly read the same source rows, so each is resized about once. */
+    int32_t                 slots;
+    float                  *slot_rows;
+    int64_t                *slot_key, *slot_used;
 } resize_job;
 
 /* Copy one output row of nearest taps (a typed loop per element size). */
@@ -101,6 +113,34 @@ static void resize_rows(const resize_job *j, int t, int64_t r0, int64_t r1) {
             }
             const float *x = j->x;
             float *dst = (float *)j->out + row * nl;
+            if (j->slots) {   /* each source row resized along the last axis once, then the rows combined */
+                float *rows = j->slot_rows + (int64_t)t * j->slots * nl;
+                int64_t *key = j->slot_key + (int64_t)t * j->slots, *used = j->slot_used + (int64_t)t * j->slots;
+                for (int64_t xo = 0; xo < nl; xo++) dst[xo] = 0.0f;
+                for (int64_t c = 0; c < combos; c++) {
+                    int32_t k = 0;
+                    while (k < j->slots && key[k] != at[c]) k++;
+                    if (k == j->slots) {   /* a miss: the least recently used slot not used by this row */
+                        k = -1;
+                        for (int32_t q = 0; q < j->slots; q++)
+                            if (used[q] != row && (k < 0 || used[q] < used[k])) k = q;
+                        const float *src = x + at[c];
+                        float *h = rows + (int64_t)k * nl;
+                        for (int64_t xo = 0; xo < nl; xo++) {
+                            const int64_t *i4 = ix + xo * KILN_RESIZE_MAX_TAPS;
+                            const float *w4 = wx + xo * KILN_RESIZE_MAX_TAPS;
+                            const int n = nx[xo];
+                            float sv = 0.0f;
+                            for (int q = 0; q < n; q++) sv += w4[q] * src[i4[q]];
+                            h[xo] = sv;
+                        }
+                        key[k] = at[c];
+                    }
+                    used[k] = row;
+                    const float *h = rows + (int64_t)k * nl, wc = cw[c];
+                    for (int64_t xo = 0; xo < nl; xo++) dst[xo] += wc * h[xo];
+                }
+            } else {
             for (int64_t xo = 0; xo < nl; xo++) {
                 const int64_t *i4 = ix + xo * KILN_RESIZE_MAX_TAPS;
                 const float *w4 = wx + xo * KILN_RESIZE_MAX_TAPS;
@@ -113,6 +153,7 @@ static void resize_rows(const resize_job *j, int t, int64_t r0, int64_t r1) {
                     sum += cw[c] * s;
                 }
                 dst[xo] = sum;
+            }
             }
         }
         for (int32_t i = last - 1; i >= 0; i--) {
@@ -200,9 +241,28 @@ kiln_status kiln_cpu_resize(const kiln_layer_launch *l) {
     }
     job.combo_at = (int64_t *)combo;
     job.combo_w = combo ? (float *)(job.combo_at + (size_t)threads * (size_t)job.combo_max) : NULL;
+    /* Row slots: twice the rows one output row combines, when that is few
+     * (bilinear: 2 of 4, bicubic: 4 of 8). */
+    uint8_t *slot_mem = NULL;
+    if (!nearest && job.combo_max <= 16 && r > 1) {
+        const size_t per = (size_t)(2 * job.combo_max);
+        const size_t slot_bytes = (size_t)threads * per * ((size_t)v.out[r - 1] * sizeof(float) + 2 * sizeof(int64_t));
+        slot_mem = kiln_malloc(slot_bytes);
+        if (slot_mem) {   /* else the direct loop */
+            job.slots = (int32_t)per;
+            job.slot_key = (int64_t *)slot_mem;
+            job.slot_used = job.slot_key + (size_t)threads * per;
+            job.slot_rows = (float *)(job.slot_used + (size_t)threads * per);
+            for (size_t i = 0; i < (size_t)threads * per; i++) {
+                job.slot_key[i] = -1;
+                job.slot_used[i] = -1;
+            }
+        }
+    }
     job.step = (job.rows + threads - 1) / threads;
     kiln_parallel_run(threads, threads, resize_task, &job);
     kiln_free(combo);
+    kiln_free(slot_mem);
     if (half) {
         if (dt == KILN_FLOAT16) kiln_cpu_f32_to_f16(of, out->data, total);
         else kiln_cpu_f32_to_bf16(of, out->data, total);
