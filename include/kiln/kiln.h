@@ -620,6 +620,19 @@ typedef enum kiln_layer_op {
                                          the window's input elements, or of all its taps inside the padded
                                          input when 1: ONNX AveragePool / torch avg_pool1d..3d; a window with
                                          nothing to count gives NaN (0/0).  Sums in float32 */
+    KILN_LAYER_RESIZE           = 72,  /* input x of any rank >= 1; "sizes" (EXPRS, one per axis, >= 0, required:
+                                         the output shape), "mode" (INT: 0 nearest, 1 linear, 2 cubic; default
+                                         0), "coordinate_transformation_mode" (INT: 0 half_pixel, 1
+                                         half_pixel_symmetric, 2 pytorch_half_pixel, 3 align_corners, 4
+                                         asymmetric; default 0), "nearest_mode" (INT: 0 round_prefer_floor, 1
+                                         round_prefer_ceil, 2 floor, 3 ceil; default 0), "exclude_outside"
+                                         (INT 0/1), "cubic_coeff_a" (FLOAT, default -0.75), "scales" (FLOATS,
+                                         one per axis: the scale the coordinate transform divides by, as
+                                         ONNX's scales input; 0 or left out: out/in of the axis): ONNX Resize
+                                         (no tf_crop_and_resize, no antialias) / torch interpolate.  Each
+                                         output element is the separable (n-linear, n-cubic) interpolation of
+                                         the input, edges repeated, in float32.  float32, float16, bfloat16;
+                                         nearest also every other dtype */
     KILN_LAYER_OP_COUNT
 } kiln_layer_op;
 
@@ -629,6 +642,7 @@ typedef enum kiln_attr_kind {   /* what a kiln_layer_attr holds */
     KILN_ATTR_EXPRS = 2,        /* count expressions of the network's pool in exprs */
     KILN_ATTR_INTS  = 3,        /* count integers in ints */
     KILN_ATTR_FLOAT = 4,        /* a number in f */
+    KILN_ATTR_FLOATS = 5,       /* count numbers in floats */
 } kiln_attr_kind;
 
 typedef struct kiln_layer_attr {
@@ -639,6 +653,7 @@ typedef struct kiln_layer_attr {
     const kiln_expr *exprs;
     const int64_t   *ints;
     double           f;
+    const double    *floats;
 } kiln_layer_attr;
 
 /* The op's name ("add"), or NULL when op is not a kiln_layer_op. */

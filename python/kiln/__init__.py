@@ -30,7 +30,7 @@ from .shape_ops import (transpose, permute, slice, concat, expand, broadcast_to,
                         reduce_max, reduce_min, reduce_prod, argmax, argmin, softmax, log_softmax, layer_norm,
                         rms_norm, where, gather_elements, cumsum, pad, scaled_dot_product_attention,
                         all_reduce, all_gather, reduce_scatter, scatter_nd, scatter_elements, topk,
-                        rotary_embedding, conv, conv_transpose, max_pool, avg_pool)
+                        rotary_embedding, conv, conv_transpose, max_pool, avg_pool, resize)
 from .symbolic import SymTensor, SymDim, sym_min, sym_max, sym_eq, sym_lt, cdiv
 from .plugin import PluginBase, plugin, registered_plugins, unregister_plugin
 from .tensor import TensorWrapper, convert_to_torch_tensor, convert_to_numpy, wrap_tensor
@@ -61,7 +61,7 @@ __all__ = [
     "reduce_min", "reduce_prod", "argmax", "argmin", "softmax", "log_softmax", "layer_norm", "rms_norm", "where",
     "gather_elements", "cumsum", "pad", "scaled_dot_product_attention", "all_reduce", "all_gather",
     "reduce_scatter", "scatter_nd", "scatter_elements", "topk", "rotary_embedding", "conv", "conv_transpose",
-    "max_pool", "avg_pool",
+    "max_pool", "avg_pool", "resize",
     "distributed",
     "PluginBase", "plugin", "SymTensor", "SymDim", "sym_min", "sym_max", "sym_eq", "sym_lt",
     "registered_plugins", "unregister_plugin", "TensorWrapper", "convert_to_torch_tensor", "convert_to_numpy", "wrap_tensor",

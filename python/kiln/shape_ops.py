@@ -6,6 +6,8 @@ Each function adds one built-in layer through the op table
 the C core's.  Sizes and indices may be ints or SymDims of the network
 (symbolic slices serve every shape of the profile).  Reductions follow numpy:
 keepdims=False by default (ONNX's default is 1; kiln.onnx passes it)."""
+import math
+
 from .network import Tensor, network_of
 from .symbolic import SymDim, dim_expr
 
@@ -352,6 +354,77 @@ def avg_pool(x, kernel_shape, *, strides=None, pads=None, ceil_mode=False, count
     attrs = _pool_args("avg_pool", x, kernel_shape, strides, pads, dilations, ceil_mode)
     attrs["count_include_pad"] = int(bool(count_include_pad))
     return _layer("avg_pool", [x], attrs)
+
+
+_RESIZE_MODES = ("nearest", "linear", "cubic")
+_RESIZE_COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric")
+_RESIZE_NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _resize_enum(value, names, what):
+    if isinstance(value, str) and value in names:
+        return names.index(value)
+    raise ValueError(f"resize: {what} {value!r} is not one of {', '.join(names)}")
+
+
+def resize_scaled_size(d, scale):
+    """ONNX's (and torch's) output size of an axis of size d resized by
+    scale: floor(d · scale), in double (a model's float32 scale widened
+    exactly, as onnx's reference does).  d may be a SymDim: the size is then
+    (d · p) // q for scale = p / q exactly (every double is a binary
+    fraction), which needs p and q below 2^31 (a float32 scale of up to 24
+    significant bits with a modest exponent: 1.5, 0.6f, 1/3f)."""
+    import fractions
+    scale = float(scale)
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"resize: scale {scale} is not a positive number")
+    if isinstance(d, int):
+        return int(math.floor(d * scale))
+    f = fractions.Fraction(scale)
+    if f.numerator >= 2 ** 31 or f.denominator >= 2 ** 31:
+        raise ValueError(f"resize: scale {scale} of a symbolic size is not a fraction of two numbers below 2^31")
+    return (d * f.numerator) // f.denominator
+
+
+def resize(x, sizes=None, scales=None, *, mode="nearest", coordinate_transformation_mode="half_pixel",
+           nearest_mode="round_prefer_floor", cubic_coeff_a=-0.75, exclude_outside=False):
+    """Resize every axis of x by interpolation: ONNX Resize,
+    torch.nn.functional.interpolate.  sizes: the output size of each axis
+    (ints or SymDims); scales: each axis's scale (floats), which the
+    coordinate transformation divides by, as ONNX's scales input (so
+    torch's scale_factor).  Give either or both; scales alone give sizes
+    floor(size · scale).  mode: "nearest", "linear" (n-linear over the
+    resized axes) or "cubic" (Keys, parameter cubic_coeff_a);
+    coordinate_transformation_mode: "half_pixel", "half_pixel_symmetric",
+    "pytorch_half_pixel", "align_corners", "asymmetric" (ONNX's formulas;
+    torch's align_corners=False is pytorch_half_pixel, True align_corners,
+    its "nearest" is asymmetric with nearest_mode "floor"); nearest_mode:
+    "round_prefer_floor", "round_prefer_ceil", "floor", "ceil";
+    exclude_outside: weights of taps outside the input are 0 and the rest
+    renormalized.  Edges repeat.  float32, float16, bfloat16 (computed in
+    float32); nearest takes every dtype."""
+    rank = len(x.shape)
+    if sizes is None and scales is None:
+        raise ValueError("resize: give sizes or scales (or both)")
+    if scales is not None:
+        scales = [float(s) for s in scales]
+        if len(scales) != rank:
+            raise ValueError(f"resize: {len(scales)} scales for an input of rank {rank}")
+    if sizes is None:
+        sizes = [resize_scaled_size(d, sc) for d, sc in zip(x.shape, scales)]
+    sizes = list(sizes)
+    if len(sizes) != rank:
+        raise ValueError(f"resize: {len(sizes)} sizes for an input of rank {rank}")
+    pool = x._network.exprs
+    attrs = {"sizes": [_expr(pool, d, "resize size") for d in sizes],
+             "mode": _resize_enum(mode, _RESIZE_MODES, "mode"),
+             "coordinate_transformation_mode": _resize_enum(coordinate_transformation_mode, _RESIZE_COORDS,
+                                                            "coordinate_transformation_mode"),
+             "nearest_mode": _resize_enum(nearest_mode, _RESIZE_NEAREST, "nearest_mode"),
+             "exclude_outside": int(bool(exclude_outside)), "cubic_coeff_a": float(cubic_coeff_a)}
+    if scales is not None:
+        attrs["scales"] = scales
+    return _layer("resize", [x], attrs)
 
 
 def where(cond, a, b):

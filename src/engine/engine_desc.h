@@ -67,6 +67,11 @@ typedef enum kiln_op {
                                        floor or ceil((Di + pad_bi + pad_ei - dil_i*(Ki-1) - 1) / stride_i) + 1,
                                        less one when ceil's last window would start in the end padding (ONNX
                                        MaxPool / AveragePool) */
+    KILN_OP_RESIZE           = 31,  /* input x of rank r >= 1; ints: mode (kiln_resize_mode), coordinate
+                                       transformation (kiln_resize_coord), nearest rounding (kiln_resize_nearest),
+                                       exclude_outside, cubic_coeff_a (binary64 bits), then r scales (binary64
+                                       bits; 0: out/in of the axis); exprs: the r output sizes, which are the
+                                       output's shape (ONNX Resize) */
     KILN_OP_COUNT
 } kiln_op;
 
@@ -76,6 +81,31 @@ typedef enum kiln_pool_mode {
     KILN_POOL_AVERAGE = 1,   /* the mean of the window's input elements (count_include_pad: of its padded taps) */
     KILN_POOL_MODE_COUNT
 } kiln_pool_mode;
+
+/* RESIZE's integers (stored in engine files: append only). */
+typedef enum kiln_resize_mode {
+    KILN_RESIZE_NEAREST = 0,
+    KILN_RESIZE_LINEAR  = 1,
+    KILN_RESIZE_CUBIC   = 2,
+    KILN_RESIZE_MODE_COUNT
+} kiln_resize_mode;
+
+typedef enum kiln_resize_coord {   /* x_in from x_out, scale s, lengths in and out (ONNX's names) */
+    KILN_RESIZE_HALF_PIXEL           = 0,   /* (x + 0.5) / s - 0.5 */
+    KILN_RESIZE_HALF_PIXEL_SYMMETRIC = 1,   /* the same, centred: + in/2 · (1 - out / (s·in)) */
+    KILN_RESIZE_PYTORCH_HALF_PIXEL   = 2,   /* half_pixel, but -0.5 when s·in is 1 */
+    KILN_RESIZE_ALIGN_CORNERS        = 3,   /* x · (in - 1) / (s·in - 1), 0 when s·in is 1 */
+    KILN_RESIZE_ASYMMETRIC           = 4,   /* x / s */
+    KILN_RESIZE_COORD_COUNT
+} kiln_resize_coord;
+
+typedef enum kiln_resize_nearest {
+    KILN_RESIZE_ROUND_PREFER_FLOOR = 0,
+    KILN_RESIZE_ROUND_PREFER_CEIL  = 1,
+    KILN_RESIZE_FLOOR              = 2,
+    KILN_RESIZE_CEIL               = 3,
+    KILN_RESIZE_NEAREST_COUNT
+} kiln_resize_nearest;
 
 /* Does the op combine the tensors of every rank of the engine's group? */
 static inline int kiln_op_is_collective(int op) {

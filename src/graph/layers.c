@@ -150,6 +150,7 @@ static const char *attr_kind_name(kiln_attr_kind kind) {
     case KILN_ATTR_EXPRS: return "EXPRS";
     case KILN_ATTR_INTS: return "INTS";
     case KILN_ATTR_FLOAT: return "FLOAT";
+    case KILN_ATTR_FLOATS: return "FLOATS";
     }
     return "?";
 }
@@ -210,9 +211,12 @@ static kiln_status add_layer(kiln_network *net, const char *api, kiln_layer_op o
         const kiln_attr_schema *schema = &row->attrs[k];
         const kiln_layer_attr *a = given[k];
         const char *attr = schema->name;
-        int32_t count = a && (schema->kind == KILN_ATTR_INTS || schema->kind == KILN_ATTR_EXPRS) ? a->count : 0;
+        const bool is_list = schema->kind == KILN_ATTR_INTS || schema->kind == KILN_ATTR_EXPRS ||
+                             schema->kind == KILN_ATTR_FLOATS;
+        int32_t count = a && is_list ? a->count : 0;
         if (count < 0 || (count && schema->kind == KILN_ATTR_INTS && !a->ints) ||
-            (count && schema->kind == KILN_ATTR_EXPRS && !a->exprs))
+            (count && schema->kind == KILN_ATTR_EXPRS && !a->exprs) ||
+            (count && schema->kind == KILN_ATTR_FLOATS && !a->floats))
             return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' has count %d and no values", api,
                               name, attr, (int)count);
         switch (schema->place) {
@@ -236,13 +240,16 @@ static kiln_status add_layer(kiln_network *net, const char *api, kiln_layer_op o
             l.target = &target;
             break;
         case KILN_ATTR_TO_INTS: {
-            int32_t n = schema->kind == KILN_ATTR_INTS ? count : 1;
-            if (schema->kind == KILN_ATTR_INTS && !a) break;
+            const bool many = schema->kind == KILN_ATTR_INTS || schema->kind == KILN_ATTR_FLOATS;
+            int32_t n = many ? count : 1;
+            if (many && !a) break;
             if (la->int_count + n > KILN_MAX_LAYER_INTS)
                 return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s: %s: attribute '%s' has too many entries (%d)", api,
                                   name, attr, (int)n);
             if (schema->kind == KILN_ATTR_INTS) {
                 memcpy(la->ints + la->int_count, a->ints, sizeof(int64_t) * (size_t)n);
+            } else if (schema->kind == KILN_ATTR_FLOATS) {   /* each as its binary64 bits */
+                memcpy(la->ints + la->int_count, a->floats, sizeof(double) * (size_t)n);
             } else if (schema->kind == KILN_ATTR_FLOAT) {
                 double f = a ? a->f : schema->default_float;
                 memcpy(&la->ints[la->int_count], &f, sizeof f);

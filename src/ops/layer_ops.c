@@ -10,12 +10,12 @@
 #include "ops/op_table.h"
 
 _Static_assert(KILN_LAYER_OP_COUNT == 4 + KILN_BINARY_OP_COUNT + KILN_UNARY_OP_COUNT + 4 + KILN_REDUCE_OP_COUNT + 2 + 3 +
-                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 1 + 2 + 2,
+                                         KILN_COMPARE_OP_COUNT + 4 + KILN_COLLECTIVE_OP_COUNT + 2 + 2 + 1 + 1 + 2 + 2 + 1,
                "every kiln_layer_op needs a row: cast, the binary and unary sub-ops, gather, reshape, matmul, "
                "transpose, slice, concat, expand, the reductions, softmax and log-softmax, the norms, where, "
                "the comparisons, gather_elements, cumsum, pad, attention, the all-reduces, all_gather, "
                "reduce_scatter, scatter_nd, scatter_elements, topk, rotary_embedding, "
-               "conv, conv_transpose, max_pool, avg_pool");
+               "conv, conv_transpose, max_pool, avg_pool, resize");
 
 #define BINARY_ROW(suffix, name) [KILN_LAYER_##suffix] = {KILN_OP_BINARY, KILN_BINARY_##suffix, 0, {{0}}},
 #define UNARY_ROW(suffix, name)  [KILN_LAYER_##suffix] = {KILN_OP_UNARY, KILN_UNARY_##suffix, 0, {{0}}},
@@ -119,6 +119,20 @@ static const kiln_layer_op_row rows[KILN_LAYER_OP_COUNT] = {
                               ATTR("strides", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
                               ATTR("dilations", KILN_ATTR_INTS, true, KILN_ATTR_TO_INTS, 0, 0),
                               ATTR("pads", KILN_ATTR_EXPRS, false, KILN_ATTR_TO_EXPRS, 0, 0)}},
+    /* ints: mode, coordinate transformation, nearest rounding,
+     * exclude_outside, cubic_coeff_a's bits, then the scales' bits (the
+     * rule puts in zeros, "out/in", when they are left out); exprs: the
+     * output sizes. */
+    [KILN_LAYER_RESIZE] = {KILN_OP_RESIZE, 0, 7,
+                           {ATTR("sizes", KILN_ATTR_EXPRS, true, KILN_ATTR_TO_EXPRS, 0, 0),
+                            ATTR("mode", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, KILN_RESIZE_NEAREST, 0),
+                            ATTR("coordinate_transformation_mode", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS,
+                                 KILN_RESIZE_HALF_PIXEL, 0),
+                            ATTR("nearest_mode", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS,
+                                 KILN_RESIZE_ROUND_PREFER_FLOOR, 0),
+                            ATTR("exclude_outside", KILN_ATTR_INT, false, KILN_ATTR_TO_INTS, 0, 0),
+                            ATTR("cubic_coeff_a", KILN_ATTR_FLOAT, false, KILN_ATTR_TO_INTS, 0, -0.75),
+                            ATTR("scales", KILN_ATTR_FLOATS, false, KILN_ATTR_TO_INTS, 0, 0)}},
 };
 
 const kiln_layer_op_row *kiln_layer_op_row_get(int op) {
@@ -285,6 +299,36 @@ void kiln_layer_describe(const kiln_engine_desc *desc, const kiln_layer_record *
             put(out, size, &len, " ceil_mode %lld", (long long)a->ints[0]);
             if (layer->subop == KILN_POOL_AVERAGE)
                 put(out, size, &len, " count_include_pad %lld", (long long)a->ints[1]);
+        }
+        return;
+    case KILN_OP_RESIZE:   /* "nearest half_pixel round_prefer_floor sizes [1, 3, 2*H, 2*W] scales [1, 1, 2, 2]" */
+        if (a->int_count >= 5) {
+            static const char *const modes[KILN_RESIZE_MODE_COUNT] = {"nearest", "linear", "cubic"};
+            static const char *const coords[KILN_RESIZE_COORD_COUNT] = {
+                "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"};
+            static const char *const nearest[KILN_RESIZE_NEAREST_COUNT] = {
+                "round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+            const int64_t *v = a->ints;
+            put(out, size, &len, "%s %s", v[0] >= 0 && v[0] < KILN_RESIZE_MODE_COUNT ? modes[v[0]] : "?",
+                v[1] >= 0 && v[1] < KILN_RESIZE_COORD_COUNT ? coords[v[1]] : "?");
+            if (v[0] == KILN_RESIZE_NEAREST)
+                put(out, size, &len, " %s", v[2] >= 0 && v[2] < KILN_RESIZE_NEAREST_COUNT ? nearest[v[2]] : "?");
+            if (v[0] == KILN_RESIZE_CUBIC) {
+                double ca;
+                memcpy(&ca, &v[4], sizeof ca);
+                put(out, size, &len, " a %g%s", ca, v[3] ? " exclude_outside" : "");
+            } else if (v[3]) {
+                put(out, size, &len, " exclude_outside");
+            }
+            put_exprs(out, size, &len, desc->exprs, "sizes", a->exprs, a->expr_count);
+            put(out, size, &len, " scales [");
+            for (int32_t i = 5; i < a->int_count; i++) {
+                double sc;
+                memcpy(&sc, &v[i], sizeof sc);
+                if (sc == 0) put(out, size, &len, "%sout/in", i > 5 ? ", " : "");
+                else put(out, size, &len, "%s%g", i > 5 ? ", " : "", sc);
+            }
+            put(out, size, &len, "]");
         }
         return;
     case KILN_OP_PAD: {   /* ints: the value's bits, then the mode (absent in older engines: constant) */

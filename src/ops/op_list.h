@@ -55,7 +55,8 @@
     X(ROTARY_EMBEDDING, "rotary_embedding", 1) \
     X(CONV, "conv", 1)                       \
     X(CONV_TRANSPOSE, "conv_transpose", 1)   \
-    X(POOL, "pool", 1)
+    X(POOL, "pool", 1)                       \
+    X(RESIZE, "resize", 1)
 
 /* Elementwise ops of two operands (numpy broadcasting), in kiln_binary_op order. */
 #define KILN_BINARY_OP_LIST(X) \

@@ -1,4 +1,5 @@
 /* op_table.c — the rows of the op table (see op_table.h) and their rules. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1541,6 +1542,111 @@ static kiln_status infer_pool(const kiln_op_call *c, kiln_dtype *dtype, kiln_sha
     return KILN_OK;
 }
 
+/* ---- resize ------------------------------------------------------------------ */
+
+/* RESIZE (ONNX Resize): x of rank r >= 1.  ints: mode, coordinate
+ * transformation, nearest rounding, exclude_outside, cubic_coeff_a's bits,
+ * then r scales' bits; exprs: the r output sizes, which are the output's
+ * shape.  Canonical form: the scales complete (left out: r zeros, each
+ * meaning out/in of its axis).  Every number is bounded (sizes by checks
+ * when symbolic) so that the kernels' coordinates stay finite and their
+ * indices in range whatever an engine file says. */
+#define RESIZE_SIZE_BOUND INT32_MAX
+#define RESIZE_SCALE_MIN  (1.0 / 4294967296.0)   /* 2^-32 */
+#define RESIZE_SCALE_MAX  4294967296.0           /* 2^32 */
+static kiln_status infer_resize(const kiln_op_call *c, kiln_dtype *dtype, kiln_shape_expr *shape) {
+    kiln_exprs *p = c->pool;
+    const kiln_shape_expr *x = &c->shapes[0];
+    kiln_layer_attrs *a = c->attrs;
+    const char *xl = c->labels[0];
+    const int32_t r = x->rank;
+    kiln_dtype dt = c->dtypes[0];
+    if (r < 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': a scalar has no axis to resize", xl);
+    if (a->int_count == 5) {   /* no scales: out/in on every axis */
+        for (int32_t i = 0; i < r; i++) a->ints[5 + i] = 0;
+        a->int_count = 5 + r;
+    }
+    if (a->int_count != 5 + r || a->expr_count != r)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s' (rank %d): needs mode, "
+                          "coordinate_transformation_mode, nearest_mode, exclude_outside, cubic_coeff_a, %d scales "
+                          "and %d sizes; got %d integers and %d sizes", xl, (int)r, (int)r, (int)r,
+                          (int)a->int_count, (int)a->expr_count);
+    const int64_t mode = a->ints[0], coord = a->ints[1], nearest = a->ints[2], exclude = a->ints[3];
+    if (mode < 0 || mode >= KILN_RESIZE_MODE_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': mode %lld is not 0 nearest, 1 linear or 2 "
+                          "cubic", xl, (long long)mode);
+    if (coord < 0 || coord >= KILN_RESIZE_COORD_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': coordinate_transformation_mode %lld is not "
+                          "0 half_pixel, 1 half_pixel_symmetric, 2 pytorch_half_pixel, 3 align_corners or 4 "
+                          "asymmetric", xl, (long long)coord);
+    if (nearest < 0 || nearest >= KILN_RESIZE_NEAREST_COUNT)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': nearest_mode %lld is not 0 "
+                          "round_prefer_floor, 1 round_prefer_ceil, 2 floor or 3 ceil", xl, (long long)nearest);
+    if (exclude != 0 && exclude != 1)
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': exclude_outside %lld is not 0 or 1", xl,
+                          (long long)exclude);
+    double ca;
+    memcpy(&ca, &a->ints[4], sizeof ca);
+    if (!(ca >= -1000.0 && ca <= 1000.0))   /* NaN fails too */
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': cubic_coeff_a %g is not a number in "
+                          "[-1000, 1000]", xl, ca);
+    for (int32_t i = 0; i < r; i++) {
+        double sc;
+        memcpy(&sc, &a->ints[5 + i], sizeof sc);
+        if (sc == 0.0) {
+            a->ints[5 + i] = 0;   /* -0 is 0 */
+            continue;
+        }
+        if (!(sc >= RESIZE_SCALE_MIN && sc <= RESIZE_SCALE_MAX))
+            return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': scale %g of axis %d is not 0 (out/in) or "
+                              "in [2^-32, 2^32]", xl, sc, (int)i);
+    }
+    if (mode != KILN_RESIZE_NEAREST && !kiln_dtype_is_float(dt))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': %s interpolation of dtype %s is not "
+                          "supported (float32, float16, bfloat16; nearest takes every dtype)", xl,
+                          mode == KILN_RESIZE_LINEAR ? "linear" : "cubic", kiln_dtype_name(dt) ? kiln_dtype_name(dt) : "?");
+    if (!kiln_dtype_name(dt))
+        return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': unknown dtype %d", xl, (int)dt);
+    kiln_expr zero = kiln_expr_const(p, 0);
+    shape->rank = r;
+    for (int32_t i = 0; i < r; i++) {
+        kiln_expr e = a->exprs[i];
+        int64_t v = -1, vin;
+        if (!kiln_exprs_valid(p, e))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "resize of '%s': size %d is an invalid expression", xl,
+                              (int)i);
+        if (kiln_expr_is_const(p, e, &v)) {
+            if (v < 0 || v > RESIZE_SIZE_BOUND)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': size %lld of axis %d is not in [0, %d]",
+                                  xl, (long long)v, (int)i, RESIZE_SIZE_BOUND);
+        } else {
+            kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), e),
+                                          "resize of '%s': size of axis %d is negative", xl, (int)i);
+            if (!st)
+                st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, e,
+                                                      kiln_expr_const(p, (int64_t)RESIZE_SIZE_BOUND + 1)),
+                                  "resize of '%s': size of axis %d is above %d", xl, (int)i, RESIZE_SIZE_BOUND);
+            if (st) return st;
+        }
+        /* An empty axis has nothing to read: it can only become empty. */
+        kiln_expr ok = kiln_expr_binary(p, KILN_EXPR_MAX, kiln_expr_binary(p, KILN_EXPR_LT, zero, x->dims[i]),
+                                        kiln_expr_binary(p, KILN_EXPR_EQ, e, zero));
+        if (ok < 0) return no_memory();
+        if (kiln_expr_is_const(p, ok, &vin)) {
+            if (!vin)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "resize of '%s': axis %d is empty and cannot be resized "
+                                  "to %lld", xl, (int)i, (long long)v);
+        } else {
+            kiln_status st = report_check(c, ok, "resize of '%s': axis %d is empty and its size is not 0", xl, (int)i);
+            if (st) return st;
+        }
+        shape->dims[i] = e;
+    }
+    *dtype = dt;
+    return KILN_OK;
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 /* The output count of each row is op_list.h's (the one place it is written). */
@@ -1585,6 +1691,7 @@ static const kiln_op_info op_table[] = {
     [KILN_OP_CONV]       = {3, OUT(CONV), false, false, true,  infer_conv, NULL},   /* the bias (input 2) optional */
     [KILN_OP_CONV_TRANSPOSE] = {3, OUT(CONV_TRANSPOSE), false, false, true, infer_conv_transpose, NULL},   /* ditto */
     [KILN_OP_POOL]       = {1, OUT(POOL), true,  false, true,  infer_pool, NULL},
+    [KILN_OP_RESIZE]     = {1, OUT(RESIZE), false, false, true, infer_resize, NULL},
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == KILN_OP_COUNT, "op_table needs a row for every kiln_op");
 

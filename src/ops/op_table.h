@@ -99,7 +99,7 @@ bool        kiln_binary_op_accepts(int op, kiln_dtype dtype);
  * takes, by name and kind.  Attributes that later ops need (transpose's perm,
  * slice's starts/ends as expressions, reduce axes and keepdims) are further
  * schema entries of these kinds, or a new kind. */
-#define KILN_MAX_LAYER_ATTRS 6   /* avg_pool has six */
+#define KILN_MAX_LAYER_ATTRS 7   /* resize has seven */
 
 /* Where an engine's layer record keeps an attribute (format version 1 has
  * no attribute list: each attribute has its place). */
@@ -107,7 +107,7 @@ typedef enum kiln_attr_place {
     KILN_ATTR_IN_AXIS,            /* kiln_layer_record.axis */
     KILN_ATTR_IN_OUTPUT_DTYPE,    /* the dtype of output 0 */
     KILN_ATTR_IN_OUTPUT_SHAPE,    /* the shape of output 0 (the rule's result: not shown again) */
-    KILN_ATTR_TO_INTS,            /* appended to the integer list (INT, INTS; FLOAT as its binary64 bits) */
+    KILN_ATTR_TO_INTS,            /* appended to the integer list (INT, INTS; FLOAT, FLOATS as binary64 bits) */
     KILN_ATTR_TO_EXPRS,           /* appended to the expression list (EXPRS) */
 } kiln_attr_place;
 

@@ -296,7 +296,7 @@ static PyObject *network_add_matmul(PyObject *self, PyObject *args) {
  * add_layer(op_name, inputs, attrs=None) -> tensor, or a tuple of tensors for
  * an op of several outputs (topk: values, indices): any built-in op of the
  * table by name (kiln_network_add_layer_outputs); attrs maps the op's attribute names
- * to ints (INT, DTYPE codes), floats (FLOAT), sequences of ints (INTS) or
+ * to ints (INT, DTYPE codes), floats (FLOAT), sequences of ints (INTS), of floats (FLOATS) or
  * sequences of expression ids (EXPRS), as the op's schema says.
  */
 static PyObject *network_add_layer(PyObject *self, PyObject *args) {
@@ -321,11 +321,12 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
     Py_DECREF(seq);
     if (attrs_obj != Py_None && !PyDict_Check(attrs_obj))
         return PyErr_Format(PyExc_TypeError, "add_layer: attrs must be a dict, not %s", Py_TYPE(attrs_obj)->tp_name);
-    /* The most attributes a layer op has (avg_pool: 6). */
-    enum { MAX_ATTRS = 6 };
+    /* The most attributes a layer op has (resize: 7). */
+    enum { MAX_ATTRS = 7 };
     kiln_layer_attr attrs[MAX_ATTRS];
     kiln_expr exprs[MAX_ATTRS][2 * KILN_MAX_RANK];
     int64_t ints[MAX_ATTRS][2 * KILN_MAX_RANK];
+    double floats[MAX_ATTRS][2 * KILN_MAX_RANK];
     int32_t attr_count = 0, schema_count = 0;
     kiln_layer_op_info(op, NULL, &schema_count);
     /* The schema says each attribute's kind; names the schema lacks pass
@@ -351,6 +352,24 @@ static PyObject *network_add_layer(PyObject *self, PyObject *args) {
         } else if (a->kind == KILN_ATTR_INTS) {
             if (int_list(value, attr, ints[attr_count], 2 * KILN_MAX_RANK, &a->count) < 0) return NULL;
             a->ints = ints[attr_count];
+        } else if (a->kind == KILN_ATTR_FLOATS) {
+            PyObject *fs = PySequence_Fast(value, "add_layer: a FLOATS attribute must be a sequence of numbers");
+            if (!fs) return NULL;
+            Py_ssize_t m = PySequence_Fast_GET_SIZE(fs);
+            if (m > 2 * KILN_MAX_RANK) {
+                Py_DECREF(fs);
+                return PyErr_Format(PyExc_ValueError, "add_layer: attribute '%s' has %zd entries", attr, m);
+            }
+            for (Py_ssize_t j = 0; j < m; j++) {
+                floats[attr_count][j] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fs, j));
+                if (floats[attr_count][j] == -1.0 && PyErr_Occurred()) {
+                    Py_DECREF(fs);
+                    return NULL;
+                }
+            }
+            Py_DECREF(fs);
+            a->count = (int32_t)m;
+            a->floats = floats[attr_count];
         } else if (a->kind == KILN_ATTR_FLOAT) {
             a->f = PyFloat_AsDouble(value);
             if (a->f == -1.0 && PyErr_Occurred()) return NULL;

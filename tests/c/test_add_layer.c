@@ -124,6 +124,18 @@ static void test_schemas(void) {
         }
         CHECK(strcmp(kiln_layer_op_name(op), avg ? "avg_pool" : "max_pool") == 0);
     }
+    /* resize: one input; only sizes required; scales are FLOATS. */
+    static const char *const resize_attrs[7] = {"sizes", "mode", "coordinate_transformation_mode", "nearest_mode",
+                                                "exclude_outside", "cubic_coeff_a", "scales"};
+    static const kiln_attr_kind resize_kinds[7] = {KILN_ATTR_EXPRS, KILN_ATTR_INT, KILN_ATTR_INT, KILN_ATTR_INT,
+                                                   KILN_ATTR_INT, KILN_ATTR_FLOAT, KILN_ATTR_FLOATS};
+    CHECK_OK(kiln_layer_op_info(KILN_LAYER_RESIZE, &inputs, &attrs));
+    CHECK(inputs == 1 && attrs == 7);
+    for (int32_t k = 0; k < attrs; k++) {
+        CHECK_OK(kiln_layer_op_attr(KILN_LAYER_RESIZE, k, &name, &kind, &required));
+        CHECK(strcmp(name, resize_attrs[k]) == 0 && kind == resize_kinds[k] && required == (k == 0));
+    }
+    CHECK(strcmp(kiln_layer_op_name(KILN_LAYER_RESIZE), "resize") == 0);
 }
 
 /* One network, built twice: through the bespoke call (generic = 0) or through

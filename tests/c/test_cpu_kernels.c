@@ -2010,6 +2010,201 @@ static void test_rotary_embedding(void) {
     CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT, "rotary_embedding takes");
 }
 
+/* RESIZE against a literal reading of onnx's reference in double precision,
+ * one axis at a time (its separable recursion): the source coordinate by
+ * the transformation's formula, ratio in (0, 1], the coefficients, and the
+ * n taps nearest to x in the input padded by ceil(n/2) edge copies
+ * (preferring smaller indices), with exclude_outside zeroing and
+ * renormalizing the taps outside the input. */
+typedef struct resize_case {
+    int     rank;
+    int64_t x[4], out[4];
+    int64_t mode, coord, nearest, exclude;
+    double  a, scale[4];   /* 0: out/in */
+} resize_case;
+
+static void ref_resize_axis(const double *src, double *dst, int rank, const int64_t *dims, int axis, int64_t out_n,
+                            const resize_case *c, double scale) {
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; i++) outer *= dims[i];
+    for (int i = axis + 1; i < rank; i++) inner *= dims[i];
+    const int64_t in_n = dims[axis];
+    const double len = scale * (double)in_n;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t xo = 0; xo < out_n; xo++)
+            for (int64_t q = 0; q < inner; q++) {
+                const double xd = (double)xo;
+                double xi;
+                switch (c->coord) {
+                case KILN_RESIZE_ALIGN_CORNERS: xi = len == 1 ? 0 : xd * (double)(in_n - 1) / (len - 1); break;
+                case KILN_RESIZE_ASYMMETRIC: xi = xd / scale; break;
+                case KILN_RESIZE_PYTORCH_HALF_PIXEL: xi = len == 1 ? -0.5 : (xd + 0.5) / scale - 0.5; break;
+                case KILN_RESIZE_HALF_PIXEL_SYMMETRIC:
+                    xi = (double)in_n / 2 * (1 - (double)out_n / len) + (xd + 0.5) / scale - 0.5;
+                    break;
+                default: xi = (xd + 0.5) / scale - 0.5;
+                }
+                const double ratio = xi == floor(xi) ? 1 : xi - floor(xi);
+                double co[4];
+                int n;
+                if (c->mode == KILN_RESIZE_NEAREST) {
+                    n = 2;
+                    int right = ratio == 1 || (c->nearest == KILN_RESIZE_ROUND_PREFER_FLOOR && ratio > 0.5) ||
+                                (c->nearest == KILN_RESIZE_ROUND_PREFER_CEIL && ratio >= 0.5) ||
+                                c->nearest == KILN_RESIZE_CEIL;
+                    co[0] = !right;
+                    co[1] = right;
+                } else if (c->mode == KILN_RESIZE_LINEAR) {
+                    n = 2;
+                    co[0] = 1 - ratio;
+                    co[1] = ratio;
+                } else {
+                    const double A = c->a, r = ratio;
+                    n = 4;
+                    co[0] = ((A * (r + 1) - 5 * A) * (r + 1) + 8 * A) * (r + 1) - 4 * A;
+                    co[1] = ((A + 2) * r - (A + 3)) * r * r + 1;
+                    co[2] = ((A + 2) * (1 - r) - (A + 3)) * (1 - r) * (1 - r) + 1;
+                    co[3] = ((A * ((1 - r) + 1) - 5 * A) * ((1 - r) + 1) + 8 * A) * ((1 - r) + 1) - 4 * A;
+                }
+                /* The n nearest of [0, in + 2·pad) to x + pad, by (distance, index), in order. */
+                const int64_t pad = (n + 1) / 2, limit = in_n + 2 * pad;
+                const double xp = xi + (double)pad;
+                int64_t idx[4];
+                int taken = 0;
+                int64_t lo = (int64_t)floor(xp), hi = lo + 1;   /* grow a window around x */
+                while (taken < n) {
+                    int64_t pick;
+                    int lo_ok = lo >= 0 && lo < limit, hi_ok = hi >= 0 && hi < limit;
+                    if (lo_ok && (!hi_ok || fabs(xp - (double)lo) <= fabs(xp - (double)hi))) pick = lo--;
+                    else if (hi_ok) pick = hi++;
+                    else break;
+                    idx[taken++] = pick;
+                }
+                for (int i = 0; i < taken; i++)   /* ascending */
+                    for (int j = i + 1; j < taken; j++)
+                        if (idx[j] < idx[i]) {
+                            int64_t t = idx[i];
+                            idx[i] = idx[j];
+                            idx[j] = t;
+                        }
+                if (c->exclude && c->mode != KILN_RESIZE_NEAREST) {
+                    double sum = 0;
+                    for (int t = 0; t < n; t++) {
+                        if (idx[t] - pad < 0 || idx[t] - pad >= in_n) co[t] = 0;
+                        sum += co[t];
+                    }
+                    for (int t = 0; t < n; t++) co[t] /= sum;
+                }
+                double v = 0;
+                for (int t = 0; t < n; t++) {
+                    int64_t j = idx[t] - pad;
+                    j = j < 0 ? 0 : j >= in_n ? in_n - 1 : j;
+                    v += co[t] * src[(o * in_n + j) * inner + q];
+                }
+                dst[(o * out_n + xo) * inner + q] = v;
+            }
+}
+
+static void check_resize(kiln_dtype dt, const resize_case *c) {
+    int64_t attrs[5 + 2 * 4];
+    int32_t na = 0;
+    attrs[na++] = c->mode;
+    attrs[na++] = c->coord;
+    attrs[na++] = c->nearest;
+    attrs[na++] = c->exclude;
+    memcpy(&attrs[na++], &c->a, sizeof c->a);
+    for (int i = 0; i < c->rank; i++) memcpy(&attrs[na++], &c->scale[i], sizeof(double));
+    for (int i = 0; i < c->rank; i++) attrs[na++] = c->out[i];
+    const int64_t nx = numel_of(c->rank, c->x), no = numel_of(c->rank, c->out);
+    void *x = alloc_elems(dt, nx), *y = alloc_elems(dt, no);
+    REQUIRE(x && y);
+    fill_values(dt, x, nx, 0);
+    kiln_tensor_desc in = make_desc(x, dt, c->rank, c->x), out = make_desc(y, dt, c->rank, c->out);
+    kiln_layer_launch l = {.op = KILN_OP_RESIZE, .attrs = attrs, .attr_count = na, .input_count = 1,
+                           .output_count = 1, .inputs = &in, .outputs = &out};
+    CHECK(kiln_backend_cpu()->supports_op(&l));
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    /* The reference: the axes one after another, in double. */
+    int64_t dims[4], total = nx, most = nx;
+    for (int i = 0; i < c->rank; i++) {
+        dims[i] = c->x[i];
+        total = total / (c->x[i] ? c->x[i] : 1) * c->out[i];
+        most = total > most ? total : most;
+    }
+    double *a = malloc(sizeof(double) * (size_t)(most + no + 1)), *b = malloc(sizeof(double) * (size_t)(most + no + 1));
+    REQUIRE(a && b);
+    for (int64_t i = 0; i < nx; i++) a[i] = get_f(dt, x, i);
+    for (int i = 0; i < c->rank; i++) {
+        double sc = c->scale[i] != 0 ? c->scale[i] : (double)c->out[i] / (double)c->x[i];
+        ref_resize_axis(a, b, c->rank, dims, i, c->out[i], c, sc);
+        dims[i] = c->out[i];
+        double *t = a;
+        a = b;
+        b = t;
+    }
+    const double rtol = dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 2e-3 : 1.6e-2;
+    int64_t bad = 0;
+    for (int64_t e = 0; e < no; e++) {
+        const double want = a[e], got = get_f(dt, y, e);
+        const int ok = c->mode == KILN_RESIZE_NEAREST ? got == want : fabs(got - want) <= rtol * (1 + fabs(want));
+        if (!ok && bad++ < 3)
+            fprintf(stderr, "  resize mode %lld coord %lld %s: element %lld: got %g, want %g\n", (long long)c->mode,
+                    (long long)c->coord, kiln_dtype_name(dt), (long long)e, got, want);
+    }
+    CHECK(bad == 0);
+    free(a);
+    free(b);
+    free(x);
+    free(y);
+}
+
+static void test_resize(void) {
+    static const resize_case cases[] = {
+        {4, {2, 3, 5, 7}, {2, 3, 10, 14}, KILN_RESIZE_NEAREST, KILN_RESIZE_ASYMMETRIC, KILN_RESIZE_FLOOR, 0, -0.75,
+         {1, 1, 2, 2}},
+        {2, {9, 10}, {4, 23}, KILN_RESIZE_NEAREST, KILN_RESIZE_HALF_PIXEL, KILN_RESIZE_ROUND_PREFER_FLOOR, 0, 0, {0}},
+        {2, {9, 10}, {4, 23}, KILN_RESIZE_NEAREST, KILN_RESIZE_ALIGN_CORNERS, KILN_RESIZE_ROUND_PREFER_CEIL, 0, 0, {0}},
+        {2, {9, 10}, {5, 13}, KILN_RESIZE_NEAREST, KILN_RESIZE_HALF_PIXEL_SYMMETRIC, KILN_RESIZE_CEIL, 0, 0,
+         {0.6, 1.35}},
+        {3, {2, 6, 7}, {2, 13, 4}, KILN_RESIZE_LINEAR, KILN_RESIZE_HALF_PIXEL, 0, 0, 0, {0}},
+        {3, {2, 6, 7}, {2, 13, 4}, KILN_RESIZE_LINEAR, KILN_RESIZE_ALIGN_CORNERS, 0, 0, 0, {0}},
+        {3, {2, 6, 7}, {2, 9, 4}, KILN_RESIZE_LINEAR, KILN_RESIZE_PYTORCH_HALF_PIXEL, 0, 1, 0, {1, 1.5, 0.6}},
+        {3, {3, 4, 5}, {5, 7, 3}, KILN_RESIZE_LINEAR, KILN_RESIZE_HALF_PIXEL_SYMMETRIC, 0, 0, 0, {0}},
+        {2, {7, 8}, {15, 5}, KILN_RESIZE_CUBIC, KILN_RESIZE_HALF_PIXEL, 0, 0, -0.75, {0}},
+        {2, {7, 8}, {15, 5}, KILN_RESIZE_CUBIC, KILN_RESIZE_ASYMMETRIC, 0, 1, -0.5, {0}},
+        {2, {7, 8}, {10, 12}, KILN_RESIZE_CUBIC, KILN_RESIZE_ALIGN_CORNERS, 0, 1, -0.75, {1.5, 1.5}},
+        /* every axis cubic: 64 source rows per output row, past the row slots (the direct loop) */
+        {4, {3, 4, 5, 6}, {5, 3, 7, 4}, KILN_RESIZE_CUBIC, KILN_RESIZE_HALF_PIXEL, 0, 0, -0.75, {0}},
+        {4, {4, 16, 40, 40}, {4, 16, 80, 60}, KILN_RESIZE_LINEAR, KILN_RESIZE_HALF_PIXEL, 0, 0, 0, {0}},   /* threads */
+        {4, {2, 16, 30, 30}, {2, 16, 67, 45}, KILN_RESIZE_CUBIC, KILN_RESIZE_PYTORCH_HALF_PIXEL, 0, 0, -0.75, {0}},
+    };
+    const kiln_dtype floats[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16};
+    for (int d = 0; d < 3; d++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_resize(floats[d], &cases[i]);
+    /* Nearest copies any dtype; interpolation of int32 and launches that do
+     * not fit the rule are refused. */
+    int64_t dims[2] = {2, 3}, odims[2] = {4, 6}, attrs[9] = {0, KILN_RESIZE_ASYMMETRIC, KILN_RESIZE_FLOOR, 0, 0,
+                                                            0, 0, 4, 6};
+    int32_t xi[6] = {1, 2, 3, 4, 5, 6}, yi[24];
+    kiln_tensor_desc in = make_desc(xi, KILN_INT32, 2, dims), out = make_desc(yi, KILN_INT32, 2, odims);
+    kiln_layer_launch l = {.op = KILN_OP_RESIZE, .attrs = attrs, .attr_count = 9, .input_count = 1, .output_count = 1,
+                           .inputs = &in, .outputs = &out};
+    CHECK(kiln_backend_cpu()->supports_op(&l));
+    CHECK_OK(kiln_backend_cpu()->run_layer(0, &l, NULL));
+    CHECK(yi[0] == 1 && yi[1] == 1 && yi[2] == 2 && yi[6] == 1 && yi[12] == 4 && yi[23] == 6);
+    attrs[0] = KILN_RESIZE_LINEAR;
+    CHECK(!kiln_backend_cpu()->supports_op(&l));
+    attrs[0] = KILN_RESIZE_NEAREST;
+    attrs[8] = 5;   /* a size that is not the output's */
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "resize of rank 2 with 9 attributes");
+    attrs[8] = 6;
+    const double nan = NAN;
+    memcpy(&attrs[5], &nan, sizeof nan);
+    CHECK_FAILS(kiln_backend_cpu()->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT,
+                "resize of rank 2 with 9 attributes");
+}
+
 int main(void) {
     TEST_RUN(test_backend_table);
     TEST_RUN(test_dispatch_errors);
@@ -2028,6 +2223,7 @@ int main(void) {
     TEST_RUN(test_rotary_embedding);
     TEST_RUN(test_conv);
     TEST_RUN(test_pool);
+    TEST_RUN(test_resize);
     TEST_RUN(test_matmul);
     TEST_RUN(test_matmul_out_of_memory);
     TEST_RUN(test_matmul_threads);

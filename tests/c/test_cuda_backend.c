@@ -1120,6 +1120,96 @@ static void test_pool(void) {
     buf_free(&out);
 }
 
+/* ---- RESIZE: the CUDA kernel against the CPU's (the same taps, ops/resize_view.h) ---- */
+
+typedef struct rshape {
+    int32_t rank;
+    int64_t x[5], out[5];
+    int64_t mode, coord, nearest, exclude;
+    double  a, scale[5];   /* 0: out/in */
+} rshape;
+
+static const rshape resize_shapes[] = {
+    {4, {2, 3, 17, 13}, {2, 3, 34, 26}, KILN_RESIZE_NEAREST, KILN_RESIZE_ASYMMETRIC, KILN_RESIZE_FLOOR, 0, -0.75,
+     {1, 1, 2, 2}},                                                               /* YOLO's 2x upsample */
+    {4, {2, 3, 17, 13}, {2, 3, 11, 29}, KILN_RESIZE_NEAREST, KILN_RESIZE_HALF_PIXEL, KILN_RESIZE_ROUND_PREFER_CEIL,
+     0, -0.75, {0}},
+    {4, {2, 4, 15, 11}, {2, 4, 31, 7}, KILN_RESIZE_LINEAR, KILN_RESIZE_HALF_PIXEL, 0, 0, -0.75, {0}},
+    {4, {1, 4, 15, 11}, {1, 4, 22, 6}, KILN_RESIZE_LINEAR, KILN_RESIZE_ALIGN_CORNERS, 0, 0, -0.75, {0}},
+    {3, {2, 3, 40}, {2, 3, 24}, KILN_RESIZE_LINEAR, KILN_RESIZE_PYTORCH_HALF_PIXEL, 0, 0, -0.75, {1, 1, 0.6}},
+    {4, {1, 3, 9, 10}, {1, 3, 20, 5}, KILN_RESIZE_CUBIC, KILN_RESIZE_HALF_PIXEL, 0, 1, -0.5, {0}},
+    {4, {1, 3, 9, 10}, {1, 3, 13, 15}, KILN_RESIZE_CUBIC, KILN_RESIZE_ASYMMETRIC, 0, 0, -0.75, {1, 1, 1.5, 1.5}},
+    {5, {1, 2, 5, 6, 7}, {1, 2, 9, 4, 13}, KILN_RESIZE_LINEAR, KILN_RESIZE_HALF_PIXEL_SYMMETRIC, 0, 0, -0.75, {0}},
+    {2, {3, 8}, {5, 17}, KILN_RESIZE_CUBIC, KILN_RESIZE_HALF_PIXEL, 0, 0, -0.75, {0}},   /* every axis resized */
+};
+
+static void test_resize_case(kiln_dtype dt, const rshape *c) {
+    int64_t attrs[5 + 2 * 5];
+    int32_t na = 0;
+    attrs[na++] = c->mode;
+    attrs[na++] = c->coord;
+    attrs[na++] = c->nearest;
+    attrs[na++] = c->exclude;
+    memcpy(&attrs[na++], &c->a, sizeof c->a);
+    for (int32_t i = 0; i < c->rank; i++) memcpy(&attrs[na++], &c->scale[i], sizeof(double));
+    for (int32_t i = 0; i < c->rank; i++) attrs[na++] = c->out[i];
+    buf in, out;
+    REQUIRE(buf_init(&in, dt, c->rank, c->x) && buf_init(&out, dt, c->rank, c->out));
+    fill_random(&in, -1.0, 1.0);
+    void *got = NULL;
+    CHECK(run_both_attrs("resize", KILN_OP_RESIZE, 0, 0, attrs, na, &in, 1, &out, NULL, &got));
+    if (got) {
+        /* Nearest copies: equal.  Interpolation: the same weights and order
+         * in float32, equal up to contraction into fused multiply-adds. */
+        int64_t bad = 0;
+        for (int64_t i = 0; i < out.n; i++) {
+            double g = load_f(dt, got, i), w = load_f(dt, out.host.data, i);
+            double tol = c->mode == KILN_RESIZE_NEAREST ? 0 : dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 1e-3
+                                                                                                         : 8e-3;
+            if (isnan(g) != isnan(w) || (!isnan(w) && !(fabs(g - w) <= tol * (1 + fabs(w))))) bad++;
+        }
+        if (bad)
+            fprintf(stderr, "  resize mode %lld coord %lld %s rank %d: %lld of %lld outputs differ\n",
+                    (long long)c->mode, (long long)c->coord, kiln_dtype_name(dt), (int)c->rank, (long long)bad,
+                    (long long)out.n);
+        CHECK(bad == 0);
+    }
+    free(got);
+    buf_free(&in);
+    buf_free(&out);
+}
+
+static void test_resize(void) {
+    for (size_t d = 0; d < 3; d++)
+        for (size_t s = 0; s < sizeof resize_shapes / sizeof resize_shapes[0]; s++)
+            test_resize_case(float_dtypes[d], &resize_shapes[s]);
+    /* Nearest takes integers (a copy), interpolation does not; a launch
+     * whose attributes do not fit its rank is refused, not run. */
+    int64_t dims[2] = {3, 4}, odims[2] = {6, 8};
+    buf in, out;
+    REQUIRE(buf_init(&in, KILN_INT32, 2, dims) && buf_init(&out, KILN_INT32, 2, odims));
+    for (int64_t i = 0; i < in.n; i++) ((int32_t *)in.host.data)[i] = (int32_t)(i * 7 - 20);
+    const double a = -0.75, zero = 0;
+    int64_t attrs[9] = {KILN_RESIZE_NEAREST, KILN_RESIZE_ASYMMETRIC, KILN_RESIZE_FLOOR, 0, 0, 0, 0, 6, 8};
+    memcpy(&attrs[4], &a, sizeof a);
+    memcpy(&attrs[5], &zero, sizeof zero);
+    memcpy(&attrs[6], &zero, sizeof zero);
+    void *got = NULL;
+    CHECK(run_both_attrs("resize", KILN_OP_RESIZE, 0, 0, attrs, 9, &in, 1, &out, NULL, &got));
+    if (got) CHECK(memcmp(got, out.host.data, (size_t)out.n * sizeof(int32_t)) == 0);
+    free(got);
+    kiln_layer_launch l = {.op = KILN_OP_RESIZE, .attrs = attrs, .attr_count = 9, .input_count = 1,
+                           .output_count = 1, .inputs = &in.dev, .outputs = &out.dev};
+    CHECK(gpu->supports_op(&l));
+    attrs[0] = KILN_RESIZE_LINEAR;
+    CHECK(!gpu->supports_op(&l));
+    attrs[0] = KILN_RESIZE_NEAREST;
+    l.attr_count = 8;
+    CHECK_FAILS(gpu->run_layer(0, &l, NULL), KILN_ERROR_INVALID_ARGUMENT, "resize of rank 2 with 8 attributes");
+    buf_free(&in);
+    buf_free(&out);
+}
+
 /* ---- CONV, CONV_TRANSPOSE: the CUDA kernels (direct, cuBLAS 1x1, implicit GEMM) against the CPU's im2col /
  * col2im + matmul ---- */
 
@@ -1494,6 +1584,7 @@ int main(void) {
     TEST_RUN(test_rotary);
     TEST_RUN(test_conv);
     TEST_RUN(test_pool);
+    TEST_RUN(test_resize);
     const char *bench = getenv("KILN_CUDA_BENCH");
     if (bench && bench[0] == '1') {
         bench_gather(KILN_BFLOAT16, 128256, 4096, 16384);

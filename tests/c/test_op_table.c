@@ -9,6 +9,7 @@
  *     than its row's, is refused at load by the table, naming the layer;
  *   - a loaded engine describes its layers (kiln_engine_layer_info, which
  *     `kiln inspect` prints) with the table's names. */
+#include <math.h>
 #include <stdio.h>
 
 #include "backend/backend.h"
@@ -989,6 +990,145 @@ static void test_conv_transpose_rule(void) {
     kiln_network_free(net);
 }
 
+/* RESIZE: sizes are the output shape; scales FLOATS (left out: out/in);
+ * every enum, scale and size refused by name when out of range, at build
+ * and at load. */
+static kiln_blob *resize_engine(void) {
+    kiln_network *net;
+    if (kiln_network_create(&net) != KILN_OK) return NULL;
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_tensor x, y;
+    kiln_network_add_input(net, "x", KILN_FLOAT32, 4,
+                           (kiln_expr[]){kiln_expr_const(p, 1), kiln_expr_const(p, 3), kiln_expr_const(p, 4),
+                                         kiln_expr_const(p, 5)}, &x);
+    kiln_expr sizes[4] = {kiln_expr_const(p, 1), kiln_expr_const(p, 3), kiln_expr_const(p, 6), kiln_expr_const(p, 3)};
+    kiln_layer_attr a[4] = {{.name = "sizes", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = sizes},
+                            {.name = "mode", .kind = KILN_ATTR_INT, .i = KILN_RESIZE_CUBIC},
+                            {.name = "exclude_outside", .kind = KILN_ATTR_INT, .i = 1},
+                            {.name = "scales", .kind = KILN_ATTR_FLOATS, .count = 4,
+                             .floats = (double[]){1, 1, 1.5, 0.6}}};
+    kiln_status s = kiln_network_add_layer(net, KILN_LAYER_RESIZE, 1, &x, 4, a, &y);
+    if (!s) s = kiln_network_mark_output(net, y, "y", KILN_FLOAT32);
+    kiln_blob *blob = NULL;
+    if (!s) kiln_network_build(net, NULL, &blob);
+    kiln_network_free(net);
+    return blob;
+}
+
+static kiln_status add_resize(kiln_network *net, kiln_tensor x, int32_t rank, const kiln_expr *sizes, int64_t mode,
+                              const double *scales, kiln_tensor *y) {
+    kiln_layer_attr a[3] = {{.name = "sizes", .kind = KILN_ATTR_EXPRS, .count = rank, .exprs = sizes},
+                            {.name = "mode", .kind = KILN_ATTR_INT, .i = mode},
+                            {.name = "scales", .kind = KILN_ATTR_FLOATS, .count = rank, .floats = scales}};
+    return kiln_network_add_layer(net, KILN_LAYER_RESIZE, 1, &x, scales ? 3 : 2, a, y);
+}
+
+static void test_resize_rule(void) {
+    kiln_network *net;
+    REQUIRE(kiln_network_create(&net) == KILN_OK);
+    kiln_exprs *p = kiln_network_exprs(net);
+#define C(v) kiln_expr_const(p, v)
+    kiln_dim_range range = {0, 8, 40};
+    kiln_expr h;
+    kiln_network_add_dim(net, "h", &range, 1, &h);
+    kiln_tensor x, xi, x0, y;
+    CHECK_OK(kiln_network_add_input(net, "x", KILN_BFLOAT16, 2, (kiln_expr[]){C(2), h}, &x));
+    CHECK_OK(kiln_network_add_input(net, "xi", KILN_INT32, 2, (kiln_expr[]){C(2), C(7)}, &xi));
+    CHECK_OK(kiln_network_add_input(net, "x0", KILN_FLOAT32, 2, (kiln_expr[]){C(0), C(7)}, &x0));
+    kiln_dtype dt;
+    int32_t rank;
+    kiln_expr dims[KILN_MAX_RANK];
+    /* The output is the sizes, symbolic ones too. */
+    kiln_expr h2 = kiln_expr_binary(p, KILN_EXPR_MUL, h, C(2));
+    CHECK_OK(add_resize(net, x, 2, (kiln_expr[]){C(2), h2}, KILN_RESIZE_LINEAR, NULL, &y));
+    CHECK_OK(kiln_network_tensor_info(net, y, &dt, &rank, dims));
+    CHECK(dt == KILN_BFLOAT16 && rank == 2 && dims[0] == C(2) && dims[1] == h2);
+    /* Nearest takes integers; interpolation does not. */
+    CHECK_OK(add_resize(net, xi, 2, (kiln_expr[]){C(3), C(14)}, KILN_RESIZE_NEAREST, NULL, &y));
+    CHECK_FAILS(add_resize(net, xi, 2, (kiln_expr[]){C(3), C(14)}, KILN_RESIZE_LINEAR, NULL, &y),
+                KILN_ERROR_INVALID_NETWORK, "resize of 'xi': linear interpolation of dtype int32 is not supported");
+    CHECK_FAILS(add_resize(net, x, 2, (kiln_expr[]){C(2), h}, 3, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "resize of 'x': mode 3 is not 0 nearest, 1 linear or 2 cubic");
+    CHECK_FAILS(add_resize(net, x, 2, (kiln_expr[]){C(2), C(-1)}, 0, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "resize of 'x': size -1 of axis 1 is not in [0, 2147483647]");
+    CHECK_FAILS(add_resize(net, x, 1, (kiln_expr[]){C(2)}, 0, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "resize of 'x' (rank 2): needs mode");
+    CHECK_FAILS(add_resize(net, x, 2, (kiln_expr[]){C(2), h}, 0, (double[]){1, NAN}, &y), KILN_ERROR_INVALID_NETWORK,
+                "resize of 'x': scale nan of axis 1 is not 0 (out/in) or in [2^-32, 2^32]");
+    CHECK_FAILS(add_resize(net, x, 2, (kiln_expr[]){C(2), h}, 0, (double[]){1e300, 1}, &y),
+                KILN_ERROR_INVALID_NETWORK, "scale 1e+300 of axis 0");
+    CHECK_FAILS(add_resize(net, x0, 2, (kiln_expr[]){C(3), C(7)}, 0, NULL, &y), KILN_ERROR_INVALID_NETWORK,
+                "resize of 'x0': axis 0 is empty and cannot be resized to 3");
+    CHECK_OK(add_resize(net, x0, 2, (kiln_expr[]){C(0), C(9)}, 0, NULL, &y));
+    /* FLOATS through the schema: a count without numbers, or integers for it, are refused by name. */
+    kiln_layer_attr fa[2] = {{.name = "sizes", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = (kiln_expr[]){C(2), h}},
+                             {.name = "scales", .kind = KILN_ATTR_FLOATS, .count = 2}};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_RESIZE, 1, &x, 2, fa, &y), KILN_ERROR_INVALID_ARGUMENT,
+                "resize: attribute 'scales' has count 2 and no values");
+    fa[1].kind = KILN_ATTR_INTS;
+    fa[1].ints = (int64_t[]){1, 2};
+    CHECK_FAILS(kiln_network_add_layer(net, KILN_LAYER_RESIZE, 1, &x, 2, fa, &y), KILN_ERROR_INVALID_ARGUMENT,
+                "attribute 'scales' must be FLOATS, not INTS");
+#undef C
+    kiln_network_free(net);
+
+    /* At load: the stored attributes must be the rule's canonical ones. */
+    kiln_blob *blob = resize_engine();
+    REQUIRE(blob != NULL);
+    kiln_engine *e;
+    CHECK_OK(kiln_engine_load_memory(kiln_blob_data(blob), kiln_blob_size(blob), 0, &e));
+    const char *kind = NULL, *detail = NULL;
+    CHECK_OK(kiln_engine_layer_info(e, 0, &kind, &detail, NULL, NULL, NULL, NULL));
+    CHECK(strcmp(kind, "resize") == 0);
+    if (strcmp(detail, "cubic half_pixel a -0.75 exclude_outside sizes [1, 3, 6, 3] scales [1, 1, 1.5, 0.6]"))
+        fprintf(stderr, "resize detail: %s\n", detail);
+    CHECK(strcmp(detail, "cubic half_pixel a -0.75 exclude_outside sizes [1, 3, 6, 3] scales [1, 1, 1.5, 0.6]") == 0);
+    kiln_engine_free(e);
+    kiln_engine_desc d;
+    CHECK_OK(kiln_format_read(kiln_blob_data(blob), kiln_blob_size(blob), 0, &d));
+    kiln_layer_record *l = &d.layers[0];
+    REQUIRE(l->op == KILN_OP_RESIZE && l->attrs.int_count == 9 && l->attrs.expr_count == 4);
+    int64_t *v = l->attrs.ints;
+    v[0] = 3;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "mode 3 is not 0 nearest");
+    v[0] = KILN_RESIZE_CUBIC;
+    v[1] = 5;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "coordinate_transformation_mode 5 is not");
+    v[1] = -1;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "coordinate_transformation_mode -1 is not");
+    v[1] = 0;
+    v[2] = 4;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "nearest_mode 4 is not");
+    v[2] = 0;
+    v[3] = 2;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "exclude_outside 2 is not 0 or 1");
+    v[3] = 1;
+    const double nan = NAN, inf = INFINITY, neg = -2.0, ok = 0.6;
+    int64_t keep = v[4];
+    memcpy(&v[4], &nan, sizeof nan);
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "cubic_coeff_a nan is not a number");
+    v[4] = keep;
+    memcpy(&v[8], &inf, sizeof inf);
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "scale inf of axis 3");
+    memcpy(&v[8], &neg, sizeof neg);
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "scale -2 of axis 3");
+    memcpy(&v[8], &nan, sizeof nan);
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "scale nan of axis 3");
+    memcpy(&v[8], &ok, sizeof ok);
+    l->attrs.int_count = 5;   /* scales may be left out when adding, never in a file */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "not in the canonical");
+    l->attrs.int_count = 8;
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "needs mode, coordinate_transformation_mode");
+    l->attrs.int_count = 9;
+    kiln_expr keep_size = l->attrs.exprs[2];
+    l->attrs.exprs[2] = l->attrs.exprs[3];   /* valid, but the stored output is not the rule's */
+    CHECK_FAILS(load_edited(&d), KILN_ERROR_CORRUPT, "the op's rule gives");
+    l->attrs.exprs[2] = keep_size;
+    CHECK_OK(load_edited(&d));
+    kiln_engine_desc_clear(&d);
+    kiln_blob_free(blob);
+}
+
 int main(void) {
     TEST_RUN(test_names_and_rows);
     TEST_RUN(test_cpu_covers_the_rules);
@@ -1001,5 +1141,6 @@ int main(void) {
     TEST_RUN(test_conv_rule);
     TEST_RUN(test_conv_transpose_rule);
     TEST_RUN(test_pool_rule);
+    TEST_RUN(test_resize_rule);
     return test_summary();
 }

@@ -38,7 +38,10 @@
  *   pool.engine     max_pool (ceil mode, dilated, asymmetric pads, one a
  *                   function of the symbolic height) and avg_pool
  *                   (count_include_pad) of a float32 input, and a 1-D
- *                   float16 max_pool */
+ *                   float16 max_pool
+ *   resize.engine   resize: a linear one with scales of a symbolic height
+ *                   (size 2h), a cubic one (exclude_outside, sizes only)
+ *                   of a float32 input, and a nearest one of int32 */
 #include <stdio.h>
 
 #include "kiln/plugin.h"
@@ -413,6 +416,41 @@ static int pool(const char *dir) {
     return save(net, dir, "pool.engine");
 }
 
+/* RESIZE: a mutated mode, coordinate transformation, scale (NaN, huge)
+ * or size must be refused at load or by the checks, never read past the
+ * input. */
+static int resize(const char *dir) {
+    kiln_network *net;
+    TRY(kiln_network_create(&net));
+    kiln_exprs *p = kiln_network_exprs(net);
+    kiln_dim_range range = {2, 5, 9};
+    kiln_expr h;
+    TRY(kiln_network_add_dim(net, "h", &range, 1, &h));
+#define C(v) kiln_expr_const(p, v)
+    kiln_tensor x, xi, y, yc, yi;
+    TRY(kiln_network_add_input(net, "x", KILN_FLOAT32, 4, (kiln_expr[]){C(1), C(2), h, C(6)}, &x));
+    TRY(kiln_network_add_input(net, "xi", KILN_INT32, 2, (kiln_expr[]){C(3), C(4)}, &xi));
+    kiln_expr sizes[4] = {C(1), C(2), kiln_expr_binary(p, KILN_EXPR_MUL, h, C(2)), C(3)};
+    kiln_layer_attr a[4] = {{.name = "sizes", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = sizes},
+                            {.name = "mode", .kind = KILN_ATTR_INT, .i = 1},
+                            {.name = "coordinate_transformation_mode", .kind = KILN_ATTR_INT, .i = 2},
+                            {.name = "scales", .kind = KILN_ATTR_FLOATS, .count = 4,
+                             .floats = (double[]){1, 1, 2, 0.5}}};
+    TRY(layer(net, KILN_LAYER_RESIZE, 1, &x, 4, a, &y));
+    kiln_expr sizes_c[4] = {C(1), C(2), C(7), C(11)};
+    kiln_layer_attr ac[3] = {{.name = "sizes", .kind = KILN_ATTR_EXPRS, .count = 4, .exprs = sizes_c},
+                             {.name = "mode", .kind = KILN_ATTR_INT, .i = 2},
+                             {.name = "exclude_outside", .kind = KILN_ATTR_INT, .i = 1}};
+    TRY(layer(net, KILN_LAYER_RESIZE, 1, &x, 3, ac, &yc));
+    kiln_layer_attr ai[1] = {{.name = "sizes", .kind = KILN_ATTR_EXPRS, .count = 2, .exprs = (kiln_expr[]){C(7), C(2)}}};
+    TRY(layer(net, KILN_LAYER_RESIZE, 1, &xi, 1, ai, &yi));
+#undef C
+    TRY(kiln_network_mark_output(net, y, "y", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, yc, "yc", KILN_FLOAT32));
+    TRY(kiln_network_mark_output(net, yi, "yi", KILN_INT32));
+    return save(net, dir, "resize.engine");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -421,5 +459,5 @@ int main(int argc, char **argv) {
     TRY(kiln_plugin_library_init());
     return mlp(argv[1]) || ops(argv[1]) || static_ints(argv[1]) || attrs(argv[1]) || collectives(argv[1]) ||
            scatter(argv[1]) || topk(argv[1]) || rotary(argv[1]) || conv(argv[1]) ||
-           pool(argv[1]);
+           pool(argv[1]) || resize(argv[1]);
 }

@@ -106,12 +106,14 @@ def test_dynamic_axis_needs_a_range():
 
 
 def test_unsupported_op_names_node_type_and_opset():
-    g = helper.make_graph([helper.make_node("Resize", ["x", "", "s"], ["y"], name="pick")], "g",
+    g = helper.make_graph([helper.make_node("Resize", ["x", "", "s"], ["y"], name="pick",
+                                            coordinate_transformation_mode="tf_crop_and_resize")], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])],
                           [onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(kiln.onnx.UnsupportedNode, match=r"node 'pick' \(ai.onnx::Resize, opset 17\)"):
+    with pytest.raises(kiln.onnx.UnsupportedNode, match=r"node 'pick' \(ai.onnx::Resize, opset 17\): "
+                                                        r"coordinate_transformation_mode 'tf_crop_and_resize'"):
         kiln.onnx.parse(m)
     g2 = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["y"], name="f", domain="acme")], "g",
                            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],

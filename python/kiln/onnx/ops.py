@@ -1301,9 +1301,146 @@ def global_pool(imp, node, ins):
         return fn(T(imp, ins[0], node), axes=list(range(2, rank)), keepdims=True)
 
 
-@op("Resize")
 def unsupported(imp, node, ins):
+    """What an op registered as not supported yet says (none is now; the
+    node-test runner skips ops mapped here)."""
     raise UnsupportedNode(node, "not supported yet (docs/onnx.md lists the gaps)", imp.opset_of(node))
+
+
+def _present(ins, i):
+    """Input i when given and not an empty tensor (ONNX's "absent" scales/sizes/roi)."""
+    if len(ins) <= i or ins[i] is None:
+        return None
+    v = ins[i]
+    if isinstance(v, Known) and np.asarray(v.array).size == 0:
+        return None
+    return v
+
+
+def _float_list(node, v, what):
+    if not isinstance(v, Known):
+        raise NeedsKnown(node, f"{what} must be known when the model is imported (here it is data computed at run "
+                               "time: make it an initializer or a Constant)", v)
+    arr = np.asarray(v.array)
+    if arr.dtype == object:
+        raise UnsupportedNode(node, f"{what} holds symbolic values (scales must be numbers)")
+    return [float(f) for f in arr.astype(np.float64).reshape(-1)]
+
+
+@op("Resize", "Upsample")
+def resize(imp, node, ins):
+    """ONNX Resize (opsets 10-19) and Upsample (7, 9): kiln's resize layer.
+    Scales must be known at import (initializers, Constants); sizes may be
+    a computation of shapes (Shape -> Gather -> Concat), so symbolic.  With
+    scales, each size is floor(size · scale) (an expression when the size is
+    symbolic) and the coordinate transformation divides by the given scale;
+    with sizes, by out/in.  Refused by name: tf_crop_and_resize,
+    antialias when it would change the result (linear or cubic shrinking an
+    axis), keep_aspect_ratio_policy other than stretch on symbolic sizes."""
+    x = ins[0]
+    dims = list(imp.shape(x))
+    r = len(dims)
+    opset = imp.opset_of(node)
+    kind = node.op_type
+
+    def refuse(reason):   # names the node, its op and opset
+        return UnsupportedNode(node, reason, opset)
+
+    mode = attr(node, "mode", "nearest")
+    if kind == "Upsample" or opset < 11:
+        # Upsample and Resize-10: output floor(size · scale), x_in = x_out / scale.
+        if mode == "bilinear":
+            mode = "linear"
+        if mode not in ("nearest", "linear"):
+            raise refuse(f"mode '{mode}' ({kind}-{opset} has nearest and linear)")
+        if kind == "Upsample" and opset < 9:
+            scales = attr(node, "scales")
+            if scales is None:
+                raise refuse("no scales (the attribute is required)")
+            scales = [float(f) for f in scales]
+        else:
+            sv = _present(ins, 1)
+            if sv is None:
+                raise refuse("no scales input")
+            scales = _float_list(node, sv, f"{kind}'s scales")
+        coord, nearest_mode, sizes = "asymmetric", "floor", None
+        cubic_a, exclude = -0.75, 0
+    else:
+        coord = attr(node, "coordinate_transformation_mode", "half_pixel")
+        nearest_mode = attr(node, "nearest_mode", "round_prefer_floor")
+        cubic_a = float(attr(node, "cubic_coeff_a", -0.75))
+        exclude = int(attr(node, "exclude_outside", 0))
+        if coord == "tf_crop_and_resize":
+            raise refuse("coordinate_transformation_mode 'tf_crop_and_resize' (kiln's resize has no "
+                                        "region of interest)")
+        if coord not in S._RESIZE_COORDS:
+            raise refuse(f"coordinate_transformation_mode '{coord}'")
+        if mode not in S._RESIZE_MODES:
+            raise refuse(f"mode '{mode}'")
+        if nearest_mode not in S._RESIZE_NEAREST:
+            raise refuse(f"nearest_mode '{nearest_mode}'")
+        sv, zv = _present(ins, 2), _present(ins, 3)
+        if (sv is None) == (zv is None):
+            raise refuse("needs exactly one of scales and sizes")
+        axes = attr(node, "axes")
+        naxes = r if axes is None else len(axes)
+        if axes is not None:
+            axes = [int(a) + r if int(a) < 0 else int(a) for a in axes]
+            if any(a < 0 or a >= r for a in axes) or len(set(axes)) != len(axes):
+                raise refuse(f"axes {list(attr(node, 'axes'))} for an input of rank {r}")
+        else:
+            axes = list(range(r))
+        scales = sizes = None
+        if sv is not None:
+            given = _float_list(node, sv, "Resize's scales")
+            if len(given) != naxes:
+                raise refuse(f"{len(given)} scales for {naxes} axes")
+            scales = [1.0] * r
+            for a, f in zip(axes, given):
+                scales[a] = f
+        else:
+            given = int_list(imp, zv, node, "Resize's sizes")
+            if len(given) != naxes:
+                raise refuse(f"{len(given)} sizes for {naxes} axes")
+            sizes = list(dims)
+            for a, d in zip(axes, given):
+                sizes[a] = d
+            policy = attr(node, "keep_aspect_ratio_policy", "stretch")
+            if policy != "stretch":
+                if policy not in ("not_larger", "not_smaller"):
+                    raise refuse(f"keep_aspect_ratio_policy '{policy}'")
+                if not all(isinstance(sizes[a], int) and isinstance(dims[a], int) for a in axes):
+                    raise refuse(f"keep_aspect_ratio_policy '{policy}' of symbolic sizes")
+                ratios = [sizes[a] / dims[a] for a in axes]
+                scale = min(ratios) if policy == "not_larger" else max(ratios)
+                scales = [scale if i in axes else 1.0 for i in range(r)]
+                sizes = [int(scale * dims[i] + 0.5) if i in axes else dims[i] for i in range(r)]
+        if int(attr(node, "antialias", 0)) and mode != "nearest":
+            # Antialiasing widens the filter of a shrunk axis only; growing
+            # or keeping an axis is the plain filter.
+            for i in range(r):
+                if scales is not None:
+                    shrinks = scales[i] < 1
+                elif isinstance(sizes[i], int) and isinstance(dims[i], int):
+                    shrinks = sizes[i] < dims[i]
+                else:
+                    shrinks = sizes[i] is not dims[i]
+                if shrinks:
+                    raise refuse(f"antialias on axis {i}, which may shrink (kiln's resize has no "
+                                                "antialiasing filter)")
+    if scales is not None:
+        for f in scales:
+            if not math.isfinite(f) or f <= 0:
+                raise refuse(f"scale {f} (scales must be positive)")
+        if sizes is None:
+            try:
+                sizes = [S.resize_scaled_size(d, f) for d, f in zip(dims, scales)]
+            except ValueError as e:
+                raise refuse(str(e)) from None
+    with _guard(imp):
+        return S.resize(T(imp, x, node), sizes=[_norm(d) if isinstance(d, SymDim) else int(d) for d in sizes],
+                        scales=scales, mode=mode, coordinate_transformation_mode=coord, nearest_mode=nearest_mode,
+                        cubic_coeff_a=cubic_a, exclude_outside=exclude)
 
 
 @op("RotaryEmbedding")

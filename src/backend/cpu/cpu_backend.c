@@ -76,6 +76,7 @@ static const cpu_op cpu_ops[] = {
     [KILN_OP_CONV]       = {kiln_cpu_conv, kiln_cpu_conv_supports, false},
     [KILN_OP_CONV_TRANSPOSE] = {kiln_cpu_conv_transpose, kiln_cpu_conv_supports, false},
     [KILN_OP_POOL]       = {kiln_cpu_pool, kiln_cpu_pool_supports, false},
+    [KILN_OP_RESIZE]     = {kiln_cpu_resize, kiln_cpu_resize_supports, false},
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == KILN_OP_COUNT, "cpu_ops needs a row for every kiln_op");
 

@@ -106,6 +106,9 @@ bool        kiln_cpu_conv_supports(const kiln_layer_launch *l);
 /* POOL: x; subop kiln_pool_mode; attrs as ops/pool_view.h reads them (cpu_pool.c). */
 kiln_status kiln_cpu_pool(const kiln_layer_launch *l);
 bool        kiln_cpu_pool_supports(const kiln_layer_launch *l);
+/* RESIZE: x; attrs as ops/resize_view.h reads them (cpu_resize.c). */
+kiln_status kiln_cpu_resize(const kiln_layer_launch *l);
+bool        kiln_cpu_resize_supports(const kiln_layer_launch *l);
 /* CONV_TRANSPOSE: as CONV (and its supports), matmul then col2im (cpu_conv.c). */
 kiln_status kiln_cpu_conv_transpose(const kiln_layer_launch *l);
 

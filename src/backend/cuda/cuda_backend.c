@@ -210,6 +210,7 @@ KERNEL_ON_CURRENT_DEVICE(topk)
 KERNEL_ON_CURRENT_DEVICE(rotary)
 KERNEL_ON_CURRENT_DEVICE(conv_transpose)
 KERNEL_ON_CURRENT_DEVICE(pool)
+KERNEL_ON_CURRENT_DEVICE(resize)
 #undef KERNEL_ON_CURRENT_DEVICE
 static kiln_status run_reshape_on(int32_t device, const kiln_layer_launch *l, cudaStream_t s) {
     (void)device;
@@ -257,6 +258,7 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_CONV]       = {kiln_cuda_conv_run, kiln_cuda_conv_supports, 3},   /* or 2: the bias is optional */
     [KILN_OP_CONV_TRANSPOSE] = {run_conv_transpose, kiln_cuda_conv_supports, 3},   /* ditto */
     [KILN_OP_POOL]       = {run_pool, kiln_cuda_pool_supports, 1},
+    [KILN_OP_RESIZE]     = {run_resize, kiln_cuda_resize_supports, 1},
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == KILN_OP_COUNT, "cuda_ops needs a row for every kiln_op");
 

@@ -98,6 +98,10 @@ kiln_status kiln_cuda_conv_transpose_run(const kiln_layer_launch *l, cudaStream_
 /* POOL (pool.cu): x; subop kiln_pool_mode; one thread per output, float32 arithmetic. */
 kiln_status kiln_cuda_pool_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_pool_supports(const kiln_layer_launch *l);
+/* RESIZE (resize.cu): x; one thread per output element, ops/resize_view.h's taps, float32 arithmetic;
+ * nearest copies elements of any dtype. */
+kiln_status kiln_cuda_resize_run(const kiln_layer_launch *l, cudaStream_t stream);
+bool        kiln_cuda_resize_supports(const kiln_layer_launch *l);
 /* cuBLAS handles are cached per (device, stream) and never destroyed: at
  * process exit the CUDA runtime may already be gone when a destructor would
  * run (PyTorch leaks its handles for the same reason). */
