@@ -1,0 +1,342 @@
+"""Architectures users bring, exported to ONNX and run by kiln: small
+random-weight models (transformers configs, 2 layers, small hidden sizes,
+torch.manual_seed(0); no downloads) and plain torch modules, exported with
+torch.onnx.export (TorchScript exporter, dynamic batch and sequence axes),
+imported with kiln.onnx.parse, run on kiln's CPU backend and compared with
+onnxruntime (CPUExecutionProvider) and torch on the same inputs.
+
+Used by test_onnx_models.py (pytest) and as a script, which prints the
+coverage table of docs/onnx-models.md:
+
+    PYTHONPATH=python KILN_BUILD_DIR=build/py python3 tests/python/onnx_model_zoo.py [--all] [-k name] [--opset 18]
+
+Each entry of MODELS says how to build the module, what inputs it takes
+(text: input_ids and attention_mask over batch × seq; image: pixel_values
+over batch; audio: samples over batch × seq) and whether it is in the
+default (CI) set.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+VOCAB = 128
+TOL = 1e-4          # max abs error against onnxruntime / torch, after scaling by the output's magnitude
+
+
+class Spec:
+    def __init__(self, name, build, kind="text", default=True, opset=17, mask=True, left_pad=True, image=32,
+                 channels=3, fixed_seq=None, note=""):
+        self.name, self.build, self.kind, self.default, self.opset = name, build, kind, default, opset
+        self.mask, self.left_pad, self.image, self.channels = mask, left_pad, image, channels
+        self.fixed_seq, self.note = fixed_seq, note
+
+
+def _t():
+    import transformers
+    return transformers
+
+
+def _lm(cls_name, cfg_name, **kw):
+    def build():
+        t = _t()
+        base = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
+                    vocab_size=VOCAB, max_position_embeddings=128)
+        base.update(kw)
+        return getattr(t, cls_name)(getattr(t, cfg_name)(**base, attn_implementation="eager"))
+    return build
+
+
+def _encoder(cls_name, cfg_name, **kw):
+    return _lm(cls_name, cfg_name, **kw)
+
+
+def _image(cls_name, cfg_name, **kw):
+    def build():
+        t = _t()
+        return getattr(t, cls_name)(getattr(t, cfg_name)(**kw))
+    return build
+
+
+# ---- plain torch modules ------------------------------------------------------
+
+def _mlp():
+    import torch
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 32), torch.nn.SiLU(),
+                               torch.nn.LayerNorm(32), torch.nn.Linear(32, 8))
+
+
+def _cnn():
+    import torch
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=2), nn.BatchNorm2d(16), nn.Hardswish(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
+def _lstm_free_seq():
+    """A transformer encoder layer of torch.nn (no transformers)."""
+    import torch
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 32)
+            self.enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True,
+                                                                                   dropout=0.0), 2,
+                                                   enable_nested_tensor=False)
+
+        def forward(self, ids):
+            return self.enc(self.emb(ids))
+    return M()
+
+
+MODELS = [
+    # ---- plain torch
+    Spec("torch-mlp", _mlp, kind="vector"),
+    Spec("torch-cnn", _cnn, kind="image", image=16),
+    Spec("torch-transformer-encoder", _lstm_free_seq, mask=False),
+    # ---- encoders
+    Spec("distilbert", _encoder("DistilBertModel", "DistilBertConfig", n_layers=2, dim=64, n_heads=4, hidden_dim=128),
+         left_pad=False),
+    Spec("roberta", _encoder("RobertaModel", "RobertaConfig", max_position_embeddings=130), left_pad=False),
+    Spec("albert", _encoder("AlbertModel", "AlbertConfig", embedding_size=32), left_pad=False),
+    Spec("electra", _encoder("ElectraModel", "ElectraConfig", embedding_size=32), left_pad=False),
+    Spec("deberta-v2", _encoder("DebertaV2Model", "DebertaV2Config", relative_attention=True, position_buckets=32,
+                                pos_att_type=["p2c", "c2p"]), left_pad=False),
+    Spec("t5-encoder", _encoder("T5EncoderModel", "T5Config", num_layers=2, d_model=64, num_heads=4, d_kv=16,
+                                d_ff=128), left_pad=False),
+    Spec("bart", _encoder("BartModel", "BartConfig", encoder_layers=2, decoder_layers=2, d_model=64,
+                          encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+                          decoder_ffn_dim=128), kind="seq2seq", left_pad=False),
+    Spec("t5", _encoder("T5Model", "T5Config", num_layers=2, d_model=64, num_heads=4, d_kv=16, d_ff=128),
+         kind="seq2seq", left_pad=False, default=False),
+    Spec("clip-text", _encoder("CLIPTextModel", "CLIPTextConfig", projection_dim=32, max_position_embeddings=77),
+         left_pad=False),
+    # ---- decoders
+    Spec("mistral", _lm("MistralForCausalLM", "MistralConfig", num_key_value_heads=2)),
+    Spec("qwen2", _lm("Qwen2ForCausalLM", "Qwen2Config", num_key_value_heads=2)),
+    Spec("phi3", _lm("Phi3ForCausalLM", "Phi3Config", num_key_value_heads=2, pad_token_id=0)),
+    Spec("gemma", _lm("GemmaForCausalLM", "GemmaConfig", num_key_value_heads=1, head_dim=16)),
+    Spec("gpt-neox", _lm("GPTNeoXForCausalLM", "GPTNeoXConfig")),
+    Spec("opt", _lm("OPTForCausalLM", "OPTConfig", ffn_dim=128, word_embed_proj_dim=64, pad_token_id=1)),
+    Spec("falcon", _lm("FalconForCausalLM", "FalconConfig", new_decoder_architecture=False, multi_query=True)),
+    Spec("bloom", _lm("BloomForCausalLM", "BloomConfig", n_layer=2, n_head=4)),
+    Spec("mpt", _lm("MptForCausalLM", "MptConfig", n_layers=2, d_model=64, n_heads=4, max_seq_len=128)),
+    Spec("qwen3", _lm("Qwen3ForCausalLM", "Qwen3Config", num_key_value_heads=2, head_dim=16), default=False),
+    Spec("gpt-j", _lm("GPTJForCausalLM", "GPTJConfig", n_layer=2, n_embd=64, n_head=4, rotary_dim=8, n_positions=128),
+         default=False),
+    # ---- vision
+    Spec("vit", kind="image", build=_image("ViTModel", "ViTConfig", num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
+                       intermediate_size=128, image_size=32, patch_size=8)),
+    Spec("deit", kind="image", build=_image("DeiTModel", "DeiTConfig", num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
+                        intermediate_size=128, image_size=32, patch_size=8), default=False),
+    Spec("swin", kind="image", build=_image("SwinModel", "SwinConfig", image_size=32, patch_size=4, embed_dim=16, depths=[1, 1],
+                        num_heads=[2, 2], window_size=4)),
+    Spec("convnext", kind="image", build=_image("ConvNextModel", "ConvNextConfig", num_stages=2, hidden_sizes=[16, 32], depths=[1, 1]),
+         default=True),
+    Spec("resnet", kind="image", build=_image("ResNetModel", "ResNetConfig", embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1],
+                          layer_type="basic")),
+    Spec("mobilenet-v2", kind="image", build=_image("MobileNetV2Model", "MobileNetV2Config", image_size=32, depth_multiplier=0.25),
+         default=False),
+    Spec("clip-vision", kind="image", build=_image("CLIPVisionModel", "CLIPVisionConfig", num_hidden_layers=2, hidden_size=64,
+                               num_attention_heads=4, intermediate_size=128, image_size=32, patch_size=8)),
+    # ---- audio
+    Spec("wav2vec2", _image("Wav2Vec2Model", "Wav2Vec2Config", num_hidden_layers=2, hidden_size=64,
+                            num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32), conv_stride=(5, 2),
+                            conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4),
+         kind="audio"),
+    Spec("whisper-encoder", None, kind="mel"),
+]
+
+
+def _whisper_encoder():
+    t = _t()
+    cfg = t.WhisperConfig(encoder_layers=2, decoder_layers=2, d_model=64, encoder_attention_heads=4,
+                          decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, num_mel_bins=16,
+                          max_source_positions=32, vocab_size=VOCAB, pad_token_id=0,
+                          bos_token_id=1, eos_token_id=1, decoder_start_token_id=1)
+    return t.WhisperModel(cfg).get_encoder()
+
+
+MODELS[-1].build = _whisper_encoder
+BY_NAME = {s.name: s for s in MODELS}
+
+
+# ---- export -------------------------------------------------------------------
+
+def _first(r):
+    if isinstance(r, (tuple, list)):
+        return r[0]
+    for k in ("logits", "last_hidden_state"):
+        if getattr(r, k, None) is not None:
+            return getattr(r, k)
+    return r[0]
+
+
+def export(spec, path, opset=None):
+    """Builds the module, exports it to `path`; returns (torch module wrapper,
+    input names, dim_range)."""
+    import torch
+    torch.manual_seed(0)
+    model = spec.build().eval()
+    kind = spec.kind
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, *xs):
+            if kind == "text":
+                if spec.name.startswith("torch-"):
+                    return self.m(xs[0])
+                return _first(self.m(input_ids=xs[0], attention_mask=xs[1]) if spec.mask
+                              else self.m(input_ids=xs[0]))
+            if kind == "seq2seq":
+                return _first(self.m(input_ids=xs[0], attention_mask=xs[1], decoder_input_ids=xs[2]))
+            if kind in ("image", "vector") and spec.name.startswith("torch-"):
+                return self.m(xs[0])
+            if kind == "image":
+                return _first(self.m(pixel_values=xs[0]))
+            if kind == "audio":
+                return _first(self.m(input_values=xs[0]))
+            if kind == "mel":
+                return _first(self.m(input_features=xs[0]))
+            raise ValueError(kind)
+
+    wrap = Wrap(model).eval()
+    ex = example_inputs(spec, 2, 800 if kind == "audio" else 8, np.random.default_rng(0))
+    names = list(ex)
+    axes = {}
+    for n, a in ex.items():
+        if kind == "text" or kind == "seq2seq":
+            axes[n] = {0: "batch", 1: "dec" if n == "decoder_input_ids" else "seq"}
+        elif kind == "audio":
+            axes[n] = {0: "batch", 1: "seq"}
+        else:
+            axes[n] = {0: "batch"}
+    torch.onnx.export(wrap, tuple(torch.from_numpy(a) for a in ex.values()), str(path), input_names=names,
+                      output_names=["out"], dynamic_axes={**axes, "out": {0: "batch"}},
+                      opset_version=opset or spec.opset, dynamo=False)
+    dim_range = {"batch": [(1, 2, 3)]}
+    if kind in ("text", "seq2seq"):
+        dim_range["seq"] = [(1, 16, 24)]
+        dim_range["dec"] = [(1, 8, 24)]
+    if kind == "audio":
+        dim_range["seq"] = [(400, 800, 1600)]
+    return wrap, names, dim_range
+
+
+def example_inputs(spec, batch, seq, rng):
+    k = spec.kind
+    if k in ("text", "seq2seq"):
+        ids = rng.integers(2, VOCAB, (batch, seq)).astype(np.int64)
+        out = {"input_ids": ids}
+        if spec.mask and not spec.name.startswith("torch-"):
+            mask = np.ones((batch, seq), np.int64)
+            if batch > 1 and seq > 2:
+                if spec.left_pad:
+                    mask[0, : seq // 2] = 0
+                else:
+                    mask[0, seq - seq // 2:] = 0
+            out["attention_mask"] = mask
+        if k == "seq2seq":
+            out["decoder_input_ids"] = rng.integers(2, VOCAB, (batch, max(1, seq // 2))).astype(np.int64)
+        return out
+    if k == "vector":
+        return {"x": rng.standard_normal((batch, 16)).astype(np.float32)}
+    if k == "image":
+        return {"pixel_values": rng.standard_normal((batch, spec.channels, spec.image, spec.image)).astype(np.float32)}
+    if k == "audio":
+        return {"input_values": rng.standard_normal((batch, seq)).astype(np.float32)}
+    if k == "mel":
+        return {"input_features": rng.standard_normal((batch, 16, 64)).astype(np.float32)}
+    raise ValueError(k)
+
+
+SHAPES = {"text": [(1, 1), (2, 16), (3, 23)], "seq2seq": [(1, 3), (2, 16), (3, 23)], "audio": [(1, 400), (3, 1333)]}
+
+
+def check(spec, tmpdir, opset=None):
+    """Exports, imports, runs; returns a dict: stage reached, errors, timing.
+    Raises nothing: a failure is recorded with its stage and message."""
+    import torch
+    import onnxruntime as ort
+    import kiln
+    import kiln.onnx
+    res = {"name": spec.name, "opset": opset or spec.opset, "stage": "export", "err_ort": None, "err_torch": None,
+           "error": ""}
+    t0 = time.perf_counter()
+    path = os.path.join(tmpdir, f"{spec.name}-{res['opset']}.onnx")
+    try:
+        wrap, names, dim_range = export(spec, path, opset)
+        res["stage"] = "import"
+        net = kiln.onnx.parse(path, dim_range=dim_range)
+        res["stage"] = "build"
+        sess = kiln.Session.from_serialized_engine(kiln.Builder().build_engine(net), device="cpu")
+        res["stage"] = "run"
+        ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(1)
+        e_ort = e_torch = 0.0
+        for batch, seq in SHAPES.get(spec.kind, [(1, 0), (3, 0)]):
+            feed = example_inputs(spec, batch, seq, rng)
+            feed = {n: feed[n] for n in names}
+            want = ref.run(None, feed)[0]
+            got = sess(feed)["out"]
+            with torch.no_grad():
+                tw = wrap(*[torch.from_numpy(feed[n]) for n in names]).numpy()
+            if got.shape != want.shape:
+                raise AssertionError(f"shape {got.shape} != onnxruntime's {want.shape} at batch {batch}, seq {seq}")
+            scale = max(1.0, float(np.abs(want).max()))
+            e_ort = max(e_ort, float(np.abs(got - want).max()) / scale)
+            e_torch = max(e_torch, float(np.abs(got - tw).max()) / scale)
+        res["err_ort"], res["err_torch"] = e_ort, e_torch
+        res["stage"] = "ok" if e_ort <= TOL else "wrong"
+        if res["stage"] == "wrong":
+            res["error"] = f"max error {e_ort:.2e} vs onnxruntime"
+    except Exception as e:      # recorded, with the stage it happened in
+        res["error"] = f"{type(e).__name__}: {e}".strip()
+        res["trace"] = traceback.format_exc()
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--all", action="store_true", help="every model, not only the default (CI) set")
+    ap.add_argument("-k", nargs="*", default=None, help="only these names")
+    ap.add_argument("--opset", type=int, nargs="*", default=[None])
+    ap.add_argument("-v", action="store_true")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp()
+    rows = []
+    for spec in MODELS:
+        if args.k and spec.name not in args.k:
+            continue
+        if not (args.all or spec.default or args.k):
+            continue
+        for opset in args.opset:
+            r = check(spec, tmp, opset)
+            rows.append(r)
+            err = "" if r["err_ort"] is None else f"{r['err_ort']:.1e}"
+            print(f"{r['name']:28s} opset {r['opset']:2d} {r['stage']:7s} {err:8s} {r['seconds']:5.1f}s "
+                  f"{r['error'][:300]}", flush=True)
+            if args.v and r.get("trace"):
+                print(r["trace"])
+    print()
+    print("| model | opset | result | max error vs onnxruntime | vs torch | note |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        e1 = "" if r["err_ort"] is None else f"{r['err_ort']:.1e}"
+        e2 = "" if r["err_torch"] is None else f"{r['err_torch']:.1e}"
+        print(f"| {r['name']} | {r['opset']} | {r['stage']} | {e1} | {e2} | {r['error'][:200]} |")
+    return 0 if all(r["stage"] == "ok" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
