@@ -190,15 +190,20 @@ _UNARY = {"Relu": N.relu, "Tanh": N.tanh, "Sigmoid": N.sigmoid, "Erf": N.erf, "E
 @op(*_UNARY)
 def unary(imp, node, ins):
     (x,) = ins
-    if isinstance(x, Known) and not x.symbolic and node.op_type in ("Neg", "Abs", "Not", "Sign"):
-        f = {"Neg": np.negative, "Abs": np.abs, "Not": np.logical_not, "Sign": np.sign}[node.op_type]
-        return out_known(f(x.array), x.onnx_type)
+    if isinstance(x, Known) and not x.symbolic and node.op_type in _NUMPY_UNARY and x.onnx_type != D.DOUBLE:
+        # folded at import (MobileViT's patch sizes: Ceil of a float Div of
+        # a Shape, cast back to int64 for a Reshape); numpy's results here are
+        # exact in the array's own dtype
+        with np.errstate(all="ignore"):
+            return out_known(np.asarray(_NUMPY_UNARY[node.op_type](x.array)).astype(x.array.dtype), x.onnx_type)
     with _guard(imp):
         if imp.onnx_type(x) in _INTEGER and node.op_type in _INTEGER_UNARY:
             return _INTEGER_UNARY[node.op_type](T(imp, x, node), imp.onnx_type(x) == D.UINT8)
         return _UNARY[node.op_type](T(imp, x, node))
 
 
+_NUMPY_UNARY = {"Neg": np.negative, "Abs": np.abs, "Not": np.logical_not, "Sign": np.sign, "Floor": np.floor,
+                "Ceil": np.ceil, "Relu": lambda a: np.maximum(a, 0), "Sqrt": np.sqrt}
 _INTEGER = (D.INT8, D.UINT8, D.INT32, D.INT64)
 # kiln's abs, sign, relu, floor and ceil layers take floating-point data; on
 # integers (T5's and DeBERTa's relative positions) they are exact as min/max:
