@@ -511,9 +511,25 @@ def test_batch_normalization_inference():
     m2 = _single_node(g.node[0], {"x": x, **dict(params)})
     feed = {"x": x, **dict(params)}
     np.testing.assert_allclose(_kiln_run(m2, feed), _reference(m2, feed), rtol=1e-5, atol=1e-5)
-    train = helper.make_node("BatchNormalization", ["x", "s", "b", "mean", "var"], ["y"], training_mode=1)
-    with pytest.raises(kiln.onnx.UnsupportedNode, match="training-mode"):
-        kiln.onnx.parse(_single_node(train, {"x": x}, inits=params))
+
+
+def test_batch_normalization_training_mode_uses_batch_statistics():
+    """BiT's weight-standardized convolutions: BatchNormalization with
+    training_mode=1 normalizes with the batch's own mean and variance."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 2, 4, 5)) * 2 + 1).astype(np.float32)
+    params = [(k, v.astype(np.float32)) for k, v in [("s", rng.standard_normal(2)), ("b", rng.standard_normal(2)),
+                                                      ("mean", rng.standard_normal(2)), ("var", rng.random(2) + 0.5)]]
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "mean", "var"], ["y", "rm", "rv"],
+                            training_mode=1, momentum=0.8, epsilon=1e-4)
+    m = _single_node(node, {"x": x}, inits=params, opset=15)
+    for name in ("rm", "rv"):
+        m.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    from onnx.reference import ReferenceEvaluator
+    want = ReferenceEvaluator(m).run(None, {"x": x})
+    got = session(kiln.onnx.parse(m))({"x": x})
+    for name, w in zip(("y", "rm", "rv"), want):
+        np.testing.assert_allclose(got[name], w, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 @pytest.mark.parametrize("shape", [(2, 4, 7), (2, 4, 3, 5)])
@@ -541,3 +557,44 @@ def test_group_normalization(opset):
     want = ((xg - xg.mean(-1, keepdims=True)) / np.sqrt(xg.var(-1, keepdims=True) + 1e-5)).reshape(x.shape)
     s, b = (np.repeat(v, 6 // n) for _, v in params)
     np.testing.assert_allclose(got, want * s[:, None, None] + b[:, None, None], rtol=1e-4, atol=1e-5)
+
+
+def test_shape_arithmetic_in_floats_folds():
+    """MobileViT: Shape -> Cast(float) -> Div -> Ceil -> Mul -> Cast(int64)
+    feeding a Reshape: Ceil of a known value is folded at import, so the
+    Reshape's shape is known."""
+    x = np.arange(2 * 6 * 5, dtype=np.float32).reshape(2, 6, 5)
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=2),
+             helper.make_node("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+             helper.make_node("Div", ["sf", "four"], ["q"]),
+             helper.make_node("Ceil", ["q"], ["c"]),
+             helper.make_node("Cast", ["c"], ["ci"], to=TensorProto.INT64),
+             helper.make_node("Concat", ["minus1", "ci"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 6, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(np.array(4, np.float32), "four"),
+                           onnx.numpy_helper.from_array(np.array([-1], np.int64), "minus1")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    got = _kiln_run(m, {"x": x}, dim_range={"b": [(1, 2, 4)]})
+    np.testing.assert_array_equal(got, x.reshape(-1, 2))
+
+
+def test_range_with_a_symbolic_start():
+    """Funnel's relative positions: Range(-2 n, 2 n, 1) over a sequence length n
+    (a Neg of a shape value, and a start known only at run time)."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=2),
+             helper.make_node("Squeeze", ["s"], ["n"]),
+             helper.make_node("Neg", ["n"], ["neg"]),
+             helper.make_node("Mul", ["neg", "two"], ["start"]),
+             helper.make_node("Mul", ["n", "two"], ["limit"]),
+             helper.make_node("Range", ["start", "limit", "one"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(np.array(2, np.int64), "two"),
+                           onnx.numpy_helper.from_array(np.array(1, np.int64), "one")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 4, 9)]}))
+    for n in (1, 5, 9):
+        np.testing.assert_array_equal(s({"x": np.zeros((1, n), np.float32)})["y"], np.arange(-2 * n, 2 * n))

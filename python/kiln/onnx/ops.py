@@ -190,6 +190,8 @@ _UNARY = {"Relu": N.relu, "Tanh": N.tanh, "Sigmoid": N.sigmoid, "Erf": N.erf, "E
 @op(*_UNARY)
 def unary(imp, node, ins):
     (x,) = ins
+    if isinstance(x, Known) and x.symbolic and node.op_type == "Neg":
+        return Known(-x.array, x.onnx_type)        # a shape value negated (Funnel)
     if isinstance(x, Known) and not x.symbolic and node.op_type in _NUMPY_UNARY and x.onnx_type != D.DOUBLE:
         # folded at import (MobileViT's patch sizes: Ceil of a float Div of
         # a Shape, cast back to int64 for a Reshape); numpy's results here are
@@ -429,15 +431,24 @@ def range_op(imp, node, ins):
     s, l, d = start[0], limit[0], delta[0]
     if all(isinstance(v, int) for v in (s, l, d)):
         return out_known(np.arange(s, l, d, dtype=D.numpy_dtype(t)), t)
-    if not isinstance(s, int) or not isinstance(d, int) or d == 0:
-        raise UnsupportedNode(node, "a Range with a symbolic start or delta")
+    if not isinstance(d, int) or d == 0:
+        raise UnsupportedNode(node, "a Range with a symbolic delta")
     count = _norm((l - s + d - 1) // d) if d > 0 else _norm((s - l - d - 1) // (-d))
     hi = imp.upper_bound(count)
-    table = np.arange(max(hi, 0), dtype=np.int64) * d + s
+    # a symbolic start (Funnel's relative positions run from -2 seq to 2 seq)
+    # is added at run time to the steps from 0
+    table = np.arange(max(hi, 0), dtype=np.int64) * d + (s if isinstance(s, int) else 0)
     with _guard(imp):
         t_ = N.constant(table.astype(D.numpy_dtype(t)), dtype=D.kiln_dtype(t, node))
         # the reshape states the length as count (not min(count, table size)): checked at run time
-        return N.reshape(S.slice(t_, [0], [count]), [count])
+        r = N.reshape(S.slice(t_, [0], [count]), [count])
+        if not isinstance(s, int):
+            # symbolic integers become data as non-negative values: a start
+            # that is negative at the dims' maxima (-2 seq) is subtracted as -s
+            negative = imp.upper_bound(s) < 0
+            v = imp.materialize_ints(Known(np.array([-s if negative else s], dtype=object), t), node)
+            r = N.sub(r, v) if negative else N.add(r, v)
+        return r
 
 
 def _reshape_known_or_tensor(imp, node, x, dims):
@@ -848,12 +859,12 @@ def batch_norm(imp, node, ins):
     """Inference BatchNormalization, y = (x - mean) / sqrt(var + eps) * scale + B:
     one multiply and one add per channel (folded at import when the
     statistics are initializers, as an exporter's eval-mode model has them)."""
-    if attr(node, "training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
-        raise UnsupportedNode(node, "training-mode BatchNormalization (kiln runs inference: running statistics)")
     x, scale, bias, mean, var = ins[:5]
     eps = attr(node, "epsilon", 1e-5)
     rank = len(imp.shape(x))
     np_t = D.numpy_dtype(imp.onnx_type(x))
+    if attr(node, "training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
+        return _batch_norm_batch_statistics(imp, node, ins, eps, rank, np_t)
     with _guard(imp):
         t = T(imp, x, node)
         if all_known([scale, bias, mean, var]):
@@ -865,6 +876,28 @@ def batch_norm(imp, node, ins):
         inv = N.reciprocal(N.sqrt(N.add(var_t, float(eps))))
         y = N.mul(N.mul(N.sub(t, mean_t), inv), _per_channel(imp, node, scale, rank, np_t))
         return N.add(y, _per_channel(imp, node, bias, rank, np_t))
+
+
+def _batch_norm_batch_statistics(imp, node, ins, eps, rank, np_t):
+    """training_mode=1: normalized with the batch's own mean and (biased)
+    variance over every axis but the channels; the running statistics
+    outputs blend them with the inputs' by momentum (ONNX's rule).  BiT's
+    weight-standardized convolutions normalize their weights this way."""
+    x, scale, bias, mean, var = ins[:5]
+    momentum = attr(node, "momentum", 0.9)
+    axes = [0] + list(range(2, rank))
+    with _guard(imp):
+        t = T(imp, x, node)
+        m = S.reduce_mean(t, axes=axes, keepdims=True)
+        d = N.sub(t, m)
+        v = S.reduce_mean(N.mul(d, d), axes=axes, keepdims=True)
+        y = N.mul(N.mul(d, N.reciprocal(N.sqrt(N.add(v, float(eps))))), _per_channel(imp, node, scale, rank, np_t))
+        y = N.add(y, _per_channel(imp, node, bias, rank, np_t))
+        c = imp.shape(x)[1]
+        m, v = N.reshape(m, [c]), N.reshape(v, [c])
+        running = [N.add(N.mul(T(imp, old, node), float(momentum)), N.mul(new, float(1 - momentum)))
+                   for old, new in ((mean, m), (var, v))]
+        return [y] + running
 
 
 def _ones(dims, np_t):
