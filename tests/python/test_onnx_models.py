@@ -20,6 +20,9 @@ pytest.importorskip("transformers")
 
 import onnx_model_zoo as zoo  # noqa: E402
 
+# The exporter warns about every traced Python branch: noise here.
+pytestmark = pytest.mark.filterwarnings("ignore")
+
 ALL = os.environ.get("KILN_TEST_MODELS", "") == "all"
 # The default set also runs these at opset 18 (ReduceMean's axes and Split's
 # sizes become inputs, LayerNormalization and Pad change).
