@@ -432,12 +432,58 @@ def check(spec, tmpdir, opset=None):
     return res
 
 
+def _what(spec):
+    if spec.name.startswith("torch-"):
+        return "torch.nn module"
+    import inspect
+    src = inspect.getclosurevars(spec.build).nonlocals if spec.build else {}
+    return src.get("cls_name", "WhisperModel encoder" if spec.kind == "mel" else "")
+
+
+_STAGE_TEXT = {"ok": "runs", "export": "torch cannot export", "ort-fails": "export broken (onnxruntime fails)",
+               "import": "import fails", "build": "build fails", "run": "run fails", "wrong": "wrong result"}
+
+
+def table(rows):
+    """Markdown: one row per model, a column per opset."""
+    opsets = sorted({r["opset"] for r in rows})
+    by = {}
+    for r in rows:
+        by.setdefault(r["name"], {})[r["opset"]] = r
+    head = "| model | class | inputs | " + " | ".join(f"opset {o}" for o in opsets) + \
+        " | max error vs onnxruntime | vs torch | CI | note |"
+    lines = [head, "|" + "---|" * (7 + len(opsets))]
+    for name, per in by.items():
+        spec = BY_NAME[name]
+        cells = []
+        for o in opsets:
+            r = per.get(o)
+            cells.append("" if r is None else _STAGE_TEXT.get(r["stage"], r["stage"]))
+        errs = [r for r in per.values() if r["err_ort"] is not None]
+        e1 = f"{max(r['err_ort'] for r in errs):.1e}" if errs else ""
+        e2 = f"{max(r['err_torch'] for r in errs):.1e}" if errs else ""
+        note = spec.expect or ""
+        bad = [r for r in per.values() if r["stage"] != "ok"]
+        if bad and not note:
+            note = bad[0]["error"][:160]
+        elif bad:
+            node = bad[0]["error"].split("node '")[1].split("'")[0] if "node '" in bad[0]["error"] else ""
+            note += f" (`{node}`)" if node else ""
+        inputs = {"text": "ids, mask" if spec.mask and not name.startswith("torch-") else "ids",
+                  "seq2seq": "ids, mask, decoder ids", "image": "pixels", "vector": "features",
+                  "audio": "samples", "mel": "log-mel frames"}[spec.kind]
+        lines.append(f"| {name} | {_what(spec)} | {inputs} | " + " | ".join(cells) +
+                     f" | {e1} | {e2} | {'yes' if spec.default else 'all'} | {note.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true", help="every model, not only the default (CI) set")
     ap.add_argument("-k", nargs="*", default=None, help="only these names")
     ap.add_argument("--opset", type=int, nargs="*", default=[None])
     ap.add_argument("-v", action="store_true")
+    ap.add_argument("--table", default=None, help="also write the markdown table to this file")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
     rows = []
@@ -455,12 +501,10 @@ def main():
             if args.v and r.get("trace"):
                 print(r["trace"])
     print()
-    print("| model | opset | result | max error vs onnxruntime | vs torch | note |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        e1 = "" if r["err_ort"] is None else f"{r['err_ort']:.1e}"
-        e2 = "" if r["err_torch"] is None else f"{r['err_torch']:.1e}"
-        print(f"| {r['name']} | {r['opset']} | {r['stage']} | {e1} | {e2} | {r['error'][:200]} |")
+    print(table(rows))
+    if args.table:
+        with open(args.table, "w") as f:
+            f.write(table(rows) + "\n")
     return 0 if all(r["stage"] == "ok" for r in rows) else 1
 
 
