@@ -138,6 +138,23 @@ def _whisper_encoder():
     return t.WhisperModel(cfg).get_encoder()
 
 
+def _whisper_model():
+    t = _t()
+    return t.WhisperModel(t.WhisperConfig(encoder_layers=2, decoder_layers=2, d_model=64, encoder_attention_heads=4,
+                                          decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+                                          num_mel_bins=16, max_source_positions=32, vocab_size=VOCAB, pad_token_id=0,
+                                          bos_token_id=1, eos_token_id=1, decoder_start_token_id=1))
+
+
+def _decoder_of(cls_name, cfg_name, **kw):
+    build = _encoder(cls_name, cfg_name, **kw)
+
+    def decoder():
+        return build().get_decoder()
+    decoder.cls_name = cls_name + " decoder"
+    return decoder
+
+
 def _vit_like(cls_name, cfg_name, **kw):
     return _image(cls_name, cfg_name, **{**dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
                                                 intermediate_size=128, image_size=32, patch_size=8), **kw})
@@ -217,6 +234,18 @@ MODELS = [
     Spec("falcon", _lm("FalconForCausalLM", "FalconConfig", new_decoder_architecture=False, multi_query=True)),
     Spec("bloom", _lm("BloomForCausalLM", "BloomConfig", n_layer=2, n_head=4)),
     Spec("mpt", _lm("MptForCausalLM", "MptConfig", n_layers=2, d_model=64, n_heads=4, max_seq_len=128)),
+    # ---- one decoding step with a KV cache (past keys/values in, logits and present keys/values out)
+    Spec("mistral-decode", _lm("MistralForCausalLM", "MistralConfig", num_key_value_heads=2), kind="decode"),
+    Spec("qwen2-decode", _lm("Qwen2ForCausalLM", "Qwen2Config", num_key_value_heads=2), kind="decode"),
+    Spec("gpt-neox-decode", _lm("GPTNeoXForCausalLM", "GPTNeoXConfig"), kind="decode"),
+    Spec("phi3-decode", _lm("Phi3ForCausalLM", "Phi3Config", num_key_value_heads=2, pad_token_id=0), kind="decode"),
+    # ---- a decoder stack over given encoder states (the decoder half of an encoder-decoder, no cache)
+    Spec("t5-decoder", _decoder_of("T5Model", "T5Config", num_layers=2, d_model=64, num_heads=4, d_kv=16, d_ff=128),
+         kind="cross"),
+    Spec("bart-decoder", _decoder_of("BartModel", "BartConfig", encoder_layers=2, decoder_layers=2, d_model=64,
+                                     encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+                                     decoder_ffn_dim=128), kind="cross"),
+    Spec("whisper", _whisper_model, kind="mel2seq"),
     # ---- vision transformers (pixel_values, dynamic batch)
     _image_spec("vit", _vit_like("ViTModel", "ViTConfig")),
     _image_spec("deit", _vit_like("DeiTModel", "DeiTConfig")),
@@ -284,6 +313,7 @@ def export(spec, path, opset=None):
     import torch
     torch.manual_seed(0)
     model = spec.build().eval()
+    spec.config = getattr(model, "config", None)
     if spec.reinit:
         # He initialization: transformers' (std 0.02, ReLU6)
         # leaves these models' outputs near 0, where any error looks small
@@ -320,33 +350,81 @@ def export(spec, path, opset=None):
                 return _first(self.m(input_values=xs[0]))
             if kind == "mel":
                 return _first(self.m(input_features=xs[0]))
+            if kind == "mel2seq":
+                return _first(self.m(input_features=xs[0], decoder_input_ids=xs[1]))
+            if kind == "cross":      # a decoder stack over given encoder states
+                return _first(self.m(input_ids=xs[0], encoder_hidden_states=xs[1], encoder_attention_mask=xs[2]))
+            if kind == "decode":     # one step with a KV cache: logits and every layer's present keys/values
+                from transformers import DynamicCache
+                cache = DynamicCache()
+                for i in range(len(xs[2:]) // 2):
+                    cache.update(xs[2 + 2 * i], xs[3 + 2 * i], i)
+                r = self.m(input_ids=xs[0], attention_mask=xs[1], past_key_values=cache, use_cache=True)
+                outs = [r.logits]
+                for layer in r.past_key_values.layers:
+                    outs += [layer.keys, layer.values]
+                return tuple(outs)
             raise ValueError(kind)
 
     wrap = Wrap(model).eval()
-    ex = example_inputs(spec, 2, 800 if kind == "audio" else 8, np.random.default_rng(0))
+    ex = example_inputs(spec, 2, 800 if kind == "audio" else 8, np.random.default_rng(0), past=5)
     names = list(ex)
     axes = {}
     for n, a in ex.items():
-        if kind == "text" or kind == "seq2seq":
+        if kind in ("text", "seq2seq", "mel2seq", "cross", "decode"):
             axes[n] = {0: "batch", 1: "dec" if n == "decoder_input_ids" else "seq"}
+            if kind == "decode" and n == "attention_mask":
+                axes[n] = {0: "batch", 1: "total"}
+            elif n.startswith("past"):
+                axes[n] = {0: "batch", 2: "past"}
+            elif n == "input_features":
+                axes[n] = {0: "batch"}
         elif kind == "audio":
             axes[n] = {0: "batch", 1: "seq"}
         else:
             axes[n] = {0: "batch"}
+    outs = ["out"]
+    out_axes = {"out": {0: "batch"}}
+    if kind == "decode":
+        outs = ["logits"] + [n.replace("past", "present") for n in names if n.startswith("past")]
+        out_axes = {n: {0: "batch", 2: "total"} for n in outs[1:]}
+        out_axes["logits"] = {0: "batch", 1: "seq"}
     torch.onnx.export(wrap, tuple(torch.from_numpy(a) for a in ex.values()), str(path), input_names=names,
-                      output_names=["out"], dynamic_axes={**axes, "out": {0: "batch"}},
+                      output_names=outs, dynamic_axes={**axes, **out_axes},
                       opset_version=opset or spec.opset, dynamo=False)
     dim_range = {"batch": [(1, 2, 3)]}
-    if kind in ("text", "seq2seq"):
+    if kind in ("text", "seq2seq", "mel2seq", "cross", "decode"):
         dim_range["seq"] = [(1, 16, 24)]
         dim_range["dec"] = [(1, 8, 24)]
+        dim_range["past"] = [(1, 8, 16)]
+        dim_range["total"] = [(2, 9, 40)]
     if kind == "audio":
         dim_range["seq"] = [(400, 800, 1600)]
-    return wrap, names, dim_range
+    return wrap, names, outs, dim_range
 
 
-def example_inputs(spec, batch, seq, rng):
+def example_inputs(spec, batch, seq, rng, past=0):
     k = spec.kind
+    if k == "decode":      # seq new tokens after past cached ones; the first row's first two are padding
+        cfg = spec.config
+        heads = cfg.num_attention_heads
+        kv, hd = getattr(cfg, "num_key_value_heads", heads) or heads, cfg.hidden_size // heads
+        mask = np.ones((batch, past + seq), np.int64)
+        mask[0, :min(2, past)] = 0
+        out = {"input_ids": rng.integers(2, VOCAB, (batch, seq)).astype(np.int64), "attention_mask": mask}
+        for i in range(cfg.num_hidden_layers):
+            for what in ("key", "value"):
+                out[f"past{i}_{what}"] = rng.standard_normal((batch, kv, past, hd)).astype(np.float32)
+        return out
+    if k == "mel2seq":
+        return {"input_features": rng.standard_normal((batch, 16, 64)).astype(np.float32),
+                "decoder_input_ids": rng.integers(2, VOCAB, (batch, seq)).astype(np.int64)}
+    if k == "cross":       # decoder ids over encoder states of length seq + 3 (right-padded)
+        mask = np.ones((batch, seq + 3), np.int64)
+        mask[0, seq + 1:] = 0
+        return {"decoder_input_ids": rng.integers(2, VOCAB, (batch, seq)).astype(np.int64),
+                "encoder_hidden_states": rng.standard_normal((batch, seq + 3, 64)).astype(np.float32),
+                "attention_mask": mask}
     if k in ("text", "seq2seq"):
         ids = rng.integers(2, VOCAB, (batch, seq)).astype(np.int64)
         out = {"input_ids": ids}
@@ -372,7 +450,9 @@ def example_inputs(spec, batch, seq, rng):
     raise ValueError(k)
 
 
-SHAPES = {"text": [(1, 1), (2, 16), (3, 23)], "seq2seq": [(1, 3), (2, 16), (3, 23)], "audio": [(1, 400), (3, 1333)]}
+SHAPES = {"text": [(1, 1), (2, 16), (3, 23)], "seq2seq": [(1, 3), (2, 16), (3, 23)], "audio": [(1, 400), (3, 1333)],
+          "mel2seq": [(1, 1), (3, 9)], "cross": [(1, 1), (3, 9)],
+          "decode": [(1, 1, 3), (3, 1, 9), (2, 4, 7)]}       # (batch, new tokens, cached tokens)
 
 
 def check(spec, tmpdir, opset=None):
@@ -387,12 +467,16 @@ def check(spec, tmpdir, opset=None):
     t0 = time.perf_counter()
     path = os.path.join(tmpdir, f"{spec.name}-{res['opset']}.onnx")
     try:
-        wrap, names, dim_range = export(spec, path, opset)
+        wrap, names, outs, dim_range = export(spec, path, opset)
+        shapes = SHAPES.get(spec.kind, [(1, 0), (3, 0)])
+
+        def inputs(shape, rng):
+            feed = example_inputs(spec, *shape[:2], rng, past=shape[2] if len(shape) > 2 else 0)
+            return {n: feed[n] for n in names}
         res["stage"] = "ort-fails"
         ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         try:       # does the export run at another shape than it was traced at?
-            feed = example_inputs(spec, *SHAPES.get(spec.kind, [(1, 0), (3, 0)])[-1], np.random.default_rng(1))
-            ref.run(None, {n: feed[n] for n in names})
+            ref.run(None, inputs(shapes[-1], np.random.default_rng(1)))
         except Exception as e:      # the export is wrong, not kiln
             raise RuntimeError(f"onnxruntime fails too: {str(e).splitlines()[0][:200]}") from e
         res["stage"] = "import"
@@ -402,25 +486,23 @@ def check(spec, tmpdir, opset=None):
         res["stage"] = "run"
         rng = np.random.default_rng(1)
         e_ort = e_torch = 0.0
-        for batch, seq in SHAPES.get(spec.kind, [(1, 0), (3, 0)]):
-            feed = example_inputs(spec, batch, seq, rng)
-            feed = {n: feed[n] for n in names}
-            try:
-                want = ref.run(None, feed)[0]
-            except Exception as e:      # the export is wrong, not kiln
-                res["stage"] = "ort-fails"
-                raise RuntimeError(f"onnxruntime fails too: {str(e).splitlines()[0][:200]}") from e
-            got = sess(feed)["out"]
+        for shape in shapes:
+            feed = inputs(shape, rng)
+            wants = ref.run(None, feed)
+            gots = sess(feed)
             with torch.no_grad():
-                tw = wrap(*[torch.from_numpy(feed[n]) for n in names]).numpy()
-            if got.shape != want.shape:
-                raise AssertionError(f"shape {got.shape} != onnxruntime's {want.shape} at batch {batch}, seq {seq}")
-            scale = max(1.0, float(np.abs(want).max()))
-            if float(np.abs(want).max()) < 1e-2:
-                raise AssertionError(f"the output is near zero (max {float(np.abs(want).max()):.1e}): "
-                                     "nothing to compare; reinitialize the weights")
-            e_ort = max(e_ort, float(np.abs(got - want).max()) / scale)
-            e_torch = max(e_torch, float(np.abs(got - tw).max()) / scale)
+                tws = wrap(*[torch.from_numpy(feed[n]) for n in names])
+            tws = [t.numpy() for t in (tws if isinstance(tws, tuple) else (tws,))]
+            for name, want, tw in zip(outs, wants, tws):
+                got = gots[name]
+                if got.shape != want.shape:
+                    raise AssertionError(f"{name}: shape {got.shape} != onnxruntime's {want.shape} at {shape}")
+                scale = max(1.0, float(np.abs(want).max()))
+                if float(np.abs(want).max()) < 1e-2:
+                    raise AssertionError(f"the output is near zero (max {float(np.abs(want).max()):.1e}): "
+                                         "nothing to compare; reinitialize the weights")
+                e_ort = max(e_ort, float(np.abs(got - want).max()) / scale)
+                e_torch = max(e_torch, float(np.abs(got - tw).max()) / scale)
         res["err_ort"], res["err_torch"] = e_ort, e_torch
         res["stage"] = "ok" if e_ort <= TOL else "wrong"
         if res["stage"] == "wrong":
@@ -436,8 +518,10 @@ def _what(spec):
     if spec.name.startswith("torch-"):
         return "torch.nn module"
     import inspect
+    if getattr(spec.build, "cls_name", None):
+        return spec.build.cls_name
     src = inspect.getclosurevars(spec.build).nonlocals if spec.build else {}
-    return src.get("cls_name", "WhisperModel encoder" if spec.kind == "mel" else "")
+    return src.get("cls_name", {"mel": "WhisperModel encoder", "mel2seq": "WhisperModel"}.get(spec.kind, ""))
 
 
 _STAGE_TEXT = {"ok": "runs", "export": "torch cannot export", "ort-fails": "export broken (onnxruntime fails)",
@@ -471,7 +555,8 @@ def table(rows):
             note += f" (`{node}`)" if node else ""
         inputs = {"text": "ids, mask" if spec.mask and not name.startswith("torch-") else "ids",
                   "seq2seq": "ids, mask, decoder ids", "image": "pixels", "vector": "features",
-                  "audio": "samples", "mel": "log-mel frames"}[spec.kind]
+                  "audio": "samples", "mel": "log-mel frames", "mel2seq": "log-mel frames, decoder ids",
+                  "cross": "decoder ids, encoder states, mask", "decode": "ids, mask, past keys/values"}[spec.kind]
         lines.append(f"| {name} | {_what(spec)} | {inputs} | " + " | ".join(cells) +
                      f" | {e1} | {e2} | {'yes' if spec.default else 'all'} | {note.replace('|', '/')} |")
     return "\n".join(lines)
