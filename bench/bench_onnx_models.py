@@ -1,14 +1,17 @@
-"""transformers models exported to ONNX, run by kiln and by onnxruntime (CPU),
-and on a GPU by kiln (eager and graph replay) beside torch eager, side by
-side in one run.
+"""Models exported to ONNX, run by kiln and by onnxruntime (CPU), and on a
+GPU by kiln (eager and graph replay) beside torch eager, side by side in one
+run.
 
     python3 bench/bench_onnx_models.py [--device cpu|cuda] [--batch 1 8] [--seq 128] [--size base|small]
+                                       [--models gpt2 bert llama resnet50]
 
 Models (random weights, torch.manual_seed(0), torch.onnx.export opset 17,
 dynamic batch and sequence): GPT-2 (base: 12 layers, hidden 768), BERT
 (base: 12 layers, hidden 768), Llama (12 layers, hidden 768, 12/4 heads,
-intermediate 2048).  `--size small` uses 2-layer hidden-256 versions (a
-quick check).  Each engine is built once for batch 1..max and sequence
+intermediate 2048), all from transformers; `--size small` uses 2-layer
+hidden-256 versions (a quick check).  resnet50 (not in the default list):
+bench/resnet.py's ResNet-50 on 224x224 images, dynamic batch (`--seq` and
+`--size` do not apply).  Each engine is built once for batch 1..max and sequence
 1..seq and serves every row of the table.  Times are the median of several
 runs after warm-up; outputs are compared with onnxruntime's / torch's.
 """
@@ -38,6 +41,44 @@ def configs(size):
     }
 
 
+def export(name, args, path):
+    """Export model `name` to `path`: (the torch module, the dim_range for
+    kiln.onnx.parse, make_feed(batch) -> {input name: numpy array} in the
+    module's argument order)."""
+    import torch
+    torch.manual_seed(0)
+    top = max(args.batch)
+    if name == "resnet50":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from resnet import ResNet50
+        model = ResNet50().eval()
+        torch.onnx.export(model, (torch.randn(2, 3, 224, 224),), path, input_names=["image"], output_names=["out"],
+                          dynamic_axes={"image": {0: "batch"}, "out": {0: "batch"}}, opset_version=17, dynamo=False)
+        return model, {"batch": [(1, top, top)]}, lambda b: {
+            "image": np.random.default_rng(b).standard_normal((b, 3, 224, 224)).astype(np.float32)}
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, ids, mask):
+            r = self.m(input_ids=ids, attention_mask=mask)
+            return r.logits if hasattr(r, "logits") else r.last_hidden_state
+
+    model = Wrap(configs(args.size)[name]().eval()).eval()
+    ids0 = torch.randint(0, 32000, (2, 8))
+    axes = {0: "batch", 1: "seq"}
+    torch.onnx.export(model, (ids0, torch.ones_like(ids0)), path, input_names=["input_ids", "attention_mask"],
+                      output_names=["out"], dynamic_axes={"input_ids": axes, "attention_mask": axes, "out": axes},
+                      opset_version=17, dynamo=False)
+
+    def make_feed(b):
+        ids = np.random.default_rng(b).integers(0, 32000, (b, args.seq)).astype(np.int64)
+        return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    return model, {"batch": [(1, top, top)], "seq": [(1, args.seq, args.seq)]}, make_feed
+
+
 def median_seconds(fn, runs=7):
     fn()
     fn()
@@ -55,7 +96,8 @@ def main():
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--size", choices=["base", "small"], default="base")
-    ap.add_argument("--models", nargs="+", default=["gpt2", "bert", "llama"])
+    ap.add_argument("--models", nargs="+", default=["gpt2", "bert", "llama"],
+                    choices=["gpt2", "bert", "llama", "resnet50"])
     args = ap.parse_args()
 
     import torch
@@ -67,28 +109,10 @@ def main():
     tmp = tempfile.mkdtemp()
     rows = []
     for name in args.models:
-        torch.manual_seed(0)
-        model = configs(args.size)[name]().eval()
-
-        class Wrap(torch.nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, ids, mask):
-                r = self.m(input_ids=ids, attention_mask=mask)
-                return r.logits if hasattr(r, "logits") else r.last_hidden_state
-
-        wrap = Wrap(model).eval()
         path = os.path.join(tmp, f"{name}.onnx")
-        ids0 = torch.randint(0, 32000, (2, 8))
-        axes = {0: "batch", 1: "seq"}
-        torch.onnx.export(wrap, (ids0, torch.ones_like(ids0)), path, input_names=["input_ids", "attention_mask"],
-                          output_names=["out"], dynamic_axes={"input_ids": axes, "attention_mask": axes, "out": axes},
-                          opset_version=17, dynamo=False)
+        model, dim_range, make_feed = export(name, args, path)
         t0 = time.perf_counter()
-        net = kiln.onnx.parse(path, dim_range={"batch": [(1, max(args.batch), max(args.batch))],
-                                               "seq": [(1, args.seq, args.seq)]})
+        net = kiln.onnx.parse(path, dim_range=dim_range)
         engine = kiln.Builder().build_engine(net)
         build_s = time.perf_counter() - t0
         dev = "cuda" if gpu else "cpu"
@@ -97,10 +121,8 @@ def main():
             so = ort.SessionOptions()
             ref = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         for b in args.batch:
-            ids = np.random.default_rng(b).integers(0, 32000, (b, args.seq)).astype(np.int64)
-            mask = np.ones_like(ids)
+            feed = make_feed(b)
             if not gpu:
-                feed = {"input_ids": ids, "attention_mask": mask}
                 want = ref.run(None, feed)[0]
                 got = sess(feed)["out"]
                 err = float(np.abs(got - want).max())
@@ -108,11 +130,10 @@ def main():
                 t_ref = median_seconds(lambda: ref.run(None, feed))
                 rows.append((name, b, t_kiln * 1e3, t_ref * 1e3, t_ref / t_kiln, err, build_s))
             else:
-                tids, tmask = torch.from_numpy(ids).cuda(), torch.from_numpy(mask).cuda()
-                wrap_gpu = wrap.cuda()
+                feed = {k: torch.from_numpy(v).cuda() for k, v in feed.items()}   # the forward's order
+                model_gpu = model.cuda()
                 with torch.no_grad():
-                    want = wrap_gpu(tids, tmask)
-                feed = {"input_ids": tids, "attention_mask": tmask}
+                    want = model_gpu(*feed.values())
                 out = {"out": torch.empty_like(want)}
                 stream = torch.cuda.Stream()
 
@@ -126,7 +147,7 @@ def main():
 
                 def torch_eager():
                     with torch.no_grad():
-                        wrap_gpu(tids, tmask)
+                        model_gpu(*feed.values())
                     torch.cuda.synchronize()
                 eager()
                 err = float((out["out"] - want).abs().max())

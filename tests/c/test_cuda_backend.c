@@ -1120,7 +1120,8 @@ static void test_pool(void) {
     buf_free(&out);
 }
 
-/* ---- CONV, CONV_TRANSPOSE: the direct CUDA kernels against the CPU's im2col / col2im + matmul ---- */
+/* ---- CONV, CONV_TRANSPOSE: the CUDA kernels (direct, cuBLAS 1x1, implicit GEMM) against the CPU's im2col /
+ * col2im + matmul ---- */
 
 typedef struct cshape {
     int32_t k;                     /* spatial axes */
@@ -1137,6 +1138,11 @@ static const cshape conv_shapes[] = {
     {2, {1, 8, 15, 11}, {16, 4, 2, 4}, {1, 3}, {2, 1}, {0, 2, 1, 0}, 2, 1},                /* everything mixed */
     {2, {4, 64, 14, 14}, {64, 64, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 1, 0},               /* 1x1 */
     {3, {1, 3, 6, 9, 7}, {4, 3, 2, 3, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 2}, 1, 1},
+    /* conv.cu's fast paths: 1x1 through cuBLAS batched over the groups (batch < groups), with a bias; the
+     * implicit-GEMM kernels with rows, columns and depth off their tiles (128-row tiles for halves). */
+    {2, {3, 12, 5, 6}, {16, 3, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 4, 1},
+    {2, {2, 19, 17, 15}, {130, 19, 3, 3}, {2, 2}, {1, 1}, {1, 1, 0, 2}, 1, 1},
+    {1, {2, 12, 100}, {36, 4, 5}, {2}, {3}, {2, 1}, 3, 0},
 };
 
 /* transposed: w is [C, M/group, K..] and the output grows by the stride

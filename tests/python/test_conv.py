@@ -136,6 +136,144 @@ def test_conv_weights_as_inputs(device):
     close(got, reference(x, w, b, groups=2))
 
 
+# ---- the CUDA fast paths (src/backend/cuda/conv.cu, kc_conv_choose) ---------------------
+# The shapes above mostly take the direct kernel on CUDA (fewer than 8 output
+# channels per group, depthwise).  These take the others: 1x1 convolutions of
+# stride 1 without padding go to cuBLAS (batched over the batch or over the
+# groups, whichever is larger; a bias first, then beta 1); the rest with at
+# least 8 output channels per group and a depth C/group·taps of at least 8
+# to the implicit-GEMM kernels (WMMA 64x64 or 128x64 tiles, depth 32, for
+# halves; 64x64 SIMT, depth 16, for float32).  Rows, columns (batch ·
+# positions) and depth are chosen not to be multiples of the tiles.
+
+CUDA_1X1 = [
+    # (k, x shape, w shape, group)
+    (2, (2, 8, 9, 7), (12, 8, 1, 1), 1),
+    (2, (1, 64, 14, 14), (256, 64, 1, 1), 1),
+    (2, (5, 8, 4, 4), (8, 4, 1, 1), 2),           # batch >= groups: batched over n, a call per group
+    (2, (3, 12, 5, 6), (16, 3, 1, 1), 4),         # batch < groups: batched over groups, a call per n
+    (1, (2, 16, 33), (24, 16, 1), 1),
+    (1, (1, 6, 10), (9, 2, 1), 3),
+    (3, (2, 6, 3, 4, 5), (10, 6, 1, 1, 1), 1),
+    (3, (2, 6, 3, 4, 5), (10, 3, 1, 1, 1), 2),
+]
+
+CUDA_IGEMM = [
+    # (k, x shape, w shape, strides, pads (torch padding), dilations, group)
+    (2, (2, 5, 13, 11), (70, 5, 3, 3), 1, 1, 1, 1),              # M 70, K 45, N 286: no multiple of a tile
+    (2, (3, 19, 17, 15), (130, 19, 3, 3), 2, 1, 1, 1),           # M 130: the 128-row tiles (halves)
+    (2, (2, 64, 10, 10), (96, 64, 3, 3), 1, 1, 1, 1),            # K 576: many depth steps
+    (2, (2, 3, 32, 32), (64, 3, 7, 7), 2, 3, 1, 1),              # a ResNet stem
+    (2, (1, 16, 20, 20), (40, 8, 3, 3), 1, 2, 2, 2),             # groups, dilation
+    (2, (2, 12, 11, 13), (48, 3, 3, 2), (2, 1), (1, 0), (1, 2), 4),
+    (2, (2, 32, 9, 9), (64, 32, 1, 1), 2, 0, 1, 1),              # 1x1 of stride 2: not cuBLAS
+    (2, (1, 16, 5, 5), (24, 16, 1, 1), 1, 1, 1, 1),              # 1x1 with padding: not cuBLAS
+    (2, (33, 8, 3, 3), (16, 8, 3, 3), 1, 1, 1, 1),               # batch 33: columns span many batch elements
+    (1, (2, 12, 100), (36, 4, 5), 2, 2, 3, 3),
+    (1, (3, 40, 37), (17, 40, 3), 1, 0, 1, 1),
+    (3, (2, 8, 6, 7, 5), (16, 8, 3, 3, 3), (1, 2, 1), 1, 1, 1),   # K 216
+    (3, (1, 4, 5, 6, 7), (18, 2, 2, 3, 2), 2, (1, 0, 1), (2, 1, 1), 2),
+]
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("case", CUDA_1X1, ids=lambda c: f"{c[0]}d-{c[1]}-{c[2]}-g{c[3]}")
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
+def test_conv_cuda_1x1(dtype, case, with_bias):
+    k, xs, ws, group = case
+    x, w = rand(*xs, dtype=dtype), rand(*ws, dtype=dtype, seed=1)
+    bias = rand(ws[0], dtype=dtype, seed=2) if with_bias else None
+    (got,) = run_conv([x], w, bias, "cuda", group=group)
+    close(got, reference(x, w, bias, groups=group))
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("case", CUDA_IGEMM, ids=lambda c: f"{c[0]}d-{c[1]}-{c[2]}-g{c[6]}")
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
+def test_conv_cuda_implicit_gemm(dtype, case, with_bias):
+    k, xs, ws, stride, padding, dilation, group = case
+    x, w = rand(*xs, dtype=dtype), rand(*ws, dtype=dtype, seed=1)
+    bias = rand(ws[0], dtype=dtype, seed=2) if with_bias else None
+    per_axis = lambda v: [v] * k if isinstance(v, int) else list(v)   # noqa: E731
+    (got,) = run_conv([x], w, bias, "cuda", strides=stride, pads=per_axis(padding), dilations=dilation,
+                      group=group)
+    close(got, reference(x, w, bias, stride, padding, dilation, group))
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_conv_cuda_implicit_gemm_asymmetric_pads(dtype):
+    # ONNX pads [top, left, bottom, right] = [0, 2, 3, 1] on a 3x4 kernel, one engine, two shapes.
+    w, b = rand(20, 6, 3, 4, dtype=dtype, seed=1), rand(20, dtype=dtype, seed=2)
+    xs = [rand(2, 6, 9, 10, dtype=dtype), rand(1, 6, 12, 7, dtype=dtype, seed=3)]
+    outs = run_conv(xs, w, b, "cuda", pads=[0, 2, 3, 1], strides=[2, 1])
+    for x, got in zip(xs, outs):
+        close(got, reference(F.pad(x, (2, 1, 0, 3)), w, b, stride=(2, 1)))
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_conv_cuda_graph_capture(dtype):
+    # The 1x1 path's cuBLAS calls (and its bias kernel) and the implicit-GEMM
+    # kernel recorded in a CUDA graph and replayed with new input data.
+    wa, ba = rand(32, 16, 1, 1, dtype=dtype, seed=1), rand(32, dtype=dtype, seed=2)
+    wb = rand(24, 16, 3, 3, dtype=dtype, seed=3)
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        t = kiln.Tensor(name="x", shape=[4, 16, 9, 9], dtype=kiln.to_dtype(dtype))
+        kiln.conv(t, kiln.constant(wa), kiln.constant(ba)).mark_output("h")
+        kiln.conv(t, kiln.constant(wb), None, pads=[1, 1], strides=2).mark_output("y")
+    s = Session.from_serialized_engine(builder.build_engine(net), device="cuda")
+    stream = torch.cuda.Stream()
+    x = rand(4, 16, 9, 9, dtype=dtype).cuda()
+    h = torch.empty(4, 32, 9, 9, dtype=dtype, device="cuda")
+    y = torch.empty(4, 24, 5, 5, dtype=dtype, device="cuda")
+    with torch.cuda.stream(stream):
+        s.capture({"x": x}, {"h": h, "y": y}, stream=stream)
+    for seed in (5, 6):
+        x.copy_(rand(4, 16, 9, 9, dtype=dtype, seed=seed).cuda())
+        stream.wait_stream(torch.cuda.current_stream())
+        s.replay(stream)
+        stream.synchronize()
+        xc = x.cpu()
+        close(h.cpu(), reference(xc, wa, ba))
+        close(y.cpu(), reference(xc, wb, None, stride=2, padding=1))
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+def test_conv_cuda_forced_direct():
+    # KILN_CUDA_CONV=direct (read once per process, hence a child): a 1x1
+    # and an implicit-GEMM shape on the direct kernel agree with torch too.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = """
+import torch, torch.nn.functional as F, kiln
+from kiln.runtime import Session
+for xs, ws, kw in [((2, 8, 9, 7), (12, 8, 1, 1), {}), ((2, 5, 13, 11), (70, 5, 3, 3), {"strides": 2, "pads": [1, 1]})]:
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(*xs, generator=g), torch.randn(*ws, generator=g), torch.randn(ws[0], generator=g)
+    builder = kiln.Builder()
+    net = builder.create_network()
+    with kiln.net_guard(net):
+        t = kiln.Tensor(name="x", shape=list(xs), dtype=kiln.float32)
+        kiln.conv(t, kiln.constant(w), kiln.constant(b), **kw).mark_output("y")
+    got = Session.from_serialized_engine(builder.build_engine(net), device="cuda")({"x": x.cuda()})["y"].cpu()
+    want = F.conv2d(x, w, b, stride=kw.get("strides", 1), padding=kw.get("pads", [0])[0])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, KILN_CUDA_CONV="direct",
+               PYTHONPATH=os.pathsep.join([str(root / "python"), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
 def build_conv(x_shape, w_shape, bias_shape=None, dtype=kiln.float32, wdtype=None, **kw):
     builder = kiln.Builder()
     net = builder.create_network()

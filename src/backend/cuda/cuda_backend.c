@@ -208,7 +208,6 @@ KERNEL_ON_CURRENT_DEVICE(scatter_elements)
 KERNEL_ON_CURRENT_DEVICE(compare)
 KERNEL_ON_CURRENT_DEVICE(topk)
 KERNEL_ON_CURRENT_DEVICE(rotary)
-KERNEL_ON_CURRENT_DEVICE(conv)
 KERNEL_ON_CURRENT_DEVICE(conv_transpose)
 KERNEL_ON_CURRENT_DEVICE(pool)
 #undef KERNEL_ON_CURRENT_DEVICE
@@ -255,7 +254,7 @@ static const cuda_op cuda_ops[] = {
     [KILN_OP_SCATTER_ELEMENTS] = {run_scatter_elements, kiln_cuda_scatter_supports, 3},
     [KILN_OP_TOPK]       = {run_topk, kiln_cuda_topk_supports, 1},
     [KILN_OP_ROTARY_EMBEDDING] = {run_rotary, kiln_cuda_rotary_supports, 4},   /* or 3: position_ids optional */
-    [KILN_OP_CONV]       = {run_conv, kiln_cuda_conv_supports, 3},   /* or 2: the bias is optional */
+    [KILN_OP_CONV]       = {kiln_cuda_conv_run, kiln_cuda_conv_supports, 3},   /* or 2: the bias is optional */
     [KILN_OP_CONV_TRANSPOSE] = {run_conv_transpose, kiln_cuda_conv_supports, 3},   /* ditto */
     [KILN_OP_POOL]       = {run_pool, kiln_cuda_pool_supports, 1},
 };

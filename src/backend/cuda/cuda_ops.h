@@ -88,8 +88,10 @@ bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
 /* ROTARY_EMBEDDING (rotary.cu): x, cos_cache, sin_cache, optional position_ids (a bad one reads zero rows). */
 kiln_status kiln_cuda_rotary_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_rotary_supports(const kiln_layer_launch *l);
-/* CONV (conv.cu): x, w, optional bias; a direct kernel, float32 sums. */
-kiln_status kiln_cuda_conv_run(const kiln_layer_launch *l, cudaStream_t stream);
+/* CONV (conv.cu): x, w, optional bias; float32 sums.  1x1 convolutions go
+ * to kiln_cuda_gemm_run, others to an implicit-GEMM kernel or the direct one
+ * (the file's top says which when); the device picks the cuBLAS handle. */
+kiln_status kiln_cuda_conv_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_conv_supports(const kiln_layer_launch *l);
 /* CONV_TRANSPOSE (conv.cu): as CONV, its supports too. */
 kiln_status kiln_cuda_conv_transpose_run(const kiln_layer_launch *l, cudaStream_t stream);
@@ -101,6 +103,22 @@ bool        kiln_cuda_pool_supports(const kiln_layer_launch *l);
  * run (PyTorch leaks its handles for the same reason). */
 kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_matmul_supports(const kiln_layer_launch *l);
+/* A row-major product for other kernels (matmul.cu; conv.cu's 1x1 path),
+ * on the matmul layer's cuBLAS handles and compute types (float32 in true
+ * float32, halves accumulated in float): `calls` strided-batched GEMMs,
+ *   C_i,b [m, n] = A_i,b [m, k] · B_i,b [k, n]  (+ beta · C_i,b)
+ * for i < calls, b < batch, where X_i,b starts at X + i·step_x + b·stride_x
+ * (elements) and rows are ld_x apart.  A stride of 0 shares an operand. */
+typedef struct kiln_cuda_gemm {
+    kiln_dtype dtype;                               /* float32, float16 or bfloat16: A, B and C */
+    int64_t    m, n, k;
+    int64_t    lda, ldb, ldc;                       /* row pitches, elements */
+    int64_t    batch, stride_a, stride_b, stride_c; /* one cublasGemmStridedBatchedEx */
+    int64_t    calls, step_a, step_b, step_c;       /* how many, and where each starts */
+    float      beta;                                /* 0: C is overwritten; 1: the product adds to C */
+} kiln_cuda_gemm;
+kiln_status kiln_cuda_gemm_run(int32_t device, const kiln_cuda_gemm *g, const void *a, const void *b, void *c,
+                               cudaStream_t stream);
 /* The one-row product against a transposed weight (gemv.cu), which the
  * matmul takes instead of cuBLAS when it fits: y [1, N] = x [1, K] · w [N, K]ᵀ,
  * all three contiguous and 16-byte aligned, K a whole number of 16-byte vectors. */

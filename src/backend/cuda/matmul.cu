@@ -26,6 +26,10 @@
  * (x @ W.T, nn.Linear's layout) goes to gemv.cu, which is faster at the
  * bandwidth-bound shapes of a language model's decode step.
  *
+ * Other kernels reach cuBLAS through kiln_cuda_gemm_run (at the bottom;
+ * cuda_ops.h): the same handles, lock and compute types (conv.cu's 1x1
+ * convolutions).
+ *
  * Handles: one cuBLAS handle per (device, stream), created on first use and
  * kept.  A handle owns a workspace that its kernels use; sharing one handle
  * between streams lets two streams' GEMMs use that workspace at once, so a
@@ -256,6 +260,44 @@ kiln_status kiln_cuda_matmul_run(int32_t device, const kiln_layer_launch *l, cud
         st = kc_blas_check(cublasGemmStridedBatchedEx(h, op_b, op_a, (int)N, (int)gemm_m, (int)K,
                                                       &alpha, pb, type, ldb, stride_b, pa, type, lda,
                                                       stride_a, &beta, pc, type, (int)N, stride_c, (int)inner,
+                                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                           "cublasGemmStridedBatchedEx");
+    }
+    pthread_mutex_unlock(&kc_blas_lock);
+    return st;
+}
+
+/* kiln_cuda_gemm_run (cuda_ops.h): the row-major product as the column-major
+ * C^T = B^T A^T (see the top), on the same handles, lock and compute types
+ * as the matmul layer, so it behaves the same under CUDA graph capture. */
+kiln_status kiln_cuda_gemm_run(int32_t device, const kiln_cuda_gemm *g, const void *a, const void *b, void *c,
+                               cudaStream_t stream) {
+    cudaDataType_t type;
+    switch (g->dtype) {
+    case KILN_FLOAT32:  type = CUDA_R_32F; break;
+    case KILN_FLOAT16:  type = CUDA_R_16F; break;
+    case KILN_BFLOAT16: type = CUDA_R_16BF; break;
+    default:            return kiln_cuda_unsupported("gemm", g->dtype);
+    }
+    if (!kc_fits_int(g->m) || !kc_fits_int(g->n) || !kc_fits_int(g->k) || !kc_fits_int(g->lda) ||
+        !kc_fits_int(g->ldb) || !kc_fits_int(g->ldc) || !kc_fits_int(g->batch) || g->calls < 0)
+        return kiln_cuda_fail(KILN_ERROR_UNSUPPORTED,
+                              "cuda: gemm: M=%lld N=%lld K=%lld batch=%lld exceed cuBLAS's 32-bit sizes",
+                              (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
+    if (g->m == 0 || g->n == 0 || g->batch == 0) return KILN_OK;
+    const size_t esize = kiln_cuda_dtype_size(g->dtype);
+    const float alpha = 1.0f, beta = g->beta;
+    pthread_mutex_lock(&kc_blas_lock);
+    cublasHandle_t h = NULL;
+    kiln_status st = kc_blas_handle(device, stream, &h);
+    for (int64_t i = 0; st == KILN_OK && i < g->calls; i++) {
+        const char *pa = (const char *)a + (size_t)(i * g->step_a) * esize;
+        const char *pb = (const char *)b + (size_t)(i * g->step_b) * esize;
+        char *pc = (char *)c + (size_t)(i * g->step_c) * esize;
+        st = kc_blas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)g->n, (int)g->m, (int)g->k,
+                                                      &alpha, pb, type, (int)g->ldb, (long long)g->stride_b, pa,
+                                                      type, (int)g->lda, (long long)g->stride_a, &beta, pc, type,
+                                                      (int)g->ldc, (long long)g->stride_c, (int)g->batch,
                                                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                            "cublasGemmStridedBatchedEx");
     }
