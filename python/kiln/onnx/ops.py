@@ -196,8 +196,9 @@ def unary(imp, node, ins):
         # folded at import (MobileViT's patch sizes: Ceil of a float Div of
         # a Shape, cast back to int64 for a Reshape); numpy's results here are
         # exact in the array's own dtype
+        arr = x.array.astype(np.int64) if x.array.dtype == object else x.array    # shape values, all ints here
         with np.errstate(all="ignore"):
-            return out_known(np.asarray(_NUMPY_UNARY[node.op_type](x.array)).astype(x.array.dtype), x.onnx_type)
+            return out_known(np.asarray(_NUMPY_UNARY[node.op_type](arr)).astype(arr.dtype), x.onnx_type)
     with _guard(imp):
         if imp.onnx_type(x) in _INTEGER and node.op_type in _INTEGER_UNARY:
             return _INTEGER_UNARY[node.op_type](T(imp, x, node), imp.onnx_type(x) == D.UINT8)
@@ -863,6 +864,10 @@ def batch_norm(imp, node, ins):
     eps = attr(node, "epsilon", 1e-5)
     rank = len(imp.shape(x))
     np_t = D.numpy_dtype(imp.onnx_type(x))
+    if attr(node, "spatial", 1) == 0:
+        raise UnsupportedNode(node, "spatial=0 (statistics per channel and position, opset < 9)")
+    if len(node.output) > 3 and any(node.output[3:]):
+        raise UnsupportedNode(node, "the saved mean and variance outputs (opset < 14 training)")
     if attr(node, "training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
         return _batch_norm_batch_statistics(imp, node, ins, eps, rank, np_t)
     with _guard(imp):
