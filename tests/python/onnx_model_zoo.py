@@ -288,6 +288,16 @@ MODELS = [
                 reinit=True, default=False),
     _image_spec("bit", _image("BitModel", "BitConfig", embedding_size=32, hidden_sizes=[32, 32, 32, 32],
                               num_groups=4, depths=[1, 1, 1, 1]), default=False),
+    # ---- CNNs over any image size (dynamic height and width: SAME pads, pools and strides as expressions)
+    Spec("torch-cnn-any-size", _cnn, kind="image-hw"),
+    Spec("resnet-any-size", _image("ResNetModel", "ResNetConfig", embedding_size=16, hidden_sizes=[16, 32],
+                                   depths=[1, 1], layer_type="basic"), kind="image-hw"),
+    Spec("convnext-any-size", _image("ConvNextModel", "ConvNextConfig", num_stages=2, hidden_sizes=[16, 32],
+                                     depths=[1, 1]), kind="image-hw"),
+    Spec("segformer-any-size", _image("SegformerModel", "SegformerConfig", num_encoder_blocks=2, depths=[1, 1],
+                                      sr_ratios=[2, 1], hidden_sizes=[16, 32], num_attention_heads=[1, 2],
+                                      mlp_ratios=[2, 2], patch_sizes=[7, 3], strides=[4, 2]), kind="image-hw",
+         default=False),
     # ---- audio (raw samples over batch x samples; Whisper: log-mel frames)
     Spec("wav2vec2", _audio("Wav2Vec2Model", "Wav2Vec2Config"), kind="audio"),
     Spec("hubert", _audio("HubertModel", "HubertConfig"), kind="audio"),
@@ -344,9 +354,9 @@ def export(spec, path, opset=None):
                               else self.m(input_ids=xs[0]))
             if kind == "seq2seq":
                 return _first(self.m(input_ids=xs[0], attention_mask=xs[1], decoder_input_ids=xs[2]))
-            if kind in ("image", "vector") and spec.name.startswith("torch-"):
+            if kind in ("image", "image-hw", "vector") and spec.name.startswith("torch-"):
                 return self.m(xs[0])
-            if kind == "image":
+            if kind in ("image", "image-hw"):
                 return _first(self.m(pixel_values=xs[0]))
             if kind == "audio":
                 return _first(self.m(input_values=xs[0]))
@@ -383,6 +393,8 @@ def export(spec, path, opset=None):
                 axes[n] = {0: "batch"}
         elif kind == "audio":
             axes[n] = {0: "batch", 1: "seq"}
+        elif kind == "image-hw":
+            axes[n] = {0: "batch", 2: "height", 3: "width"}
         else:
             axes[n] = {0: "batch"}
     outs = ["out"]
@@ -402,6 +414,8 @@ def export(spec, path, opset=None):
         dim_range["total"] = [(2, 9, 40)]
     if kind == "audio":
         dim_range["seq"] = [(400, 800, 1600)]
+    if kind == "image-hw":
+        dim_range["height"] = dim_range["width"] = [(16, 32, 64)]
     return wrap, names, outs, dim_range
 
 
@@ -445,6 +459,8 @@ def example_inputs(spec, batch, seq, rng, past=0):
         return {"x": rng.standard_normal((batch, 16)).astype(np.float32)}
     if k == "image":
         return {"pixel_values": rng.standard_normal((batch, spec.channels, spec.image, spec.image)).astype(np.float32)}
+    if k == "image-hw":     # seq: the height; the width differs
+        return {"pixel_values": rng.standard_normal((batch, spec.channels, seq, 80 - seq)).astype(np.float32)}
     if k == "audio":
         return {"input_values": rng.standard_normal((batch, seq)).astype(np.float32)}
     if k == "mel":
@@ -454,7 +470,8 @@ def example_inputs(spec, batch, seq, rng, past=0):
 
 SHAPES = {"text": [(1, 1), (2, 16), (3, 23)], "seq2seq": [(1, 3), (2, 16), (3, 23)], "audio": [(1, 400), (3, 1333)],
           "mel2seq": [(1, 1), (3, 9)], "cross": [(1, 1), (3, 9)],
-          "decode": [(1, 1, 3), (3, 1, 9), (2, 4, 7)]}       # (batch, new tokens, cached tokens)
+          "decode": [(1, 1, 3), (3, 1, 9), (2, 4, 7)],
+          "image-hw": [(1, 32), (3, 24), (2, 64)]}        # (batch, height); width = 80 - height       # (batch, new tokens, cached tokens)
 
 
 def check(spec, tmpdir, opset=None):
@@ -556,7 +573,8 @@ def table(rows):
             node = bad[0]["error"].split("node '")[1].split("'")[0] if "node '" in bad[0]["error"] else ""
             note += f" (`{node}`)" if node else ""
         inputs = {"text": "ids, mask" if spec.mask and not name.startswith("torch-") else "ids",
-                  "seq2seq": "ids, mask, decoder ids", "image": "pixels", "vector": "features",
+                  "seq2seq": "ids, mask, decoder ids", "image": "pixels", "image-hw": "pixels (any size)",
+                  "vector": "features",
                   "audio": "samples", "mel": "log-mel frames", "mel2seq": "log-mel frames, decoder ids",
                   "cross": "decoder ids, encoder states, mask", "decode": "ids, mask, past keys/values"}[spec.kind]
         lines.append(f"| {name} | {_what(spec)} | {inputs} | " + " | ".join(cells) +

@@ -598,3 +598,25 @@ def test_range_with_a_symbolic_start():
     s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 4, 9)]}))
     for n in (1, 5, 9):
         np.testing.assert_array_equal(s({"x": np.zeros((1, n), np.float32)})["y"], np.arange(-2 * n, 2 * n))
+
+
+def test_mod_of_shape_values():
+    """Swin pads height and width to a multiple of its window, (w - W % w) % w,
+    in shape arithmetic: a Mod of symbolic sizes stays an expression, so the
+    Pad's pads are known for every size of the profile."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=2),
+             helper.make_node("Mod", ["s", "w"], ["m"]),
+             helper.make_node("Sub", ["w", "m"], ["d"]),
+             helper.make_node("Mod", ["d", "w"], ["p"]),
+             helper.make_node("Concat", ["zeros", "p"], ["pads"], axis=0),
+             helper.make_node("Pad", ["x", "pads"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, "n"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(np.array([4], np.int64), "w"),
+                           onnx.numpy_helper.from_array(np.array([0, 0, 0], np.int64), "zeros")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 4, 13)]}))
+    for n in (1, 4, 5, 8, 13):
+        x = np.ones((2, n), np.float32)
+        y = s({"x": x})["y"]
+        np.testing.assert_array_equal(y, np.pad(x, [(0, 0), (0, (4 - n % 4) % 4)]))

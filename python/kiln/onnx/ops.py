@@ -157,6 +157,15 @@ def mod(imp, node, ins):
     if all_known(ins) and not any(v.symbolic for v in ins):
         a, b = ins[0].array, ins[1].array
         return out_known((np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype), ins[0].onnx_type)
+    if all_known(ins) and not fmod:
+        # shape values (Swin pads each side to a multiple of its window:
+        # (w - W % w) % w): a - floor(a / b) * b in the pool's floor division
+        a, b = np.broadcast_arrays(ins[0].array.astype(object), ins[1].array.astype(object))
+        r = np.empty(a.shape, object)
+        for i, (x, y) in enumerate(zip(a.reshape(-1).tolist(), b.reshape(-1).tolist())):
+            x, y = _norm(x), _norm(y)
+            r.flat[i] = _norm(x - (x // y) * y)
+        return Known(r, ins[0].onnx_type)
     with _guard(imp):
         x, y = T(imp, ins[0], node), T(imp, ins[1], node)
         return N.fmod(x, y) if fmod else N.mod(x, y)
