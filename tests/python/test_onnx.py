@@ -444,3 +444,181 @@ def test_einsum_over_a_dynamic_batch():
     for b in (1, 3):
         q, k = rng.standard_normal((b, 2, 3, 8), np.float32), rng.standard_normal((b, 2, 5, 8), np.float32)
         np.testing.assert_allclose(s({"q": q, "k": k})["s"], np.einsum("bhqd,bhkd->bhqk", q, k), rtol=1e-5, atol=1e-5)
+
+
+# ---- ops that exported models (tests/python/onnx_model_zoo.py) needed ---------------
+
+def _single_node(node, inputs, out_type=TensorProto.FLOAT, inits=(), opset=17, dynamic=()):
+    """A one-node model over `inputs` (name -> array): axes named in `dynamic`
+    (a list of (input, axis)) are dynamic 'd<axis>'."""
+    vis = []
+    for name, a in inputs.items():
+        dims = [f"d{ax}" if (name, ax) in dynamic else n for ax, n in enumerate(a.shape)]
+        vis.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(a.dtype), dims))
+    g = helper.make_graph([node], "g", vis, [helper.make_tensor_value_info(node.output[0], out_type, None)],
+                          [onnx.numpy_helper.from_array(v, k) for k, v in inits])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _reference(model, feed):
+    from onnx.reference import ReferenceEvaluator
+    return ReferenceEvaluator(model).run(None, feed)[0]
+
+
+def _kiln_run(model, feed, dim_range=None):
+    return session(kiln.onnx.parse(model, dim_range=dim_range))(feed)[model.graph.output[0].name]
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8, np.uint8])
+@pytest.mark.parametrize("op", ["Abs", "Sign", "Relu"])
+def test_integer_abs_sign_relu(op, dtype):
+    """T5's and DeBERTa's relative-position buckets take Abs and Sign of int64
+    positions; kiln's abs/sign layers are floating-point only, so integers are
+    spelled as min/max (exact)."""
+    if op == "Relu" and dtype == np.uint8:
+        pytest.skip("ONNX's Relu has no uint8")
+    x = np.array([[-128 if dtype != np.uint8 else 0, -3, -1, 0, 1, 2, 127, 5]], np.int64)
+    x = np.abs(x).astype(dtype) if dtype == np.uint8 else x.astype(dtype)
+    m = _single_node(helper.make_node(op, ["x"], ["y"]), {"x": x}, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+    got = _kiln_run(m, {"x": x})
+    want = _reference(m, {"x": x})
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("reps", [[1, 1, 1, 1, 2], [2, 1, 3, 1, 1], [2, 2, 2, 2, 2]])
+def test_tile_of_a_five_axis_tensor(reps):
+    """GPT-J tiles 5-D tensors: interleaving a new axis for each one would need
+    10 axes (kiln has 8); only repeated axes get one, and beyond 8 it concats."""
+    x = np.arange(2 * 3 * 1 * 2 * 4, dtype=np.float32).reshape(2, 3, 1, 2, 4)
+    r = np.array(reps, np.int64)
+    m = _single_node(helper.make_node("Tile", ["x", "r"], ["y"]), {"x": x}, inits=[("r", r)],
+                     dynamic=[("x", 0)])
+    got = _kiln_run(m, {"x": x}, dim_range={"d0": [(1, 2, 4)]})
+    np.testing.assert_array_equal(got, np.tile(x, reps))
+
+
+def test_batch_normalization_inference():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    params = [("s", rng.standard_normal(3)), ("b", rng.standard_normal(3)), ("mean", rng.standard_normal(3)),
+              ("var", rng.random(3) + 0.5)]
+    params = [(k, v.astype(np.float32)) for k, v in params]
+    m = _single_node(helper.make_node("BatchNormalization", ["x", "s", "b", "mean", "var"], ["y"], epsilon=1e-3),
+                     {"x": x}, inits=params, dynamic=[("x", 0), ("x", 2)])
+    got = _kiln_run(m, {"x": x}, dim_range={"d0": [(1, 2, 4)], "d2": [(1, 4, 8)]})
+    np.testing.assert_allclose(got, _reference(m, {"x": x}), rtol=1e-5, atol=1e-5)
+    # statistics as graph inputs: the same arithmetic in layers
+    g = m.graph
+    m2 = _single_node(g.node[0], {"x": x, **dict(params)})
+    feed = {"x": x, **dict(params)}
+    np.testing.assert_allclose(_kiln_run(m2, feed), _reference(m2, feed), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_normalization_training_mode_uses_batch_statistics():
+    """BiT's weight-standardized convolutions: BatchNormalization with
+    training_mode=1 normalizes with the batch's own mean and variance."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 2, 4, 5)) * 2 + 1).astype(np.float32)
+    params = [(k, v.astype(np.float32)) for k, v in [("s", rng.standard_normal(2)), ("b", rng.standard_normal(2)),
+                                                      ("mean", rng.standard_normal(2)), ("var", rng.random(2) + 0.5)]]
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "mean", "var"], ["y", "rm", "rv"],
+                            training_mode=1, momentum=0.8, epsilon=1e-4)
+    m = _single_node(node, {"x": x}, inits=params, opset=15)
+    for name in ("rm", "rv"):
+        m.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    from onnx.reference import ReferenceEvaluator
+    want = ReferenceEvaluator(m).run(None, {"x": x})
+    got = session(kiln.onnx.parse(m))({"x": x})
+    for name, w in zip(("y", "rm", "rv"), want):
+        np.testing.assert_allclose(got[name], w, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 7), (2, 4, 3, 5)])
+def test_instance_normalization(shape):
+    """wav2vec2's feature extractor (torch's GroupNorm with one group per channel)."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    params = [("s", rng.standard_normal(4).astype(np.float32)), ("b", rng.standard_normal(4).astype(np.float32))]
+    m = _single_node(helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-4), {"x": x},
+                     inits=params, dynamic=[("x", 0), ("x", 2)])
+    got = _kiln_run(m, {"x": x}, dim_range={"d0": [(1, 2, 4)], "d2": [(1, 4, 8)]})
+    np.testing.assert_allclose(got, _reference(m, {"x": x}), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [18, 21])
+def test_group_normalization(opset):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 3, 4)).astype(np.float32)
+    n = 6 if opset == 21 else 3          # opset 18: scale and bias per group
+    params = [("s", rng.standard_normal(n).astype(np.float32)), ("b", rng.standard_normal(n).astype(np.float32))]
+    m = _single_node(helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3, epsilon=1e-5),
+                     {"x": x}, inits=params, opset=opset, dynamic=[("x", 0), ("x", 3)])
+    got = _kiln_run(m, {"x": x}, dim_range={"d0": [(1, 2, 4)], "d3": [(1, 4, 8)]})
+    xg = x.reshape(2, 3, -1)
+    want = ((xg - xg.mean(-1, keepdims=True)) / np.sqrt(xg.var(-1, keepdims=True) + 1e-5)).reshape(x.shape)
+    s, b = (np.repeat(v, 6 // n) for _, v in params)
+    np.testing.assert_allclose(got, want * s[:, None, None] + b[:, None, None], rtol=1e-4, atol=1e-5)
+
+
+def test_shape_arithmetic_in_floats_folds():
+    """MobileViT: Shape -> Cast(float) -> Div -> Ceil -> Mul -> Cast(int64)
+    feeding a Reshape: Ceil of a known value is folded at import, so the
+    Reshape's shape is known."""
+    x = np.arange(2 * 6 * 5, dtype=np.float32).reshape(2, 6, 5)
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=2),
+             helper.make_node("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+             helper.make_node("Div", ["sf", "four"], ["q"]),
+             helper.make_node("Ceil", ["q"], ["c"]),
+             helper.make_node("Cast", ["c"], ["ci"], to=TensorProto.INT64),
+             helper.make_node("Concat", ["minus1", "ci"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 6, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(np.array(4, np.float32), "four"),
+                           onnx.numpy_helper.from_array(np.array([-1], np.int64), "minus1")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    got = _kiln_run(m, {"x": x}, dim_range={"b": [(1, 2, 4)]})
+    np.testing.assert_array_equal(got, x.reshape(-1, 2))
+
+
+def test_range_with_a_symbolic_start():
+    """Funnel's relative positions: Range(-2 n, 2 n, 1) over a sequence length n
+    (a Neg of a shape value, and a start known only at run time)."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=2),
+             helper.make_node("Squeeze", ["s"], ["n"]),
+             helper.make_node("Neg", ["n"], ["neg"]),
+             helper.make_node("Mul", ["neg", "two"], ["start"]),
+             helper.make_node("Mul", ["n", "two"], ["limit"]),
+             helper.make_node("Range", ["start", "limit", "one"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(np.array(2, np.int64), "two"),
+                           onnx.numpy_helper.from_array(np.array(1, np.int64), "one")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 4, 9)]}))
+    for n in (1, 5, 9):
+        np.testing.assert_array_equal(s({"x": np.zeros((1, n), np.float32)})["y"], np.arange(-2 * n, 2 * n))
+
+
+def test_mod_of_shape_values():
+    """Swin pads height and width to a multiple of its window, (w - W % w) % w,
+    in shape arithmetic: a Mod of symbolic sizes stays an expression, so the
+    Pad's pads are known for every size of the profile."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=2),
+             helper.make_node("Mod", ["s", "w"], ["m"]),
+             helper.make_node("Sub", ["w", "m"], ["d"]),
+             helper.make_node("Mod", ["d", "w"], ["p"]),
+             helper.make_node("Concat", ["zeros", "p"], ["pads"], axis=0),
+             helper.make_node("Pad", ["x", "pads"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, "n"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(np.array([4], np.int64), "w"),
+                           onnx.numpy_helper.from_array(np.array([0, 0, 0], np.int64), "zeros")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = session(kiln.onnx.parse(m, dim_range={"n": [(1, 4, 13)]}))
+    for n in (1, 4, 5, 8, 13):
+        x = np.ones((2, n), np.float32)
+        y = s({"x": x})["y"]
+        np.testing.assert_array_equal(y, np.pad(x, [(0, 0), (0, (4 - n % 4) % 4)]))

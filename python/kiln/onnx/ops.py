@@ -157,6 +157,15 @@ def mod(imp, node, ins):
     if all_known(ins) and not any(v.symbolic for v in ins):
         a, b = ins[0].array, ins[1].array
         return out_known((np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype), ins[0].onnx_type)
+    if all_known(ins) and not fmod:
+        # shape values (Swin pads each side to a multiple of its window:
+        # (w - W % w) % w): a - floor(a / b) * b in the pool's floor division
+        a, b = np.broadcast_arrays(ins[0].array.astype(object), ins[1].array.astype(object))
+        r = np.empty(a.shape, object)
+        for i, (x, y) in enumerate(zip(a.reshape(-1).tolist(), b.reshape(-1).tolist())):
+            x, y = _norm(x), _norm(y)
+            r.flat[i] = _norm(x - (x // y) * y)
+        return Known(r, ins[0].onnx_type)
     with _guard(imp):
         x, y = T(imp, ins[0], node), T(imp, ins[1], node)
         return N.fmod(x, y) if fmod else N.mod(x, y)
@@ -190,11 +199,34 @@ _UNARY = {"Relu": N.relu, "Tanh": N.tanh, "Sigmoid": N.sigmoid, "Erf": N.erf, "E
 @op(*_UNARY)
 def unary(imp, node, ins):
     (x,) = ins
-    if isinstance(x, Known) and not x.symbolic and node.op_type in ("Neg", "Abs", "Not"):
-        f = {"Neg": np.negative, "Abs": np.abs, "Not": np.logical_not}[node.op_type]
-        return out_known(f(x.array), x.onnx_type)
+    if isinstance(x, Known) and x.symbolic and node.op_type == "Neg":
+        return Known(-x.array, x.onnx_type)        # a shape value negated (Funnel)
+    if isinstance(x, Known) and not x.symbolic and node.op_type in _NUMPY_UNARY and x.onnx_type != D.DOUBLE:
+        # folded at import (MobileViT's patch sizes: Ceil of a float Div of
+        # a Shape, cast back to int64 for a Reshape); numpy's results here are
+        # exact in the array's own dtype
+        arr = x.array.astype(np.int64) if x.array.dtype == object else x.array    # shape values, all ints here
+        with np.errstate(all="ignore"):
+            return out_known(np.asarray(_NUMPY_UNARY[node.op_type](arr)).astype(arr.dtype), x.onnx_type)
     with _guard(imp):
+        if imp.onnx_type(x) in _INTEGER and node.op_type in _INTEGER_UNARY:
+            return _INTEGER_UNARY[node.op_type](T(imp, x, node), imp.onnx_type(x) == D.UINT8)
         return _UNARY[node.op_type](T(imp, x, node))
+
+
+_NUMPY_UNARY = {"Neg": np.negative, "Abs": np.abs, "Not": np.logical_not, "Sign": np.sign, "Floor": np.floor,
+                "Ceil": np.ceil, "Relu": lambda a: np.maximum(a, 0), "Sqrt": np.sqrt}
+_INTEGER = (D.INT8, D.UINT8, D.INT32, D.INT64)
+# kiln's abs, sign, relu, floor and ceil layers take floating-point data; on
+# integers (T5's and DeBERTa's relative positions) they are exact as min/max:
+# |x| = max(x, -x), sign(x) = min(max(x, -1), 1), relu(x) = max(x, 0).
+_INTEGER_UNARY = {
+    "Abs": lambda x, unsigned: x if unsigned else N.maximum(x, N.neg(x)),
+    "Sign": lambda x, unsigned: N.minimum(x, 1) if unsigned else N.minimum(N.maximum(x, -1), 1),
+    "Relu": lambda x, unsigned: x if unsigned else N.maximum(x, 0),
+    "Floor": lambda x, unsigned: x,
+    "Ceil": lambda x, unsigned: x,
+}
 
 
 @op("Identity")
@@ -409,15 +441,24 @@ def range_op(imp, node, ins):
     s, l, d = start[0], limit[0], delta[0]
     if all(isinstance(v, int) for v in (s, l, d)):
         return out_known(np.arange(s, l, d, dtype=D.numpy_dtype(t)), t)
-    if not isinstance(s, int) or not isinstance(d, int) or d == 0:
-        raise UnsupportedNode(node, "a Range with a symbolic start or delta")
+    if not isinstance(d, int) or d == 0:
+        raise UnsupportedNode(node, "a Range with a symbolic delta")
     count = _norm((l - s + d - 1) // d) if d > 0 else _norm((s - l - d - 1) // (-d))
     hi = imp.upper_bound(count)
-    table = np.arange(max(hi, 0), dtype=np.int64) * d + s
+    # a symbolic start (Funnel's relative positions run from -2 seq to 2 seq)
+    # is added at run time to the steps from 0
+    table = np.arange(max(hi, 0), dtype=np.int64) * d + (s if isinstance(s, int) else 0)
     with _guard(imp):
         t_ = N.constant(table.astype(D.numpy_dtype(t)), dtype=D.kiln_dtype(t, node))
         # the reshape states the length as count (not min(count, table size)): checked at run time
-        return N.reshape(S.slice(t_, [0], [count]), [count])
+        r = N.reshape(S.slice(t_, [0], [count]), [count])
+        if not isinstance(s, int):
+            # symbolic integers become data as non-negative values: a start
+            # that is negative at the dims' maxima (-2 seq) is subtracted as -s
+            negative = imp.upper_bound(s) < 0
+            v = imp.materialize_ints(Known(np.array([-s if negative else s], dtype=object), t), node)
+            r = N.sub(r, v) if negative else N.add(r, v)
+        return r
 
 
 def _reshape_known_or_tensor(imp, node, x, dims):
@@ -622,15 +663,23 @@ def tile(imp, node, ins):
     dims = imp.shape(x)
     with _guard(imp):
         t = T(imp, x, node)
-        # [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1]
-        inter = []
-        for d in dims:
-            inter += [1, d]
-        t = N.reshape(t, inter)
-        big = []
-        for r, d in zip(reps, dims):
-            big += [r, d]
-        t = S.expand(t, big)
+        # [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1];
+        # an axis repeated once gets no new axis (kiln's shapes have at most 8
+        # axes: GPT-J tiles 5-D tensors along one axis)
+        tiled = [i for i, r in enumerate(reps) if not (isinstance(r, int) and r == 1)]
+        if not tiled:
+            return t
+        if len(dims) + len(tiled) > 8:
+            for i in tiled:       # more axes than kiln has: one concat per tiled axis
+                if not isinstance(reps[i], int):
+                    raise UnsupportedNode(node, "a symbolic repeat count on a tensor of more than 4 axes")
+                t = S.concat([t] * reps[i], i)
+            return t
+        inter, big = [], []
+        for i, (r, d) in enumerate(zip(reps, dims)):
+            inter += [1, d] if i in tiled else [d]
+            big += [r, d] if i in tiled else [d]
+        t = S.expand(N.reshape(t, inter), big)
         return N.reshape(t, [_norm(r * d) for r, d in zip(reps, dims)])
 
 
@@ -804,6 +853,119 @@ def _layer_norm_with_stats(imp, node, ins):
         if len(ins) > 2 and ins[2] is not None:
             y = N.add(y, T(imp, ins[2], node))
         return [y, mean, inv]
+
+
+def _per_channel(imp, node, v, rank, dtype):
+    """A [C] parameter as a kiln tensor shaped [C, 1, ..] to broadcast over
+    [N, C, D1..]."""
+    if isinstance(v, Known) and not v.symbolic:
+        return N.constant(np.ascontiguousarray(v.array.astype(dtype).reshape((-1,) + (1,) * (rank - 2))))
+    t = T(imp, v, node)
+    return N.reshape(t, [imp.shape(v)[0]] + [1] * (rank - 2))
+
+
+@op("BatchNormalization")
+def batch_norm(imp, node, ins):
+    """Inference BatchNormalization, y = (x - mean) / sqrt(var + eps) * scale + B:
+    one multiply and one add per channel (folded at import when the
+    statistics are initializers, as an exporter's eval-mode model has them)."""
+    x, scale, bias, mean, var = ins[:5]
+    eps = attr(node, "epsilon", 1e-5)
+    rank = len(imp.shape(x))
+    np_t = D.numpy_dtype(imp.onnx_type(x))
+    if attr(node, "spatial", 1) == 0:
+        raise UnsupportedNode(node, "spatial=0 (statistics per channel and position, opset < 9)")
+    if len(node.output) > 3 and any(node.output[3:]):
+        raise UnsupportedNode(node, "the saved mean and variance outputs (opset < 14 training)")
+    if attr(node, "training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
+        return _batch_norm_batch_statistics(imp, node, ins, eps, rank, np_t)
+    with _guard(imp):
+        t = T(imp, x, node)
+        if all_known([scale, bias, mean, var]):
+            a = scale.array.astype(np.float64) / np.sqrt(var.array.astype(np.float64) + eps)
+            b = bias.array.astype(np.float64) - mean.array.astype(np.float64) * a
+            a, b = Known(a, D.FLOAT), Known(b, D.FLOAT)
+            return N.add(N.mul(t, _per_channel(imp, node, a, rank, np_t)), _per_channel(imp, node, b, rank, np_t))
+        mean_t, var_t = _per_channel(imp, node, mean, rank, np_t), _per_channel(imp, node, var, rank, np_t)
+        inv = N.reciprocal(N.sqrt(N.add(var_t, float(eps))))
+        y = N.mul(N.mul(N.sub(t, mean_t), inv), _per_channel(imp, node, scale, rank, np_t))
+        return N.add(y, _per_channel(imp, node, bias, rank, np_t))
+
+
+def _batch_norm_batch_statistics(imp, node, ins, eps, rank, np_t):
+    """training_mode=1: normalized with the batch's own mean and (biased)
+    variance over every axis but the channels; the running statistics
+    outputs blend them with the inputs' by momentum (ONNX's rule).  BiT's
+    weight-standardized convolutions normalize their weights this way."""
+    x, scale, bias, mean, var = ins[:5]
+    momentum = attr(node, "momentum", 0.9)
+    axes = [0] + list(range(2, rank))
+    with _guard(imp):
+        t = T(imp, x, node)
+        m = S.reduce_mean(t, axes=axes, keepdims=True)
+        d = N.sub(t, m)
+        v = S.reduce_mean(N.mul(d, d), axes=axes, keepdims=True)
+        y = N.mul(N.mul(d, N.reciprocal(N.sqrt(N.add(v, float(eps))))), _per_channel(imp, node, scale, rank, np_t))
+        y = N.add(y, _per_channel(imp, node, bias, rank, np_t))
+        c = imp.shape(x)[1]
+        m, v = N.reshape(m, [c]), N.reshape(v, [c])
+        running = [N.add(N.mul(T(imp, old, node), float(momentum)), N.mul(new, float(1 - momentum)))
+                   for old, new in ((mean, m), (var, v))]
+        return [y] + running
+
+
+def _ones(dims, np_t):
+    return S.expand(N.constant(np.ones([1] * len(dims), np_t)), dims)
+
+
+@op("InstanceNormalization")
+def instance_norm(imp, node, ins):
+    """Each (sample, channel) normalized over its spatial axes: kiln's layer
+    norm over axes 2.. with unit scale, then the per-channel scale and bias
+    (wav2vec2's feature extractor; torch's GroupNorm is exported this way)."""
+    x, scale, bias = ins
+    dims = imp.shape(x)
+    if len(dims) < 3:
+        raise UnsupportedNode(node, f"an input of rank {len(dims)} (needs [N, C, D1..])")
+    eps = attr(node, "epsilon", 1e-5)
+    np_t = D.numpy_dtype(imp.onnx_type(x))
+    with _guard(imp):
+        t = T(imp, x, node)
+        one = _ones(dims[2:], np_t)
+        y = S.layer_norm(t, one, N.mul(one, 0.0), axis=2, epsilon=eps)
+        return N.add(N.mul(y, _per_channel(imp, node, scale, len(dims), np_t)),
+                     _per_channel(imp, node, bias, len(dims), np_t))
+
+
+@op("GroupNormalization")
+def group_norm(imp, node, ins):
+    """[N, C, D..] as [N, G, C/G * D..], each group normalized (kiln's layer
+    norm over axis 2 with unit scale), then scale and bias per channel
+    (opset 21) or per group (opset 18, repeated over its channels)."""
+    x, scale, bias = ins
+    dims = imp.shape(x)
+    groups = attr(node, "num_groups")
+    eps = attr(node, "epsilon", 1e-5)
+    if len(dims) < 3 or not isinstance(dims[1], int) or dims[1] % groups:
+        raise UnsupportedNode(node, f"input dims {dims} with {groups} groups (needs [N, C, D1..], C known, "
+                                    "divisible by num_groups)")
+    c = dims[1]
+    np_t = D.numpy_dtype(imp.onnx_type(x))
+    rest = 1
+    for d in dims[2:]:
+        rest = rest * d
+    with _guard(imp):
+        t = N.reshape(T(imp, x, node), [dims[0], groups, _norm(c // groups * rest)])
+        one = _ones([_norm(c // groups * rest)], np_t)
+        y = N.reshape(S.layer_norm(t, one, N.mul(one, 0.0), axis=2, epsilon=eps), dims)
+        params = []
+        for v in (scale, bias):
+            if imp.shape(v)[0] != c:        # opset 18: one value per group
+                if not isinstance(v, Known):
+                    raise UnsupportedNode(node, "per-group scale/bias computed at run time")
+                v = Known(np.repeat(v.array, c // groups), v.onnx_type)
+            params.append(_per_channel(imp, node, v, len(dims), np_t))
+        return N.add(N.mul(y, params[0]), params[1])
 
 
 @op("RMSNormalization")
