@@ -29,7 +29,6 @@ TOL = 1e-4          # max abs error against onnxruntime / torch, after scaling b
 
 
 # Known failures whose cause is outside kiln's importer.
-RESIZE = dict(expect="needs ONNX Resize (being added on another branch)", expect_stage="import")
 ORT_FAILS = dict(expect="the TorchScript exporter writes a graph onnxruntime cannot run either",
                  expect_stage="ort-fails")
 
@@ -260,14 +259,12 @@ MODELS = [
                                     mlp_ratios=[2, 2], patch_sizes=[7, 3], strides=[4, 2])),
     _image_spec("levit", _image("LevitModel", "LevitConfig", image_size=32, hidden_sizes=[32, 48, 64],
                                 num_attention_heads=[1, 2, 2], depths=[1, 1, 1], key_dim=[8, 8, 8]), reinit=True),
-    _image_spec("beit", _vit_like("BeitModel", "BeitConfig", use_relative_position_bias=True), **RESIZE),
-    _image_spec("dinov2", _vit_like("Dinov2Model", "Dinov2Config", mlp_ratio=2), **RESIZE),
-    _image_spec("yolos", _vit_like("YolosModel", "YolosConfig", image_size=[32, 32], num_detection_tokens=4),
-                **RESIZE),
-    _image_spec("dpt", _vit_like("DPTModel", "DPTConfig", num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3]),
-                **RESIZE),
+    _image_spec("beit", _vit_like("BeitModel", "BeitConfig", use_relative_position_bias=True)),
+    _image_spec("dinov2", _vit_like("Dinov2Model", "Dinov2Config", mlp_ratio=2)),
+    _image_spec("yolos", _vit_like("YolosModel", "YolosConfig", image_size=[32, 32], num_detection_tokens=4)),
+    _image_spec("dpt", _vit_like("DPTModel", "DPTConfig", num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3])),
     _image_spec("mobilevit", _image("MobileViTModel", "MobileViTConfig", image_size=32, hidden_sizes=[16, 24, 32],
-                                    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64]), **RESIZE),
+                                    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64]), reinit=True),
     # ---- CNNs (transformers' weights are re-drawn where they leave the output near zero)
     _image_spec("resnet", _image("ResNetModel", "ResNetConfig", embedding_size=16, hidden_sizes=[16, 32],
                                  depths=[1, 1], layer_type="basic")),
