@@ -14,12 +14,12 @@
 #include "kiln/plugin.h"
 #include "engine/engine_desc.h"
 
-#define KILN_BACKEND_API_VERSION 7u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
+#define KILN_BACKEND_API_VERSION 8u   /* 2: kernel_load/kernel_launch/kernel_unload; 3: supports_op;
                                          4: kiln_layer_launch.attrs; 5: stream_create/stream_destroy;
                                          6: collectives (kiln_layer_launch's group and communicator, the
                                          comm_* functions); 7: MATMUL's attrs (transpose_a, transpose_b),
                                          which a backend from before would ignore, computing the wrong
-                                         product */
+                                         product; 8: layer_workspace and kiln_layer_launch's workspace */
 
 typedef struct kiln_layer_launch {
     uint8_t                 op;          /* kiln_op (never KILN_OP_PLUGIN) */
@@ -38,6 +38,13 @@ typedef struct kiln_layer_launch {
      * size 1, where a collective is a copy, and in supports_op). */
     int32_t                 rank, world_size;
     void                   *comm;
+    /* Device scratch of at least what layer_workspace asked for this launch
+     * (NULL and 0 when it asked for none, or when the caller gives none: a
+     * kernel then takes a path that needs none, or fails saying so).  One
+     * region serves every layer of a context in turn: nothing in it
+     * outlives the launch. */
+    void                   *workspace;
+    uint64_t                workspace_size;
 } kiln_layer_launch;
 
 typedef enum kiln_copy_kind {
@@ -126,6 +133,14 @@ typedef struct kiln_backend_iface {
                                void **comm);
     kiln_status (*comm_synchronize)(int32_t device, void *comm, void *stream, double timeout_s);
     void        (*comm_free)(int32_t device, void *comm);
+
+    /* Bytes of device scratch a launch wants (an im2col matrix, say), asked
+     * when a context prepares its shapes: the launch's op, attributes,
+     * dtypes and dims are filled, its data pointers are not.  The runtime
+     * sets aside the largest answer over the layers once, with the
+     * activations (the same growth, cap and graph invalidation), before any
+     * capture.  NULL, or 0 for a launch: none. */
+    uint64_t    (*layer_workspace)(const kiln_layer_launch *launch);
 } kiln_backend_iface;
 
 /* The CPU backend (always present). */

@@ -435,15 +435,32 @@ static kiln_status check_input_dims(const kiln_context *ctx) {
 
 /* Offsets of the activations for the current shapes, in an arena grown (never
  * shrunk) to what they need; refused past the caller's cap. */
-static kiln_status place_activations(kiln_context *ctx) {
-    uint64_t need = 0;
-    kiln_status s = kiln_activation_plan_place(&ctx->plan, ctx->tensor_bytes, &need);
+/* Alignment of the backend workspace after the activations (backend.h). */
+#define KILN_WORKSPACE_ALIGN 256u
+
+/* Lay the activations out for the current shapes, then `workspace` bytes of
+ * backend scratch after them (ctx->workspace), growing the arena when they
+ * do not fit. */
+static kiln_status place_activations(kiln_context *ctx, uint64_t workspace) {
+    uint64_t need = 0, planned = 0;
+    kiln_status s = kiln_activation_plan_place(&ctx->plan, ctx->tensor_bytes, &planned);
     if (s) return s;
+    need = planned;
+    if (workspace) {
+        need = (planned + KILN_WORKSPACE_ALIGN - 1) / KILN_WORKSPACE_ALIGN * KILN_WORKSPACE_ALIGN;
+        if (__builtin_add_overflow(need, workspace, &need))
+            return kiln_error(KILN_ERROR_NO_MEMORY, "the backend's workspace of %llu bytes does not fit in 64 bits",
+                              (unsigned long long)workspace);
+    }
     if (need > ctx->arena_capacity) {
-        if (ctx->memory_cap && need > ctx->memory_cap)
+        if (ctx->memory_cap && need > ctx->memory_cap) {
+            char part[96] = "";
+            if (workspace)
+                snprintf(part, sizeof part, "; %llu of them the backend's workspace", (unsigned long long)workspace);
             return kiln_error(KILN_ERROR_NO_MEMORY, "these input shapes need %llu bytes of activation memory, more "
-                              "than the context's cap of %llu bytes (kiln_context_options.max_activation_bytes)",
-                              (unsigned long long)need, (unsigned long long)ctx->memory_cap);
+                              "than the context's cap of %llu bytes (kiln_context_options.max_activation_bytes)%s",
+                              (unsigned long long)need, (unsigned long long)ctx->memory_cap, part);
+        }
         void *grown = NULL;
         if ((s = ctx->backend->alloc(ctx->device.index, (size_t)need, &grown)))
             return kiln_error_prefix(s, "allocating %llu bytes of activation memory", (unsigned long long)need);
@@ -457,6 +474,8 @@ static kiln_status place_activations(kiln_context *ctx) {
     /* No arena yet when every activation is empty so far: no pointer to offset. */
     for (size_t i = 0; i < ctx->plan.count; i++)
         ctx->data[ctx->plan.tensors[i]] = ctx->arena ? (uint8_t *)ctx->arena + ctx->plan.items[i].offset : NULL;
+    ctx->workspace = workspace ? (uint8_t *)ctx->arena + (need - workspace) : NULL;
+    ctx->workspace_size = workspace;
     return KILN_OK;
 }
 
@@ -496,32 +515,47 @@ static kiln_status prepare(kiln_context *ctx) {
                               "outside what the profiles' maxima imply)", r->name, (unsigned long long)bytes,
                               (unsigned long long)r->size);
     }
-    if ((s = check_input_dims(ctx)) || (s = place_activations(ctx))) return s;
+    if ((s = check_input_dims(ctx))) return s;
+    /* Built-in launches first: the backend's workspace is the most any of
+     * them asks for (backend.h), placed with the activations. */
+    uint64_t workspace = 0;
     for (int32_t l = 0; l < d->layer_count; l++) {
         const kiln_layer_record *r = &d->layers[l];
         kiln_prepared_layer *p = &ctx->layers[l];
         int32_t n = r->input_count + r->output_count;
         for (int32_t i = 0; i < n; i++) p->descs[i] = ctx->tensor_descs[p->tensor_ids[i]];
-        if (r->op == KILN_OP_PLUGIN) {
-            p->plugin = (kiln_plugin_launch){.input_count = r->input_count, .inputs = p->descs,
-                                             .output_count = r->output_count, .outputs = p->descs + r->input_count,
-                                             .device = ctx->device, .expr_values = ctx->expr_values,
-                                             .expr_count = (int64_t)d->exprs->count,
-                                             .device_service = &ctx->device_service};
-            if (r->workspace >= 0) {
-                p->plugin.workspace_size = (uint64_t)ctx->expr_values[d->tensors[r->workspace].shape[0]];
-                p->plugin.workspace = p->plugin.workspace_size ? ctx->data[r->workspace] : NULL;
-            }
-        } else {
-            const kiln_layer_attrs *a = &r->attrs;
-            memcpy(p->attr_values, a->ints, sizeof(int64_t) * (size_t)a->int_count);
-            for (int32_t k = 0; k < a->expr_count; k++) p->attr_values[a->int_count + k] = ctx->expr_values[a->exprs[k]];
-            p->launch = (kiln_layer_launch){.op = r->op, .subop = r->subop, .axis = r->axis,
-                                            .attrs = p->attr_values, .attr_count = a->int_count + a->expr_count,
-                                            .input_count = r->input_count, .output_count = r->output_count,
-                                            .inputs = p->descs, .outputs = p->descs + r->input_count,
-                                            .rank = d->parallel.rank, .world_size = d->parallel.world_size,
-                                            .comm = ctx->comm};
+        if (r->op == KILN_OP_PLUGIN) continue;
+        const kiln_layer_attrs *a = &r->attrs;
+        memcpy(p->attr_values, a->ints, sizeof(int64_t) * (size_t)a->int_count);
+        for (int32_t k = 0; k < a->expr_count; k++) p->attr_values[a->int_count + k] = ctx->expr_values[a->exprs[k]];
+        p->launch = (kiln_layer_launch){.op = r->op, .subop = r->subop, .axis = r->axis,
+                                        .attrs = p->attr_values, .attr_count = a->int_count + a->expr_count,
+                                        .input_count = r->input_count, .output_count = r->output_count,
+                                        .inputs = p->descs, .outputs = p->descs + r->input_count,
+                                        .rank = d->parallel.rank, .world_size = d->parallel.world_size,
+                                        .comm = ctx->comm};
+        if (ctx->backend->layer_workspace) {
+            uint64_t want = ctx->backend->layer_workspace(&p->launch);
+            if (want > workspace) workspace = want;
+        }
+    }
+    if ((s = place_activations(ctx, workspace))) return s;
+    for (int32_t l = 0; l < d->layer_count; l++) {
+        const kiln_layer_record *r = &d->layers[l];
+        kiln_prepared_layer *p = &ctx->layers[l];
+        if (r->op != KILN_OP_PLUGIN) {
+            p->launch.workspace = ctx->workspace;
+            p->launch.workspace_size = ctx->workspace_size;
+            continue;
+        }
+        p->plugin = (kiln_plugin_launch){.input_count = r->input_count, .inputs = p->descs,
+                                         .output_count = r->output_count, .outputs = p->descs + r->input_count,
+                                         .device = ctx->device, .expr_values = ctx->expr_values,
+                                         .expr_count = (int64_t)d->exprs->count,
+                                         .device_service = &ctx->device_service};
+        if (r->workspace >= 0) {
+            p->plugin.workspace_size = (uint64_t)ctx->expr_values[d->tensors[r->workspace].shape[0]];
+            p->plugin.workspace = p->plugin.workspace_size ? ctx->data[r->workspace] : NULL;
         }
     }
     ctx->prepared = 1;

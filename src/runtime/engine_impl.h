@@ -48,6 +48,8 @@ struct kiln_context {
     void                     *arena;          /* activation arena on the device (sized for the shapes run so far) */
     uint64_t                  arena_capacity; /* its bytes */
     uint64_t                  memory_cap;     /* most arena bytes allowed (options.max_activation_bytes), 0: none */
+    void                     *workspace;      /* the backend's scratch at the arena's end (backend.h), or NULL */
+    uint64_t                  workspace_size; /* its bytes: the most any built-in launch asked for */
     kiln_activation_plan      plan;           /* activation lifetimes; offsets for the current shapes */
     uint64_t                 *tensor_bytes;   /* per engine tensor: bytes at the current shapes */
     uint8_t                  *weights;        /* engine weights on the device */

@@ -110,6 +110,13 @@ static kiln_status cpu_run_layer(int32_t device, const kiln_layer_launch *l, voi
     return op->split ? kiln_cpu_run_split(l, op->run) : op->run(l);
 }
 
+/* Scratch a launch wants (backend.h): the convolution's im2col matrix, so
+ * that a run allocates (and faults in) nothing. */
+static uint64_t cpu_layer_workspace(const kiln_layer_launch *l) {
+    if (!l || !cpu_op_for(l)) return 0;
+    return l->op == KILN_OP_CONV ? kiln_cpu_conv_workspace(l) : 0;
+}
+
 static const kiln_backend_iface cpu_backend = {
     .api_version  = KILN_BACKEND_API_VERSION,
     .name         = "cpu",
@@ -122,6 +129,7 @@ static const kiln_backend_iface cpu_backend = {
     .supports_op  = cpu_supports_op,
     .synchronize  = cpu_synchronize,
     .set_device   = NULL,
+    .layer_workspace = cpu_layer_workspace,
 };
 
 const kiln_backend_iface *kiln_backend_cpu(void) { return &cpu_backend; }

@@ -145,66 +145,117 @@ static void conv_spatial(conv_geom *g, const kiln_tensor_desc *x, const kiln_ten
     }
 }
 
-kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
+/* How one launch runs: its geometry, the images per product, and its
+ * float32 scratch (counts in floats): col [kg, nb·P] (unless direct); for
+ * half types the weights and nb images' input; the sums [mg, nb·P] unless
+ * they can be written in place (float32, one image); the bias. */
+typedef struct conv_plan {
+    conv_geom g;
+    int64_t   nb;          /* images per product */
+    int       half, direct;
+    size_t    col_n, w_n, x_n, o_n, b_n;
+} conv_plan;
+
+/* What is wrong with a launch conv_plan_make cannot run (the run reports
+ * it; the workspace query, which must not record errors, answers 0). */
+typedef enum conv_fault { CONV_OK, CONV_DTYPE, CONV_LAYOUT, CONV_CHANNELS } conv_fault;
+
+static conv_fault conv_plan_make(const kiln_layer_launch *l, conv_plan *p) {
     const kiln_tensor_desc *x = &l->inputs[0], *w = &l->inputs[1], *out = &l->outputs[0];
-    const kiln_tensor_desc *bias = l->input_count == 3 ? &l->inputs[2] : NULL;
-    if (!kiln_cpu_conv_supports(l))
-        return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: conv of %s is not supported (float32, float16, "
-                          "bfloat16, one dtype for every input)",
-                          kiln_dtype_name(x->dtype) ? kiln_dtype_name(x->dtype) : "?");
-    conv_geom g = {.k = x->rank - 2};
+    if (!kiln_cpu_conv_supports(l)) return CONV_DTYPE;
+    memset(p, 0, sizeof *p);
+    conv_geom *g = &p->g;
+    g->k = x->rank - 2;
     /* The rule has checked the shapes; these guard the kernel against a
      * launch it did not describe. */
-    if (g.k < 1 || g.k > 3 || w->rank != x->rank || out->rank != x->rank || l->attr_count != 1 + 4 * g.k)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: conv of rank %d with %d attributes", x->rank,
-                          (int)l->attr_count);
+    if (g->k < 1 || g->k > 3 || w->rank != x->rank || out->rank != x->rank || l->attr_count != 1 + 4 * g->k)
+        return CONV_LAYOUT;
     const int64_t *a = l->attrs;
-    g.N = x->dims[0];
-    g.C = x->dims[1];
-    g.M = w->dims[0];
-    g.group = a[0];
-    g.cg = w->dims[1];
-    g.mg = g.group > 0 ? g.M / g.group : 0;
-    if (g.group < 1 || g.cg * g.group != g.C || g.mg * g.group != g.M || out->dims[0] != g.N || out->dims[1] != g.M)
-        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: conv channels: input %lld, weight [%lld, %lld], "
-                          "group %lld", (long long)g.C, (long long)g.M, (long long)g.cg, (long long)g.group);
-    conv_spatial(&g, x, w, out, a);
-    if (kiln_cpu_numel(out) == 0) return KILN_OK;
-    const kiln_dtype dt = out->dtype;
-    const size_t es = kiln_dtype_size(dt);
-    const int64_t kg = g.cg * g.taps, P = g.positions;
-    const int half = dt != KILN_FLOAT32;
+    g->N = x->dims[0];
+    g->C = x->dims[1];
+    g->M = w->dims[0];
+    g->group = a[0];
+    g->cg = w->dims[1];
+    g->mg = g->group > 0 ? g->M / g->group : 0;
+    if (g->group < 1 || g->cg * g->group != g->C || g->mg * g->group != g->M || out->dims[0] != g->N ||
+        out->dims[1] != g->M)
+        return CONV_CHANNELS;
+    conv_spatial(g, x, w, out, a);
+    const int64_t kg = g->cg * g->taps, P = g->positions;
+    p->half = out->dtype != KILN_FLOAT32;
     /* A 1x1 convolution with unit strides and no pads reads the input as
      * its own col matrix ([cg, P] per image and group): no im2col copy. */
     int pointwise = 1;
-    for (int32_t i = 0; i < g.k; i++)
-        pointwise &= g.ker[i] == 1 && g.stride[i] == 1 && g.pad[i] == 0;
+    for (int32_t i = 0; i < g->k; i++)
+        pointwise &= g->ker[i] == 1 && g->stride[i] == 1 && g->pad[i] == 0;
     /* Images per product: a product of few columns (the late layers of a
      * CNN, 7x7 positions) runs far below the BLAS's speed, so the columns of
      * several images go into one product of at least ~1024 columns, whose
      * rows are then copied out image by image. */
-    int64_t nb = P >= 1024 ? 1 : (1024 + P - 1) / P;
-    if (nb > g.N) nb = g.N;
-    const int direct = pointwise && nb == 1 && !half;
-    const int64_t cols = nb * P;
+    p->nb = P >= 1024 || P == 0 ? 1 : (1024 + P - 1) / P;
+    if (p->nb > g->N) p->nb = g->N > 0 ? g->N : 1;
+    p->direct = pointwise && p->nb == 1 && !p->half;
+    const int64_t cols = p->nb * P;
+    p->col_n = p->direct ? 0 : (size_t)(kg * cols);
+    p->w_n = p->half ? (size_t)kiln_cpu_numel(w) : 0;
+    p->x_n = p->half ? (size_t)(p->nb * g->C * g->in_plane) : 0;
+    p->o_n = p->half || p->nb > 1 ? (size_t)(g->mg * cols) : 0;
+    p->b_n = l->input_count == 3 ? (size_t)g->M : 0;
+    return CONV_OK;
+}
 
-    /* Scratch, float32: col [kg, nb·P] (unless direct); for half types the
-     * weights and nb images' input; the sums [mg, nb·P] unless they can be
-     * written in place (float32, one image); the bias. */
-    const size_t col_n = direct ? 0 : (size_t)(kg * cols), w_n = half ? (size_t)kiln_cpu_numel(w) : 0,
-                 x_n = half ? (size_t)(nb * g.C * g.in_plane) : 0,
-                 o_n = half || nb > 1 ? (size_t)(g.mg * cols) : 0, b_n = bias ? (size_t)g.M : 0;
-    float *scratch = kiln_malloc((col_n + w_n + x_n + o_n + b_n + 1) * sizeof(float));
-    if (!scratch)
-        return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: conv: cannot allocate %zu bytes of im2col scratch",
-                          (col_n + w_n + x_n + o_n + b_n) * sizeof(float));
+static size_t conv_plan_bytes(const conv_plan *p) {
+    return (p->col_n + p->w_n + p->x_n + p->o_n + p->b_n + 1) * sizeof(float);
+}
+
+uint64_t kiln_cpu_conv_workspace(const kiln_layer_launch *l) {
+    conv_plan p;
+    return conv_plan_make(l, &p) == CONV_OK && kiln_cpu_numel(&l->outputs[0]) > 0 ? conv_plan_bytes(&p) : 0;
+}
+
+kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
+    const kiln_tensor_desc *x = &l->inputs[0], *w = &l->inputs[1], *out = &l->outputs[0];
+    const kiln_tensor_desc *bias = l->input_count == 3 ? &l->inputs[2] : NULL;
+    conv_plan plan;
+    switch (conv_plan_make(l, &plan)) {
+    case CONV_OK: break;
+    case CONV_DTYPE:
+        return kiln_error(KILN_ERROR_UNSUPPORTED, "cpu backend: conv of %s is not supported (float32, float16, "
+                          "bfloat16, one dtype for every input)",
+                          kiln_dtype_name(x->dtype) ? kiln_dtype_name(x->dtype) : "?");
+    case CONV_LAYOUT:
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: conv of rank %d with %d attributes", x->rank,
+                          (int)l->attr_count);
+    case CONV_CHANNELS:
+        return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "cpu backend: conv channels: input %lld, weight [%lld, %lld], "
+                          "group %lld", (long long)x->dims[1], (long long)w->dims[0], (long long)w->dims[1],
+                          (long long)(l->attr_count > 0 ? l->attrs[0] : 0));
+    }
+    if (kiln_cpu_numel(out) == 0) return KILN_OK;
+    kiln_status st = KILN_OK;
+    const conv_geom g = plan.g;
+    const kiln_dtype dt = out->dtype;
+    const size_t es = kiln_dtype_size(dt);
+    const int64_t kg = g.cg * g.taps, P = g.positions, nb = plan.nb;
+    const int half = plan.half, direct = plan.direct;
+    const size_t col_n = plan.col_n, w_n = plan.w_n, x_n = plan.x_n, o_n = plan.o_n, b_n = plan.b_n;
+    /* The context's workspace (asked for through kiln_cpu_conv_workspace)
+     * when there is one: no allocation, and no fresh pages to fault in, per
+     * run; else (a caller that gave none) an allocation of our own. */
+    const size_t bytes = conv_plan_bytes(&plan);
+    float *owned = NULL, *scratch = l->workspace;
+    if (!scratch || l->workspace_size < bytes) {
+        if (!(scratch = owned = kiln_malloc(bytes)))
+            return kiln_error(KILN_ERROR_NO_MEMORY, "cpu backend: conv: cannot allocate %zu bytes of im2col scratch",
+                              bytes);
+    }
     float *col = scratch, *wf = col + col_n, *xf = wf + w_n, *of = xf + x_n, *bf = of + o_n;
+    (void)b_n;
     const float *weights = half ? wf : (const float *)w->data;
     if (half) to_f32(dt, w->data, wf, (int64_t)w_n);
     if (bias) to_f32(dt, bias->data, bf, g.M);
 
     const int threads = kiln_parallel_threads((double)(kg * P), 1 << 16, kg);
-    kiln_status st = KILN_OK;
     for (int64_t n0 = 0; n0 < g.N && !st; n0 += nb) {
         const int64_t images = g.N - n0 < nb ? g.N - n0 : nb, width = images * P;
         const char *xn = (const char *)x->data + (size_t)(n0 * g.C * g.in_plane) * es;
@@ -247,7 +298,7 @@ kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
             }
         }
     }
-    kiln_free(scratch);
+    kiln_free(owned);
     return st;
 }
 

@@ -99,6 +99,9 @@ kiln_status kiln_cpu_rotary_embedding(const kiln_layer_launch *l);
 bool        kiln_cpu_rotary_supports(const kiln_layer_launch *l);
 /* CONV: x, w, optional bias; attrs group, strides, dilations, pads (cpu_conv.c: im2col + matmul). */
 kiln_status kiln_cpu_conv(const kiln_layer_launch *l);
+/* Bytes of scratch kiln_cpu_conv uses for this launch (im2col matrix, float32
+ * copies of half inputs): the backend's layer_workspace. */
+uint64_t    kiln_cpu_conv_workspace(const kiln_layer_launch *l);
 bool        kiln_cpu_conv_supports(const kiln_layer_launch *l);
 /* POOL: x; subop kiln_pool_mode; attrs as ops/pool_view.h reads them (cpu_pool.c). */
 kiln_status kiln_cpu_pool(const kiln_layer_launch *l);

@@ -302,6 +302,12 @@ static kiln_status cuda_run_layer(int32_t device, const kiln_layer_launch *l, vo
     return st;
 }
 
+/* Scratch a launch wants (backend.h): none so far. */
+static uint64_t cuda_layer_workspace(const kiln_layer_launch *l) {
+    (void)l;
+    return 0;
+}
+
 static kiln_status cuda_synchronize(int32_t device, void *stream) {
     device_guard g;
     kiln_status st = guard_enter(&g, device, "synchronize: cudaSetDevice");
@@ -364,6 +370,7 @@ static const kiln_backend_iface cuda_iface = {
     .comm_create      = kiln_cuda_comm_create,
     .comm_synchronize = kiln_cuda_comm_synchronize,
     .comm_free        = kiln_cuda_comm_free,
+    .layer_workspace  = cuda_layer_workspace,
 };
 
 /* The module's only exported symbol.  NULL when the host is missing or was
