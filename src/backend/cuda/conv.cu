@@ -95,6 +95,7 @@
  *
  * CONV_TRANSPOSE always takes its direct kernel: for each output, the taps
  * whose input position is whole and inside the input. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mma.h>
@@ -748,6 +749,19 @@ static kc_conv_force kc_conv_forced(void) {
     return (kc_conv_force)forced;
 }
 
+/* KILN_CUDA_CONV_LOG=1 (read once per process): each CONV run prints its
+ * path to stderr (the im2col path with its chunks and workspace), so that
+ * a test or a benchmark can see which path a shape took.  Under CUDA graph
+ * capture it prints at capture, not at replay. */
+static bool kc_conv_log_on(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("KILN_CUDA_CONV_LOG");
+        on = e && strcmp(e, "1") == 0;
+    }
+    return on != 0;
+}
+
 /* 1x1, stride 1, no padding (out == in with no begin pad: no end pad
  * either): x is already the GEMM's right operand. */
 static bool kc_conv_pointwise(const kc_conv_geom &g) {
@@ -1047,6 +1061,20 @@ static kiln_status kc_conv_run(int32_t device, const kiln_layer_launch *l, bool 
     const bool workspace = l->workspace && l->workspace_size > 0;
     const kc_conv_path path =
         transposed ? KC_CONV_DIRECT : kc_conv_choose(device, g, batch, dt, workspace, &plan, &ig);
+    if (kc_conv_log_on()) {
+        char how[160] = "";
+        if (path == KC_CONV_IM2COL)
+            snprintf(how, sizeof how, ", %lld chunks of %lld images (workspace %llu of %llu bytes)",
+                     (long long)((batch + plan.nb - 1) / plan.nb), (long long)plan.nb, (unsigned long long)plan.need,
+                     (unsigned long long)l->workspace_size);
+        const char *name = path == KC_CONV_IM2COL ? (plan.flat ? "im2col-flat" : "im2col-batched")
+                           : path == KC_CONV_1X1  ? "1x1"
+                           : path == KC_CONV_IGEMM ? "igemm"
+                                                   : "direct";
+        fprintf(stderr, "kiln cuda %s: n %lld, c %lld, m %lld, group %lld, taps %lld, positions %lld: %s%s\n", what,
+                (long long)batch, (long long)g.C, (long long)g.M, (long long)(g.M / g.mg), (long long)g.taps,
+                (long long)g.positions, name, how);
+    }
     if (path == KC_CONV_IM2COL) {
         /* The runtime sized the workspace with kiln_cuda_conv_workspace on these shapes: never run past it. */
         if (l->workspace_size < plan.need)
