@@ -18,10 +18,13 @@
  *                  of images into the workspace, then cuBLAS multiplies
  *                  (kiln_cuda_gemm_run in matmul.cu: the matmul layer's
  *                  handles, lock and compute types, so it behaves the same
- *                  under CUDA graph capture).  cuBLAS's tuned tensor-core
- *                  GEMMs beat the implicit-GEMM kernel below by several
- *                  times on ResNet's 3x3 layers; the col pass costs about
- *                  one more read and write of taps·x.  Two forms:
+ *                  under CUDA graph capture).  Why: the implicit-GEMM
+ *                  kernel below ran ResNet-50's 3x3 layers 3-11x slower
+ *                  than cuDNN on an H200 (about 36 TFLOP/s at batch 32;
+ *                  8 blocks at batch 1, 7x7), and cuBLAS's GEMMs are tuned
+ *                  per shape (split-K included); the col pass costs a write
+ *                  and a read of taps·x (not yet measured against the
+ *                  kernel: bench/bench_gpu_conv.py --path).  Two forms:
  *                    batched: per image a [CK, P] block (CK = C·taps), one
  *                    strided-batched GEMM over the images (or groups) whose
  *                    products land in y [n, M, P] directly; the bias is
@@ -84,11 +87,12 @@
  * small and depthwise ones; no workspace is asked for), `im2col` (also
  * small and depthwise ones, when a workspace is given), `im2col-batched`,
  * `im2col-flat` (the form forced too; a 1x1 stride-1 convolution in the
- * batched form is the 1x1 path).
+ * batched form is the 1x1 path).  KILN_CUDA_CONV_LOG=1 prints each run's
+ * path (kc_conv_log_on).
  *
  * Limits worth knowing: the implicit-GEMM kernel does not split the depth
  * axis, so a layer of few output tiles (batch 1 at 7x7: one column tile)
- * runs on few SMs there (cuBLAS picks its own split-K on the im2col path);
+ * runs on few SMs there (cuBLAS chooses its own kernel on the im2col path);
  * the WMMA kernel's body is compiled for compute capability 8.0 and up only
  * (CMake's default architectures, 80 and 90), and is a trap in a build for
  * older targets.
@@ -779,7 +783,8 @@ static bool kc_conv_im2col_plan(const kc_conv_geom &g, int64_t batch, kiln_dtype
     if (f == KC_FORCE_DIRECT || f == KC_FORCE_IGEMM) return false;
     if (dt != KILN_FLOAT32 && dt != KILN_FLOAT16 && dt != KILN_BFLOAT16) return false;
     const bool forced = f == KC_FORCE_IM2COL || f == KC_FORCE_IM2COL_BATCHED || f == KC_FORCE_IM2COL_FLAT;
-    const int64_t i32 = 0x7fffffff, lim = (int64_t)1 << 30;
+    /* i32 leaves room for a vector past the last element (e0 + 8 in kc_im2col). */
+    const int64_t i32 = 0x7fffffff - 64, lim = (int64_t)1 << 30;
     const int64_t P = g.positions, CK = g.C * g.taps, Kg = g.cg * g.taps;
     /* Depthwise and small groups stay on the direct kernel (GEMMs of a few
      * rows or a depth under 8), unless forced. */
