@@ -324,6 +324,28 @@ def test_conv_cuda_forced_path(path):
         assert set(paths) <= {path, "1x1"} and path in paths, sorted(set(paths))
 
 
+# The usual choice (no KILN_CUDA_CONV; a session gives the workspace): the
+# path each shape takes, as KILN_CUDA_CONV_LOG prints it.
+DEFAULT_PATHS = [
+    ((2, (2, 5, 13, 11), (70, 5, 3, 3), 1, 1, 1, 1), "im2col-batched"),    # 143 positions
+    ((2, (2, 64, 10, 10), (96, 64, 3, 3), 1, 1, 1, 1), "im2col-flat"),     # 100 positions, batch 2
+    ((2, (1, 16, 20, 20), (40, 8, 3, 3), 1, 2, 2, 2), "im2col-batched"),   # batch 1
+    ((2, (2, 32, 9, 9), (64, 32, 1, 1), 2, 0, 1, 1), "im2col-flat"),       # 1x1/2
+    ((2, (2, 64, 14, 14), (48, 64, 1, 1), 1, 0, 1, 1), "1x1"),             # 196 positions: x as it lies
+    ((2, (3, 32, 7, 7), (24, 32, 1, 1), 1, 0, 1, 1), "im2col-flat"),       # 1x1, 49 positions, batch 3
+    ((2, (2, 6, 9, 9), (6, 1, 3, 3), 1, 1, 1, 6), "direct"),               # depthwise
+    ((2, (2, 3, 11, 9), (4, 3, 3, 3), 1, 1, 1, 1), "direct"),              # 4 output channels
+]
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+def test_conv_cuda_default_paths():
+    log = run_child([c for c, _ in DEFAULT_PATHS], {})
+    # One line per run; a case's dtypes print the same line (dtypes are not in it).
+    runs = [line for i, line in enumerate(log) if i == 0 or line != log[i - 1]]
+    assert [line.rsplit(": ", 1)[1].split(",")[0] for line in runs] == [p for _, p in DEFAULT_PATHS], log
+
+
 # Batches larger than one chunk: KILN_CUDA_CONV_WORKSPACE_MB=0.2 caps the
 # im2col workspace at 0.2 MiB, so each of these takes several chunks (the
 # last one short) in at least one dtype: the batched form (3x3 at 12x12, a
