@@ -6,11 +6,26 @@ reduce-overhead: the fast path people use), all in one run.
 
     PYTHONPATH=python KILN_BUILD_DIR=build-py python3 bench/bench_llama.py --shape tiny      # CPU
     python3 bench/bench_llama.py --shape 1b --dtype bfloat16 --batch 1 16                   # GPU
+    python3 bench/bench_llama.py --arch qwen3 --shape 8b --batch 1 16 --graph              # another family
 
-Shapes: tiny (hidden 64, 2 layers: the CPU, where kiln's plugins run under
-Triton's interpreter), 1b (Llama-3.2-1B: hidden 2048, 16 layers, 32/8 heads,
-intermediate 8192, vocab 128256), 8b (Llama-3-8B: hidden 4096, 32 layers,
-32/8 heads, intermediate 14336).  Decode tokens/s counts decode steps only:
+--arch picks the family (llama, qwen2, qwen3, mistral: the transformers
+model class, and kiln.models.llama's engines for it), --shape a shape of
+that family, built from a config with random weights (ARCHS):
+  llama    tiny (hidden 64, 2 layers: the CPU, where kiln's plugins run under
+           Triton's interpreter), 1b (Llama-3.2-1B: hidden 2048, 16 layers,
+           32/8 heads, intermediate 8192, vocab 128256), 8b (Llama-3-8B:
+           hidden 4096, 32 layers, 32/8 heads, intermediate 14336)
+  qwen2    tiny, 1.5b (Qwen2.5-1.5B: hidden 1536, 28 layers, 12/2 heads,
+           intermediate 8960, vocab 151936, tied, q/k/v biases), 7b
+           (Qwen2.5-7B: hidden 3584, 28 layers, 28/4 heads, intermediate 18944)
+  qwen3    tiny, 0.6b (Qwen3-0.6B: hidden 1024, 28 layers, 16/8 heads of 128,
+           intermediate 3072, tied, q/k norms), 8b (Qwen3-8B: hidden 4096,
+           36 layers, 32/8 heads of 128, intermediate 12288)
+  mistral  tiny, 7b (Mistral-7B-v0.3: hidden 4096, 32 layers, 32/8 heads,
+           intermediate 14336, vocab 32768, no sliding window)
+--sliding-window N gives a mistral, qwen2 or qwen3 shape a window of N on
+every layer (Mistral v0.1 had 4096), to measure the windowed attention.
+Decode tokens/s counts decode steps only:
 (generate(prompt, n) - generate(prompt, 1)) / (n - 1) per step, both
 sides the same way.  kiln's decode step writes each layer's new K/V rows into
 the cache in place (CacheWrite) and runs its plugins through Python (JIT)
@@ -26,9 +41,12 @@ import subprocess
 import tempfile
 import time
 
-SHAPES = {
-    "tiny": dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2),
+TINY = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2)
+QWEN_ROPE = {"rope_type": "default", "rope_theta": 1000000.0}
+
+SHAPES = {      # Llama's (bench_llama_tp.py and examples/llama/generate_tp.py read these too)
+    "tiny": TINY,
     "1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
                num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
                rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
@@ -41,10 +59,56 @@ SHAPES = {
                                 "original_max_position_embeddings": 8192}, max_position_embeddings=131072),
 }
 
+# {arch: (transformers config class name, model class name, {shape: config})}
+ARCHS = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", SHAPES),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {
+        "tiny": dict(TINY, tie_word_embeddings=True),
+        "1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                     num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True,
+                     rope_parameters=QWEN_ROPE, max_position_embeddings=32768),
+        "7b": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                   num_attention_heads=28, num_key_value_heads=4, rope_parameters=QWEN_ROPE,
+                   max_position_embeddings=32768),
+    }),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {
+        "tiny": dict(TINY, head_dim=16),
+        "0.6b": dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                     num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True,
+                     rope_parameters=QWEN_ROPE, max_position_embeddings=40960),
+        "8b": dict(vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                   num_attention_heads=32, num_key_value_heads=8, head_dim=128, rope_parameters=QWEN_ROPE,
+                   max_position_embeddings=40960),
+    }),
+    "mistral": ("MistralConfig", "MistralForCausalLM", {
+        "tiny": dict(TINY, sliding_window=None),
+        "7b": dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                   num_attention_heads=32, num_key_value_heads=8, rope_parameters=QWEN_ROPE, sliding_window=None,
+                   max_position_embeddings=32768),
+    }),
+}
+
+
+def hf_config(arch, shape, sliding_window=None):
+    """(config, model class) of transformers for --arch/--shape."""
+    import transformers
+    config_name, model_name, shapes = ARCHS[arch]
+    kwargs = dict(shapes[shape])
+    if sliding_window:
+        if arch == "mistral":
+            kwargs["sliding_window"] = sliding_window
+        else:   # every layer windowed
+            kwargs.update(use_sliding_window=True, sliding_window=sliding_window, max_window_layers=0)
+    config = getattr(transformers, config_name)(attn_implementation="eager", **kwargs)
+    return config, getattr(transformers, model_name)
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", choices=SHAPES, default="tiny")
+    ap.add_argument("--arch", choices=ARCHS, default="llama", help="model family (default llama)")
+    ap.add_argument("--shape", default="tiny", help="a shape of the family (see above; default tiny)")
+    ap.add_argument("--sliding-window", type=int, default=None, metavar="N",
+                    help="a sliding window of N keys on every layer (mistral, qwen2, qwen3)")
     ap.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: bfloat16 on a GPU)")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     ap.add_argument("--batch", type=int, nargs="+", default=[1])
@@ -66,6 +130,10 @@ def main():
     ap.add_argument("--peers", nargs="+", default=["eager"], choices=["eager", "sdpa", "compile"],
                     help="transformers variants measured beside kiln (default: eager)")
     args = ap.parse_args()
+    if args.shape not in ARCHS[args.arch][2]:
+        ap.error(f"--arch {args.arch} has shapes {', '.join(ARCHS[args.arch][2])}, not {args.shape!r}")
+    if args.sliding_window and args.arch == "llama":
+        ap.error("--sliding-window: Llama has no sliding window (use --arch mistral, qwen2 or qwen3)")
     if args.c_generate and not (args.aot or any(v.startswith("aot") for v in args.kiln or [])):
         ap.error("--c-generate runs engines without Python: add --aot (or an aot --kiln variant)")
 
@@ -73,7 +141,6 @@ def main():
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    from transformers import LlamaConfig, LlamaForCausalLM
     from kiln.models import llama
 
     gpu = device.startswith("cuda")
@@ -99,9 +166,9 @@ def main():
         return best
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(attn_implementation="eager", **SHAPES[args.shape])
+    cfg, model_class = hf_config(args.arch, args.shape, args.sliding_window)
     with torch.device(device):
-        hf = LlamaForCausalLM(cfg).to(dtype).eval()
+        hf = model_class(cfg).to(dtype).eval()
     hf.generation_config.eos_token_id = None
     variants = args.kiln or [f"{'aot' if args.aot else 'jit'}-{'graph' if args.graph else 'eager'}"]
     models, build_s = {}, {}
@@ -174,7 +241,8 @@ def main():
                            args.profile)
 
     where = torch.cuda.get_device_name() if gpu else "CPU (Triton interpreter)"
-    print(f"shape {args.shape}, {dtype_name}, {where}, prompt {prompt}, {new_tokens} new tokens, "
+    window = f", sliding window {args.sliding_window}" if args.sliding_window else ""
+    print(f"{args.arch} shape {args.shape}{window}, {dtype_name}, {where}, prompt {prompt}, {new_tokens} new tokens, "
           f"prefill {prefill_len} tokens (batch 1); kiln build "
           f"{', '.join(f'{k.upper()} {v:.1f} s' for k, v in build_s.items())}; {time.strftime('%Y-%m-%d')}")
     print(f"| batch | system | prefill ms | decode tok/s | decode steps/s | tokens equal to {systems[0][0]}'s |")

@@ -3,8 +3,10 @@
 # Python extension, run the C tests (CUDA backend included) and the Python
 # tests (GPU variants included), the seed example on the GPU, then the GPU
 # benchmarks; a short summary table comes last.  Logs go to $OUT when set.
-#   usage: bash scripts/gpu-check.sh [quick|aot|llama|llama8b|multi|conv]
+#   usage: bash scripts/gpu-check.sh [quick|aot|llama|llama8b|families|multi|conv]
 #     aot: build, C tests, AOT steps only; llama: build, test_llama.py, the 1B bench only;
+#     families: build, test_llm_families.py and test_llama.py, the Qwen2.5-1.5B, Qwen3-8B and
+#     Mistral-7B benches only;
 #     llama8b: build, the 8B bench only (kiln AOT graph beside transformers eager and torch.compile);
 #     multi: build, then the multi-GPU section only (collectives across processes);
 #     conv: build, the CUDA backend's C test, test_conv.py, bench_gpu_conv.py --path igemm im2col-batched im2col-flat
@@ -32,17 +34,17 @@ build=$root/build/gpu
 step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON -DKILN_CUDA=ON -DKILN_PYTHON=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DPython3_EXECUTABLE="$(command -v python3)"
 step build cmake --build "$build" -j"$(nproc)"
-case "${1:-}" in llama|llama8b|multi|conv) ;; *) step ctest ctest --test-dir "$build" --output-on-failure ;; esac
+case "${1:-}" in llama|llama8b|families|multi|conv) ;; *) step ctest ctest --test-dir "$build" --output-on-failure ;; esac
 export KILN_BUILD_DIR=$build PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
-case "${1:-}" in aot|llama|llama8b|multi|conv) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
-case "${1:-}" in aot|llama|llama8b|multi|conv) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
+case "${1:-}" in aot|llama|llama8b|families|multi|conv) ;; *) step pytest python3 -m pytest -q -p no:cacheprovider tests/python ;; esac
+case "${1:-}" in aot|llama|llama8b|families|multi|conv) ;; *) step seed-example bash -c "cd examples/python_plugin && python3 build_lookup.py && python3 run_lookup.py" ;; esac
 # Multi-GPU: collective layers across processes over NCCL (docs/distributed.md):
 # Python: two ranks against torch.distributed, a CUDA graph replay, a dead
 # peer; C: two forked ranks through the C API.  (multi mode adds the CUDA
 # backend test and the NCCL ABI check.)  Skipped with fewer than 2 GPUs.
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${gpus:-0}" -ge 2 ]; then
-  case "${1:-}" in aot|llama|llama8b|conv) ;; *)
+  case "${1:-}" in aot|llama|llama8b|families|conv) ;; *)
     step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
     # The C test finds NCCL by dlopen("libnccl.so.2"): when the loader has none, torch's wheel copy.
     nccl_lib=${KILN_NCCL_LIBRARY:-}
@@ -88,6 +90,16 @@ if [ "${1:-}" = conv ]; then
 elif [ "${1:-}" = llama ]; then
   step pytest-llama python3 -m pytest -q -p no:cacheprovider tests/python/test_llama.py
   step bench_llama "${llama_1b[@]}"
+elif [ "${1:-}" = families ]; then
+  # Llama's relatives on the same engines (docs/plugin-guide.md, "The Llama family").
+  step pytest-families python3 -m pytest -q -p no:cacheprovider tests/python/test_llm_families.py \
+    tests/python/test_llama.py
+  step bench_qwen2_1.5b python3 bench/bench_llama.py --arch qwen2 --shape 1.5b --batch 1 16 \
+    --kiln aot-graph jit-graph --peers eager compile --repeat 2
+  step bench_qwen3_8b python3 bench/bench_llama.py --arch qwen3 --shape 8b --batch 1 16 --kiln aot-graph \
+    --peers eager compile --repeat 2
+  step bench_mistral_7b python3 bench/bench_llama.py --arch mistral --shape 7b --batch 1 16 --kiln aot-graph \
+    --peers eager compile --repeat 2
 elif [ "${1:-}" = llama8b ]; then
   step bench_llama8b python3 bench/bench_llama.py --shape 8b --batch 1 16 --kiln aot-graph --peers eager compile \
     --repeat 2
@@ -97,7 +109,7 @@ else
 step aot-example bash -c "cd examples/python_plugin && python3 build_lookup_aot.py --out '$build/aot' --tokens 37 --vocab 100 --hidden 200"
 step aot-c-test env KILN_AOT_DIR="$build/aot" KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_aot_engine"
 fi
-if [ "${1:-}" = llama ] || [ "${1:-}" = llama8b ] || [ "${1:-}" = conv ]; then
+if [ "${1:-}" = llama ] || [ "${1:-}" = llama8b ] || [ "${1:-}" = families ] || [ "${1:-}" = conv ]; then
   :
 elif [ "${1:-}" = aot ]; then
   step bench_gpu_aot python3 bench/bench_gpu_aot.py
@@ -124,7 +136,8 @@ if [ -n "${OUT:-}" ]; then
   for f in "$out"/*.log; do echo "===== $(basename "$f")"; cat "$f"; done > "$OUT/gpu-check.log"
 fi
 # The headline numbers, then the step table.
-for b in bench_gpu_lookup bench_gpu_overhead bench_gpu_aot bench_gpu_gemv bench_gpu_conv bench_llama bench_llama8b bench_onnx_models; do
+for b in bench_gpu_lookup bench_gpu_overhead bench_gpu_aot bench_gpu_gemv bench_gpu_conv bench_llama bench_llama8b \
+         bench_onnx_models bench_qwen2_1.5b bench_qwen3_8b bench_mistral_7b; do
   if [ -f "$out/$b.log" ]; then
     echo; echo "$b:"; grep -E '^\||^kiln from C|^torch.compile' "$out/$b.log" | grep -v -- '---' | head -n 24
   fi

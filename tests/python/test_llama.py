@@ -148,6 +148,19 @@ def test_save_and_load_in_a_fresh_process(tmp_path):
     assert torch.equal(tokens, reference_generate(hf, ids, 5))
     with pytest.raises(FileNotFoundError, match="kiln_llama.json"):
         llama.load(tmp_path)
+    # A directory saved in format 4 (before the other families: attention_bias
+    # for all four projections, no family fields) still loads: its engines
+    # are format 5's, its spec reads as Llama's.
+    meta = json.loads((tmp_path / "saved" / "kiln_llama.json").read_text())
+    assert meta["format"] == 5
+    spec = meta["spec"]
+    spec["attention_bias"] = spec.pop("qkv_bias")
+    for new in ("o_bias", "qk_norm", "sliding_window", "sliding_layers", "model_type"):
+        spec.pop(new)
+    (tmp_path / "saved" / "kiln_llama.json").write_text(json.dumps(dict(meta, format=4)))
+    old = llama.load(tmp_path / "saved", device=DEVICE)
+    assert old.spec == model.spec
+    assert torch.equal(old.logits(ids), model.logits(ids))
     # The decode engine writes each layer's new key and value rows into the
     # caller's cache in place: no copies between steps.
     r = subprocess.run([sys.executable, "-m", "kiln.cli", "inspect", str(tmp_path / "saved" / "decode.engine")],
@@ -174,8 +187,8 @@ def test_unsupported_configs_are_refused_by_name():
                                                                    "factor": 2.0}))
     with pytest.raises(ValueError, match="hidden_act 'gelu'"):
         llama.LlamaSpec.from_hf_config(dict(base, hidden_act="gelu"))
-    with pytest.raises(ValueError, match="model_type 'mistral'"):
-        llama.LlamaSpec.from_hf_config(dict(base, model_type="mistral"))
+    with pytest.raises(ValueError, match="model_type 'qwen2_moe' is not supported"):
+        llama.LlamaSpec.from_hf_config(dict(base, model_type="qwen2_moe"))
 
 
 def test_inputs_outside_the_profile_are_refused():

@@ -1,11 +1,27 @@
-"""The Llama hyper-parameters kiln needs, read from a transformers config (or
-the dict of a config.json), and the RoPE frequencies they imply."""
+"""The hyper-parameters kiln needs for a Llama-architecture model, read from a
+transformers config (or the dict of a config.json), and the RoPE frequencies
+they imply.
+
+One spec covers the families that share Llama's decoder (pre-norm RMSNorm,
+RoPE, grouped-query attention, SiLU-gated MLP); each way one of them departs
+from Llama is a field of its own, so the engines have one code path:
+
+    family   model_type  departs from Llama by
+    Llama    llama       -- (attention_bias: q/k/v/o biases; mlp_bias)
+    Mistral  mistral     sliding_window on every layer (None in most releases since v0.2)
+    Qwen2    qwen2       qkv_bias (q/k/v projections, not o_proj); sliding_window on the
+                         layers layer_types marks when use_sliding_window (Qwen2.5: off)
+    Qwen3    qwen3       qk_norm (an RMSNorm over each query and key head before RoPE),
+                         an explicit head_dim; attention_bias and windows as Qwen2
+"""
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Optional
 
 import torch
 
 ROPE_TYPES = ("default", "linear", "llama3")
+MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 
 @dataclass
@@ -19,18 +35,26 @@ class LlamaSpec:
     head_dim: int
     rms_norm_eps: float
     tie_word_embeddings: bool = False
-    attention_bias: bool = False
+    qkv_bias: bool = False          # q/k/v projections have biases (Qwen2; Llama's and Qwen3's attention_bias)
+    o_bias: bool = False            # the output projection has one (Llama's and Qwen3's attention_bias)
     mlp_bias: bool = False
+    qk_norm: bool = False           # RMSNorm of each query and key head before RoPE (Qwen3's q_norm, k_norm)
+    sliding_window: Optional[int] = None    # keys a query sees, itself included, on sliding_layers
+    sliding_layers: list = field(default_factory=list)
+    model_type: str = "llama"
     rope: dict = field(default_factory=lambda: {"rope_type": "default", "rope_theta": 10000.0})
 
     @classmethod
     def from_hf_config(cls, config):
-        """From a transformers LlamaConfig or a config.json dict.  Raises
-        ValueError naming the setting kiln's Llama does not support."""
+        """From a transformers config (LlamaConfig, MistralConfig,
+        Qwen2Config, Qwen3Config) or a config.json dict.  Raises ValueError
+        naming the setting kiln does not support."""
         d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-        model_type = d.get("model_type", "llama")
-        if model_type != "llama":
-            raise ValueError(f"kiln.models.llama: model_type {model_type!r} is not 'llama'")
+        model_type = d.get("model_type") or "llama"
+        if model_type not in MODEL_TYPES:
+            what = " (mixture-of-experts models are not supported)" if "moe" in model_type else ""
+            raise ValueError(f"kiln.models.llama: model_type {model_type!r} is not supported{what}; "
+                             f"supported: {', '.join(MODEL_TYPES)}")
         act = d.get("hidden_act", "silu")
         if act != "silu":
             raise ValueError(f"kiln.models.llama: hidden_act {act!r} is not supported (only 'silu')")
@@ -40,17 +64,77 @@ class LlamaSpec:
             raise ValueError(f"kiln.models.llama: num_attention_heads {heads} is not a multiple of "
                              f"num_key_value_heads {kv_heads}")
         head_dim = d.get("head_dim") or int(d["hidden_size"]) // heads
+        layers = int(d["num_hidden_layers"])
+        attention_bias = bool(d.get("attention_bias") or False)
+        if model_type == "qwen2":        # transformers' Qwen2Attention: q/k/v with bias, o_proj without
+            qkv_bias, o_bias = True, False
+        elif model_type == "mistral":    # MistralAttention: no bias (the config has no attention_bias)
+            qkv_bias = o_bias = False
+        else:
+            qkv_bias = o_bias = attention_bias
+        window, sliding = _sliding_window(d, model_type, layers)
         return cls(vocab_size=int(d["vocab_size"]), hidden_size=int(d["hidden_size"]),
-                   intermediate_size=int(d["intermediate_size"]), num_layers=int(d["num_hidden_layers"]),
+                   intermediate_size=int(d["intermediate_size"]), num_layers=layers,
                    num_heads=heads, num_kv_heads=kv_heads, head_dim=int(head_dim),
                    rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
                    tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
-                   attention_bias=bool(d.get("attention_bias", False)), mlp_bias=bool(d.get("mlp_bias", False)),
-                   rope=_rope_parameters(d))
+                   qkv_bias=qkv_bias, o_bias=o_bias,
+                   mlp_bias=bool(d.get("mlp_bias") or False) if model_type == "llama" else False,
+                   qk_norm=model_type == "qwen3", sliding_window=window, sliding_layers=sliding,
+                   model_type=model_type, rope=_rope_parameters(d))
+
+    @classmethod
+    def from_dict(cls, d):
+        """From the dict LlamaModel.save stores (dataclasses.asdict).  Files
+        of format 4 (Llama only) have attention_bias where this has qkv_bias
+        and o_bias, and none of the later fields (their defaults are Llama's)."""
+        d = dict(d)
+        if "attention_bias" in d:
+            d["qkv_bias"] = d["o_bias"] = bool(d.pop("attention_bias"))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TypeError(f"unknown spec fields {unknown}")
+        return cls(**d)
+
+    def window(self, layer):
+        """Layer `layer`'s sliding window (keys each query sees, itself
+        included), 0 when it attends to every earlier key."""
+        return int(self.sliding_window) if self.sliding_window and layer in self.sliding_layers else 0
 
     def inv_freq(self):
         """(inv_freq float32 [head_dim / 2], attention scaling) for self.rope."""
         return rope_frequencies(self.rope, self.head_dim)
+
+
+def _sliding_window(d, model_type, layers):
+    """(window, the layers that use it) as transformers applies them:
+    Mistral's sliding_window to every layer; Qwen2's and Qwen3's only when
+    use_sliding_window, to the layers layer_types marks "sliding_attention"
+    (or, in a config.json without layer_types, the layers from
+    max_window_layers on, as their configs compute it).  Llama has none."""
+    if model_type == "llama":
+        return None, []
+    if model_type == "mistral":
+        window = d.get("sliding_window")
+        sliding = list(range(layers))
+    else:
+        window = d.get("sliding_window") if d.get("use_sliding_window") else None
+        types = d.get("layer_types")
+        if window is not None and not types:
+            first = int(d.get("max_window_layers") if d.get("max_window_layers") is not None else 28)
+            types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
+        types = types or []
+        for t in types:
+            if t not in ("full_attention", "sliding_attention"):
+                raise ValueError(f"kiln.models.llama: layer type {t!r} is not supported "
+                                 "(only 'full_attention', 'sliding_attention')")
+        sliding = [i for i, t in enumerate(types) if t == "sliding_attention"]
+    if window is None:
+        return None, []
+    if int(window) < 1:
+        raise ValueError(f"kiln.models.llama: sliding_window {window} must be at least 1")
+    return int(window), sliding
 
 
 def _rope_parameters(d):

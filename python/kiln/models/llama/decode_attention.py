@@ -37,6 +37,13 @@ Two kernels:
        acc = acc*exp(m - m') + acc_j*exp(m_j - m')
    then writes acc / l.
 
+A sliding window (`window` > 0: Mistral, Qwen2's sliding layers) lets the
+token see only the cache rows [lengths[b] - window + 1, lengths[b]) and
+itself (the `window` keys ending at itself, as transformers masks them): the
+split kernel starts its rows there, and a split wholly before it sees no
+rows, so its partial is empty (m = -inf, l = 0) and the combine starts
+after such splits.  The cache itself still holds every position.
+
 Splitting keeps the GPU busy when batch * n_kv_heads is small (8 programs at
 batch 1 for a Llama with 8 key/value heads): 64 rows a split (the default)
 gives every 64 cached tokens a program of their own; the splits past a
@@ -55,7 +62,7 @@ from ._common import as_torch, block_for, dot_precision
 
 @triton.jit
 def decode_split_kernel(q_ptr, k_cache_ptr, v_cache_ptr, lengths_ptr, part_acc_ptr, part_m_ptr, part_l_ptr,
-                        n_layers, layer, max_seq, n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale,
+                        n_layers, layer, max_seq, n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale, window,
                         BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
                         DOT_PRECISION: tl.constexpr):
     b = tl.program_id(0) // n_kv_heads
@@ -71,8 +78,8 @@ def decode_split_kernel(q_ptr, k_cache_ptr, v_cache_ptr, lengths_ptr, part_acc_p
                 mask=g_ok[:, None] & d_ok[None, :], other=0.0)
 
     length = tl.load(lengths_ptr + b)
-    start = j * split
-    end = tl.minimum(start + split, length)
+    end = tl.minimum((j + 1) * split, length)
+    start = tl.maximum(j * split, length - window + 1)      # window: NO_WINDOW when there is none
     kv_row_stride = n_kv_heads * head_dim
     cache_base = (b.to(tl.int64) * n_layers + layer) * max_seq * kv_row_stride + kv_h * head_dim
 
@@ -102,7 +109,7 @@ def decode_split_kernel(q_ptr, k_cache_ptr, v_cache_ptr, lengths_ptr, part_acc_p
 
 @triton.jit
 def decode_combine_kernel(q_ptr, k_new_ptr, v_new_ptr, lengths_ptr, part_acc_ptr, part_m_ptr, part_l_ptr, out_ptr,
-                          n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale, BLOCK_D: tl.constexpr,
+                          n_heads, n_kv_heads, head_dim, split, n_splits, qk_scale, window, BLOCK_D: tl.constexpr,
                           BLOCK_S: tl.constexpr):
     b = tl.program_id(0) // n_heads
     h = tl.program_id(0) % n_heads
@@ -117,10 +124,12 @@ def decode_combine_kernel(q_ptr, k_new_ptr, v_new_ptr, lengths_ptr, part_acc_ptr
     m = tl.sum(q * k_new, axis=0) * qk_scale
     l = m * 0.0 + 1.0
     acc = tl.load(v_new_ptr + kv_row + d, mask=d_ok, other=0.0).to(tl.float32)
-    used = tl.cdiv(tl.load(lengths_ptr + b), split)     # splits holding cache rows
+    length = tl.load(lengths_ptr + b)
+    used = tl.cdiv(length, split)                        # splits holding cache rows
+    first = tl.maximum(length - window + 1, 0) // split  # the first holding rows of the window (0 without one)
     # BLOCK_S partials at a time, loaded together: a long cache has many
     # splits, and merging them one load after another would wait on each.
-    for j0 in range(0, used, BLOCK_S):
+    for j0 in range(first, used, BLOCK_S):
         js = j0 + tl.arange(0, BLOCK_S)
         j_ok = js < used
         part = (b.to(tl.int64) * n_heads + h) * n_splits + js
@@ -140,13 +149,19 @@ def decode_combine_kernel(q_ptr, k_new_ptr, v_new_ptr, lengths_ptr, part_acc_ptr
 # Partials merged per step of the combine loop.
 COMBINE_BLOCK = 16
 
+# The split kernel's window when there is none (more rows than any cache has).
+NO_WINDOW = 1 << 30
+
 
 @kiln.plugin("DecodeAttention", namespace="llama")
 class DecodeAttention(kiln.PluginBase):
     """See the module docstring for inputs and output.  split: cache rows per
-    program of the split kernel (a power of two, at least 16)."""
+    program of the split kernel (a power of two, at least 16); window: a
+    sliding window of that many keys, the new one included (0: none)."""
 
-    def __init__(self, n_heads, n_kv_heads, head_dim, layer, split=64):
+    window = 0      # the default of engines saved before the field existed
+
+    def __init__(self, n_heads, n_kv_heads, head_dim, layer, split=64, window=0):
         super().__init__()
         if n_heads % n_kv_heads:
             raise ValueError(f"DecodeAttention: {n_heads} heads do not split into {n_kv_heads} key/value groups")
@@ -157,6 +172,10 @@ class DecodeAttention(kiln.PluginBase):
         self.head_dim = int(head_dim)
         self.layer = int(layer)
         self.split = int(split)
+        if int(window) < 0:
+            raise ValueError(f"DecodeAttention: window {window} must be >= 0 (0: none)")
+        if window:
+            self.window = int(window)
 
     def shape_dtype_inference(self, inputs) -> kiln.SymTensor:
         return kiln.SymTensor(inputs[0].dtype, inputs[0].shape)
@@ -186,11 +205,12 @@ class DecodeAttention(kiln.PluginBase):
         decode_split_kernel[(batch * self.n_kv_heads, n_splits)](
             q, k_cache, v_cache, lengths, part_acc, part_m, part_l,
             n_layers, self.layer, max_seq, self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits,
-            qk_scale, BLOCK_G=block_for(group), BLOCK_N=min(64, self.split), BLOCK_D=block_d,
+            qk_scale, self.window or NO_WINDOW, BLOCK_G=block_for(group), BLOCK_N=min(64, self.split),
+            BLOCK_D=block_d,
             DOT_PRECISION=dot_precision(q.dtype), num_warps=4)
         decode_combine_kernel[(batch * self.n_heads,)](
             q, k_new, v_new, lengths, part_acc, part_m, part_l, out,
-            self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale,
+            self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale, self.window or NO_WINDOW,
             BLOCK_D=block_d, BLOCK_S=COMBINE_BLOCK, num_warps=2)
 
     def aot(self, inputs, outputs):
@@ -214,7 +234,7 @@ class DecodeAttention(kiln.PluginBase):
             kiln.AotLaunch(decode_split_kernel,
                            args=[q, k_cache, v_cache, lengths, part_acc, part_m, part_l, n_layers, self.layer,
                                  max_seq, self.n_heads, self.n_kv_heads, self.head_dim, self.split, n_splits,
-                                 qk_scale],
+                                 qk_scale, self.window or NO_WINDOW],
                            grid=(batch * self.n_kv_heads, n_splits),
                            constexprs={"BLOCK_G": block_for(group), "BLOCK_N": min(64, self.split),
                                        "BLOCK_D": block_d,
@@ -222,7 +242,8 @@ class DecodeAttention(kiln.PluginBase):
                            num_warps=4),
             kiln.AotLaunch(decode_combine_kernel,
                            args=[q, k_new, v_new, lengths, part_acc, part_m, part_l, outputs[0], self.n_heads,
-                                 self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale],
+                                 self.n_kv_heads, self.head_dim, self.split, n_splits, qk_scale,
+                                 self.window or NO_WINDOW],
                            grid=(batch * self.n_heads,), constexprs={"BLOCK_D": block_d, "BLOCK_S": COMBINE_BLOCK},
                            num_warps=2),
         ]

@@ -1,4 +1,5 @@
-"""The Llama networks, from kiln layers and this package's plugins.
+"""The networks of the Llama family (Llama, Mistral, Qwen2, Qwen3: config.py
+says how they differ), from kiln layers and this package's plugins.
 
 Two engines share one layer recipe (decoder_layer):
 
@@ -107,28 +108,39 @@ def _fused_linear(c, x, parts, bias):
 
 
 def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None, cache=None):
-    """One Llama decoder layer.  h [batch, seq, hidden] is the residual
+    """One decoder layer of the Llama family.  h [batch, seq, hidden] is the residual
     stream and x its input norm (this layer's input_layernorm of h);
-    attend(i, q, k, v) is the attention (prefill or decode); cache (decode:
+    attend(i, q, k, v) is the attention (prefill or decode, with layer i's
+    sliding window when the spec has one); cache (decode:
     (k_cache, v_cache), with start the tokens already in them) receives the
     layer's new key and value rows in place.  Each residual
     add is fused with the norm that follows it (AddRMSNorm): the second one
     is the next layer's input norm, or the final norm after the last layer.
+    The families differ here only by spec fields: qkv_bias (Qwen2) and
+    o_bias, qk_norm (Qwen3: RotaryQKV normalizes each query and key head
+    before rotating, in the same launch) and the window attend applies.
     Returns (h, the norm of h for what follows, k, v)."""
     p = f"model.layers.{i}."
     tp = c.tp
     eps = spec.rms_norm_eps
     qkv = _fused_linear(c, x, [(p + "self_attn.q_proj", tp.q_rows), (p + "self_attn.k_proj", tp.kv_rows),
-                               (p + "self_attn.v_proj", tp.kv_rows)], spec.attention_bias)
+                               (p + "self_attn.v_proj", tp.kv_rows)], spec.qkv_bias)
     _, scaling = spec.inv_freq()
     rope_in = (inv_freq,) if start is None else (inv_freq, start)
+    # Qwen3: the layer's q_norm and k_norm weights (head_dim each, whole on
+    # every rank) as one constant, the rotary plugin's last input.
+    norm_eps, norm_in = None, ()
+    if spec.qk_norm:
+        norm_eps = eps
+        norm_in = (c.fused([(p + "self_attn.q_norm.weight", None), (p + "self_attn.k_norm.weight", None)]),)
     if cache is None:
-        q, k, v = RotaryQKV(spec.head_dim, tp.heads, tp.kv_heads, scaling)(qkv, *rope_in)
+        q, k, v = RotaryQKV(spec.head_dim, tp.heads, tp.kv_heads, scaling, norm_eps)(qkv, *rope_in, *norm_in)
     else:
         # Decode: the step's key and value rows also go into the caller's
-        # caches in place (the plugin's last two outputs are the caches).
-        q, k, v, _, _ = RotaryQKVCache(spec.head_dim, tp.heads, tp.kv_heads, i, scaling)(qkv, *rope_in, *cache)
-    attention = _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.attention_bias, cols=tp.q_rows)
+        # caches in place (the plugin's outputs 3 and 4 are the caches).
+        q, k, v, _, _ = RotaryQKVCache(spec.head_dim, tp.heads, tp.kv_heads, i, scaling, norm_eps)(
+            qkv, *rope_in, *cache, *norm_in)
+    attention = _linear(c, attend(i, q, k, v), p + "self_attn.o_proj", spec.o_bias, cols=tp.q_rows)
     h, x = AddRMSNorm(eps)(h, attention, c.weight(p + "post_attention_layernorm.weight"))
     inter = tp.part(tp.intermediate)
     gate_up = _fused_linear(c, x, [(p + "mlp.gate_proj", inter), (p + "mlp.up_proj", inter)], spec.mlp_bias)
@@ -136,6 +148,14 @@ def decoder_layer(c, spec, i, h, x, inv_freq, attend, start=None, cache=None):
     following = f"model.layers.{i + 1}.input_layernorm.weight" if i + 1 < spec.num_layers else "model.norm.weight"
     h, x = AddRMSNorm(eps)(h, mlp, c.weight(following))
     return h, x, k, v
+
+
+def _window(spec, i, max_seq_len):
+    """Layer i's sliding window for the attention plugins, 0 (none) when it
+    is at least max_seq_len: then it never hides a key, and the layer runs
+    the kernels without window code (Mistral v0.1's 4096 at shorter contexts)."""
+    window = spec.window(i)
+    return window if window < max_seq_len else 0
 
 
 def _embed_and_head(c, spec, ids, layers, positions=None):
@@ -206,12 +226,15 @@ def build_prefill(weights, dtype, max_batch, max_seq_len, prefer_aot=False, tp=N
         positions = kiln.Tensor(name="logits_positions", shape=(-1,), dtype="int32",
                                 dim_range=OrderedDict([("n_logits", [(1, max_seq_len, max_seq_len)])]))
         inv_freq = kiln.constant(spec.inv_freq()[0], name="rope.inv_freq")
-        attention = PrefillAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim)
         kv = []
+
+        def attend(i, q, k, v):
+            window = _window(spec, i, max_seq_len)
+            return PrefillAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, window=window)(q, k, v)
 
         def layers(h, x):
             for i in range(spec.num_layers):
-                h, x, k, v = decoder_layer(c, spec, i, h, x, inv_freq, lambda i, q, k, v: attention(q, k, v))
+                h, x, k, v = decoder_layer(c, spec, i, h, x, inv_freq, attend)
                 kv.append((k, v))
             return x
 
@@ -242,7 +265,8 @@ def build_decode(weights, dtype, max_batch, max_seq_len, split=64, prefer_aot=Fa
         inv_freq = kiln.constant(spec.inv_freq()[0], name="rope.inv_freq")
 
         def attend(i, q, k, v):
-            attention = DecodeAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, layer=i, split=split)
+            attention = DecodeAttention(c.tp.heads, c.tp.kv_heads, spec.head_dim, layer=i, split=split,
+                                        window=_window(spec, i, max_seq_len))
             return attention(q, k, v, k_cache, v_cache, lengths)
 
         def layers(h, x):

@@ -17,16 +17,22 @@ from .tensor_parallel import TensorParallel
 
 _CONFIG = "kiln_llama.json"
 _ENGINES = ("prefill.engine", "decode.engine")
-_FORMAT = 4   # 2: the decode engine writes the KV cache in place; 3: engines output next_token;
+_FORMAT = 5   # 2: the decode engine writes the KV cache in place; 3: engines output next_token;
               # 4: fused q/k/v and gate/up projections (RotaryQKV, one-input SiluMul), the
-              # cache written by RotaryQKVCache
+              # cache written by RotaryQKVCache; 5: the spec names its family (model_type) and
+              # has qkv_bias/o_bias (for 4's attention_bias), qk_norm, sliding_window, sliding_layers
+_READS = (4, 5)   # formats load() reads: 4's engines are 5's, its spec converts (LlamaSpec.from_dict)
 
 
 def from_hf(model, *, dtype="float32", device=None, max_batch=8, max_seq_len=2048, decode_split=64,
             prefer_aot=False, tp_size=1, rank=0, comm=None):
-    """Build kiln engines for a transformers LlamaForCausalLM, or for a
-    checkpoint directory (a path holding config.json and *.safetensors, as
-    save_pretrained writes it).
+    """Build kiln engines for a transformers LlamaForCausalLM,
+    MistralForCausalLM, Qwen2ForCausalLM (Qwen2, Qwen2.5) or
+    Qwen3ForCausalLM, or for a checkpoint directory of one (a path holding
+    config.json and *.safetensors, as save_pretrained writes it).  Settings
+    the engines do not implement are refused by name (config.py: MoE
+    variants, rope types other than default/linear/llama3, activations
+    other than SiLU); sliding windows are implemented.
 
     dtype: the engines' float type ("float32", "float16", "bfloat16").
     device: "cpu", "cuda", "cuda:N"; None: kiln's default (the GPU when kiln
@@ -73,11 +79,11 @@ def load(directory, *, device=None, comm=None):
     except FileNotFoundError:
         raise FileNotFoundError(f"kiln.models.llama.load: {directory} has no {_CONFIG} "
                                 "(not a directory written by LlamaModel.save)") from None
-    if meta.get("format") != _FORMAT:
+    if meta.get("format") not in _READS:
         raise ValueError(f"kiln.models.llama.load: {directory / _CONFIG} has format {meta.get('format')!r}, "
-                         f"this kiln reads format {_FORMAT}")
+                         f"this kiln reads formats {', '.join(map(str, _READS))}")
     try:
-        spec = LlamaSpec(**meta["spec"])
+        spec = LlamaSpec.from_dict(meta["spec"])
         engines = [directory / name for name in _ENGINES]
         tp = TensorParallel(spec, int(meta.get("tp_size", 1)), int(meta.get("rank", 0)))
         return LlamaModel(spec, *engines, torch_dtype(meta["dtype"]), device, int(meta["max_batch"]),

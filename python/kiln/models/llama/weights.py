@@ -1,5 +1,7 @@
-"""Llama weights, by transformers' parameter names, from a LlamaForCausalLM
-or from a checkpoint directory (config.json + *.safetensors)."""
+"""Weights of a Llama-family model, by transformers' parameter names (the
+same in LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and
+Qwen3ForCausalLM), from such a model or from a checkpoint directory
+(config.json + *.safetensors)."""
 import json
 import os
 from pathlib import Path
@@ -45,15 +47,16 @@ class Weights:
 
 
 def from_model(model):
-    """Weights of a transformers LlamaForCausalLM (tensors used as they are)."""
+    """Weights of a transformers *ForCausalLM of the family (tensors used as they are)."""
     config = getattr(model, "config", None)
     if config is None or not hasattr(model, "state_dict"):
-        raise TypeError(f"kiln.models.llama: expected a transformers LlamaForCausalLM, got {type(model).__name__}")
+        raise TypeError(f"kiln.models.llama: expected a transformers LlamaForCausalLM (or Mistral, Qwen2, "
+                        f"Qwen3), got {type(model).__name__}")
     spec = LlamaSpec.from_hf_config(config)
     tensors = {k: v.detach() for k, v in model.state_dict().items()}
     if "model.embed_tokens.weight" not in tensors:
         raise TypeError(f"kiln.models.llama: {type(model).__name__} has no model.embed_tokens "
-                        "(pass the LlamaForCausalLM, not its inner LlamaModel)")
+                        f"(pass the ...ForCausalLM, not its inner {type(model).__name__})")
     return Weights(spec, tensors, type(model).__name__)
 
 
