@@ -710,7 +710,10 @@ struct kc_i2c_plan {
  * 256 MiB holds ResNet-50's largest col (the stem's and stage 1's 3x3:
  * 147·12544 and 576·3136 elements per image) for a whole batch of 32 in
  * float16 (116 MiB) and 16 in float32; a chunk of that size keeps cuBLAS's
- * GEMM large enough that more chunks cost little.  KILN_CUDA_CONV_WORKSPACE_MB
+ * GEMM large enough that more chunks cost little.  (Unmeasured: a cap
+ * under the L2 cache, 50 MB on an H200, might let the GEMM read a chunk's
+ * col from L2 right after the im2col kernel wrote it; the early 3x3 layers
+ * at batch 32 are bound by col's traffic.)  KILN_CUDA_CONV_WORKSPACE_MB
  * (read once per process; a positive number, fractions allowed) replaces it:
  * the tests make it small so that a batch takes several chunks. */
 #define KC_CONV_WORKSPACE_CAP ((uint64_t)256 << 20)
