@@ -1,5 +1,6 @@
-"""ResNet-50's convolutions on the GPU: kiln's CONV layer (conv.cu: cuBLAS for
-1x1 stride-1 convolutions, the implicit-GEMM kernels for the others) beside
+"""ResNet-50's convolutions on the GPU: kiln's CONV layer (conv.cu: im2col into
+the session's workspace + cuBLAS, cuBLAS on x as it lies for 1x1 stride-1
+convolutions, the implicit-GEMM kernels without a workspace) beside
 torch.nn.functional.conv2d (cuDNN, NCHW, torch.backends.cudnn.benchmark on,
 TF32 off so that float32 is float32 on both sides), side by side in one run.
 
@@ -9,8 +10,10 @@ a bias (batch norm folded in, as an inference export has it), at batch 1
 and 32, in bfloat16, float16 and float32.  Times are GPU milliseconds per
 layer from CUDA-graph replay on both sides (kiln: Session.capture/replay;
 torch: torch.cuda.graph), best of 5 rounds.  `err` is max |kiln - torch|
-over max |torch|.  `--direct` adds a column for kiln's old direct kernel
-(KILN_CUDA_CONV=direct, a child process).
+over max |torch|.  `--path P ...` adds a column per forced path
+(KILN_CUDA_CONV=P in a child process: direct, igemm, im2col, im2col-batched,
+im2col-flat; conv.cu's top says what each forces); `--direct` is
+`--path direct`.
 
 The last table is a whole network: bench/resnet.py's plain-torch ResNet-50
 exported with torch.onnx.export(dynamo=False) (which folds batch norm into
@@ -18,7 +21,8 @@ the convolutions), imported with kiln.onnx, kiln CUDA (graph replay) vs
 torch eager, batch 1 and 32, in float16 (float32 when the float16 export
 does not import).
 
-    python3 bench/bench_gpu_conv.py [--dtype bf16 fp16 fp32] [--batch 1 32] [--only 3x3] [--direct]
+    python3 bench/bench_gpu_conv.py [--dtype bf16 fp16 fp32] [--batch 1 32] [--only 3x3]
+                                    [--path igemm im2col-batched im2col-flat direct] [--direct]
                                     [--no-network] [--no-layers]
 """
 import argparse
@@ -33,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+PATHS = ["direct", "igemm", "im2col", "im2col-batched", "im2col-flat"]   # KILN_CUDA_CONV's values
 
 # (name, input channels, output channels, kernel, stride, pad, input size)
 SHAPES = [
@@ -123,7 +128,7 @@ def cases(args):
 
 
 def child(args):
-    """The KILN_CUDA_CONV=direct run: {case: ms} as JSON on the last line."""
+    """A forced path's run (KILN_CUDA_CONV set by the parent): {case: ms} as JSON on the last line."""
     stream = torch.cuda.Stream()
     out = {}
     for shape, batch, d in cases(args):
@@ -133,18 +138,17 @@ def child(args):
 
 
 def layers_table(args):
-    direct = {}
-    if args.direct:
-        r = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--no-network"],
-                           env=dict(os.environ, KILN_CUDA_CONV="direct"), capture_output=True, text=True,
-                           timeout=3000)
+    forced = {}   # path: {case: ms}
+    for path in args.path:
+        r = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--no-network", "--child"],
+                           env=dict(os.environ, KILN_CUDA_CONV=path), capture_output=True, text=True, timeout=3000)
         if r.returncode:
-            raise RuntimeError(f"the KILN_CUDA_CONV=direct run failed:\n{r.stderr[-3000:]}")
-        direct = json.loads(r.stdout.strip().splitlines()[-1])
+            raise RuntimeError(f"the KILN_CUDA_CONV={path} run failed:\n{r.stderr[-3000:]}")
+        forced[path] = json.loads(r.stdout.strip().splitlines()[-1])
     stream = torch.cuda.Stream()
     print(f"device: {torch.cuda.get_device_name()}, {time.strftime('%Y-%m-%d')}, torch {torch.__version__} "
           f"(cuDNN {torch.backends.cudnn.version()}, benchmark on, TF32 off); GPU ms per layer from graph replay")
-    head = "| layer | x | dtype | kiln ms | torch ms | kiln / torch |" + (" kiln direct ms |" if direct else "")
+    head = "| layer | x | dtype | kiln ms | torch ms | kiln / torch |" + "".join(f" kiln {p} ms |" for p in forced)
     print(head + " TFLOP/s kiln | err |")
     print("|---" * (head.count("|") + 1) + "|")
     worst = 0.0
@@ -158,8 +162,8 @@ def layers_table(args):
         worst = max(worst, err)
         flops = 2 * y.numel() * cin * k * k
         cols = f"| {name} | {batch}x{cin}x{hw}x{hw} | {d} | {ours:.4f} | {theirs:.4f} | {ours / theirs:.2f} |"
-        if direct:
-            cols += f" {direct[f'{name}|{batch}|{d}']:.4f} |"
+        for p in forced:
+            cols += f" {forced[p][f'{name}|{batch}|{d}']:.4f} |"
         print(f"{cols} {flops / ours / 1e9:.1f} | {err:.1e} |", flush=True)
         torch.cuda.empty_cache()
     tol = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 4e-2}
@@ -228,17 +232,22 @@ def main():
     ap.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=["bf16", "fp16", "fp32"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--only", default="", help="the layers whose name contains this (e.g. '3x3', 's4')")
-    ap.add_argument("--direct", action="store_true", help="add the direct kernel's time (KILN_CUDA_CONV=direct)")
+    ap.add_argument("--path", nargs="+", choices=PATHS, default=[],
+                    help="add a column per forced path (KILN_CUDA_CONV=PATH, a child process each)")
+    ap.add_argument("--direct", action="store_true", help="the same as --path direct")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-network", action="store_true", help="skip the whole-network ResNet-50 table")
     ap.add_argument("--no-layers", action="store_true", help="only the whole-network table")
     args = ap.parse_args()
+    if args.direct and "direct" not in args.path:
+        args.path.append("direct")
     if not torch.cuda.is_available():
         print("bench_gpu_conv.py: no CUDA device (torch.cuda.is_available() is False); nothing to measure")
         return 1
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    if os.environ.get("KILN_CUDA_CONV") == "direct":
+    if args.child:
         return child(args)
     ok = True
     if not args.no_layers:

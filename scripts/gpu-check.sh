@@ -9,7 +9,8 @@
 #     Mistral-7B benches only;
 #     llama8b: build, the 8B bench only (kiln AOT graph beside transformers eager and torch.compile);
 #     multi: build, then the multi-GPU section only (collectives across processes);
-#     conv: build, the CUDA backend's C test, test_conv.py, bench_gpu_conv.py --direct (conv.cu's paths vs cuDNN)
+#     conv: build, the CUDA backend's C test, test_conv.py, bench_gpu_conv.py --path igemm im2col-batched im2col-flat
+#           (conv.cu's default choice and each forced path vs cuDNN)
 #     resize: build, the CUDA backend's C test, test_resize.py, bench_gpu_resize.py (resize.cu vs torch)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,10 +83,11 @@ llama_1b=(python3 bench/bench_llama.py --shape 1b --batch 1 16 --kiln aot-graph 
           --peers eager sdpa compile --c-generate "$build/kiln_llama_generate")
 if [ "${1:-}" = conv ]; then
   # The convolution kernels (src/backend/cuda/conv.cu): against the CPU backend in C, against torch in
-  # Python, then timed beside cuDNN with the old direct kernel as a column.
+  # Python, then timed beside cuDNN with the implicit-GEMM kernels and each im2col form forced as columns
+  # (im2col-batched leaves 1x1 stride-1 layers to the plain 1x1 cuBLAS path: the old default there).
   step cuda-backend env KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_cuda_backend"
   step pytest-conv python3 -m pytest -q -p no:cacheprovider tests/python/test_conv.py
-  step bench_gpu_conv python3 bench/bench_gpu_conv.py --direct
+  step bench_gpu_conv python3 bench/bench_gpu_conv.py --path igemm im2col-batched im2col-flat
 elif [ "${1:-}" = resize ]; then
   # The resize kernel (src/backend/cuda/resize.cu): against the CPU backend in C, against torch in Python
   # (the GPU variants of test_resize.py), then timed beside torch.

@@ -1233,6 +1233,14 @@ static const cshape conv_shapes[] = {
     {2, {3, 12, 5, 6}, {16, 3, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 4, 1},
     {2, {2, 19, 17, 15}, {130, 19, 3, 3}, {2, 2}, {1, 1}, {1, 1, 0, 2}, 1, 1},
     {1, {2, 12, 100}, {36, 4, 5}, {2}, {3}, {2, 1}, 3, 0},
+    /* With a workspace, im2col + cuBLAS: the flat form (batch > 1, under 128 positions) with groups; 1x1
+     * of stride 2 flat and batched (batch 1); 1x1 stride 1 in the flat form (in the batched one it is
+     * the 1x1 path).  The rows above take it too where they qualify (at least 8 output channels per
+     * group and a depth of 8). */
+    {2, {3, 16, 6, 6}, {32, 8, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 2, 1},
+    {2, {2, 16, 9, 9}, {24, 16, 1, 1}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1, 1},
+    {2, {1, 16, 30, 30}, {24, 16, 1, 1}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1, 0},
+    {2, {4, 16, 7, 7}, {40, 16, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 1, 1},
 };
 
 /* transposed: w is [C, M/group, K..] and the output grows by the stride
@@ -1270,19 +1278,36 @@ static void test_conv_case(kiln_dtype dt, const cshape *c, int transposed) {
     lg.outputs = &out.dev;
     CHECK(gpu->supports_op(&lg));
     CHECK_OK(cpu->run_layer(0, &lc, NULL));
-    CHECK_OK(gpu->run_layer(0, &lg, NULL));
-    CHECK_OK(gpu->synchronize(0, NULL));
+    /* The workspace the runtime would give (layer_workspace: conv.cu's im2col path), then none (the
+     * paths that need none: 1x1 cuBLAS, implicit GEMM, direct); a row that needs none runs once. */
+    const uint64_t ws_size = gpu->layer_workspace(&lg);
+    void *ws = NULL;
+    if (ws_size) REQUIRE(gpu->alloc(0, (size_t)ws_size, &ws) == KILN_OK);
     void *got = malloc(out.bytes + 1);
     REQUIRE(got != NULL);
-    CHECK_OK(gpu->copy(0, got, out.dev.data, out.bytes, KILN_COPY_DEVICE_TO_HOST, NULL));
-    /* Both sum in float32, in different orders; halves round the result once. */
-    double err = rel_error(dt, got, out.host.data, out.n);
-    double tol = dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
-    if (!(err <= tol))
-        fprintf(stderr, "  conv%s %s %dd x [%lld, %lld, ..] w [%lld, %lld, ..] group %lld: relative error %g > %g\n",
-                transposed ? "_transpose" : "", kiln_dtype_name(dt), (int)c->k, (long long)c->x[0], (long long)c->x[1], (long long)c->w[0],
-                (long long)c->w[1], (long long)c->group, err, tol);
-    CHECK(err <= tol);
+    for (int with_ws = ws_size ? 1 : 0; with_ws >= 0; with_ws--) {
+        lg.workspace = with_ws ? ws : NULL;
+        lg.workspace_size = with_ws ? ws_size : 0;
+        CHECK_OK(buf_poison(&out));
+        CHECK_OK(gpu->run_layer(0, &lg, NULL));
+        CHECK_OK(gpu->synchronize(0, NULL));
+        CHECK_OK(gpu->copy(0, got, out.dev.data, out.bytes, KILN_COPY_DEVICE_TO_HOST, NULL));
+        /* Both sum in float32, in different orders; halves round the result once. */
+        double err = rel_error(dt, got, out.host.data, out.n);
+        double tol = dt == KILN_FLOAT32 ? 1e-5 : dt == KILN_FLOAT16 ? 1e-3 : 8e-3;
+        if (!(err <= tol))
+            fprintf(stderr, "  conv%s %s %dd x [%lld, %lld, ..] w [%lld, %lld, ..] group %lld%s: relative error %g > %g\n",
+                    transposed ? "_transpose" : "", kiln_dtype_name(dt), (int)c->k, (long long)c->x[0], (long long)c->x[1], (long long)c->w[0],
+                    (long long)c->w[1], (long long)c->group, with_ws ? " (workspace)" : "", err, tol);
+        CHECK(err <= tol);
+    }
+    if (ws_size) {
+        /* A workspace smaller than layer_workspace said is refused, never overrun. */
+        lg.workspace = ws;
+        lg.workspace_size = ws_size - 1;
+        CHECK_FAILS(gpu->run_layer(0, &lg, NULL), KILN_ERROR_INVALID_ARGUMENT, "im2col path needs a workspace");
+        gpu->free(0, ws);
+    }
     free(got);
     for (int i = 0; i < 3; i++) buf_free(&in[i]);
     buf_free(&out);

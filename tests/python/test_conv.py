@@ -138,13 +138,20 @@ def test_conv_weights_as_inputs(device):
 
 # ---- the CUDA fast paths (src/backend/cuda/conv.cu, kc_conv_choose) ---------------------
 # The shapes above mostly take the direct kernel on CUDA (fewer than 8 output
-# channels per group, depthwise).  These take the others: 1x1 convolutions of
-# stride 1 without padding go to cuBLAS (batched over the batch or over the
-# groups, whichever is larger; a bias first, then beta 1); the rest with at
+# channels per group, depthwise).  These take the others.  A session always
+# gives its layers the backend's workspace, so here the convolutions with at
 # least 8 output channels per group and a depth C/group·taps of at least 8
-# to the implicit-GEMM kernels (WMMA 64x64 or 128x64 tiles, depth 32, for
-# halves; 64x64 SIMT, depth 16, for float32).  Rows, columns (batch ·
-# positions) and depth are chosen not to be multiples of the tiles.
+# take im2col + cuBLAS (the batched form: a GEMM per image; the flat form,
+# batch > 1 and fewer than 128 positions: one GEMM over every image's
+# positions, then a permute), 1x1 stride-1 convolutions included in the
+# flat form and otherwise x as it lies through cuBLAS (batched over the batch
+# or over the groups, whichever is larger; a bias first, then beta 1).  The
+# implicit-GEMM kernels (WMMA 64x64 or 128x64 tiles, depth 32, for halves;
+# 64x64 SIMT, depth 16, for float32) run these shapes under
+# KILN_CUDA_CONV=igemm in a child process below (and in
+# tests/c/test_cuda_backend.c, whose launches without a workspace take
+# them).  Rows, columns (batch · positions) and depth are chosen not to be
+# multiples of the tiles.
 
 CUDA_1X1 = [
     # (k, x shape, w shape, group)
@@ -243,35 +250,124 @@ def test_conv_cuda_graph_capture(dtype):
         close(y.cpu(), reference(xc, wb, None, stride=2, padding=1))
 
 
-@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
-def test_conv_cuda_forced_direct():
-    # KILN_CUDA_CONV=direct (read once per process, hence a child): a 1x1
-    # and an implicit-GEMM shape on the direct kernel agree with torch too.
+# A child process runs `cases` (CUDA_IGEMM's form) in `dtypes` with a bias,
+# each against torch, under `env` (KILN_CUDA_CONV and
+# KILN_CUDA_CONV_WORKSPACE_MB are read once per process, hence a child);
+# KILN_CUDA_CONV_LOG=1 makes conv.cu print each run's path, returned.
+CHILD = r"""
+import json, sys, torch, torch.nn.functional as F, kiln
+from kiln.runtime import Session
+TOL = {"float32": 1e-4, "float16": 2e-3, "bfloat16": 1.6e-2}
+cases, dtypes = json.loads(sys.argv[1]), sys.argv[2].split(",")
+for k, xs, ws, stride, padding, dilation, group in cases:
+    for name in dtypes:
+        dt = getattr(torch, name)
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(*s, generator=g).to(dt) for s in (xs, ws, [ws[0]]))
+        per_axis = lambda v: [v] * k if isinstance(v, int) else list(v)
+        builder = kiln.Builder()
+        net = builder.create_network()
+        with kiln.net_guard(net):
+            t = kiln.Tensor(name="x", shape=list(xs), dtype=kiln.to_dtype(dt))
+            kiln.conv(t, kiln.constant(w), kiln.constant(b), strides=stride, pads=per_axis(padding),
+                      dilations=dilation, group=group).mark_output("y")
+        got = Session.from_serialized_engine(builder.build_engine(net), device="cuda")({"x": x.cuda()})["y"].cpu()
+        want = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[k](x.float(), w.float(), b.float(), stride=stride,
+                                                            padding=padding, dilation=dilation, groups=group)
+        torch.testing.assert_close(got.float(), want.to(dt).float(), rtol=TOL[name], atol=TOL[name],
+                                   msg=lambda m: f"{name} x {xs} w {ws}: {m}")
+print("ok")
+"""
+
+
+def run_child(cases, env, dtypes=("float32", "float16", "bfloat16")):
+    import json
     import os
     import subprocess
     import sys
     from pathlib import Path
-    script = """
-import torch, torch.nn.functional as F, kiln
-from kiln.runtime import Session
-for xs, ws, kw in [((2, 8, 9, 7), (12, 8, 1, 1), {}), ((2, 5, 13, 11), (70, 5, 3, 3), {"strides": 2, "pads": [1, 1]})]:
-    g = torch.Generator().manual_seed(0)
-    x, w, b = torch.randn(*xs, generator=g), torch.randn(*ws, generator=g), torch.randn(ws[0], generator=g)
-    builder = kiln.Builder()
-    net = builder.create_network()
-    with kiln.net_guard(net):
-        t = kiln.Tensor(name="x", shape=list(xs), dtype=kiln.float32)
-        kiln.conv(t, kiln.constant(w), kiln.constant(b), **kw).mark_output("y")
-    got = Session.from_serialized_engine(builder.build_engine(net), device="cuda")({"x": x.cuda()})["y"].cpu()
-    want = F.conv2d(x, w, b, stride=kw.get("strides", 1), padding=kw.get("pads", [0])[0])
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-print("ok")
-"""
     root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, KILN_CUDA_CONV="direct",
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KILN_CUDA_CONV")}
+    env = dict(base, KILN_CUDA_CONV_LOG="1", **env,
                PYTHONPATH=os.pathsep.join([str(root / "python"), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cases), ",".join(dtypes)], env=env,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    return [line for line in r.stderr.splitlines() if line.startswith("kiln cuda conv:")]
+
+
+# The forced paths' shapes: the fast-path lists, a depthwise and a small one
+# (which a forced path takes too where it can), a 1x1 stride-1 shape of few
+# positions at batch > 1 (im2col's flat form), a downsampling 1x1/2.
+FORCED_CASES = CUDA_IGEMM + [(k, xs, ws, 1, 0, 1, g) for k, xs, ws, g in CUDA_1X1] + [
+    (2, (2, 6, 9, 9), (6, 1, 3, 3), 1, 1, 1, 6),
+    (2, (2, 3, 11, 9), (4, 3, 3, 3), 1, 1, 1, 1),
+    (2, (3, 32, 7, 7), (24, 32, 1, 1), 1, 0, 1, 1),
+    (2, (2, 64, 14, 14), (48, 64, 1, 1), 2, 0, 1, 1),
+]
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+@pytest.mark.parametrize("path", ["direct", "igemm", "im2col", "im2col-batched", "im2col-flat"])
+def test_conv_cuda_forced_path(path):
+    # KILN_CUDA_CONV=<path> in a child: every shape still matches torch, and
+    # the path ran (where it can: a forced im2col form leaves a 1x1 stride-1
+    # convolution in the batched form to the 1x1 path, which is that form).
+    log = run_child(FORCED_CASES, {"KILN_CUDA_CONV": path})
+    assert len(log) >= 3 * len(FORCED_CASES), log[:5]
+    paths = [line.rsplit(": ", 1)[1].split(",")[0] for line in log]
+    if path in ("direct", "igemm"):
+        assert set(paths) == {path}, sorted(set(paths))
+    elif path == "im2col":
+        assert set(paths) <= {"im2col-batched", "im2col-flat", "1x1"} and {"im2col-batched", "im2col-flat"} <= set(paths)
+    else:
+        assert set(paths) <= {path, "1x1"} and path in paths, sorted(set(paths))
+
+
+# The usual choice (no KILN_CUDA_CONV; a session gives the workspace): the
+# path each shape takes, as KILN_CUDA_CONV_LOG prints it.
+DEFAULT_PATHS = [
+    ((2, (2, 5, 13, 11), (70, 5, 3, 3), 1, 1, 1, 1), "im2col-batched"),    # 143 positions
+    ((2, (2, 64, 10, 10), (96, 64, 3, 3), 1, 1, 1, 1), "im2col-flat"),     # 100 positions, batch 2
+    ((2, (1, 16, 20, 20), (40, 8, 3, 3), 1, 2, 2, 2), "im2col-batched"),   # batch 1
+    ((2, (2, 32, 9, 9), (64, 32, 1, 1), 2, 0, 1, 1), "im2col-flat"),       # 1x1/2
+    ((2, (2, 64, 14, 14), (48, 64, 1, 1), 1, 0, 1, 1), "1x1"),             # 196 positions: x as it lies
+    ((2, (3, 32, 7, 7), (24, 32, 1, 1), 1, 0, 1, 1), "im2col-flat"),       # 1x1, 49 positions, batch 3
+    ((2, (2, 6, 9, 9), (6, 1, 3, 3), 1, 1, 1, 6), "direct"),               # depthwise
+    ((2, (2, 3, 11, 9), (4, 3, 3, 3), 1, 1, 1, 1), "direct"),              # 4 output channels
+]
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+def test_conv_cuda_default_paths():
+    log = run_child([c for c, _ in DEFAULT_PATHS], {})
+    # One line per run; a case's dtypes print the same line (dtypes are not in it).
+    runs = [line for i, line in enumerate(log) if i == 0 or line != log[i - 1]]
+    assert [line.rsplit(": ", 1)[1].split(",")[0] for line in runs] == [p for _, p in DEFAULT_PATHS], log
+
+
+# Batches larger than one chunk: KILN_CUDA_CONV_WORKSPACE_MB=0.2 caps the
+# im2col workspace at 0.2 MiB, so each of these takes several chunks (the
+# last one short) in at least one dtype: the batched form (3x3 at 12x12, a
+# 3-d and a 1-d one), the flat form (3x3 with groups at 11x11, a 1x1/2
+# downsampling at 14x14, a 1x1 stride 1 at 7x7).
+CHUNK_CASES = [
+    (2, (7, 16, 12, 12), (24, 16, 3, 3), 1, 1, 1, 1),
+    (3, (3, 8, 6, 7, 8), (16, 8, 3, 3, 3), 1, 1, 1, 1),
+    (1, (4, 16, 200), (24, 16, 5), 1, 2, 1, 1),
+    (2, (9, 32, 11, 11), (48, 16, 3, 3), 1, 1, 1, 2),
+    (2, (6, 256, 14, 14), (128, 256, 1, 1), 2, 0, 1, 1),
+    (2, (11, 128, 7, 7), (96, 128, 1, 1), 1, 0, 1, 1),
+]
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+def test_conv_cuda_im2col_chunks():
+    import re
+    log = run_child(CHUNK_CASES, {"KILN_CUDA_CONV_WORKSPACE_MB": "0.2"})
+    chunked = {m.group(1) for m in (re.search(r"(im2col-\w+), (\d+) chunks", line) for line in log)
+               if m and int(m.group(2)) > 1}
+    assert chunked == {"im2col-batched", "im2col-flat"}, log
 
 
 def build_conv(x_shape, w_shape, bias_shape=None, dtype=kiln.float32, wdtype=None, **kw):

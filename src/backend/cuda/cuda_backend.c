@@ -304,9 +304,10 @@ static kiln_status cuda_run_layer(int32_t device, const kiln_layer_launch *l, vo
     return st;
 }
 
-/* Scratch a launch wants (backend.h): none so far. */
+/* Scratch a launch wants (backend.h): a convolution's im2col matrix
+ * (conv.cu); no other op asks for any. */
 static uint64_t cuda_layer_workspace(const kiln_layer_launch *l) {
-    (void)l;
+    if (l && l->op == KILN_OP_CONV) return kiln_cuda_conv_workspace(l);
     return 0;
 }
 

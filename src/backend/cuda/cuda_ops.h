@@ -88,11 +88,18 @@ bool        kiln_cuda_topk_supports(const kiln_layer_launch *l);
 /* ROTARY_EMBEDDING (rotary.cu): x, cos_cache, sin_cache, optional position_ids (a bad one reads zero rows). */
 kiln_status kiln_cuda_rotary_run(const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_rotary_supports(const kiln_layer_launch *l);
-/* CONV (conv.cu): x, w, optional bias; float32 sums.  1x1 convolutions go
- * to kiln_cuda_gemm_run, others to an implicit-GEMM kernel or the direct one
+/* CONV (conv.cu): x, w, optional bias; float32 sums.  With a workspace,
+ * im2col into it + kiln_cuda_gemm_run; 1x1 stride-1 convolutions straight
+ * to kiln_cuda_gemm_run; others to an implicit-GEMM kernel or the direct one
  * (the file's top says which when); the device picks the cuBLAS handle. */
 kiln_status kiln_cuda_conv_run(int32_t device, const kiln_layer_launch *l, cudaStream_t stream);
 bool        kiln_cuda_conv_supports(const kiln_layer_launch *l);
+/* The workspace bytes a CONV launch needs (shapes, dtypes and attrs; no
+ * data): the im2col path's col matrix for a chunk of images, 0 when the
+ * launch would take another path.  The run recomputes the same plan and
+ * refuses a workspace smaller than this; without one (size 0) it takes the
+ * paths that need none. */
+uint64_t    kiln_cuda_conv_workspace(const kiln_layer_launch *l);
 /* CONV_TRANSPOSE (conv.cu): as CONV, its supports too. */
 kiln_status kiln_cuda_conv_transpose_run(const kiln_layer_launch *l, cudaStream_t stream);
 /* POOL (pool.cu): x; subop kiln_pool_mode; one thread per output, float32 arithmetic. */
