@@ -522,7 +522,7 @@ static void test_gather_case(kiln_dtype dt, kiln_dtype it, int32_t rank, const i
         /* Output element e is in index slot (e / inner) % nidx. */
         int64_t inner = 1;
         for (int32_t i = (int32_t)axis + 1; i < rank; i++) inner *= dims[i];
-        uint8_t *mask = malloc((size_t)out.n + 1);
+        uint8_t *mask = calloc((size_t)out.n + 1, 1);
         REQUIRE(mask);
         int64_t nonzero_bad = 0;
         size_t es = kiln_dtype_size(dt);
