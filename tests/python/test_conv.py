@@ -340,10 +340,13 @@ DEFAULT_PATHS = [
 
 @pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
 def test_conv_cuda_default_paths():
-    log = run_child([c for c, _ in DEFAULT_PATHS], {})
-    # One line per run; a case's dtypes print the same line (dtypes are not in it).
-    runs = [line for i, line in enumerate(log) if i == 0 or line != log[i - 1]]
-    assert [line.rsplit(": ", 1)[1].split(",")[0] for line in runs] == [p for _, p in DEFAULT_PATHS], log
+    dtypes = ("float32", "float16", "bfloat16")
+    log = run_child([c for c, _ in DEFAULT_PATHS], {}, dtypes)
+    # One line per run, case by case, dtype by dtype (the lines of one case
+    # differ in the workspace bytes, not in the path).
+    paths = [line.rsplit(": ", 1)[1].split(",")[0] for line in log]
+    want = [p for _, p in DEFAULT_PATHS for _ in dtypes]
+    assert paths == want, log
 
 
 # Batches larger than one chunk: KILN_CUDA_CONV_WORKSPACE_MB=0.2 caps the
