@@ -29,7 +29,6 @@ static sgemm64_fn sgemm64;
 static sgemv32_fn sgemv32;
 static sgemv64_fn sgemv64;
 static char blas_name[512];
-static int blas_split;   /* KILN_BLAS_SPLIT=1: the BLAS on one thread, kiln's threads take column blocks */
 
 /* dlsym's result is a data pointer; POSIX guarantees the conversion. */
 static void *symbol(void *lib, const char *name) { return lib ? dlsym(lib, name) : NULL; }
@@ -39,7 +38,7 @@ static bool adopt(void *lib, const char *name) {
     sgemm32_fn s32 = (sgemm32_fn)symbol(lib, "cblas_sgemm");
     sgemm64_fn s64 = s32 ? NULL : (sgemm64_fn)symbol(lib, "scipy_cblas_sgemm64_");
     if (!s32 && !s64) return false;
-    int threads = blas_split ? 1 : kiln_cpu_thread_limit();
+    int threads = kiln_cpu_thread_limit();
     void (*set_int)(int) = (void (*)(int))symbol(lib, s32 ? "openblas_set_num_threads"
                                                           : "scipy_openblas_set_num_threads64_");
     void (*set_blis)(int64_t) = (void (*)(int64_t))symbol(lib, "bli_thread_set_num_threads");
@@ -54,8 +53,6 @@ static bool adopt(void *lib, const char *name) {
 }
 
 static void load_blas(void) {
-    const char *split = getenv("KILN_BLAS_SPLIT");
-    blas_split = split && !strcmp(split, "1");
     const char *want = getenv("KILN_BLAS");
     if (want && (!strcmp(want, "none") || !strcmp(want, "0") || !strcmp(want, "off"))) return;
     if (want && want[0]) {
@@ -71,46 +68,36 @@ static void load_blas(void) {
     }
 }
 
-int kiln_cpu_blas_split(void) {
-    (void)kiln_cpu_blas_name();   /* loads, and reads the setting, once */
-    return blas_split;
-}
-
 const char *kiln_cpu_blas_name(void) {
     pthread_once(&blas_once, load_blas);
     return sgemm32 || sgemm64 ? blas_name : NULL;
 }
 
-bool kiln_cpu_blas_sgemm_ld(int64_t M, int64_t N, int64_t K, int ta, int tb, const float *a, int64_t lda,
-                            const float *b, int64_t ldb, float *c, int64_t ldc) {
+bool kiln_cpu_blas_sgemm(int64_t M, int64_t N, int64_t K, int ta, int tb, const float *a, const float *b, float *c) {
     if (!kiln_cpu_blas_name()) return false;
     /* CBLAS takes the transposes as they are stored: a transposed operand
-     * is its stored matrix with op = TRANS. */
+     * is its stored matrix with op = TRANS and that matrix's row length as
+     * its leading dimension. */
     const int op_a = ta ? CBLAS_TRANS : CBLAS_NO_TRANS, op_b = tb ? CBLAS_TRANS : CBLAS_NO_TRANS;
-    /* One row of op(a), K contiguous values (a [1, K] or [K, 1] stored
-     * contiguously, which M = 1 gives): c = op(b)ᵀ·a as a matrix-vector
-     * product over b as stored, [K, N] (c = bᵀ·a) or [N, K] (c = b·a). */
+    const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+    /* One row of op(a), K contiguous values either way (a [1, K] or [K, 1]):
+     * c = op(b)ᵀ·a as a matrix-vector product over b as stored, [K, N]
+     * (c = bᵀ·a) or [N, K] (c = b·a). */
     const int64_t rows_b = tb ? N : K, cols_b = tb ? K : N;
     const int op_v = tb ? CBLAS_NO_TRANS : CBLAS_TRANS;
     if (M == 1 && sgemv64) {
-        sgemv64(CBLAS_ROW_MAJOR, op_v, rows_b, cols_b, 1.0f, b, ldb, a, 1, 0.0f, c, 1);
+        sgemv64(CBLAS_ROW_MAJOR, op_v, rows_b, cols_b, 1.0f, b, cols_b, a, 1, 0.0f, c, 1);
         return true;
     }
-    const int64_t most = K > N ? K : N;
-    if (M == 1 && sgemv32 && most <= INT32_MAX && ldb <= INT32_MAX) {
-        sgemv32(CBLAS_ROW_MAJOR, op_v, (int)rows_b, (int)cols_b, 1.0f, b, (int)ldb, a, 1, 0.0f, c, 1);
+    if (M == 1 && sgemv32 && K <= INT32_MAX && N <= INT32_MAX) {
+        sgemv32(CBLAS_ROW_MAJOR, op_v, (int)rows_b, (int)cols_b, 1.0f, b, (int)cols_b, a, 1, 0.0f, c, 1);
         return true;
     }
     if (sgemm64) {
-        sgemm64(CBLAS_ROW_MAJOR, op_a, op_b, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+        sgemm64(CBLAS_ROW_MAJOR, op_a, op_b, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, N);
         return true;
     }
-    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX)
-        return false;
-    sgemm32(CBLAS_ROW_MAJOR, op_a, op_b, (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)ldc);
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return false;
+    sgemm32(CBLAS_ROW_MAJOR, op_a, op_b, (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)N);
     return true;
-}
-
-bool kiln_cpu_blas_sgemm(int64_t M, int64_t N, int64_t K, int ta, int tb, const float *a, const float *b, float *c) {
-    return kiln_cpu_blas_sgemm_ld(M, N, K, ta, tb, a, ta ? M : K, b, tb ? K : N, c, N);
 }

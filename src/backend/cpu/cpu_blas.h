@@ -32,14 +32,4 @@ const char *kiln_cpu_blas_name(void);
  * its own kernel. */
 bool kiln_cpu_blas_sgemm(int64_t M, int64_t N, int64_t K, int ta, int tb, const float *a, const float *b, float *c);
 
-/* 1 when KILN_BLAS_SPLIT=1 (an experiment, off by default): the BLAS runs
- * on one thread and the matmul gives column blocks to kiln's own threads,
- * so that the two thread pools do not compete for the cores. */
-int kiln_cpu_blas_split(void);
-
-/* The same with leading dimensions (row lengths as stored): a block of
- * columns of a larger product.  With M = 1, a must be contiguous. */
-bool kiln_cpu_blas_sgemm_ld(int64_t M, int64_t N, int64_t K, int ta, int tb, const float *a, int64_t lda,
-                            const float *b, int64_t ldb, float *c, int64_t ldc);
-
 #endif

@@ -213,28 +213,10 @@ typedef struct matmul_run {
     int      blas, avx2, threads, tasks;
 } matmul_run;
 
-static void blas_task(void *ctx, int t) {
-    const gemm_job *job = ctx;
-    const gemm_shape *s = &job->s;
-    int64_t j0 = (int64_t)t * job->step;
-    if (j0 >= s->N) return;
-    int64_t n = s->N - j0 < job->step ? s->N - j0 : job->step;
-    const float *b = (const float *)job->b + (s->tb ? j0 * s->K : j0);
-    kiln_cpu_blas_sgemm_ld(s->M, n, s->K, s->ta, s->tb, job->a, s->ta ? s->M : s->K, b, s->tb ? s->K : s->N,
-                           (float *)job->c + j0, s->N);
-}
-
 static void run_matrix(matmul_run *r, const void *a, const void *b, void *c) {
     if (r->blas) {
         const gemm_shape *s = &r->job.s;
-        if (r->tasks <= 1) {
-            kiln_cpu_blas_sgemm(s->M, s->N, s->K, s->ta, s->tb, a, b, c);
-            return;
-        }
-        r->job.a = a;
-        r->job.b = b;
-        r->job.c = c;
-        kiln_parallel_run(r->tasks, r->threads, blas_task, &r->job);
+        kiln_cpu_blas_sgemm(s->M, s->N, s->K, s->ta, s->tb, a, b, c);
         return;
     }
     if (r->avx2) {
@@ -346,11 +328,7 @@ kiln_status kiln_cpu_matmul(const kiln_layer_launch *l) {
              K <= INT32_MAX;
     r.avx2 = !r.blas && K > 0 && kiln_cpu_gemm_avx2_usable(M);
     if (r.blas) {
-        /* Split: blocks of a width fixed by the shape alone, so that the
-         * result does not depend on the thread count. */
-        r.threads = kiln_cpu_blas_split() ? gemm_threads(&r.job.s) : 1;
-        r.job.step = kiln_cpu_blas_split() ? 256 : N;
-        r.tasks = (int)((N + r.job.step - 1) / r.job.step);
+        r.threads = 1;
     } else if (r.avx2) {
         r.threads = kiln_cpu_gemm_avx2_threads(M, K, N);
         need = kiln_cpu_gemm_avx2_scratch_floats(dt, M, K, N) * (size_t)r.threads;
