@@ -79,8 +79,9 @@ static void resize_rows(const resize_job *j, int t, int64_t r0, int64_t r1) {
         pos[i] = rest % v->out[i];
         rest /= v->out[i];
     }
-    int64_t *at = j->combo_at + (int64_t)t * j->combo_max;
-    float *cw = j->combo_w + (int64_t)t * j->combo_max;
+    /* Each thread's combo scratch (none for nearest: no pointer arithmetic on NULL). */
+    int64_t *at = j->combo_at ? j->combo_at + (int64_t)t * j->combo_max : NULL;
+    float *cw = j->combo_w ? j->combo_w + (int64_t)t * j->combo_max : NULL;
     for (int64_t row = r0; row < r1; row++) {
         if (v->mode == KILN_RESIZE_NEAREST) {
             int64_t base = 0;
