@@ -36,6 +36,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from graph_timing import best_ms, torch_graph_ms
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 PATHS = ["direct", "igemm", "im2col", "im2col-batched", "im2col-flat"]   # KILN_CUDA_CONV's values
 
@@ -65,33 +67,6 @@ SHAPES = [
     ("s4 1x1 512>2048", 512, 2048, 1, 1, 0, 7),
     ("s4 1x1 2048>512", 2048, 512, 1, 1, 0, 7),
 ]
-
-
-def best_ms(replay, stream, rounds=5, reps=20):
-    """Best-of-rounds GPU ms per call of replay() on stream (CUDA events)."""
-    best = float("inf")
-    for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        with torch.cuda.stream(stream):
-            replay()
-            start.record(stream)
-            for _ in range(reps):
-                replay()
-            end.record(stream)
-        end.synchronize()
-        best = min(best, start.elapsed_time(end) / reps)
-    return best
-
-
-def torch_graph_ms(fn, stream):
-    with torch.cuda.stream(stream):
-        for _ in range(3):      # cudnn.benchmark picks its algorithm here
-            fn()
-    stream.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=stream):
-        fn()
-    return best_ms(g.replay, stream)
 
 
 def layer_inputs(shape, batch, dtype):
@@ -157,7 +132,7 @@ def layers_table(args):
         x, w, b = layer_inputs(shape, batch, DTYPES[d])
         ours, y = kiln_layer(shape, x, w, b, stream)
         want = F.conv2d(x, w, b, stride=s, padding=p)
-        theirs = torch_graph_ms(lambda: F.conv2d(x, w, b, stride=s, padding=p), stream)   # noqa: B023
+        theirs, _ = torch_graph_ms(lambda: F.conv2d(x, w, b, stride=s, padding=p), stream)   # noqa: B023
         err = ((y.float() - want.float()).abs().max() / want.float().abs().max()).item()
         worst = max(worst, err)
         flops = 2 * y.numel() * cin * k * k

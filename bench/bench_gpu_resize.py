@@ -14,6 +14,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from graph_timing import best_ms, torch_graph_ms
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 # (name, input shape, torch mode, output spatial size)
@@ -27,32 +29,6 @@ CASES = [
 ]
 ONNX = {"nearest": ("nearest", "asymmetric"), "bilinear": ("linear", "pytorch_half_pixel"),
         "bicubic": ("cubic", "pytorch_half_pixel"), "trilinear": ("linear", "pytorch_half_pixel")}
-
-
-def best_ms(replay, stream, rounds=5, reps=20):
-    best = float("inf")
-    for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        with torch.cuda.stream(stream):
-            replay()
-            start.record(stream)
-            for _ in range(reps):
-                replay()
-            end.record(stream)
-        end.synchronize()
-        best = min(best, start.elapsed_time(end) / reps)
-    return best
-
-
-def torch_graph_ms(fn, stream):
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    stream.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=stream):
-        out = fn()
-    return best_ms(g.replay, stream), out
 
 
 def kiln_ms(x, mode, size, stream):
