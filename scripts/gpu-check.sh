@@ -30,6 +30,12 @@ step() {   # step NAME COMMAND...: run, log, record pass/fail
   summary+=("$(printf '| %-22s | %-6s | %4d.%01d s |' "$name" "$status" $((ms / 1000)) $((ms % 1000 / 100)))")
   echo "---- $name: $status"; tail -n 25 "$out/$name.log"
 }
+no_skips() {   # no_skips PYTEST...: fail when a test that needs 2 GPUs skipped on this 2-GPU machine
+  local log; log=$(mktemp)
+  "$@" 2>&1 | tee "$log"; local rc=${PIPESTATUS[0]}
+  if grep -E '^SKIPPED.*(2 GPUs|two GPUs|NCCL)' "$log"; then echo "multi-GPU tests skipped on a multi-GPU machine"; rc=1; fi
+  rm -f "$log"; return "$rc"
+}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 build=$root/build/gpu
 step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON -DKILN_CUDA=ON -DKILN_PYTHON=ON \
@@ -46,7 +52,7 @@ case "${1:-}" in aot|llama|llama8b|families|multi|conv|resize) ;; *) step seed-e
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${gpus:-0}" -ge 2 ]; then
   case "${1:-}" in aot|llama|llama8b|families|conv|resize) ;; *)
-    step multi-gpu python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
+    step multi-gpu no_skips python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_collectives.py
     # The C test finds NCCL by dlopen("libnccl.so.2"): when the loader has none, torch's wheel copy.
     nccl_lib=${KILN_NCCL_LIBRARY:-}
     if [ -z "$nccl_lib" ] && ! ldconfig -p 2>/dev/null | grep -q 'libnccl\.so\.2 '; then
@@ -54,7 +60,7 @@ if [ "${gpus:-0}" -ge 2 ]; then
     fi
     step multi-gpu-c timeout -k 10 300 env KILN_TEST_NO_SKIP=1 ${nccl_lib:+KILN_NCCL_LIBRARY="$nccl_lib"} \
       KILN_CUDA_BACKEND="$build/libkiln-cuda.so" "$build/tests/test_collectives_ranks"
-    step multi-gpu-llama python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_llama.py -k gpu_tensor_parallel
+    step multi-gpu-llama no_skips python3 -m pytest -v -rs -p no:cacheprovider tests/python/test_llama.py -k gpu_tensor_parallel
     # Benchmarks (full runs only): all-reduce vs torch.distributed; 8B decode at TP=1 and TP=2.
     if [ -z "${1:-}" ]; then
       step bench_collectives timeout -k 10 400 torchrun --nproc-per-node=2 bench/bench_collectives.py
