@@ -486,3 +486,37 @@ def test_conv_transpose_refusals():
     # Output [1, 4, 2·(5-1) + 3 - 2 + 1 = 10]: output_padding is a negative end pad.
     y = build((1, 4, 5), (4, 2, 3), strides=2, pads=1, output_padding=1, group=2)
     assert [int(d) for d in y.shape] == [1, 4, 10]
+
+
+# No input channels (x [2, 0, 5, 5], w [4, 0, 3, 3]): the output is the bias
+# alone (torch answers an empty [2, 0, 5, 5] instead, so the child checks
+# the bias).  A forced im2col form sized its chunk by dividing by the empty
+# col matrix's size (SIGFPE in the workspace query); the direct kernel runs it.
+NO_CHANNELS_CHILD = r"""
+import sys, torch, kiln
+from kiln.runtime import Session
+DEV = sys.argv[1] if len(sys.argv) > 1 else "cuda"
+w, b = torch.zeros(4, 0, 3, 3), torch.arange(4.0)
+builder = kiln.Builder()
+net = builder.create_network()
+with kiln.net_guard(net):
+    t = kiln.Tensor(name="x", shape=[2, 0, 5, 5], dtype=kiln.to_dtype(torch.float32))
+    kiln.conv(t, kiln.constant(w), kiln.constant(b), strides=1, pads=[1, 1], dilations=1, group=1).mark_output("y")
+got = Session.from_serialized_engine(builder.build_engine(net), device=DEV)({"x": torch.zeros(2, 0, 5, 5).to(DEV)})["y"]
+torch.testing.assert_close(got.cpu(), b.view(1, 4, 1, 1).expand(2, 4, 5, 5))
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="needs a GPU")
+@pytest.mark.parametrize("path", ["im2col", "im2col-batched", "im2col-flat"])
+def test_conv_cuda_forced_im2col_no_channels(path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, KILN_CUDA_CONV=path,
+               PYTHONPATH=os.pathsep.join([str(root / "python"), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", NO_CHANNELS_CHILD], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stderr[-3000:])

@@ -184,10 +184,13 @@ static conv_fault conv_plan_make(const kiln_layer_launch *l, conv_plan *p) {
     const int64_t kg = g->cg * g->taps, P = g->positions;
     p->half = out->dtype != KILN_FLOAT32;
     /* A 1x1 convolution with unit strides and no pads reads the input as
-     * its own col matrix ([cg, P] per image and group): no im2col copy. */
+     * its own col matrix ([cg, P] per image and group): no im2col copy.
+     * The end pads are not in the attributes here: an output axis as long
+     * as the input's says they are 0 (an end pad makes P larger than the
+     * input plane, and the matrix would read past it). */
     int pointwise = 1;
     for (int32_t i = 0; i < g->k; i++)
-        pointwise &= g->ker[i] == 1 && g->stride[i] == 1 && g->pad[i] == 0;
+        pointwise &= g->ker[i] == 1 && g->stride[i] == 1 && g->pad[i] == 0 && g->out[i] == g->in[i];
     /* Images per product: a product of few columns (the late layers of a
      * CNN, 7x7 positions) runs far below the BLAS's speed, so the columns of
      * several images go into one product of at least ~1024 columns, whose

@@ -792,7 +792,10 @@ static bool kc_conv_im2col_plan(const kc_conv_geom &g, int64_t batch, kiln_dtype
     /* Depthwise and small groups stay on the direct kernel (GEMMs of a few
      * rows or a depth under 8), unless forced. */
     if (!forced && (g.mg < 8 || Kg < 8)) return false;
-    /* The kernels' 32-bit indices: a chunk's col and z, a plane of x, window coordinates. */
+    /* The kernels' 32-bit indices: a chunk's col and z, a plane of x, window coordinates.  An empty col
+     * (no input channels, or a kernel of no taps: a forced path takes those) is the direct kernel's: the
+     * chunk arithmetic below divides by its size. */
+    if (CK < 1 || P < 1) return false;
     if (batch < 1 || batch > i32 || CK * P > i32 || g.M * P > i32 || g.in_plane > i32) return false;
     for (int i = 0; i < 3; i++)
         if (g.in[i] >= lim || g.pad[i] >= lim || (g.ker[i] - 1) * g.dil[i] >= lim ||
