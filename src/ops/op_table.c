@@ -1218,6 +1218,40 @@ static kiln_status conv_equal(const kiln_op_call *c, const char *op, kiln_expr a
  * arithmetic cannot overflow whatever an engine file says.  A convolution's
  * pads are >= 0; a transposed one's may be negative (a negative pad grows
  * the output: ONNX's output_padding and output_shape). */
+/* The 2k pads (begin pads, then end pads; expressions) of a conv, conv
+ * transpose or pool layer within [lo, hi]: a constant now, a symbolic one
+ * as a check on concrete sizes. */
+static kiln_status spatial_pads_check(const kiln_op_call *c, kiln_exprs *p, const kiln_expr *pads, int32_t k,
+                                      int64_t lo, int64_t hi, const char *what, const char *xl) {
+    for (int32_t i = 0; i < 2 * k; i++) {
+        kiln_expr e = pads[i];
+        int64_t v;
+        const char *side = i < k ? "begin" : "end";
+        if (!kiln_exprs_valid(p, e))
+            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s of '%s': pad %d is an invalid expression", what, xl,
+                              (int)i);
+        if (kiln_expr_is_const(p, e, &v)) {
+            if (v < lo || v > hi)
+                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s pad of spatial axis %d is %lld, not "
+                                  "in [%lld, %lld]", what, xl, side, (int)(i % k), (long long)v, (long long)lo,
+                                  (long long)hi);
+            continue;
+        }
+        kiln_status st = lo == 0
+            ? report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), e),
+                           "%s of '%s': %s pad of spatial axis %d is negative", what, xl, side, (int)(i % k))
+            : report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, lo - 1), e),
+                           "%s of '%s': %s pad of spatial axis %d is below %lld", what, xl, side, (int)(i % k),
+                           (long long)lo);
+        if (!st)
+            st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, e, kiln_expr_const(p, hi + 1)),
+                              "%s of '%s': %s pad of spatial axis %d is above %lld", what, xl, side, (int)(i % k),
+                              (long long)hi);
+        if (st) return st;
+    }
+    return KILN_OK;
+}
+
 #define CONV_BOUND INT32_MAX
 static kiln_status conv_common(const kiln_op_call *c, bool transposed) {
     const char *what = transposed ? "conv_transpose" : "conv";
@@ -1263,29 +1297,8 @@ static kiln_status conv_common(const kiln_op_call *c, bool transposed) {
                               "[1, %d]", what, xl, (long long)a->ints[1 + k + i], (int)i, CONV_BOUND);
     }
     const int64_t lo = transposed ? -(int64_t)CONV_BOUND : 0;
-    for (int32_t i = 0; i < 2 * k; i++) {
-        kiln_expr e = a->exprs[i];
-        int64_t v;
-        const char *side = i < k ? "begin" : "end";
-        if (!kiln_exprs_valid(p, e))
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s of '%s': pad %d is an invalid expression", what, xl,
-                              (int)i);
-        if (kiln_expr_is_const(p, e, &v)) {
-            if (v < lo || v > CONV_BOUND)
-                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s pad of spatial axis %d is %lld, not "
-                                  "in [%lld, %d]", what, xl, side, (int)(i % k), (long long)v, (long long)lo,
-                                  CONV_BOUND);
-            continue;
-        }
-        kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, lo - 1), e),
-                                      "%s of '%s': %s pad of spatial axis %d is below %lld", what, xl, side,
-                                      (int)(i % k), (long long)lo);
-        if (!st)
-            st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, e, kiln_expr_const(p, (int64_t)CONV_BOUND + 1)),
-                              "%s of '%s': %s pad of spatial axis %d is above %d", what, xl, side, (int)(i % k),
-                              CONV_BOUND);
-        if (st) return st;
-    }
+    kiln_status st = spatial_pads_check(c, p, a->exprs, k, lo, CONV_BOUND, what, xl);
+    if (st) return st;
     return KILN_OK;
 }
 
@@ -1477,28 +1490,8 @@ static kiln_status infer_pool(const kiln_op_call *c, kiln_dtype *dtype, kiln_sha
                 return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s %lld of spatial axis %d is not in "
                                   "[1, %d]", what, xl, names[j], (long long)v, (int)i, POOL_BOUND);
         }
-    for (int32_t i = 0; i < 2 * k; i++) {
-        kiln_expr e = a->exprs[i];
-        int64_t v;
-        const char *side = i < k ? "begin" : "end";
-        if (!kiln_exprs_valid(p, e))
-            return kiln_error(KILN_ERROR_INVALID_ARGUMENT, "%s of '%s': pad %d is an invalid expression", what, xl,
-                              (int)i);
-        if (kiln_expr_is_const(p, e, &v)) {
-            if (v < 0 || v > POOL_BOUND)
-                return kiln_error(KILN_ERROR_INVALID_NETWORK, "%s of '%s': %s pad of spatial axis %d is %lld, not "
-                                  "in [0, %d]", what, xl, side, (int)(i % k), (long long)v, POOL_BOUND);
-            continue;
-        }
-        kiln_status st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, kiln_expr_const(p, -1), e),
-                                      "%s of '%s': %s pad of spatial axis %d is negative", what, xl, side,
-                                      (int)(i % k));
-        if (!st)
-            st = report_check(c, kiln_expr_binary(p, KILN_EXPR_LT, e, kiln_expr_const(p, (int64_t)POOL_BOUND + 1)),
-                              "%s of '%s': %s pad of spatial axis %d is above %d", what, xl, side, (int)(i % k),
-                              POOL_BOUND);
-        if (st) return st;
-    }
+    kiln_status pads = spatial_pads_check(c, p, a->exprs, k, 0, POOL_BOUND, what, xl);
+    if (pads) return pads;
     const bool ceil_mode = a->ints[0] == 1;
     kiln_expr one = kiln_expr_const(p, 1);
     shape->rank = x->rank;
