@@ -19,6 +19,7 @@ import kiln  # noqa: E402
 from kiln.models import llama  # noqa: E402
 
 from conftest import HAVE_GPU, run_workers, subprocess_env  # noqa: E402
+from hf_reference import reference_generate, reference_logits, unsettle_norms_and_biases  # noqa: E402
 
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
@@ -48,14 +49,7 @@ def hf_model(name, seed=0):
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, attn_implementation="eager",
                       **{"max_position_embeddings": 128, **CONFIGS[name]})
-    model = LlamaForCausalLM(cfg).to(DEVICE).eval()
-    # Random-weight models: norms and biases are not their constant init, so
-    # the test would notice one being skipped or applied twice.
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n.endswith("norm.weight") or n.endswith(".bias"):
-                p.uniform_(0.5, 1.5) if n.endswith("norm.weight") else p.uniform_(-0.1, 0.1)
-    return model
+    return unsettle_norms_and_biases(LlamaForCausalLM(cfg).to(DEVICE).eval())
 
 
 _built = {}
@@ -68,17 +62,6 @@ def kiln_model(name):
         _built[name] = (hf, llama.from_hf(hf, dtype="float32", device=DEVICE, max_batch=2, max_seq_len=MAX_SEQ,
                                           decode_split=16))
     return _built[name]
-
-
-def reference_logits(hf, ids):
-    with torch.no_grad():
-        return hf(ids).logits
-
-
-def reference_generate(hf, ids, n):
-    with torch.no_grad():
-        return hf.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0,
-                           attention_mask=torch.ones_like(ids))
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

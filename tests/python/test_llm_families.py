@@ -23,6 +23,7 @@ import kiln.models  # noqa: E402
 from kiln.models import llama  # noqa: E402
 
 from conftest import HAVE_GPU, subprocess_env  # noqa: E402
+from hf_reference import reference_generate, reference_logits, unsettle_norms_and_biases  # noqa: E402
 
 DEVICE = "cuda" if HAVE_GPU else "cpu"
 MAX_SEQ = 32      # prompt + 16 new tokens fit; with decode_split=16 the cache spans 2 splits
@@ -52,16 +53,7 @@ def hf_model(name, seed=0):
     torch.manual_seed(seed)
     cfg = config_class(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                        max_position_embeddings=128, attn_implementation="eager", **extra)
-    model = model_class(cfg).to(DEVICE).eval()
-    # Norm weights (q_norm and k_norm included) and biases away from their
-    # constant init, so that one skipped or applied twice shows.
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n.endswith("norm.weight"):
-                p.uniform_(0.5, 1.5)
-            elif n.endswith(".bias"):
-                p.uniform_(-0.1, 0.1)
-    return model
+    return unsettle_norms_and_biases(model_class(cfg).to(DEVICE).eval())
 
 
 _built = {}
@@ -73,17 +65,6 @@ def kiln_model(name):
         _built[name] = (hf, llama.from_hf(hf, dtype="float32", device=DEVICE, max_batch=2, max_seq_len=MAX_SEQ,
                                           decode_split=16))
     return _built[name]
-
-
-def reference_logits(hf, ids):
-    with torch.no_grad():
-        return hf(ids).logits
-
-
-def reference_generate(hf, ids, n):
-    with torch.no_grad():
-        return hf.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0,
-                           attention_mask=torch.ones_like(ids))
 
 
 def test_specs_name_each_difference():
@@ -326,13 +307,8 @@ def gpu_model(name, prefer_aot, dtype="bfloat16"):
     cfg = config_class(vocab_size=1024, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
                        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512,
                        attn_implementation="eager", **extra)
-    hf = model_class(cfg).to(device="cuda", dtype=getattr(torch, dtype)).eval()
+    hf = unsettle_norms_and_biases(model_class(cfg).to(device="cuda", dtype=getattr(torch, dtype)).eval())
     with torch.no_grad():
-        for n, p in hf.named_parameters():
-            if n.endswith("norm.weight"):
-                p.uniform_(0.5, 1.5)
-            elif n.endswith(".bias"):
-                p.uniform_(-0.1, 0.1)
         hf.model.embed_tokens.weight.mul_(4)     # less flat logits: fewer bfloat16 ties
     model = llama.from_hf(hf, dtype=dtype, device="cuda", max_batch=2, max_seq_len=256, decode_split=64,
                           prefer_aot=prefer_aot)

@@ -241,7 +241,7 @@ kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
     const size_t es = kiln_dtype_size(dt);
     const int64_t kg = g.cg * g.taps, P = g.positions, nb = plan.nb;
     const int half = plan.half, direct = plan.direct;
-    const size_t col_n = plan.col_n, w_n = plan.w_n, x_n = plan.x_n, o_n = plan.o_n, b_n = plan.b_n;
+    const size_t col_n = plan.col_n, w_n = plan.w_n, x_n = plan.x_n, o_n = plan.o_n;
     /* The context's workspace (asked for through kiln_cpu_conv_workspace)
      * when there is one: no allocation, and no fresh pages to fault in, per
      * run; else (a caller that gave none) an allocation of our own. */
@@ -253,7 +253,6 @@ kiln_status kiln_cpu_conv(const kiln_layer_launch *l) {
                               bytes);
     }
     float *col = scratch, *wf = col + col_n, *xf = wf + w_n, *of = xf + x_n, *bf = of + o_n;
-    (void)b_n;
     const float *weights = half ? wf : (const float *)w->data;
     if (half) to_f32(dt, w->data, wf, (int64_t)w_n);
     if (bias) to_f32(dt, bias->data, bf, g.M);
